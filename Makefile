@@ -1,0 +1,62 @@
+# Every target sets itself up on a fresh machine: the project venv (.venv) and checkov's own tool venv
+# (.tools/checkov: its pins would drag openai/transformers back to old releases if it shared .venv).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CHECKOV_VENV := .tools/checkov
+CHECKOV_VERSION := 3.3.30
+STACK ?= local
+# Upstream CRD schemas and chart defaults live beside the project (../shared); users point these elsewhere.
+export INFERSTACK_CRD_DIR ?= $(abspath ../shared/crds)
+export INFERSTACK_CHART_DIR ?= $(abspath ../shared/charts)
+export INFERSTACK_CHECKOV ?= $(abspath $(CHECKOV_VENV)/bin/checkov)
+export BC_SKIP_MAPPING := TRUE
+
+.PHONY: help venv tools test lint plan check schema up destroy bench clean
+
+help:
+	@echo "make up STACK=local     deploy a stack to the current kube context (needs the Pulumi CLI)"
+	@echo "make plan STACK=local   offline plan: build/plan/STACK/{resources.json,manifests.yaml,summary.md}"
+	@echo "make check STACK=local  offline plan + manifest validation (kubernetes-validate, CRDs, checkov, values)"
+	@echo "make test               lint + type check + the whole test suite"
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first and exactly: the CPU wheel on disk; anything looser pulls a multi-GB CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+$(CHECKOV_VENV)/bin/checkov:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+
+tools: $(CHECKOV_VENV)/bin/checkov
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: venv tools lint
+	$(BIN)/pytest -q
+
+plan: venv
+	$(BIN)/inferstack plan $(STACK)
+
+check: venv tools
+	$(BIN)/inferstack check $(STACK)
+
+schema: venv
+	$(BIN)/inferstack schema
+
+bench: venv tools
+	$(BIN)/python bench/plan_bench.py
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache
