@@ -1,0 +1,113 @@
+"""Deterministic, realistic outputs for the resource types InferStack creates, used by the recording mock.
+
+The values look like what a provider would return (an IP from a documentation range, a PEM block, a
+Helm release status) so that plans read like real ones; they are derived from the resource's type and
+name only, so two runs of the same stack produce byte-identical plans.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import string
+from typing import Any
+
+#: Address the fake LoadBalancer implementation hands out (TEST-NET-3, RFC 5737).
+FAKE_LOAD_BALANCER_IP = "203.0.113.10"
+
+_NAMESPACED_DEFAULT = "default"
+_CLUSTER_SCOPED_KINDS = {
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "ClusterIssuer",
+    "GatewayClass",
+    "PriorityClass",
+    "StorageClass",
+    "ClusterTriggerAuthentication",
+    "RuntimeClass",
+}
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
+def kubernetes_name(resource_name: str, type_token: str) -> str:
+    """The name Pulumi would auto-generate (name + random suffix), made deterministic."""
+    return f"{resource_name}-{_digest(type_token, resource_name)[:7]}"
+
+
+def _fake_pem(label: str, seed: str) -> str:
+    body = base64.b64encode(hashlib.sha512(seed.encode()).digest() * 6).decode()
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return "\n".join([f"-----BEGIN {label}-----", *lines, f"-----END {label}-----", ""])
+
+
+def _random_string(seed: str, length: int, alphabet: str) -> str:
+    out = []
+    counter = 0
+    while len(out) < length:
+        for byte in hashlib.sha256(f"{seed}:{counter}".encode()).digest():
+            out.append(alphabet[byte % len(alphabet)])
+        counter += 1
+    return "".join(out[:length])
+
+
+def _kubernetes_outputs(type_token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    outputs = copy.deepcopy(inputs)
+    kind = type_token.rsplit(":", 1)[-1]
+    metadata = outputs.setdefault("metadata", {})
+    metadata.setdefault("name", kubernetes_name(name, type_token))
+    if kind not in _CLUSTER_SCOPED_KINDS:
+        metadata.setdefault("namespace", _NAMESPACED_DEFAULT)
+    metadata.setdefault("uid", _digest("uid", type_token, name)[:32])
+    if kind == "Service" and outputs.get("spec", {}).get("type") == "LoadBalancer":
+        outputs["status"] = {"loadBalancer": {"ingress": [{"ip": FAKE_LOAD_BALANCER_IP}]}}
+    return outputs
+
+
+def _helm_release_outputs(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    outputs = copy.deepcopy(inputs)
+    release_name = inputs.get("name") or kubernetes_name(name, "helm")
+    outputs["name"] = release_name
+    outputs["status"] = {
+        "name": release_name,
+        "namespace": inputs.get("namespace", _NAMESPACED_DEFAULT),
+        "chart": inputs.get("chart", ""),
+        "version": inputs.get("version", ""),
+        "status": "deployed",
+        "revision": 1,
+    }
+    return outputs
+
+
+def outputs_for(type_token: str, name: str, inputs: dict[str, Any], stack: str) -> dict[str, Any]:
+    """Outputs for one registration: the inputs plus what the provider would compute."""
+    seed = _digest(stack, type_token, name)
+    if type_token.startswith("kubernetes:helm.sh/"):
+        return _helm_release_outputs(name, inputs)
+    if type_token.startswith("kubernetes:") and not type_token.startswith("pulumi:providers:"):
+        return _kubernetes_outputs(type_token, name, inputs)
+    outputs = copy.deepcopy(inputs)
+    if type_token == "random:index/randomPassword:RandomPassword":
+        length = int(inputs.get("length", 32))
+        alphabet = string.ascii_letters + string.digits
+        outputs["result"] = _random_string(seed, length, alphabet)
+    elif type_token == "tls:index/privateKey:PrivateKey":
+        outputs["privateKeyPem"] = _fake_pem("PRIVATE KEY", seed)
+        outputs["publicKeyPem"] = _fake_pem("PUBLIC KEY", seed)
+    elif type_token in {
+        "tls:index/selfSignedCert:SelfSignedCert",
+        "tls:index/locallySignedCert:LocallySignedCert",
+    }:
+        outputs["certPem"] = _fake_pem("CERTIFICATE", seed)
+        outputs["validityStartTime"] = "2026-01-01T00:00:00Z"
+    return outputs
+
+
+def invoke_result(token: str, args: dict[str, Any]) -> dict[str, Any]:
+    """Data-source answers. None are needed on-prem yet; cloud platforms add theirs here."""
+    return {}

@@ -1,0 +1,176 @@
+"""Run a Pulumi program offline and record every resource it registers.
+
+The same recording mock backs the unit tests and `inferstack plan`: it answers each registration with
+deterministic, realistic outputs (see `fakes.py`), and keeps type, name, parent, dependencies and inputs
+with secret values marked, so a plan can be written out with those values redacted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime.settings import get_root_resource
+from pulumi.runtime.stack import wait_for_rpcs
+from pulumi.runtime.sync_await import _sync_await
+
+from inferstack import fakes
+
+SECRET_PLACEHOLDER = "[secret]"
+
+
+@dataclass
+class RecordedResource:
+    """One registration: a custom resource (managed by a provider) or a component."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    custom: bool
+    inputs: dict[str, Any]  # secret values unwrapped, for assertions in tests
+    redacted_inputs: dict[str, Any]  # secret values replaced by SECRET_PLACEHOLDER, for anything written out
+    dependencies: list[str] = field(default_factory=list)
+    id: str | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_kubernetes_object(self) -> bool:
+        """A resource that is one Kubernetes object (as opposed to a Helm release, a provider, ...)."""
+        return (
+            self.custom
+            and self.type.startswith("kubernetes:")
+            and not self.type.startswith("kubernetes:helm.sh/")
+        )
+
+    @property
+    def kind(self) -> str:
+        return self.type.rsplit(":", 1)[-1]
+
+
+class Recording:
+    """What one program run registered, in registration order."""
+
+    def __init__(self) -> None:
+        self.resources: list[RecordedResource] = []
+        self.exports: dict[str, Any] = {}
+
+    def of_type(self, type_token: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def one(self, type_token: str, name_suffix: str = "") -> RecordedResource:
+        """The single resource of this type (whose name ends with name_suffix); fails loudly otherwise."""
+        found = [r for r in self.of_type(type_token) if r.name.endswith(name_suffix)]
+        if len(found) != 1:
+            names = [r.name for r in self.of_type(type_token)]
+            raise AssertionError(f"expected one {type_token} named *{name_suffix}, found {names}")
+        return found[0]
+
+    def kubernetes_objects(self) -> list[RecordedResource]:
+        return [r for r in self.resources if r.is_kubernetes_object]
+
+    def by_urn(self) -> dict[str, RecordedResource]:
+        return {r.urn: r for r in self.resources}
+
+
+def _unwrap_secrets(value: Any) -> tuple[Any, Any]:
+    """Split a deserialized input into (plain value, redacted value)."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            plain, _ = _unwrap_secrets(value.get("value"))
+            return plain, SECRET_PLACEHOLDER
+        pairs = {k: _unwrap_secrets(v) for k, v in value.items()}
+        return {k: p for k, (p, _) in pairs.items()}, {k: r for k, (_, r) in pairs.items()}
+    if isinstance(value, list):
+        pairs_list = [_unwrap_secrets(v) for v in value]
+        return [p for p, _ in pairs_list], [r for _, r in pairs_list]
+    if isinstance(value, float) and value.is_integer():
+        # The wire protocol carries every number as a double; manifests want the integers back.
+        return int(value), int(value)
+    return value, value
+
+
+class _RecordingMocks(pulumi_mocks.Mocks):
+    def __init__(self, recording: Recording, stack: str) -> None:
+        self.recording = recording
+        self.stack = stack
+        self._pending: dict[tuple[str, str], tuple[str | None, list[str]]] = {}
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict]:
+        inputs, redacted = _unwrap_secrets(args.inputs)
+        parent, deps = self._pending.pop((args.typ, args.name), (None, []))
+        outputs = fakes.outputs_for(args.typ, args.name, inputs, self.stack)
+        resource_id = _stable_id(args.typ, args.name) if args.custom else None
+        self.recording.resources.append(
+            RecordedResource(
+                urn="",
+                type=args.typ,
+                name=args.name,
+                parent=parent,
+                custom=bool(args.custom),
+                inputs=inputs,
+                redacted_inputs=redacted,
+                dependencies=deps,
+                id=resource_id,
+                outputs=outputs,
+            )
+        )
+        return resource_id, outputs
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
+        return fakes.invoke_result(args.token, _unwrap_secrets(args.args)[0]), None
+
+
+class _RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The stock mock monitor drops parent and dependencies; a plan needs both."""
+
+    mocks: _RecordingMocks
+
+    def RegisterResource(self, request: Any) -> Any:
+        if request.type != "pulumi:pulumi:Stack":
+            self.mocks._pending[(request.type, request.name)] = (
+                request.parent or None,
+                list(request.dependencies),
+            )
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.mocks.recording.resources[-1].urn = response.urn
+        return response
+
+
+def _stable_id(type_token: str, name: str) -> str:
+    return f"{name}-{hashlib.sha256(type_token.encode()).hexdigest()[:8]}"
+
+
+def run_program(program: Callable[[], Any], *, project: str = "inferstack", stack: str = "plan") -> Recording:
+    """Run `program` (which creates resources) under the recording mock and wait for every registration.
+
+    Exceptions raised by the program, or inside an apply, propagate unchanged.
+    """
+    recording = Recording()
+    mocks = _RecordingMocks(recording, stack)
+    pulumi_mocks.set_mocks(
+        mocks, project=project, stack=stack, preview=False, monitor=_RecordingMonitor(mocks)
+    )
+    try:
+        program()
+    finally:
+        _sync_await(wait_for_rpcs())
+    recording.exports = _resolve_exports()
+    return recording
+
+
+def _resolve_exports() -> dict[str, Any]:
+    """The stack outputs the program exported, with secret ones redacted."""
+    stack = get_root_resource()
+    exports: dict[str, Any] = {}
+    for name, value in getattr(stack, "outputs", {}).items():
+        output = pulumi.Output.from_input(value)
+        is_secret = _sync_await(output.is_secret())
+        exports[name] = SECRET_PLACEHOLDER if is_secret else _unwrap_secrets(_sync_await(output.future()))[0]
+    return exports

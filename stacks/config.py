@@ -1,0 +1,683 @@
+"""The schema of a stack file: every `inferstack:*` key, its type, its default, and the cross-field rules.
+
+A stack file (`stacks/Pulumi.<env>.yaml`) holds only what differs from the defaults defined here.
+`load_stack_file` / `parse_stack_config` turn it into a validated `StackConfig`, or raise
+`ConfigError` listing every problem with its field path and how to fix it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from components.choices import (
+    AcmeSolver,
+    Dns01Provider,
+    Engine,
+    GpuDriverStack,
+    LoadBalancerKind,
+    TaintEffect,
+    TlsMode,
+)
+from stacks.gpus import (
+    DTYPE_BYTES,
+    QUANTIZATION_BYTES,
+    GpuType,
+    estimate_memory,
+    gb,
+    smallest_gpu_count_that_fits,
+    smallest_gpu_type_that_fits,
+)
+
+CONFIG_NAMESPACE = "inferstack"
+
+_QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"
+_DNS_NAME = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+$"
+)
+_K8S_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+_COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+class _Section(BaseModel):
+    """Every section rejects unknown keys: a typo must fail, not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", use_enum_values=False, validate_default=True)
+
+
+# --- closed choices -------------------------------------------------------------------------------
+
+
+class Platform(str, Enum):
+    ONPREM = "onprem"  # any existing cluster reached through a kubeconfig: on-prem, kind, k3d, minikube
+    # AWS = "aws" and GCP = "gcp" arrive with their cluster components.
+
+
+class Tier(str, Enum):
+    DEV = "dev"
+    PROD = "prod"
+
+
+class Dtype(str, Enum):
+    AUTO = "auto"
+    BFLOAT16 = "bfloat16"
+    FLOAT16 = "float16"
+    FLOAT32 = "float32"
+
+
+class Quantization(str, Enum):
+    FP8 = "fp8"
+    INT8 = "int8"
+    AWQ = "awq"
+    GPTQ = "gptq"
+
+
+Quantity = Annotated[
+    str, Field(pattern=_QUANTITY, description="A Kubernetes quantity, e.g. '4', '500m', '16Gi'")
+]
+K8sName = Annotated[str, Field(pattern=_K8S_NAME, description="A Kubernetes object name (RFC 1123 label)")]
+
+
+# --- sections ---------------------------------------------------------------------------------------
+
+
+class ClusterConfig(_Section):
+    kubernetes_version: str = Field(
+        "1.34",
+        pattern=r"^1\.[0-9]{2}$",
+        description="Kubernetes minor version manifests are validated against",
+    )
+    kube_context: str | None = Field(None, description="kubeconfig context to deploy to (default: current)")
+    kubeconfig: str | None = Field(None, description="path to a kubeconfig file (default: ~/.kube/config)")
+    namespace: K8sName = Field("inferstack", description="namespace for the model server and its routes")
+
+
+class ModelConfig(_Section):
+    uri: str = Field(
+        ...,
+        description="where the weights live: hf://org/name@<40-hex commit>, s3://bucket/prefix, "
+        "gs://bucket/prefix or file:///path",
+    )
+    served_name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$",
+        description="model name clients send; default: the last path part of the uri",
+    )
+    parameters_b: float = Field(
+        ..., gt=0, le=2000, description="parameter count in billions (sizes GPU memory)"
+    )
+    dtype: Dtype = Field(Dtype.AUTO, description="weight dtype the engine loads")
+    quantization: Quantization | None = Field(None, description="weight quantization, if any")
+    max_model_len: int = Field(8192, ge=128, le=1_048_576, description="max context length in tokens")
+    kv_cache_bytes_per_token: int | None = Field(
+        None,
+        gt=0,
+        description="KV cache per token (2 x layers x kv_heads x head_dim x bytes); default: an upper estimate",
+    )
+
+    @field_validator("uri")
+    @classmethod
+    def _uri_is_pinned(cls, uri: str) -> str:
+        scheme, sep, rest = uri.partition("://")
+        if not sep or scheme not in {"hf", "s3", "gs", "file"}:
+            raise ValueError(
+                f"unsupported model uri {uri!r}: use hf://org/name@<commit>, s3://bucket/prefix, "
+                "gs://bucket/prefix or file:///path"
+            )
+        if scheme == "hf":
+            repo, at, revision = rest.partition("@")
+            if not at or not revision:
+                raise ValueError(
+                    f"{uri!r} has no revision: pin it, e.g. hf://{repo}@<40-hex commit sha> "
+                    "(a branch like 'main' moves under you)"
+                )
+            if not _COMMIT_SHA.match(revision):
+                raise ValueError(
+                    f"revision {revision!r} is not a commit: pin the 40-hex commit sha from the hub's "
+                    "'Files and versions' history"
+                )
+            if repo.count("/") != 1:
+                raise ValueError(f"{uri!r}: the repository must be org/name")
+        elif not rest.strip("/"):
+            raise ValueError(f"{uri!r} names no bucket or path")
+        return uri
+
+    @property
+    def name(self) -> str:
+        """The served model name clients send."""
+        if self.served_name:
+            return self.served_name
+        path = self.uri.partition("://")[2].partition("@")[0].rstrip("/")
+        return path.rsplit("/", 1)[-1]
+
+
+class ApiKeysConfig(_Section):
+    clients: list[K8sName] = Field(
+        default_factory=lambda: ["default"],
+        min_length=1,
+        description="client ids; each gets its own key and its own rate-limit bucket",
+    )
+    existing_secret: K8sName | None = Field(
+        None,
+        description="a Secret in the namespace holding one key per client id (key = client id, value = API key); "
+        "default: keys are generated and exported as a secret stack output",
+    )
+
+
+class ServingConfig(_Section):
+    engine: Engine = Field(Engine.VLLM, description="vllm (GPU) or transformers (CPU)")
+    image: str = Field(
+        ...,
+        min_length=1,
+        description="the model image built from model_image/ (tag, or @sha256 digest in prod)",
+    )
+    replicas: int = Field(1, ge=0, le=100, description="fixed replica count when autoscaling is disabled")
+    gpu_type: GpuType = Field(GpuType.L4, description="GPU model each replica runs on (vllm)")
+    gpus_per_replica: int = Field(1, description="GPUs per replica = tensor-parallel size (1, 2, 4 or 8)")
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0.1, le=0.98, description="share of GPU memory vLLM may use"
+    )
+    cpu: Quantity = Field("4", description="CPU request = limit per replica")
+    memory: Quantity = Field("32Gi", description="memory request = limit per replica")
+    model_cache_size: Quantity = Field("50Gi", description="size limit of the model cache volume")
+    shm_size: Quantity = Field(
+        "8Gi", description="size of /dev/shm (tensor-parallel workers share memory there)"
+    )
+    api_keys: ApiKeysConfig = Field(default_factory=ApiKeysConfig)  # type: ignore[arg-type]
+    extra_engine_args: list[str] = Field(
+        default_factory=list, description="more engine flags, passed as they are"
+    )
+    startup_timeout_seconds: int = Field(
+        600, ge=60, le=3600, description="how long a model may take to load before the pod is restarted"
+    )
+    pre_stop_seconds: int = Field(
+        15, ge=0, le=120, description="preStop sleep: time for the gateway to stop sending new requests"
+    )
+    drain_seconds: int = Field(
+        60, ge=0, le=600, description="time the engine gets to finish streaming answers after SIGTERM"
+    )
+    termination_grace_seconds: int = Field(
+        120, ge=1, le=3600, description="terminationGracePeriodSeconds; must cover pre_stop + drain"
+    )
+
+    @field_validator("gpus_per_replica")
+    @classmethod
+    def _tensor_parallel_size(cls, gpus: int) -> int:
+        if gpus not in (1, 2, 4, 8):
+            raise ValueError(f"{gpus} GPUs cannot be split evenly by tensor parallelism: use 1, 2, 4 or 8")
+        return gpus
+
+    @field_validator("image")
+    @classmethod
+    def _image_has_tag(cls, image: str) -> str:
+        last = image.rsplit("/", 1)[-1]
+        if "@sha256:" not in image and ":" not in last:
+            raise ValueError(f"image {image!r} has no tag: pin a tag or an @sha256 digest (never :latest)")
+        if image.endswith(":latest"):
+            raise ValueError(f"image {image!r} uses :latest: pin a version tag or an @sha256 digest")
+        return image
+
+
+class AutoscalingConfig(_Section):
+    enabled: bool = Field(True, description="KEDA scales replicas; off: serving.replicas is fixed")
+    min_replicas: int = Field(1, ge=0, le=100, description="0 lets GPU replicas (and nodes) scale to zero")
+    max_replicas: int = Field(4, ge=1, le=100)
+    target_queue_depth: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="waiting requests per replica (vllm:num_requests_waiting) before scaling out",
+    )
+    cpu_target_percent: int = Field(
+        70, ge=10, le=95, description="CPU engine fallback: average CPU utilisation target (no queue metric)"
+    )
+    polling_interval_seconds: int = Field(15, ge=5, le=300)
+    cooldown_seconds: int = Field(300, ge=0, le=86400, description="idle time before scaling to zero")
+    scale_down_stabilization_seconds: int = Field(300, ge=0, le=3600)
+
+
+class MonitoringConfig(_Section):
+    install_prometheus: bool = Field(
+        True, description="install kube-prometheus-stack (Prometheus + operator); off: use prometheus_url"
+    )
+    prometheus_url: str | None = Field(
+        None, pattern=r"^https?://", description="an existing Prometheus the autoscaler queries"
+    )
+    pod_monitor: bool = Field(True, description="create a PodMonitor (needs the Prometheus operator's CRDs)")
+
+
+class LoadBalancerConfig(_Section):
+    kind: LoadBalancerKind = Field(LoadBalancerKind.EXISTING)
+    metallb_pool: K8sName | None = Field(None, description="MetalLB IPAddressPool the address comes from")
+    address: str | None = Field(
+        None, description="a fixed IP for the Gateway's Service, if the pool allows it"
+    )
+    http_node_port: int = Field(30080, ge=30000, le=32767, description="nodeport kind: port for HTTP")
+    https_node_port: int = Field(30443, ge=30000, le=32767, description="nodeport kind: port for HTTPS")
+
+    @field_validator("address")
+    @classmethod
+    def _is_ip(cls, address: str | None) -> str | None:
+        if address is not None:
+            ipaddress.ip_address(address)
+        return address
+
+
+class RateLimitConfig(_Section):
+    requests_per_minute: int = Field(
+        600, ge=1, le=1_000_000, description="per client id, per gateway replica"
+    )
+
+
+class GatewayConfig(_Section):
+    hostname: str = Field(..., description="DNS name clients use; the certificate is issued for it")
+    load_balancer: LoadBalancerConfig = Field(default_factory=LoadBalancerConfig)  # type: ignore[arg-type]
+    allowed_source_cidrs: list[str] = Field(
+        default_factory=lambda: ["0.0.0.0/0"], min_length=1, description="client networks let through"
+    )
+    rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)  # type: ignore[arg-type]
+
+    @field_validator("hostname")
+    @classmethod
+    def _hostname(cls, hostname: str) -> str:
+        if not _DNS_NAME.match(hostname):
+            raise ValueError(
+                f"{hostname!r} is not a lowercase DNS name with a domain (e.g. llm.example.com; "
+                "for a laptop use llm.127.0.0.1.nip.io or llm.localtest.me)"
+            )
+        return hostname
+
+    @field_validator("allowed_source_cidrs")
+    @classmethod
+    def _cidrs(cls, cidrs: list[str]) -> list[str]:
+        for cidr in cidrs:
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError as err:
+                raise ValueError(f"{cidr!r} is not a network in CIDR form (e.g. 10.0.0.0/8): {err}") from None
+        return cidrs
+
+
+class Dns01Config(_Section):
+    provider: Dns01Provider
+    rfc2136_nameserver: str | None = Field(None, description="rfc2136: host:port of the authoritative server")
+    rfc2136_tsig_key_name: str | None = None
+    rfc2136_tsig_secret: K8sName | None = Field(None, description="rfc2136: Secret holding the TSIG key")
+    route53_region: str | None = None
+    route53_hosted_zone_id: str | None = None
+    clouddns_project: str | None = None
+
+    @model_validator(mode="after")
+    def _provider_fields(self) -> Dns01Config:
+        needed = {
+            Dns01Provider.RFC2136: ("rfc2136_nameserver", "rfc2136_tsig_key_name", "rfc2136_tsig_secret"),
+            Dns01Provider.ROUTE53: ("route53_region",),
+            Dns01Provider.CLOUDDNS: ("clouddns_project",),
+        }[self.provider]
+        missing = [f for f in needed if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"dns01 provider {self.provider.value} needs {', '.join(missing)}")
+        return self
+
+
+class AcmeConfig(_Section):
+    email: str | None = Field(None, description="account email; required for ACME (expiry notices)")
+    server: str = Field("https://acme-v02.api.letsencrypt.org/directory", pattern=r"^https://")
+    solver: AcmeSolver = Field(AcmeSolver.HTTP01)
+    dns01: Dns01Config | None = None
+
+
+class InternalCaConfig(_Section):
+    common_name: str = Field("InferStack internal CA", min_length=1)
+    validity_hours: int = Field(24 * 365 * 5, ge=24, description="lifetime of the CA certificate")
+
+
+class TlsConfig(_Section):
+    mode: TlsMode = Field(TlsMode.INTERNAL_CA)
+    acme: AcmeConfig = Field(default_factory=AcmeConfig)  # type: ignore[arg-type]
+    internal_ca: InternalCaConfig = Field(default_factory=InternalCaConfig)  # type: ignore[arg-type]
+    existing_secret: K8sName | None = Field(
+        None, description="existing_secret mode: a kubernetes.io/tls Secret in the gateway's namespace"
+    )
+    certificate_duration_hours: int = Field(2160, ge=24, description="requested certificate lifetime")
+
+
+class Taint(_Section):
+    key: str = Field(..., min_length=1)
+    value: str | None = None
+    effect: TaintEffect = TaintEffect.NO_SCHEDULE
+
+
+class GpuPoolConfig(_Section):
+    driver_stack: GpuDriverStack = Field(GpuDriverStack.DEVICE_PLUGIN)
+    node_selector: dict[str, str] = Field(
+        default_factory=lambda: {"nvidia.com/gpu.present": "true"},
+        description="labels that pick the GPU nodes",
+    )
+    taints: list[Taint] = Field(
+        default_factory=lambda: [Taint(key="nvidia.com/gpu", effect=TaintEffect.NO_SCHEDULE)],
+        description="taints on the GPU nodes; the model server tolerates them",
+    )
+
+
+# --- the whole file -----------------------------------------------------------------------------------
+
+
+class StackConfig(_Section):
+    """One stack file. Keys are `inferstack:<field>` in Pulumi.<env>.yaml."""
+
+    platform: Platform = Field(Platform.ONPREM)
+    tier: Tier = Field(Tier.DEV, description="prod turns advisory policies into mandatory ones")
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)  # type: ignore[arg-type]
+    model: ModelConfig
+    serving: ServingConfig
+    autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig)  # type: ignore[arg-type]
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)  # type: ignore[arg-type]
+    gateway: GatewayConfig
+    tls: TlsConfig = Field(default_factory=TlsConfig)  # type: ignore[arg-type]
+    gpu_pool: GpuPoolConfig = Field(default_factory=GpuPoolConfig)  # type: ignore[arg-type]
+    # Several model variants with traffic weights (A/B rollouts) will arrive as a `variants` list whose
+    # entries carry their own model + serving; the components already take a list of weighted backends.
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> StackConfig:
+        problems = [*_cross_field_problems(self)]
+        if problems:
+            raise _CrossFieldErrors(problems)
+        return self
+
+    @property
+    def uses_gpu(self) -> bool:
+        return self.serving.engine is Engine.VLLM
+
+
+class _CrossFieldErrors(ValueError):
+    """Raised inside validation to carry several located problems out through pydantic."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        super().__init__("; ".join(f"{loc}: {msg}" for loc, msg in problems))
+        self.problems = problems
+
+
+def _cross_field_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    """Rules that span sections. Returns (field path, message with the fix) for each violation."""
+    problems: list[tuple[str, str]] = []
+    s, a, t = cfg.serving, cfg.autoscaling, cfg.tls
+
+    if a.min_replicas > a.max_replicas:
+        problems.append(
+            (
+                "autoscaling.min_replicas",
+                f"min_replicas {a.min_replicas} is above max_replicas {a.max_replicas}: lower it or raise max",
+            )
+        )
+    if s.engine is Engine.TRANSFORMERS and a.enabled and a.min_replicas == 0:
+        problems.append(
+            (
+                "autoscaling.min_replicas",
+                "the transformers engine scales on CPU, which cannot wake a replica from zero: use min_replicas >= 1 "
+                "or the vllm engine",
+            )
+        )
+    if s.pre_stop_seconds + s.drain_seconds > s.termination_grace_seconds:
+        problems.append(
+            (
+                "serving.termination_grace_seconds",
+                f"pre_stop_seconds ({s.pre_stop_seconds}) + drain_seconds ({s.drain_seconds}) = "
+                f"{s.pre_stop_seconds + s.drain_seconds} exceeds termination_grace_seconds "
+                f"({s.termination_grace_seconds}); streams would be cut: raise the grace period or shorten the drain",
+            )
+        )
+    if s.engine is Engine.TRANSFORMERS and s.gpus_per_replica != 1:
+        problems.append(
+            ("serving.gpus_per_replica", "the transformers engine runs on CPU: remove gpus_per_replica")
+        )
+    if s.engine is Engine.TRANSFORMERS and cfg.model.quantization is not None:
+        problems.append(("model.quantization", "quantized checkpoints need the vllm engine on GPUs"))
+
+    if t.mode is TlsMode.ACME:
+        if not t.acme.email:
+            problems.append(
+                ("tls.acme.email", "ACME needs an account email for expiry notices: set tls.acme.email")
+            )
+        if t.acme.solver is AcmeSolver.DNS01 and t.acme.dns01 is None:
+            problems.append(
+                ("tls.acme.dns01", "solver dns01 needs a dns01 section (provider and its settings)")
+            )
+        if t.acme.solver is AcmeSolver.HTTP01 and cfg.gateway.load_balancer.kind is LoadBalancerKind.NODEPORT:
+            problems.append(
+                (
+                    "tls.acme.solver",
+                    "HTTP-01 needs the CA to reach port 80 of the hostname, which a NodePort gateway does not "
+                    "serve: use dns01, tls.mode internal_ca, or a LoadBalancer kind",
+                )
+            )
+    if t.mode is TlsMode.EXISTING_SECRET and not t.existing_secret:
+        problems.append(
+            ("tls.existing_secret", "mode existing_secret needs the name of a kubernetes.io/tls Secret")
+        )
+
+    lb = cfg.gateway.load_balancer
+    if lb.kind is LoadBalancerKind.METALLB and not lb.metallb_pool:
+        problems.append(("gateway.load_balancer.metallb_pool", "kind metallb needs the IPAddressPool name"))
+    if lb.kind is not LoadBalancerKind.METALLB and lb.metallb_pool:
+        problems.append(
+            ("gateway.load_balancer.metallb_pool", f"only used with kind metallb, not {lb.kind.value}")
+        )
+    if lb.http_node_port == lb.https_node_port:
+        problems.append(("gateway.load_balancer.https_node_port", "must differ from http_node_port"))
+
+    m = cfg.monitoring
+    if (
+        not m.install_prometheus
+        and not m.prometheus_url
+        and cfg.autoscaling.enabled
+        and s.engine is Engine.VLLM
+    ):
+        problems.append(
+            (
+                "monitoring.prometheus_url",
+                "queue-depth autoscaling needs Prometheus: set prometheus_url or install_prometheus: true",
+            )
+        )
+
+    problems.extend(_memory_problems(cfg))
+    return problems
+
+
+def _memory_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    """Reject a model that cannot fit the GPUs of one replica, with the numbers and the ways out."""
+    s, m = cfg.serving, cfg.model
+    if s.engine is not Engine.VLLM:
+        return []
+    quant = m.quantization.value if m.quantization else None
+    est = estimate_memory(
+        parameters_b=m.parameters_b,
+        dtype=m.dtype.value,
+        quantization=quant,
+        max_model_len=m.max_model_len,
+        kv_bytes_per_token=m.kv_cache_bytes_per_token,
+        gpu_type=s.gpu_type,
+        gpus=s.gpus_per_replica,
+        gpu_memory_utilization=s.gpu_memory_utilization,
+    )
+    if est.fits:
+        return []
+    ways = []
+    more = smallest_gpu_count_that_fits(est, s.gpu_type, s.gpu_memory_utilization)
+    if more:
+        ways.append(f"gpus_per_replica: {more} (tensor parallel)")
+    bigger = smallest_gpu_type_that_fits(est, s.gpus_per_replica, s.gpu_memory_utilization)
+    if bigger:
+        ways.append(f"gpu_type: {bigger.value}")
+    if not quant:
+        for q in ("fp8", "awq"):
+            w = m.parameters_b * QUANTIZATION_BYTES[q]
+            if w + est.kv_cache_gb + est.overhead_gb <= est.available_gb:
+                ways.append(f"model.quantization: {q} (a {q} checkpoint)")
+                break
+    if m.max_model_len > 4096:
+        ways.append("a smaller model.max_model_len")
+    return [
+        (
+            "serving.gpus_per_replica",
+            f"{m.name} does not fit: weights {gb(est.weights_gb)} ({m.parameters_b:g}B params x "
+            f"{DTYPE_BYTES.get(m.dtype.value) if not quant else QUANTIZATION_BYTES[quant]:g} bytes) + KV cache "
+            f"{gb(est.kv_cache_gb)} ({m.max_model_len} tokens) + engine {gb(est.overhead_gb)} = {gb(est.needed_gb)}, "
+            f"but {s.gpus_per_replica} x {s.gpu_type.value} at {s.gpu_memory_utilization:g} utilisation give "
+            f"{gb(est.available_gb)}. Ways out: {'; '.join(ways) or 'a smaller model'}",
+        )
+    ]
+
+
+# --- loading and errors -------------------------------------------------------------------------------
+
+
+class ConfigError(Exception):
+    """A stack file that cannot be deployed. `problems` holds (field path, message) pairs."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]):
+        self.source = source
+        self.problems = problems
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        lines = [f"{self.source}: {len(self.problems)} problem(s) in the stack configuration"]
+        lines += [f"  {loc}: {msg}" for loc, msg in self.problems]
+        return "\n".join(lines)
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "(top level)"
+
+
+_FIXES = {
+    "extra_forbidden": "unknown key: remove it or check its spelling (`inferstack schema` lists every key)",
+    "missing": "required: add it to the stack file",
+}
+
+
+def _problems_from(err: ValidationError) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    for e in err.errors():
+        ctx_err = (e.get("ctx") or {}).get("error")
+        if isinstance(ctx_err, _CrossFieldErrors):
+            problems.extend(ctx_err.problems)
+            continue
+        loc = _location(tuple(e["loc"]))
+        msg = _FIXES.get(e["type"]) or e["msg"].removeprefix("Value error, ")
+        if e["type"] not in _FIXES and e["type"] not in {"value_error", "assertion_error"}:
+            msg = f"{msg} (got {_short(e.get('input'))})"
+        problems.append((loc, msg))
+    return problems
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def parse_stack_config(values: dict[str, Any], source: str = "stack config") -> StackConfig:
+    """Validate `inferstack:*` values (namespace already stripped) into a StackConfig, or raise ConfigError."""
+    try:
+        return StackConfig.model_validate(values)
+    except ValidationError as err:
+        raise ConfigError(source, _problems_from(err)) from None
+
+
+def config_values_from_stack_yaml(document: Any, source: str) -> dict[str, Any]:
+    """Pick the `inferstack:` keys out of a Pulumi stack file's `config:` block; other namespaces
+    (kubernetes:, pulumi:, ...) belong to providers and are left alone."""
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise ConfigError(source, [("(top level)", "a stack file is a YAML mapping with a `config:` key")])
+    unknown = sorted(
+        set(document) - {"config", "secretsprovider", "encryptionsalt", "encryptedkey", "environment"}
+    )
+    if unknown:
+        raise ConfigError(
+            source,
+            [(k, "not a Pulumi stack file key: did you mean to nest it under config:?") for k in unknown],
+        )
+    config = document.get("config") or {}
+    if not isinstance(config, dict):
+        raise ConfigError(source, [("config", "must be a mapping of namespace:key to value")])
+    values: dict[str, Any] = {}
+    problems: list[tuple[str, str]] = []
+    for key, value in config.items():
+        namespace, sep, name = str(key).partition(":")
+        if not sep:
+            problems.append((str(key), f"config keys are namespaced: write {CONFIG_NAMESPACE}:{key}"))
+        elif namespace == CONFIG_NAMESPACE:
+            if isinstance(value, dict) and "secure" in value and len(value) == 1:
+                problems.append((name, "encrypted (secure:) values are not used by any inferstack key"))
+            values[name] = value
+    if problems:
+        raise ConfigError(source, problems)
+    return values
+
+
+def load_stack_file(path: Path) -> StackConfig:
+    """Read and validate one Pulumi.<env>.yaml. Raises ConfigError (never a traceback) on bad input."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(
+            source, [("(file)", f"cannot read the stack file: {err.strerror or err}")]
+        ) from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(source, [("(file)", f"not valid YAML: {err}")]) from None
+    return parse_stack_config(config_values_from_stack_yaml(document, source), source)
+
+
+def decode_pulumi_config(raw: dict[str, str]) -> dict[str, Any]:
+    """Turn what the Pulumi engine hands a program (`inferstack:key` -> string, objects as JSON) into the
+    same values `load_stack_file` reads from YAML, so `pulumi up` and `inferstack plan` validate alike."""
+    values: dict[str, Any] = {}
+    for key, text in raw.items():
+        namespace, _, name = key.partition(":")
+        if namespace != CONFIG_NAMESPACE:
+            continue
+        if text[:1] in "{[":
+            try:
+                values[name] = json.loads(text)
+                continue
+            except json.JSONDecodeError:
+                pass
+        values[name] = text
+    return values
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the `inferstack:*` values of a stack file, for editors and CI."""
+    schema = StackConfig.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "InferStack stack configuration (the inferstack: keys of Pulumi.<env>.yaml)"
+    return schema
+
+
+__all__ = [
+    "ConfigError",
+    "Engine",
+    "GpuType",
+    "StackConfig",
+    "load_stack_file",
+    "parse_stack_config",
+]
