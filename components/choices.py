@@ -4,49 +4,49 @@ They live here, below both, so that components never import the stack configurat
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Engine(str, Enum):
+class Engine(StrEnum):
     VLLM = "vllm"  # GPU: vLLM's OpenAI-compatible server
     TRANSFORMERS = "transformers"  # CPU: `transformers serve`
 
 
-class LoadBalancerKind(str, Enum):
+class LoadBalancerKind(StrEnum):
     METALLB = "metallb"  # MetalLB hands the Gateway's Service an address from a pool
     EXISTING = "existing"  # the cluster already has a LoadBalancer implementation
     NODEPORT = "nodeport"  # a laptop cluster: reach the Gateway on node ports
 
 
-class TlsMode(str, Enum):
+class TlsMode(StrEnum):
     ACME = "acme"
     INTERNAL_CA = "internal_ca"
     EXISTING_SECRET = "existing_secret"
 
 
-class AcmeSolver(str, Enum):
+class AcmeSolver(StrEnum):
     HTTP01 = "http01"
     DNS01 = "dns01"
 
 
-class Dns01Provider(str, Enum):
+class Dns01Provider(StrEnum):
     RFC2136 = "rfc2136"
     ROUTE53 = "route53"
     CLOUDDNS = "clouddns"
 
 
-class GpuDriverStack(str, Enum):
+class GpuDriverStack(StrEnum):
     DEVICE_PLUGIN = "device_plugin"  # drivers on the host; install only NVIDIA's device plugin
     GPU_OPERATOR = "gpu_operator"  # NVIDIA GPU operator installs drivers, toolkit and plugin
     PREINSTALLED = "preinstalled"  # the cluster already advertises nvidia.com/gpu
 
 
-class TaintEffect(str, Enum):
+class TaintEffect(StrEnum):
     NO_SCHEDULE = "NoSchedule"
     PREFER_NO_SCHEDULE = "PreferNoSchedule"
     NO_EXECUTE = "NoExecute"
 
 
-class ScalingSignal(str, Enum):
+class ScalingSignal(StrEnum):
     QUEUE_DEPTH = "queue_depth"  # vllm:num_requests_waiting from Prometheus
     CPU = "cpu"  # the CPU engine exports no queue metric: average CPU utilisation instead

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -55,24 +55,24 @@ class _Section(BaseModel):
 # --- closed choices -------------------------------------------------------------------------------
 
 
-class Platform(str, Enum):
+class Platform(StrEnum):
     ONPREM = "onprem"  # any existing cluster reached through a kubeconfig: on-prem, kind, k3d, minikube
     # AWS = "aws" and GCP = "gcp" arrive with their cluster components.
 
 
-class Tier(str, Enum):
+class Tier(StrEnum):
     DEV = "dev"
     PROD = "prod"
 
 
-class Dtype(str, Enum):
+class Dtype(StrEnum):
     AUTO = "auto"
     BFLOAT16 = "bfloat16"
     FLOAT16 = "float16"
     FLOAT32 = "float32"
 
 
-class Quantization(str, Enum):
+class Quantization(StrEnum):
     FP8 = "fp8"
     INT8 = "int8"
     AWQ = "awq"

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class GpuType(str, Enum):
+class GpuType(StrEnum):
     """GPU models a replica can ask for. The value is the name used in stack files."""
 
     T4 = "nvidia-t4"
