@@ -122,6 +122,14 @@ class ModelConfig(_Section):
         description="KV cache per token (2 x layers x kv_heads x head_dim x bytes); default: an upper estimate",
     )
 
+    hf_token_secret: K8sName | None = Field(
+        None,
+        description="gated or private hf:// repos: a Secret in the namespace with key `token`, mounted as a file",
+    )
+    volume_claim: K8sName | None = Field(
+        None, description="file:// models: the PersistentVolumeClaim holding them (mounted read-only)"
+    )
+
     @field_validator("uri")
     @classmethod
     def _uri_is_pinned(cls, uri: str) -> str:
@@ -148,6 +156,19 @@ class ModelConfig(_Section):
         elif not rest.strip("/"):
             raise ValueError(f"{uri!r} names no bucket or path")
         return uri
+
+    @model_validator(mode="after")
+    def _source_fields(self) -> ModelConfig:
+        scheme = self.uri.partition("://")[0]
+        if scheme == "file" and not self.volume_claim:
+            raise ValueError(
+                "a file:// model needs model.volume_claim: the PersistentVolumeClaim that holds it"
+            )
+        if self.volume_claim and scheme != "file":
+            raise ValueError("model.volume_claim is only used with a file:// uri: remove it")
+        if self.hf_token_secret and scheme != "hf":
+            raise ValueError("model.hf_token_secret is only used with an hf:// uri: remove it")
+        return self
 
     @property
     def name(self) -> str:
@@ -450,6 +471,14 @@ def _cross_field_problems(cfg: StackConfig) -> list[tuple[str, str]]:
         if t.acme.solver is AcmeSolver.DNS01 and t.acme.dns01 is None:
             problems.append(
                 ("tls.acme.dns01", "solver dns01 needs a dns01 section (provider and its settings)")
+            )
+        if t.acme.solver is AcmeSolver.HTTP01 and cfg.gateway.allowed_source_cidrs != ["0.0.0.0/0"]:
+            problems.append(
+                (
+                    "tls.acme.solver",
+                    "HTTP-01 needs the CA to reach the gateway from the internet, but gateway.allowed_source_cidrs "
+                    "restricts clients: use solver dns01 or tls.mode internal_ca",
+                )
             )
         if t.acme.solver is AcmeSolver.HTTP01 and cfg.gateway.load_balancer.kind is LoadBalancerKind.NODEPORT:
             problems.append(

@@ -1,0 +1,407 @@
+"""ModelServer: the serving Deployment and everything one replica set needs around it.
+
+Deployment (an init container fetches and verifies the weights into a cache volume, then the engine
+serves them), Service, ServiceAccount, PodDisruptionBudget, NetworkPolicies (default deny plus explicit
+allows) and a PodMonitor for the engine's Prometheus metrics. The container image is the one built
+from `model_image/`; it is run as `python -m model_image fetch` and `python -m model_image serve`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components._common import RESTRICTED_CONTAINER_SECURITY, child, labels
+from components.choices import Engine
+
+SERVING_PORT = 8000
+#: The model image's non-root user (model_image/Dockerfile*).
+IMAGE_UID = 1000
+HEALTH_PATH = "/health"
+METRICS_PATH = "/metrics"
+MODEL_DIR = "/models"
+#: A file:// model is read from this read-only mount of `model_volume_claim`.
+MODEL_SOURCE_MOUNT = "/model-source"
+#: HOME and every cache the engines write (HF, XDG, Triton, vLLM) live under this emptyDir, so the root
+#: filesystem can stay read-only.
+SCRATCH_DIR = "/tmp"
+HF_TOKEN_MOUNT = "/var/run/secrets/inferstack/hf"
+
+# Probe cadences. The startup probe alone covers the model load; after it passes, readiness reacts
+# quickly and liveness tolerates a busy engine for 90 s before restarting it.
+STARTUP_PERIOD_SECONDS = 10
+READINESS_PERIOD_SECONDS = 5
+LIVENESS_PERIOD_SECONDS = 15
+LIVENESS_FAILURES = 6
+
+
+@dataclass(frozen=True)
+class ModelServerArgs:
+    """Everything the serving Deployment needs; no defaults for what only the caller can know."""
+
+    namespace: pulumi.Input[str]  # namespace of every object the component makes
+    engine: Engine  # vllm on GPUs, transformers on CPU
+    image: str  # the model image (tag, or @sha256 digest)
+    model_uri: str  # hf://org/name@commit, s3://..., gs://..., file:///...
+    served_model_name: str  # the model name clients send
+    max_model_len: int  # context length the engine allows
+    replicas: int  # initial replicas; the autoscaler owns the count when `autoscaled`
+    cpu: str  # CPU request = limit
+    memory: str  # memory request = limit
+    autoscaled: bool = False  # leave spec.replicas to the autoscaler (Pulumi ignores drift there)
+    dtype: str = "auto"  # engine dtype
+    quantization: str | None = None  # engine quantization, if any
+    gpus: int = 0  # GPUs per replica (tensor-parallel size); 0 for the CPU engine
+    gpu_resource_name: str = "nvidia.com/gpu"  # extended resource the device plugin advertises
+    gpu_memory_utilization: float = 0.9  # share of GPU memory vLLM may take
+    extra_engine_args: list[str] = field(default_factory=list)  # engine flags passed through
+    model_cache_size: str = "50Gi"  # size limit of the model cache emptyDir
+    shm_size: str = "8Gi"  # /dev/shm (memory-backed) for tensor-parallel workers
+    model_volume_claim: str | None = None  # file:// models: a PVC holding them, mounted read-only
+    hf_token_secret: str | None = None  # private hf:// repos: a Secret with key `token`, mounted as a file
+    node_selector: dict[str, str] = field(default_factory=dict)  # where replicas may run
+    tolerations: list[dict[str, Any]] = field(default_factory=list)  # camelCase Kubernetes tolerations
+    startup_timeout_seconds: int = 600  # how long loading may take before a restart
+    pre_stop_seconds: int = 15  # preStop sleep while the gateway stops routing here
+    drain_seconds: int = 60  # engine drain after SIGTERM (SHUTDOWN_TIMEOUT)
+    termination_grace_seconds: int = 120  # must cover pre_stop + drain
+    gateway_namespace: str = "envoy-gateway-system"  # where the Envoy proxies run (allowed in)
+    gateway_pod_labels: dict[str, str] = field(default_factory=dict)  # Envoy proxy pod labels
+    monitoring_namespace: str = "monitoring"  # where Prometheus runs (allowed to scrape)
+    pod_monitor: bool = True  # create a PodMonitor (Prometheus operator CRDs must exist)
+    model_store_cidrs: list[str] = field(default_factory=lambda: ["0.0.0.0/0"])  # egress for `fetch`
+    model_store_ports: list[int] = field(default_factory=lambda: [443])  # ports `fetch` may reach
+
+
+def validate_model_server_args(args: ModelServerArgs) -> list[str]:
+    """Every problem with the args, each naming the field; empty when they are usable."""
+    problems: list[str] = []
+    if args.engine is Engine.VLLM and args.gpus < 1:
+        problems.append(
+            "gpus: the vllm engine needs at least one GPU per replica (or use engine transformers)"
+        )
+    if args.engine is Engine.TRANSFORMERS and args.gpus:
+        problems.append("gpus: the transformers engine runs on CPU; set gpus to 0")
+    if args.replicas < 0:
+        problems.append("replicas: must be 0 or more")
+    if args.pre_stop_seconds + args.drain_seconds > args.termination_grace_seconds:
+        problems.append(
+            "termination_grace_seconds: must be at least pre_stop_seconds + drain_seconds "
+            f"({args.pre_stop_seconds} + {args.drain_seconds}), or streams are cut off"
+        )
+    if args.startup_timeout_seconds < STARTUP_PERIOD_SECONDS:
+        problems.append(f"startup_timeout_seconds: at least {STARTUP_PERIOD_SECONDS}")
+    if args.model_uri.startswith("file://") and not args.model_volume_claim:
+        problems.append("model_volume_claim: a file:// model needs the PersistentVolumeClaim that holds it")
+    if args.model_volume_claim and not args.model_uri.startswith("file://"):
+        problems.append("model_volume_claim: only used with a file:// model_uri")
+    return problems
+
+
+def engine_environment(args: ModelServerArgs) -> list[dict[str, Any]]:
+    """The model image's settings (model_image's environment variables), shared by fetch and serve."""
+    model_uri = args.model_uri
+    if model_uri.startswith("file://"):
+        # The claim is mounted at a fixed place; the uri's path is taken relative to the claim's root.
+        model_uri = "file://" + MODEL_SOURCE_MOUNT + "/" + model_uri.removeprefix("file://").lstrip("/")
+    env: dict[str, str] = {
+        "MODEL_URI": model_uri,
+        "MODEL_DIR": MODEL_DIR,
+        "ENGINE": args.engine.value,
+        "SERVED_MODEL_NAME": args.served_model_name,
+        "HOST": "0.0.0.0",
+        "PORT": str(SERVING_PORT),
+        "MAX_MODEL_LEN": str(args.max_model_len),
+        "DTYPE": args.dtype,
+        "SHUTDOWN_TIMEOUT": str(args.drain_seconds),
+        "HOME": f"{SCRATCH_DIR}/home",
+        "XDG_CACHE_HOME": f"{SCRATCH_DIR}/cache",
+        "HF_HOME": f"{SCRATCH_DIR}/cache/huggingface",
+        "TRITON_CACHE_DIR": f"{SCRATCH_DIR}/cache/triton",
+        "VLLM_CACHE_ROOT": f"{SCRATCH_DIR}/cache/vllm",
+        # Never phone home from inside the cluster.
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "VLLM_NO_USAGE_STATS": "1",
+        "DO_NOT_TRACK": "1",
+    }
+    if args.engine is Engine.VLLM:
+        env["GPU_MEMORY_UTILIZATION"] = f"{args.gpu_memory_utilization:g}"
+    if args.quantization:
+        env["QUANTIZATION"] = args.quantization
+    if args.extra_engine_args:
+        env["EXTRA_ENGINE_ARGS"] = json.dumps(args.extra_engine_args)
+    if args.hf_token_secret:
+        env["HF_TOKEN_PATH"] = f"{HF_TOKEN_MOUNT}/token"
+    return [{"name": k, "value": v} for k, v in env.items()]
+
+
+def probes(args: ModelServerArgs) -> dict[str, Any]:
+    """startupProbe covers the whole model load; readiness and liveness only start after it."""
+    http = {"path": HEALTH_PATH, "port": "http"}
+    return {
+        "startup_probe": {
+            "http_get": http,
+            "period_seconds": STARTUP_PERIOD_SECONDS,
+            "timeout_seconds": 5,
+            "failure_threshold": math.ceil(args.startup_timeout_seconds / STARTUP_PERIOD_SECONDS),
+        },
+        "readiness_probe": {
+            "http_get": http,
+            "period_seconds": READINESS_PERIOD_SECONDS,
+            "timeout_seconds": 5,
+            "failure_threshold": 3,
+        },
+        "liveness_probe": {
+            "http_get": http,
+            "period_seconds": LIVENESS_PERIOD_SECONDS,
+            "timeout_seconds": 10,
+            "failure_threshold": LIVENESS_FAILURES,
+        },
+    }
+
+
+class ModelServer(pulumi.ComponentResource):
+    """The engine serving one model, reachable in-cluster at `service_name`:`SERVING_PORT`."""
+
+    service_name: pulumi.Output[str]
+    deployment_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ModelServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        problems = validate_model_server_args(args)
+        if problems:
+            raise ValueError(f"ModelServer {name}: " + "; ".join(problems))
+        super().__init__("inferstack:model_server:ModelServer", name, None, opts)
+
+        self.pod_labels = labels(name, "model-server")
+        selector = {"app.kubernetes.io/name": name, "app.kubernetes.io/component": "model-server"}
+        metadata = lambda suffix="": {  # noqa: E731 - one shape for every child's metadata
+            "name": f"{name}{suffix}",
+            "namespace": args.namespace,
+            "labels": self.pod_labels,
+        }
+
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa",
+            metadata=metadata(),
+            # The engine never talks to the Kubernetes API.
+            automount_service_account_token=False,
+            opts=child(self),
+        )
+
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=metadata(),
+            spec=self._deployment_spec(name, args, selector, account.metadata.name),
+            opts=child(
+                self,
+                ignore_changes=["spec.replicas"] if args.autoscaled else None,
+                # A model load can take the whole startup window; give the rollout that long and more.
+                custom_timeouts=pulumi.CustomTimeouts(
+                    create=f"{args.startup_timeout_seconds + 600}s",
+                    update=f"{args.startup_timeout_seconds + 600}s",
+                ),
+            ),
+        )
+
+        service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=metadata(),
+            spec={
+                "type": "ClusterIP",
+                "selector": selector,
+                "ports": [{"name": "http", "port": SERVING_PORT, "target_port": "http", "protocol": "TCP"}],
+            },
+            opts=child(self),
+        )
+
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata=metadata(),
+            spec={
+                # One replica at a time may go during node drains and upgrades; a crash-looping pod
+                # never blocks a drain.
+                "max_unavailable": 1,
+                "selector": {"match_labels": selector},
+                "unhealthy_pod_eviction_policy": "AlwaysAllow",
+            },
+            opts=child(self),
+        )
+
+        self._network_policies(name, args, selector, metadata)
+
+        if args.pod_monitor and args.engine is Engine.VLLM:
+            k8s.apiextensions.CustomResource(
+                f"{name}-podmonitor",
+                api_version="monitoring.coreos.com/v1",
+                kind="PodMonitor",
+                metadata=metadata(),
+                spec={
+                    "selector": {"matchLabels": selector},
+                    "podMetricsEndpoints": [{"port": "http", "path": METRICS_PATH, "interval": "15s"}],
+                },
+                opts=child(self),
+            )
+
+        self.service_name = service.metadata.name
+        self.deployment_name = deployment.metadata.name
+        self.service_port = SERVING_PORT
+        self.register_outputs({"service_name": self.service_name, "deployment_name": self.deployment_name})
+
+    def _deployment_spec(
+        self, name: str, args: ModelServerArgs, selector: dict[str, str], account: pulumi.Input[str]
+    ) -> dict[str, Any]:
+        env = engine_environment(args)
+        scratch_mounts = [
+            {"name": "model-cache", "mount_path": MODEL_DIR},
+            {"name": "scratch", "mount_path": SCRATCH_DIR},
+        ]
+        volumes: list[dict[str, Any]] = [
+            {"name": "model-cache", "empty_dir": {"size_limit": args.model_cache_size}},
+            {"name": "scratch", "empty_dir": {"size_limit": "10Gi"}},
+            {"name": "dshm", "empty_dir": {"medium": "Memory", "size_limit": args.shm_size}},
+        ]
+        source_mounts: list[dict[str, Any]] = []
+        if args.model_volume_claim:
+            volumes.append(
+                {
+                    "name": "model-source",
+                    "persistent_volume_claim": {"claim_name": args.model_volume_claim, "read_only": True},
+                }
+            )
+            source_mounts.append(
+                {"name": "model-source", "mount_path": MODEL_SOURCE_MOUNT, "read_only": True}
+            )
+        if args.hf_token_secret:
+            volumes.append(
+                {
+                    "name": "hf-token",
+                    "secret": {"secret_name": args.hf_token_secret, "default_mode": 0o440},
+                }
+            )
+            source_mounts.append({"name": "hf-token", "mount_path": HF_TOKEN_MOUNT, "read_only": True})
+
+        resources: dict[str, Any] = {"cpu": args.cpu, "memory": args.memory}
+        if args.gpus:
+            resources[args.gpu_resource_name] = str(args.gpus)
+
+        fetch = {
+            "name": "fetch-model",
+            "image": args.image,
+            "image_pull_policy": "IfNotPresent",
+            "command": ["python", "-m", "model_image", "fetch"],
+            "env": env,
+            "volume_mounts": scratch_mounts + source_mounts,
+            "resources": {
+                "requests": {"cpu": "1", "memory": "2Gi"},
+                "limits": {"cpu": "2", "memory": "4Gi"},
+            },
+            "security_context": RESTRICTED_CONTAINER_SECURITY,
+        }
+        server = {
+            "name": "server",
+            "image": args.image,
+            "image_pull_policy": "IfNotPresent",
+            "command": ["python", "-m", "model_image", "serve"],
+            "env": env,
+            "ports": [{"name": "http", "container_port": SERVING_PORT, "protocol": "TCP"}],
+            "volume_mounts": [*scratch_mounts, *source_mounts, {"name": "dshm", "mount_path": "/dev/shm"}],
+            # requests == limits: Guaranteed QoS, and GPUs must be requested exactly so.
+            "resources": {"requests": resources, "limits": resources},
+            "security_context": RESTRICTED_CONTAINER_SECURITY,
+            # The gateway needs a moment to stop routing here before the engine starts draining.
+            "lifecycle": {"pre_stop": {"sleep": {"seconds": args.pre_stop_seconds}}},
+            **probes(args),
+        }
+        return {
+            "replicas": args.replicas,
+            "revision_history_limit": 5,
+            "selector": {"match_labels": selector},
+            # Never run below the current capacity during a rollout; one extra replica at a time.
+            "strategy": {"type": "RollingUpdate", "rolling_update": {"max_surge": 1, "max_unavailable": 0}},
+            "template": {
+                "metadata": {"labels": self.pod_labels},
+                "spec": {
+                    "service_account_name": account,
+                    "automount_service_account_token": False,
+                    # A Service named like the engine would inject *_PORT variables that vLLM misreads.
+                    "enable_service_links": False,
+                    "termination_grace_period_seconds": args.termination_grace_seconds,
+                    "security_context": {
+                        "run_as_non_root": True,
+                        "run_as_user": IMAGE_UID,
+                        "run_as_group": IMAGE_UID,
+                        "fs_group": IMAGE_UID,
+                        "seccomp_profile": {"type": "RuntimeDefault"},
+                    },
+                    "node_selector": args.node_selector or None,
+                    "tolerations": args.tolerations or None,
+                    "topology_spread_constraints": [
+                        {
+                            "max_skew": 1,
+                            "topology_key": key,
+                            "when_unsatisfiable": "ScheduleAnyway",
+                            "label_selector": {"match_labels": selector},
+                        }
+                        for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+                    ],
+                    "init_containers": [fetch],
+                    "containers": [server],
+                    "volumes": volumes,
+                },
+            },
+        }
+
+    def _network_policies(
+        self, name: str, args: ModelServerArgs, selector: dict[str, str], metadata: Any
+    ) -> None:
+        pods = {"match_labels": selector}
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-default-deny",
+            metadata=metadata("-default-deny"),
+            spec={"pod_selector": pods, "policy_types": ["Ingress", "Egress"]},
+            opts=child(self),
+        )
+        in_namespace = lambda ns: {"kubernetes.io/metadata.name": ns}  # noqa: E731
+        gateway_peer: dict[str, Any] = {
+            "namespace_selector": {"match_labels": in_namespace(args.gateway_namespace)}
+        }
+        if args.gateway_pod_labels:
+            gateway_peer["pod_selector"] = {"match_labels": args.gateway_pod_labels}
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-allow",
+            metadata=metadata("-allow"),
+            spec={
+                "pod_selector": pods,
+                "policy_types": ["Ingress", "Egress"],
+                "ingress": [
+                    {"from": [gateway_peer], "ports": [{"port": SERVING_PORT, "protocol": "TCP"}]},
+                    {
+                        "from": [
+                            {"namespace_selector": {"match_labels": in_namespace(args.monitoring_namespace)}}
+                        ],
+                        "ports": [{"port": SERVING_PORT, "protocol": "TCP"}],
+                    },
+                ],
+                "egress": [
+                    {
+                        "to": [
+                            {
+                                "namespace_selector": {"match_labels": in_namespace("kube-system")},
+                                "pod_selector": {"match_labels": {"k8s-app": "kube-dns"}},
+                            }
+                        ],
+                        "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+                    },
+                    {
+                        "to": [{"ip_block": {"cidr": cidr}} for cidr in args.model_store_cidrs],
+                        "ports": [{"port": port, "protocol": "TCP"} for port in args.model_store_ports],
+                    },
+                ],
+            },
+            opts=child(self),
+        )

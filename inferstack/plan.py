@@ -1,0 +1,257 @@
+"""Offline plan: run a stack's real program under the recording mock and write what it would create.
+
+Outputs, in the plan directory:
+- resources.json  every resource (type, name, parent, dependencies, inputs with secrets redacted)
+- manifests.yaml  every Kubernetes object as it would be applied, in dependency order
+- summary.md      resources by type, Helm releases, GPUs, endpoints
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from inferstack.recording import SECRET_PLACEHOLDER, Recording, RecordedResource, run_program
+from stacks.config import StackConfig
+
+HELM_RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
+
+# Apply order for objects that do not depend on each other (Helm's install order, trimmed).
+_KIND_ORDER = [
+    "Namespace",
+    "NetworkPolicy",
+    "ResourceQuota",
+    "LimitRange",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "Secret",
+    "ConfigMap",
+    "StorageClass",
+    "PersistentVolumeClaim",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+    "Service",
+    "DaemonSet",
+    "Deployment",
+    "StatefulSet",
+    "HorizontalPodAutoscaler",
+]
+
+
+def _kind_rank(kind: str) -> int:
+    # Custom resources come after every built-in kind: their controllers and CRDs must exist first.
+    return _KIND_ORDER.index(kind) if kind in _KIND_ORDER else len(_KIND_ORDER)
+
+
+@dataclass
+class HelmReleasePlan:
+    """A Helm release the stack installs: what `check` validates against the chart's values."""
+
+    release: str
+    chart: str
+    version: str
+    namespace: str
+    values: dict[str, Any]
+
+
+@dataclass
+class Plan:
+    stack: str
+    config: StackConfig
+    recording: Recording
+
+    def manifests(self) -> list[dict[str, Any]]:
+        """Every Kubernetes object as applied (names filled in, secret values redacted), in dependency order."""
+        return [_manifest(r) for r in _dependency_order(self.recording)]
+
+    def helm_releases(self) -> list[HelmReleasePlan]:
+        releases = []
+        for r in self.recording.of_type(HELM_RELEASE_TYPE):
+            releases.append(
+                HelmReleasePlan(
+                    release=str(r.outputs.get("name", r.name)),
+                    chart=str(r.inputs.get("chart", "")),
+                    version=str(r.inputs.get("version", "")),
+                    namespace=str(r.inputs.get("namespace", "default")),
+                    values=r.inputs.get("values") or {},
+                )
+            )
+        return releases
+
+    def resources(self) -> list[dict[str, Any]]:
+        rows = []
+        for r in sorted(self.recording.resources, key=lambda r: r.urn):
+            rows.append(
+                {
+                    "urn": r.urn,
+                    "type": r.type,
+                    "name": r.name,
+                    "parent": r.parent,
+                    "custom": r.custom,
+                    "dependencies": sorted(set(r.dependencies)),
+                    "inputs": r.redacted_inputs,
+                }
+            )
+        return rows
+
+    def gpus(self) -> tuple[int, int]:
+        """GPUs the model server uses at its fewest and most replicas."""
+        if not self.config.uses_gpu:
+            return 0, 0
+        per = self.config.serving.gpus_per_replica
+        a = self.config.autoscaling
+        if a.enabled:
+            return per * a.min_replicas, per * a.max_replicas
+        return per * self.config.serving.replicas, per * self.config.serving.replicas
+
+    def summary(self) -> str:
+        cfg = self.config
+        by_type = Counter(r.type for r in self.recording.resources if r.custom)
+        low, high = self.gpus()
+        replicas = (
+            f"{cfg.autoscaling.min_replicas}–{cfg.autoscaling.max_replicas} (autoscaled)"
+            if cfg.autoscaling.enabled
+            else f"{cfg.serving.replicas} (fixed)"
+        )
+        lines = [
+            f"# Plan: stack `{self.stack}`",
+            "",
+            f"- platform: {cfg.platform.value}, tier: {cfg.tier.value}, Kubernetes {cfg.cluster.kubernetes_version}",
+            f"- model: `{cfg.model.name}` from `{cfg.model.uri}`",
+            f"- engine: {cfg.serving.engine.value}, image `{cfg.serving.image}`",
+            f"- replicas: {replicas}",
+        ]
+        if cfg.uses_gpu:
+            lines.append(
+                f"- GPUs: {cfg.serving.gpus_per_replica} x {cfg.serving.gpu_type.value} per replica; "
+                f"{low}–{high} in total (GPU-hours per day at max: {high * 24})"
+            )
+        else:
+            lines.append("- GPUs: none (CPU engine)")
+        lines += [
+            f"- endpoint: https://{cfg.gateway.hostname}/v1 (OpenAI-compatible, API keys required)",
+            f"- TLS: {cfg.tls.mode.value}; load balancer: {cfg.gateway.load_balancer.kind.value}",
+            "",
+            "## Resources by type",
+            "",
+            "| type | count |",
+            "|---|---|",
+            *[f"| `{t}` | {n} |" for t, n in sorted(by_type.items())],
+            "",
+            f"{sum(by_type.values())} resources, {len(self.manifests())} Kubernetes objects in manifests.yaml.",
+            "",
+            "## Helm releases (installed by Pulumi; not rendered into manifests.yaml)",
+            "",
+            "| release | chart | version | namespace |",
+            "|---|---|---|---|",
+            *[f"| {h.release} | {h.chart} | {h.version} | {h.namespace} |" for h in self.helm_releases()],
+            "",
+        ]
+        if self.recording.exports:
+            lines += ["## Stack outputs", ""]
+            lines += [f"- `{k}`: {_short(v)}" for k, v in sorted(self.recording.exports.items())]
+            lines.append("")
+        return "\n".join(lines)
+
+    def write(self, out_dir: Path) -> list[Path]:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        files = {
+            "resources.json": json.dumps(self.resources(), indent=2, sort_keys=True) + "\n",
+            "manifests.yaml": yaml.safe_dump_all(self.manifests(), sort_keys=False, default_flow_style=False),
+            "summary.md": self.summary(),
+        }
+        written = []
+        for filename, text in files.items():
+            path = out_dir / filename
+            path.write_text(text, encoding="utf-8")
+            written.append(path)
+        return written
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _manifest(resource: RecordedResource) -> dict[str, Any]:
+    """The object as the provider would apply it: the redacted inputs, with the name the provider filled in."""
+    body = json.loads(json.dumps(resource.redacted_inputs))  # deep copy
+    metadata = body.setdefault("metadata", {})
+    filled = resource.outputs.get("metadata", {})
+    if metadata == SECRET_PLACEHOLDER:
+        metadata = body["metadata"] = {}
+    metadata.setdefault("name", filled.get("name"))
+    if "namespace" in filled and "namespace" not in metadata:
+        metadata["namespace"] = filled["namespace"]
+    if resource.kind == "Secret":
+        # Keep the shape (which keys exist) so validators still see a well-formed Secret.
+        for section in ("data", "stringData"):
+            if body.get(section) == SECRET_PLACEHOLDER:
+                body[section] = {k: SECRET_PLACEHOLDER for k in resource.inputs.get(section, {})}
+    ordered = {
+        "apiVersion": body.pop("apiVersion"),
+        "kind": body.pop("kind"),
+        "metadata": body.pop("metadata"),
+    }
+    ordered.update(body)
+    return ordered
+
+
+def _dependency_order(recording: Recording) -> list[RecordedResource]:
+    """Kubernetes objects sorted so each comes after what it depends on; ties broken by kind, then by
+    registration order, so the output is stable."""
+    objects = recording.kubernetes_objects()
+    index = {r.urn: i for i, r in enumerate(objects)}
+    children: dict[str, list[str]] = {}
+    for r in recording.resources:
+        if r.parent:
+            children.setdefault(r.parent, []).append(r.urn)
+
+    def expand(urn: str) -> set[str]:
+        """A dependency on a component means one on every Kubernetes object beneath it."""
+        if urn in index:
+            return {urn}
+        found: set[str] = set()
+        for c in children.get(urn, []):
+            found |= expand(c)
+        return found
+
+    after: dict[str, set[str]] = {r.urn: set() for r in objects}
+    for r in objects:
+        for dep in r.dependencies:
+            after[r.urn] |= expand(dep) - {r.urn}
+    waiting = {urn: len(deps) for urn, deps in after.items()}
+    dependents: dict[str, list[str]] = {urn: [] for urn in after}
+    for urn, deps in after.items():
+        for dep in deps:
+            dependents[dep].append(urn)
+    ready = [(_kind_rank(objects[index[u]].kind), index[u], u) for u, n in waiting.items() if n == 0]
+    heapq.heapify(ready)
+    ordered: list[RecordedResource] = []
+    while ready:
+        _, _, urn = heapq.heappop(ready)
+        ordered.append(objects[index[urn]])
+        for d in dependents[urn]:
+            waiting[d] -= 1
+            if waiting[d] == 0:
+                heapq.heappush(ready, (_kind_rank(objects[index[d]].kind), index[d], d))
+    if len(ordered) != len(objects):  # a cycle cannot come out of Pulumi, but never drop objects silently
+        ordered += [r for r in objects if r not in ordered]
+    return ordered
+
+
+def plan_stack(config: StackConfig, stack: str) -> Plan:
+    """Run the stack's program offline. Raises what the program raises (ValueError for bad component args)."""
+    from stacks import deploy
+
+    recording = run_program(lambda: deploy(config), stack=stack)
+    return Plan(stack=stack, config=config, recording=recording)
