@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from inferstack.recording import SECRET_PLACEHOLDER, Recording, RecordedResource, run_program
+from inferstack.recording import SECRET_PLACEHOLDER, RecordedResource, Recording, run_program
 from stacks.config import StackConfig
 
 HELM_RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
@@ -118,7 +118,7 @@ class Plan:
         by_type = Counter(r.type for r in self.recording.resources if r.custom)
         low, high = self.gpus()
         replicas = (
-            f"{cfg.autoscaling.min_replicas}–{cfg.autoscaling.max_replicas} (autoscaled)"
+            f"{cfg.autoscaling.min_replicas} to {cfg.autoscaling.max_replicas} (autoscaled)"
             if cfg.autoscaling.enabled
             else f"{cfg.serving.replicas} (fixed)"
         )
@@ -133,7 +133,7 @@ class Plan:
         if cfg.uses_gpu:
             lines.append(
                 f"- GPUs: {cfg.serving.gpus_per_replica} x {cfg.serving.gpu_type.value} per replica; "
-                f"{low}–{high} in total (GPU-hours per day at max: {high * 24})"
+                f"{low} to {high} in total (GPU-hours per day at max: {high * 24})"
             )
         else:
             lines.append("- GPUs: none (CPU engine)")
