@@ -1,0 +1,524 @@
+"""LoadBalancer: the HTTPS front door — Envoy Gateway, a Gateway, routes, API keys and rate limits.
+
+What it makes (Gateway API + Envoy Gateway extensions, all in `namespace` unless said otherwise):
+
+- the Envoy Gateway Helm release (pinned; controller, Gateway API CRDs and its own CRDs), optional;
+- an EnvoyProxy that shapes the Envoy Service (LoadBalancer for MetalLB or an existing balancer,
+  NodePort on a laptop) and a Pod-Security-"restricted" Envoy Deployment, and a GatewayClass using it;
+- a Gateway named after the component with an `http` (80) and an `https` (443, TLS terminated with
+  `tls_secret_name`) listener;
+- an HTTPRoute on `http` that only redirects to HTTPS (301), and one on `https` to the weighted backends
+  with timeouts long enough for streamed answers;
+- a SecurityPolicy on the API route: API keys (`apiKeyAuth`) and, when the endpoint is not open to
+  everyone, a default-deny client-CIDR allow list;
+- a BackendTrafficPolicy with a local rate limit per client id;
+- one generated key per client (pulumi-random) in a Secret, unless an existing Secret is named.
+
+API keys: the official `openai` client sends `Authorization: Bearer <key>`. Envoy's api_key_auth filter
+reads the configured header and strips a leading "Bearer ", then looks the key up among the Secret's
+values; the Secret's data keys are the client ids. So the Secret holds `<client id>: <raw key>` and
+clients use `OpenAI(base_url=url + "/v1", api_key=<raw key>)`. `sanitize` removes the Authorization header
+before the request reaches the engine, and `forwardClientIDHeader` tells the engine (and the rate
+limiter) who called.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components._common import ENVOY_GATEWAY, child, helm_release, labels
+from components.choices import LoadBalancerKind
+
+#: Where Envoy Gateway runs and, in its default ControllerNamespace deploy mode, where it runs the Envoy
+#: proxy pods of every Gateway. The model server's NetworkPolicy lets traffic in from here.
+ENVOY_PROXY_NAMESPACE = "envoy-gateway-system"
+#: Labels Envoy Gateway puts on every Envoy proxy pod (internal/infrastructure/kubernetes/proxy).
+ENVOY_PROXY_POD_LABELS: dict[str, str] = {
+    "app.kubernetes.io/name": "envoy",
+    "app.kubernetes.io/component": "proxy",
+    "app.kubernetes.io/managed-by": "envoy-gateway",
+}
+#: Envoy Gateway's default controller name; the GatewayClass must name the controller that serves it.
+ENVOY_GATEWAY_CONTROLLER = "gateway.envoyproxy.io/gatewayclass-controller"
+#: Header the API-key filter sets to the authenticated client id (the rate limiter keys on it; the engine
+#: may log it). Envoy's filter overwrites whatever a client sent in it.
+CLIENT_ID_HEADER = "x-inferstack-client-id"
+#: Request header the key is read from (the OpenAI clients' `Authorization: Bearer <key>`).
+API_KEY_HEADER = "Authorization"
+HTTP_LISTENER = "http"
+HTTPS_LISTENER = "https"
+OPEN_CIDRS = frozenset({"0.0.0.0/0", "::/0"})
+API_KEY_LENGTH = 48
+#: The BackendTrafficPolicy CRD allows at most 16 local rate-limit rules, and we write one per client.
+MAX_RATE_LIMITED_CLIENTS = 16
+#: HTTPRoute CRD limits: backendRefs per rule.
+MAX_BACKENDS = 16
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
+_NODE_PORTS = range(30000, 32768)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One weighted destination of the API route (several of them = an A/B split)."""
+
+    service_name: pulumi.Input[str]  # a Service in the LoadBalancer's namespace
+    port: int  # its port
+    weight: int = 1  # share of requests, relative to the other backends' weights
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadBalancerArgs:
+    """The public HTTPS endpoint in front of the model server."""
+
+    namespace: str  # where the Gateway, routes, policies and key Secret live (the model server's)
+    hostname: str  # DNS name clients use; the listeners and routes only answer for it
+    backends: list[Backend]  # weighted Services behind the API route
+    tls_secret_name: pulumi.Input[
+        str
+    ]  # kubernetes.io/tls Secret in `namespace` (TlsCertificates.secret_name)
+    api_key_clients: list[str]  # client ids: each gets a key (or has one in the existing Secret) and a bucket
+    kind: LoadBalancerKind = LoadBalancerKind.EXISTING  # how the Envoy Service is exposed
+    metallb_pool: str | None = None  # kind metallb: the IPAddressPool the address comes from
+    address: str | None = None  # a fixed IP for the Envoy Service (metallb or existing)
+    http_node_port: int = 30080  # kind nodeport: node port for HTTP
+    https_node_port: int = 30443  # kind nodeport: node port for HTTPS
+    allowed_source_cidrs: list[str] = field(default_factory=lambda: ["0.0.0.0/0"])  # 0.0.0.0/0 = open
+    existing_api_key_secret: str | None = None  # Secret in `namespace`: client id -> key; nothing generated
+    rate_limit_requests_per_minute: int | None = 600  # per client id and Envoy replica; None: no limit
+    request_timeout_seconds: int = 600  # whole-request ceiling; streamed answers stay open this long
+    envoy_replicas: int = 2  # Envoy proxy pods (a PDB keeps one up when > 1)
+    install_envoy_gateway: bool = True  # install the pinned chart; False: one already runs in the cluster
+    envoy_gateway_values: dict[str, Any] = field(default_factory=dict)  # escape hatch, merged over ours
+
+
+def is_open(cidrs: list[str]) -> bool:
+    """True when the allow list lets every address in (then no CIDR restriction is written)."""
+    return any(c in OPEN_CIDRS for c in cidrs)
+
+
+def validate_load_balancer_args(args: LoadBalancerArgs) -> list[str]:
+    """Every problem with `args`, each starting with the field it is about; empty when they are usable."""
+    problems: list[str] = []
+    if not _DNS_LABEL.match(args.namespace):
+        problems.append(f"namespace: {args.namespace!r} is not a Kubernetes namespace name")
+    if not _DNS_NAME.match(args.hostname):
+        problems.append(
+            f"hostname: {args.hostname!r} is not a lowercase DNS name with a domain (e.g. llm.example.com)"
+        )
+
+    if not args.backends:
+        problems.append("backends: at least one backend Service is needed")
+    if len(args.backends) > MAX_BACKENDS:
+        problems.append(f"backends: at most {MAX_BACKENDS} backends per route (HTTPRoute limit)")
+    for i, backend in enumerate(args.backends):
+        if not 1 <= backend.port <= 65535:
+            problems.append(f"backends[{i}].port: {backend.port} is not a port (1-65535)")
+        if not 0 <= backend.weight <= 1_000_000:
+            problems.append(f"backends[{i}].weight: {backend.weight} must be between 0 and 1000000")
+    if args.backends and sum(b.weight for b in args.backends) == 0:
+        problems.append("backends: every weight is 0, so no request would be served; give one a weight > 0")
+
+    if not args.api_key_clients:
+        problems.append("api_key_clients: at least one client id is needed (keys are always required)")
+    for client in args.api_key_clients:
+        if not _DNS_LABEL.match(client) or len(client) > 63:
+            problems.append(
+                f"api_key_clients: {client!r} must be a lowercase DNS label (letters, digits, '-'; <= 63)"
+            )
+    duplicates = sorted({c for c in args.api_key_clients if args.api_key_clients.count(c) > 1})
+    if duplicates:
+        problems.append(f"api_key_clients: duplicate client ids {duplicates}")
+    if args.existing_api_key_secret is not None and not _is_k8s_name(args.existing_api_key_secret):
+        problems.append(
+            f"existing_api_key_secret: {args.existing_api_key_secret!r} is not a Kubernetes Secret name"
+        )
+
+    if args.rate_limit_requests_per_minute is not None:
+        if args.rate_limit_requests_per_minute < 1:
+            problems.append("rate_limit_requests_per_minute: must be >= 1, or None for no limit")
+        if len(args.api_key_clients) > MAX_RATE_LIMITED_CLIENTS:
+            problems.append(
+                f"api_key_clients: {len(args.api_key_clients)} clients, but a local rate limit holds at most "
+                f"{MAX_RATE_LIMITED_CLIENTS} per-client rules: use fewer client ids or "
+                "rate_limit_requests_per_minute=None"
+            )
+    if args.request_timeout_seconds < 1 or args.request_timeout_seconds > 99999:
+        problems.append("request_timeout_seconds: must be between 1 and 99999")
+    if args.envoy_replicas < 1:
+        problems.append("envoy_replicas: at least one Envoy proxy is needed")
+
+    if not args.allowed_source_cidrs:
+        problems.append(
+            "allowed_source_cidrs: empty; list the client networks, or ['0.0.0.0/0'] for everyone"
+        )
+    for cidr in args.allowed_source_cidrs:
+        try:
+            ipaddress.ip_network(cidr, strict=True)
+        except ValueError as err:
+            problems.append(f"allowed_source_cidrs: {cidr!r} is not a network in CIDR form: {err}")
+
+    if args.kind is LoadBalancerKind.METALLB and not args.metallb_pool:
+        problems.append("metallb_pool: kind metallb needs the MetalLB IPAddressPool name")
+    if args.kind is not LoadBalancerKind.METALLB and args.metallb_pool:
+        problems.append(f"metallb_pool: only used with kind metallb, not {args.kind.value}")
+    if args.address is not None:
+        try:
+            if ipaddress.ip_address(args.address).version != 4:
+                problems.append(f"address: {args.address!r} must be an IPv4 address (EnvoyProxy limit)")
+        except ValueError:
+            problems.append(f"address: {args.address!r} is not an IP address")
+        if args.kind is LoadBalancerKind.NODEPORT:
+            problems.append("address: a NodePort gateway has no address of its own; remove it or change kind")
+    if args.kind is LoadBalancerKind.NODEPORT:
+        for field_name in ("http_node_port", "https_node_port"):
+            port = getattr(args, field_name)
+            if port not in _NODE_PORTS:
+                problems.append(f"{field_name}: {port} is outside the node port range 30000-32767")
+        if args.http_node_port == args.https_node_port:
+            problems.append("http_node_port, https_node_port: must differ")
+    return problems
+
+
+def _is_k8s_name(name: str) -> bool:
+    return bool(_DNS_LABEL.match(name) or _DNS_NAME.match(name)) and len(name) <= 253
+
+
+def gateway_api_ref(kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+    ref: dict[str, Any] = {"group": "gateway.networking.k8s.io", "kind": kind, "name": name}
+    if namespace is not None:
+        ref["namespace"] = namespace
+    return ref
+
+
+class LoadBalancer(pulumi.ComponentResource):
+    """Envoy Gateway in front of the model server: HTTPS only, API keys, per-client rate limits."""
+
+    url: pulumi.Output[str]
+    gateway_name: pulumi.Output[str]
+    api_keys: pulumi.Output[dict[str, str]]
+
+    def __init__(self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None):
+        problems = validate_load_balancer_args(args)
+        if problems:
+            raise ValueError(f"LoadBalancer {name!r}:\n  " + "\n  ".join(problems))
+        super().__init__("inferstack:load_balancer:LoadBalancer", name, None, opts)
+
+        ns = args.namespace
+        meta_labels = labels(name, "gateway")
+
+        def meta(object_name: str, namespaced: bool = True) -> dict[str, Any]:
+            m: dict[str, Any] = {"name": object_name, "labels": meta_labels}
+            if namespaced:
+                m["namespace"] = ns
+            return m
+
+        release: k8s.helm.v3.Release | None = None
+        if args.install_envoy_gateway:
+            release = helm_release(
+                f"{name}-envoy-gateway",
+                ENVOY_GATEWAY,
+                namespace=ENVOY_PROXY_NAMESPACE,
+                values=envoy_gateway_values(),
+                extra_values=args.envoy_gateway_values,
+                opts=child(self),
+            )
+        # Everything below is a custom resource whose CRD the chart installs.
+        after_crds = [release] if release is not None else []
+
+        envoy_proxy = k8s.apiextensions.CustomResource(
+            f"{name}-envoy-proxy",
+            api_version="gateway.envoyproxy.io/v1alpha1",
+            kind="EnvoyProxy",
+            metadata=meta(name),
+            spec=envoy_proxy_spec(args),
+            opts=child(self, depends_on=after_crds),
+        )
+        gateway_class = k8s.apiextensions.CustomResource(
+            f"{name}-gateway-class",
+            api_version="gateway.networking.k8s.io/v1",
+            kind="GatewayClass",
+            metadata=meta(name, namespaced=False),
+            spec={
+                "controllerName": ENVOY_GATEWAY_CONTROLLER,
+                "description": f"InferStack gateway {name}: Envoy configured by EnvoyProxy {ns}/{name}",
+                "parametersRef": {
+                    "group": "gateway.envoyproxy.io",
+                    "kind": "EnvoyProxy",
+                    "name": name,
+                    "namespace": ns,
+                },
+            },
+            opts=child(self, depends_on=[*after_crds, envoy_proxy]),
+        )
+        gateway = k8s.apiextensions.CustomResource(
+            f"{name}-gateway",
+            api_version="gateway.networking.k8s.io/v1",
+            kind="Gateway",
+            metadata=meta(name),
+            spec={
+                "gatewayClassName": name,
+                "listeners": [
+                    {
+                        "name": HTTP_LISTENER,
+                        "protocol": "HTTP",
+                        "port": 80,
+                        "hostname": args.hostname,
+                    },
+                    {
+                        "name": HTTPS_LISTENER,
+                        "protocol": "HTTPS",
+                        "port": 443,
+                        "hostname": args.hostname,
+                        "tls": {
+                            "mode": "Terminate",
+                            "certificateRefs": [
+                                {"group": "", "kind": "Secret", "name": args.tls_secret_name}
+                            ],
+                        },
+                    },
+                ],
+            },
+            opts=child(self, depends_on=[*after_crds, gateway_class]),
+        )
+
+        k8s.apiextensions.CustomResource(
+            f"{name}-redirect-route",
+            api_version="gateway.networking.k8s.io/v1",
+            kind="HTTPRoute",
+            metadata=meta(f"{name}-redirect"),
+            spec=redirect_route_spec(name, args),
+            opts=child(self, depends_on=[*after_crds, gateway]),
+        )
+        api_route_name = f"{name}-api"
+        api_route = k8s.apiextensions.CustomResource(
+            f"{name}-api-route",
+            api_version="gateway.networking.k8s.io/v1",
+            kind="HTTPRoute",
+            metadata=meta(api_route_name),
+            spec=api_route_spec(name, args),
+            opts=child(self, depends_on=[*after_crds, gateway]),
+        )
+
+        # Keys: generated one per client unless the caller owns a Secret already.
+        keys: dict[str, pulumi.Output[str]] = {}
+        if args.existing_api_key_secret is not None:
+            key_secret_name: str = args.existing_api_key_secret
+            key_secret_deps: list[pulumi.Resource] = []
+        else:
+            key_secret_name = f"{name}-api-keys"
+            for client in args.api_key_clients:
+                password = random.RandomPassword(
+                    f"{name}-api-key-{client}",
+                    length=API_KEY_LENGTH,
+                    special=False,
+                    opts=child(self),
+                )
+                keys[client] = password.result
+            key_secret = k8s.core.v1.Secret(
+                f"{name}-api-keys",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=key_secret_name, namespace=ns, labels=meta_labels),
+                type="Opaque",
+                string_data=keys,
+                opts=child(self),
+            )
+            key_secret_deps = [key_secret]
+
+        security_policy = k8s.apiextensions.CustomResource(
+            f"{name}-security-policy",
+            api_version="gateway.envoyproxy.io/v1alpha1",
+            kind="SecurityPolicy",
+            metadata=meta(f"{name}-api"),
+            spec=security_policy_spec(api_route_name, key_secret_name, args.allowed_source_cidrs),
+            opts=child(self, depends_on=[*after_crds, api_route, *key_secret_deps]),
+        )
+        if args.rate_limit_requests_per_minute is not None:
+            k8s.apiextensions.CustomResource(
+                f"{name}-rate-limit",
+                api_version="gateway.envoyproxy.io/v1alpha1",
+                kind="BackendTrafficPolicy",
+                metadata=meta(f"{name}-api"),
+                spec=rate_limit_spec(
+                    api_route_name, args.api_key_clients, args.rate_limit_requests_per_minute
+                ),
+                # The limit keys on the header the API-key filter sets: no policy, no header.
+                opts=child(self, depends_on=[*after_crds, api_route, security_policy]),
+            )
+
+        self.url = pulumi.Output.from_input(public_url(args))
+        self.gateway_name = pulumi.Output.from_input(name)
+        self.api_keys = pulumi.Output.secret(pulumi.Output.all(**keys) if keys else {})
+        self.register_outputs({"url": self.url, "gateway_name": self.gateway_name, "api_keys": self.api_keys})
+
+
+def public_url(args: LoadBalancerArgs) -> str:
+    if args.kind is LoadBalancerKind.NODEPORT:
+        return f"https://{args.hostname}:{args.https_node_port}"
+    return f"https://{args.hostname}"
+
+
+def envoy_gateway_values() -> dict[str, Any]:
+    """The chart values we decide; every key exists in the chart's values.yaml."""
+    return {
+        # The chart installs Gateway API and Envoy Gateway CRDs as templates, so upgrades update them.
+        "crds": {"enabled": True},
+        # Spelled out so the GatewayClass's controllerName and the controller agree by construction.
+        "config": {"envoyGateway": {"gateway": {"controllerName": ENVOY_GATEWAY_CONTROLLER}}},
+    }
+
+
+_RESTRICTED_ENVOY_CONTAINER: dict[str, Any] = {
+    # Envoy Gateway's own default, written out: setting it replaces the default wholesale.
+    # readOnlyRootFilesystem stays unset: Envoy and the shutdown manager write files (upstream's choice).
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "privileged": False,
+    "runAsNonRoot": True,
+    "runAsUser": 65532,
+    "runAsGroup": 65532,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def envoy_proxy_spec(args: LoadBalancerArgs) -> dict[str, Any]:
+    service: dict[str, Any] = {
+        # Local keeps the client's source address, which the CIDR allow list matches on.
+        "externalTrafficPolicy": "Local",
+    }
+    annotations: dict[str, str] = {}
+    if args.kind is LoadBalancerKind.NODEPORT:
+        service["type"] = "NodePort"
+        # Envoy Gateway names the Service ports itself; a strategic merge keyed on `port` pins the node ports.
+        service["patch"] = {
+            "type": "StrategicMerge",
+            "value": {
+                "spec": {
+                    "ports": [
+                        {"port": 80, "nodePort": args.http_node_port},
+                        {"port": 443, "nodePort": args.https_node_port},
+                    ]
+                }
+            },
+        }
+    else:
+        service["type"] = "LoadBalancer"
+        if args.kind is LoadBalancerKind.METALLB:
+            annotations["metallb.io/address-pool"] = str(args.metallb_pool)
+            if args.address:
+                annotations["metallb.io/loadBalancerIPs"] = args.address
+        elif args.address:
+            service["loadBalancerIP"] = args.address
+        if not is_open(args.allowed_source_cidrs):
+            service["loadBalancerSourceRanges"] = list(args.allowed_source_cidrs)
+    if annotations:
+        service["annotations"] = annotations
+
+    kubernetes: dict[str, Any] = {
+        "envoyDeployment": {
+            "replicas": args.envoy_replicas,
+            "pod": {"securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}},
+            "container": {"securityContext": _RESTRICTED_ENVOY_CONTAINER},
+        },
+        "envoyService": service,
+    }
+    if args.envoy_replicas > 1:
+        kubernetes["envoyPDB"] = {"minAvailable": 1}
+    return {"provider": {"type": "Kubernetes", "kubernetes": kubernetes}}
+
+
+def redirect_route_spec(gateway_name: str, args: LoadBalancerArgs) -> dict[str, Any]:
+    redirect: dict[str, Any] = {"scheme": "https", "statusCode": 301}
+    if args.kind is LoadBalancerKind.NODEPORT:
+        redirect["port"] = args.https_node_port  # the client reaches HTTPS on the node port, not 443
+    return {
+        "parentRefs": [
+            {**gateway_api_ref("Gateway", gateway_name, args.namespace), "sectionName": HTTP_LISTENER}
+        ],
+        "hostnames": [args.hostname],
+        # No backendRefs: plain HTTP never reaches the model. cert-manager's HTTP-01 solver adds its own
+        # route with an Exact path match, which wins over this prefix match.
+        "rules": [
+            {
+                "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                "filters": [{"type": "RequestRedirect", "requestRedirect": redirect}],
+            }
+        ],
+    }
+
+
+def api_route_spec(gateway_name: str, args: LoadBalancerArgs) -> dict[str, Any]:
+    timeout = f"{args.request_timeout_seconds}s"
+    return {
+        "parentRefs": [
+            {**gateway_api_ref("Gateway", gateway_name, args.namespace), "sectionName": HTTPS_LISTENER}
+        ],
+        "hostnames": [args.hostname],
+        "rules": [
+            {
+                "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                # One rule, several weighted backends: the A/B split happens per request.
+                "backendRefs": [
+                    {
+                        "group": "",
+                        "kind": "Service",
+                        "name": b.service_name,
+                        "port": b.port,
+                        "weight": b.weight,
+                    }
+                    for b in args.backends
+                ],
+                # Envoy's default route timeout is 15 s; a streamed answer needs minutes.
+                "timeouts": {"request": timeout, "backendRequest": timeout},
+            }
+        ],
+    }
+
+
+def security_policy_spec(
+    route_name: str, key_secret_name: str, allowed_source_cidrs: list[str]
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "targetRefs": [gateway_api_ref("HTTPRoute", route_name)],
+        "apiKeyAuth": {
+            # Secret data: <client id>: <key>. The filter strips "Bearer " from the header value.
+            "credentialRefs": [{"group": "", "kind": "Secret", "name": key_secret_name}],
+            "extractFrom": [{"headers": [API_KEY_HEADER]}],
+            "forwardClientIDHeader": CLIENT_ID_HEADER,
+            "sanitize": True,  # the key never reaches the engine (or its logs)
+        },
+    }
+    if not is_open(allowed_source_cidrs):
+        spec["authorization"] = {
+            "defaultAction": "Deny",
+            "rules": [
+                {
+                    "name": "allowed-source-networks",
+                    "action": "Allow",
+                    "principal": {"clientCIDRs": list(allowed_source_cidrs)},
+                }
+            ],
+        }
+    return spec
+
+
+def rate_limit_spec(route_name: str, clients: list[str], requests_per_minute: int) -> dict[str, Any]:
+    rules = [
+        {
+            "clientSelectors": [{"headers": [{"name": CLIENT_ID_HEADER, "type": "Exact", "value": client}]}],
+            "limit": {"requests": requests_per_minute, "unit": "Minute"},
+        }
+        for client in clients
+    ]
+    return {
+        "targetRefs": [gateway_api_ref("HTTPRoute", route_name)],
+        # `type` is deprecated in newer CRDs (which read `local` directly) but required by older ones.
+        "rateLimit": {"type": "Local", "local": {"rules": rules}},
+    }
