@@ -1,0 +1,226 @@
+"""ModelServer: the serving pod is GPU-correct, restricted, drains in time and is fenced by policies."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from components.choices import Engine
+from components.model_server import (
+    HEALTH_PATH,
+    SERVING_PORT,
+    ModelServer,
+    ModelServerArgs,
+    validate_model_server_args,
+)
+from inferstack.recording import Recording, run_program
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+
+
+def gpu_args(**changes: Any) -> ModelServerArgs:
+    base = ModelServerArgs(
+        namespace="inferstack",
+        engine=Engine.VLLM,
+        image="registry.example/model:1.0",
+        model_uri="hf://meta-llama/Llama-3.1-8B-Instruct@0e9e39f249a16976918f6564b8830bc894c89659",
+        served_model_name="llama-3.1-8b-instruct",
+        max_model_len=8192,
+        replicas=2,
+        cpu="8",
+        memory="48Gi",
+        gpus=2,
+        node_selector={"nvidia.com/gpu.present": "true"},
+        tolerations=[GPU_TOLERATION],
+        gateway_pod_labels={"app.kubernetes.io/name": "envoy"},
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def cpu_args(**changes: Any) -> ModelServerArgs:
+    return gpu_args(engine=Engine.TRANSFORMERS, gpus=0, node_selector={}, tolerations=[], **changes)
+
+
+def render(args: ModelServerArgs, name: str = "llm") -> Recording:
+    return run_program(lambda: ModelServer(name, args))
+
+
+def pod_spec(rec: Recording) -> dict[str, Any]:
+    return rec.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]
+
+
+def container(rec: Recording, name: str = "server") -> dict[str, Any]:
+    spec = pod_spec(rec)
+    return next(c for c in spec["containers"] + spec["initContainers"] if c["name"] == name)
+
+
+def env_of(c: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in c["env"]}
+
+
+def test_gpu_replicas_request_exactly_their_gpus() -> None:
+    server = container(render(gpu_args()))
+    assert server["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    assert server["resources"]["requests"] == server["resources"]["limits"]
+
+
+def test_gpu_pods_tolerate_the_gpu_taint_and_select_gpu_nodes() -> None:
+    spec = pod_spec(render(gpu_args()))
+    assert GPU_TOLERATION in spec["tolerations"]
+    assert spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+
+
+def test_cpu_engine_asks_for_no_gpu() -> None:
+    rec = render(cpu_args())
+    server = container(rec)
+    assert not any("gpu" in key for key in server["resources"]["limits"])
+    assert "tolerations" not in pod_spec(rec)
+    assert env_of(server)["ENGINE"] == "transformers"
+
+
+def test_init_container_fetches_the_model_with_the_same_settings() -> None:
+    rec = render(gpu_args())
+    fetch, server = container(rec, "fetch-model"), container(rec)
+    assert fetch["command"][-1] == "fetch" and server["command"][-1] == "serve"
+    assert fetch["image"] == server["image"] == "registry.example/model:1.0"
+    assert env_of(fetch) == env_of(server)
+    env = env_of(server)
+    assert env["MODEL_URI"].endswith("@0e9e39f249a16976918f6564b8830bc894c89659")
+    assert env["SERVED_MODEL_NAME"] == "llama-3.1-8b-instruct"
+    assert env["MAX_MODEL_LEN"] == "8192"
+    cache_mounts = {m["mountPath"] for m in fetch["volumeMounts"]} & {
+        m["mountPath"] for m in server["volumeMounts"]
+    }
+    assert env["MODEL_DIR"] in cache_mounts
+
+
+def test_probes_cover_the_model_load() -> None:
+    server = container(render(gpu_args(startup_timeout_seconds=900)))
+    startup = server["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 900
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert server[probe]["httpGet"]["path"] == HEALTH_PATH
+
+
+def test_drain_fits_the_grace_period() -> None:
+    rec = render(gpu_args(pre_stop_seconds=20, drain_seconds=90, termination_grace_seconds=130))
+    spec, server = pod_spec(rec), container(rec)
+    assert server["lifecycle"]["preStop"]["sleep"]["seconds"] == 20
+    assert env_of(server)["SHUTDOWN_TIMEOUT"] == "90"
+    assert spec["terminationGracePeriodSeconds"] == 130
+
+
+def test_pod_meets_pod_security_restricted() -> None:
+    rec = render(gpu_args())
+    spec = pod_spec(rec)
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    for c in spec["containers"] + spec["initContainers"]:
+        ctx = c["securityContext"]
+        assert ctx["allowPrivilegeEscalation"] is False
+        assert ctx["capabilities"]["drop"] == ["ALL"]
+        assert ctx["readOnlyRootFilesystem"] is True
+    assert not any("hostPath" in v for v in spec["volumes"])
+
+
+def test_pod_defaults_that_keep_vllm_alive() -> None:
+    rec = render(gpu_args())
+    spec = pod_spec(rec)
+    assert spec["enableServiceLinks"] is False
+    shm = next(v for v in spec["volumes"] if v["name"] == "dshm")
+    assert shm["emptyDir"]["medium"] == "Memory"
+    assert {"name": "dshm", "mountPath": "/dev/shm"} in container(rec)["volumeMounts"]
+
+
+def test_no_kubernetes_api_token_in_the_pod() -> None:
+    rec = render(gpu_args())
+    assert rec.one("kubernetes:core/v1:ServiceAccount").inputs["automountServiceAccountToken"] is False
+    assert pod_spec(rec)["automountServiceAccountToken"] is False
+
+
+def test_service_and_pdb_select_the_pods() -> None:
+    rec = render(gpu_args())
+    pod_labels = rec.one(DEPLOYMENT).inputs["spec"]["template"]["metadata"]["labels"]
+    service = rec.one("kubernetes:core/v1:Service").inputs["spec"]
+    assert service["selector"].items() <= pod_labels.items()
+    assert service["ports"][0]["port"] == SERVING_PORT
+    pdb = rec.one("kubernetes:policy/v1:PodDisruptionBudget").inputs["spec"]
+    assert pdb["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert pdb["maxUnavailable"] == 1
+
+
+def test_network_policies_deny_by_default_and_allow_only_gateway_and_prometheus() -> None:
+    rec = render(gpu_args())
+    deny = rec.one(NETWORK_POLICY, "default-deny").inputs["spec"]
+    assert set(deny["policyTypes"]) == {"Ingress", "Egress"}
+    assert "ingress" not in deny and "egress" not in deny
+    allow = rec.one(NETWORK_POLICY, "-allow").inputs["spec"]
+    sources = [
+        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        for rule in allow["ingress"]
+        for peer in rule["from"]
+    ]
+    assert sources == ["envoy-gateway-system", "monitoring"]
+    assert all(port["port"] == SERVING_PORT for rule in allow["ingress"] for port in rule["ports"])
+    egress_ports = sorted(p["port"] for rule in allow["egress"] for p in rule["ports"])
+    assert egress_ports == [53, 53, 443]
+
+
+def test_pod_monitor_scrapes_vllm_metrics_only() -> None:
+    assert render(gpu_args()).of_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")
+    assert not render(gpu_args(pod_monitor=False)).of_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")
+    assert not render(cpu_args()).of_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")
+
+
+def test_private_hub_token_is_mounted_as_a_file() -> None:
+    rec = render(gpu_args(hf_token_secret="hf-token"))
+    spec = pod_spec(rec)
+    assert {"name": "hf-token", "secret": {"secretName": "hf-token", "defaultMode": 0o440}} in spec["volumes"]
+    env = env_of(container(rec, "fetch-model"))
+    assert env["HF_TOKEN_PATH"].endswith("/token")
+    assert not any("valueFrom" in e for e in container(rec, "fetch-model")["env"])
+
+
+def test_file_model_reads_from_a_read_only_claim() -> None:
+    rec = render(gpu_args(model_uri="file:///llama/8b", model_volume_claim="models"))
+    claim = next(v for v in pod_spec(rec)["volumes"] if v["name"] == "model-source")
+    assert claim["persistentVolumeClaim"] == {"claimName": "models", "readOnly": True}
+    assert env_of(container(rec))["MODEL_URI"] == "file:///model-source/llama/8b"
+
+
+def test_two_servers_in_one_program_do_not_collide() -> None:
+    def program() -> None:
+        ModelServer("a", gpu_args())
+        ModelServer("b", gpu_args())
+
+    rec = run_program(program)
+    names = [(r.type, r.inputs["metadata"]["name"]) for r in rec.kubernetes_objects()]
+    assert len(names) == len(set(names))
+    assert {r.name for r in rec.of_type(DEPLOYMENT)} == {"a-deployment", "b-deployment"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"gpus": 0}, "gpus"),
+        ({"engine": Engine.TRANSFORMERS}, "gpus"),
+        ({"replicas": -1}, "replicas"),
+        ({"drain_seconds": 200}, "termination_grace_seconds"),
+        ({"model_uri": "file:///x"}, "model_volume_claim"),
+        ({"model_volume_claim": "models"}, "model_volume_claim"),
+    ],
+)
+def test_invalid_args_are_rejected_naming_the_field(changes: dict[str, Any], field: str) -> None:
+    problems = validate_model_server_args(gpu_args(**changes))
+    assert any(p.startswith(f"{field}:") for p in problems), problems
+    with pytest.raises(ValueError, match=field):
+        render(gpu_args(**changes))
+
+
+def test_valid_args_have_no_problems() -> None:
+    assert validate_model_server_args(gpu_args()) == []
+    assert validate_model_server_args(cpu_args()) == []
