@@ -13,7 +13,7 @@ export INFERSTACK_CHART_DIR ?= $(abspath ../shared/charts)
 export INFERSTACK_CHECKOV ?= $(abspath $(CHECKOV_VENV)/bin/checkov)
 export BC_SKIP_MAPPING := TRUE
 
-.PHONY: help venv tools test lint plan check schema up destroy bench clean
+.PHONY: help runtime venv tools test lint plan check schema up destroy bench clean
 
 help:
 	@echo "make up STACK=local     deploy a stack to the current kube context (needs the Pulumi CLI)"
@@ -21,13 +21,21 @@ help:
 	@echo "make check STACK=local  offline plan + manifest validation (kubernetes-validate, CRDs, checkov, values)"
 	@echo "make test               lint + type check + the whole test suite"
 
-$(BIN)/.installed: pyproject.toml
+# The runtime (what `make up/plan/check` need) and the dev extra (tests: torch, transformers, emulators)
+# are separate stamps, so deploying from a laptop does not pull the test stack.
+$(BIN)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(BIN)/.installed: $(BIN)/.runtime
 	# torch first and exactly: the CPU wheel on disk; anything looser pulls a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
+
+runtime: $(BIN)/.runtime
 
 venv: $(BIN)/.installed
 
@@ -46,14 +54,23 @@ lint: venv
 test: venv tools lint
 	$(BIN)/pytest -q
 
-plan: venv
+plan: runtime
 	$(BIN)/inferstack plan $(STACK)
 
-check: venv tools
+check: runtime tools
 	$(BIN)/inferstack check $(STACK)
 
-schema: venv
+schema: runtime
 	$(BIN)/inferstack schema
+
+up: runtime
+	STACK=$(STACK) ./scripts/up.sh
+
+destroy: runtime
+	@command -v pulumi >/dev/null || { echo "make destroy needs the Pulumi CLI (https://www.pulumi.com/docs/install/)"; exit 2; }
+	PULUMI_BACKEND_URL=$${PULUMI_BACKEND_URL:-file://$(CURDIR)/.pulumi-state} \
+	PULUMI_CONFIG_PASSPHRASE_FILE=$${PULUMI_CONFIG_PASSPHRASE_FILE:-$(CURDIR)/.pulumi-state/passphrase} \
+	pulumi destroy --stack $(STACK)
 
 bench: venv tools
 	$(BIN)/python bench/plan_bench.py
