@@ -1,0 +1,324 @@
+"""TlsCertificates: the certificate the Gateway's HTTPS listener serves, kept fresh by cert-manager.
+
+Per mode:
+
+- `acme`: a ClusterIssuer for an ACME CA (Let's Encrypt by default), proving control of the hostname by
+  HTTP-01 through the Gateway's `http` listener (cert-manager adds an HTTPRoute for the challenge) or by
+  DNS-01 (RFC 2136 with a TSIG key, or Route53 / Cloud DNS through the pod's cloud identity — no keys);
+- `internal_ca`: a CA key and self-signed CA certificate made with pulumi-tls, stored as a
+  kubernetes.io/tls Secret in cert-manager's namespace and used by a CA ClusterIssuer; clients trust
+  `ca_certificate_pem`;
+- `existing_secret`: nothing is issued; the Gateway uses the caller's kubernetes.io/tls Secret.
+
+In the first two modes a Certificate in the Gateway's namespace writes the Secret `<name>-tls`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_tls as tls
+
+from components._common import CERT_MANAGER, child, helm_release, labels
+from components.choices import AcmeSolver, Dns01Provider, TlsMode
+
+#: cert-manager's namespace, which is also its cluster resource namespace: ClusterIssuers read their
+#: Secrets (CA key pair, ACME account key, TSIG key) from here.
+CERT_MANAGER_NAMESPACE = "cert-manager"
+LETS_ENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
+LETS_ENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
+#: Key inside the rfc2136 TSIG Secret (matches the stack file's documented layout).
+TSIG_SECRET_KEY = "tsig-secret"
+#: The Gateway listener HTTP-01 challenges arrive on (LoadBalancer's HTTP_LISTENER).
+GATEWAY_HTTP_LISTENER = "http"
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_NAME = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TlsCertificatesArgs:
+    """Where the certificate is needed and how it is obtained."""
+
+    namespace: str  # the Gateway's namespace: the Certificate and its Secret live here
+    hostname: str  # the DNS name the certificate is for
+    gateway_name: str  # the Gateway (LoadBalancer component name) whose `http` listener serves HTTP-01
+    mode: TlsMode  # acme | internal_ca | existing_secret
+    acme_email: str | None = None  # acme: account email for expiry notices (required)
+    acme_server: str = LETS_ENCRYPT_PRODUCTION  # acme: directory URL
+    acme_solver: AcmeSolver = AcmeSolver.HTTP01  # acme: http01 through the Gateway, or dns01
+    dns01_provider: Dns01Provider | None = None  # dns01: which DNS API proves control
+    rfc2136_nameserver: str | None = None  # rfc2136: host:port of the authoritative server
+    rfc2136_tsig_key_name: str | None = None  # rfc2136: TSIG key name
+    rfc2136_tsig_secret: str | None = None  # rfc2136: Secret in cert-manager's namespace, key `tsig-secret`
+    rfc2136_tsig_algorithm: str = "HMACSHA256"  # rfc2136: TSIG algorithm
+    route53_region: str | None = None  # route53: AWS region (credentials: the pod's IRSA / Pod Identity)
+    route53_hosted_zone_id: str | None = None  # route53: zone to write in (optional; found by name otherwise)
+    clouddns_project: str | None = None  # clouddns: GCP project (credentials: GKE Workload Identity)
+    internal_ca_common_name: str = "InferStack internal CA"  # internal_ca: the CA certificate's CN
+    internal_ca_validity_hours: int = 24 * 365 * 5  # internal_ca: lifetime of the CA certificate
+    existing_secret: str | None = None  # existing_secret: kubernetes.io/tls Secret in `namespace`
+    certificate_duration_hours: int = 2160  # requested lifetime (ACME CAs may choose their own)
+    install_cert_manager: bool = True  # install the pinned chart; False: cert-manager already runs
+    cert_manager_namespace: str = CERT_MANAGER_NAMESPACE  # its namespace = cluster resource namespace
+    cert_manager_service_account_annotations: dict[str, str] = field(
+        default_factory=dict
+    )  # controller SA: IRSA role / Workload Identity for route53 and clouddns
+    cert_manager_values: dict[str, Any] = field(default_factory=dict)  # escape hatch, merged over ours
+
+
+def validate_tls_args(args: TlsCertificatesArgs) -> list[str]:
+    """Every problem with `args`, each starting with the field it is about; empty when they are usable."""
+    problems: list[str] = []
+    if not _DNS_LABEL.match(args.namespace):
+        problems.append(f"namespace: {args.namespace!r} is not a Kubernetes namespace name")
+    if not _DNS_LABEL.match(args.cert_manager_namespace):
+        problems.append(f"cert_manager_namespace: {args.cert_manager_namespace!r} is not a namespace name")
+    if not _DNS_NAME.match(args.hostname):
+        problems.append(f"hostname: {args.hostname!r} is not a lowercase DNS name (e.g. llm.example.com)")
+    if not args.gateway_name:
+        problems.append("gateway_name: the Gateway's name is needed")
+    if args.certificate_duration_hours < 24:
+        problems.append("certificate_duration_hours: must be at least 24")
+
+    if args.mode is TlsMode.EXISTING_SECRET:
+        if not args.existing_secret:
+            problems.append(
+                "existing_secret: mode existing_secret needs the name of a kubernetes.io/tls Secret"
+            )
+    elif args.existing_secret:
+        problems.append(f"existing_secret: only used with mode existing_secret, not {args.mode.value}")
+
+    if args.mode is TlsMode.ACME:
+        problems.extend(_acme_problems(args))
+    elif args.dns01_provider is not None:
+        problems.append(f"dns01_provider: only used with mode acme, not {args.mode.value}")
+
+    if args.mode is TlsMode.INTERNAL_CA:
+        if not args.internal_ca_common_name.strip():
+            problems.append("internal_ca_common_name: must not be empty")
+        if args.internal_ca_validity_hours <= args.certificate_duration_hours:
+            problems.append(
+                f"internal_ca_validity_hours: {args.internal_ca_validity_hours} must exceed "
+                f"certificate_duration_hours ({args.certificate_duration_hours}), or leaf certificates would "
+                "outlive their CA"
+            )
+    return problems
+
+
+def _acme_problems(args: TlsCertificatesArgs) -> list[str]:
+    problems: list[str] = []
+    if not args.acme_email:
+        problems.append("acme_email: ACME needs an account email for expiry notices")
+    elif not _EMAIL.match(args.acme_email):
+        problems.append(f"acme_email: {args.acme_email!r} is not an email address")
+    if not args.acme_server.startswith("https://"):
+        problems.append(f"acme_server: {args.acme_server!r} must be an https:// ACME directory URL")
+
+    if args.acme_solver is AcmeSolver.HTTP01:
+        if args.hostname.startswith("*."):
+            problems.append("hostname: a wildcard name can only be proven by dns01 (acme_solver)")
+        if args.dns01_provider is not None:
+            problems.append("dns01_provider: only used with acme_solver dns01, not http01")
+        return problems
+
+    if args.dns01_provider is None:
+        problems.append("dns01_provider: acme_solver dns01 needs a provider (rfc2136, route53 or clouddns)")
+        return problems
+    needed = {
+        Dns01Provider.RFC2136: ("rfc2136_nameserver", "rfc2136_tsig_key_name", "rfc2136_tsig_secret"),
+        Dns01Provider.ROUTE53: ("route53_region",),
+        Dns01Provider.CLOUDDNS: ("clouddns_project",),
+    }[args.dns01_provider]
+    for name in needed:
+        if not getattr(args, name):
+            problems.append(f"{name}: dns01 provider {args.dns01_provider.value} needs it")
+    if args.rfc2136_tsig_secret and not _DNS_LABEL.match(args.rfc2136_tsig_secret):
+        problems.append(f"rfc2136_tsig_secret: {args.rfc2136_tsig_secret!r} is not a Secret name")
+    return problems
+
+
+class TlsCertificates(pulumi.ComponentResource):
+    """cert-manager plus an issuer and a Certificate for the Gateway's hostname."""
+
+    secret_name: pulumi.Output[str]
+    issuer_name: pulumi.Output[str | None]
+    ca_certificate_pem: pulumi.Output[str | None]
+
+    def __init__(self, name: str, args: TlsCertificatesArgs, opts: pulumi.ResourceOptions | None = None):
+        problems = validate_tls_args(args)
+        if problems:
+            raise ValueError(f"TlsCertificates {name!r}:\n  " + "\n  ".join(problems))
+        super().__init__("inferstack:tls:TlsCertificates", name, None, opts)
+
+        cm_ns = args.cert_manager_namespace
+        meta_labels = labels(name, "tls")
+
+        release: k8s.helm.v3.Release | None = None
+        if args.install_cert_manager:
+            release = helm_release(
+                f"{name}-cert-manager",
+                CERT_MANAGER,
+                namespace=cm_ns,
+                values=cert_manager_values(args),
+                extra_values=args.cert_manager_values,
+                opts=child(self),
+            )
+        # Issuers and Certificates need the CRDs and a running webhook: both come with the release.
+        after_release: list[pulumi.Resource] = [release] if release is not None else []
+
+        issuer: k8s.apiextensions.CustomResource | None = None
+        issuer_name: str | None = None
+        ca_pem: pulumi.Output[str] | None = None
+        if args.mode is TlsMode.ACME:
+            issuer_name = f"{name}-acme"
+            issuer = k8s.apiextensions.CustomResource(
+                f"{name}-issuer",
+                api_version="cert-manager.io/v1",
+                kind="ClusterIssuer",
+                metadata={"name": issuer_name, "labels": meta_labels},
+                spec={"acme": acme_issuer_spec(name, args)},
+                opts=child(self, depends_on=after_release),
+            )
+        elif args.mode is TlsMode.INTERNAL_CA:
+            issuer_name = f"{name}-ca"
+            ca_key = tls.PrivateKey(f"{name}-ca-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child(self))
+            ca_cert = tls.SelfSignedCert(
+                f"{name}-ca-cert",
+                private_key_pem=ca_key.private_key_pem,
+                is_ca_certificate=True,
+                validity_period_hours=args.internal_ca_validity_hours,
+                early_renewal_hours=24 * 30,
+                allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
+                subject=tls.SelfSignedCertSubjectArgs(
+                    common_name=args.internal_ca_common_name, organization="InferStack"
+                ),
+                opts=child(self),
+            )
+            ca_pem = ca_cert.cert_pem
+            ca_secret_name = f"{name}-ca"
+            ca_secret = k8s.core.v1.Secret(
+                f"{name}-ca-secret",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=ca_secret_name, namespace=cm_ns, labels=meta_labels),
+                type="kubernetes.io/tls",
+                string_data={"tls.crt": ca_cert.cert_pem, "tls.key": ca_key.private_key_pem},
+                # The namespace is made by the release (create_namespace).
+                opts=child(self, depends_on=after_release),
+            )
+            issuer = k8s.apiextensions.CustomResource(
+                f"{name}-issuer",
+                api_version="cert-manager.io/v1",
+                kind="ClusterIssuer",
+                metadata={"name": issuer_name, "labels": meta_labels},
+                spec={"ca": {"secretName": ca_secret_name}},
+                opts=child(self, depends_on=[*after_release, ca_secret]),
+            )
+
+        if issuer is not None and issuer_name is not None:
+            secret_name = f"{name}-tls"
+            k8s.apiextensions.CustomResource(
+                f"{name}-certificate",
+                api_version="cert-manager.io/v1",
+                kind="Certificate",
+                metadata={"name": name, "namespace": args.namespace, "labels": meta_labels},
+                spec=certificate_spec(secret_name, issuer_name, args),
+                opts=child(self, depends_on=[*after_release, issuer]),
+            )
+        else:
+            secret_name = str(args.existing_secret)
+
+        self.secret_name = pulumi.Output.from_input(secret_name)
+        self.issuer_name = pulumi.Output.from_input(issuer_name)
+        self.ca_certificate_pem = ca_pem if ca_pem is not None else pulumi.Output.from_input(None)
+        self.register_outputs(
+            {
+                "secret_name": self.secret_name,
+                "issuer_name": self.issuer_name,
+                "ca_certificate_pem": self.ca_certificate_pem,
+            }
+        )
+
+
+def cert_manager_values(args: TlsCertificatesArgs) -> dict[str, Any]:
+    """The chart values we decide; each key is in the chart's values.schema.json."""
+    values: dict[str, Any] = {
+        # CRDs as chart templates (upgraded with the chart); kept if the release is ever uninstalled,
+        # because deleting the CRDs would delete every Certificate with them.
+        "crds": {"enabled": True, "keep": True},
+        # The gatewayHTTPRoute HTTP-01 solver needs the controller's Gateway API support.
+        "config": {
+            "apiVersion": "controller.config.cert-manager.io/v1alpha1",
+            "kind": "ControllerConfiguration",
+            "enableGatewayAPI": True,
+        },
+    }
+    if args.cert_manager_service_account_annotations:
+        values["serviceAccount"] = {"annotations": dict(args.cert_manager_service_account_annotations)}
+    return values
+
+
+def acme_issuer_spec(name: str, args: TlsCertificatesArgs) -> dict[str, Any]:
+    if args.acme_solver is AcmeSolver.HTTP01:
+        solver: dict[str, Any] = {
+            "http01": {
+                "gatewayHTTPRoute": {
+                    "parentRefs": [
+                        {
+                            "group": "gateway.networking.k8s.io",
+                            "kind": "Gateway",
+                            "name": args.gateway_name,
+                            "namespace": args.namespace,
+                            "sectionName": GATEWAY_HTTP_LISTENER,
+                        }
+                    ]
+                }
+            }
+        }
+    else:
+        solver = {"dns01": dns01_solver(args)}
+    return {
+        "email": args.acme_email,
+        "server": args.acme_server,
+        # cert-manager creates the account key in its cluster resource namespace.
+        "privateKeySecretRef": {"name": f"{name}-acme-account"},
+        "solvers": [solver],
+    }
+
+
+def dns01_solver(args: TlsCertificatesArgs) -> dict[str, Any]:
+    if args.dns01_provider is Dns01Provider.RFC2136:
+        return {
+            "rfc2136": {
+                "nameserver": args.rfc2136_nameserver,
+                "tsigKeyName": args.rfc2136_tsig_key_name,
+                "tsigAlgorithm": args.rfc2136_tsig_algorithm,
+                "tsigSecretSecretRef": {"name": args.rfc2136_tsig_secret, "key": TSIG_SECRET_KEY},
+            }
+        }
+    if args.dns01_provider is Dns01Provider.ROUTE53:
+        # No access keys: cert-manager's ServiceAccount carries the IAM role (IRSA / EKS Pod Identity).
+        route53: dict[str, Any] = {"region": args.route53_region}
+        if args.route53_hosted_zone_id:
+            route53["hostedZoneID"] = args.route53_hosted_zone_id
+        return {"route53": route53}
+    if args.dns01_provider is Dns01Provider.CLOUDDNS:
+        # No key file: GKE Workload Identity maps cert-manager's ServiceAccount to a GCP one.
+        return {"cloudDNS": {"project": args.clouddns_project}}
+    raise AssertionError(f"unhandled dns01 provider {args.dns01_provider!r}")  # validation prevents this
+
+
+def certificate_spec(secret_name: str, issuer_name: str, args: TlsCertificatesArgs) -> dict[str, Any]:
+    return {
+        "secretName": secret_name,
+        "dnsNames": [args.hostname],
+        "duration": f"{args.certificate_duration_hours}h",
+        "issuerRef": {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": issuer_name},
+        # A fresh key on every renewal: a leaked key dies with its certificate.
+        "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+        "usages": ["digital signature", "server auth"],
+    }
