@@ -111,7 +111,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    print(json.dumps(json_schema(), indent=2, sort_keys=True))
+    if args.markdown:
+        from inferstack.reference import markdown_table
+
+        print(markdown_table())
+    else:
+        print(json.dumps(json_schema(), indent=2, sort_keys=True))
     return EXIT_OK
 
 
@@ -143,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of a stack file's inferstack: keys")
+    schema.add_argument(
+        "--markdown", action="store_true", help="the README's configuration reference table instead"
+    )
     schema.set_defaults(func=cmd_schema)
     return parser
 

@@ -249,7 +249,9 @@ class ServingConfig(_Section):
 class AutoscalingConfig(_Section):
     enabled: bool = Field(True, description="KEDA scales replicas; off: serving.replicas is fixed")
     min_replicas: int = Field(1, ge=0, le=100, description="0 lets GPU replicas (and nodes) scale to zero")
-    max_replicas: int = Field(4, ge=1, le=100)
+    max_replicas: int = Field(
+        4, ge=1, le=100, description="upper bound on replicas (and GPUs: x gpus_per_replica)"
+    )
     target_queue_depth: int = Field(
         5,
         ge=1,
@@ -259,9 +261,14 @@ class AutoscalingConfig(_Section):
     cpu_target_percent: int = Field(
         70, ge=10, le=95, description="CPU engine fallback: average CPU utilisation target (no queue metric)"
     )
-    polling_interval_seconds: int = Field(15, ge=5, le=300)
+    polling_interval_seconds: int = Field(15, ge=5, le=300, description="how often KEDA reads the metric")
     cooldown_seconds: int = Field(300, ge=0, le=86400, description="idle time before scaling to zero")
-    scale_down_stabilization_seconds: int = Field(300, ge=0, le=3600)
+    scale_down_stabilization_seconds: int = Field(
+        300,
+        ge=0,
+        le=3600,
+        description="a lower replica count must hold this long before replicas are removed",
+    )
 
 
 class MonitoringConfig(_Section):
@@ -275,7 +282,7 @@ class MonitoringConfig(_Section):
 
 
 class LoadBalancerConfig(_Section):
-    kind: LoadBalancerKind = Field(LoadBalancerKind.EXISTING)
+    kind: LoadBalancerKind = Field(LoadBalancerKind.EXISTING, description="how the gateway gets its address")
     metallb_pool: K8sName | None = Field(None, description="MetalLB IPAddressPool the address comes from")
     address: str | None = Field(
         None, description="a fixed IP for the Gateway's Service, if the pool allows it"
@@ -327,13 +334,19 @@ class GatewayConfig(_Section):
 
 
 class Dns01Config(_Section):
-    provider: Dns01Provider
+    provider: Dns01Provider = Field(..., description="DNS service that answers the DNS-01 challenge")
     rfc2136_nameserver: str | None = Field(None, description="rfc2136: host:port of the authoritative server")
-    rfc2136_tsig_key_name: str | None = None
+    rfc2136_tsig_key_name: str | None = Field(None, description="rfc2136: TSIG key name the server knows")
     rfc2136_tsig_secret: K8sName | None = Field(None, description="rfc2136: Secret holding the TSIG key")
-    route53_region: str | None = None
-    route53_hosted_zone_id: str | None = None
-    clouddns_project: str | None = None
+    route53_region: str | None = Field(
+        None, description="route53: AWS region (credentials from the pod identity)"
+    )
+    route53_hosted_zone_id: str | None = Field(
+        None, description="route53: hosted zone id (default: looked up)"
+    )
+    clouddns_project: str | None = Field(
+        None, description="clouddns: GCP project of the zone (Workload Identity)"
+    )
 
     @model_validator(mode="after")
     def _provider_fields(self) -> Dns01Config:
@@ -350,18 +363,24 @@ class Dns01Config(_Section):
 
 class AcmeConfig(_Section):
     email: str | None = Field(None, description="account email; required for ACME (expiry notices)")
-    server: str = Field("https://acme-v02.api.letsencrypt.org/directory", pattern=r"^https://")
-    solver: AcmeSolver = Field(AcmeSolver.HTTP01)
+    server: str = Field(
+        "https://acme-v02.api.letsencrypt.org/directory",
+        pattern=r"^https://",
+        description="ACME directory (Let's Encrypt staging: https://acme-staging-v02.api.letsencrypt.org/directory)",
+    )
+    solver: AcmeSolver = Field(AcmeSolver.HTTP01, description="how the ACME CA checks the domain")
     dns01: Dns01Config | None = None
 
 
 class InternalCaConfig(_Section):
-    common_name: str = Field("InferStack internal CA", min_length=1)
+    common_name: str = Field(
+        "InferStack internal CA", min_length=1, description="subject of the CA certificate"
+    )
     validity_hours: int = Field(24 * 365 * 5, ge=24, description="lifetime of the CA certificate")
 
 
 class TlsConfig(_Section):
-    mode: TlsMode = Field(TlsMode.INTERNAL_CA)
+    mode: TlsMode = Field(TlsMode.INTERNAL_CA, description="where the certificate comes from")
     acme: AcmeConfig = Field(default_factory=AcmeConfig)  # type: ignore[arg-type]
     internal_ca: InternalCaConfig = Field(default_factory=InternalCaConfig)  # type: ignore[arg-type]
     existing_secret: K8sName | None = Field(
@@ -377,7 +396,9 @@ class Taint(_Section):
 
 
 class GpuPoolConfig(_Section):
-    driver_stack: GpuDriverStack = Field(GpuDriverStack.DEVICE_PLUGIN)
+    driver_stack: GpuDriverStack = Field(
+        GpuDriverStack.DEVICE_PLUGIN, description="what makes nvidia.com/gpu schedulable on the GPU nodes"
+    )
     node_selector: dict[str, str] = Field(
         default_factory=lambda: {"nvidia.com/gpu.present": "true"},
         description="labels that pick the GPU nodes",
@@ -394,7 +415,10 @@ class GpuPoolConfig(_Section):
 class StackConfig(_Section):
     """One stack file. Keys are `inferstack:<field>` in Pulumi.<env>.yaml."""
 
-    platform: Platform = Field(Platform.ONPREM)
+    platform: Platform = Field(
+        Platform.ONPREM,
+        description="where the cluster is: onprem = any existing cluster (aws and gcp to come)",
+    )
     tier: Tier = Field(Tier.DEV, description="prod turns advisory policies into mandatory ones")
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)  # type: ignore[arg-type]
     model: ModelConfig

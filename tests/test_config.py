@@ -450,3 +450,10 @@ def test_any_input_validates_or_fails_cleanly(values: dict[str, Any]) -> None:
             assert isinstance(location, str) and location
             assert isinstance(message, str) and message
         assert "Traceback" not in err.render()
+
+
+def test_readme_configuration_reference_matches_the_schema() -> None:
+    from inferstack.reference import markdown_table
+
+    readme = (ROOT / "README.md").read_text()
+    assert markdown_table() in readme, "README is stale: paste the output of `inferstack schema --markdown`"
