@@ -1,0 +1,109 @@
+"""MODEL_URI: where the model comes from, and the stable cache key derived from it."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import PurePosixPath
+from urllib.parse import urlsplit
+
+SCHEMES_HELP = "file:///path (or /path), s3://bucket/prefix, gs://bucket/prefix, hf://org/name@revision"
+
+_HF_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class Scheme(StrEnum):
+    FILE = "file"
+    S3 = "s3"
+    GS = "gs"
+    HF = "hf"
+
+
+@dataclass(frozen=True)
+class ModelURI:
+    """A parsed MODEL_URI. `location` is a bucket, a hub repository, or empty for files."""
+
+    scheme: Scheme
+    location: str
+    path: str
+    revision: str | None = None
+
+    @property
+    def canonical(self) -> str:
+        if self.scheme is Scheme.FILE:
+            return f"file://{self.path}"
+        if self.scheme is Scheme.HF:
+            return f"hf://{self.location}@{self.revision}"
+        return f"{self.scheme.value}://{self.location}/{self.path}".rstrip("/")
+
+    @property
+    def pinned(self) -> bool:
+        """True when the URI names immutable content (an hf:// commit hash)."""
+        return self.scheme is not Scheme.HF or bool(self.revision and _COMMIT.match(self.revision))
+
+    def cache_key(self) -> str:
+        """`<readable slug>-<12 hex of sha256(canonical URI)>`: stable, unique, safe as a folder name.
+
+        The slug is only for people reading `ls`; the hash is what makes two URIs two entries.
+        """
+        digest = hashlib.sha256(self.canonical.encode()).hexdigest()[:12]
+        tail = "-".join(p for p in [self.location, *self.path.split("/")] if p)
+        if self.revision:
+            tail = f"{tail}-{self.revision[:12]}"
+        slug = _SLUG_UNSAFE.sub("-", tail).strip("-.")[-60:].lstrip("-.") or "model"
+        return f"{slug}-{digest}"
+
+
+def parse_model_uri(raw: str) -> ModelURI:
+    """Parse MODEL_URI, or raise ValueError saying what is wrong and how to write it."""
+    raw = raw.strip()
+    if not raw:
+        raise ValueError(f"is empty; use one of {SCHEMES_HELP}")
+    if raw.startswith("/"):
+        return _file_uri(raw)
+    parts = urlsplit(raw)
+    scheme = parts.scheme.lower()
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise ValueError(f"{raw!r}: a file:// URI needs an absolute path, e.g. file:///models/llama")
+        return _file_uri(parts.path)
+    if scheme in ("s3", "gs"):
+        if not parts.netloc:
+            raise ValueError(f"{raw!r} names no bucket; write {scheme}://bucket/prefix")
+        if parts.query or parts.fragment:
+            raise ValueError(f"{raw!r}: query strings and fragments are not supported in {scheme}:// URIs")
+        prefix = parts.path.strip("/")
+        if any(seg in ("", ".", "..") for seg in prefix.split("/")) and prefix:
+            raise ValueError(f"{raw!r}: the prefix may not contain empty, '.' or '..' segments")
+        return ModelURI(Scheme(scheme), parts.netloc, prefix)
+    if scheme == "hf":
+        return _hf_uri(raw)
+    shown = f"scheme {scheme!r}" if scheme else "no scheme"
+    raise ValueError(f"{raw!r} has {shown}; use one of {SCHEMES_HELP}")
+
+
+def _file_uri(path: str) -> ModelURI:
+    p = PurePosixPath(path)
+    if not p.is_absolute() or ".." in p.parts:
+        raise ValueError(f"{path!r}: a local model folder must be an absolute path without '..'")
+    return ModelURI(Scheme.FILE, "", str(p))
+
+
+def _hf_uri(raw: str) -> ModelURI:
+    body = raw[len("hf://") :]
+    repo, sep, revision = body.partition("@")
+    repo = repo.strip("/")
+    if not sep or not revision:
+        raise ValueError(
+            f"{raw!r} has no revision; pin one: hf://{repo or 'org/name'}@<40-hex commit sha> "
+            "(a moving branch would change the model under a running deployment)"
+        )
+    if not _HF_REPO.match(repo) or "--" in repo:
+        raise ValueError(f"{raw!r}: {repo!r} is not a hub repository id like org/name")
+    if "/" in revision or any(c.isspace() for c in revision):
+        raise ValueError(f"{raw!r}: {revision!r} is not a revision (a commit sha, tag or branch)")
+    return ModelURI(Scheme.HF, repo, "", revision)
