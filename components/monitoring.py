@@ -1,0 +1,187 @@
+"""Monitoring: the Prometheus the autoscaler queries, and scraping of the gateway's Envoy proxies.
+
+Either installs kube-prometheus-stack (pinned) with a lean footprint - Prometheus and its operator only;
+Grafana, Alertmanager, node exporter and kube-state-metrics are off unless asked for - or, given the URL
+of a Prometheus the cluster already has, installs nothing and hands that URL on.
+
+The installed Prometheus selects PodMonitors and ServiceMonitors in every namespace whatever their
+labels (the chart's default only picks objects labelled for its own Helm release), so the model
+server's PodMonitor is scraped wherever it lives.
+
+The Envoy PodMonitor matters for scale-from-zero: while no model pod runs there is no vLLM metric at
+all, and the gateway's own counters are the only signal that clients are waiting. It copies each proxy
+pod's owning-Gateway labels onto the series (`gateway_envoyproxy_io_owning_gateway_name`, `..._namespace`)
+so the autoscaler can tell one Gateway's traffic from another's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components._common import KUBE_PROMETHEUS_STACK, child, helm_release, labels
+
+DEFAULT_NAMESPACE = "monitoring"
+PROMETHEUS_PORT = 9090
+#: kube-prometheus-stack truncates its fullname to this many characters before adding "-prometheus".
+_FULLNAME_MAX = 26
+
+ENVOY_GATEWAY_NAMESPACE = "envoy-gateway-system"
+#: Labels Envoy Gateway puts on every proxy pod it runs for a Gateway.
+ENVOY_PROXY_POD_LABELS = {"app.kubernetes.io/name": "envoy", "app.kubernetes.io/component": "proxy"}
+#: The proxy container's port named "metrics" (19001) serves Envoy's stats in Prometheus format here.
+ENVOY_METRICS_PORT = "metrics"
+ENVOY_METRICS_PATH = "/stats/prometheus"
+#: Pod labels copied onto every Envoy series; Prometheus turns them into
+#: gateway_envoyproxy_io_owning_gateway_name / ..._namespace.
+ENVOY_GATEWAY_POD_LABELS = [
+    "gateway.envoyproxy.io/owning-gateway-name",
+    "gateway.envoyproxy.io/owning-gateway-namespace",
+]
+
+
+@dataclass(frozen=True)
+class MonitoringArgs:
+    """Where metrics come from; defaults give a small in-cluster Prometheus."""
+
+    prometheus_url: str | None = None  # an existing Prometheus (http[s]://...): install nothing
+    namespace: str = DEFAULT_NAMESPACE  # namespace of the installed stack
+    retention: str = "7d"  # how long samples are kept (Prometheus duration)
+    retention_size: str = "5GiB"  # cap on the TSDB size; the default volume is an emptyDir
+    grafana: bool = False  # also install Grafana
+    alertmanager: bool = False  # also install Alertmanager
+    node_exporter: bool = False  # also run node exporter on every node
+    kube_state_metrics: bool = False  # also install kube-state-metrics
+    scrape_envoy: bool = True  # PodMonitor for the Envoy Gateway proxies (scale-from-zero signal)
+    envoy_namespace: str = ENVOY_GATEWAY_NAMESPACE  # where Envoy Gateway runs its proxy pods
+    pod_monitor_labels: dict[str, str] = field(
+        default_factory=dict
+    )  # labels an existing Prometheus selects on
+    values: dict[str, Any] = field(default_factory=dict)  # escape hatch: chart values merged over ours
+
+
+def validate_monitoring_args(args: MonitoringArgs) -> list[str]:
+    """Every problem with the args, each naming the field; empty when they are usable."""
+    problems: list[str] = []
+    if args.prometheus_url is not None:
+        if not args.prometheus_url.startswith(("http://", "https://")):
+            problems.append(f"prometheus_url: {args.prometheus_url!r} must start with http:// or https://")
+        installs_only = [
+            name
+            for name, is_set in (
+                ("values", bool(args.values)),
+                ("grafana", args.grafana),
+                ("alertmanager", args.alertmanager),
+                ("node_exporter", args.node_exporter),
+                ("kube_state_metrics", args.kube_state_metrics),
+            )
+            if is_set
+        ]
+        if installs_only:
+            problems.append(
+                f"prometheus_url and {', '.join(installs_only)}: an existing Prometheus means nothing is "
+                "installed, so these would be ignored; drop them or drop prometheus_url"
+            )
+    if not args.namespace:
+        problems.append("namespace: must not be empty")
+    if args.scrape_envoy and not args.envoy_namespace:
+        problems.append("envoy_namespace: must not be empty when scrape_envoy is on")
+    for key in ("retention", "retention_size"):
+        if not getattr(args, key):
+            problems.append(f"{key}: must not be empty")
+    return problems
+
+
+def stack_fullname(name: str) -> str:
+    """The chart's fullnameOverride for this component: its name, cut as the chart cuts it, so the
+    Prometheus Service is always `<fullname>-prometheus`."""
+    return name[:_FULLNAME_MAX].rstrip("-")
+
+
+def in_cluster_url(name: str, namespace: str = DEFAULT_NAMESPACE) -> str:
+    return f"http://{stack_fullname(name)}-prometheus.{namespace}.svc:{PROMETHEUS_PORT}"
+
+
+def prometheus_stack_values(name: str, args: MonitoringArgs) -> dict[str, Any]:
+    """kube-prometheus-stack values: Prometheus + operator, every monitor selected, modest retention."""
+    return {
+        "fullnameOverride": stack_fullname(name),
+        "grafana": {"enabled": args.grafana},
+        "alertmanager": {"enabled": args.alertmanager},
+        "nodeExporter": {"enabled": args.node_exporter},
+        "kubeStateMetrics": {"enabled": args.kube_state_metrics},
+        "prometheus": {
+            "enabled": True,
+            "prometheusSpec": {
+                "retention": args.retention,
+                "retentionSize": args.retention_size,
+                # Empty selectors + NilUsesHelmValues false: every monitor in every namespace, not only
+                # those labelled for this Helm release.
+                "podMonitorSelectorNilUsesHelmValues": False,
+                "podMonitorSelector": {},
+                "podMonitorNamespaceSelector": {},
+                "serviceMonitorSelectorNilUsesHelmValues": False,
+                "serviceMonitorSelector": {},
+                "serviceMonitorNamespaceSelector": {},
+                "ruleSelectorNilUsesHelmValues": False,
+                "probeSelectorNilUsesHelmValues": False,
+            },
+        },
+    }
+
+
+def envoy_pod_monitor_spec() -> dict[str, Any]:
+    return {
+        "selector": {"matchLabels": dict(ENVOY_PROXY_POD_LABELS)},
+        "podTargetLabels": list(ENVOY_GATEWAY_POD_LABELS),
+        "podMetricsEndpoints": [{"port": ENVOY_METRICS_PORT, "path": ENVOY_METRICS_PATH, "interval": "15s"}],
+    }
+
+
+class Monitoring(pulumi.ComponentResource):
+    """Prometheus for the autoscaler: installed here, or an existing one passed through."""
+
+    prometheus_url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        problems = validate_monitoring_args(args)
+        if problems:
+            raise ValueError(f"Monitoring {name}: " + "; ".join(problems))
+        super().__init__("inferstack:monitoring:Monitoring", name, None, opts)
+
+        #: The kube-prometheus-stack release when installed: depend on it for anything that needs the
+        #: Prometheus operator's CRDs (PodMonitor, ServiceMonitor).
+        self.release: k8s.helm.v3.Release | None = None
+        if args.prometheus_url is None:
+            self.release = helm_release(
+                f"{name}-prometheus-stack",
+                KUBE_PROMETHEUS_STACK,
+                namespace=args.namespace,
+                values=prometheus_stack_values(name, args),
+                extra_values=args.values,
+                opts=child(self),
+            )
+            url: pulumi.Input[str] = self.release.status.apply(lambda _: in_cluster_url(name, args.namespace))
+        else:
+            url = args.prometheus_url
+
+        if args.scrape_envoy:
+            k8s.apiextensions.CustomResource(
+                f"{name}-envoy-podmonitor",
+                api_version="monitoring.coreos.com/v1",
+                kind="PodMonitor",
+                metadata={
+                    "name": f"{name}-envoy",
+                    # Next to the proxies, so no namespaceSelector is needed.
+                    "namespace": args.envoy_namespace,
+                    "labels": {**labels(f"{name}-envoy", "monitoring"), **args.pod_monitor_labels},
+                },
+                spec=envoy_pod_monitor_spec(),
+                opts=child(self, depends_on=[self.release] if self.release else None),
+            )
+
+        self.prometheus_url = pulumi.Output.from_input(url)
+        self.register_outputs({"prometheus_url": self.prometheus_url})
