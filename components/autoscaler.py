@@ -1,0 +1,340 @@
+"""Autoscaler: KEDA (pinned Helm release) and a ScaledObject for the model server's Deployment.
+
+Signals
+-------
+QUEUE_DEPTH (vLLM): a prometheus trigger on the engine's own queue,
+`sum(vllm:num_requests_waiting{namespace=..., model_name=...})`, scaled so that each replica has about
+`target_queue_depth` waiting requests. The EKS and GKE inference guides both prefer this server signal
+over CPU or GPU utilisation, which saturate long before latency does.
+
+CPU (`transformers serve`): that engine exports no queue metric, so a `cpu` trigger on average
+utilisation. A CPU trigger cannot wake a Deployment from zero (there is no pod to measure), so
+min_replicas 0 is rejected with it.
+
+Scale from zero, and its trade-off
+----------------------------------
+At zero replicas the vLLM metrics do not exist, so with min_replicas 0 a second prometheus trigger
+watches the gateway instead (Envoy's stats, scraped by the Monitoring component's PodMonitor):
+
+* 5xx answers from the Gateway's proxies. While the Service has no endpoints Envoy Gateway answers
+  the route with a 500 of its own (a direct response; envoyproxy/gateway#8288) and never touches an
+  upstream cluster, so these are counted per Gateway (`envoy_http_downstream_rq_xx`), not per route.
+  Requests refused by API-key auth or the rate limit are 4xx and do not wake anything.
+* requests the route's cluster served (`envoy_cluster_upstream_rq_total` for the HTTPRoute's clusters
+  `httproute/<ns>/<name>/rule/<n>`), so that a replica busy with running but not waiting requests is
+  not scaled to zero under its clients.
+
+Both are rates over WAKE_WINDOW, clamped to 1 with a target of 1: the trigger asks for at most one
+replica (the queue trigger scales beyond that), and it stays active until the gateway has been quiet
+for WAKE_WINDOW, after which KEDA waits `cooldown_seconds` more before scaling to zero.
+
+The price: the requests that arrive while the model is scaled to zero are not held - they get an error
+(a 500 from Envoy Gateway today, a 503 once that issue is resolved) and clients must retry with backoff
+until a replica is ready. That takes the scrape interval plus `polling_interval_seconds` to notice, then
+the model load (minutes for a large model), and on a cluster whose GPU nodes also scale to zero, the
+node's provisioning and driver start-up first (several minutes more). Keep min_replicas >= 1 where
+that first-request latency is unacceptable; a request-holding proxy (KEDA's HTTP add-on) would remove
+the errors but puts one more hop in front of every token stream.
+
+Prometheus outages: `fallback` holds at least max(min_replicas, 1) replicas after three failed queries
+and never scales a larger deployment down while blind (behavior currentReplicasIfHigher). KEDA
+supports fallback only for AverageValue triggers, so the CPU signal has none.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components._common import KEDA, child, helm_release, labels
+from components.choices import ScalingSignal
+
+KEDA_NAMESPACE = "keda"
+#: How far back the wake-up trigger looks at the gateway's counters.
+WAKE_WINDOW = "2m"
+#: Consecutive failed metric queries before KEDA applies the fallback replica count.
+FALLBACK_FAILURE_THRESHOLD = 3
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+# KEDA's chart defaults are already restricted; we set them anyway so that a chart upgrade that relaxed
+# them would show up in the diff rather than pass silently.
+_RESTRICTED_CONTAINER = {
+    "capabilities": {"drop": ["ALL"]},
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+_KEDA_PARTS = ("operator", "metricServer", "webhooks")
+
+
+@dataclass(frozen=True)
+class EnvoyRouteHint:
+    """Which Gateway and HTTPRoute carry the model's traffic, so the wake-up trigger counts only them."""
+
+    gateway_namespace: str  # namespace of the Gateway resource
+    gateway_name: str  # name of the Gateway resource
+    route_namespace: str  # namespace of the HTTPRoute to the model server
+    route_name: str  # name of the HTTPRoute to the model server
+
+
+@dataclass(frozen=True)
+class AutoscalerArgs:
+    """How the model server's Deployment scales; tuning fields default to the stack schema's values."""
+
+    namespace: str  # namespace of the Deployment (the ScaledObject goes next to it)
+    deployment_name: pulumi.Input[str]  # the model server's Deployment
+    served_model_name: str  # vLLM's model_name label (the name clients send)
+    signal: ScalingSignal = ScalingSignal.QUEUE_DEPTH  # queue depth (vLLM) or CPU (transformers)
+    min_replicas: int = 1  # 0 scales to zero (queue-depth signal only)
+    max_replicas: int = 4  # upper bound on replicas
+    target_queue_depth: int = 5  # waiting requests per replica before scaling out
+    cpu_target_percent: int = 70  # CPU signal: average utilisation target
+    polling_interval_seconds: int = 15  # how often KEDA evaluates the triggers
+    cooldown_seconds: int = 300  # idle time before scaling to zero
+    scale_down_stabilization_seconds: int = 300  # HPA looks this far back before removing a replica
+    prometheus_url: pulumi.Input[str] | None = None  # Prometheus the queue-depth triggers query
+    envoy_route_hint: EnvoyRouteHint | None = None  # gateway + route watched to wake from zero
+    install_keda: bool = True  # install KEDA; off when the cluster already runs it
+    keda_values: dict[str, Any] = field(default_factory=dict)  # escape hatch: KEDA chart values
+
+
+def validate_autoscaler_args(args: AutoscalerArgs) -> list[str]:
+    """Every problem with the args, each naming the field(s); empty when they are usable."""
+    problems: list[str] = []
+    if not _DNS_LABEL.match(args.namespace or ""):
+        problems.append(f"namespace: {args.namespace!r} is not a valid namespace name")
+    if not args.served_model_name:
+        problems.append("served_model_name: must not be empty (it filters the queue metric)")
+    if args.min_replicas < 0:
+        problems.append(f"min_replicas: {args.min_replicas} is negative; use 0 or more")
+    if args.max_replicas < 1:
+        problems.append(f"max_replicas: {args.max_replicas} must be at least 1")
+    if args.min_replicas > args.max_replicas:
+        problems.append(
+            f"min_replicas ({args.min_replicas}) and max_replicas ({args.max_replicas}): min_replicas "
+            "must not exceed max_replicas; lower min_replicas or raise max_replicas"
+        )
+    if args.polling_interval_seconds < 1:
+        problems.append("polling_interval_seconds: must be at least 1")
+    if args.cooldown_seconds < 0:
+        problems.append("cooldown_seconds: must be 0 or more")
+    if not 0 <= args.scale_down_stabilization_seconds <= 3600:
+        problems.append("scale_down_stabilization_seconds: must be between 0 and 3600 (the HPA's limit)")
+
+    if args.signal is ScalingSignal.QUEUE_DEPTH:
+        if args.target_queue_depth < 1:
+            problems.append(f"target_queue_depth: {args.target_queue_depth} must be at least 1")
+        if args.prometheus_url is None:
+            problems.append("prometheus_url: the queue-depth signal is read from Prometheus; give its URL")
+        elif isinstance(args.prometheus_url, str) and not args.prometheus_url.startswith(
+            ("http://", "https://")
+        ):
+            problems.append(f"prometheus_url: {args.prometheus_url!r} must start with http:// or https://")
+        if args.min_replicas == 0:
+            if args.envoy_route_hint is None:
+                problems.append(
+                    "envoy_route_hint and min_replicas: scaling from zero needs the Gateway and HTTPRoute "
+                    "in front of the model (no vLLM metric exists while no replica runs); give "
+                    "envoy_route_hint or set min_replicas to 1"
+                )
+            else:
+                hint = args.envoy_route_hint
+                for attr in ("gateway_namespace", "gateway_name", "route_namespace", "route_name"):
+                    value = getattr(hint, attr)
+                    # Envoy splits stat names on dots, so a dotted name would not survive as a label.
+                    if not _DNS_LABEL.match(value or ""):
+                        problems.append(
+                            f"envoy_route_hint.{attr}: {value!r} must be a DNS label (lowercase letters, "
+                            "digits, '-'; no dots)"
+                        )
+    elif args.signal is ScalingSignal.CPU:
+        if args.min_replicas == 0:
+            problems.append(
+                "signal and min_replicas: the cpu signal cannot wake a deployment from zero (no pod, no "
+                "CPU to measure); use min_replicas >= 1 or the queue_depth signal"
+            )
+        if not 1 <= args.cpu_target_percent <= 100:
+            problems.append(f"cpu_target_percent: {args.cpu_target_percent} must be between 1 and 100")
+    else:
+        problems.append(f"signal: {args.signal!r} is not one of {', '.join(s.value for s in ScalingSignal)}")
+
+    if not args.install_keda and args.keda_values:
+        problems.append(
+            "install_keda and keda_values: KEDA is not installed, so keda_values would be ignored; drop "
+            "keda_values or set install_keda"
+        )
+    return problems
+
+
+def _promql_string(value: str) -> str:
+    """A PromQL double-quoted string literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def queue_depth_query(namespace: str, served_model_name: str) -> str:
+    return (
+        "sum(vllm:num_requests_waiting{"
+        f"namespace={_promql_string(namespace)}, model_name={_promql_string(served_model_name)}"
+        "})"
+    )
+
+
+def wake_up_query(hint: EnvoyRouteHint) -> str:
+    """0 when the gateway has seen nothing for this model in WAKE_WINDOW, otherwise a value in (0, 1]."""
+    cluster = f"httproute/{hint.route_namespace}/{hint.route_name}/rule/.+"
+    served = (
+        "sum(rate(envoy_cluster_upstream_rq_total{"
+        f"envoy_cluster_name=~{_promql_string(cluster)}"
+        f"}}[{WAKE_WINDOW}]))"
+    )
+    refused = (
+        "sum(rate(envoy_http_downstream_rq_xx{"
+        'envoy_response_code_class="5", '
+        f"gateway_envoyproxy_io_owning_gateway_namespace={_promql_string(hint.gateway_namespace)}, "
+        f"gateway_envoyproxy_io_owning_gateway_name={_promql_string(hint.gateway_name)}"
+        f"}}[{WAKE_WINDOW}]))"
+    )
+    return f"clamp_max(({served} or vector(0)) + ({refused} or vector(0)), 1)"
+
+
+def _prometheus_trigger(name: str, server: str, query: str, threshold: str) -> dict[str, Any]:
+    return {
+        "type": "prometheus",
+        "name": name,
+        "metadata": {
+            "serverAddress": server,
+            "query": query,
+            "threshold": threshold,
+            "activationThreshold": "0",
+            # No series is a real answer here: at zero replicas vLLM exports nothing.
+            "ignoreNullValues": "true",
+        },
+    }
+
+
+def triggers(args: AutoscalerArgs, prometheus_url: str | None) -> list[dict[str, Any]]:
+    """The ScaledObject's triggers for these args (prometheus_url resolved)."""
+    if args.signal is ScalingSignal.CPU:
+        return [
+            {
+                "type": "cpu",
+                "name": "cpu",
+                "metricType": "Utilization",
+                "metadata": {"value": str(args.cpu_target_percent)},
+            }
+        ]
+    assert prometheus_url is not None
+    found = [
+        _prometheus_trigger(
+            "queue-depth",
+            prometheus_url,
+            queue_depth_query(args.namespace, args.served_model_name),
+            str(args.target_queue_depth),
+        )
+    ]
+    if args.min_replicas == 0:
+        assert args.envoy_route_hint is not None
+        found.append(
+            _prometheus_trigger("wake-from-zero", prometheus_url, wake_up_query(args.envoy_route_hint), "1")
+        )
+    return found
+
+
+def scaled_object_spec(
+    args: AutoscalerArgs, deployment_name: str, prometheus_url: str | None
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment_name},
+        "minReplicaCount": args.min_replicas,
+        "maxReplicaCount": args.max_replicas,
+        "pollingInterval": args.polling_interval_seconds,
+        "cooldownPeriod": args.cooldown_seconds,
+        "advanced": {
+            "horizontalPodAutoscalerConfig": {
+                "behavior": {
+                    # Scale out at once: a queue means clients are already waiting.
+                    "scaleUp": {
+                        "stabilizationWindowSeconds": 0,
+                        "selectPolicy": "Max",
+                        "policies": [
+                            {"type": "Percent", "value": 100, "periodSeconds": 15},
+                            {"type": "Pods", "value": 2, "periodSeconds": 15},
+                        ],
+                    },
+                    # Scale in slowly, one replica a minute: a replica is expensive to bring back.
+                    "scaleDown": {
+                        "stabilizationWindowSeconds": args.scale_down_stabilization_seconds,
+                        "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
+                    },
+                }
+            }
+        },
+        "triggers": triggers(args, prometheus_url),
+    }
+    if args.signal is ScalingSignal.QUEUE_DEPTH:
+        spec["fallback"] = {
+            "failureThreshold": FALLBACK_FAILURE_THRESHOLD,
+            "replicas": max(args.min_replicas, 1),
+            "behavior": "currentReplicasIfHigher",
+        }
+    return spec
+
+
+def keda_values() -> dict[str, Any]:
+    """KEDA chart values: Pod Security "restricted" for the operator, metrics server and webhooks."""
+    return {
+        "securityContext": {part: dict(_RESTRICTED_CONTAINER) for part in _KEDA_PARTS},
+        "podSecurityContext": {part: {"runAsNonRoot": True} for part in _KEDA_PARTS},
+    }
+
+
+class Autoscaler(pulumi.ComponentResource):
+    """KEDA and one ScaledObject that owns the model server Deployment's replica count."""
+
+    scaled_object_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: AutoscalerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        problems = validate_autoscaler_args(args)
+        if problems:
+            raise ValueError(f"Autoscaler {name}: " + "; ".join(problems))
+        super().__init__("inferstack:autoscaler:Autoscaler", name, None, opts)
+
+        depends_on: list[pulumi.Resource] = []
+        if args.install_keda:
+            # One KEDA per cluster: it registers the cluster's external metrics API.
+            depends_on.append(
+                helm_release(
+                    f"{name}-keda",
+                    KEDA,
+                    namespace=KEDA_NAMESPACE,
+                    values=keda_values(),
+                    extra_values=args.keda_values,
+                    opts=child(self),
+                )
+            )
+
+        url = (
+            pulumi.Output.from_input(args.prometheus_url)
+            if args.prometheus_url is not None
+            else pulumi.Output.from_input(None)
+        )
+        spec = pulumi.Output.all(pulumi.Output.from_input(args.deployment_name), url).apply(
+            lambda resolved: scaled_object_spec(args, resolved[0], resolved[1])
+        )
+        scaled_object = k8s.apiextensions.CustomResource(
+            f"{name}-scaledobject",
+            api_version="keda.sh/v1alpha1",
+            kind="ScaledObject",
+            metadata={"name": name, "namespace": args.namespace, "labels": labels(name, "autoscaler")},
+            spec=spec,
+            opts=child(self, depends_on=depends_on or None),
+        )
+
+        # The name is ours (the component's); resolving it through the resource orders readers after it.
+        self.scaled_object_name = scaled_object.id.apply(lambda _: name)
+        self.register_outputs({"scaled_object_name": self.scaled_object_name})
