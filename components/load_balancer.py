@@ -249,7 +249,7 @@ class LoadBalancer(pulumi.ComponentResource):
             metadata=meta(name, namespaced=False),
             spec={
                 "controllerName": ENVOY_GATEWAY_CONTROLLER,
-                "description": f"InferStack gateway {name}: Envoy configured by EnvoyProxy {ns}/{name}",
+                "description": "InferStack: Envoy configured by the referenced EnvoyProxy",
                 "parametersRef": {
                     "group": "gateway.envoyproxy.io",
                     "kind": "EnvoyProxy",
