@@ -208,8 +208,8 @@ def _manifest(resource: RecordedResource) -> dict[str, Any]:
 
 def _dependency_order(recording: Recording) -> list[RecordedResource]:
     """Kubernetes objects sorted so each comes after what it depends on; ties broken by kind, then by
-    registration order, so the output is stable."""
-    objects = recording.kubernetes_objects()
+    URN, so the output is stable however the registrations interleaved."""
+    objects = sorted(recording.kubernetes_objects(), key=lambda r: r.urn)
     index = {r.urn: i for i, r in enumerate(objects)}
     children: dict[str, list[str]] = {}
     for r in recording.resources:

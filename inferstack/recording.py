@@ -8,6 +8,7 @@ with secret values marked, so a plan can be written out with those values redact
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,7 +55,7 @@ class RecordedResource:
 
 
 class Recording:
-    """What one program run registered, in registration order."""
+    """What one program run registered. Registrations run concurrently: sort by URN where order matters."""
 
     def __init__(self) -> None:
         self.resources: list[RecordedResource] = []
@@ -99,27 +100,31 @@ class _RecordingMocks(pulumi_mocks.Mocks):
     def __init__(self, recording: Recording, stack: str) -> None:
         self.recording = recording
         self.stack = stack
-        self._pending: dict[tuple[str, str], tuple[str | None, list[str]]] = {}
+        # The monitor sees parent, dependencies and URN; new_resource sees inputs. Registrations run on
+        # worker threads, so the monitor hands its half over keyed by (type, name), under a lock.
+        self._pending: dict[tuple[str, str], tuple[str, str | None, list[str]]] = {}
+        self._lock = threading.Lock()
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict]:
         inputs, redacted = _unwrap_secrets(args.inputs)
-        parent, deps = self._pending.pop((args.typ, args.name), (None, []))
+        with self._lock:
+            urn, parent, deps = self._pending.pop((args.typ, args.name), ("", None, []))
         outputs = fakes.outputs_for(args.typ, args.name, inputs, self.stack)
         resource_id = _stable_id(args.typ, args.name) if args.custom else None
-        self.recording.resources.append(
-            RecordedResource(
-                urn="",
-                type=args.typ,
-                name=args.name,
-                parent=parent,
-                custom=bool(args.custom),
-                inputs=inputs,
-                redacted_inputs=redacted,
-                dependencies=deps,
-                id=resource_id,
-                outputs=outputs,
-            )
+        record = RecordedResource(
+            urn=urn,
+            type=args.typ,
+            name=args.name,
+            parent=parent,
+            custom=bool(args.custom),
+            inputs=inputs,
+            redacted_inputs=redacted,
+            dependencies=deps,
+            id=resource_id,
+            outputs=outputs,
         )
+        with self._lock:
+            self.recording.resources.append(record)
         return resource_id, outputs
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
@@ -127,20 +132,20 @@ class _RecordingMocks(pulumi_mocks.Mocks):
 
 
 class _RecordingMonitor(pulumi_mocks.MockMonitor):
-    """The stock mock monitor drops parent and dependencies; a plan needs both."""
+    """The stock mock monitor drops parent, dependencies and URN; a plan needs all three."""
 
     mocks: _RecordingMocks
 
     def RegisterResource(self, request: Any) -> Any:
         if request.type != "pulumi:pulumi:Stack":
-            self.mocks._pending[(request.type, request.name)] = (
-                request.parent or None,
-                list(request.dependencies),
-            )
-        response = super().RegisterResource(request)
-        if request.type != "pulumi:pulumi:Stack":
-            self.mocks.recording.resources[-1].urn = response.urn
-        return response
+            urn = self.make_urn(request.parent, request.type, request.name)
+            with self.mocks._lock:
+                self.mocks._pending[(request.type, request.name)] = (
+                    urn,
+                    request.parent or None,
+                    list(request.dependencies),
+                )
+        return super().RegisterResource(request)
 
 
 def _stable_id(type_token: str, name: str) -> str:
