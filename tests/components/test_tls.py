@@ -1,0 +1,406 @@
+"""TlsCertificates: the right issuer per mode, a Certificate the Gateway can use, and valid manifests."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pulumi
+import pytest
+import yaml
+
+from components import load_balancer
+from components.choices import AcmeSolver, Dns01Provider, LoadBalancerKind, TlsMode
+from components.tls import (
+    CERT_MANAGER_NAMESPACE,
+    TSIG_SECRET_KEY,
+    TlsCertificates,
+    TlsCertificatesArgs,
+    cert_manager_values,
+    validate_tls_args,
+)
+from inferstack.recording import SECRET_PLACEHOLDER, RecordedResource, Recording, run_program
+
+CRD_DIR = Path(os.environ.get("INFERSTACK_CRD_DIR", "/work/shared/crds"))
+CHART_DIR = Path(os.environ.get("INFERSTACK_CHART_DIR", "/work/shared/charts"))
+
+T_ISSUER = "kubernetes:cert-manager.io/v1:ClusterIssuer"
+T_CERT = "kubernetes:cert-manager.io/v1:Certificate"
+T_SECRET = "kubernetes:core/v1:Secret"
+T_RELEASE = "kubernetes:helm.sh/v3:Release"
+T_KEY = "tls:index/privateKey:PrivateKey"
+T_CA = "tls:index/selfSignedCert:SelfSignedCert"
+
+RFC2136 = {
+    "acme_solver": AcmeSolver.DNS01,
+    "dns01_provider": Dns01Provider.RFC2136,
+    "rfc2136_nameserver": "10.0.0.53:53",
+    "rfc2136_tsig_key_name": "inferstack-acme",
+    "rfc2136_tsig_secret": "acme-tsig",
+}
+
+
+def make_args(mode: TlsMode = TlsMode.INTERNAL_CA, **overrides: Any) -> TlsCertificatesArgs:
+    base: dict[str, Any] = {"namespace": "inferstack", "hostname": "llm.example.com", "gateway_name": "llm"}
+    if mode is TlsMode.ACME:
+        base["acme_email"] = "platform@example.com"
+    if mode is TlsMode.EXISTING_SECRET:
+        base["existing_secret"] = "site-cert"
+    base.update(overrides)
+    return TlsCertificatesArgs(mode=mode, **base)
+
+
+def deploy(
+    mode: TlsMode = TlsMode.INTERNAL_CA, name: str = "tls", **overrides: Any
+) -> tuple[Recording, dict]:
+    resolved: dict[str, Any] = {}
+
+    def program() -> None:
+        certs = TlsCertificates(name, make_args(mode, **overrides))
+        pulumi.export("ca_certificate_pem", certs.ca_certificate_pem)
+        for output in ("secret_name", "issuer_name", "ca_certificate_pem"):
+            getattr(certs, output).apply(functools.partial(resolved.__setitem__, output))
+
+    return run_program(program), resolved
+
+
+# --- validation (pure) -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        make_args(TlsMode.INTERNAL_CA),
+        make_args(TlsMode.EXISTING_SECRET),
+        make_args(TlsMode.ACME),
+        make_args(TlsMode.ACME, **RFC2136),
+        make_args(
+            TlsMode.ACME,
+            acme_solver=AcmeSolver.DNS01,
+            dns01_provider=Dns01Provider.ROUTE53,
+            route53_region="eu-west-1",
+        ),
+        make_args(
+            TlsMode.ACME,
+            acme_solver=AcmeSolver.DNS01,
+            dns01_provider=Dns01Provider.CLOUDDNS,
+            clouddns_project="p",
+        ),
+        make_args(TlsMode.ACME, hostname="*.example.com", **RFC2136),
+    ],
+)
+def test_valid_args_have_no_problems(args: TlsCertificatesArgs) -> None:
+    assert validate_tls_args(args) == []
+
+
+@pytest.mark.parametrize(
+    ("mode", "overrides", "field"),
+    [
+        (TlsMode.ACME, {"acme_email": None}, "acme_email"),
+        (TlsMode.ACME, {"acme_email": "not-an-email"}, "acme_email"),
+        (TlsMode.ACME, {"acme_server": "http://insecure.example/dir"}, "acme_server"),
+        (TlsMode.ACME, {"acme_solver": AcmeSolver.DNS01}, "dns01_provider"),
+        (TlsMode.ACME, {**RFC2136, "rfc2136_nameserver": None}, "rfc2136_nameserver"),
+        (TlsMode.ACME, {**RFC2136, "rfc2136_tsig_key_name": None}, "rfc2136_tsig_key_name"),
+        (TlsMode.ACME, {**RFC2136, "rfc2136_tsig_secret": None}, "rfc2136_tsig_secret"),
+        (
+            TlsMode.ACME,
+            {"acme_solver": AcmeSolver.DNS01, "dns01_provider": Dns01Provider.ROUTE53},
+            "route53_region",
+        ),
+        (
+            TlsMode.ACME,
+            {"acme_solver": AcmeSolver.DNS01, "dns01_provider": Dns01Provider.CLOUDDNS},
+            "clouddns_project",
+        ),
+        (TlsMode.ACME, {"dns01_provider": Dns01Provider.ROUTE53}, "dns01_provider"),  # with http01
+        (TlsMode.ACME, {"hostname": "*.example.com"}, "hostname"),  # wildcard needs dns01
+        (TlsMode.EXISTING_SECRET, {"existing_secret": None}, "existing_secret"),
+        (TlsMode.INTERNAL_CA, {"existing_secret": "x"}, "existing_secret"),
+        (TlsMode.INTERNAL_CA, {"dns01_provider": Dns01Provider.ROUTE53}, "dns01_provider"),
+        (TlsMode.INTERNAL_CA, {"internal_ca_validity_hours": 100}, "internal_ca_validity_hours"),
+        (TlsMode.INTERNAL_CA, {"internal_ca_common_name": " "}, "internal_ca_common_name"),
+        (TlsMode.INTERNAL_CA, {"certificate_duration_hours": 1}, "certificate_duration_hours"),
+        (TlsMode.INTERNAL_CA, {"hostname": "Not A Host"}, "hostname"),
+        (TlsMode.INTERNAL_CA, {"namespace": "Bad_NS"}, "namespace"),
+        (TlsMode.INTERNAL_CA, {"gateway_name": ""}, "gateway_name"),
+    ],
+)
+def test_each_invalid_input_is_named(mode: TlsMode, overrides: dict[str, Any], field: str) -> None:
+    problems = validate_tls_args(make_args(mode, **overrides))
+    assert any(p.startswith(f"{field}:") for p in problems), problems
+
+
+def test_every_problem_is_reported_at_once_and_construction_refuses() -> None:
+    bad = make_args(TlsMode.ACME, acme_email=None, acme_solver=AcmeSolver.DNS01, namespace="Bad_NS")
+    problems = validate_tls_args(bad)
+    assert {p.split(":")[0] for p in problems} >= {"acme_email", "dns01_provider", "namespace"}
+    with pytest.raises(ValueError, match="acme_email") as err:
+        run_program(lambda: TlsCertificates("tls", bad))
+    assert "dns01_provider" in str(err.value)
+
+
+# --- internal CA ----------------------------------------------------------------------------------
+
+
+def test_internal_ca_makes_a_ca_secret_and_issuer_that_the_certificate_uses() -> None:
+    rec, out = deploy(TlsMode.INTERNAL_CA)
+    key = rec.one(T_KEY).inputs
+    assert (key["algorithm"], key["ecdsaCurve"]) == ("ECDSA", "P256")
+    ca = rec.one(T_CA).inputs
+    assert ca["isCaCertificate"] is True
+    assert set(ca["allowedUses"]) == {"cert_signing", "crl_signing", "digital_signature"}
+
+    secret = rec.one(T_SECRET)
+    assert secret.inputs["type"] == "kubernetes.io/tls"
+    assert secret.inputs["metadata"]["namespace"] == CERT_MANAGER_NAMESPACE  # the cluster resource namespace
+    assert set(secret.inputs["stringData"]) == {"tls.crt", "tls.key"}
+    assert secret.inputs["stringData"]["tls.key"] == rec.one(T_KEY).outputs["privateKeyPem"]
+    assert rec.one(T_KEY).outputs["privateKeyPem"] not in json.dumps(secret.redacted_inputs)
+
+    issuer = rec.one(T_ISSUER).inputs
+    assert issuer["spec"] == {"ca": {"secretName": secret.inputs["metadata"]["name"]}}
+    cert = rec.one(T_CERT).inputs
+    assert cert["spec"]["issuerRef"] == {
+        "group": "cert-manager.io",
+        "kind": "ClusterIssuer",
+        "name": issuer["metadata"]["name"],
+    }
+    assert out["issuer_name"] == issuer["metadata"]["name"]
+    # Clients trust the CA certificate: it is an output, and not a secret one.
+    assert out["ca_certificate_pem"] == rec.one(T_CA).outputs["certPem"]
+    assert rec.exports["ca_certificate_pem"] == rec.one(T_CA).outputs["certPem"] != SECRET_PLACEHOLDER
+
+
+def test_certificate_is_for_the_hostname_in_the_gateway_namespace() -> None:
+    rec, out = deploy(TlsMode.INTERNAL_CA, certificate_duration_hours=720)
+    cert = rec.one(T_CERT).inputs
+    assert cert["metadata"]["namespace"] == "inferstack"
+    spec = cert["spec"]
+    assert spec["dnsNames"] == ["llm.example.com"]
+    assert spec["secretName"] == "tls-tls" == out["secret_name"]
+    assert spec["privateKey"] == {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"}
+    assert spec["duration"] == "720h"
+
+
+def test_everything_waits_for_what_it_needs() -> None:
+    rec, _ = deploy(TlsMode.INTERNAL_CA)
+    release, secret, issuer = rec.one(T_RELEASE), rec.one(T_SECRET), rec.one(T_ISSUER)
+    assert release.urn in issuer.dependencies and secret.urn in issuer.dependencies
+    assert release.urn in secret.dependencies  # the release creates the cert-manager namespace
+    assert issuer.urn in rec.one(T_CERT).dependencies
+
+
+# --- ACME -----------------------------------------------------------------------------------------
+
+
+def test_acme_http01_answers_through_the_gateway_http_listener() -> None:
+    rec, out = deploy(TlsMode.ACME, acme_server="https://acme-staging-v02.api.letsencrypt.org/directory")
+    acme = rec.one(T_ISSUER).inputs["spec"]["acme"]
+    assert acme["email"] == "platform@example.com"
+    assert acme["server"] == "https://acme-staging-v02.api.letsencrypt.org/directory"
+    [solver] = acme["solvers"]
+    [parent] = solver["http01"]["gatewayHTTPRoute"]["parentRefs"]
+    assert (parent["kind"], parent["name"], parent["namespace"]) == ("Gateway", "llm", "inferstack")
+    assert parent["sectionName"] == load_balancer.HTTP_LISTENER
+    assert rec.one(T_CERT).inputs["spec"]["issuerRef"]["name"] == out["issuer_name"]
+    assert rec.of_type(T_KEY) == [] and out["ca_certificate_pem"] is None
+
+
+def test_acme_dns01_rfc2136_reads_the_tsig_key_from_a_secret() -> None:
+    rec, _ = deploy(TlsMode.ACME, **RFC2136)
+    [solver] = rec.one(T_ISSUER).inputs["spec"]["acme"]["solvers"]
+    rfc = solver["dns01"]["rfc2136"]
+    assert rfc["nameserver"] == "10.0.0.53:53" and rfc["tsigKeyName"] == "inferstack-acme"
+    assert rfc["tsigSecretSecretRef"] == {"name": "acme-tsig", "key": TSIG_SECRET_KEY}
+
+
+@pytest.mark.parametrize(
+    ("provider", "fields", "solver_key", "static_keys"),
+    [
+        (
+            Dns01Provider.ROUTE53,
+            {"route53_region": "eu-west-1", "route53_hosted_zone_id": "Z123"},
+            "route53",
+            {"accessKeyID", "accessKeyIDSecretRef", "secretAccessKeySecretRef"},
+        ),
+        (Dns01Provider.CLOUDDNS, {"clouddns_project": "proj-1"}, "cloudDNS", {"serviceAccountSecretRef"}),
+    ],
+)
+def test_cloud_dns01_uses_ambient_identity_not_static_keys(
+    provider: Dns01Provider, fields: dict[str, str], solver_key: str, static_keys: set[str]
+) -> None:
+    annotations = {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/cert-manager"}
+    rec, _ = deploy(
+        TlsMode.ACME,
+        acme_solver=AcmeSolver.DNS01,
+        dns01_provider=provider,
+        cert_manager_service_account_annotations=annotations,
+        **fields,
+    )
+    [solver] = rec.one(T_ISSUER).inputs["spec"]["acme"]["solvers"]
+    config = solver["dns01"][solver_key]
+    assert not static_keys & set(config)
+    assert set(config.values()) >= set(fields.values())
+    assert rec.one(T_RELEASE).inputs["values"]["serviceAccount"]["annotations"] == annotations
+
+
+def test_existing_secret_issues_nothing() -> None:
+    rec, out = deploy(TlsMode.EXISTING_SECRET, install_cert_manager=False)
+    assert rec.of_type(T_ISSUER) == [] and rec.of_type(T_CERT) == [] and rec.of_type(T_RELEASE) == []
+    assert out == {"secret_name": "site-cert", "issuer_name": None, "ca_certificate_pem": None}
+
+
+def test_two_components_do_not_collide() -> None:
+    def program() -> None:
+        TlsCertificates("tls-a", make_args())
+        TlsCertificates("tls-b", make_args(TlsMode.ACME, hostname="b.example.com"), None)
+
+    rec = run_program(program)
+    names = [(r.type, r.name) for r in rec.resources]
+    assert len(names) == len(set(names))
+    objects = [
+        (r.kind, r.inputs["metadata"].get("namespace"), r.inputs["metadata"]["name"])
+        for r in rec.kubernetes_objects()
+    ]
+    assert len(objects) == len(set(objects))
+
+
+def test_gateway_serves_the_certificate_and_hosts_the_challenge() -> None:
+    """Composed as the stacks do: the Gateway's HTTPS listener uses this component's Secret, and the
+    HTTP-01 solver attaches to a listener that Gateway really has."""
+
+    def program() -> None:
+        certs = TlsCertificates("llm-tls", make_args(TlsMode.ACME, gateway_name="llm"))
+        load_balancer.LoadBalancer(
+            "llm",
+            load_balancer.LoadBalancerArgs(
+                namespace="inferstack",
+                hostname="llm.example.com",
+                backends=[load_balancer.Backend(service_name="llm-server", port=8000)],
+                tls_secret_name=certs.secret_name,
+                api_key_clients=["portal"],
+                kind=LoadBalancerKind.EXISTING,
+            ),
+        )
+
+    rec = run_program(program)
+    gateway = rec.one("kubernetes:gateway.networking.k8s.io/v1:Gateway").inputs
+    listeners = {listener["name"]: listener for listener in gateway["spec"]["listeners"]}
+    cert = rec.one(T_CERT).inputs
+    assert listeners["https"]["tls"]["certificateRefs"][0]["name"] == cert["spec"]["secretName"]
+    assert cert["metadata"]["namespace"] == gateway["metadata"]["namespace"]
+    [solver] = rec.one(T_ISSUER).inputs["spec"]["acme"]["solvers"]
+    [parent] = solver["http01"]["gatewayHTTPRoute"]["parentRefs"]
+    assert (parent["name"], parent["namespace"]) == (
+        gateway["metadata"]["name"],
+        gateway["metadata"]["namespace"],
+    )
+    assert listeners[parent["sectionName"]]["protocol"] == "HTTP"
+    assert listeners[parent["sectionName"]]["hostname"] == cert["spec"]["dnsNames"][0]
+
+
+# --- schemas ---------------------------------------------------------------------------------------
+
+#: CRD files are named <group>_<plural>.yaml; only this group is read (the C loader keeps this fast).
+CRD_GROUPS = ("cert-manager.io",)
+
+
+def _strict(schema: Any) -> Any:
+    """A CRD schema that rejects unknown fields, as the API server would prune (silently drop) them."""
+    if isinstance(schema, dict):
+        out = {k: _strict(v) for k, v in schema.items()}
+        if (
+            "properties" in schema
+            and "additionalProperties" not in schema
+            and not schema.get("x-kubernetes-preserve-unknown-fields")
+        ):
+            out["additionalProperties"] = False
+        return out
+    if isinstance(schema, list):
+        return [_strict(v) for v in schema]
+    return schema
+
+
+@functools.cache
+def _crd_spec_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    schemas: dict[tuple[str, str], dict[str, Any]] = {}
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    for path in sorted(p for group in CRD_GROUPS for p in CRD_DIR.glob(f"{group}_*.yaml")):
+        for doc in yaml.load_all(path.read_text(), Loader=loader):
+            if not doc or doc.get("kind") != "CustomResourceDefinition":
+                continue
+            group, kind = doc["spec"]["group"], doc["spec"]["names"]["kind"]
+            for version in doc["spec"]["versions"]:
+                spec_schema = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+                schemas[(f"{group}/{version['name']}", kind)] = _strict(spec_schema)
+    return schemas
+
+
+def assert_valid_against_crd(resource: RecordedResource) -> None:
+    inputs = resource.inputs
+    schema = _crd_spec_schemas().get((inputs["apiVersion"], inputs["kind"]))
+    assert schema is not None, f"no CRD for {inputs['apiVersion']} {inputs['kind']} in {CRD_DIR}"
+    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(inputs["spec"]), key=str)
+    assert not errors, f"{resource.name}: " + "; ".join(
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors
+    )
+
+
+@pytest.mark.skipif(
+    not CRD_DIR.is_dir(), reason=f"CRD schemas not found in {CRD_DIR} (set INFERSTACK_CRD_DIR)"
+)
+@pytest.mark.parametrize(
+    ("mode", "overrides"),
+    [
+        (TlsMode.INTERNAL_CA, {}),
+        (TlsMode.ACME, {}),
+        (TlsMode.ACME, RFC2136),
+        (
+            TlsMode.ACME,
+            {"acme_solver": AcmeSolver.DNS01, "dns01_provider": Dns01Provider.ROUTE53, "route53_region": "r"},
+        ),
+        (
+            TlsMode.ACME,
+            {
+                "acme_solver": AcmeSolver.DNS01,
+                "dns01_provider": Dns01Provider.CLOUDDNS,
+                "clouddns_project": "p",
+            },
+        ),
+    ],
+    ids=["internal-ca", "acme-http01", "acme-rfc2136", "acme-route53", "acme-clouddns"],
+)
+def test_every_custom_resource_validates_against_its_crd(mode: TlsMode, overrides: dict[str, Any]) -> None:
+    rec, _ = deploy(mode, **overrides)
+    custom = [r for r in rec.kubernetes_objects() if r.type.startswith("kubernetes:cert-manager.io/")]
+    assert {r.kind for r in custom} == {"ClusterIssuer", "Certificate"}
+    for resource in custom:
+        assert_valid_against_crd(resource)
+
+
+@pytest.mark.skipif(
+    not (CHART_DIR / "cert-manager" / "values.schema.json").is_file(),
+    reason=f"cert-manager chart schema not found in {CHART_DIR} (set INFERSTACK_CHART_DIR)",
+)
+def test_helm_values_pass_the_chart_schema_and_enable_gateway_api() -> None:
+    schema = json.loads((CHART_DIR / "cert-manager" / "values.schema.json").read_text())
+    defaults = yaml.safe_load((CHART_DIR / "cert-manager" / "values.yaml").read_text())
+    rec, _ = deploy(cert_manager_values={"replicaCount": 2})
+    release = rec.one(T_RELEASE).inputs
+    assert (release["namespace"], release["version"]) == (CERT_MANAGER_NAMESPACE, "v1.20.2")
+    values = release["values"]
+    assert values["replicaCount"] == 2  # the escape hatch merges over ours
+    assert values["crds"] == {"enabled": True, "keep": True}
+    assert values["config"]["enableGatewayAPI"] is True
+    jsonschema.Draft7Validator(schema).validate(values)
+    assert set(values) <= set(defaults)
+    # The schema is strict: a misspelt key fails (so the check above can fail).
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft7Validator(schema).validate(
+            {**cert_manager_values(make_args()), "crd": {"enabled": True}}
+        )
