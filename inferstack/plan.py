@@ -85,7 +85,7 @@ class Plan:
                     values=r.inputs.get("values") or {},
                 )
             )
-        return releases
+        return sorted(releases, key=lambda h: h.release)
 
     def resources(self) -> list[dict[str, Any]]:
         rows = []
