@@ -29,6 +29,11 @@ from stacks.config import StackConfig
 NAME = "llm"
 
 
+def tls_secret_name(cfg: StackConfig) -> str:
+    """The TLS Secret the Gateway serves: the existing one, or the one TlsCertificates NAME fills."""
+    return cfg.tls.existing_secret or f"{NAME}-tls"
+
+
 def deploy_onprem(cfg: StackConfig) -> None:
     ns = cfg.cluster.namespace
     provider = k8s.Provider(
@@ -127,6 +132,30 @@ def deploy_onprem(cfg: StackConfig) -> None:
         opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, *after_monitoring]),
     )
 
+    lb = cfg.gateway.load_balancer
+    gateway = LoadBalancer(
+        NAME,
+        LoadBalancerArgs(
+            namespace=ns,
+            hostname=cfg.gateway.hostname,
+            # Several weighted backends (A/B variants) slot in here when stack files grow `variants`.
+            backends=[Backend(service_name=server.service_name, port=SERVING_PORT, weight=1)],
+            # The Secret TlsCertificates fills (or the existing one); a Gateway waits for it by itself.
+            tls_secret_name=tls_secret_name(cfg),
+            api_key_clients=cfg.serving.api_keys.clients,
+            existing_api_key_secret=cfg.serving.api_keys.existing_secret,
+            kind=lb.kind,
+            metallb_pool=lb.metallb_pool,
+            address=lb.address,
+            http_node_port=lb.http_node_port,
+            https_node_port=lb.https_node_port,
+            allowed_source_cidrs=cfg.gateway.allowed_source_cidrs,
+            rate_limit_requests_per_minute=cfg.gateway.rate_limit.requests_per_minute,
+            request_timeout_seconds=max(600, cfg.serving.drain_seconds),
+        ),
+        opts=in_namespace,
+    )
+
     acme, dns01 = cfg.tls.acme, cfg.tls.acme.dns01
     tls = TlsCertificates(
         NAME,
@@ -150,30 +179,9 @@ def deploy_onprem(cfg: StackConfig) -> None:
             existing_secret=cfg.tls.existing_secret,
             certificate_duration_hours=cfg.tls.certificate_duration_hours,
         ),
-        opts=in_namespace,
-    )
-
-    lb = cfg.gateway.load_balancer
-    gateway = LoadBalancer(
-        NAME,
-        LoadBalancerArgs(
-            namespace=ns,
-            hostname=cfg.gateway.hostname,
-            # Several weighted backends (A/B variants) slot in here when stack files grow `variants`.
-            backends=[Backend(service_name=server.service_name, port=SERVING_PORT, weight=1)],
-            tls_secret_name=tls.secret_name,
-            api_key_clients=cfg.serving.api_keys.clients,
-            existing_api_key_secret=cfg.serving.api_keys.existing_secret,
-            kind=lb.kind,
-            metallb_pool=lb.metallb_pool,
-            address=lb.address,
-            http_node_port=lb.http_node_port,
-            https_node_port=lb.https_node_port,
-            allowed_source_cidrs=cfg.gateway.allowed_source_cidrs,
-            rate_limit_requests_per_minute=cfg.gateway.rate_limit.requests_per_minute,
-            request_timeout_seconds=max(600, cfg.serving.drain_seconds),
-        ),
-        opts=in_namespace,
+        # cert-manager's Gateway API support needs the Gateway API CRDs, which the Envoy Gateway chart
+        # installs: the certificate comes after the gateway.
+        opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, gateway]),
     )
 
     if cfg.autoscaling.enabled:
@@ -209,3 +217,4 @@ def deploy_onprem(cfg: StackConfig) -> None:
     pulumi.export("namespace", ns)
     pulumi.export("api_keys", gateway.api_keys)
     pulumi.export("ca_certificate_pem", tls.ca_certificate_pem)
+    pulumi.export("tls_secret", tls.secret_name)

@@ -220,3 +220,17 @@ def test_any_stack_file_gives_a_plan_or_a_clean_error(
         assert (out / "manifests.yaml").is_file()
     else:
         assert "problem" in err or "inferstack:" in err
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_gateway_serves_the_secret_the_certificate_fills(stack: str) -> None:
+    plan = plan_stack(load_stack_file(ROOT / "stacks" / f"Pulumi.{stack}.yaml"), stack)
+    manifests = plan.manifests()
+    gateway = next(m for m in manifests if m["kind"] == "Gateway")
+    https = next(listener for listener in gateway["spec"]["listeners"] if listener["protocol"] == "HTTPS")
+    served = https["tls"]["certificateRefs"][0]["name"]
+    assert served == plan.recording.exports["tls_secret"]
+    certificate = next(m for m in manifests if m["kind"] == "Certificate")
+    assert certificate["spec"]["secretName"] == served
+    kinds = [m["kind"] for m in manifests]
+    assert kinds.index("Certificate") > kinds.index("Gateway"), "certificate waits for the gateway (CRDs)"
