@@ -257,12 +257,19 @@ def fetch(
         model_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise FetchError(f"MODEL_DIR {model_dir} cannot be created: {e.strerror}") from None
+
+    # A verified folder is immutable once renamed into place, so a hit needs no lock (and no write:
+    # a baked image's MODEL_DIR may be read-only).
+    cached = cache.verified_files(final)
+    if cached is not None:
+        log.info("cache hit: %s is verified (%d files); nothing to download", final, len(cached))
+        return FetchResult(final, True, len(cached), 0, time.monotonic() - started)
     if not os.access(model_dir, os.W_OK):
         raise FetchError(f"MODEL_DIR {model_dir} is not writable by uid {os.getuid()}")
 
     with cache.fetch_lock(model_dir, key):
         cached = cache.verified_files(final)
-        if cached is not None:
+        if cached is not None:  # another pod fetched it while we waited for the lock
             log.info("cache hit: %s is verified (%d files); nothing to download", final, len(cached))
             return FetchResult(final, True, len(cached), 0, time.monotonic() - started)
         for stale in cache.remove_stale_tmp(model_dir, key):

@@ -98,9 +98,10 @@ def build_tiny_chat_model(out: Path) -> Path:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     corpus = ["the quick brown fox jumps over the lazy dog", "user: hello assistant: hi there"] * 50
-    trainer = trainers.BpeTrainer(
-        vocab_size=320, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
+    # Printable ASCII only (byte-level maps them to themselves; space and newline to Ġ and Ċ): every
+    # token decodes to whole characters, so a stream of random tokens is never held back as partial UTF-8.
+    alphabet = [chr(c) for c in range(33, 127)] + ["\u0120", "\u010a"]
+    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=["<|endoftext|>"], initial_alphabet=alphabet)
     tok.train_from_iterator(corpus, trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>", pad_token="<|endoftext|>"
@@ -111,7 +112,7 @@ def build_tiny_chat_model(out: Path) -> Path:
     torch.manual_seed(0)
     config = GPT2Config(
         vocab_size=tok.get_vocab_size(),
-        n_positions=256,
+        n_positions=2048,
         n_embd=32,
         n_layer=2,
         n_head=2,

@@ -1,0 +1,143 @@
+"""The CPU engine for real: fetch the tiny model, `python -m model_image serve` it with
+ENGINE=transformers on a loopback port, and drive it with the official openai client.
+
+One server for the module; the last test stops it with SIGTERM while a stream is open."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import openai
+import pytest
+from image_helpers import REPO_ROOT, free_port, launcher_env, run_launcher, stop, wait_http
+
+SERVED = "acme/tiny-chat"
+SHUTDOWN_TIMEOUT = 10
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    base_url: str
+    log: Path
+
+    def client(self) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.base_url}/v1", api_key="unused", max_retries=0, timeout=60)
+
+
+def start(tiny_model: Path, work: Path, shutdown_timeout: int) -> Server:
+    port = free_port()
+    env = launcher_env(
+        MODEL_URI=f"file://{tiny_model}",
+        MODEL_DIR=str(work / "models"),
+        ENGINE="transformers",
+        SERVED_MODEL_NAME=SERVED,
+        HOST="127.0.0.1",
+        PORT=str(port),
+        SHUTDOWN_TIMEOUT=str(shutdown_timeout),
+        HOME=str(work / "home"),
+        XDG_CACHE_HOME=str(work / "home" / ".cache"),
+    )
+    fetched = run_launcher("fetch", env=env)
+    assert fetched.returncode == 0, fetched.stderr
+    log = work / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "model_image", "serve"], env=env, cwd=REPO_ROOT, stdout=out, stderr=out
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/health", 120, proc)
+    except Exception:
+        stop(proc)
+        raise AssertionError(f"server did not start:\n{log.read_text()[-4000:]}") from None
+    return Server(proc, base, log)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = start(tiny_model, tmp_path_factory.mktemp("serve"), SHUTDOWN_TIMEOUT)
+    yield srv
+    stop(srv.proc)
+
+
+def test_models_list_names_the_served_model(server: Server) -> None:
+    models = server.client().models.list()
+    assert [m.id for m in models.data] == [SERVED]
+
+
+def test_chat_completion_returns_text_and_usage(server: Server) -> None:
+    reply = server.client().chat.completions.create(
+        model=SERVED, messages=[{"role": "user", "content": "hello there"}], max_tokens=8
+    )
+    choice = reply.choices[0]
+    assert isinstance(choice.message.content, str) and choice.message.content.strip()
+    assert choice.finish_reason == "length"
+    assert reply.usage is not None
+    assert reply.usage.completion_tokens == 8
+    assert reply.usage.prompt_tokens > 0
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+
+
+def test_streaming_chat_yields_chunks_and_finishes(server: Server) -> None:
+    stream = server.client().chat.completions.create(
+        model=SERVED, messages=[{"role": "user", "content": "hello"}], max_tokens=6, stream=True
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert len(chunks) >= 3, "a stream is several chunks, not one reply"
+    assert text.strip()
+    assert finishes == ["length"]
+
+
+def test_unknown_model_is_a_client_error(server: Server) -> None:
+    with pytest.raises(openai.APIStatusError) as err:
+        server.client().chat.completions.create(
+            model="acme/no-such-model", messages=[{"role": "user", "content": "hi"}], max_tokens=2
+        )
+    assert 400 <= err.value.status_code < 500
+
+
+def test_sigterm_drains_the_open_stream_and_exits_cleanly(server: Server) -> None:
+    # Runs last in this module: it stops the shared server.
+    stream = server.client().chat.completions.create(
+        model=SERVED, messages=[{"role": "user", "content": "tell me"}], max_tokens=400, stream=True
+    )
+    chunks = iter(stream)
+    next(chunks)  # the stream is open when SIGTERM arrives
+    sent = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    rest = list(chunks)
+    assert rest and rest[-1].choices[0].finish_reason == "length", "the open stream was cut, not drained"
+    code = server.proc.wait(timeout=SHUTDOWN_TIMEOUT + 15)
+    took = time.monotonic() - sent
+    log = server.log.read_text()
+    assert code in (0, -signal.SIGTERM, 128 + signal.SIGTERM), log[-3000:]
+    assert took < SHUTDOWN_TIMEOUT + 10
+    assert "Finished server process" in log
+
+
+def test_sigterm_drain_is_cut_at_shutdown_timeout(tiny_model: Path, tmp_path: Path) -> None:
+    # A reply that would take ~20 s, and SHUTDOWN_TIMEOUT=2: the engine is killed about 2 s after SIGTERM.
+    srv = start(tiny_model, tmp_path, shutdown_timeout=2)
+    try:
+        stream = srv.client().chat.completions.create(
+            model=SERVED, messages=[{"role": "user", "content": "go on"}], max_tokens=1500, stream=True
+        )
+        chunks = iter(stream)
+        next(chunks)
+        sent = time.monotonic()
+        srv.proc.send_signal(signal.SIGTERM)
+        code = srv.proc.wait(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        stop(srv.proc)
+    assert code in (128 + signal.SIGKILL, -signal.SIGKILL), srv.log.read_text()[-3000:]
+    assert 1.5 < took < 8
