@@ -20,8 +20,8 @@ from components._common import RESTRICTED_CONTAINER_SECURITY, child, labels
 from components.choices import Engine
 
 SERVING_PORT = 8000
-#: The model image's non-root user (model_image/Dockerfile*).
-IMAGE_UID = 1000
+#: The model image's non-root user (model_image/Dockerfile*); 10000+ keeps it clear of host users.
+IMAGE_UID = 10001
 HEALTH_PATH = "/health"
 METRICS_PATH = "/metrics"
 MODEL_DIR = "/models"

@@ -1,0 +1,81 @@
+"""`inferstack check`: a plan's manifests and Helm values through every offline validator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from components._common import (
+    CERT_MANAGER,
+    ENVOY_GATEWAY,
+    GPU_OPERATOR,
+    KEDA,
+    KUBE_PROMETHEUS_STACK,
+    NVIDIA_DEVICE_PLUGIN,
+    HelmChart,
+)
+from inferstack.plan import Plan
+from inferstack.validate import (
+    CHECKOV_SKIPS,
+    Finding,
+    HelmValues,
+    ValidationReport,
+    find_checkov,
+    validate_all,
+)
+from stacks.config import Tier
+
+#: Chart reference (as given to Helm) -> its folder in the chart data directory.
+PINNED_CHARTS: dict[str, HelmChart] = {
+    c.chart: c
+    for c in (ENVOY_GATEWAY, CERT_MANAGER, KEDA, KUBE_PROMETHEUS_STACK, NVIDIA_DEVICE_PLUGIN, GPU_OPERATOR)
+}
+
+#: Skips that apply to dev-tier stacks only. Prod stacks keep these checks (and pin images by digest).
+DEV_TIER_CHECKOV_SKIPS: dict[str, str] = {
+    "CKV_K8S_43": "dev tier: images built locally and side-loaded into kind/k3d have no registry digest",
+    "CKV_K8S_15": "dev tier: side-loaded images must not be pulled (imagePullPolicy IfNotPresent)",
+}
+
+
+def checkov_skips_for(tier: Tier) -> dict[str, str]:
+    return {**CHECKOV_SKIPS, **(DEV_TIER_CHECKOV_SKIPS if tier is Tier.DEV else {})}
+
+
+def check_plan(
+    plan: Plan,
+    *,
+    crd_dir: Path | None,
+    chart_dir: Path | None,
+    checkov_path: str | None = None,
+    run_checkov: bool = True,
+    require_checkov: bool = True,
+) -> ValidationReport:
+    """Validate one plan. With `require_checkov`, a missing checkov is a finding, not just a note."""
+    releases = []
+    for release in plan.helm_releases():
+        chart = PINNED_CHARTS.get(release.chart)
+        values_dir = chart.values_dir if chart else release.chart.rsplit("/", 1)[-1]
+        releases.append(HelmValues(release=release.release, values_dir=values_dir, values=release.values))
+    report = validate_all(
+        plan.manifests(),
+        plan.config.cluster.kubernetes_version,
+        crd_dir=crd_dir,
+        chart_dir=chart_dir,
+        helm_releases=releases,
+        checkov=run_checkov,
+        checkov_path=checkov_path,
+        checkov_skips=checkov_skips_for(plan.config.tier),
+    )
+    skips = checkov_skips_for(plan.config.tier)
+    if run_checkov and skips:
+        report.notes += [f"checkov {check} skipped: {reason}" for check, reason in sorted(skips.items())]
+    if run_checkov and require_checkov and find_checkov(checkov_path) is None:
+        report.findings.append(
+            Finding(
+                check="checkov",
+                resource="(all manifests)",
+                message="checkov was not found: `make tools` installs it into .tools/checkov, or pass --checkov PATH "
+                "(--skip-checkov to go without)",
+            )
+        )
+    return report
