@@ -165,6 +165,11 @@ def probes(args: ModelServerArgs) -> dict[str, Any]:
     }
 
 
+def _untyped(spec: dict[str, Any]) -> Any:
+    """Specs are written as plain snake_case dicts (the SDK converts them); its TypedDicts cannot type them."""
+    return spec
+
+
 class ModelServer(pulumi.ComponentResource):
     """The engine serving one model, reachable in-cluster at `service_name`:`SERVING_PORT`."""
 
@@ -179,11 +184,10 @@ class ModelServer(pulumi.ComponentResource):
 
         self.pod_labels = labels(name, "model-server")
         selector = {"app.kubernetes.io/name": name, "app.kubernetes.io/component": "model-server"}
-        metadata = lambda suffix="": {  # noqa: E731 - one shape for every child's metadata
-            "name": f"{name}{suffix}",
-            "namespace": args.namespace,
-            "labels": self.pod_labels,
-        }
+
+        def metadata(suffix: str = "") -> Any:
+            """One shape for every child's metadata (Any: the SDK's TypedDicts do not take plain dicts)."""
+            return {"name": f"{name}{suffix}", "namespace": args.namespace, "labels": self.pod_labels}
 
         account = k8s.core.v1.ServiceAccount(
             f"{name}-sa",
@@ -211,24 +215,30 @@ class ModelServer(pulumi.ComponentResource):
         service = k8s.core.v1.Service(
             f"{name}-service",
             metadata=metadata(),
-            spec={
-                "type": "ClusterIP",
-                "selector": selector,
-                "ports": [{"name": "http", "port": SERVING_PORT, "target_port": "http", "protocol": "TCP"}],
-            },
+            spec=_untyped(
+                {
+                    "type": "ClusterIP",
+                    "selector": selector,
+                    "ports": [
+                        {"name": "http", "port": SERVING_PORT, "target_port": "http", "protocol": "TCP"}
+                    ],
+                }
+            ),
             opts=child(self),
         )
 
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
             metadata=metadata(),
-            spec={
-                # One replica at a time may go during node drains and upgrades; a crash-looping pod
-                # never blocks a drain.
-                "max_unavailable": 1,
-                "selector": {"match_labels": selector},
-                "unhealthy_pod_eviction_policy": "AlwaysAllow",
-            },
+            spec=_untyped(
+                {
+                    # One replica at a time may go during node drains and upgrades; a crash-looping pod
+                    # never blocks a drain.
+                    "max_unavailable": 1,
+                    "selector": {"match_labels": selector},
+                    "unhealthy_pod_eviction_policy": "AlwaysAllow",
+                }
+            ),
             opts=child(self),
         )
 
@@ -254,7 +264,7 @@ class ModelServer(pulumi.ComponentResource):
 
     def _deployment_spec(
         self, name: str, args: ModelServerArgs, selector: dict[str, str], account: pulumi.Input[str]
-    ) -> dict[str, Any]:
+    ) -> Any:
         env = engine_environment(args)
         scratch_mounts = [
             {"name": "model-cache", "mount_path": MODEL_DIR},
@@ -363,7 +373,7 @@ class ModelServer(pulumi.ComponentResource):
         k8s.networking.v1.NetworkPolicy(
             f"{name}-default-deny",
             metadata=metadata("-default-deny"),
-            spec={"pod_selector": pods, "policy_types": ["Ingress", "Egress"]},
+            spec=_untyped({"pod_selector": pods, "policy_types": ["Ingress", "Egress"]}),
             opts=child(self),
         )
         in_namespace = lambda ns: {"kubernetes.io/metadata.name": ns}  # noqa: E731
@@ -375,33 +385,39 @@ class ModelServer(pulumi.ComponentResource):
         k8s.networking.v1.NetworkPolicy(
             f"{name}-allow",
             metadata=metadata("-allow"),
-            spec={
-                "pod_selector": pods,
-                "policy_types": ["Ingress", "Egress"],
-                "ingress": [
-                    {"from": [gateway_peer], "ports": [{"port": SERVING_PORT, "protocol": "TCP"}]},
-                    {
-                        "from": [
-                            {"namespace_selector": {"match_labels": in_namespace(args.monitoring_namespace)}}
-                        ],
-                        "ports": [{"port": SERVING_PORT, "protocol": "TCP"}],
-                    },
-                ],
-                "egress": [
-                    {
-                        "to": [
-                            {
-                                "namespace_selector": {"match_labels": in_namespace("kube-system")},
-                                "pod_selector": {"match_labels": {"k8s-app": "kube-dns"}},
-                            }
-                        ],
-                        "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
-                    },
-                    {
-                        "to": [{"ip_block": {"cidr": cidr}} for cidr in args.model_store_cidrs],
-                        "ports": [{"port": port, "protocol": "TCP"} for port in args.model_store_ports],
-                    },
-                ],
-            },
+            spec=_untyped(
+                {
+                    "pod_selector": pods,
+                    "policy_types": ["Ingress", "Egress"],
+                    "ingress": [
+                        {"from": [gateway_peer], "ports": [{"port": SERVING_PORT, "protocol": "TCP"}]},
+                        {
+                            "from": [
+                                {
+                                    "namespace_selector": {
+                                        "match_labels": in_namespace(args.monitoring_namespace)
+                                    }
+                                }
+                            ],
+                            "ports": [{"port": SERVING_PORT, "protocol": "TCP"}],
+                        },
+                    ],
+                    "egress": [
+                        {
+                            "to": [
+                                {
+                                    "namespace_selector": {"match_labels": in_namespace("kube-system")},
+                                    "pod_selector": {"match_labels": {"k8s-app": "kube-dns"}},
+                                }
+                            ],
+                            "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+                        },
+                        {
+                            "to": [{"ip_block": {"cidr": cidr}} for cidr in args.model_store_cidrs],
+                            "ports": [{"port": port, "protocol": "TCP"} for port in args.model_store_ports],
+                        },
+                    ],
+                }
+            ),
             opts=child(self),
         )

@@ -47,7 +47,7 @@ def _fake_pem(label: str, seed: str) -> str:
 
 
 def _random_string(seed: str, length: int, alphabet: str) -> str:
-    out = []
+    out: list[str] = []
     counter = 0
     while len(out) < length:
         for byte in hashlib.sha256(f"{seed}:{counter}".encode()).digest():
