@@ -133,12 +133,6 @@ def _check_digest(state: _FileState) -> None:
             f"{state.spec.path}: {state.spec.digest.algorithm} mismatch "
             f"(expected {state.spec.digest.hex}, got {got}); the file is corrupt or SHA256SUMS is stale"
         )
-    # Durable before the rename publishes it: a node crash must not leave a "verified" empty file.
-    fd = os.open(state.dest, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _download_part(
