@@ -200,3 +200,9 @@ def test_a_real_process_exits_2_without_traceback(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "MODEL_URI (--model-uri): 'hf://org/model' has no revision" in result.stderr
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "model_image" / "README.md").read_text()
+    for name in ServeSettings.model_fields:
+        assert f"| `{name.upper()}` | `--{name.replace('_', '-')}` |" in readme, name
