@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import os
 import re
-from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pulumi
 import pytest
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +24,7 @@ from components.autoscaler import (
 from components.choices import ScalingSignal
 from components.monitoring import ENVOY_GATEWAY_POD_LABELS
 from inferstack.recording import Recording, run_program
+from tests.components.schemas import chart_value_errors, crd_errors, error_paths, needs_charts, needs_crds
 
 SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -36,68 +33,11 @@ HINT = EnvoyRouteHint(
     gateway_namespace="inferstack", gateway_name="llm-gateway", route_namespace="inferstack", route_name="llm"
 )
 
-CRD_DIR = Path(os.environ.get("INFERSTACK_CRD_DIR", "/work/shared/crds"))
-CHART_DIR = Path(os.environ.get("INFERSTACK_CHART_DIR", "/work/shared/charts"))
-
-
-# --- helpers: CRD schemas and chart defaults (upstream data, read in place, never copied) --------------
-
-
-def _strict(schema: Any) -> Any:
-    """The API server prunes fields a structural schema does not name; jsonschema would let them pass.
-    Close every object that names its properties, so a misspelt field fails here instead of vanishing."""
-    if isinstance(schema, list):
-        return [_strict(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {k: _strict(v) for k, v in schema.items()}
-    if (
-        "properties" in out
-        and "additionalProperties" not in out
-        and not out.get("x-kubernetes-preserve-unknown-fields")
-    ):
-        out["additionalProperties"] = False
-    return out
-
-
-def crd_validator(filename: str, version: str) -> jsonschema.Validator:
-    path = CRD_DIR / filename
-    if not path.is_file():
-        pytest.skip(f"CRD schema {path} not found (set INFERSTACK_CRD_DIR to the folder of CRD files)")
-    crd = yaml.safe_load(path.read_text())
-    (schema,) = [v["schema"]["openAPIV3Schema"] for v in crd["spec"]["versions"] if v["name"] == version]
-    return jsonschema.Draft7Validator(_strict(schema))
-
-
-def crd_errors(resource: dict[str, Any], filename: str, version: str) -> list[str]:
-    validator = crd_validator(filename, version)
-    return [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(resource)]
-
 
 def scaled_object_errors(resource: dict[str, Any]) -> list[str]:
-    return crd_errors(resource, "keda.sh_scaledobjects.yaml", "v1alpha1")
-
-
-def chart_defaults(values_dir: str) -> dict[str, Any]:
-    path = CHART_DIR / values_dir / "values.yaml"
-    if not path.is_file():
-        pytest.skip(f"chart defaults {path} not found (set INFERSTACK_CHART_DIR)")
-    return yaml.safe_load(path.read_text())
-
-
-def unknown_value_keys(ours: dict[str, Any], defaults: Any, prefix: str = "") -> list[str]:
-    """Keys we set that the chart's defaults do not have. Helm ignores unknown keys silently. Below a
-    default that is an empty map or null (free-form: nodeSelector, annotations) anything goes."""
-    if not isinstance(defaults, dict) or not defaults:
-        return []
-    missing: list[str] = []
-    for key, value in ours.items():
-        path = f"{prefix}{key}"
-        if key not in defaults:
-            missing.append(path)
-        elif isinstance(value, dict):
-            missing.extend(unknown_value_keys(value, defaults[key], path + "."))
-    return missing
+    """crd_errors, after making sure the object is the KEDA ScaledObject this file means to check."""
+    assert (resource["apiVersion"], resource["kind"]) == ("keda.sh/v1alpha1", "ScaledObject")
+    return crd_errors(resource)
 
 
 # --- helpers: building and rendering -----------------------------------------------------------------
@@ -239,6 +179,7 @@ def test_fallback_keeps_at_least_one_replica_when_prometheus_is_unreachable() ->
     assert spec["fallback"]["replicas"] == 3
 
 
+@needs_crds
 @pytest.mark.parametrize(
     "args",
     [queue_args(), queue_args(min_replicas=0), cpu_args(min_replicas=1)],
@@ -249,6 +190,7 @@ def test_scaled_object_validates_against_the_keda_crd(args: AutoscalerArgs) -> N
     assert scaled_object_errors(obj) == []
 
 
+@needs_crds
 def test_crd_check_catches_a_misspelt_field() -> None:
     obj = copy.deepcopy(scaled_object(render(queue_args())))
     obj["spec"]["cooldownPeriods"] = obj["spec"].pop("cooldownPeriod")
@@ -282,14 +224,15 @@ def test_keda_runs_with_restricted_security_contexts() -> None:
         assert values["podSecurityContext"][part]["runAsNonRoot"] is True
 
 
+@needs_charts
 def test_keda_value_keys_exist_in_the_chart_defaults() -> None:
-    assert unknown_value_keys(keda_values(), chart_defaults(KEDA.values_dir)) == []
+    assert chart_value_errors(KEDA.values_dir, keda_values()) == []
 
 
+@needs_charts
 def test_values_key_check_catches_an_unknown_key() -> None:
-    assert unknown_value_keys({"operator": {"replicaCountt": 2}}, chart_defaults(KEDA.values_dir)) == [
-        "operator.replicaCountt"
-    ]
+    errors = chart_value_errors(KEDA.values_dir, {"operator": {"replicaCountt": 2}})
+    assert error_paths(errors) == ["operator.replicaCountt"]
 
 
 def test_keda_values_escape_hatch_is_merged_over_ours() -> None:
@@ -363,6 +306,7 @@ def test_keda_values_without_keda_is_rejected() -> None:
     assert any("install_keda" in p and "keda_values" in p for p in problems)
 
 
+@needs_crds
 @settings(max_examples=150, deadline=None)
 @given(
     signal=st.sampled_from(list(ScalingSignal)),

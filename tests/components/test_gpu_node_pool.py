@@ -22,7 +22,7 @@ from components.gpu_node_pool import (
     validate_gpu_node_pool_args,
 )
 from inferstack.recording import Recording, run_program
-from tests.components.test_autoscaler import chart_defaults, unknown_value_keys
+from tests.components.schemas import chart_value_errors, needs_charts
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 SELECTOR = {"nvidia.com/gpu.present": "true", "node.example.com/pool": "l40s"}
@@ -93,9 +93,9 @@ def test_device_plugin_runs_on_the_gpu_nodes_only_and_tolerates_their_taints() -
     assert tolerates_all(values["tolerations"], TAINTS)
 
 
+@needs_charts
 def test_device_plugin_value_keys_exist_in_the_chart_defaults() -> None:
-    defaults = chart_defaults(NVIDIA_DEVICE_PLUGIN.values_dir)
-    assert unknown_value_keys(device_plugin_values(pool_args()), defaults) == []
+    assert chart_value_errors(NVIDIA_DEVICE_PLUGIN.values_dir, device_plugin_values(pool_args())) == []
 
 
 def test_values_escape_hatch_is_merged_over_ours() -> None:
@@ -123,9 +123,10 @@ def test_gpu_operator_mode_installs_the_operator_and_not_the_plugin() -> None:
     assert tolerates_all(values["node-feature-discovery"]["worker"]["tolerations"], TAINTS)
 
 
+@needs_charts
 def test_gpu_operator_value_keys_exist_in_the_chart_defaults() -> None:
-    defaults = chart_defaults(GPU_OPERATOR.values_dir)
-    assert unknown_value_keys(gpu_operator_values(pool_args(GpuDriverStack.GPU_OPERATOR)), defaults) == []
+    values = gpu_operator_values(pool_args(GpuDriverStack.GPU_OPERATOR))
+    assert chart_value_errors(GPU_OPERATOR.values_dir, values) == []
 
 
 # --- preinstalled, and what the model server reads ---------------------------------------------------

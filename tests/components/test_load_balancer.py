@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 import json
-import os
-from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pulumi
 import pytest
-import yaml
 
+from components._common import ENVOY_GATEWAY
 from components.choices import LoadBalancerKind
 from components.load_balancer import (
     API_KEY_LENGTH,
@@ -31,10 +27,15 @@ from components.load_balancer import (
     envoy_gateway_values,
     validate_load_balancer_args,
 )
-from inferstack.recording import SECRET_PLACEHOLDER, RecordedResource, Recording, run_program
-
-CRD_DIR = Path(os.environ.get("INFERSTACK_CRD_DIR", "/work/shared/crds"))
-CHART_DIR = Path(os.environ.get("INFERSTACK_CHART_DIR", "/work/shared/charts"))
+from inferstack.recording import SECRET_PLACEHOLDER, Recording, run_program
+from tests.components.schemas import (
+    chart_value_errors,
+    crd_errors,
+    error_paths,
+    manifest_of,
+    needs_charts,
+    needs_crds,
+)
 
 T_GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
 T_GATEWAY_CLASS = "kubernetes:gateway.networking.k8s.io/v1:GatewayClass"
@@ -405,56 +406,6 @@ def test_without_the_chart_nothing_depends_on_it() -> None:
 # --- schemas ---------------------------------------------------------------------------------------
 
 
-def _strict(schema: Any) -> Any:
-    """A CRD schema that rejects unknown fields, as the API server would prune (silently drop) them."""
-    if isinstance(schema, dict):
-        out = {k: _strict(v) for k, v in schema.items()}
-        if (
-            "properties" in schema
-            and "additionalProperties" not in schema
-            and not schema.get("x-kubernetes-preserve-unknown-fields")
-        ):
-            out["additionalProperties"] = False
-        return out
-    if isinstance(schema, list):
-        return [_strict(v) for v in schema]
-    return schema
-
-
-#: CRD files are named <group>_<plural>.yaml; only these groups are read (the C loader keeps this fast).
-CRD_GROUPS = ("gateway.networking.k8s.io", "gateway.envoyproxy.io")
-
-
-@functools.cache
-def _crd_spec_schemas() -> dict[tuple[str, str], dict[str, Any]]:
-    schemas: dict[tuple[str, str], dict[str, Any]] = {}
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    for path in sorted(p for group in CRD_GROUPS for p in CRD_DIR.glob(f"{group}_*.yaml")):
-        for doc in yaml.load_all(path.read_text(), Loader=loader):
-            if not doc or doc.get("kind") != "CustomResourceDefinition":
-                continue
-            group, kind = doc["spec"]["group"], doc["spec"]["names"]["kind"]
-            for version in doc["spec"]["versions"]:
-                spec_schema = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
-                schemas[(f"{group}/{version['name']}", kind)] = _strict(spec_schema)
-    return schemas
-
-
-def assert_valid_against_crd(resource: RecordedResource) -> None:
-    inputs = resource.inputs
-    schema = _crd_spec_schemas().get((inputs["apiVersion"], inputs["kind"]))
-    assert schema is not None, f"no CRD for {inputs['apiVersion']} {inputs['kind']} in {CRD_DIR}"
-    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(inputs["spec"]), key=str)
-    assert not errors, f"{resource.name}: " + "; ".join(
-        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors
-    )
-
-
-needs_crds = pytest.mark.skipif(
-    not CRD_DIR.is_dir(), reason=f"CRD schemas not found in {CRD_DIR} (set INFERSTACK_CRD_DIR)"
-)
-
-
 @needs_crds
 @pytest.mark.parametrize(
     "overrides",
@@ -482,41 +433,19 @@ def test_every_custom_resource_validates_against_its_crd(overrides: dict[str, An
         "SecurityPolicy",
     }
     for resource in custom:
-        assert_valid_against_crd(resource)
+        assert crd_errors(manifest_of(resource)) == [], resource.name
 
 
 @needs_crds
 def test_the_strict_crd_check_catches_a_misspelt_field() -> None:
     rec, _ = default_run()
-    policy = copy.deepcopy(rec.one(T_SECURITY))
-    policy.inputs["spec"]["apiKeyAuth"]["extractFrom"] = [{"header": ["Authorization"]}]
-    with pytest.raises(AssertionError, match="header"):
-        assert_valid_against_crd(policy)
+    policy = manifest_of(rec.one(T_SECURITY))
+    policy["spec"]["apiKeyAuth"]["extractFrom"] = [{"header": ["Authorization"]}]
+    assert any("header" in e for e in crd_errors(policy))
 
 
-def _unknown_keys(values: Any, defaults: Any, path: str = "") -> list[str]:
-    """Keys in `values` the chart does not define. Below an empty map default, any key is the chart's business."""
-    if not isinstance(values, dict):
-        return []
-    if not isinstance(defaults, dict):
-        return [path or "<root>"]
-    if not defaults:
-        return []
-    unknown = []
-    for key, value in values.items():
-        if key not in defaults:
-            unknown.append(f"{path}{key}")
-        else:
-            unknown.extend(_unknown_keys(value, defaults[key], f"{path}{key}."))
-    return unknown
-
-
-@pytest.mark.skipif(
-    not (CHART_DIR / "envoy-gateway" / "values.yaml").is_file(),
-    reason=f"chart defaults not found in {CHART_DIR} (set INFERSTACK_CHART_DIR)",
-)
+@needs_charts
 def test_helm_values_only_use_keys_the_chart_defines() -> None:
-    defaults = yaml.safe_load((CHART_DIR / "envoy-gateway" / "values.yaml").read_text())
     rec, _ = deploy(envoy_gateway_values={"deployment": {"replicas": 2}})
     release = rec.one(T_RELEASE).inputs
     assert release["namespace"] == ENVOY_PROXY_NAMESPACE
@@ -524,8 +453,9 @@ def test_helm_values_only_use_keys_the_chart_defines() -> None:
     values = release["values"]
     assert values["deployment"]["replicas"] == 2  # the escape hatch merges over ours
     assert values["crds"]["enabled"] is True
-    assert _unknown_keys(values, defaults) == []
-    assert _unknown_keys({"config": {"envoyGatway": {}}}, defaults) == ["config.envoyGatway"]
+    assert chart_value_errors(ENVOY_GATEWAY.values_dir, values) == []
+    errors = chart_value_errors(ENVOY_GATEWAY.values_dir, {"config": {"envoyGatway": {}}})
+    assert error_paths(errors) == ["config.envoyGatway"]
 
 
 def test_args_are_frozen() -> None:

@@ -16,7 +16,7 @@ from components.monitoring import (
     validate_monitoring_args,
 )
 from inferstack.recording import Recording, run_program
-from tests.components.test_autoscaler import chart_defaults, crd_errors, unknown_value_keys
+from tests.components.schemas import chart_value_errors, crd_errors, manifest_of, needs_charts, needs_crds
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
@@ -86,9 +86,10 @@ def test_values_escape_hatch_is_merged_over_ours() -> None:
     assert values["prometheus"]["prometheusSpec"]["retention"] == "7d"
 
 
+@needs_charts
 def test_stack_value_keys_exist_in_the_chart_defaults() -> None:
     ours = prometheus_stack_values("monitoring", MonitoringArgs(grafana=True))
-    assert unknown_value_keys(ours, chart_defaults(KUBE_PROMETHEUS_STACK.values_dir)) == []
+    assert chart_value_errors(KUBE_PROMETHEUS_STACK.values_dir, ours) == []
 
 
 def test_existing_prometheus_installs_nothing_and_passes_its_url_on() -> None:
@@ -130,9 +131,11 @@ def test_no_envoy_pod_monitor_when_not_asked() -> None:
     assert render(MonitoringArgs(scrape_envoy=False)).of_type(POD_MONITOR) == []
 
 
+@needs_crds
 def test_envoy_pod_monitor_validates_against_the_crd() -> None:
-    monitor = render(MonitoringArgs()).one(POD_MONITOR).inputs
-    assert crd_errors(monitor, "monitoring.coreos.com_podmonitors.yaml", "v1") == []
+    monitor = manifest_of(render(MonitoringArgs()).one(POD_MONITOR))
+    assert (monitor["apiVersion"], monitor["kind"]) == ("monitoring.coreos.com/v1", "PodMonitor")
+    assert crd_errors(monitor) == []
 
 
 def test_an_existing_url_with_install_options_is_rejected_naming_both() -> None:

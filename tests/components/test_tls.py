@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pulumi
 import pytest
-import yaml
 
 from components import load_balancer
+from components._common import CERT_MANAGER
 from components.choices import AcmeSolver, Dns01Provider, LoadBalancerKind, TlsMode
 from components.tls import (
     CERT_MANAGER_NAMESPACE,
@@ -23,10 +20,15 @@ from components.tls import (
     cert_manager_values,
     validate_tls_args,
 )
-from inferstack.recording import SECRET_PLACEHOLDER, RecordedResource, Recording, run_program
-
-CRD_DIR = Path(os.environ.get("INFERSTACK_CRD_DIR", "/work/shared/crds"))
-CHART_DIR = Path(os.environ.get("INFERSTACK_CHART_DIR", "/work/shared/charts"))
+from inferstack.recording import SECRET_PLACEHOLDER, Recording, run_program
+from tests.components.schemas import (
+    chart_value_errors,
+    crd_errors,
+    error_paths,
+    manifest_of,
+    needs_charts,
+    needs_crds,
+)
 
 T_ISSUER = "kubernetes:cert-manager.io/v1:ClusterIssuer"
 T_CERT = "kubernetes:cert-manager.io/v1:Certificate"
@@ -306,54 +308,8 @@ def test_gateway_serves_the_certificate_and_hosts_the_challenge() -> None:
 
 # --- schemas ---------------------------------------------------------------------------------------
 
-#: CRD files are named <group>_<plural>.yaml; only this group is read (the C loader keeps this fast).
-CRD_GROUPS = ("cert-manager.io",)
 
-
-def _strict(schema: Any) -> Any:
-    """A CRD schema that rejects unknown fields, as the API server would prune (silently drop) them."""
-    if isinstance(schema, dict):
-        out = {k: _strict(v) for k, v in schema.items()}
-        if (
-            "properties" in schema
-            and "additionalProperties" not in schema
-            and not schema.get("x-kubernetes-preserve-unknown-fields")
-        ):
-            out["additionalProperties"] = False
-        return out
-    if isinstance(schema, list):
-        return [_strict(v) for v in schema]
-    return schema
-
-
-@functools.cache
-def _crd_spec_schemas() -> dict[tuple[str, str], dict[str, Any]]:
-    schemas: dict[tuple[str, str], dict[str, Any]] = {}
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    for path in sorted(p for group in CRD_GROUPS for p in CRD_DIR.glob(f"{group}_*.yaml")):
-        for doc in yaml.load_all(path.read_text(), Loader=loader):
-            if not doc or doc.get("kind") != "CustomResourceDefinition":
-                continue
-            group, kind = doc["spec"]["group"], doc["spec"]["names"]["kind"]
-            for version in doc["spec"]["versions"]:
-                spec_schema = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
-                schemas[(f"{group}/{version['name']}", kind)] = _strict(spec_schema)
-    return schemas
-
-
-def assert_valid_against_crd(resource: RecordedResource) -> None:
-    inputs = resource.inputs
-    schema = _crd_spec_schemas().get((inputs["apiVersion"], inputs["kind"]))
-    assert schema is not None, f"no CRD for {inputs['apiVersion']} {inputs['kind']} in {CRD_DIR}"
-    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(inputs["spec"]), key=str)
-    assert not errors, f"{resource.name}: " + "; ".join(
-        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors
-    )
-
-
-@pytest.mark.skipif(
-    not CRD_DIR.is_dir(), reason=f"CRD schemas not found in {CRD_DIR} (set INFERSTACK_CRD_DIR)"
-)
+@needs_crds
 @pytest.mark.parametrize(
     ("mode", "overrides"),
     [
@@ -380,16 +336,11 @@ def test_every_custom_resource_validates_against_its_crd(mode: TlsMode, override
     custom = [r for r in rec.kubernetes_objects() if r.type.startswith("kubernetes:cert-manager.io/")]
     assert {r.kind for r in custom} == {"ClusterIssuer", "Certificate"}
     for resource in custom:
-        assert_valid_against_crd(resource)
+        assert crd_errors(manifest_of(resource)) == [], resource.name
 
 
-@pytest.mark.skipif(
-    not (CHART_DIR / "cert-manager" / "values.schema.json").is_file(),
-    reason=f"cert-manager chart schema not found in {CHART_DIR} (set INFERSTACK_CHART_DIR)",
-)
+@needs_charts
 def test_helm_values_pass_the_chart_schema_and_enable_gateway_api() -> None:
-    schema = json.loads((CHART_DIR / "cert-manager" / "values.schema.json").read_text())
-    defaults = yaml.safe_load((CHART_DIR / "cert-manager" / "values.yaml").read_text())
     rec, _ = deploy(cert_manager_values={"replicaCount": 2})
     release = rec.one(T_RELEASE).inputs
     assert (release["namespace"], release["version"]) == (CERT_MANAGER_NAMESPACE, "v1.20.2")
@@ -397,10 +348,11 @@ def test_helm_values_pass_the_chart_schema_and_enable_gateway_api() -> None:
     assert values["replicaCount"] == 2  # the escape hatch merges over ours
     assert values["crds"] == {"enabled": True, "keep": True}
     assert values["config"]["enableGatewayAPI"] is True
-    jsonschema.Draft7Validator(schema).validate(values)
-    assert set(values) <= set(defaults)
+    # values.schema.json on the values as Helm merges them, and every key we set is in values.yaml.
+    assert chart_value_errors(CERT_MANAGER.values_dir, values) == []
     # The schema is strict: a misspelt key fails (so the check above can fail).
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.Draft7Validator(schema).validate(
-            {**cert_manager_values(make_args()), "crd": {"enabled": True}}
-        )
+    errors = chart_value_errors(
+        CERT_MANAGER.values_dir, {**cert_manager_values(make_args()), "crd": {"enabled": True}}
+    )
+    assert error_paths(errors) == ["crd"]
+    assert "values.schema.json" in errors[0]

@@ -1,0 +1,114 @@
+"""Schema checks shared by the component tests, built on the product's own validators.
+
+- `crd_errors(manifest)`: a custom resource against its CRD, via inferstack.validate.validate_custom_resources
+  (the check behind `inferstack check`). Anything the product would only note as "not validated" (a kind
+  with no CRD, a version with no schema, an object that is not a custom resource) is an error here: a test
+  that asks for a CRD check must never pass because nothing was checked.
+- `chart_value_errors(values_dir, values)`: Helm values against a chart, via
+  inferstack.validate.validate_helm_values (values.schema.json on the merged values, plus its unknown-key
+  check), plus one stricter rule the tests had before and the product does not apply (see
+  `_keys_not_in_defaults`).
+
+The CRDs and charts are upstream data read in place, never copied into this repository.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inferstack.recording import RecordedResource
+from inferstack.validate import HelmValues, resource_id, validate_custom_resources, validate_helm_values
+from inferstack.validate_common import format_path
+from inferstack.validate_crds import CRD_DIR_ENV
+from inferstack.validate_helm import CHART_DIR_ENV, load_chart
+
+#: This checkout's parent folder holds shared/ (../shared from the repository root).
+_SHARED = Path(__file__).resolve().parents[3] / "shared"
+
+CRD_DIR = Path(os.environ.get(CRD_DIR_ENV) or _SHARED / "crds")
+CHART_DIR = Path(os.environ.get(CHART_DIR_ENV) or _SHARED / "charts")
+
+needs_crds = pytest.mark.skipif(
+    not CRD_DIR.is_dir(),
+    reason=f"CRD folder {CRD_DIR} not found: set {CRD_DIR_ENV} to a folder of CustomResourceDefinition files",
+)
+needs_charts = pytest.mark.skipif(
+    not CHART_DIR.is_dir(),
+    reason=f"chart folder {CHART_DIR} not found: set {CHART_DIR_ENV} to a folder of charts (values.yaml per chart)",
+)
+
+# The product notes that CEL rules were not evaluated; the tests never evaluated them either.
+_CEL_NOTE = "CEL rules (x-kubernetes-validations)"
+
+
+def manifest_of(resource: RecordedResource) -> dict[str, Any]:
+    """A recorded Kubernetes object as a manifest (a deep copy of its inputs: apiVersion, kind, metadata, spec)."""
+    return copy.deepcopy(resource.inputs)
+
+
+def crd_errors(manifest: dict[str, Any]) -> list[str]:
+    """Every problem with one custom resource against its CRD in CRD_DIR; [] only when it was validated."""
+    outcome = validate_custom_resources([manifest], CRD_DIR)
+    errors = [finding.message for finding in outcome.findings]
+    errors += [f"not validated: {note}" for note in outcome.notes if not note.startswith(_CEL_NOTE)]
+    if outcome.validated != 1 and not errors:
+        errors.append(
+            f"{resource_id(manifest)} was not validated: apiVersion {manifest.get('apiVersion')!r} "
+            "is not a custom resource group (or apiVersion/kind is missing)"
+        )
+    return errors
+
+
+def _keys_not_in_defaults(values: Any, defaults: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Key paths we set that the chart's values.yaml does not have, checked all the way down.
+
+    Stricter than the product's check, which also accepts keys that values.yaml documents only in a
+    comment or that values.schema.json declares, and stops at free-form names (securityContext,
+    annotations, ...), `global` and subchart values. Below a default that is an empty map anything goes;
+    a map we set where the default is not a map (null included) is reported.
+    """
+    if not isinstance(values, dict):
+        return []
+    if not isinstance(defaults, dict):
+        return [path]
+    if not defaults:
+        return []
+    missing: list[tuple[str, ...]] = []
+    for key, value in values.items():
+        key_path = (*path, str(key))
+        if key not in defaults:
+            missing.append(key_path)
+        else:
+            missing.extend(_keys_not_in_defaults(value, defaults[key], key_path))
+    return missing
+
+
+def chart_value_errors(values_dir: str, values: dict[str, Any]) -> list[str]:
+    """Every problem with values for the chart in CHART_DIR/values_dir, each starting with its key path.
+
+    The product's findings (values schema, unknown keys), then keys that are not in the chart's
+    values.yaml (`_keys_not_in_defaults`) that the product did not already report. A chart that is
+    not there is an error, not a skip.
+    """
+    outcome = validate_helm_values([HelmValues(values_dir, values_dir, values)], CHART_DIR)
+    errors = [finding.message for finding in outcome.findings]
+    errors += [f"not validated: {note}" for note in outcome.notes]
+    if outcome.validated != 1:
+        return errors or [f"chart {values_dir} was not validated"]
+    reported = {error.split(":", 1)[0] for error in errors}
+    defaults = load_chart(str((CHART_DIR / values_dir).resolve())).defaults
+    for key_path in _keys_not_in_defaults(values, defaults):
+        where = format_path(key_path)
+        if where not in reported:
+            errors.append(f"{where}: not in the values.yaml of chart {values_dir}")
+    return errors
+
+
+def error_paths(errors: list[str]) -> list[str]:
+    """The key or field path each error starts with."""
+    return [error.split(":", 1)[0] for error in errors]
