@@ -53,6 +53,8 @@ CLIENT_ID_HEADER = "x-inferstack-client-id"
 #: Request header the key is read from (the OpenAI clients' `Authorization: Bearer <key>`).
 API_KEY_HEADER = "Authorization"
 HTTP_LISTENER = "http"
+#: The one path prefix routed to the model server (Gateway API prefixes match whole path segments).
+PUBLIC_PATH_PREFIX = "/v1"
 HTTPS_LISTENER = "https"
 OPEN_CIDRS = frozenset({"0.0.0.0/0", "::/0"})
 API_KEY_LENGTH = 48
@@ -447,7 +449,9 @@ def redirect_route_spec(gateway_name: str, args: LoadBalancerArgs) -> dict[str, 
         # route with an Exact path match, which wins over this prefix match.
         "rules": [
             {
-                "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                # Only the OpenAI API is published: the engines' other endpoints (transformers'
+                # POST /load_model and /reset, vLLM's /metrics, /tokenize, ...) stay in-cluster.
+                "matches": [{"path": {"type": "PathPrefix", "value": PUBLIC_PATH_PREFIX}}],
                 "filters": [{"type": "RequestRedirect", "requestRedirect": redirect}],
             }
         ],
@@ -463,7 +467,9 @@ def api_route_spec(gateway_name: str, args: LoadBalancerArgs) -> dict[str, Any]:
         "hostnames": [args.hostname],
         "rules": [
             {
-                "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                # Only the OpenAI API is published: the engines' other endpoints (transformers'
+                # POST /load_model and /reset, vLLM's /metrics, /tokenize, ...) stay in-cluster.
+                "matches": [{"path": {"type": "PathPrefix", "value": PUBLIC_PATH_PREFIX}}],
                 # One rule, several weighted backends: the A/B split happens per request.
                 "backendRefs": [
                     {

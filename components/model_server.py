@@ -8,8 +8,8 @@ from `model_image/`; it is run as `python -m model_image fetch` and `python -m m
 
 from __future__ import annotations
 
-import json
 import math
+import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +27,9 @@ METRICS_PATH = "/metrics"
 MODEL_DIR = "/models"
 #: A file:// model is read from this read-only mount of `model_volume_claim`.
 MODEL_SOURCE_MOUNT = "/model-source"
-#: HOME and every cache the engines write (HF, XDG, Triton, vLLM) live under this emptyDir, so the root
-#: filesystem can stay read-only.
+#: The image's HOME; every engine cache (HF, XDG, Triton, vLLM, torch) lives under it (model_image/README.md),
+#: so it and /tmp are emptyDirs and the root filesystem stays read-only.
+HOME_DIR = "/home/inferstack"
 SCRATCH_DIR = "/tmp"
 HF_TOKEN_MOUNT = "/var/run/secrets/inferstack/hf"
 
@@ -119,22 +120,13 @@ def engine_environment(args: ModelServerArgs) -> list[dict[str, Any]]:
         "MAX_MODEL_LEN": str(args.max_model_len),
         "DTYPE": args.dtype,
         "SHUTDOWN_TIMEOUT": str(args.drain_seconds),
-        "HOME": f"{SCRATCH_DIR}/home",
-        "XDG_CACHE_HOME": f"{SCRATCH_DIR}/cache",
-        "HF_HOME": f"{SCRATCH_DIR}/cache/huggingface",
-        "TRITON_CACHE_DIR": f"{SCRATCH_DIR}/cache/triton",
-        "VLLM_CACHE_ROOT": f"{SCRATCH_DIR}/cache/vllm",
-        # Never phone home from inside the cluster.
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "VLLM_NO_USAGE_STATS": "1",
-        "DO_NOT_TRACK": "1",
     }
     if args.engine is Engine.VLLM:
         env["GPU_MEMORY_UTILIZATION"] = f"{args.gpu_memory_utilization:g}"
     if args.quantization:
         env["QUANTIZATION"] = args.quantization
     if args.extra_engine_args:
-        env["EXTRA_ENGINE_ARGS"] = json.dumps(args.extra_engine_args)
+        env["EXTRA_ENGINE_ARGS"] = shlex.join(args.extra_engine_args)  # the launcher shell-splits it
     if args.hf_token_secret:
         env["HF_TOKEN_PATH"] = f"{HF_TOKEN_MOUNT}/token"
     return [{"name": k, "value": v} for k, v in env.items()]
@@ -267,12 +259,13 @@ class ModelServer(pulumi.ComponentResource):
     ) -> Any:
         env = engine_environment(args)
         scratch_mounts = [
-            {"name": "model-cache", "mount_path": MODEL_DIR},
+            {"name": "home", "mount_path": HOME_DIR},
             {"name": "scratch", "mount_path": SCRATCH_DIR},
         ]
         volumes: list[dict[str, Any]] = [
             {"name": "model-cache", "empty_dir": {"size_limit": args.model_cache_size}},
-            {"name": "scratch", "empty_dir": {"size_limit": "10Gi"}},
+            {"name": "home", "empty_dir": {"size_limit": "10Gi"}},
+            {"name": "scratch", "empty_dir": {"size_limit": "2Gi"}},
             {"name": "dshm", "empty_dir": {"medium": "Memory", "size_limit": args.shm_size}},
         ]
         source_mounts: list[dict[str, Any]] = []
@@ -305,7 +298,11 @@ class ModelServer(pulumi.ComponentResource):
             "image_pull_policy": "IfNotPresent",
             "command": ["python", "-m", "model_image", "fetch"],
             "env": env,
-            "volume_mounts": scratch_mounts + source_mounts,
+            "volume_mounts": [
+                *scratch_mounts,
+                {"name": "model-cache", "mount_path": MODEL_DIR},
+                *source_mounts,
+            ],
             "resources": {
                 "requests": {"cpu": "1", "memory": "2Gi"},
                 "limits": {"cpu": "2", "memory": "4Gi"},
@@ -319,7 +316,13 @@ class ModelServer(pulumi.ComponentResource):
             "command": ["python", "-m", "model_image", "serve"],
             "env": env,
             "ports": [{"name": "http", "container_port": SERVING_PORT, "protocol": "TCP"}],
-            "volume_mounts": [*scratch_mounts, *source_mounts, {"name": "dshm", "mount_path": "/dev/shm"}],
+            "volume_mounts": [
+                *scratch_mounts,
+                # fetch wrote and verified the model; the engine only reads it.
+                {"name": "model-cache", "mount_path": MODEL_DIR, "read_only": True},
+                *source_mounts,
+                {"name": "dshm", "mount_path": "/dev/shm"},
+            ],
             # requests == limits: Guaranteed QoS, and GPUs must be requested exactly so.
             "resources": {"requests": resources, "limits": resources},
             "security_context": RESTRICTED_CONTAINER_SECURITY,

@@ -461,3 +461,10 @@ def test_helm_values_only_use_keys_the_chart_defines() -> None:
 def test_args_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         make_args().hostname = "x"  # type: ignore[misc]
+
+
+def test_only_the_openai_api_is_routed_to_the_engine() -> None:
+    rec, _ = deploy()
+    api = rec.one(T_ROUTE, "-api-route").inputs["spec"]
+    matches = [m for rule in api["rules"] for m in rule["matches"]]
+    assert matches == [{"path": {"type": "PathPrefix", "value": "/v1"}}]

@@ -224,3 +224,24 @@ def test_invalid_args_are_rejected_naming_the_field(changes: dict[str, Any], fie
 def test_valid_args_have_no_problems() -> None:
     assert validate_model_server_args(gpu_args()) == []
     assert validate_model_server_args(cpu_args()) == []
+
+
+def test_engine_only_reads_the_verified_model_and_writes_only_emptydirs() -> None:
+    rec = render(gpu_args())
+    fetch, server = container(rec, "fetch-model"), container(rec)
+    cache = env_of(server)["MODEL_DIR"]
+    assert {"name": "model-cache", "mountPath": cache, "readOnly": True} in server["volumeMounts"]
+    assert {"name": "model-cache", "mountPath": cache} in fetch["volumeMounts"]
+    empty_dirs = {v["name"] for v in pod_spec(rec)["volumes"] if "emptyDir" in v}
+    writable = {
+        m["mountPath"] for m in server["volumeMounts"] if not m.get("readOnly") and m["name"] in empty_dirs
+    }
+    assert writable == {"/home/inferstack", "/tmp", "/dev/shm"}
+
+
+def test_extra_engine_args_reach_the_launcher_shell_quoted() -> None:
+    import shlex
+
+    args = ["--max-num-seqs", "64", "--chat-template", "/templates/my chat.jinja"]
+    env = env_of(container(render(gpu_args(extra_engine_args=args))))
+    assert shlex.split(env["EXTRA_ENGINE_ARGS"]) == args
