@@ -242,6 +242,8 @@ class HFSource:
         self._api = api
         self._download = download
         self.commit: str | None = None
+        # Our own progress log replaces huggingface_hub's per-file bars (read when it is imported).
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
     def plan(self) -> list[FileSpec]:
         from huggingface_hub import HfApi

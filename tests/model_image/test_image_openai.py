@@ -5,9 +5,11 @@ One server for the module; the last test stops it with SIGTERM while a stream is
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -125,19 +127,32 @@ def test_sigterm_drains_the_open_stream_and_exits_cleanly(server: Server) -> Non
 
 
 def test_sigterm_drain_is_cut_at_shutdown_timeout(tiny_model: Path, tmp_path: Path) -> None:
-    # A reply that would take ~20 s, and SHUTDOWN_TIMEOUT=2: the engine is killed about 2 s after SIGTERM.
+    # Three long replies (several seconds of work in all) and SHUTDOWN_TIMEOUT=2: the engine is
+    # killed about 2 s after SIGTERM instead of draining them to the end.
     srv = start(tiny_model, tmp_path, shutdown_timeout=2)
+    started = threading.Barrier(4)
+
+    def long_reply() -> None:
+        with contextlib.suppress(Exception):  # the kill cuts these streams; that is the point
+            stream = srv.client().chat.completions.create(
+                model=SERVED, messages=[{"role": "user", "content": "go on"}], max_tokens=2000, stream=True
+            )
+            for i, _ in enumerate(stream):
+                if i == 0:
+                    started.wait(30)
+
+    readers = [threading.Thread(target=long_reply, daemon=True) for _ in range(3)]
     try:
-        stream = srv.client().chat.completions.create(
-            model=SERVED, messages=[{"role": "user", "content": "go on"}], max_tokens=1500, stream=True
-        )
-        chunks = iter(stream)
-        next(chunks)
+        for t in readers:
+            t.start()
+        started.wait(30)
         sent = time.monotonic()
         srv.proc.send_signal(signal.SIGTERM)
         code = srv.proc.wait(timeout=30)
         took = time.monotonic() - sent
     finally:
         stop(srv.proc)
+        for t in readers:
+            t.join(10)
     assert code in (128 + signal.SIGKILL, -signal.SIGKILL), srv.log.read_text()[-3000:]
     assert 1.5 < took < 8
