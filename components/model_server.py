@@ -117,11 +117,12 @@ def engine_environment(args: ModelServerArgs) -> list[dict[str, Any]]:
         "SERVED_MODEL_NAME": args.served_model_name,
         "HOST": "0.0.0.0",
         "PORT": str(SERVING_PORT),
-        "MAX_MODEL_LEN": str(args.max_model_len),
         "DTYPE": args.dtype,
         "SHUTDOWN_TIMEOUT": str(args.drain_seconds),
     }
     if args.engine is Engine.VLLM:
+        # vLLM-only settings: the launcher refuses them with the transformers engine rather than ignore them.
+        env["MAX_MODEL_LEN"] = str(args.max_model_len)
         env["GPU_MEMORY_UTILIZATION"] = f"{args.gpu_memory_utilization:g}"
     if args.quantization:
         env["QUANTIZATION"] = args.quantization

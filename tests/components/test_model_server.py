@@ -245,3 +245,24 @@ def test_extra_engine_args_reach_the_launcher_shell_quoted() -> None:
     args = ["--max-num-seqs", "64", "--chat-template", "/templates/my chat.jinja"]
     env = env_of(container(render(gpu_args(extra_engine_args=args))))
     assert shlex.split(env["EXTRA_ENGINE_ARGS"]) == args
+
+
+@pytest.mark.parametrize(("engine", "visible_gpus"), [("vllm", 2), ("transformers", 0)])
+def test_the_launcher_accepts_the_environment_the_deployment_sets(
+    engine: str, visible_gpus: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pod's env, read by the model image's own settings and checks: no unknown or conflicting setting."""
+    from model_image.serve import check_serve
+    from model_image.settings import ServeSettings
+
+    args = gpu_args() if engine == "vllm" else cpu_args()
+    env = env_of(container(render(args)))
+    settings_names = {name.upper() for name in ServeSettings.model_fields}
+    assert set(env) - settings_names <= {"HF_TOKEN_PATH"}, "a variable the launcher does not read"
+    for name in settings_names:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = ServeSettings()  # type: ignore[call-arg]  # every value comes from the environment
+    assert settings.engine.value == engine
+    assert check_serve(settings, visible_gpus) == []
