@@ -72,8 +72,9 @@ destroy: runtime
 	PULUMI_CONFIG_PASSPHRASE_FILE=$${PULUMI_CONFIG_PASSPHRASE_FILE:-$(CURDIR)/.pulumi-state/passphrase} \
 	pulumi destroy --stack $(STACK)
 
-bench: venv tools
+bench: venv
 	$(BIN)/python bench/plan_bench.py
+	$(BIN)/python bench/fetch_bench.py --rounds 5
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
