@@ -17,6 +17,12 @@ def child(parent: pulumi.Resource, **kwargs: Any) -> pulumi.ResourceOptions:
     return pulumi.ResourceOptions(parent=parent, **kwargs)
 
 
+def reject_invalid_args(component: str, name: str, problems: list[str]) -> None:
+    """Raise one ValueError listing every problem (each names its field), before any resource exists."""
+    if problems:
+        raise ValueError(f"{component} {name!r}: {len(problems)} problem(s)\n  " + "\n  ".join(problems))
+
+
 def labels(name: str, component: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": name, "app.kubernetes.io/component": component, **MANAGED_BY}
 

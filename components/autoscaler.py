@@ -50,7 +50,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components._common import KEDA, child, helm_release, labels
+from components._common import KEDA, child, helm_release, labels, reject_invalid_args
 from components.choices import ScalingSignal
 
 KEDA_NAMESPACE = "keda"
@@ -299,9 +299,7 @@ class Autoscaler(pulumi.ComponentResource):
     scaled_object_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: AutoscalerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        problems = validate_autoscaler_args(args)
-        if problems:
-            raise ValueError(f"Autoscaler {name}: " + "; ".join(problems))
+        reject_invalid_args("Autoscaler", name, validate_autoscaler_args(args))
         super().__init__("inferstack:autoscaler:Autoscaler", name, None, opts)
 
         depends_on: list[pulumi.Resource] = []

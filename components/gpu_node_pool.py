@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import pulumi
 
-from components._common import GPU_OPERATOR, NVIDIA_DEVICE_PLUGIN, child, helm_release
+from components._common import GPU_OPERATOR, NVIDIA_DEVICE_PLUGIN, child, helm_release, reject_invalid_args
 from components.choices import GpuDriverStack, TaintEffect
 
 DEVICE_PLUGIN_NAMESPACE = "nvidia-device-plugin"
@@ -184,9 +184,7 @@ class GpuNodePool(pulumi.ComponentResource):
     gpu_resource_name: str
 
     def __init__(self, name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        problems = validate_gpu_node_pool_args(args)
-        if problems:
-            raise ValueError(f"GpuNodePool {name}: " + "; ".join(problems))
+        reject_invalid_args("GpuNodePool", name, validate_gpu_node_pool_args(args))
         super().__init__("inferstack:gpu_node_pool:GpuNodePool", name, None, opts)
 
         self.node_selector = dict(args.node_selector)

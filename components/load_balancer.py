@@ -33,7 +33,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components._common import ENVOY_GATEWAY, child, helm_release, labels
+from components._common import ENVOY_GATEWAY, child, helm_release, labels, reject_invalid_args
 from components.choices import LoadBalancerKind
 
 #: Where Envoy Gateway runs and, in its default ControllerNamespace deploy mode, where it runs the Envoy
@@ -209,9 +209,7 @@ class LoadBalancer(pulumi.ComponentResource):
     api_keys: pulumi.Output[dict[str, str]]
 
     def __init__(self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None):
-        problems = validate_load_balancer_args(args)
-        if problems:
-            raise ValueError(f"LoadBalancer {name!r}:\n  " + "\n  ".join(problems))
+        reject_invalid_args("LoadBalancer", name, validate_load_balancer_args(args))
         super().__init__("inferstack:load_balancer:LoadBalancer", name, None, opts)
 
         ns = args.namespace

@@ -16,7 +16,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components._common import RESTRICTED_CONTAINER_SECURITY, child, labels
+from components._common import RESTRICTED_CONTAINER_SECURITY, child, labels, reject_invalid_args
 from components.choices import Engine
 
 SERVING_PORT = 8000
@@ -170,9 +170,7 @@ class ModelServer(pulumi.ComponentResource):
     deployment_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: ModelServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        problems = validate_model_server_args(args)
-        if problems:
-            raise ValueError(f"ModelServer {name}: " + "; ".join(problems))
+        reject_invalid_args("ModelServer", name, validate_model_server_args(args))
         super().__init__("inferstack:model_server:ModelServer", name, None, opts)
 
         self.pod_labels = labels(name, "model-server")

@@ -22,7 +22,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components._common import KUBE_PROMETHEUS_STACK, child, helm_release, labels
+from components._common import KUBE_PROMETHEUS_STACK, child, helm_release, labels, reject_invalid_args
 
 DEFAULT_NAMESPACE = "monitoring"
 PROMETHEUS_PORT = 9090
@@ -147,9 +147,7 @@ class Monitoring(pulumi.ComponentResource):
     prometheus_url: pulumi.Output[str]
 
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        problems = validate_monitoring_args(args)
-        if problems:
-            raise ValueError(f"Monitoring {name}: " + "; ".join(problems))
+        reject_invalid_args("Monitoring", name, validate_monitoring_args(args))
         super().__init__("inferstack:monitoring:Monitoring", name, None, opts)
 
         #: The kube-prometheus-stack release when installed: depend on it for anything that needs the

@@ -23,7 +23,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
-from components._common import CERT_MANAGER, child, helm_release, labels
+from components._common import CERT_MANAGER, child, helm_release, labels, reject_invalid_args
 from components.choices import AcmeSolver, Dns01Provider, TlsMode
 
 #: cert-manager's namespace, which is also its cluster resource namespace: ClusterIssuers read their
@@ -151,9 +151,7 @@ class TlsCertificates(pulumi.ComponentResource):
     ca_certificate_pem: pulumi.Output[str | None]
 
     def __init__(self, name: str, args: TlsCertificatesArgs, opts: pulumi.ResourceOptions | None = None):
-        problems = validate_tls_args(args)
-        if problems:
-            raise ValueError(f"TlsCertificates {name!r}:\n  " + "\n  ".join(problems))
+        reject_invalid_args("TlsCertificates", name, validate_tls_args(args))
         super().__init__("inferstack:tls:TlsCertificates", name, None, opts)
 
         cm_ns = args.cert_manager_namespace

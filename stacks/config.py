@@ -183,7 +183,8 @@ class ApiKeysConfig(_Section):
     clients: list[K8sName] = Field(
         default_factory=lambda: ["default"],
         min_length=1,
-        description="client ids; each gets its own key and its own rate-limit bucket",
+        max_length=16,  # Envoy Gateway allows 16 local rate-limit rules, one per client
+        description="client ids (1 to 16); each gets its own key and its own rate-limit bucket",
     )
     existing_secret: K8sName | None = Field(
         None,

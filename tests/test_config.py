@@ -23,6 +23,7 @@ from stacks.config import (
 from stacks.gpus import (
     GPU_MEMORY_GB,
     GpuType,
+    MemoryEstimate,
     default_kv_bytes_per_token,
     estimate_memory,
     smallest_gpu_count_that_fits,
@@ -298,7 +299,7 @@ def test_default_kv_estimate_is_an_upper_bound_for_known_models() -> None:
 def test_more_gpus_never_turn_a_fit_into_a_misfit(
     params: float, gpu: GpuType, gpus: int, context: int
 ) -> None:
-    def fits(n: int) -> bool:
+    def estimate(n: int) -> MemoryEstimate:
         return estimate_memory(
             parameters_b=params,
             dtype="bfloat16",
@@ -308,26 +309,13 @@ def test_more_gpus_never_turn_a_fit_into_a_misfit(
             gpu_type=gpu,
             gpus=n,
             gpu_memory_utilization=0.9,
-        ).fits
+        )
 
-    if fits(gpus) and gpus < 8:
-        assert fits(gpus * 2)
-    smallest = smallest_gpu_count_that_fits(
-        estimate_memory(
-            parameters_b=params,
-            dtype="bfloat16",
-            quantization=None,
-            max_model_len=context,
-            kv_bytes_per_token=None,
-            gpu_type=gpu,
-            gpus=gpus,
-            gpu_memory_utilization=0.9,
-        ),
-        gpu,
-        0.9,
-    )
+    if estimate(gpus).fits and gpus < 8:
+        assert estimate(gpus * 2).fits
+    smallest = smallest_gpu_count_that_fits(estimate(gpus), gpu, 0.9)
     if smallest is not None:
-        assert fits(smallest)
+        assert estimate(smallest).fits
     assert GPU_MEMORY_GB[gpu] > 0
 
 
@@ -457,3 +445,10 @@ def test_readme_configuration_reference_matches_the_schema() -> None:
 
     readme = (ROOT / "README.md").read_text()
     assert markdown_table() in readme, "README is stale: paste the output of `inferstack schema --markdown`"
+
+
+def test_api_key_clients_are_limited_to_what_the_rate_limiter_can_hold() -> None:
+    clients = [f"client-{i}" for i in range(17)]
+    found = problems_of(minimal(serving={"image": "a/b:1", "api_keys": {"clients": clients}}))
+    assert "serving.api_keys.clients" in found
+    assert parse_stack_config(minimal(serving={"image": "a/b:1", "api_keys": {"clients": clients[:16]}}))
