@@ -452,3 +452,15 @@ def test_api_key_clients_are_limited_to_what_the_rate_limiter_can_hold() -> None
     found = problems_of(minimal(serving={"image": "a/b:1", "api_keys": {"clients": clients}}))
     assert "serving.api_keys.clients" in found
     assert parse_stack_config(minimal(serving={"image": "a/b:1", "api_keys": {"clients": clients[:16]}}))
+
+
+def test_schema_choices_are_ones_the_model_image_launcher_accepts() -> None:
+    """The image's launcher keeps its own enums (it ships alone, without stacks/ or components/);
+    every value a stack file may choose must still be one the launcher takes."""
+    from components.choices import Engine
+    from model_image.settings import Dtype as LauncherDtype
+    from model_image.settings import Engine as LauncherEngine
+    from stacks.config import Dtype
+
+    assert {e.value for e in Engine} <= {e.value for e in LauncherEngine}
+    assert {d.value for d in Dtype} <= {d.value for d in LauncherDtype}
