@@ -250,7 +250,6 @@ class ModelServer(pulumi.ComponentResource):
 
         self.service_name = service.metadata.name
         self.deployment_name = deployment.metadata.name
-        self.service_port = SERVING_PORT
         self.register_outputs({"service_name": self.service_name, "deployment_name": self.deployment_name})
 
     def _deployment_spec(

@@ -75,9 +75,6 @@ class Recording:
     def kubernetes_objects(self) -> list[RecordedResource]:
         return [r for r in self.resources if r.is_kubernetes_object]
 
-    def by_urn(self) -> dict[str, RecordedResource]:
-        return {r.urn: r for r in self.resources}
-
 
 def _unwrap_secrets(value: Any) -> tuple[Any, Any]:
     """Split a deserialized input into (plain value, redacted value)."""
