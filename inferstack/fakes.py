@@ -13,6 +13,8 @@ import hashlib
 import string
 from typing import Any
 
+from inferstack import fakes_aws
+
 #: Address the fake LoadBalancer implementation hands out (TEST-NET-3, RFC 5737).
 FAKE_LOAD_BALANCER_IP = "203.0.113.10"
 
@@ -84,9 +86,20 @@ def _helm_release_outputs(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     return outputs
 
 
-def outputs_for(type_token: str, name: str, inputs: dict[str, Any], stack: str) -> dict[str, Any]:
+def resource_id(type_token: str, name: str, outputs: dict[str, Any]) -> str:
+    """The id a provider would assign: AWS's own (vpc-..., a role's name, a bucket's name) for AWS."""
+    if type_token.startswith("aws:") and outputs.get("id"):
+        return str(outputs["id"])
+    return f"{name}-{hashlib.sha256(type_token.encode()).hexdigest()[:8]}"
+
+
+def outputs_for(
+    type_token: str, name: str, inputs: dict[str, Any], stack: str, aws_region: str | None = None
+) -> dict[str, Any]:
     """Outputs for one registration: the inputs plus what the provider would compute."""
     seed = _digest(stack, type_token, name)
+    if type_token.startswith("aws:"):
+        return fakes_aws.outputs_for(type_token, name, inputs, aws_region)
     if type_token.startswith("kubernetes:helm.sh/"):
         return _helm_release_outputs(name, inputs)
     if type_token.startswith("kubernetes:") and not type_token.startswith("pulumi:providers:"):
@@ -108,6 +121,12 @@ def outputs_for(type_token: str, name: str, inputs: dict[str, Any], stack: str) 
     return outputs
 
 
-def invoke_result(token: str, args: dict[str, Any]) -> dict[str, Any]:
-    """Data-source answers. None are needed on-prem yet; cloud platforms add theirs here."""
-    return {}
+def invoke_result(token: str, args: dict[str, Any], aws_region: str | None = None) -> dict[str, Any]:
+    """Data-source answers, per cloud; an unknown data source is a gap in the fakes, said loudly."""
+    if token.startswith("aws:"):
+        answer = fakes_aws.invoke_result(token, args, aws_region)
+        if answer is not None:
+            return answer
+    raise NotImplementedError(
+        f"the recording mock has no fake answer for data source {token}: add one to inferstack/fakes*.py"
+    )

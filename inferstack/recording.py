@@ -7,7 +7,6 @@ with secret values marked, so a plan can be written out with those values redact
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -101,13 +100,17 @@ class _RecordingMocks(pulumi_mocks.Mocks):
         # worker threads, so the monitor hands its half over keyed by (type, name), under a lock.
         self._pending: dict[tuple[str, str], tuple[str, str | None, list[str]]] = {}
         self._lock = threading.Lock()
+        # ARNs and endpoints carry the region of the stack's AWS provider, seen when it registers.
+        self._aws_region: str | None = None
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict]:
         inputs, redacted = _unwrap_secrets(args.inputs)
         with self._lock:
             urn, parent, deps = self._pending.pop((args.typ, args.name), ("", None, []))
-        outputs = fakes.outputs_for(args.typ, args.name, inputs, self.stack)
-        resource_id = _stable_id(args.typ, args.name) if args.custom else None
+        if args.typ == "pulumi:providers:aws" and inputs.get("region"):
+            self._aws_region = str(inputs["region"])
+        outputs = fakes.outputs_for(args.typ, args.name, inputs, self.stack, self._aws_region)
+        resource_id = fakes.resource_id(args.typ, args.name, outputs) if args.custom else None
         record = RecordedResource(
             urn=urn,
             type=args.typ,
@@ -125,7 +128,7 @@ class _RecordingMocks(pulumi_mocks.Mocks):
         return resource_id, outputs
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
-        return fakes.invoke_result(args.token, _unwrap_secrets(args.args)[0]), None
+        return fakes.invoke_result(args.token, _unwrap_secrets(args.args)[0], self._aws_region), None
 
 
 class _RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -143,10 +146,6 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     list(request.dependencies),
                 )
         return super().RegisterResource(request)
-
-
-def _stable_id(type_token: str, name: str) -> str:
-    return f"{name}-{hashlib.sha256(type_token.encode()).hexdigest()[:8]}"
 
 
 def run_program(program: Callable[[], Any], *, project: str = "inferstack", stack: str = "plan") -> Recording:
