@@ -16,6 +16,9 @@ class LoadBalancerKind(StrEnum):
     METALLB = "metallb"  # MetalLB hands the Gateway's Service an address from a pool
     EXISTING = "existing"  # the cluster already has a LoadBalancer implementation
     NODEPORT = "nodeport"  # a laptop cluster: reach the Gateway on node ports
+    # A cloud's load balancer controller (AWS NLB, GCP L4) serves a Service the stack owns; chosen by the
+    # aws/gcp compositions, never written in a stack file.
+    CLOUD = "cloud"
 
 
 class TlsMode(StrEnum):
@@ -50,3 +53,31 @@ class TaintEffect(StrEnum):
 class ScalingSignal(StrEnum):
     QUEUE_DEPTH = "queue_depth"  # vllm:num_requests_waiting from Prometheus
     CPU = "cpu"  # the CPU engine exports no queue metric: average CPU utilisation instead
+
+
+class GpuProvisioner(StrEnum):
+    """AWS: where GPU nodes come from."""
+
+    KARPENTER = "karpenter"  # Karpenter launches GPU instances on demand and removes them when empty
+    MANAGED_NODE_GROUP = "managed_node_group"  # a fixed-size EKS managed node group
+
+
+class GpuAmiFamily(StrEnum):
+    """AWS: the NVIDIA node image."""
+
+    AL2023 = "al2023"  # Amazon Linux 2023 NVIDIA: driver + toolkit; the device plugin is installed by us
+    BOTTLEROCKET = "bottlerocket"  # Bottlerocket NVIDIA: driver, toolkit and device plugin built in
+
+
+class CapacityType(StrEnum):
+    """AWS: how GPU instances are bought."""
+
+    ON_DEMAND = "on-demand"
+    SPOT = "spot"
+
+
+class AwsLoadBalancerScheme(StrEnum):
+    """AWS: who can reach the gateway's NLB."""
+
+    INTERNET_FACING = "internet-facing"
+    INTERNAL = "internal"  # only from the VPC and networks connected to it

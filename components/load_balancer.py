@@ -4,7 +4,12 @@ What it makes (Gateway API + Envoy Gateway extensions, all in `namespace` unless
 
 - the Envoy Gateway Helm release (pinned; controller, Gateway API CRDs and its own CRDs), optional;
 - an EnvoyProxy that shapes the Envoy Service (LoadBalancer for MetalLB or an existing balancer,
-  NodePort on a laptop) and a Pod-Security-"restricted" Envoy Deployment, and a GatewayClass using it;
+  NodePort on a laptop, ClusterIP behind a cloud balancer) and a Pod-Security-"restricted" Envoy
+  Deployment, and a GatewayClass using it;
+- kind `cloud` only: a LoadBalancer Service of our own in front of the Envoy pods, annotated for the
+  cloud's controller (an NLB on AWS). Owning it is what makes `pulumi destroy` safe: Pulumi deletes it
+  first and waits until the controller's finalizer is gone, i.e. until the cloud balancer and its
+  security groups are deleted, before the controller, the cluster and the VPC go;
 - a Gateway named after the component with an `http` (80) and an `https` (443, TLS terminated with
   `tls_secret_name`) listener;
 - an HTTPRoute on `http` that only redirects to HTTPS (301), and one on `https` to the weighted backends
@@ -45,6 +50,12 @@ ENVOY_PROXY_POD_LABELS: dict[str, str] = {
     "app.kubernetes.io/component": "proxy",
     "app.kubernetes.io/managed-by": "envoy-gateway",
 }
+#: Labels Envoy Gateway adds to one Gateway's proxy pods (internal/gatewayapi: OwningGateway*Label).
+OWNING_GATEWAY_NAME_LABEL = "gateway.envoyproxy.io/owning-gateway-name"
+OWNING_GATEWAY_NAMESPACE_LABEL = "gateway.envoyproxy.io/owning-gateway-namespace"
+#: Envoy binds a listener port below 1024 at port + 10000, so it needs no NET_BIND_SERVICE
+#: (internal/gatewayapi: wellKnownPortShift). Our cloud Service targets those container ports.
+ENVOY_PRIVILEGED_PORT_SHIFT = 10000
 #: Envoy Gateway's default controller name; the GatewayClass must name the controller that serves it.
 ENVOY_GATEWAY_CONTROLLER = "gateway.envoyproxy.io/gatewayclass-controller"
 #: Header the API-key filter sets to the authenticated client id (the rate limiter keys on it; the engine
@@ -100,6 +111,10 @@ class LoadBalancerArgs:
     envoy_replicas: int = 2  # Envoy proxy pods (a PDB keeps one up when > 1)
     install_envoy_gateway: bool = True  # install the pinned chart; False: one already runs in the cluster
     envoy_gateway_values: dict[str, Any] = field(default_factory=dict)  # escape hatch, merged over ours
+    cloud_service_annotations: dict[str, str] = field(default_factory=dict)  # kind cloud: for its controller
+    cloud_load_balancer_class: str | None = (
+        None  # kind cloud: spec.loadBalancerClass (e.g. service.k8s.aws/nlb)
+    )
 
 
 def is_open(cidrs: list[str]) -> bool:
@@ -172,6 +187,14 @@ def validate_load_balancer_args(args: LoadBalancerArgs) -> list[str]:
         problems.append("metallb_pool: kind metallb needs the MetalLB IPAddressPool name")
     if args.kind is not LoadBalancerKind.METALLB and args.metallb_pool:
         problems.append(f"metallb_pool: only used with kind metallb, not {args.kind.value}")
+    if args.kind is not LoadBalancerKind.CLOUD and (
+        args.cloud_service_annotations or args.cloud_load_balancer_class
+    ):
+        problems.append(
+            f"cloud_service_annotations, cloud_load_balancer_class: only used with kind cloud, not {args.kind.value}"
+        )
+    if args.kind is LoadBalancerKind.CLOUD and args.address is not None:
+        problems.append("address: a cloud balancer's address is the cloud's to give; remove it")
     if args.address is not None:
         try:
             if ipaddress.ip_address(args.address).version != 4:
@@ -290,6 +313,27 @@ class LoadBalancer(pulumi.ComponentResource):
             opts=child(self, depends_on=[*after_crds, gateway_class]),
         )
 
+        self.load_balancer_hostname: pulumi.Output[str] | None = None
+        if args.kind is LoadBalancerKind.CLOUD:
+            cloud_service = k8s.core.v1.Service(
+                f"{name}-lb",
+                metadata={
+                    "name": f"{name}-lb",
+                    "namespace": ENVOY_PROXY_NAMESPACE,
+                    "labels": meta_labels,
+                    "annotations": dict(args.cloud_service_annotations),
+                },
+                spec=cloud_service_spec(name, args),
+                # Created after the Gateway, so Envoy Gateway's proxy pods exist to be selected; deleted
+                # before it, waiting for the controller to remove the cloud balancer.
+                opts=child(
+                    self,
+                    depends_on=[gateway],
+                    custom_timeouts=pulumi.CustomTimeouts(create="15m", delete="20m"),
+                ),
+            )
+            self.load_balancer_hostname = cloud_service.status.apply(_first_ingress_address)
+
         k8s.apiextensions.CustomResource(
             f"{name}-redirect-route",
             api_version="gateway.networking.k8s.io/v1",
@@ -389,10 +433,10 @@ _RESTRICTED_ENVOY_CONTAINER: dict[str, Any] = {
 
 
 def envoy_proxy_spec(args: LoadBalancerArgs) -> dict[str, Any]:
-    service: dict[str, Any] = {
+    service: dict[str, Any] = {}
+    if args.kind is not LoadBalancerKind.CLOUD:
         # Local keeps the client's source address, which the CIDR allow list matches on.
-        "externalTrafficPolicy": "Local",
-    }
+        service["externalTrafficPolicy"] = "Local"
     annotations: dict[str, str] = {}
     if args.kind is LoadBalancerKind.NODEPORT:
         service["type"] = "NodePort"
@@ -408,6 +452,9 @@ def envoy_proxy_spec(args: LoadBalancerArgs) -> dict[str, Any]:
                 }
             },
         }
+    elif args.kind is LoadBalancerKind.CLOUD:
+        # Reached only through the Service of our own (cloud_service_spec); no second balancer.
+        service["type"] = "ClusterIP"
     else:
         service["type"] = "LoadBalancer"
         if args.kind is LoadBalancerKind.METALLB:
@@ -432,6 +479,40 @@ def envoy_proxy_spec(args: LoadBalancerArgs) -> dict[str, Any]:
     if args.envoy_replicas > 1:
         kubernetes["envoyPDB"] = {"minAvailable": 1}
     return {"provider": {"type": "Kubernetes", "kubernetes": kubernetes}}
+
+
+def cloud_service_spec(gateway_name: str, args: LoadBalancerArgs) -> dict[str, Any]:
+    """The LoadBalancer Service in front of one Gateway's Envoy pods, for a cloud's controller."""
+    spec: dict[str, Any] = {
+        "type": "LoadBalancer",
+        "selector": {
+            **ENVOY_PROXY_POD_LABELS,
+            OWNING_GATEWAY_NAME_LABEL: gateway_name,
+            OWNING_GATEWAY_NAMESPACE_LABEL: args.namespace,
+        },
+        "ports": [
+            {"name": "http", "port": 80, "targetPort": 80 + ENVOY_PRIVILEGED_PORT_SHIFT, "protocol": "TCP"},
+            {
+                "name": "https",
+                "port": 443,
+                "targetPort": 443 + ENVOY_PRIVILEGED_PORT_SHIFT,
+                "protocol": "TCP",
+            },
+        ],
+        # The cloud balancer sends to pod IPs; node ports would only widen what is reachable.
+        "allocateLoadBalancerNodePorts": False,
+    }
+    if args.cloud_load_balancer_class:
+        spec["loadBalancerClass"] = args.cloud_load_balancer_class
+    if not is_open(args.allowed_source_cidrs):
+        spec["loadBalancerSourceRanges"] = list(args.allowed_source_cidrs)
+    return spec
+
+
+def _first_ingress_address(status: Any) -> str:
+    """The cloud balancer's DNS name (AWS) or IP (GCP) from a Service status."""
+    ingress = ((status or {}).get("load_balancer") or {}).get("ingress") or [{}]
+    return str(ingress[0].get("hostname") or ingress[0].get("ip") or "")
 
 
 def redirect_route_spec(gateway_name: str, args: LoadBalancerArgs) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from `model_image/`; it is run as `python -m model_image fetch` and `python -m m
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 import math
 import shlex
 from dataclasses import dataclass, field
@@ -32,6 +34,11 @@ MODEL_SOURCE_MOUNT = "/model-source"
 HOME_DIR = "/home/inferstack"
 SCRATCH_DIR = "/tmp"
 HF_TOKEN_MOUNT = "/var/run/secrets/inferstack/hf"
+
+#: Launcher settings set only through typed fields, even when the current args leave them unset.
+_LAUNCHER_SETTINGS = frozenset(
+    {"MAX_MODEL_LEN", "GPU_MEMORY_UTILIZATION", "QUANTIZATION", "EXTRA_ENGINE_ARGS", "HF_TOKEN_PATH"}
+)
 
 # Probe cadences. The startup probe alone covers the model load; after it passes, readiness reacts
 # quickly and liveness tolerates a busy engine for 90 s before restarting it.
@@ -77,6 +84,11 @@ class ModelServerArgs:
     pod_monitor: bool = True  # create a PodMonitor (Prometheus operator CRDs must exist)
     model_store_cidrs: list[str] = field(default_factory=lambda: ["0.0.0.0/0"])  # egress for `fetch`
     model_store_ports: list[int] = field(default_factory=lambda: [443])  # ports `fetch` may reach
+    # More (cidr, port) the pods may reach, e.g. the EKS Pod Identity agent (169.254.170.23/32, 80) that
+    # hands out the model store's credentials.
+    extra_egress: list[tuple[str, int]] = field(default_factory=list)
+    # Environment for the storage SDKs, e.g. AWS_REGION; never a launcher setting (those are typed above).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
 
 def validate_model_server_args(args: ModelServerArgs) -> list[str]:
@@ -101,6 +113,19 @@ def validate_model_server_args(args: ModelServerArgs) -> list[str]:
         problems.append("model_volume_claim: a file:// model needs the PersistentVolumeClaim that holds it")
     if args.model_volume_claim and not args.model_uri.startswith("file://"):
         problems.append("model_volume_claim: only used with a file:// model_uri")
+    launcher_keys = {e["name"] for e in engine_environment(dataclasses.replace(args, extra_env={}))}
+    clashes = sorted(set(args.extra_env) & (launcher_keys | _LAUNCHER_SETTINGS))
+    if clashes:
+        problems.append(
+            f"extra_env: {', '.join(clashes)} are the launcher's own settings; set them through their fields"
+        )
+    for cidr, port in args.extra_egress:
+        try:
+            ipaddress.ip_network(cidr, strict=True)
+        except ValueError:
+            problems.append(f"extra_egress: {cidr!r} is not a network in CIDR form")
+        if not 1 <= port <= 65535:
+            problems.append(f"extra_egress: {port} is not a port (1-65535)")
     return problems
 
 
@@ -130,6 +155,7 @@ def engine_environment(args: ModelServerArgs) -> list[dict[str, Any]]:
         env["EXTRA_ENGINE_ARGS"] = shlex.join(args.extra_engine_args)  # the launcher shell-splits it
     if args.hf_token_secret:
         env["HF_TOKEN_PATH"] = f"{HF_TOKEN_MOUNT}/token"
+    env.update({k: v for k, v in args.extra_env.items() if k not in env})
     return [{"name": k, "value": v} for k, v in env.items()]
 
 
@@ -417,6 +443,13 @@ class ModelServer(pulumi.ComponentResource):
                             "to": [{"ip_block": {"cidr": cidr}} for cidr in args.model_store_cidrs],
                             "ports": [{"port": port, "protocol": "TCP"} for port in args.model_store_ports],
                         },
+                        *(
+                            {
+                                "to": [{"ip_block": {"cidr": cidr}}],
+                                "ports": [{"port": port, "protocol": "TCP"}],
+                            }
+                            for cidr, port in args.extra_egress
+                        ),
                     ],
                 }
             ),

@@ -160,7 +160,7 @@ class TlsCertificates(pulumi.ComponentResource):
         release: k8s.helm.v3.Release | None = None
         if args.install_cert_manager:
             release = helm_release(
-                f"{name}-cert-manager",
+                cert_manager_release_name(name),
                 CERT_MANAGER,
                 namespace=cm_ns,
                 values=cert_manager_values(args),
@@ -258,6 +258,17 @@ def cert_manager_values(args: TlsCertificatesArgs) -> dict[str, Any]:
     if args.cert_manager_service_account_annotations:
         values["serviceAccount"] = {"annotations": dict(args.cert_manager_service_account_annotations)}
     return values
+
+
+def cert_manager_service_account(component_name: str) -> str:
+    """The controller's ServiceAccount: the chart names it after the release (Helm's fullname rule: a
+    release name that contains the chart name is used as is), and the release is `<name>-cert-manager`.
+    A cloud identity (EKS Pod Identity association, Workload Identity binding) names it before it exists."""
+    return cert_manager_release_name(component_name)
+
+
+def cert_manager_release_name(component_name: str) -> str:
+    return f"{component_name}-cert-manager"
 
 
 def acme_issuer_spec(name: str, args: TlsCertificatesArgs) -> dict[str, Any]:

@@ -58,7 +58,9 @@ def _random_string(seed: str, length: int, alphabet: str) -> str:
     return "".join(out[:length])
 
 
-def _kubernetes_outputs(type_token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+def _kubernetes_outputs(
+    type_token: str, name: str, inputs: dict[str, Any], aws_region: str | None
+) -> dict[str, Any]:
     outputs = copy.deepcopy(inputs)
     kind = type_token.rsplit(":", 1)[-1]
     metadata = outputs.setdefault("metadata", {})
@@ -66,8 +68,14 @@ def _kubernetes_outputs(type_token: str, name: str, inputs: dict[str, Any]) -> d
     if kind not in _CLUSTER_SCOPED_KINDS:
         metadata.setdefault("namespace", _NAMESPACED_DEFAULT)
     metadata.setdefault("uid", _digest("uid", type_token, name)[:32])
-    if kind == "Service" and outputs.get("spec", {}).get("type") == "LoadBalancer":
-        outputs["status"] = {"loadBalancer": {"ingress": [{"ip": FAKE_LOAD_BALANCER_IP}]}}
+    spec = outputs.get("spec", {})
+    if kind == "Service" and spec.get("type") == "LoadBalancer":
+        if spec.get("loadBalancerClass") == "service.k8s.aws/nlb":
+            # The AWS Load Balancer Controller's naming: k8s-<namespace>-<name>-<hash>.elb.<region>.amazonaws.com
+            hostname = f"k8s-{metadata['namespace'][:8]}-{name[:8]}-{_digest('nlb', name)[:10]}.elb.{aws_region or fakes_aws.DEFAULT_REGION}.amazonaws.com"
+            outputs["status"] = {"loadBalancer": {"ingress": [{"hostname": hostname}]}}
+        else:
+            outputs["status"] = {"loadBalancer": {"ingress": [{"ip": FAKE_LOAD_BALANCER_IP}]}}
     return outputs
 
 
@@ -103,7 +111,7 @@ def outputs_for(
     if type_token.startswith("kubernetes:helm.sh/"):
         return _helm_release_outputs(name, inputs)
     if type_token.startswith("kubernetes:") and not type_token.startswith("pulumi:providers:"):
-        return _kubernetes_outputs(type_token, name, inputs)
+        return _kubernetes_outputs(type_token, name, inputs, aws_region)
     outputs = copy.deepcopy(inputs)
     if type_token == "random:index/randomPassword:RandomPassword":
         length = int(inputs.get("length", 32))

@@ -12,10 +12,10 @@ import json
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from components.choices import (
     AcmeSolver,
@@ -26,6 +26,8 @@ from components.choices import (
     TaintEffect,
     TlsMode,
 )
+from stacks.config_aws import AwsConfig, aws_problems
+from stacks.config_base import DNS_NAME, K8sName, Quantity, Section, parse_cidrs
 from stacks.gpus import (
     DTYPE_BYTES,
     QUANTIZATION_BYTES,
@@ -38,18 +40,7 @@ from stacks.gpus import (
 
 CONFIG_NAMESPACE = "inferstack"
 
-_QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"
-_DNS_NAME = re.compile(
-    r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+$"
-)
-_K8S_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 _COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
-
-
-class _Section(BaseModel):
-    """Every section rejects unknown keys: a typo must fail, not be silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", use_enum_values=False, validate_default=True)
 
 
 # --- closed choices -------------------------------------------------------------------------------
@@ -57,7 +48,8 @@ class _Section(BaseModel):
 
 class Platform(StrEnum):
     ONPREM = "onprem"  # any existing cluster reached through a kubeconfig: on-prem, kind, k3d, minikube
-    # AWS = "aws" and GCP = "gcp" arrive with their cluster components.
+    AWS = "aws"  # a VPC and an EKS cluster made by the stack (the `aws` section)
+    # GCP = "gcp" arrives with its cluster components.
 
 
 class Tier(StrEnum):
@@ -79,16 +71,10 @@ class Quantization(StrEnum):
     GPTQ = "gptq"
 
 
-Quantity = Annotated[
-    str, Field(pattern=_QUANTITY, description="A Kubernetes quantity, e.g. '4', '500m', '16Gi'")
-]
-K8sName = Annotated[str, Field(pattern=_K8S_NAME, description="A Kubernetes object name (RFC 1123 label)")]
-
-
 # --- sections ---------------------------------------------------------------------------------------
 
 
-class ClusterConfig(_Section):
+class ClusterConfig(Section):
     kubernetes_version: str = Field(
         "1.34",
         pattern=r"^1\.[0-9]{2}$",
@@ -99,7 +85,7 @@ class ClusterConfig(_Section):
     namespace: K8sName = Field("inferstack", description="namespace for the model server and its routes")
 
 
-class ModelConfig(_Section):
+class ModelConfig(Section):
     uri: str = Field(
         ...,
         description="where the weights live: hf://org/name@<40-hex commit>, s3://bucket/prefix, "
@@ -179,7 +165,7 @@ class ModelConfig(_Section):
         return path.rsplit("/", 1)[-1]
 
 
-class ApiKeysConfig(_Section):
+class ApiKeysConfig(Section):
     clients: list[K8sName] = Field(
         default_factory=lambda: ["default"],
         min_length=1,
@@ -193,7 +179,7 @@ class ApiKeysConfig(_Section):
     )
 
 
-class ServingConfig(_Section):
+class ServingConfig(Section):
     engine: Engine = Field(Engine.VLLM, description="vllm (GPU) or transformers (CPU)")
     image: str = Field(
         ...,
@@ -247,7 +233,7 @@ class ServingConfig(_Section):
         return image
 
 
-class AutoscalingConfig(_Section):
+class AutoscalingConfig(Section):
     enabled: bool = Field(True, description="KEDA scales replicas; off: serving.replicas is fixed")
     min_replicas: int = Field(1, ge=0, le=100, description="0 lets GPU replicas (and nodes) scale to zero")
     max_replicas: int = Field(
@@ -272,7 +258,7 @@ class AutoscalingConfig(_Section):
     )
 
 
-class MonitoringConfig(_Section):
+class MonitoringConfig(Section):
     install_prometheus: bool = Field(
         True, description="install kube-prometheus-stack (Prometheus + operator); off: use prometheus_url"
     )
@@ -282,7 +268,7 @@ class MonitoringConfig(_Section):
     pod_monitor: bool = Field(True, description="create a PodMonitor (needs the Prometheus operator's CRDs)")
 
 
-class LoadBalancerConfig(_Section):
+class LoadBalancerConfig(Section):
     kind: LoadBalancerKind = Field(LoadBalancerKind.EXISTING, description="how the gateway gets its address")
     metallb_pool: K8sName | None = Field(None, description="MetalLB IPAddressPool the address comes from")
     address: str | None = Field(
@@ -299,13 +285,13 @@ class LoadBalancerConfig(_Section):
         return address
 
 
-class RateLimitConfig(_Section):
+class RateLimitConfig(Section):
     requests_per_minute: int = Field(
         600, ge=1, le=1_000_000, description="per client id, per gateway replica"
     )
 
 
-class GatewayConfig(_Section):
+class GatewayConfig(Section):
     hostname: str = Field(..., description="DNS name clients use; the certificate is issued for it")
     load_balancer: LoadBalancerConfig = Field(default_factory=LoadBalancerConfig)  # type: ignore[arg-type]
     allowed_source_cidrs: list[str] = Field(
@@ -316,7 +302,7 @@ class GatewayConfig(_Section):
     @field_validator("hostname")
     @classmethod
     def _hostname(cls, hostname: str) -> str:
-        if not _DNS_NAME.match(hostname):
+        if not DNS_NAME.match(hostname):
             raise ValueError(
                 f"{hostname!r} is not a lowercase DNS name with a domain (e.g. llm.example.com; "
                 "for a laptop use llm.127.0.0.1.nip.io or llm.localtest.me)"
@@ -326,15 +312,10 @@ class GatewayConfig(_Section):
     @field_validator("allowed_source_cidrs")
     @classmethod
     def _cidrs(cls, cidrs: list[str]) -> list[str]:
-        for cidr in cidrs:
-            try:
-                ipaddress.ip_network(cidr, strict=True)
-            except ValueError as err:
-                raise ValueError(f"{cidr!r} is not a network in CIDR form (e.g. 10.0.0.0/8): {err}") from None
-        return cidrs
+        return parse_cidrs(cidrs)
 
 
-class Dns01Config(_Section):
+class Dns01Config(Section):
     provider: Dns01Provider = Field(..., description="DNS service that answers the DNS-01 challenge")
     rfc2136_nameserver: str | None = Field(None, description="rfc2136: host:port of the authoritative server")
     rfc2136_tsig_key_name: str | None = Field(None, description="rfc2136: TSIG key name the server knows")
@@ -362,7 +343,7 @@ class Dns01Config(_Section):
         return self
 
 
-class AcmeConfig(_Section):
+class AcmeConfig(Section):
     email: str | None = Field(None, description="account email; required for ACME (expiry notices)")
     server: str = Field(
         "https://acme-v02.api.letsencrypt.org/directory",
@@ -373,14 +354,14 @@ class AcmeConfig(_Section):
     dns01: Dns01Config | None = None
 
 
-class InternalCaConfig(_Section):
+class InternalCaConfig(Section):
     common_name: str = Field(
         "InferStack internal CA", min_length=1, description="subject of the CA certificate"
     )
     validity_hours: int = Field(24 * 365 * 5, ge=24, description="lifetime of the CA certificate")
 
 
-class TlsConfig(_Section):
+class TlsConfig(Section):
     mode: TlsMode = Field(TlsMode.INTERNAL_CA, description="where the certificate comes from")
     acme: AcmeConfig = Field(default_factory=AcmeConfig)  # type: ignore[arg-type]
     internal_ca: InternalCaConfig = Field(default_factory=InternalCaConfig)  # type: ignore[arg-type]
@@ -390,13 +371,13 @@ class TlsConfig(_Section):
     certificate_duration_hours: int = Field(2160, ge=24, description="requested certificate lifetime")
 
 
-class Taint(_Section):
+class Taint(Section):
     key: str = Field(..., min_length=1)
     value: str | None = None
     effect: TaintEffect = TaintEffect.NO_SCHEDULE
 
 
-class GpuPoolConfig(_Section):
+class GpuPoolConfig(Section):
     driver_stack: GpuDriverStack = Field(
         GpuDriverStack.DEVICE_PLUGIN, description="what makes nvidia.com/gpu schedulable on the GPU nodes"
     )
@@ -413,12 +394,12 @@ class GpuPoolConfig(_Section):
 # --- the whole file -----------------------------------------------------------------------------------
 
 
-class StackConfig(_Section):
+class StackConfig(Section):
     """One stack file. Keys are `inferstack:<field>` in Pulumi.<env>.yaml."""
 
     platform: Platform = Field(
         Platform.ONPREM,
-        description="where the cluster is: onprem = any existing cluster (aws and gcp to come)",
+        description="where the cluster is: onprem = any existing cluster; aws = VPC + EKS made by the stack",
     )
     tier: Tier = Field(Tier.DEV, description="prod turns advisory policies into mandatory ones")
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)  # type: ignore[arg-type]
@@ -429,6 +410,9 @@ class StackConfig(_Section):
     gateway: GatewayConfig
     tls: TlsConfig = Field(default_factory=TlsConfig)  # type: ignore[arg-type]
     gpu_pool: GpuPoolConfig = Field(default_factory=GpuPoolConfig)  # type: ignore[arg-type]
+    aws: AwsConfig | None = Field(
+        None, description="platform aws: region, network, EKS, GPU nodes, model bucket"
+    )
     # Several model variants with traffic weights (A/B rollouts) will arrive as a `variants` list whose
     # entries carry their own model + serving; the components already take a list of weighted backends.
 
@@ -519,6 +503,13 @@ def _cross_field_problems(cfg: StackConfig) -> list[tuple[str, str]]:
         )
 
     lb = cfg.gateway.load_balancer
+    if lb.kind is LoadBalancerKind.CLOUD and cfg.platform is Platform.ONPREM:
+        problems.append(
+            (
+                "gateway.load_balancer.kind",
+                "cloud is what the aws and gcp platforms use; on-prem pick metallb, existing or nodeport",
+            )
+        )
     if lb.kind is LoadBalancerKind.METALLB and not lb.metallb_pool:
         problems.append(("gateway.load_balancer.metallb_pool", "kind metallb needs the IPAddressPool name"))
     if lb.kind is not LoadBalancerKind.METALLB and lb.metallb_pool:
@@ -543,6 +534,30 @@ def _cross_field_problems(cfg: StackConfig) -> list[tuple[str, str]]:
         )
 
     problems.extend(_memory_problems(cfg))
+    problems.extend(_managed_cluster_problems(cfg))
+    problems.extend(aws_problems(cfg))
+    return problems
+
+
+def _managed_cluster_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    """Keys that describe an existing cluster mean nothing where the stack makes the cluster itself."""
+    if cfg.platform is Platform.ONPREM:
+        return []
+    problems = [
+        (
+            f"cluster.{key}",
+            f"platform {cfg.platform.value} makes its own cluster and connects to it: remove it",
+        )
+        for key in ("kube_context", "kubeconfig")
+        if key in cfg.cluster.model_fields_set
+    ]
+    if "gpu_pool" in cfg.model_fields_set:
+        problems.append(
+            (
+                "gpu_pool",
+                f"describes an existing cluster's GPU nodes; on {cfg.platform.value} use {cfg.platform.value}.gpu_nodes",
+            )
+        )
     return problems
 
 

@@ -1,0 +1,62 @@
+"""Building blocks every section of the stack schema shares: the strict base model and common field types.
+
+Kept apart from `stacks/config.py` so that per-platform sections (`config_aws.py`, ...) can use them
+without importing the whole schema.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"
+_K8S_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+DNS_NAME = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+$"
+)
+OPEN_CIDRS = frozenset({"0.0.0.0/0", "::/0"})
+
+_QUANTITY_FACTORS = {
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
+
+
+class Section(BaseModel):
+    """Every section rejects unknown keys: a typo must fail, not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", use_enum_values=False, validate_default=True)
+
+
+Quantity = Annotated[
+    str, Field(pattern=_QUANTITY, description="A Kubernetes quantity, e.g. '4', '500m', '16Gi'")
+]
+K8sName = Annotated[str, Field(pattern=_K8S_NAME, description="A Kubernetes object name (RFC 1123 label)")]
+
+
+def parse_cidrs(cidrs: list[str]) -> list[str]:
+    """Field validator body: every entry is a network in CIDR form (host bits zero)."""
+    for cidr in cidrs:
+        try:
+            ipaddress.ip_network(cidr, strict=True)
+        except ValueError as err:
+            raise ValueError(f"{cidr!r} is not a network in CIDR form (e.g. 10.0.0.0/8): {err}") from None
+    return cidrs
+
+
+def quantity_bytes(quantity: str) -> float:
+    """Bytes in a memory/storage quantity such as '50Gi' (the schema has already checked its form)."""
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([a-zA-Z]*)", quantity)
+    if not match or match.group(2) not in _QUANTITY_FACTORS:
+        raise ValueError(f"{quantity!r} is not a storage quantity")
+    return float(match.group(1)) * _QUANTITY_FACTORS[match.group(2)]

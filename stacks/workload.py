@@ -1,0 +1,252 @@
+"""The workload every platform runs once it has a cluster: namespace, Prometheus, the model server, its
+HTTPS gateway with API keys, the certificate and the autoscaler.
+
+A composition (`onprem.py`, `aws.py`) makes or connects to the cluster, then hands `deploy_workload` a
+`ClusterContext`: the Kubernetes provider, where GPU pods land, how the gateway is exposed, and the
+platform's extras (a model store identity, cluster pieces to wait for). Names are fixed per role
+("llm"), so child names, and therefore URNs, stay stable across config changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.autoscaler import Autoscaler, AutoscalerArgs, EnvoyRouteHint
+from components.choices import Engine, LoadBalancerKind, ScalingSignal
+from components.gpu_node_pool import GpuPlacement
+from components.load_balancer import (
+    ENVOY_PROXY_NAMESPACE,
+    ENVOY_PROXY_POD_LABELS,
+    Backend,
+    LoadBalancer,
+    LoadBalancerArgs,
+)
+from components.model_server import SERVING_PORT, ModelServer, ModelServerArgs
+from components.monitoring import Monitoring, MonitoringArgs
+from components.tls import TlsCertificates, TlsCertificatesArgs
+from stacks.config import StackConfig
+
+#: Component name shared by the server, its gateway, certificate and autoscaler (one model per stack).
+NAME = "llm"
+
+
+@dataclass(frozen=True)
+class GatewayExposure:
+    """How the gateway's Service reaches clients (LoadBalancerArgs' platform-specific part)."""
+
+    kind: LoadBalancerKind
+    metallb_pool: str | None = None
+    address: str | None = None
+    http_node_port: int = 30080
+    https_node_port: int = 30443
+    cloud_service_annotations: dict[str, str] = field(default_factory=dict)
+    cloud_load_balancer_class: str | None = None
+
+
+@dataclass(frozen=True)
+class ClusterContext:
+    """What a composition hands the workload."""
+
+    provider: k8s.Provider  # the cluster's Kubernetes provider
+    exposure: GatewayExposure  # how the gateway is reached
+    placement: GpuPlacement | None = None  # where GPU replicas land (None: the CPU engine)
+    cluster_ready: list[pulumi.Resource] = field(default_factory=list)  # every object waits for these
+    server_after: list[pulumi.Resource] = field(default_factory=list)  # GPU capacity the server needs
+    gateway_after: list[pulumi.Resource] = field(default_factory=list)  # e.g. the cloud LB controller
+    tls_after: list[pulumi.Resource] = field(default_factory=list)  # e.g. cert-manager's DNS identity
+    model_extra_env: dict[str, str] = field(default_factory=dict)  # storage SDK settings (AWS_REGION)
+    model_extra_egress: list[tuple[str, int]] = field(default_factory=list)  # e.g. the credentials agent
+
+
+def tls_secret_name(cfg: StackConfig) -> str:
+    """The TLS Secret the Gateway serves: the existing one, or the one TlsCertificates NAME fills."""
+    return cfg.tls.existing_secret or f"{NAME}-tls"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What a composition may still need from the workload (e.g. the gateway's cloud hostname)."""
+
+    server: ModelServer
+    gateway: LoadBalancer
+    tls: TlsCertificates
+
+
+def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
+    ns = cfg.cluster.namespace
+    provider = ctx.provider
+    on_cluster = pulumi.ResourceOptions(provider=provider, depends_on=list(ctx.cluster_ready))
+
+    namespace = k8s.core.v1.Namespace(
+        "namespace",
+        metadata={
+            "name": ns,
+            "labels": {
+                # Pod Security "restricted" is enforced for everything in the serving namespace.
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/enforce-version": "latest",
+                "app.kubernetes.io/managed-by": "inferstack",
+            },
+        },
+        opts=on_cluster,
+    )
+
+    node_selector: dict[str, str] = {}
+    tolerations: list[dict[str, str]] = []
+    gpu_resource = "nvidia.com/gpu"
+    if ctx.placement is not None:
+        node_selector, tolerations, gpu_resource = (
+            ctx.placement.node_selector,
+            ctx.placement.tolerations,
+            ctx.placement.gpu_resource_name,
+        )
+
+    queue_scaling = cfg.autoscaling.enabled and cfg.serving.engine is Engine.VLLM
+    scale_to_zero = queue_scaling and cfg.autoscaling.min_replicas == 0
+    monitoring = None
+    if cfg.monitoring.install_prometheus or cfg.monitoring.prometheus_url:
+        monitoring = Monitoring(
+            NAME,
+            MonitoringArgs(
+                prometheus_url=None if cfg.monitoring.install_prometheus else cfg.monitoring.prometheus_url,
+                scrape_envoy=scale_to_zero,
+            ),
+            opts=on_cluster,
+        )
+    after_monitoring = (
+        [monitoring.release] if monitoring is not None and monitoring.release is not None else []
+    )
+
+    server = ModelServer(
+        NAME,
+        ModelServerArgs(
+            namespace=ns,
+            engine=cfg.serving.engine,
+            image=cfg.serving.image,
+            model_uri=cfg.model.uri,
+            served_model_name=cfg.model.name,
+            max_model_len=cfg.model.max_model_len,
+            replicas=cfg.autoscaling.min_replicas if cfg.autoscaling.enabled else cfg.serving.replicas,
+            autoscaled=cfg.autoscaling.enabled,
+            cpu=cfg.serving.cpu,
+            memory=cfg.serving.memory,
+            dtype=cfg.model.dtype.value,
+            quantization=cfg.model.quantization.value if cfg.model.quantization else None,
+            gpus=cfg.serving.gpus_per_replica if cfg.uses_gpu else 0,
+            gpu_resource_name=gpu_resource,
+            gpu_memory_utilization=cfg.serving.gpu_memory_utilization,
+            extra_engine_args=cfg.serving.extra_engine_args,
+            model_cache_size=cfg.serving.model_cache_size,
+            shm_size=cfg.serving.shm_size,
+            model_volume_claim=cfg.model.volume_claim,
+            hf_token_secret=cfg.model.hf_token_secret,
+            node_selector=node_selector,
+            tolerations=tolerations,
+            startup_timeout_seconds=cfg.serving.startup_timeout_seconds,
+            pre_stop_seconds=cfg.serving.pre_stop_seconds,
+            drain_seconds=cfg.serving.drain_seconds,
+            termination_grace_seconds=cfg.serving.termination_grace_seconds,
+            gateway_namespace=ENVOY_PROXY_NAMESPACE,
+            gateway_pod_labels=ENVOY_PROXY_POD_LABELS,
+            pod_monitor=cfg.monitoring.pod_monitor and monitoring is not None,
+            extra_env=ctx.model_extra_env,
+            extra_egress=ctx.model_extra_egress,
+        ),
+        opts=pulumi.ResourceOptions(
+            provider=provider, depends_on=[namespace, *after_monitoring, *ctx.server_after]
+        ),
+    )
+
+    exposure = ctx.exposure
+    gateway = LoadBalancer(
+        NAME,
+        LoadBalancerArgs(
+            namespace=ns,
+            hostname=cfg.gateway.hostname,
+            # Several weighted backends (A/B variants) slot in here when stack files grow `variants`.
+            backends=[Backend(service_name=server.service_name, port=SERVING_PORT, weight=1)],
+            # The Secret TlsCertificates fills (or the existing one); a Gateway waits for it by itself.
+            tls_secret_name=tls_secret_name(cfg),
+            api_key_clients=cfg.serving.api_keys.clients,
+            existing_api_key_secret=cfg.serving.api_keys.existing_secret,
+            kind=exposure.kind,
+            metallb_pool=exposure.metallb_pool,
+            address=exposure.address,
+            http_node_port=exposure.http_node_port,
+            https_node_port=exposure.https_node_port,
+            cloud_service_annotations=exposure.cloud_service_annotations,
+            cloud_load_balancer_class=exposure.cloud_load_balancer_class,
+            allowed_source_cidrs=cfg.gateway.allowed_source_cidrs,
+            rate_limit_requests_per_minute=cfg.gateway.rate_limit.requests_per_minute,
+            request_timeout_seconds=max(600, cfg.serving.drain_seconds),
+        ),
+        # On destroy the gateway (and a cloud balancer's Service) goes before what it waited for.
+        opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, *ctx.gateway_after]),
+    )
+
+    acme, dns01 = cfg.tls.acme, cfg.tls.acme.dns01
+    tls = TlsCertificates(
+        NAME,
+        TlsCertificatesArgs(
+            namespace=ns,
+            hostname=cfg.gateway.hostname,
+            gateway_name=NAME,
+            mode=cfg.tls.mode,
+            acme_email=acme.email,
+            acme_server=acme.server,
+            acme_solver=acme.solver,
+            dns01_provider=dns01.provider if dns01 else None,
+            rfc2136_nameserver=dns01.rfc2136_nameserver if dns01 else None,
+            rfc2136_tsig_key_name=dns01.rfc2136_tsig_key_name if dns01 else None,
+            rfc2136_tsig_secret=dns01.rfc2136_tsig_secret if dns01 else None,
+            route53_region=dns01.route53_region if dns01 else None,
+            route53_hosted_zone_id=dns01.route53_hosted_zone_id if dns01 else None,
+            clouddns_project=dns01.clouddns_project if dns01 else None,
+            internal_ca_common_name=cfg.tls.internal_ca.common_name,
+            internal_ca_validity_hours=cfg.tls.internal_ca.validity_hours,
+            existing_secret=cfg.tls.existing_secret,
+            certificate_duration_hours=cfg.tls.certificate_duration_hours,
+        ),
+        # cert-manager's Gateway API support needs the Gateway API CRDs, which the Envoy Gateway chart
+        # installs: the certificate comes after the gateway.
+        opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, gateway, *ctx.tls_after]),
+    )
+
+    if cfg.autoscaling.enabled:
+        a = cfg.autoscaling
+        Autoscaler(
+            NAME,
+            AutoscalerArgs(
+                namespace=ns,
+                deployment_name=server.deployment_name,
+                served_model_name=cfg.model.name,
+                signal=ScalingSignal.QUEUE_DEPTH if queue_scaling else ScalingSignal.CPU,
+                min_replicas=a.min_replicas,
+                max_replicas=a.max_replicas,
+                target_queue_depth=a.target_queue_depth,
+                cpu_target_percent=a.cpu_target_percent,
+                polling_interval_seconds=a.polling_interval_seconds,
+                cooldown_seconds=a.cooldown_seconds,
+                scale_down_stabilization_seconds=a.scale_down_stabilization_seconds,
+                prometheus_url=monitoring.prometheus_url
+                if monitoring is not None and queue_scaling
+                else None,
+                envoy_route_hint=EnvoyRouteHint(
+                    gateway_namespace=ns, gateway_name=NAME, route_namespace=ns, route_name=f"{NAME}-api"
+                )
+                if scale_to_zero
+                else None,
+            ),
+            opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, *after_monitoring]),
+        )
+
+    pulumi.export("url", gateway.url)
+    pulumi.export("model", cfg.model.name)
+    pulumi.export("namespace", ns)
+    pulumi.export("api_keys", gateway.api_keys)
+    pulumi.export("ca_certificate_pem", tls.ca_certificate_pem)
+    pulumi.export("tls_secret", tls.secret_name)
+    return Workload(server=server, gateway=gateway, tls=tls)
