@@ -217,6 +217,11 @@ def _is_k8s_name(name: str) -> bool:
     return bool(_DNS_LABEL.match(name) or _DNS_NAME.match(name)) and len(name) <= 253
 
 
+def _untyped(value: dict[str, Any]) -> Any:
+    """Plain dicts for the SDK's typed arguments (its TypedDicts do not accept dict[str, Any])."""
+    return value
+
+
 def gateway_api_ref(kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
     ref: dict[str, Any] = {"group": "gateway.networking.k8s.io", "kind": kind, "name": name}
     if namespace is not None:
@@ -317,13 +322,15 @@ class LoadBalancer(pulumi.ComponentResource):
         if args.kind is LoadBalancerKind.CLOUD:
             cloud_service = k8s.core.v1.Service(
                 f"{name}-lb",
-                metadata={
-                    "name": f"{name}-lb",
-                    "namespace": ENVOY_PROXY_NAMESPACE,
-                    "labels": meta_labels,
-                    "annotations": dict(args.cloud_service_annotations),
-                },
-                spec=cloud_service_spec(name, args),
+                metadata=_untyped(
+                    {
+                        "name": f"{name}-lb",
+                        "namespace": ENVOY_PROXY_NAMESPACE,
+                        "labels": meta_labels,
+                        "annotations": dict(args.cloud_service_annotations),
+                    }
+                ),
+                spec=_untyped(cloud_service_spec(name, args)),
                 # Created after the Gateway, so Envoy Gateway's proxy pods exist to be selected; deleted
                 # before it, waiting for the controller to remove the cloud balancer.
                 opts=child(
@@ -510,9 +517,12 @@ def cloud_service_spec(gateway_name: str, args: LoadBalancerArgs) -> dict[str, A
 
 
 def _first_ingress_address(status: Any) -> str:
-    """The cloud balancer's DNS name (AWS) or IP (GCP) from a Service status."""
-    ingress = ((status or {}).get("load_balancer") or {}).get("ingress") or [{}]
-    return str(ingress[0].get("hostname") or ingress[0].get("ip") or "")
+    """The cloud balancer's DNS name (AWS) or IP (GCP) from a Service's status (the SDK's output type)."""
+    balancer = getattr(status, "load_balancer", None)
+    ingress = list(getattr(balancer, "ingress", None) or [])
+    if not ingress:
+        return ""
+    return str(getattr(ingress[0], "hostname", None) or getattr(ingress[0], "ip", None) or "")
 
 
 def redirect_route_spec(gateway_name: str, args: LoadBalancerArgs) -> dict[str, Any]:

@@ -127,8 +127,8 @@ class _RecordingMocks(pulumi_mocks.Mocks):
             self.recording.resources.append(record)
         return resource_id, outputs
 
-    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
-        return fakes.invoke_result(args.token, _unwrap_secrets(args.args)[0], self._aws_region), None
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]]]:
+        return fakes.invoke_result(args.token, _unwrap_secrets(args.args)[0], self._aws_region), []
 
 
 class _RecordingMonitor(pulumi_mocks.MockMonitor):

@@ -41,19 +41,6 @@ ADMINS = ["arn:aws:iam::123456789012:role/platform-admin", "arn:aws:iam::1234567
 SUBNETS = ["subnet-0aaa", "subnet-0bbb", "subnet-0ccc"]
 
 
-@pytest.fixture(autouse=True)
-def _data_sources_answer_with_no_failures(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The recording mock answers data sources with failures=None, which pulumi's MockMonitor iterates
-    (TypeError) on every invoke; an empty list is what it expects. A no-op once recording.py says []."""
-    original = recording._RecordingMocks.call
-
-    def call(self: Any, args: Any) -> tuple[dict, list]:
-        result, failures = original(self, args)
-        return result, failures or []
-
-    monkeypatch.setattr(recording._RecordingMocks, "call", call)
-
-
 def cluster_args(**changes: Any) -> EksClusterArgs:
     base = EksClusterArgs(
         cluster_name=NAME,

@@ -19,7 +19,6 @@ from components.clusters.aws.network import (
     subnet_tags,
     validate_network_args,
 )
-from inferstack import recording
 from inferstack.recording import RecordedResource, Recording, run_program
 
 VPC = "aws:ec2/vpc:Vpc"
@@ -32,19 +31,6 @@ ASSOCIATION = "aws:ec2/routeTableAssociation:RouteTableAssociation"
 ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"
 DEFAULT_SG = "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"
 CLUSTER = "inferstack-prod"
-
-
-@pytest.fixture(autouse=True)
-def _data_sources_answer_with_no_failures(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The recording mock answers data sources with failures=None, which pulumi's MockMonitor iterates
-    (TypeError) on every invoke; an empty list is what it expects. A no-op once recording.py says []."""
-    original = recording._RecordingMocks.call
-
-    def call(self: Any, args: Any) -> tuple[dict, list]:
-        result, failures = original(self, args)
-        return result, failures or []
-
-    monkeypatch.setattr(recording._RecordingMocks, "call", call)
 
 
 def network_args(**changes: Any) -> NetworkArgs:
