@@ -13,6 +13,8 @@ from components._common import (
     NVIDIA_DEVICE_PLUGIN,
     HelmChart,
 )
+from components.clusters.aws.karpenter import KARPENTER
+from components.clusters.aws.load_balancer_controller import AWS_LOAD_BALANCER_CONTROLLER
 from inferstack.plan import Plan
 from inferstack.validate import (
     CHECKOV_SKIPS,
@@ -27,7 +29,16 @@ from stacks.config import Tier
 #: Chart reference (as given to Helm) -> its folder in the chart data directory.
 PINNED_CHARTS: dict[str, HelmChart] = {
     c.chart: c
-    for c in (ENVOY_GATEWAY, CERT_MANAGER, KEDA, KUBE_PROMETHEUS_STACK, NVIDIA_DEVICE_PLUGIN, GPU_OPERATOR)
+    for c in (
+        ENVOY_GATEWAY,
+        CERT_MANAGER,
+        KEDA,
+        KUBE_PROMETHEUS_STACK,
+        NVIDIA_DEVICE_PLUGIN,
+        GPU_OPERATOR,
+        KARPENTER,
+        AWS_LOAD_BALANCER_CONTROLLER,
+    )
 }
 
 #: Skips that apply to dev-tier stacks only. Prod stacks keep these checks (and pin images by digest).

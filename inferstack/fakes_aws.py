@@ -120,18 +120,26 @@ def outputs_for(type_token: str, name: str, inputs: dict[str, Any], region: str 
         out["platformVersion"] = "eks.12"
         out["createdAt"] = "2026-01-01T00:00:00Z"
     elif type_token == "aws:eks/nodeGroup:NodeGroup":
-        out["arn"] = f"arn:aws:eks:{region}:{account}:nodegroup/{inputs.get('clusterName', 'cluster')}/{physical}/{_uuid(seed)}"
+        out["arn"] = (
+            f"arn:aws:eks:{region}:{account}:nodegroup/{inputs.get('clusterName', 'cluster')}/{physical}/{_uuid(seed)}"
+        )
         out["nodeGroupName"] = inputs.get("nodeGroupName") or physical
         out["status"] = "ACTIVE"
     elif type_token == "aws:eks/addon:Addon":
-        out["arn"] = f"arn:aws:eks:{region}:{account}:addon/{inputs.get('clusterName', 'cluster')}/{inputs.get('addonName', name)}/{_uuid(seed)}"
+        out["arn"] = (
+            f"arn:aws:eks:{region}:{account}:addon/{inputs.get('clusterName', 'cluster')}/{inputs.get('addonName', name)}/{_uuid(seed)}"
+        )
     elif type_token == "aws:eks/accessEntry:AccessEntry":
-        out["accessEntryArn"] = f"arn:aws:eks:{region}:{account}:access-entry/{inputs.get('clusterName', 'cluster')}/{_uuid(seed)}"
+        out["accessEntryArn"] = (
+            f"arn:aws:eks:{region}:{account}:access-entry/{inputs.get('clusterName', 'cluster')}/{_uuid(seed)}"
+        )
         out.setdefault("type", "STANDARD")
     elif type_token == "aws:eks/podIdentityAssociation:PodIdentityAssociation":
         association_id = f"a-{seed[:17]}"
         out["associationId"] = association_id
-        out["associationArn"] = f"arn:aws:eks:{region}:{account}:podidentityassociation/{inputs.get('clusterName', 'cluster')}/{association_id}"
+        out["associationArn"] = (
+            f"arn:aws:eks:{region}:{account}:podidentityassociation/{inputs.get('clusterName', 'cluster')}/{association_id}"
+        )
     elif type_token == "aws:iam/role:Role":
         out["name"] = physical
         out["arn"] = f"arn:aws:iam::{account}:role/{physical}"
@@ -201,7 +209,12 @@ def invoke_result(token: str, args: dict[str, Any], region: str | None) -> dict[
             "id": FAKE_ACCOUNT_ID,
         }
     if token == "aws:index/getPartition:getPartition":
-        return {"partition": "aws", "dnsSuffix": "amazonaws.com", "reverseDnsPrefix": "com.amazonaws", "id": "aws"}
+        return {
+            "partition": "aws",
+            "dnsSuffix": "amazonaws.com",
+            "reverseDnsPrefix": "com.amazonaws",
+            "id": "aws",
+        }
     if token == "aws:index/getRegion:getRegion":
         return {"name": region, "region": region, "endpoint": f"ec2.{region}.amazonaws.com", "id": region}
     if token == "aws:ssm/getParameter:getParameter":

@@ -139,7 +139,7 @@ class Plan:
             lines.append("- GPUs: none (CPU engine)")
         lines += [
             f"- endpoint: https://{cfg.gateway.hostname}/v1 (OpenAI-compatible, API keys required)",
-            f"- TLS: {cfg.tls.mode.value}; load balancer: {cfg.gateway.load_balancer.kind.value}",
+            f"- TLS: {cfg.tls.mode.value}; load balancer: {_load_balancer(cfg)}",
             "",
             "## Resources by type",
             "",
@@ -247,6 +247,12 @@ def _dependency_order(recording: Recording) -> list[RecordedResource]:
     if len(ordered) != len(objects):  # a cycle cannot come out of Pulumi, but never drop objects silently
         ordered += [r for r in objects if r not in ordered]
     return ordered
+
+
+def _load_balancer(cfg: StackConfig) -> str:
+    if cfg.aws is not None:
+        return f"AWS NLB ({cfg.aws.load_balancer_scheme.value}) in {cfg.aws.region}, EKS {cfg.cluster.kubernetes_version}"
+    return cfg.gateway.load_balancer.kind.value
 
 
 def plan_stack(config: StackConfig, stack: str) -> Plan:

@@ -11,5 +11,9 @@ def deploy(config: StackConfig) -> None:
         from stacks.onprem import deploy_onprem
 
         deploy_onprem(config)
+    elif config.platform is Platform.AWS:
+        from stacks.aws import deploy_aws
+
+        deploy_aws(config)
     else:  # pragma: no cover - the schema admits only platforms that have a composition
         raise ValueError(f"platform: no composition for {config.platform.value}")

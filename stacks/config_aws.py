@@ -46,7 +46,7 @@ AWS_GPU_FAMILIES: dict[str, GpuType] = {
 NODE_DISK_OVERHEAD_GIB = 60
 
 _REGION = r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$"
-_IAM_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:(role|user|assumed-role)/.+$")
+_IAM_PRINCIPAL_ARN = re.compile(r"^arn:aws:iam::[0-9]{12}:(role|user)/[\w+=,.@/-]+$")
 _EC2_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[0-9]*[a-z0-9]+$")
 
 
@@ -180,7 +180,7 @@ class AwsModelStoreConfig(Section):
 class AwsConfig(Section):
     region: str = Field(..., pattern=_REGION, description="AWS region, e.g. us-east-1")
     network: AwsNetworkConfig = Field(default_factory=AwsNetworkConfig)  # type: ignore[arg-type]
-    api_endpoint: AwsApiEndpointConfig = Field(default_factory=AwsApiEndpointConfig)  # type: ignore[arg-type]
+    api_endpoint: AwsApiEndpointConfig = Field(default_factory=AwsApiEndpointConfig)
     system_nodes: AwsSystemNodesConfig = Field(default_factory=AwsSystemNodesConfig)  # type: ignore[arg-type]
     gpu_nodes: AwsGpuNodesConfig = Field(default_factory=AwsGpuNodesConfig)  # type: ignore[arg-type]
     model_store: AwsModelStoreConfig = Field(default_factory=AwsModelStoreConfig)  # type: ignore[arg-type]

@@ -565,8 +565,8 @@ class EksCluster(pulumi.ComponentResource):
         ebs_csi_policy = aws.iam.RolePolicyAttachment(
             f"{name}-ebs-csi-policy", role=ebs_csi_role.name, policy_arn=EBS_CSI_POLICY_ARN, opts=child(self)
         )
-        addon("coredns", [self.system_node_group])
-        addon(
+        coredns = addon("coredns", [self.system_node_group])
+        ebs_csi = addon(
             "aws-ebs-csi-driver",
             [self.system_node_group, ebs_csi_policy],
             pod_identity_associations=[
@@ -576,6 +576,8 @@ class EksCluster(pulumi.ComponentResource):
             ],
         )
 
+        # Every managed add-on: workloads wait for them (cluster DNS, the CNI, pod identity).
+        self.addons: list[pulumi.Resource] = [*early_addons, coredns, ebs_csi]
         self.cluster_name = cluster.name
         self.endpoint = cluster.endpoint
         self.certificate_authority_data = cluster.certificate_authority.apply(lambda ca: ca.data or "")

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import pulumi
@@ -29,7 +28,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components._common import NVIDIA_DEVICE_PLUGIN, child, helm_release, reject_invalid_args
-from components.choices import GpuDriverStack, TaintEffect
+from components.choices import CapacityType, GpuAmiFamily, GpuDriverStack, GpuProvisioner, TaintEffect
 from components.gpu_node_pool import (
     DEFAULT_GPU_RESOURCE,
     DEVICE_PLUGIN_NAMESPACE,
@@ -39,22 +38,6 @@ from components.gpu_node_pool import (
     tolerations_for,
     validate_gpu_node_pool_args,
 )
-
-
-class GpuProvisioner(StrEnum):
-    KARPENTER = "karpenter"  # EC2NodeClass + NodePool: nodes on demand, scale to zero
-    MANAGED_NODE_GROUP = "managed_node_group"  # EKS managed node group of a fixed size
-
-
-class GpuAmiFamily(StrEnum):
-    AL2023 = "al2023"  # EKS-optimized AL2023 NVIDIA: driver + toolkit; we install the device plugin
-    BOTTLEROCKET = "bottlerocket"  # Bottlerocket NVIDIA variant: ships the device plugin too
-
-
-class CapacityType(StrEnum):
-    ON_DEMAND = "on-demand"
-    SPOT = "spot"  # cheaper, reclaimable with two minutes' notice (Karpenter drains on the warning)
-
 
 #: The label every node of a pool carries, valued with the pool's name; it is the model server's selector.
 POOL_LABEL = "inferstack.io/gpu-pool"
