@@ -38,6 +38,7 @@ class RecordedResource:
     dependencies: list[str] = field(default_factory=list)
     id: str | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
+    retain_on_delete: bool = False  # `pulumi destroy` forgets it but leaves it in the cloud
 
     @property
     def is_kubernetes_object(self) -> bool:
@@ -98,7 +99,7 @@ class _RecordingMocks(pulumi_mocks.Mocks):
         self.stack = stack
         # The monitor sees parent, dependencies and URN; new_resource sees inputs. Registrations run on
         # worker threads, so the monitor hands its half over keyed by (type, name), under a lock.
-        self._pending: dict[tuple[str, str], tuple[str, str | None, list[str]]] = {}
+        self._pending: dict[tuple[str, str], tuple[str, str | None, list[str], bool]] = {}
         self._lock = threading.Lock()
         # ARNs and endpoints carry the region of the stack's AWS provider, seen when it registers.
         self._aws_region: str | None = None
@@ -106,7 +107,7 @@ class _RecordingMocks(pulumi_mocks.Mocks):
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict]:
         inputs, redacted = _unwrap_secrets(args.inputs)
         with self._lock:
-            urn, parent, deps = self._pending.pop((args.typ, args.name), ("", None, []))
+            urn, parent, deps, retain = self._pending.pop((args.typ, args.name), ("", None, [], False))
         if args.typ == "pulumi:providers:aws" and inputs.get("region"):
             self._aws_region = str(inputs["region"])
         outputs = fakes.outputs_for(args.typ, args.name, inputs, self.stack, self._aws_region)
@@ -122,6 +123,7 @@ class _RecordingMocks(pulumi_mocks.Mocks):
             dependencies=deps,
             id=resource_id,
             outputs=outputs,
+            retain_on_delete=retain,
         )
         with self._lock:
             self.recording.resources.append(record)
@@ -144,6 +146,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     urn,
                     request.parent or None,
                     list(request.dependencies),
+                    bool(getattr(request, "retainOnDelete", False)),
                 )
         return super().RegisterResource(request)
 

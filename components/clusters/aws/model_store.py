@@ -216,6 +216,12 @@ class ModelStore(pulumi.ComponentResource):
 
         kms_key_arn: pulumi.Input[str] | None
         if args.create_bucket:
+            # Unless force_destroy, `pulumi destroy` leaves the weights, their key and the bucket's
+            # protections in place (only forgotten by the stack): deleting a key or a public access block
+            # under a bucket that stays would make it unreadable or exposed.
+            def kept(**extra: Any) -> pulumi.ResourceOptions:
+                return child(self, retain_on_delete=not args.force_destroy, **extra)
+
             key = aws.kms.Key(
                 f"{name}-key",
                 description=f"Model weights in s3://{args.bucket_name}",
@@ -223,20 +229,20 @@ class ModelStore(pulumi.ComponentResource):
                 # The longest wait KMS allows: a key deleted by mistake makes every weight unreadable.
                 deletion_window_in_days=30,
                 tags=args.tags,
-                opts=child(self),
+                opts=kept(),
             )
             aws.kms.Alias(
                 f"{name}-key-alias",
                 name=_alias_name(args.bucket_name),
                 target_key_id=key.key_id,
-                opts=child(self),
+                opts=kept(),
             )
             bucket = aws.s3.Bucket(
                 f"{name}-bucket",
                 bucket=args.bucket_name,
                 force_destroy=args.force_destroy,
                 tags=args.tags,
-                opts=child(self),
+                opts=kept(),
             )
             # S3 rejects concurrent changes to one bucket's configuration (OperationAborted), so each
             # setting below waits for the one before it.
@@ -247,14 +253,14 @@ class ModelStore(pulumi.ComponentResource):
                 block_public_policy=True,
                 ignore_public_acls=True,
                 restrict_public_buckets=True,
-                opts=child(self),
+                opts=kept(),
             )
             ownership = aws.s3.BucketOwnershipControls(
                 f"{name}-ownership",
                 bucket=bucket.id,
                 # ACLs off: access is decided by IAM and the bucket policy alone.
                 rule={"object_ownership": "BucketOwnerEnforced"},
-                opts=child(self, depends_on=[public_access]),
+                opts=kept(depends_on=[public_access]),
             )
             encryption = aws.s3.BucketServerSideEncryptionConfiguration(
                 f"{name}-encryption",
@@ -269,13 +275,13 @@ class ModelStore(pulumi.ComponentResource):
                         "bucket_key_enabled": True,
                     }
                 ],
-                opts=child(self, depends_on=[ownership]),
+                opts=kept(depends_on=[ownership]),
             )
             versioning = aws.s3.BucketVersioning(
                 f"{name}-versioning",
                 bucket=bucket.id,
                 versioning_configuration={"status": "Enabled"},
-                opts=child(self, depends_on=[encryption]),
+                opts=kept(depends_on=[encryption]),
             )
             lifecycle = aws.s3.BucketLifecycleConfiguration(
                 f"{name}-lifecycle",
@@ -290,14 +296,14 @@ class ModelStore(pulumi.ComponentResource):
                         "abort_incomplete_multipart_upload": {"days_after_initiation": ABORT_MULTIPART_DAYS},
                     }
                 ],
-                opts=child(self, depends_on=[versioning]),
+                opts=kept(depends_on=[versioning]),
             )
             aws.s3.BucketPolicy(
                 f"{name}-tls-only",
                 bucket=bucket.id,
                 policy=pulumi.Output.json_dumps(tls_only_bucket_policy(args.bucket_name)),
                 # With the public access block in place first, no policy can make the bucket public.
-                opts=child(self, depends_on=[public_access, lifecycle]),
+                opts=kept(depends_on=[public_access, lifecycle]),
             )
             self.bucket_name = bucket.bucket
             self.bucket_arn = bucket.arn

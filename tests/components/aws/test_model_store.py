@@ -365,3 +365,14 @@ def test_constructor_reports_every_problem_at_once() -> None:
         ModelStore("bad", store_args(bucket_name="Bad_Name", prefix=""))
     message = str(raised.value)
     assert "bucket_name" in message and "prefix" in message
+
+
+@pytest.mark.parametrize("force_destroy", [False, True])
+def test_destroy_keeps_the_weights_and_their_protections_unless_forced(force_destroy: bool) -> None:
+    rec, _ = deploy(store_args(force_destroy=force_destroy))
+    kept = {r.type for r in rec.resources if r.custom and r.retain_on_delete}
+    bucket_side = {r.type for r in rec.resources if r.type.startswith(("aws:s3/", "aws:kms/"))}
+    assert bucket_side  # bucket, its settings, the key
+    assert kept == (set() if force_destroy else bucket_side)
+    # The reader's role is the stack's either way.
+    assert not any(r.retain_on_delete for r in rec.resources if r.type.startswith("aws:iam/"))
