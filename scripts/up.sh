@@ -23,14 +23,23 @@ fi
 # The stack file must be valid before anything touches a cluster (exit 2 lists every problem).
 .venv/bin/inferstack plan "$stack" --out "build/plan/$stack" >/dev/null
 
-context=$(.venv/bin/python - "$stack" <<'PY'
+# "<platform> <kube context>": aws stacks build their own cluster; onprem ones need a kube context.
+read -r platform context < <(.venv/bin/python - "$stack" <<'PY'
 import sys
 from pathlib import Path
 from stacks.config import load_stack_file
-print(load_stack_file(Path(f"stacks/Pulumi.{sys.argv[1]}.yaml")).cluster.kube_context or "")
+cfg = load_stack_file(Path(f"stacks/Pulumi.{sys.argv[1]}.yaml"))
+print(cfg.platform.value, cfg.cluster.kube_context or "")
 PY
 )
-if command -v kubectl >/dev/null 2>&1; then
+if [ "$platform" = aws ]; then
+  # The Kubernetes provider authenticates to EKS with `aws eks get-token` (README, "AWS").
+  command -v aws >/dev/null 2>&1 || {
+    echo "An aws stack needs the AWS CLI v2 on PATH (the cluster's kubeconfig runs \`aws eks get-token\`)." >&2
+    echo "  Install it: https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html" >&2; exit 2; }
+  aws sts get-caller-identity >/dev/null 2>&1 || {
+    echo "No usable AWS credentials: log in (aws sso login, or set AWS_PROFILE) and run make up again." >&2; exit 2; }
+elif command -v kubectl >/dev/null 2>&1; then
   if [ -n "$context" ]; then
     kubectl config get-contexts "$context" >/dev/null 2>&1 || {
       echo "kube context '$context' (cluster.kube_context in stacks/Pulumi.$stack.yaml) is not in your kubeconfig." >&2
