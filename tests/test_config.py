@@ -42,6 +42,11 @@ def minimal(**sections: Any) -> dict[str, Any]:
         "serving": {"image": "registry.example/model:1.0"},
         "gateway": {"hostname": "llm.example.com"},
     }
+    return with_sections(values, sections)
+
+
+def with_sections(values: dict[str, Any], sections: dict[str, Any]) -> dict[str, Any]:
+    """`values` with each section's keys merged over it (one level deep); a non-mapping replaces."""
     for key, override in sections.items():
         if isinstance(override, dict) and isinstance(values.get(key), dict):
             values[key] = {**values[key], **override}

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from components.choices import CapacityType, GpuProvisioner, LoadBalancerKind
-from stacks.config import ConfigError, Platform, Tier, load_stack_file, parse_stack_config
+from stacks.config import Platform, Tier, load_stack_file, parse_stack_config
 from stacks.config_aws import AWS_GPU_FAMILIES, NODE_DISK_OVERHEAD_GIB, gpu_limit
 from stacks.gpus import GpuType
+from tests.test_config import minimal, problems_of, with_sections
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "s3://models-bucket/llama-3.1-8b"
@@ -19,25 +20,13 @@ MODEL = "s3://models-bucket/llama-3.1-8b"
 
 def aws_stack(**sections: Any) -> dict[str, Any]:
     """A valid dev AWS stack (8B model on L4), with sections overridden one level deep."""
-    values: dict[str, Any] = {
-        "platform": "aws",
-        "aws": {"region": "eu-west-1"},
-        "model": {"uri": MODEL, "parameters_b": 8, "kv_cache_bytes_per_token": 131072},
-        "serving": {"image": "registry.example/model:1.0", "gpu_type": "nvidia-l4"},
-        "gateway": {"hostname": "llm.example.com"},
-    }
-    for key, override in sections.items():
-        if isinstance(override, dict) and isinstance(values.get(key), dict):
-            values[key] = {**values[key], **override}
-        else:
-            values[key] = override
-    return values
-
-
-def problems_of(values: dict[str, Any]) -> dict[str, str]:
-    with pytest.raises(ConfigError) as caught:
-        parse_stack_config(values)
-    return dict(caught.value.problems)
+    base = minimal(
+        platform="aws",
+        aws={"region": "eu-west-1"},
+        model={"uri": MODEL, "parameters_b": 8, "kv_cache_bytes_per_token": 131072},
+        serving={"gpu_type": "nvidia-l4"},
+    )
+    return with_sections(base, sections)
 
 
 def test_the_repository_aws_stacks_load_with_the_promised_shape() -> None:
