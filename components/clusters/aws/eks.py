@@ -28,6 +28,7 @@ from components.clusters.aws.iam import (
     service_trust_policy,
     statement,
 )
+from components.clusters.aws.node_templates import encrypted_gp3, imdsv2_only
 
 # Managed add-on versions for Kubernetes 1.34, pinned from public sources seen while writing this (not
 # from the AWS API, which this machine cannot reach): `eksctl get addon` output from 1.34 clusters shows
@@ -504,25 +505,8 @@ class EksCluster(pulumi.ComponentResource):
         launch_template = aws.ec2.LaunchTemplate(
             f"{name}-system-lt",
             description=f"System nodes of EKS {args.cluster_name}: IMDSv2 only, encrypted root volume",
-            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-                http_endpoint="enabled",
-                http_tokens="required",
-                # One hop reaches the node's own processes but not a pod behind the node's network stack,
-                # so pods cannot read the node role's credentials.
-                http_put_response_hop_limit=1,
-            ),
-            block_device_mappings=[
-                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-                    device_name=ROOT_DEVICE,
-                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                        volume_size=args.system_node_disk_gib,
-                        volume_type="gp3",
-                        encrypted="true",
-                        kms_key_id=key.arn,
-                        delete_on_termination="true",
-                    ),
-                )
-            ],
+            metadata_options=imdsv2_only(),
+            block_device_mappings=[encrypted_gp3(ROOT_DEVICE, args.system_node_disk_gib, key.arn)],
             tag_specifications=[
                 aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=node_tags)
                 for kind in ("instance", "volume", "network-interface")

@@ -29,6 +29,7 @@ import pulumi_kubernetes as k8s
 
 from components._common import NVIDIA_DEVICE_PLUGIN, child, helm_release, reject_invalid_args
 from components.choices import CapacityType, GpuAmiFamily, GpuDriverStack, GpuProvisioner, TaintEffect
+from components.clusters.aws.node_templates import encrypted_gp3, imdsv2_only
 from components.gpu_node_pool import (
     DEFAULT_GPU_RESOURCE,
     DEVICE_PLUGIN_NAMESPACE,
@@ -486,35 +487,18 @@ class AwsGpuNodePool(pulumi.ComponentResource):
     def _managed_node_group(self, name: str, args: AwsGpuNodePoolArgs) -> None:
         assert args.node_role_arn is not None  # validated
 
-        def volume(device: str, size_gib: int) -> aws.ec2.LaunchTemplateBlockDeviceMappingArgs:
-            return aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-                device_name=device,
-                ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                    volume_size=size_gib,
-                    volume_type="gp3",
-                    encrypted="true",
-                    kms_key_id=args.kms_key_arn,
-                    delete_on_termination="true",
-                ),
-            )
-
         if args.ami_family is GpuAmiFamily.BOTTLEROCKET:
             volumes = [
-                volume("/dev/xvda", BOTTLEROCKET_OS_VOLUME_GIB),
-                volume("/dev/xvdb", args.volume_size_gib),
+                encrypted_gp3("/dev/xvda", BOTTLEROCKET_OS_VOLUME_GIB, args.kms_key_arn),
+                encrypted_gp3("/dev/xvdb", args.volume_size_gib, args.kms_key_arn),
             ]
         else:
-            volumes = [volume("/dev/xvda", args.volume_size_gib)]
+            volumes = [encrypted_gp3("/dev/xvda", args.volume_size_gib, args.kms_key_arn)]
         tags = dict(args.tags)
         launch_template = aws.ec2.LaunchTemplate(
             f"{name}-launch-template",
             description=f"GPU nodes of pool {name}: IMDSv2 with hop limit 1, encrypted gp3",
-            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-                http_endpoint="enabled",
-                http_tokens="required",
-                http_put_response_hop_limit=1,
-                http_protocol_ipv6="disabled",
-            ),
+            metadata_options=imdsv2_only(),
             block_device_mappings=volumes,
             vpc_security_group_ids=args.security_group_ids,
             tag_specifications=[
