@@ -53,6 +53,22 @@ NVIDIA_DEVICE_PLUGIN = HelmChart(
 )
 GPU_OPERATOR = HelmChart("gpu-operator", "v26.7.0", "https://helm.ngc.nvidia.com/nvidia", "gpu-operator")
 
+# 1.14.1 is released: the chart on aws/karpenter-provider-aws's default branch says 1.14.1 with the
+# controller image's digest (the release commit), and others pin 1.14.1 from the OCI registry since
+# 2026-08. Its values.yaml is the one our values are checked against (../shared/charts/karpenter).
+# Bumping it: Helm installs the chart's CRDs on first install only, so apply the new version's CRDs (the
+# karpenter-crd chart or the CRD files) before upgrading, as Karpenter's upgrade guide says.
+KARPENTER = HelmChart("oci://public.ecr.aws/karpenter/karpenter", "1.14.1", None, "karpenter")
+
+# aws/eks-charts PR #1354 "aws-load-balancer-controller: v3.5.0", merged 2026-08-03; chart 3.5.0 serves
+# controller v3.5.0 (../shared/charts/aws-load-balancer-controller/Chart.yaml at that commit).
+AWS_LOAD_BALANCER_CONTROLLER = HelmChart(
+    "aws-load-balancer-controller",
+    "3.5.0",
+    "https://aws.github.io/eks-charts",
+    "aws-load-balancer-controller",
+)
+
 
 def helm_release(
     name: str,

@@ -5,16 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from components._common import (
+    AWS_LOAD_BALANCER_CONTROLLER,
     CERT_MANAGER,
     ENVOY_GATEWAY,
     GPU_OPERATOR,
+    KARPENTER,
     KEDA,
     KUBE_PROMETHEUS_STACK,
     NVIDIA_DEVICE_PLUGIN,
     HelmChart,
 )
-from components.clusters.aws.karpenter import KARPENTER
-from components.clusters.aws.load_balancer_controller import AWS_LOAD_BALANCER_CONTROLLER
 from inferstack.plan import Plan
 from inferstack.validate import (
     CHECKOV_SKIPS,

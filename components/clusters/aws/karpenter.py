@@ -24,7 +24,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components._common import HelmChart, child, helm_release, reject_invalid_args
+from components._common import KARPENTER, child, helm_release, reject_invalid_args
 from components.clusters.aws.iam import (
     PodIdentityRole,
     PodIdentityRoleArgs,
@@ -32,13 +32,6 @@ from components.clusters.aws.iam import (
     service_trust_policy,
     statement,
 )
-
-# 1.14.1 is released: the chart on aws/karpenter-provider-aws's default branch says 1.14.1 with the
-# controller image's digest (the release commit), and others pin 1.14.1 from the OCI registry since
-# 2026-08. Its values.yaml is the one our values are checked against (../shared/charts/karpenter).
-# Bumping it: Helm installs the chart's CRDs on first install only, so apply the new version's CRDs (the
-# karpenter-crd chart or the CRD files) before upgrading, as Karpenter's upgrade guide says.
-KARPENTER = HelmChart("oci://public.ecr.aws/karpenter/karpenter", "1.14.1", None, "karpenter")
 
 #: Managed policies every EKS node needs: join the cluster, run the VPC CNI, pull images, and be reachable
 #: through SSM Session Manager instead of SSH. Registry *pull only* (not ReadOnly, which also lists and

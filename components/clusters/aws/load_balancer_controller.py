@@ -22,17 +22,13 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components._common import HelmChart, child, helm_release, reject_invalid_args
-from components.clusters.aws.iam import PodIdentityRole, PodIdentityRoleArgs, policy_document, statement
-
-# aws/eks-charts PR #1354 "aws-load-balancer-controller: v3.5.0", merged 2026-08-03; chart 3.5.0 serves
-# controller v3.5.0 (../shared/charts/aws-load-balancer-controller/Chart.yaml at that commit).
-AWS_LOAD_BALANCER_CONTROLLER = HelmChart(
-    "aws-load-balancer-controller",
-    "3.5.0",
-    "https://aws.github.io/eks-charts",
-    "aws-load-balancer-controller",
+from components._common import (
+    AWS_LOAD_BALANCER_CONTROLLER,
+    child,
+    helm_release,
+    reject_invalid_args,
 )
+from components.clusters.aws.iam import PodIdentityRole, PodIdentityRoleArgs, policy_document, statement
 
 #: spec.loadBalancerClass that hands a Service to this controller (and keeps EKS's in-tree one away).
 NLB_LOAD_BALANCER_CLASS = "service.k8s.aws/nlb"
