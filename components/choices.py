@@ -70,7 +70,7 @@ class GpuAmiFamily(StrEnum):
 
 
 class CapacityType(StrEnum):
-    """AWS: how GPU instances are bought."""
+    """AWS and GCP: how GPU machines are bought."""
 
     ON_DEMAND = "on-demand"
     SPOT = "spot"
@@ -81,3 +81,26 @@ class AwsLoadBalancerScheme(StrEnum):
 
     INTERNET_FACING = "internet-facing"
     INTERNAL = "internal"  # only from the VPC and networks connected to it
+
+
+class GcpLoadBalancerScheme(StrEnum):
+    """GCP: who can reach the gateway's passthrough Network Load Balancer."""
+
+    EXTERNAL = "external"
+    INTERNAL = "internal"  # only from the VPC and networks connected to it
+
+
+class GkeReleaseChannel(StrEnum):
+    """GCP: how GKE upgrades the control plane and nodes (cluster.kubernetes_version is the floor)."""
+
+    RAPID = "RAPID"
+    REGULAR = "REGULAR"
+    STABLE = "STABLE"
+    EXTENDED = "EXTENDED"  # the longest support window, at extra cost after standard support ends
+
+
+class GpuDriverVersion(StrEnum):
+    """GCP: which NVIDIA driver GKE installs on GPU nodes."""
+
+    DEFAULT = "DEFAULT"  # the default driver of the node's GKE version
+    LATEST = "LATEST"  # the newest driver the node's GKE version supports

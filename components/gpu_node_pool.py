@@ -64,6 +64,13 @@ class Taint:
     effect: TaintEffect  # NoSchedule, PreferNoSchedule or NoExecute
 
 
+#: Cloud flavours make their GPU nodes, so they label them: every node of a pool carries this label valued
+#: with the pool's name, and it is the model server's node selector.
+POOL_LABEL = "inferstack.io/gpu-pool"
+#: The taint cloud flavours put on every GPU node, so nothing but GPU workloads lands there.
+DEFAULT_TAINTS = (Taint("nvidia.com/gpu", None, TaintEffect.NO_SCHEDULE),)
+
+
 @dataclass(frozen=True)
 class GpuNodePoolArgs:
     """The GPU nodes of an existing cluster and how their driver stack gets there."""

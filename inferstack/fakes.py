@@ -11,14 +11,26 @@ import base64
 import copy
 import hashlib
 import string
+from dataclasses import dataclass
 from typing import Any
 
-from inferstack import fakes_aws
+from inferstack import fakes_aws, fakes_gcp
 
 #: Address the fake LoadBalancer implementation hands out (TEST-NET-3, RFC 5737).
 FAKE_LOAD_BALANCER_IP = "203.0.113.10"
 
 _NAMESPACED_DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class CloudDefaults:
+    """The stack's cloud provider settings, seen when its provider registers; ARNs, ids and endpoints
+    carry them."""
+
+    aws_region: str | None = None
+    gcp_project: str | None = None
+    gcp_region: str | None = None
+
 _CLUSTER_SCOPED_KINDS = {
     "Namespace",
     "ClusterRole",
@@ -58,9 +70,7 @@ def _random_string(seed: str, length: int, alphabet: str) -> str:
     return "".join(out[:length])
 
 
-def _kubernetes_outputs(
-    type_token: str, name: str, inputs: dict[str, Any], aws_region: str | None
-) -> dict[str, Any]:
+def _kubernetes_outputs(type_token: str, name: str, inputs: dict[str, Any], aws_region: str | None) -> dict[str, Any]:
     outputs = copy.deepcopy(inputs)
     kind = type_token.rsplit(":", 1)[-1]
     metadata = outputs.setdefault("metadata", {})
@@ -95,23 +105,25 @@ def _helm_release_outputs(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def resource_id(type_token: str, name: str, outputs: dict[str, Any]) -> str:
-    """The id a provider would assign: AWS's own (vpc-..., a role's name, a bucket's name) for AWS."""
-    if type_token.startswith("aws:") and outputs.get("id"):
+    """The id a provider would assign: the cloud's own (vpc-..., a role's name, a GKE cluster's path)."""
+    if type_token.startswith(("aws:", "gcp:")) and outputs.get("id"):
         return str(outputs["id"])
     return f"{name}-{hashlib.sha256(type_token.encode()).hexdigest()[:8]}"
 
 
 def outputs_for(
-    type_token: str, name: str, inputs: dict[str, Any], stack: str, aws_region: str | None = None
+    type_token: str, name: str, inputs: dict[str, Any], stack: str, clouds: CloudDefaults = CloudDefaults()
 ) -> dict[str, Any]:
     """Outputs for one registration: the inputs plus what the provider would compute."""
     seed = _digest(stack, type_token, name)
     if type_token.startswith("aws:"):
-        return fakes_aws.outputs_for(type_token, name, inputs, aws_region)
+        return fakes_aws.outputs_for(type_token, name, inputs, clouds.aws_region)
+    if type_token.startswith("gcp:"):
+        return fakes_gcp.outputs_for(type_token, name, inputs, clouds.gcp_project, clouds.gcp_region)
     if type_token.startswith("kubernetes:helm.sh/"):
         return _helm_release_outputs(name, inputs)
     if type_token.startswith("kubernetes:") and not type_token.startswith("pulumi:providers:"):
-        return _kubernetes_outputs(type_token, name, inputs, aws_region)
+        return _kubernetes_outputs(type_token, name, inputs, clouds.aws_region)
     outputs = copy.deepcopy(inputs)
     if type_token == "random:index/randomPassword:RandomPassword":
         length = int(inputs.get("length", 32))
@@ -129,12 +141,15 @@ def outputs_for(
     return outputs
 
 
-def invoke_result(token: str, args: dict[str, Any], aws_region: str | None = None) -> dict[str, Any]:
+def invoke_result(token: str, args: dict[str, Any], clouds: CloudDefaults = CloudDefaults()) -> dict[str, Any]:
     """Data-source answers, per cloud; an unknown data source is a gap in the fakes, said loudly."""
+    answer = None
     if token.startswith("aws:"):
-        answer = fakes_aws.invoke_result(token, args, aws_region)
-        if answer is not None:
-            return answer
+        answer = fakes_aws.invoke_result(token, args, clouds.aws_region)
+    elif token.startswith("gcp:"):
+        answer = fakes_gcp.invoke_result(token, args, clouds.gcp_project, clouds.gcp_region)
+    if answer is not None:
+        return answer
     raise NotImplementedError(
         f"the recording mock has no fake answer for data source {token}: add one to inferstack/fakes*.py"
     )

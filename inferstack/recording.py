@@ -7,6 +7,7 @@ with secret values marked, so a plan can be written out with those values redact
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -101,16 +102,22 @@ class _RecordingMocks(pulumi_mocks.Mocks):
         # worker threads, so the monitor hands its half over keyed by (type, name), under a lock.
         self._pending: dict[tuple[str, str], tuple[str, str | None, list[str], bool]] = {}
         self._lock = threading.Lock()
-        # ARNs and endpoints carry the region of the stack's AWS provider, seen when it registers.
-        self._aws_region: str | None = None
+        # ARNs, ids and endpoints carry the stack's cloud provider settings, seen when the provider registers.
+        self._clouds = fakes.CloudDefaults()
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict]:
         inputs, redacted = _unwrap_secrets(args.inputs)
         with self._lock:
             urn, parent, deps, retain = self._pending.pop((args.typ, args.name), ("", None, [], False))
         if args.typ == "pulumi:providers:aws" and inputs.get("region"):
-            self._aws_region = str(inputs["region"])
-        outputs = fakes.outputs_for(args.typ, args.name, inputs, self.stack, self._aws_region)
+            self._clouds = dataclasses.replace(self._clouds, aws_region=str(inputs["region"]))
+        if args.typ == "pulumi:providers:gcp":
+            self._clouds = dataclasses.replace(
+                self._clouds,
+                gcp_project=str(inputs.get("project") or "") or None,
+                gcp_region=str(inputs.get("region") or "") or None,
+            )
+        outputs = fakes.outputs_for(args.typ, args.name, inputs, self.stack, self._clouds)
         resource_id = fakes.resource_id(args.typ, args.name, outputs) if args.custom else None
         record = RecordedResource(
             urn=urn,
@@ -130,7 +137,7 @@ class _RecordingMocks(pulumi_mocks.Mocks):
         return resource_id, outputs
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]]]:
-        return fakes.invoke_result(args.token, _unwrap_secrets(args.args)[0], self._aws_region), []
+        return fakes.invoke_result(args.token, _unwrap_secrets(args.args)[0], self._clouds), []
 
 
 class _RecordingMonitor(pulumi_mocks.MockMonitor):

@@ -32,7 +32,9 @@ from components.choices import CapacityType, GpuAmiFamily, GpuDriverStack, GpuPr
 from components.clusters.aws.node_templates import encrypted_gp3, imdsv2_only
 from components.gpu_node_pool import (
     DEFAULT_GPU_RESOURCE,
+    DEFAULT_TAINTS,
     DEVICE_PLUGIN_NAMESPACE,
+    POOL_LABEL,
     GpuNodePoolArgs,
     Taint,
     device_plugin_values,
@@ -40,9 +42,6 @@ from components.gpu_node_pool import (
     validate_gpu_node_pool_args,
 )
 
-#: The label every node of a pool carries, valued with the pool's name; it is the model server's selector.
-POOL_LABEL = "inferstack.io/gpu-pool"
-DEFAULT_TAINTS = (Taint("nvidia.com/gpu", None, TaintEffect.NO_SCHEDULE),)
 
 #: x86_64 EC2 families with NVIDIA GPUs, by Karpenter's instance-family label. Left out on purpose: g5g
 #: and p6e-gb200 (Arm hosts), g4ad (AMD GPUs), p3 (Volta, which CUDA 13 no longer builds for).
