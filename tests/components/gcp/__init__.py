@@ -1,0 +1,1 @@
+"""Tests of the GCP building blocks."""
