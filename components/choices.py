@@ -104,3 +104,17 @@ class GpuDriverVersion(StrEnum):
 
     DEFAULT = "DEFAULT"  # the default driver of the node's GKE version
     LATEST = "LATEST"  # the newest driver the node's GKE version supports
+
+
+class GpuType(StrEnum):
+    """GPU models a replica can ask for. The value is the name used in stack files."""
+
+    T4 = "nvidia-t4"
+    L4 = "nvidia-l4"
+    A10G = "nvidia-a10g"
+    L40S = "nvidia-l40s"
+    A100_40GB = "nvidia-a100-40gb"
+    A100_80GB = "nvidia-a100-80gb"
+    H100_80GB = "nvidia-h100-80gb"
+    H200 = "nvidia-h200"
+    B200 = "nvidia-b200"

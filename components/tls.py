@@ -60,6 +60,9 @@ class TlsCertificatesArgs:
     route53_region: str | None = None  # route53: AWS region (credentials: the pod's IRSA / Pod Identity)
     route53_hosted_zone_id: str | None = None  # route53: zone to write in (optional; found by name otherwise)
     clouddns_project: str | None = None  # clouddns: GCP project (credentials: GKE Workload Identity)
+    clouddns_hosted_zone_name: str | None = (
+        None  # clouddns: managed zone to write in (default: found by name)
+    )
     internal_ca_common_name: str = "InferStack internal CA"  # internal_ca: the CA certificate's CN
     internal_ca_validity_hours: int = 24 * 365 * 5  # internal_ca: lifetime of the CA certificate
     existing_secret: str | None = None  # existing_secret: kubernetes.io/tls Secret in `namespace`
@@ -316,8 +319,12 @@ def dns01_solver(args: TlsCertificatesArgs) -> dict[str, Any]:
             route53["hostedZoneID"] = args.route53_hosted_zone_id
         return {"route53": route53}
     if args.dns01_provider is Dns01Provider.CLOUDDNS:
-        # No key file: GKE Workload Identity maps cert-manager's ServiceAccount to a GCP one.
-        return {"cloudDNS": {"project": args.clouddns_project}}
+        # No key file: GKE Workload Identity gives cert-manager's ServiceAccount its grant. Naming the zone
+        # spares cert-manager listing the project's zones, so its grant can be on that one zone.
+        cloud_dns: dict[str, Any] = {"project": args.clouddns_project}
+        if args.clouddns_hosted_zone_name:
+            cloud_dns["hostedZoneName"] = args.clouddns_hosted_zone_name
+        return {"cloudDNS": cloud_dns}
     raise AssertionError(f"unhandled dns01 provider {args.dns01_provider!r}")  # validation prevents this
 
 

@@ -31,6 +31,7 @@ class CloudDefaults:
     gcp_project: str | None = None
     gcp_region: str | None = None
 
+
 _CLUSTER_SCOPED_KINDS = {
     "Namespace",
     "ClusterRole",
@@ -70,7 +71,9 @@ def _random_string(seed: str, length: int, alphabet: str) -> str:
     return "".join(out[:length])
 
 
-def _kubernetes_outputs(type_token: str, name: str, inputs: dict[str, Any], aws_region: str | None) -> dict[str, Any]:
+def _kubernetes_outputs(
+    type_token: str, name: str, inputs: dict[str, Any], aws_region: str | None
+) -> dict[str, Any]:
     outputs = copy.deepcopy(inputs)
     kind = type_token.rsplit(":", 1)[-1]
     metadata = outputs.setdefault("metadata", {})
@@ -141,7 +144,9 @@ def outputs_for(
     return outputs
 
 
-def invoke_result(token: str, args: dict[str, Any], clouds: CloudDefaults = CloudDefaults()) -> dict[str, Any]:
+def invoke_result(
+    token: str, args: dict[str, Any], clouds: CloudDefaults = CloudDefaults()
+) -> dict[str, Any]:
     """Data-source answers, per cloud; an unknown data source is a gap in the fakes, said loudly."""
     answer = None
     if token.startswith("aws:"):

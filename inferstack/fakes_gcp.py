@@ -113,8 +113,12 @@ def outputs_for(
         out["location"] = location
         out["id"] = f"projects/{project}/locations/{location}/clusters/{cluster}/nodePools/{physical}"
         group = f"gke-{cluster[:15]}-{physical[:15]}-{seed[:8]}-grp"
-        out["instanceGroupUrls"] = [f"{_COMPUTE}/projects/{project}/zones/{location}-a/instanceGroupManagers/{group}"]
-        out["managedInstanceGroupUrls"] = [f"{_COMPUTE}/projects/{project}/zones/{location}-a/instanceGroups/{group}"]
+        out["instanceGroupUrls"] = [
+            f"{_COMPUTE}/projects/{project}/zones/{location}-a/instanceGroupManagers/{group}"
+        ]
+        out["managedInstanceGroupUrls"] = [
+            f"{_COMPUTE}/projects/{project}/zones/{location}-a/instanceGroups/{group}"
+        ]
         out["version"] = str(inputs.get("version") or "1.34.1-gke.1000000")
     elif type_token == "gcp:serviceaccount/account:Account":
         account_id = str(inputs.get("accountId") or physical[:30])
@@ -127,7 +131,9 @@ def outputs_for(
     elif type_token == "gcp:kms/keyRing:KeyRing":
         out["id"] = f"projects/{project}/locations/{location}/keyRings/{physical}"
     elif type_token == "gcp:kms/cryptoKey:CryptoKey":
-        out["id"] = f"{inputs.get('keyRing', f'projects/{project}/locations/{location}/keyRings/ring')}/cryptoKeys/{physical}"
+        out["id"] = (
+            f"{inputs.get('keyRing', f'projects/{project}/locations/{location}/keyRings/ring')}/cryptoKeys/{physical}"
+        )
         out["primaries"] = [{"name": f"{out['id']}/cryptoKeyVersions/1", "state": "ENABLED"}]
     elif type_token == "gcp:storage/bucket:Bucket":
         bucket = physical
@@ -138,7 +144,9 @@ def outputs_for(
         out["location"] = str(inputs.get("location") or region).upper()
         out["projectNumber"] = int(FAKE_PROJECT_NUMBER)
     elif type_token == "gcp:dns/recordSet:RecordSet":
-        out["id"] = f"projects/{project}/managedZones/{inputs.get('managedZone', 'zone')}/rrsets/{inputs.get('name', name)}/{inputs.get('type', 'A')}"
+        out["id"] = (
+            f"projects/{project}/managedZones/{inputs.get('managedZone', 'zone')}/rrsets/{inputs.get('name', name)}/{inputs.get('type', 'A')}"
+        )
     elif type_token == "gcp:projects/service:Service":
         out["id"] = f"{project}/{inputs.get('service', name)}"
     elif "IAMMember" in type_token or "IamMember" in type_token or "IAMBinding" in type_token:
@@ -169,5 +177,10 @@ def invoke_result(
         email = service_agent(FAKE_PROJECT_NUMBER, "gs-project-accounts")
         return {"emailAddress": email, "member": f"serviceAccount:{email}", "project": project, "id": email}
     if token == "gcp:compute/getZones:getZones":
-        return {"names": [f"{region}-{z}" for z in "abcf"], "project": project, "region": region, "id": region}
+        return {
+            "names": [f"{region}-{z}" for z in "abcf"],
+            "project": project,
+            "region": region,
+            "id": region,
+        }
     return None

@@ -252,6 +252,11 @@ def _dependency_order(recording: Recording) -> list[RecordedResource]:
 def _load_balancer(cfg: StackConfig) -> str:
     if cfg.aws is not None:
         return f"AWS NLB ({cfg.aws.load_balancer_scheme.value}) in {cfg.aws.region}, EKS {cfg.cluster.kubernetes_version}"
+    if cfg.gcp is not None:
+        return (
+            f"GCP L4 load balancer ({cfg.gcp.load_balancer_scheme.value}) in {cfg.gcp.region}, "
+            f"GKE {cfg.cluster.kubernetes_version}+ ({cfg.gcp.release_channel.value} channel)"
+        )
     return cfg.gateway.load_balancer.kind.value
 
 

@@ -23,7 +23,7 @@ fi
 # The stack file must be valid before anything touches a cluster (exit 2 lists every problem).
 .venv/bin/inferstack plan "$stack" --out "build/plan/$stack" >/dev/null
 
-# "<platform> <kube context>": aws stacks build their own cluster; onprem ones need a kube context.
+# "<platform> <kube context>": aws and gcp stacks build their own cluster; onprem ones need a kube context.
 read -r platform context < <(.venv/bin/python - "$stack" <<'PY'
 import sys
 from pathlib import Path
@@ -39,6 +39,16 @@ if [ "$platform" = aws ]; then
     echo "  Install it: https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html" >&2; exit 2; }
   aws sts get-caller-identity >/dev/null 2>&1 || {
     echo "No usable AWS credentials: log in (aws sso login, or set AWS_PROFILE) and run make up again." >&2; exit 2; }
+elif [ "$platform" = gcp ]; then
+  # The Kubernetes provider authenticates to GKE with gke-gcloud-auth-plugin; the GCP provider uses
+  # Application Default Credentials (README, "GCP").
+  command -v gcloud >/dev/null 2>&1 || {
+    echo "A gcp stack needs the gcloud CLI on PATH: https://cloud.google.com/sdk/docs/install" >&2; exit 2; }
+  command -v gke-gcloud-auth-plugin >/dev/null 2>&1 || {
+    echo "A gcp stack needs gke-gcloud-auth-plugin (the cluster's kubeconfig runs it)." >&2
+    echo "  Install it: gcloud components install gke-gcloud-auth-plugin" >&2; exit 2; }
+  gcloud auth application-default print-access-token >/dev/null 2>&1 || {
+    echo "No Application Default Credentials: run gcloud auth application-default login, then make up again." >&2; exit 2; }
 elif command -v kubectl >/dev/null 2>&1; then
   if [ -n "$context" ]; then
     kubectl config get-contexts "$context" >/dev/null 2>&1 || {

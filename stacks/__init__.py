@@ -15,5 +15,9 @@ def deploy(config: StackConfig) -> None:
         from stacks.aws import deploy_aws
 
         deploy_aws(config)
+    elif config.platform is Platform.GCP:
+        from stacks.gcp import deploy_gcp
+
+        deploy_gcp(config)
     else:  # pragma: no cover - the schema admits only platforms that have a composition
         raise ValueError(f"platform: no composition for {config.platform.value}")

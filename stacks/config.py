@@ -28,6 +28,7 @@ from components.choices import (
 )
 from stacks.config_aws import AwsConfig, aws_problems
 from stacks.config_base import DNS_NAME, K8sName, Quantity, Section, parse_cidrs
+from stacks.config_gcp import GcpConfig, gcp_problems
 from stacks.gpus import (
     DTYPE_BYTES,
     QUANTIZATION_BYTES,
@@ -49,7 +50,7 @@ _COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 class Platform(StrEnum):
     ONPREM = "onprem"  # any existing cluster reached through a kubeconfig: on-prem, kind, k3d, minikube
     AWS = "aws"  # a VPC and an EKS cluster made by the stack (the `aws` section)
-    # GCP = "gcp" arrives with its cluster components.
+    GCP = "gcp"  # a VPC and a GKE cluster made by the stack (the `gcp` section)
 
 
 class Tier(StrEnum):
@@ -329,6 +330,11 @@ class Dns01Config(Section):
     clouddns_project: str | None = Field(
         None, description="clouddns: GCP project of the zone (Workload Identity)"
     )
+    clouddns_hosted_zone_name: str | None = Field(
+        None,
+        pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$",
+        description="clouddns: managed zone name (default: gcp.dns_zone; cert-manager may write only there)",
+    )
 
     @model_validator(mode="after")
     def _provider_fields(self) -> Dns01Config:
@@ -399,7 +405,8 @@ class StackConfig(Section):
 
     platform: Platform = Field(
         Platform.ONPREM,
-        description="where the cluster is: onprem = any existing cluster; aws = VPC + EKS made by the stack",
+        description="where the cluster is: onprem = any existing cluster; aws = VPC + EKS, gcp = VPC + GKE, "
+        "made by the stack",
     )
     tier: Tier = Field(Tier.DEV, description="prod turns advisory policies into mandatory ones")
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)  # type: ignore[arg-type]
@@ -412,6 +419,9 @@ class StackConfig(Section):
     gpu_pool: GpuPoolConfig = Field(default_factory=GpuPoolConfig)  # type: ignore[arg-type]
     aws: AwsConfig | None = Field(
         None, description="platform aws: region, network, EKS, GPU nodes, model bucket"
+    )
+    gcp: GcpConfig | None = Field(
+        None, description="platform gcp: project, region, network, GKE, GPU nodes, model bucket"
     )
     # Several model variants with traffic weights (A/B rollouts) will arrive as a `variants` list whose
     # entries carry their own model + serving; the components already take a list of weighted backends.
@@ -536,6 +546,7 @@ def _cross_field_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     problems.extend(_memory_problems(cfg))
     problems.extend(_managed_cluster_problems(cfg))
     problems.extend(aws_problems(cfg))
+    problems.extend(gcp_problems(cfg))
     return problems
 
 

@@ -20,7 +20,7 @@ from components.choices import (
     GpuProvisioner,
     TlsMode,
 )
-from stacks.config_base import OPEN_CIDRS, Section, parse_cidrs, quantity_bytes
+from stacks.config_base import NODE_DISK_OVERHEAD_GIB, OPEN_CIDRS, Section, parse_cidrs, quantity_bytes
 from stacks.gpus import GpuType
 
 if TYPE_CHECKING:
@@ -40,10 +40,6 @@ AWS_GPU_FAMILIES: dict[str, GpuType] = {
     "p5en": GpuType.H200,
     "p6-b200": GpuType.B200,
 }
-
-#: What a GPU node's disk holds besides the model cache: the vLLM image (compressed layers + unpacked
-#: snapshot, ~20 GiB each) and the OS.
-NODE_DISK_OVERHEAD_GIB = 60
 
 _REGION = r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$"
 _IAM_PRINCIPAL_ARN = re.compile(r"^arn:aws:iam::[0-9]{12}:(role|user)/[\w+=,.@/-]+$")

@@ -60,3 +60,8 @@ def quantity_bytes(quantity: str) -> float:
     if not match or match.group(2) not in _QUANTITY_FACTORS:
         raise ValueError(f"{quantity!r} is not a storage quantity")
     return float(match.group(1)) * _QUANTITY_FACTORS[match.group(2)]
+
+
+#: What a GPU node's disk holds besides the model cache: the vLLM image (compressed layers + unpacked
+#: snapshot, ~20 GiB each) and the OS.
+NODE_DISK_OVERHEAD_GIB = 60

@@ -8,22 +8,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import StrEnum
 
-
-class GpuType(StrEnum):
-    """GPU models a replica can ask for. The value is the name used in stack files."""
-
-    T4 = "nvidia-t4"
-    L4 = "nvidia-l4"
-    A10G = "nvidia-a10g"
-    L40S = "nvidia-l40s"
-    A100_40GB = "nvidia-a100-40gb"
-    A100_80GB = "nvidia-a100-80gb"
-    H100_80GB = "nvidia-h100-80gb"
-    H200 = "nvidia-h200"
-    B200 = "nvidia-b200"
-
+from components.choices import GpuType
 
 #: Memory per GPU in GB (1e9 bytes), from NVIDIA's data sheets.
 GPU_MEMORY_GB: dict[GpuType, float] = {

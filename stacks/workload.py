@@ -205,6 +205,9 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             route53_region=dns01.route53_region if dns01 else None,
             route53_hosted_zone_id=dns01.route53_hosted_zone_id if dns01 else None,
             clouddns_project=dns01.clouddns_project if dns01 else None,
+            # The zone cert-manager's grant is on (gcp.dns_zone unless named): naming it spares a list call.
+            clouddns_hosted_zone_name=(dns01.clouddns_hosted_zone_name if dns01 else None)
+            or (cfg.gcp.dns_zone if cfg.gcp and dns01 else None),
             internal_ca_common_name=cfg.tls.internal_ca.common_name,
             internal_ca_validity_hours=cfg.tls.internal_ca.validity_hours,
             existing_secret=cfg.tls.existing_secret,

@@ -10,7 +10,8 @@ import pytest
 
 from components.choices import CapacityType, GpuProvisioner, LoadBalancerKind
 from stacks.config import Platform, Tier, load_stack_file, parse_stack_config
-from stacks.config_aws import AWS_GPU_FAMILIES, NODE_DISK_OVERHEAD_GIB, gpu_limit
+from stacks.config_aws import AWS_GPU_FAMILIES, gpu_limit
+from stacks.config_base import NODE_DISK_OVERHEAD_GIB
 from stacks.gpus import GpuType
 from tests.test_config import minimal, problems_of, with_sections
 

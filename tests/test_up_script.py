@@ -35,3 +35,14 @@ def test_an_aws_stack_without_the_aws_cli_stops_before_pulumi(tmp_path: Path) ->
     assert done.returncode == 2, done.stderr
     assert "AWS CLI v2" in done.stderr and "get-token" in done.stderr
     assert "stub pulumi" not in done.stderr
+
+
+@pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "inferstack").exists(), reason="needs the project venv")
+@pytest.mark.skipif(sys.platform != "linux", reason="bash script, checked on Linux")
+def test_a_gcp_stack_without_gcloud_stops_before_pulumi(tmp_path: Path) -> None:
+    if any((Path(d) / "gcloud").exists() for d in ("/usr/bin", "/bin")):
+        pytest.skip("gcloud is installed here")
+    done = run_up("dev-gcp", tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "gcloud CLI" in done.stderr
+    assert "stub pulumi" not in done.stderr

@@ -231,6 +231,12 @@ def test_acme_dns01_rfc2136_reads_the_tsig_key_from_a_secret() -> None:
             {"accessKeyID", "accessKeyIDSecretRef", "secretAccessKeySecretRef"},
         ),
         (Dns01Provider.CLOUDDNS, {"clouddns_project": "proj-1"}, "cloudDNS", {"serviceAccountSecretRef"}),
+        (
+            Dns01Provider.CLOUDDNS,
+            {"clouddns_project": "proj-1", "clouddns_hosted_zone_name": "example-com"},
+            "cloudDNS",
+            {"serviceAccountSecretRef"},
+        ),
     ],
 )
 def test_cloud_dns01_uses_ambient_identity_not_static_keys(

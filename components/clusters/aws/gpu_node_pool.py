@@ -42,7 +42,6 @@ from components.gpu_node_pool import (
     validate_gpu_node_pool_args,
 )
 
-
 #: x86_64 EC2 families with NVIDIA GPUs, by Karpenter's instance-family label. Left out on purpose: g5g
 #: and p6e-gb200 (Arm hosts), g4ad (AMD GPUs), p3 (Volta, which CUDA 13 no longer builds for).
 GPU_INSTANCE_FAMILIES = {

@@ -36,13 +36,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pulumi
 import pulumi_gcp as gcp
 
 from components._common import child, reject_invalid_args
-from components.choices import CapacityType, GpuDriverStack, GpuDriverVersion, TaintEffect
+from components.choices import CapacityType, GpuDriverStack, GpuDriverVersion, GpuType, TaintEffect
 from components.gpu_node_pool import (
     DEFAULT_GPU_RESOURCE,
     DEFAULT_TAINTS,
@@ -52,9 +52,6 @@ from components.gpu_node_pool import (
     tolerations_for,
     validate_gpu_node_pool_args,
 )
-
-if TYPE_CHECKING:
-    from stacks.gpus import GpuType
 
 
 @dataclass(frozen=True)
@@ -68,23 +65,7 @@ class GpuMachine:
     boot_disk_type: str = "pd-balanced"  # a boot disk type the machine series supports
 
 
-#: Machine types with NVIDIA GPUs, by GCE machine type. GPU counts and accelerator names: Compute Engine's
-#: "GPU machine types" page and Cluster Toolkit's gpu-definition module; bundled local SSDs: the same page's
-#: "Attached Local SSD" column divided by 375 GiB (A3 High/Mega 16 and A3 Ultra 32 on the 8-GPU shapes also
-#: match Cluster Toolkit's local-ssd table). G2 and A2 Standard only *support* optional local SSDs, so they
-#: count 0. A3 Ultra boots from Hyperdisk Balanced (the boot disk Vertex AI defaults to on it, where every
-#: other series defaults to Persistent Disk). Left out: N1 + T4 (GPUs are attached to a chosen N1 shape, not implied by the machine type), A3
-#: Edge (a few regions only), A4/A4X/G4 (no GpuType for their GPUs yet).
-#:
-#: Filled in place just below: stacks.config_gcp imports this table, and importing
-#: stacks.gpus (for GpuType) at the top would import the `stacks` package, and so stacks.config_gcp,
-#: before the table exists. The dict object is bound first so that import finds it.
-GCP_GPU_MACHINES: dict[str, GpuMachine] = {}
-
-
 def _gpu_machines() -> dict[str, GpuMachine]:
-    from stacks.gpus import GpuType
-
     def shapes(
         prefix: str,
         gpu: GpuType,
@@ -124,7 +105,14 @@ def _gpu_machines() -> dict[str, GpuMachine]:
     }
 
 
-GCP_GPU_MACHINES.update(_gpu_machines())
+#: Machine types with NVIDIA GPUs, by GCE machine type. GPU counts and accelerator names: Compute Engine's
+#: "GPU machine types" page and Cluster Toolkit's gpu-definition module; bundled local SSDs: the same page's
+#: "Attached Local SSD" column divided by 375 GiB (A3 High/Mega 16 and A3 Ultra 32 on the 8-GPU shapes also
+#: match Cluster Toolkit's local-ssd table). G2 and A2 Standard only *support* optional local SSDs, so they
+#: count 0. A3 Ultra boots from Hyperdisk Balanced (the boot disk Vertex AI defaults to on it, where every
+#: other series defaults to Persistent Disk). Left out: N1 + T4 (GPUs are attached to a
+#: chosen N1 shape, not implied by the machine type), A3 Edge (a few regions only), A4/A4X/G4 (no GpuType for their GPUs yet).
+GCP_GPU_MACHINES: dict[str, GpuMachine] = _gpu_machines()
 
 #: The node image: Container-Optimized OS with containerd (GKE's GPU driver installation supports it).
 IMAGE_TYPE = "COS_CONTAINERD"

@@ -1,0 +1,251 @@
+"""Composition for GCP: a VPC and a GKE Standard cluster made by the stack, then the same workload as on-prem.
+
+Order of concerns: the GCP provider (project, region, default labels); the project's APIs; network (VPC,
+subnet with pod and Service ranges, Cloud NAT, firewall); GKE (KMS-encrypted Secrets, private nodes,
+Workload Identity, Shielded Nodes, Dataplane V2, a system node pool); the GPU node pool (GKE installs the
+driver and device plugin, autoscaling from 0); the model bucket and its read-only grant to the serving
+ServiceAccount; cert-manager's Cloud DNS grant; the shared workload with a GKE L4 load balancer in front;
+a Cloud DNS record for the hostname.
+
+Identity is Workload Identity Federation for GKE with direct grants: IAM roles go to the Kubernetes
+ServiceAccount's principal (principal://.../subject/ns/<ns>/sa/<name>), so there is no Google service
+account to impersonate and no key anywhere.
+
+Teardown follows the graph backwards: the gateway's LoadBalancer Service is deleted first, and GKE's
+service controller removes the forwarding rule and its firewall rules while the cluster still runs; every
+Kubernetes object goes before the cluster, the GPU pool before the cluster, the cluster before the subnet,
+NAT and VPC. The project's APIs are left enabled (other things in the project may use them), and Cloud KMS
+key rings cannot be deleted at all: they and their keys are forgotten, not destroyed.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_gcp as gcp
+import pulumi_kubernetes as k8s
+
+from components.choices import Dns01Provider, LoadBalancerKind, TlsMode
+from components.clusters.gcp.gke import GkeCluster, GkeClusterArgs
+from components.clusters.gcp.gpu_node_pool import GcpGpuNodePool, GcpGpuNodePoolArgs
+from components.clusters.gcp.load_balancer import gke_service_exposure
+from components.clusters.gcp.model_store import GcsModelStore, GcsModelStoreArgs
+from components.clusters.gcp.network import Network, NetworkArgs
+from components.clusters.gcp.workload_identity import WORKLOAD_IDENTITY_EGRESS, workload_identity_principal
+from components.tls import CERT_MANAGER_NAMESPACE, cert_manager_service_account
+from stacks.config import StackConfig
+from stacks.config_gcp import GcpConfig, gcp_max_gpu_nodes
+from stacks.workload import NAME, ClusterContext, GatewayExposure, deploy_workload
+
+#: The APIs an empty project needs for this stack (Service Usage itself must already be on; it is in
+#: every project created through the console or `gcloud projects create`).
+REQUIRED_APIS = (
+    "compute.googleapis.com",
+    "container.googleapis.com",
+    "cloudkms.googleapis.com",
+    "iam.googleapis.com",
+    "logging.googleapis.com",
+    "monitoring.googleapis.com",
+)
+STORAGE_API = "storage.googleapis.com"
+DNS_API = "dns.googleapis.com"
+
+#: cert-manager's Cloud DNS rights, granted on one managed zone only.
+CLOUD_DNS_ROLE = "roles/dns.admin"
+
+
+def cluster_name_for(project: str, stack: str) -> str:
+    """One GKE cluster per stack, named after it (GKE: at most 40 characters, no trailing hyphen)."""
+    return f"{project}-{stack}".lower()[:40].rstrip("-")
+
+
+def required_apis(cfg: StackConfig) -> list[str]:
+    """The project APIs this stack uses: the cluster's, plus Storage and Cloud DNS where it uses them."""
+    assert cfg.gcp is not None
+    apis = list(REQUIRED_APIS)
+    if cfg.model.uri.startswith("gs://"):
+        apis.append(STORAGE_API)
+    if cfg.gcp.dns_zone or _clouddns_zone(cfg):
+        apis.append(DNS_API)
+    return apis
+
+
+def deploy_gcp(cfg: StackConfig) -> None:
+    assert cfg.gcp is not None  # the schema requires the section for platform gcp
+    g = cfg.gcp
+    stack = pulumi.get_stack()
+    cluster_name = cluster_name_for(pulumi.get_project(), stack)
+    labels = {"inferstack-stack": stack.lower(), "inferstack-cluster": cluster_name}
+    gcp_provider = gcp.Provider("gcp", project=g.project, region=g.region, default_labels=labels)
+    on_gcp = pulumi.ResourceOptions(provider=gcp_provider)
+
+    # Left enabled on destroy: other workloads in the project may rely on them.
+    apis = [
+        gcp.projects.Service(
+            f"api-{api.split('.', 1)[0]}", service=api, disable_on_destroy=False, opts=on_gcp
+        )
+        for api in required_apis(cfg)
+    ]
+    after_apis = pulumi.ResourceOptions(provider=gcp_provider, depends_on=apis)
+    project_number = gcp.organizations.get_project_output(
+        project_id=g.project, opts=pulumi.InvokeOutputOptions(provider=gcp_provider, depends_on=apis)
+    ).number
+
+    network = Network(
+        "network",
+        NetworkArgs(
+            region=g.region,
+            subnet_cidr=g.network.subnet_cidr,
+            pods_cidr=g.network.pods_cidr,
+            services_cidr=g.network.services_cidr,
+            control_plane_cidr=g.network.control_plane_cidr,
+        ),
+        opts=after_apis,
+    )
+    gke = GkeCluster(
+        "gke",
+        GkeClusterArgs(
+            cluster_name=cluster_name,
+            project=g.project,
+            project_number=project_number,
+            location=g.location,
+            release_channel=g.release_channel,
+            kubernetes_version=cfg.cluster.kubernetes_version,
+            network_id=network.network_id,
+            subnetwork_id=network.subnetwork_id,
+            pods_range_name=network.pods_range_name,
+            services_range_name=network.services_range_name,
+            control_plane_cidr=g.network.control_plane_cidr,
+            public_access_cidrs=g.api_endpoint.public_access_cidrs,
+            private_access_cidrs=g.api_endpoint.private_access_cidrs,
+            dns_endpoint=g.api_endpoint.dns_endpoint,
+            node_zones=g.zones if g.regional else [],
+            system_machine_type=g.system_nodes.machine_type,
+            system_nodes_min=g.system_nodes.min_per_zone,
+            system_nodes_max=g.system_nodes.max_per_zone,
+            system_disk_gib=g.system_nodes.disk_gib,
+            deletion_protection=g.deletion_protection,
+            labels=labels,
+        ),
+        # Private nodes pull images through Cloud NAT; without it the system pool never becomes ready.
+        opts=pulumi.ResourceOptions(provider=gcp_provider, depends_on=[*apis, network.nat]),
+    )
+    kubernetes = k8s.Provider(
+        "cluster",
+        kubeconfig=gke.kubeconfig,
+        namespace=cfg.cluster.namespace,
+        enable_server_side_apply=True,
+    )
+
+    pool: GcpGpuNodePool | None = None
+    if cfg.uses_gpu:
+        pool = GcpGpuNodePool(
+            NAME,
+            GcpGpuNodePoolArgs(
+                cluster=gke.cluster_name,
+                project=g.project,
+                location=gke.location,
+                node_zones=g.gpu_nodes.zones,
+                machine_type=g.gpu_nodes.machine_type,
+                capacity_type=g.gpu_nodes.capacity_type,
+                max_nodes=gcp_max_gpu_nodes(cfg),
+                service_account_email=gke.node_service_account_email,
+                disk_gib=g.gpu_nodes.disk_gib,
+                driver_version=g.gpu_nodes.driver_version,
+                local_ssd_cache=g.gpu_nodes.local_ssd_cache,
+            ),
+            opts=pulumi.ResourceOptions(provider=gcp_provider, depends_on=[gke.system_node_pool]),
+        )
+
+    server_after: list[pulumi.Resource] = [pool] if pool is not None else []
+    scheme, _, rest = cfg.model.uri.partition("://")
+    if scheme == "gs":
+        bucket, _, prefix = rest.strip("/").partition("/")
+        server_after.append(
+            GcsModelStore(
+                "model-store",
+                GcsModelStoreArgs(
+                    bucket_name=bucket,
+                    prefix=prefix,
+                    create_bucket=g.model_store.create_bucket,
+                    project=g.project,
+                    location=g.region,
+                    # ModelServer names its ServiceAccount after the component.
+                    reader_member=workload_identity_principal(
+                        project_number, gke.workload_pool, cfg.cluster.namespace, NAME
+                    ),
+                    kms_key_name=g.model_store.kms_key_name,
+                    create_kms_key=g.model_store.cmek,
+                    force_destroy=g.model_store.force_destroy,
+                    labels=labels,
+                ),
+                # The Workload Identity pool exists once the cluster does.
+                opts=pulumi.ResourceOptions(provider=gcp_provider, depends_on=[*apis, gke.cluster]),
+            )
+        )
+
+    tls_after: list[pulumi.Resource] = []
+    zone = _clouddns_zone(cfg)
+    if zone is not None:
+        dns01 = cfg.tls.acme.dns01
+        assert dns01 is not None and dns01.clouddns_project is not None
+        tls_after.append(
+            gcp.dns.DnsManagedZoneIamMember(
+                "cert-manager-dns",
+                project=dns01.clouddns_project,
+                managed_zone=zone,
+                role=CLOUD_DNS_ROLE,
+                member=workload_identity_principal(
+                    project_number,
+                    gke.workload_pool,
+                    CERT_MANAGER_NAMESPACE,
+                    cert_manager_service_account(NAME),
+                ),
+                opts=pulumi.ResourceOptions(provider=gcp_provider, depends_on=[*apis, gke.cluster]),
+            )
+        )
+
+    annotations, load_balancer_class = gke_service_exposure(g.load_balancer_scheme)
+    workload = deploy_workload(
+        cfg,
+        ClusterContext(
+            provider=kubernetes,
+            placement=pool,
+            exposure=GatewayExposure(
+                kind=LoadBalancerKind.CLOUD,
+                cloud_service_annotations=annotations,
+                cloud_load_balancer_class=load_balancer_class,
+            ),
+            cluster_ready=[gke.system_node_pool],
+            server_after=server_after,
+            tls_after=tls_after,
+            model_extra_env={"GOOGLE_CLOUD_PROJECT": g.project},
+            model_extra_egress=list(WORKLOAD_IDENTITY_EGRESS),
+        ),
+    )
+
+    address = workload.gateway.load_balancer_hostname  # an IP on GKE
+    if g.dns_zone and address is not None:
+        gcp.dns.RecordSet(
+            "hostname",
+            managed_zone=g.dns_zone,
+            name=f"{cfg.gateway.hostname}.",
+            type="A",
+            ttl=300,
+            rrdatas=[address],
+            opts=after_apis,
+        )
+
+    pulumi.export("project", g.project)
+    pulumi.export("region", g.region)
+    pulumi.export("cluster_name", gke.cluster_name)
+    pulumi.export("kubeconfig", gke.kubeconfig)
+    pulumi.export("load_balancer_ip", address)
+
+
+def _clouddns_zone(cfg: StackConfig) -> str | None:
+    """The managed zone cert-manager answers DNS-01 in, when the stack uses Cloud DNS for it."""
+    dns01 = cfg.tls.acme.dns01
+    if cfg.tls.mode is not TlsMode.ACME or dns01 is None or dns01.provider is not Dns01Provider.CLOUDDNS:
+        return None
+    g: GcpConfig | None = cfg.gcp
+    return dns01.clouddns_hosted_zone_name or (g.dns_zone if g else None)
