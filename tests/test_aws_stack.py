@@ -12,9 +12,9 @@ import pytest
 
 from components.load_balancer import ENVOY_PRIVILEGED_PORT_SHIFT
 from inferstack.plan import Plan, plan_stack
-from inferstack.recording import RecordedResource
 from stacks.config import load_stack_file, parse_stack_config
 from stacks.config_aws import gpu_limit
+from tests.stack_graph import ancestors_and_dependencies, covers
 
 ROOT = Path(__file__).resolve().parents[1]
 AWS_STACKS = ["dev-aws", "prod-aws"]
@@ -33,41 +33,6 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 @cache
 def planned(stack: str) -> Plan:
     return plan_stack(load_stack_file(ROOT / "stacks" / f"Pulumi.{stack}.yaml"), stack)
-
-
-def by_urn(plan: Plan) -> dict[str, RecordedResource]:
-    return {r.urn: r for r in plan.recording.resources}
-
-
-def ancestors_and_dependencies(plan: Plan, resource: RecordedResource) -> set[str]:
-    """Every URN `resource` waits for on create (and outlives on destroy): its dependencies, its parents'
-    dependencies, and theirs, transitively. Pulumi orders deletes by the same edges, reversed."""
-    index = by_urn(plan)
-    seen: set[str] = set()
-    todo = [resource.urn]
-    while todo:
-        urn = todo.pop()
-        r = index.get(urn)
-        if r is None:
-            continue
-        for nxt in [*r.dependencies, *([r.parent] if r.parent else [])]:
-            # The root stack is everyone's parent; it says nothing about order.
-            if nxt not in seen and "::pulumi:pulumi:Stack::" not in nxt:
-                seen.add(nxt)
-                todo.append(nxt)
-    return seen
-
-
-def covers(plan: Plan, urns: set[str], type_token: str, name_suffix: str = "") -> bool:
-    """Whether one of `urns` is the resource of this type, or a component containing it."""
-    target = plan.recording.one(type_token, name_suffix)
-    index = by_urn(plan)
-    urn: str | None = target.urn
-    while urn:
-        if urn in urns:
-            return True
-        urn = index[urn].parent if urn in index else None
-    return False
 
 
 @pytest.mark.parametrize("stack", AWS_STACKS)
