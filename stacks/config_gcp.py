@@ -23,7 +23,7 @@ from components.choices import (
     GpuDriverVersion,
     TlsMode,
 )
-from components.clusters.gcp.gpu_node_pool import GCP_GPU_MACHINES
+from components.clusters.gcp.gpu_machines import GCP_GPU_MACHINES
 from stacks.config_base import NODE_DISK_OVERHEAD_GIB, OPEN_CIDRS, Section, parse_cidrs, quantity_bytes
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from components.choices import CapacityType, GcpLoadBalancerScheme
-from components.clusters.gcp.gpu_node_pool import GCP_GPU_MACHINES
+from components.clusters.gcp.gpu_machines import GCP_GPU_MACHINES
 from stacks.config import Platform, Tier, load_stack_file, parse_stack_config
 from stacks.config_base import NODE_DISK_OVERHEAD_GIB
 from stacks.config_gcp import gcp_gpu_limit, gcp_max_gpu_nodes

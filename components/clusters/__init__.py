@@ -1,1 +1,1 @@
-"""Cluster flavours: the cloud infrastructure a stack creates before the workload (AWS; GCP to come)."""
+"""Cluster flavours: the cloud infrastructure a stack creates before the workload (AWS, GCP)."""
