@@ -18,6 +18,8 @@ from inferstack import fakes_aws, fakes_gcp
 
 #: Address the fake LoadBalancer implementation hands out (TEST-NET-3, RFC 5737).
 FAKE_LOAD_BALANCER_IP = "203.0.113.10"
+#: What an internal GKE load balancer gets instead: an address from the cluster's subnet.
+FAKE_INTERNAL_LOAD_BALANCER_IP = "10.0.0.100"
 
 _NAMESPACED_DEFAULT = "default"
 
@@ -88,7 +90,11 @@ def _kubernetes_outputs(
             hostname = f"k8s-{metadata['namespace'][:8]}-{name[:8]}-{_digest('nlb', name)[:10]}.elb.{aws_region or fakes_aws.DEFAULT_REGION}.amazonaws.com"
             outputs["status"] = {"loadBalancer": {"ingress": [{"hostname": hostname}]}}
         else:
-            outputs["status"] = {"loadBalancer": {"ingress": [{"ip": FAKE_LOAD_BALANCER_IP}]}}
+            internal = (
+                metadata.get("annotations", {}).get("networking.gke.io/load-balancer-type") == "Internal"
+            )
+            ip = FAKE_INTERNAL_LOAD_BALANCER_IP if internal else FAKE_LOAD_BALANCER_IP
+            outputs["status"] = {"loadBalancer": {"ingress": [{"ip": ip}]}}
     return outputs
 
 

@@ -21,6 +21,14 @@ FAKE_PROJECT_NUMBER = "614120385432"
 
 _COMPUTE = "https://www.googleapis.com/compute/v1"
 
+#: IAM member grants, by the input naming what the role is granted on.
+_IAM_MEMBER_TARGET = {
+    "gcp:projects/iAMMember:IAMMember": "project",
+    "gcp:storage/bucketIAMMember:BucketIAMMember": "bucket",
+    "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember": "cryptoKeyId",
+    "gcp:dns/dnsManagedZoneIamMember:DnsManagedZoneIamMember": "managedZone",
+}
+
 
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
@@ -149,7 +157,12 @@ def outputs_for(
         )
     elif type_token == "gcp:projects/service:Service":
         out["id"] = f"{project}/{inputs.get('service', name)}"
-    elif "IAMMember" in type_token or "IamMember" in type_token or "IAMBinding" in type_token:
+    elif type_token in _IAM_MEMBER_TARGET:
+        # The provider's id for a member grant: <what it is on>/<role>/<member>.
+        target = inputs.get(_IAM_MEMBER_TARGET[type_token]) or project
+        if type_token == "gcp:storage/bucketIAMMember:BucketIAMMember":
+            target = f"b/{target}"
+        out["id"] = f"{target}/{inputs.get('role', '')}/{inputs.get('member', '')}"
         out["etag"] = "BwY" + base64.b64encode(bytes.fromhex(seed[:16])).decode().rstrip("=")
     if "id" not in out:
         out["id"] = f"projects/{project}/{type_token.rsplit(':', 1)[-1].lower()}s/{physical}"
