@@ -110,6 +110,25 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FINDINGS
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from inferstack.diff import DiffError, diff_stack, render_markdown
+
+    name, path = resolve_stack(args.stack, args.stack_file)
+    try:
+        root = find_project_root(path.resolve().parent)
+    except UsageError:
+        root = Path.cwd()
+    try:
+        result = diff_stack(root, name, path, args.base)
+    except DiffError as err:
+        raise UsageError(str(err)) from None
+    if args.format == "json":
+        print(json.dumps({"stacks": [result.to_json()]}, indent=2, sort_keys=True, default=str))
+    else:
+        print(render_markdown(result), end="")
+    return EXIT_OK
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     if args.markdown:
         from inferstack.reference import markdown_table
@@ -146,6 +165,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--skip-checkov", action="store_true", help="do not run checkov (reported as not run)")
     check.set_defaults(func=cmd_check)
+
+    diff = sub.add_parser(
+        "diff",
+        help="plan the stack at a git ref and in the working tree; report added/changed/removed resources, "
+        "GPUs, cost and policy findings (offline, no credentials)",
+    )
+    diff.add_argument("stack", nargs="?", help="stack name: reads stacks/Pulumi.STACK.yaml in the project")
+    diff.add_argument("--stack-file", help="compare this stack file (its path at the base is the same)")
+    diff.add_argument("--base", required=True, help="git ref to compare against, e.g. origin/main")
+    diff.add_argument("--format", choices=["markdown", "json"], default="markdown", help="report format")
+    diff.set_defaults(func=cmd_diff)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of a stack file's inferstack: keys")
     schema.add_argument(

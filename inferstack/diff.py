@@ -1,0 +1,247 @@
+"""`inferstack diff STACK --base REF`: what a change does to a stack, without credentials or a cluster.
+
+Both sides are planned offline by the recording mock: the working tree in this process, and REF in a
+temporary git worktree by REF's own code (`python -m inferstack.cli plan` there), so a change to a
+component shows up as the resources it changes, exactly as a change to the stack file does. Resources
+are matched by URN; a changed resource lists the input paths that differ. Inputs come from the plans'
+redacted form, so a secret value never appears (a change to one shows as `[secret]` on both sides).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inferstack.plan import Plan, plan_stack
+from stacks.config import ConfigError, StackConfig, load_stack_file
+
+#: Paths listed per changed resource before the rest are summarised (a chart's values can differ in many).
+MAX_PATHS = 12
+
+
+class DiffError(Exception):
+    """The base side cannot be planned (not a git repository, unknown REF, REF's plan failed)."""
+
+
+@dataclass
+class ResourceChange:
+    action: str  # add | change | delete
+    urn: str
+    type: str
+    name: str
+    paths: list[str] = field(default_factory=list)  # changed input paths (change only)
+
+
+@dataclass
+class Side:
+    """One side of the comparison: GPUs and cost at min and max replicas."""
+
+    gpus_min: int
+    gpus_max: int
+    cost: dict[str, Any] | None = None  # inferstack.cost's estimate, as plain data
+
+
+@dataclass
+class StackDiff:
+    stack: str
+    base: str
+    changes: list[ResourceChange]
+    before: Side | None  # None: the stack does not exist at the base
+    after: Side | None  # None: the stack file was deleted
+    findings: list[dict[str, Any]] = field(default_factory=list)  # policy findings on the working tree
+
+    def counts(self) -> dict[str, int]:
+        return {a: sum(c.action == a for c in self.changes) for a in ("add", "change", "delete")}
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "counts": self.counts()}
+
+
+def changed_paths(before: Any, after: Any, prefix: str = "") -> list[str]:
+    """Dotted paths (list items as [i]) where two input trees differ; a whole subtree counts once."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        paths: list[str] = []
+        for key in sorted(set(before) | set(after)):
+            sub = f"{prefix}.{key}" if prefix else str(key)
+            if key not in before or key not in after:
+                paths.append(sub)
+            else:
+                paths.extend(changed_paths(before[key], after[key], sub))
+        return paths
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        return [
+            p
+            for i, (b, a) in enumerate(zip(before, after, strict=True))
+            for p in changed_paths(b, a, f"{prefix}[{i}]")
+        ]
+    return [] if before == after else [prefix or "(value)"]
+
+
+def compare(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[ResourceChange]:
+    """Resources added, changed (with their changed input paths) and deleted, matched by URN."""
+    old = {r["urn"]: r for r in before}
+    new = {r["urn"]: r for r in after}
+    changes = [
+        ResourceChange("add", u, new[u]["type"], new[u]["name"]) for u in sorted(new.keys() - old.keys())
+    ]
+    for urn in sorted(new.keys() & old.keys()):
+        paths = changed_paths(old[urn]["inputs"], new[urn]["inputs"])
+        if paths:
+            changes.append(ResourceChange("change", urn, new[urn]["type"], new[urn]["name"], paths))
+    changes += [
+        ResourceChange("delete", u, old[u]["type"], old[u]["name"]) for u in sorted(old.keys() - new.keys())
+    ]
+    return changes
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
+
+
+def _side(config: StackConfig, plan: Plan | None = None) -> Side:
+    gpus = plan.gpus() if plan is not None else _gpus(config)
+    return Side(gpus_min=gpus[0], gpus_max=gpus[1], cost=_cost(config))
+
+
+def _gpus(config: StackConfig) -> tuple[int, int]:
+    if not config.uses_gpu:
+        return 0, 0
+    per, a = config.serving.gpus_per_replica, config.autoscaling
+    if a.enabled:
+        return per * a.min_replicas, per * a.max_replicas
+    return per * config.serving.replicas, per * config.serving.replicas
+
+
+def _cost(config: StackConfig) -> dict[str, Any] | None:
+    try:
+        from inferstack.cost import estimate_cost
+    except ImportError:  # pragma: no cover - the price table ships with the package
+        return None
+    estimate = estimate_cost(config)
+    return asdict(estimate) if estimate is not None else None  # type: ignore[call-overload]
+
+
+def _findings(plan: Plan) -> list[dict[str, Any]]:
+    try:
+        from inferstack.policy_check import check_policies
+    except ImportError:  # pragma: no cover - the policy pack ships with the package
+        return []
+    return [asdict(f) for f in check_policies(plan)]  # type: ignore[call-overload]
+
+
+def base_resources(
+    root: Path, ref: str, stack: str, stack_file: Path
+) -> tuple[list[dict[str, Any]], StackConfig | None] | None:
+    """The stack planned by REF's own code in a temporary worktree; None when REF has no such stack file."""
+    if _git(root, "rev-parse", "--is-inside-work-tree").returncode != 0:
+        raise DiffError(f"{root} is not a git repository: --base needs one")
+    if _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").returncode != 0:
+        raise DiffError(
+            f"--base {ref}: no such commit, branch or tag (fetch it first: git fetch origin {ref})"
+        )
+    rel = stack_file.resolve().relative_to(root.resolve()).as_posix()
+    if _git(root, "cat-file", "-e", f"{ref}:{rel}").returncode != 0:
+        return None
+    with tempfile.TemporaryDirectory(prefix="inferstack-diff-") as tmp:
+        tree, out = Path(tmp) / "tree", Path(tmp) / "plan"
+        added = _git(root, "worktree", "add", "--detach", "--quiet", str(tree), ref)
+        if added.returncode != 0:
+            raise DiffError(f"cannot check out {ref}: {added.stderr.strip()}")
+        try:
+            env = {**os.environ, "PYTHONPATH": str(tree)}
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "inferstack.cli",
+                    "plan",
+                    stack,
+                    "--stack-file",
+                    str(tree / rel),
+                    "--out",
+                    str(out),
+                ],
+                cwd=tree,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode != 0:
+                raise DiffError(f"planning {stack} at {ref} failed:\n{done.stderr.strip()}")
+            resources = json.loads((out / "resources.json").read_text(encoding="utf-8"))
+            try:
+                config: StackConfig | None = load_stack_file(tree / rel)
+            except ConfigError:
+                config = None  # the base's stack file predates today's schema: no GPU/cost comparison
+        finally:
+            _git(root, "worktree", "remove", "--force", str(tree))
+    return resources, config
+
+
+def diff_stack(root: Path, stack: str, stack_file: Path, base: str) -> StackDiff:
+    """Plan the stack in the working tree and at `base`, and compare."""
+    based = base_resources(root, base, stack, stack_file)
+    after_plan = plan_stack(load_stack_file(stack_file), stack) if stack_file.is_file() else None
+    before_rows, before_config = based if based is not None else ([], None)
+    after_rows = after_plan.resources() if after_plan is not None else []
+    return StackDiff(
+        stack=stack,
+        base=base,
+        changes=compare(before_rows, after_rows),
+        before=_side(before_config) if before_config is not None else None,
+        after=_side(after_plan.config, after_plan) if after_plan is not None else None,
+        findings=_findings(after_plan) if after_plan is not None else [],
+    )
+
+
+def render_markdown(d: StackDiff) -> str:
+    n = d.counts()
+    lines = [
+        f"### `{d.stack}` against `{d.base}`: {n['add']} to add, {n['change']} to change, {n['delete']} to delete",
+        "",
+    ]
+    lines += _capacity_lines(d)
+    if d.changes:
+        lines += ["", "| | resource | type | changed inputs |", "|---|---|---|---|"]
+        mark = {"add": "+", "change": "~", "delete": "-"}
+        for c in d.changes:
+            shown = ", ".join(f"`{p}`" for p in c.paths[:MAX_PATHS])
+            if len(c.paths) > MAX_PATHS:
+                shown += f" and {len(c.paths) - MAX_PATHS} more"
+            lines.append(f"| {mark[c.action]} | `{c.name}` | `{c.type}` | {shown} |")
+    else:
+        lines += ["", "No resource changes."]
+    if d.findings:
+        lines += ["", "Policy findings (working tree):", ""]
+        for f in d.findings:
+            level = "mandatory" if f.get("mandatory") else "advisory"
+            lines.append(f"- **{f.get('policy')}** ({level}) `{f.get('resource')}`: {f.get('message')}")
+    return "\n".join(lines) + "\n"
+
+
+def _capacity_lines(d: StackDiff) -> list[str]:
+    def gpus(s: Side | None) -> str:
+        return "none" if s is None else f"{s.gpus_min} to {s.gpus_max}"
+
+    def cost(s: Side | None) -> str:
+        if s is None or not s.cost:
+            return "n/a"
+        c = s.cost
+        if c.get("per_hour_max") is None:
+            return f"{c['gpu_hours_per_day_min']} to {c['gpu_hours_per_day_max']} GPU-hours/day"
+        return (
+            f"${c['per_hour_min']:.2f} to ${c['per_hour_max']:.2f}/h "
+            f"(${c['per_month_min']:,.0f} to ${c['per_month_max']:,.0f}/month)"
+        )
+
+    return [
+        f"- GPUs (min-max replicas): {gpus(d.before)} -> {gpus(d.after)}",
+        f"- estimated GPU cost: {cost(d.before)} -> {cost(d.after)}",
+    ]

@@ -1,0 +1,106 @@
+"""`inferstack diff`: a stack file edited in a temporary git repository shows exactly the resources it
+changes and the GPU/cost delta; the comparison functions on their own."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from inferstack.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from inferstack.diff import changed_paths, compare
+
+ROOT = Path(__file__).resolve().parents[1]
+#: What the REF side needs to plan a stack with its own code.
+PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "pyproject.toml", "components", "inferstack", "stacks")
+
+
+def test_changed_paths_name_the_leaves_that_differ() -> None:
+    before = {"spec": {"replicas": 1, "ports": [{"port": 80}, {"port": 443}], "gone": 1}, "same": "x"}
+    after = {"spec": {"replicas": 2, "ports": [{"port": 80}, {"port": 8443}], "new": 1}, "same": "x"}
+    assert changed_paths(before, after) == ["spec.gone", "spec.new", "spec.ports[1].port", "spec.replicas"]
+    assert changed_paths({"a": [1, 2]}, {"a": [1, 2, 3]}) == ["a"]  # a list of another length: whole
+    assert changed_paths({"k": "[secret]"}, {"k": "[secret]"}) == []
+
+
+def test_compare_matches_by_urn() -> None:
+    row = {"urn": "u1", "type": "t", "name": "a", "inputs": {"x": 1}}
+    changes = compare(
+        [row, {"urn": "u2", "type": "t", "name": "b", "inputs": {}}],
+        [{**row, "inputs": {"x": 2}}, {"urn": "u3", "type": "t", "name": "c", "inputs": {}}],
+    )
+    assert [(c.action, c.name, c.paths) for c in changes] == [
+        ("add", "c", []),
+        ("change", "a", ["x"]),
+        ("delete", "b", []),
+    ]
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A git repository holding this project's code and stack files, committed as `base`."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in PROJECT_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, repo / name)
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "-c", "user.email=t@example.com", "-c", "user.name=t", "add", "-A")
+    _git(repo, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "base")
+    _git(repo, "tag", "base")
+    monkeypatch.chdir(repo)
+    return repo
+
+
+def test_an_edited_stack_file_reports_exactly_the_changed_resources_and_the_cost_delta(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack_file = repo / "stacks" / "Pulumi.dev-gcp.yaml"
+    text = stack_file.read_text()
+    assert "    max_replicas: 2\n" in text
+    stack_file.write_text(text.replace("    max_replicas: 2\n", "    max_replicas: 4\n"))
+
+    assert main(["diff", "dev-gcp", "--base", "base", "--format", "json"]) == EXIT_OK
+    report = json.loads(capsys.readouterr().out)
+    [stack] = report["stacks"]
+    changed = {(c["action"], c["name"]): c["paths"] for c in stack["changes"]}
+    # The ceiling moves in two places: KEDA's maxReplicaCount and the GPU pool's node ceiling.
+    assert changed == {
+        ("change", "llm-scaledobject"): ["spec.maxReplicaCount"],
+        ("change", "llm-pool"): ["autoscaling.totalMaxNodeCount"],
+    }
+    assert stack["counts"] == {"add": 0, "change": 2, "delete": 0}
+    before, after = stack["before"], stack["after"]
+    assert (before["gpus_max"], after["gpus_max"]) == (2, 4)
+    assert after["cost"]["per_hour_max"] == pytest.approx(2 * before["cost"]["per_hour_max"])
+    assert after["cost"]["per_hour_min"] == before["cost"]["per_hour_min"] == 0
+
+    assert main(["diff", "dev-gcp", "--base", "base"]) == EXIT_OK
+    markdown = capsys.readouterr().out
+    assert "0 to add, 2 to change, 0 to delete" in markdown
+    assert "`llm-pool`" in markdown and "`autoscaling.totalMaxNodeCount`" in markdown
+    assert "GPUs (min-max replicas): 0 to 2 -> 0 to 4" in markdown
+    assert "estimated GPU cost: $0.00 to $" in markdown
+
+
+def test_a_new_stack_file_is_all_additions(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copy2(repo / "stacks" / "Pulumi.local.yaml", repo / "stacks" / "Pulumi.extra.yaml")
+    assert main(["diff", "extra", "--base", "base", "--format", "json"]) == EXIT_OK
+    [stack] = json.loads(capsys.readouterr().out)["stacks"]
+    assert stack["before"] is None and stack["counts"]["change"] == stack["counts"]["delete"] == 0
+    assert stack["counts"]["add"] > 10
+
+
+def test_an_unknown_base_is_a_clear_error(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diff", "local", "--base", "no-such-ref"]) == EXIT_BAD_INPUT
+    assert "--base no-such-ref: no such commit" in capsys.readouterr().err
