@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from inferstack.cost import estimate_cost
 from inferstack.recording import SECRET_PLACEHOLDER, RecordedResource, Recording, run_program
 from stacks.config import StackConfig
 
@@ -137,6 +138,7 @@ class Plan:
             )
         else:
             lines.append("- GPUs: none (CPU engine)")
+        lines.append(estimate_cost(cfg).summary_line())
         lines += [
             f"- endpoint: https://{cfg.gateway.hostname}/v1 (OpenAI-compatible, API keys required)",
             f"- TLS: {cfg.tls.mode.value}; load balancer: {_load_balancer(cfg)}",

@@ -1,0 +1,288 @@
+"""The GPU price table and the per-stack cost estimate."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.choices import CapacityType
+from components.clusters.gcp.gpu_machines import GCP_GPU_MACHINES
+from inferstack.cost import (
+    HOURS_PER_MONTH,
+    PriceTable,
+    PriceTableError,
+    aws_family,
+    cpu_cores,
+    estimate_cost,
+    gcp_family,
+    load_price_table,
+    parse_price_table,
+)
+from inferstack.plan import plan_stack
+from stacks.config import Platform, StackConfig, load_stack_file, parse_stack_config
+from stacks.config_aws import AWS_GPU_FAMILIES
+from tests.test_config import minimal
+from tests.test_config_aws import aws_stack
+from tests.test_config_gcp import gcp_stack
+
+ROOT = Path(__file__).resolve().parents[1]
+STACK_FILES = sorted((ROOT / "stacks").glob("Pulumi.*.yaml"))
+TABLE = load_price_table()
+
+
+def raw_table() -> dict[str, Any]:
+    text = (ROOT / "inferstack" / "prices.yaml").read_text(encoding="utf-8")
+    return copy.deepcopy(yaml.safe_load(text))
+
+
+def aws_price(instance_type: str) -> float:
+    return TABLE.aws.machines[instance_type].on_demand_per_hour
+
+
+# --- the table ------------------------------------------------------------------------------------
+
+
+def test_every_gcp_machine_type_has_a_price_for_its_gpu() -> None:
+    missing = sorted(set(GCP_GPU_MACHINES) - set(TABLE.gcp.machines))
+    assert not missing, f"no price for GCP machine types: {', '.join(missing)}"
+    for name, spec in GCP_GPU_MACHINES.items():
+        priced = TABLE.gcp.machines[name]
+        assert (priced.gpu, priced.gpus) == (spec.gpu, spec.count), name
+
+
+def test_every_aws_family_has_a_priced_instance_with_its_gpu() -> None:
+    priced_families = {aws_family(t) for t in TABLE.aws.machines}
+    missing = sorted(set(AWS_GPU_FAMILIES) - priced_families)
+    assert not missing, f"no price for AWS instance families: {', '.join(missing)}"
+    for name, machine in TABLE.aws.machines.items():
+        assert aws_family(name) in AWS_GPU_FAMILIES, f"{name}: not a family the stack schema knows"
+        assert machine.gpu is AWS_GPU_FAMILIES[aws_family(name)], name
+
+
+def test_every_price_and_discount_names_its_source_and_date() -> None:
+    for prices in (TABLE.aws, TABLE.gcp):
+        sources = [(m.source, m.date) for m in prices.machines.values()]
+        sources += [(d.source, d.date) for d in prices.spot_discounts.values()]
+        for source, date in sources:
+            assert source.startswith("https://")
+            assert date.year >= 2025
+    raw = raw_table()
+    for cloud in ("aws", "gcp"):
+        for section in ("machines", "spot_discounts"):
+            for name, fields in raw[cloud][section].items():
+                assert {"source", "date"} <= set(fields), f"{cloud}.{section}.{name}"
+
+
+def test_every_family_in_the_table_has_a_spot_discount() -> None:
+    assert {aws_family(t) for t in TABLE.aws.machines} <= set(TABLE.aws.spot_discounts)
+    assert {gcp_family(m) for m in TABLE.gcp.machines} <= set(TABLE.gcp.spot_discounts)
+
+
+def test_a_missing_source_is_an_error_naming_the_entry() -> None:
+    raw = raw_table()
+    del raw["aws"]["machines"]["g6.xlarge"]["source"]
+    with pytest.raises(PriceTableError, match=r"aws\.machines\.g6\.xlarge\.source"):
+        parse_price_table(raw)
+
+
+def test_an_unknown_key_or_a_bad_gpu_is_rejected() -> None:
+    raw = raw_table()
+    raw["gcp"]["machines"]["g2-standard-8"]["spot"] = 0.3
+    raw["aws"]["machines"]["g5.xlarge"]["gpu"] = "nvidia-a10"
+    with pytest.raises(PriceTableError) as caught:
+        parse_price_table(raw)
+    assert "gcp.machines.g2-standard-8.spot" in str(caught.value)
+    assert "aws.machines.g5.xlarge.gpu" in str(caught.value)
+
+
+def test_a_family_without_spot_discount_is_an_error() -> None:
+    raw = raw_table()
+    del raw["gcp"]["spot_discounts"]["a3"]
+    with pytest.raises(PriceTableError, match=r"gcp\.machines\.a3-highgpu-8g: no spot_discounts entry"):
+        parse_price_table(raw)
+
+
+@pytest.mark.parametrize(("quantity", "cores"), [("4", 4.0), ("500m", 0.5), ("1.5", 1.5), ("7", 7.0)])
+def test_cpu_quantities(quantity: str, cores: float) -> None:
+    assert cpu_cores(quantity) == cores
+
+
+# --- the estimate ---------------------------------------------------------------------------------
+
+
+SMALL = {"gpu_type": "nvidia-l4", "cpu": "3", "memory": "12Gi"}  # fits g6.xlarge (4 vCPU, 16 GiB)
+
+
+def config(values: dict[str, Any]) -> StackConfig:
+    return parse_stack_config(values)
+
+
+def test_aws_on_demand_picks_the_cheapest_fitting_g6_and_multiplies_by_replicas() -> None:
+    cost = estimate_cost(config(aws_stack(serving=SMALL, autoscaling={"min_replicas": 1, "max_replicas": 3})))
+    assert cost.machine == "g6.xlarge"
+    assert cost.capacity is CapacityType.ON_DEMAND
+    price = aws_price("g6.xlarge")
+    assert cost.per_hour_min == pytest.approx(price)
+    assert cost.per_hour_max == pytest.approx(3 * price)
+    assert cost.per_month_max == pytest.approx(3 * price * HOURS_PER_MONTH)
+    assert (cost.gpu_hours_per_day_min, cost.gpu_hours_per_day_max) == (24, 72)
+    assert cost.source == TABLE.aws.machines["g6.xlarge"].source
+    assert cost.date == TABLE.aws.machines["g6.xlarge"].date
+
+
+def test_spot_first_is_cheaper_than_on_demand_and_uses_the_family_discount() -> None:
+    spot = estimate_cost(
+        config(aws_stack(aws={"region": "eu-west-1", "gpu_nodes": {"capacity_types": ["spot", "on-demand"]}}))
+    )
+    on_demand = estimate_cost(
+        config(aws_stack(aws={"region": "eu-west-1", "gpu_nodes": {"capacity_types": ["on-demand", "spot"]}}))
+    )
+    assert spot.capacity is CapacityType.SPOT and on_demand.capacity is CapacityType.ON_DEMAND
+    assert spot.per_hour_max is not None and on_demand.per_hour_max is not None
+    assert spot.per_hour_max < on_demand.per_hour_max
+    discount = TABLE.aws.spot_discounts["g6"].discount
+    assert spot.per_hour_max == pytest.approx(on_demand.per_hour_max * (1 - discount))
+
+
+def test_gcp_spot_is_cheaper_than_on_demand() -> None:
+    on_demand = estimate_cost(config(gcp_stack()))
+    spot = estimate_cost(
+        config(
+            gcp_stack(
+                gcp={
+                    "project": "acme-inference",
+                    "region": "europe-west4",
+                    "gpu_nodes": {"capacity_type": "spot"},
+                }
+            )
+        )
+    )
+    assert on_demand.per_hour_max is not None and spot.per_hour_max is not None
+    assert spot.per_hour_max < on_demand.per_hour_max
+    assert on_demand.machine == spot.machine == "g2-standard-8"
+
+
+def test_gcp_uses_the_configured_machine_type() -> None:
+    cost = estimate_cost(config(gcp_stack(autoscaling={"min_replicas": 2, "max_replicas": 5})))
+    price = TABLE.gcp.machines["g2-standard-8"].on_demand_per_hour
+    assert (cost.machine, cost.region) == ("g2-standard-8", TABLE.gcp.region)
+    assert cost.per_hour_min == pytest.approx(2 * price)
+    assert cost.per_month_max == pytest.approx(5 * price * HOURS_PER_MONTH)
+
+
+def test_min_replicas_zero_costs_nothing_at_min() -> None:
+    cost = estimate_cost(config(aws_stack(autoscaling={"min_replicas": 0, "max_replicas": 2})))
+    assert (cost.per_hour_min, cost.per_month_min, cost.gpu_hours_per_day_min) == (0, 0, 0)
+    assert cost.per_hour_max is not None and cost.per_hour_max > 0
+
+
+def test_fixed_replicas_give_the_same_cost_at_min_and_max() -> None:
+    cost = estimate_cost(config(aws_stack(autoscaling={"enabled": False}, serving={**SMALL, "replicas": 3})))
+    assert cost.per_hour_min == cost.per_hour_max == pytest.approx(3 * aws_price("g6.xlarge"))
+
+
+def test_the_chooser_needs_enough_gpus_per_replica() -> None:
+    cost = estimate_cost(config(aws_stack(serving={"gpu_type": "nvidia-l4", "gpus_per_replica": 2})))
+    assert cost.machine == "g6.12xlarge"  # the cheapest g6 with >= 2 GPUs (4 x L4)
+    assert cost.gpu_hours_per_day_max == 2 * 4 * 24
+
+
+def test_the_chooser_needs_enough_cpu_and_memory() -> None:
+    more_cpu = estimate_cost(
+        config(aws_stack(serving={"gpu_type": "nvidia-l4", "cpu": "6", "memory": "16Gi"}))
+    )
+    assert more_cpu.machine == "g6.2xlarge"  # 8 vCPU; g6.xlarge has 4
+    more_ram = estimate_cost(config(aws_stack(serving={**SMALL, "memory": "20Gi"})))
+    assert more_ram.machine == "g6.2xlarge"  # 32 GiB; g6.xlarge has 16
+    more_memory = estimate_cost(
+        config(
+            aws_stack(
+                aws={"region": "eu-west-1", "gpu_nodes": {"instance_families": ["g6", "gr6"]}},
+                serving={"gpu_type": "nvidia-l4", "cpu": "8", "memory": "100Gi"},
+            )
+        )
+    )
+    # 100 GiB: g6.8xlarge (128 GiB) or gr6.4xlarge (128 GiB, fewer vCPUs, cheaper)
+    assert more_memory.machine == "gr6.4xlarge"
+    assert aws_price("gr6.4xlarge") < aws_price("g6.8xlarge")
+
+
+def test_a_replica_that_fits_no_priced_instance_gets_a_message_not_a_traceback() -> None:
+    cost = estimate_cost(config(aws_stack(serving={"gpu_type": "nvidia-l4", "cpu": "500"})))
+    assert cost.per_hour_min is None and cost.per_hour_max is None
+    assert cost.problem is not None and cost.problem.startswith("no price for instance families g6")
+    assert "no price for" in cost.summary_line()
+
+
+def test_families_without_any_price_get_a_message() -> None:
+    table = PriceTable.model_validate(
+        {
+            "aws": {
+                **TABLE.aws.model_dump(),
+                "machines": {
+                    t: m for t, m in TABLE.aws.model_dump()["machines"].items() if aws_family(t) != "g6"
+                },
+            },
+            "gcp": TABLE.gcp.model_dump(),
+        }
+    )
+    cost = estimate_cost(config(aws_stack()), table)
+    assert cost.problem == "no price for instance families g6 in the price table"
+    assert cost.per_month_max is None
+
+
+def test_managed_node_groups_are_priced_from_their_instance_types() -> None:
+    cost = estimate_cost(
+        config(
+            aws_stack(
+                aws={
+                    "region": "eu-west-1",
+                    "gpu_nodes": {
+                        "provisioner": "managed_node_group",
+                        "managed_instance_types": ["g6.2xlarge", "g6.4xlarge"],
+                    },
+                }
+            )
+        )
+    )
+    assert cost.machine == "g6.2xlarge"
+
+
+def test_on_prem_gets_gpu_hours_and_no_money() -> None:
+    cost = estimate_cost(config(minimal(autoscaling={"min_replicas": 1, "max_replicas": 4})))
+    assert cost.platform is Platform.ONPREM
+    assert (cost.gpu_hours_per_day_min, cost.gpu_hours_per_day_max) == (24, 96)
+    assert cost.per_hour_min is None and cost.per_month_max is None and cost.machine is None
+    assert cost.summary_line() == "- cost: GPU-hours only (on-prem): 24/day at min, 96/day at max"
+
+
+def test_the_cpu_engine_uses_no_gpus() -> None:
+    cost = estimate_cost(
+        config(minimal(serving={"image": "registry.example/model-cpu:1.0", "engine": "transformers"}))
+    )
+    assert (cost.gpus_per_replica, cost.gpu_hours_per_day_max) == (0, 0)
+    assert cost.per_hour_max is None
+    assert "CPU engine" in cost.summary_line()
+
+
+@pytest.mark.parametrize("path", STACK_FILES, ids=lambda p: p.name)
+def test_every_repository_stack_gets_an_estimate(path: Path) -> None:
+    cfg = load_stack_file(path)
+    cost = estimate_cost(cfg)
+    assert cost.problem is None, cost.problem
+    if cfg.platform is not Platform.ONPREM and cfg.uses_gpu:
+        assert cost.machine and cost.per_hour_max is not None and cost.per_hour_max > 0
+        assert cost.per_month_max == pytest.approx(cost.per_hour_max * HOURS_PER_MONTH)
+
+
+def test_the_dev_aws_plan_summary_has_the_cost_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    cfg = load_stack_file(ROOT / "stacks" / "Pulumi.dev-aws.yaml")
+    summary = plan_stack(cfg, "dev-aws").summary()
+    line = next(line for line in summary.splitlines() if line.startswith("- cost (GPU nodes): $"))
+    assert "at min_replicas" in line and "at max_replicas" in line
+    assert "on g6." in line and "spot price" in line
