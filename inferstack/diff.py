@@ -124,7 +124,7 @@ def _cost(config: StackConfig) -> dict[str, Any] | None:
     except ImportError:  # pragma: no cover - the price table ships with the package
         return None
     estimate = estimate_cost(config)
-    return asdict(estimate) if estimate is not None else None  # type: ignore[call-overload]
+    return asdict(estimate) if estimate is not None else None
 
 
 def _findings(plan: Plan) -> list[dict[str, Any]]:
@@ -132,7 +132,7 @@ def _findings(plan: Plan) -> list[dict[str, Any]]:
         from inferstack.policy_check import check_policies
     except ImportError:  # pragma: no cover - the policy pack ships with the package
         return []
-    return [asdict(f) for f in check_policies(plan)]  # type: ignore[call-overload]
+    return [asdict(f) for f in check_policies(plan)]
 
 
 def base_resources(
