@@ -16,8 +16,10 @@ from components._common import (
     HelmChart,
 )
 from inferstack.plan import Plan
+from inferstack.policy_check import PolicyFinding, check_policies, finding_text, policy_inputs
 from inferstack.validate import (
     CHECKOV_SKIPS,
+    CheckOutcome,
     Finding,
     HelmValues,
     ValidationReport,
@@ -60,8 +62,13 @@ def check_plan(
     checkov_path: str | None = None,
     run_checkov: bool = True,
     require_checkov: bool = True,
+    policy_findings: list[PolicyFinding] | None = None,
 ) -> ValidationReport:
-    """Validate one plan. With `require_checkov`, a missing checkov is a finding, not just a note."""
+    """Validate one plan. With `require_checkov`, a missing checkov is a finding, not just a note.
+
+    The policy pack's rules run too (or `policy_findings`, when the caller already ran them): mandatory
+    findings for the stack's tier fail the check under "policy"; advisory ones are not report findings.
+    """
     releases = []
     for release in plan.helm_releases():
         chart = PINNED_CHARTS.get(release.chart)
@@ -89,4 +96,18 @@ def check_plan(
                 "(--skip-checkov to go without)",
             )
         )
+    if policy_findings is None:
+        policy_findings = check_policies(plan)
+    report.add(
+        "policy",
+        CheckOutcome(
+            findings=[
+                Finding(check="policy", resource=f.resource, message=finding_text(f), rule=f.policy)
+                for f in policy_findings
+                if f.mandatory
+            ],
+            notes=[],
+            validated=len(policy_inputs(plan)),
+        ),
+    )
     return report

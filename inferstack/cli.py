@@ -93,11 +93,13 @@ def _env_dir(flag: str | None, variable: str) -> Path | None:
 def cmd_check(args: argparse.Namespace) -> int:
     from inferstack.check import check_plan
     from inferstack.plan import plan_stack
+    from inferstack.policy_check import check_policies, render_policies
 
     name, config = _load(args)
     plan = plan_stack(config, name)
     out = Path(args.out) if args.out else _default_out(name)
     plan.write(out)
+    policy_findings = check_policies(plan)
     report = check_plan(
         plan,
         crd_dir=_env_dir(args.crd_dir, "INFERSTACK_CRD_DIR"),
@@ -105,7 +107,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         checkov_path=args.checkov,
         require_checkov=not args.skip_checkov,
         run_checkov=not args.skip_checkov,
+        policy_findings=policy_findings,
     )
+    print(render_policies(policy_findings, str(config.tier.value)))
     print(report.render())
     return EXIT_OK if report.ok else EXIT_FINDINGS
 

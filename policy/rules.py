@@ -1,0 +1,615 @@
+"""InferStack's policies as pure functions: the CrossGuard pack (`__main__.py`) and `inferstack check` share them.
+
+Every validate function takes what pulumi-policy hands a policy: a resource's type token and its props
+(camelCase Pulumi inputs, the same shape as a recorded resource's inputs), or, for stack policies, the list
+of (type, props) of every resource. It returns violation messages, each naming the resource and the fix.
+
+This module imports nothing outside the standard library: the pack's own virtualenv holds only pulumi and
+pulumi-policy.
+
+Enforcement by tier: prod makes every policy mandatory. Dev keeps the security and correctness policies
+mandatory (`mandatory_in_dev`) and makes the reliability and reproducibility ones advisory: a dev stack
+may run a tag-pinned image, one replica without a PDB, or a short drain.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+Props = Mapping[str, Any]
+ResourceValidate = Callable[[str, Props], list[str]]
+StackValidate = Callable[[Sequence[tuple[str, Props]]], list[str]]
+
+OPEN_CIDRS = frozenset({"0.0.0.0/0", "::/0"})
+GPU = "nvidia.com/gpu"
+DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+DEFAULT_GRACE_SECONDS = 30  # Kubernetes' default terminationGracePeriodSeconds
+KEDA_DEFAULT_MAX_REPLICAS = 100
+
+WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"})
+SERVING_KINDS = frozenset({"Deployment", "StatefulSet"})
+
+
+# --- helpers -------------------------------------------------------------------------------------------
+
+
+def _dict(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else []
+
+
+def k8s_kind(type_token: str, props: Props) -> str | None:
+    """The Kubernetes kind of a resource that is one Kubernetes object; None for anything else."""
+    if not type_token.startswith("kubernetes:") or type_token.startswith("kubernetes:helm.sh/"):
+        return None
+    return str(props.get("kind") or type_token.rsplit(":", 1)[-1])
+
+
+def object_id(type_token: str, props: Props) -> str:
+    """`Kind/namespace/name` of a Kubernetes object, as `inferstack check` names it."""
+    metadata = _dict(props.get("metadata"))
+    kind = k8s_kind(type_token, props) or type_token
+    name = metadata.get("name") or "?"
+    namespace = metadata.get("namespace")
+    return f"{kind}/{namespace}/{name}" if namespace else f"{kind}/{name}"
+
+
+def _namespace(props: Props) -> str | None:
+    return _dict(props.get("metadata")).get("namespace")
+
+
+def _name(props: Props) -> str | None:
+    return _dict(props.get("metadata")).get("name")
+
+
+def pod_spec(kind: str | None, props: Props) -> Mapping[str, Any] | None:
+    """The pod spec inside a workload object, or None when the object holds none."""
+    if kind not in WORKLOAD_KINDS:
+        return None
+    spec = _dict(props.get("spec"))
+    if kind == "CronJob":
+        spec = _dict(_dict(spec.get("jobTemplate")).get("spec"))
+    return _dict(_dict(spec.get("template")).get("spec"))
+
+
+def _containers(spec: Mapping[str, Any], *, init: bool = True) -> list[Mapping[str, Any]]:
+    keys = ("initContainers", "containers") if init else ("containers",)
+    return [_dict(c) for key in keys for c in _list(spec.get(key))]
+
+
+def _labels_match(selector: Mapping[str, Any], labels: Mapping[str, Any]) -> bool:
+    """A label selector (matchLabels and matchExpressions) against a label set; an empty selector matches none."""
+    match_labels = _dict(selector.get("matchLabels"))
+    expressions = [_dict(e) for e in _list(selector.get("matchExpressions"))]
+    if not match_labels and not expressions:
+        return False
+    if any(labels.get(k) != v for k, v in match_labels.items()):
+        return False
+    for expr in expressions:
+        key, op, values = expr.get("key"), expr.get("operator"), _list(expr.get("values"))
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and labels.get(key) in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def _as_int(value: Any) -> int | None:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+# --- resource policies ---------------------------------------------------------------------------------
+
+
+def serving_pods_restricted(type_token: str, props: Props) -> list[str]:
+    """Pod Security "restricted": non-root, no privilege escalation, drop ALL, seccomp RuntimeDefault."""
+    kind = k8s_kind(type_token, props)
+    spec = pod_spec(kind, props)
+    if spec is None:
+        return []
+    who = object_id(type_token, props)
+    pod_sc = _dict(spec.get("securityContext"))
+    problems: list[str] = []
+    for flag in ("hostNetwork", "hostPID", "hostIPC"):
+        if spec.get(flag) is True:
+            problems.append(
+                f"{who}: {flag} is true; remove it (Pod Security restricted forbids host namespaces)"
+            )
+    for c in _containers(spec):
+        name = c.get("name") or "?"
+        sc = _dict(c.get("securityContext"))
+        where = f"{who} container {name}"
+        non_root = sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))
+        if non_root is not True:
+            problems.append(f"{where}: set securityContext.runAsNonRoot: true (pod or container)")
+        if sc.get("runAsUser", pod_sc.get("runAsUser")) == 0:
+            problems.append(f"{where}: runAsUser is 0 (root); run as a non-zero uid")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{where}: set securityContext.allowPrivilegeEscalation: false")
+        if sc.get("privileged") is True:
+            problems.append(f"{where}: securityContext.privileged is true; remove it")
+        drop = [str(d) for d in _list(_dict(sc.get("capabilities")).get("drop"))]
+        if "ALL" not in drop:
+            problems.append(f"{where}: set securityContext.capabilities.drop: [ALL]")
+        seccomp = _dict(sc.get("seccompProfile")) or _dict(pod_sc.get("seccompProfile"))
+        if seccomp.get("type") not in ("RuntimeDefault", "Localhost"):
+            problems.append(
+                f"{where}: set securityContext.seccompProfile.type: RuntimeDefault (pod or container)"
+            )
+    return problems
+
+
+def gpu_requests_equal_limits(type_token: str, props: Props) -> list[str]:
+    """nvidia.com/gpu: the request equals the limit wherever either is set (GPUs cannot be overcommitted)."""
+    spec = pod_spec(k8s_kind(type_token, props), props)
+    if spec is None:
+        return []
+    problems = []
+    for c in _containers(spec):
+        resources = _dict(c.get("resources"))
+        request = _dict(resources.get("requests")).get(GPU)
+        limit = _dict(resources.get("limits")).get(GPU)
+        if request is None and limit is None:
+            continue
+        where = f"{object_id(type_token, props)} container {c.get('name') or '?'}"
+        if limit is None:
+            problems.append(f"{where}: requests {GPU}={request} without a limit; set limits.{GPU}: {request}")
+        elif request is not None and str(request) != str(limit):
+            problems.append(
+                f"{where}: requests {GPU}={request} but limits {GPU}={limit}; make them equal (GPUs are whole devices)"
+            )
+    return problems
+
+
+def images_pinned_by_digest(type_token: str, props: Props) -> list[str]:
+    """Every container image names an immutable digest (image@sha256:...)."""
+    spec = pod_spec(k8s_kind(type_token, props), props)
+    if spec is None:
+        return []
+    return [
+        f"{object_id(type_token, props)} container {c.get('name') or '?'}: image {c.get('image')!r} is not pinned; "
+        "append its digest (image:tag@sha256:<64 hex>, from `docker buildx imagetools inspect`)"
+        for c in _containers(spec)
+        if not DIGEST.search(str(c.get("image") or ""))
+    ]
+
+
+def _pre_stop_seconds(container: Mapping[str, Any]) -> int | None:
+    lifecycle = _dict(container.get("lifecycle"))
+    pre_stop = _dict(lifecycle.get("preStop") or lifecycle.get("pre_stop"))
+    if not pre_stop:
+        return None
+    sleep = _dict(pre_stop.get("sleep"))
+    if sleep:
+        return _as_int(sleep.get("seconds"))
+    command = " ".join(str(part) for part in _list(_dict(pre_stop.get("exec")).get("command")))
+    found = re.search(r"\bsleep\s+(\d+)", command)
+    return int(found.group(1)) if found else 0
+
+
+def _drain_seconds(container: Mapping[str, Any]) -> int:
+    """The engine's drain after SIGTERM: the launcher's SHUTDOWN_TIMEOUT (components/model_server.py)."""
+    for env in _list(container.get("env")):
+        env = _dict(env)
+        if env.get("name") == "SHUTDOWN_TIMEOUT":
+            return _as_int(env.get("value")) or 0
+    return 0
+
+
+def startup_probe_and_drain(type_token: str, props: Props) -> list[str]:
+    """Serving containers (those exposing a port) have a startupProbe and a preStop sleep, and
+    preStop + drain (SHUTDOWN_TIMEOUT) fit in terminationGracePeriodSeconds, so streams finish."""
+    kind = k8s_kind(type_token, props)
+    spec = pod_spec(kind, props)
+    if spec is None or kind not in SERVING_KINDS:
+        return []
+    grace = _as_int(spec.get("terminationGracePeriodSeconds"))
+    grace = DEFAULT_GRACE_SECONDS if grace is None else grace
+    problems = []
+    for c in _containers(spec, init=False):
+        if not _list(c.get("ports")):
+            continue  # not serving
+        where = f"{object_id(type_token, props)} container {c.get('name') or '?'}"
+        if not c.get("startupProbe"):
+            problems.append(
+                f"{where}: no startupProbe; add one on /health long enough for the model load "
+                "(failureThreshold x periodSeconds, e.g. 60 x 10 s)"
+            )
+        pre_stop = _pre_stop_seconds(c)
+        drain = _drain_seconds(c)
+        if pre_stop is None:
+            problems.append(
+                f"{where}: no preStop hook; add lifecycle.preStop.sleep (15-30 s) so the gateway stops routing "
+                "here before the engine drains"
+            )
+            pre_stop = 0
+        if pre_stop + drain > grace:
+            problems.append(
+                f"{where}: preStop {pre_stop} s + drain {drain} s (SHUTDOWN_TIMEOUT) exceed "
+                f"terminationGracePeriodSeconds {grace}; raise the grace period to at least {pre_stop + drain}"
+            )
+    return problems
+
+
+def cluster_endpoint_not_open(type_token: str, props: Props) -> list[str]:
+    """The Kubernetes API endpoint is private or allow-listed, never open to 0.0.0.0/0."""
+    if type_token == "aws:eks/cluster:Cluster":
+        who = f"EKS cluster {props.get('name') or '?'}"
+        vpc = _dict(props.get("vpcConfig"))
+        if vpc.get("endpointPublicAccess") is False:  # AWS's default is public access on
+            return []
+        cidrs = _list(vpc.get("publicAccessCidrs"))
+        if not cidrs:
+            return [
+                f"{who}: the public API endpoint is on with no publicAccessCidrs (AWS opens it to 0.0.0.0/0); "
+                "set vpcConfig.endpointPublicAccess false, or list your networks in publicAccessCidrs"
+            ]
+        if OPEN_CIDRS & {str(c) for c in cidrs}:
+            return [
+                f"{who}: vpcConfig.publicAccessCidrs includes 0.0.0.0/0; list your networks instead, "
+                "or turn endpointPublicAccess off"
+            ]
+        return []
+    if type_token == "gcp:container/cluster:Cluster":
+        who = f"GKE cluster {props.get('name') or '?'}"
+        if _dict(props.get("privateClusterConfig")).get("enablePrivateEndpoint") is True:
+            return []
+        authorized = props.get("masterAuthorizedNetworksConfig")
+        if not isinstance(authorized, Mapping):
+            return [
+                f"{who}: public control-plane endpoint with no masterAuthorizedNetworksConfig (open to everyone); "
+                "add authorized networks, or set privateClusterConfig.enablePrivateEndpoint true"
+            ]
+        blocks = {str(_dict(b).get("cidrBlock")) for b in _list(authorized.get("cidrBlocks"))}
+        if OPEN_CIDRS & blocks:
+            return [
+                f"{who}: masterAuthorizedNetworksConfig.cidrBlocks includes 0.0.0.0/0; list your networks instead, "
+                "or set privateClusterConfig.enablePrivateEndpoint true"
+            ]
+    return []
+
+
+# --- stack policies ------------------------------------------------------------------------------------
+
+_INTERNAL_LB_ANNOTATIONS = {
+    "service.beta.kubernetes.io/aws-load-balancer-scheme": {"internal"},
+    "service.beta.kubernetes.io/aws-load-balancer-internal": {"true", "0.0.0.0/0"},
+    "networking.gke.io/load-balancer-type": {"internal"},
+    "cloud.google.com/load-balancer-type": {"internal"},
+    "service.beta.kubernetes.io/azure-load-balancer-internal": {"true"},
+}
+
+
+def _is_public_load_balancer(service_spec: Mapping[str, Any], annotations: Mapping[str, Any]) -> bool:
+    """A LoadBalancer Service reachable from 0.0.0.0/0: not internal and no source ranges (or open ones)."""
+    if service_spec.get("type", "ClusterIP") != "LoadBalancer":
+        return False
+    for key, internal in _INTERNAL_LB_ANNOTATIONS.items():
+        if str(annotations.get(key, "")).lower() in internal:
+            return False
+    ranges = {str(r) for r in _list(service_spec.get("loadBalancerSourceRanges"))}
+    return not ranges or bool(ranges & OPEN_CIDRS)
+
+
+def _objects(resources: Sequence[tuple[str, Props]], kind: str) -> list[tuple[str, Props]]:
+    return [(t, p) for t, p in resources if k8s_kind(t, p) == kind]
+
+
+def _targets(policy: Props) -> list[Mapping[str, Any]]:
+    spec = _dict(policy.get("spec"))
+    return [_dict(t) for t in [*_list(spec.get("targetRefs")), spec.get("targetRef")] if t]
+
+
+def public_endpoint_needs_tls_and_api_keys(resources: Sequence[tuple[str, Props]]) -> list[str]:
+    """A Gateway reachable from 0.0.0.0/0 (through a public LoadBalancer) terminates TLS with a certificate,
+    serves nothing over plain HTTP but redirects, and every route it serves has an Envoy SecurityPolicy with
+    apiKeyAuth targeting the route or the Gateway. A public LoadBalancer Service that bypasses the gateway
+    (selects other pods) is a violation by itself: it has neither TLS nor keys."""
+    problems: list[str] = []
+    gateways = _objects(resources, "Gateway")
+    proxies = {(_namespace(p), _name(p)): p for _, p in _objects(resources, "EnvoyProxy")}
+    classes = {_name(p): p for _, p in _objects(resources, "GatewayClass")}
+
+    exposed: dict[tuple[str | None, str | None], str] = {}  # gateway -> how it is exposed
+
+    for type_token, svc in _objects(resources, "Service"):
+        spec = _dict(svc.get("spec"))
+        if not _is_public_load_balancer(spec, _dict(_dict(svc.get("metadata")).get("annotations"))):
+            continue
+        selector = _dict(spec.get("selector"))
+        who = object_id(type_token, svc)
+        owner = selector.get("gateway.envoyproxy.io/owning-gateway-name")
+        if owner is not None:
+            owner_ns = selector.get("gateway.envoyproxy.io/owning-gateway-namespace")
+            exposed[(owner_ns, owner)] = who
+        elif selector.get("app.kubernetes.io/name") == "envoy":
+            for _, gw in gateways:
+                exposed[(_namespace(gw), _name(gw))] = who
+        else:
+            problems.append(
+                f"{who}: a LoadBalancer Service open to 0.0.0.0/0 that bypasses the Gateway (no TLS, no API keys); "
+                "make it internal or ClusterIP, restrict loadBalancerSourceRanges, or route through the Gateway"
+            )
+
+    for _, gw in gateways:
+        spec = _dict(gw.get("spec"))
+        ref = _dict(_dict(spec.get("infrastructure")).get("parametersRef"))
+        proxy_key: tuple[str | None, str | None] | None = None
+        if ref.get("kind") == "EnvoyProxy":
+            proxy_key = (_namespace(gw), ref.get("name"))
+        else:
+            class_ref = _dict(_dict(classes.get(spec.get("gatewayClassName"))).get("spec")).get(
+                "parametersRef"
+            )
+            if _dict(class_ref).get("kind") == "EnvoyProxy":
+                proxy_key = (_dict(class_ref).get("namespace"), _dict(class_ref).get("name"))
+        proxy = proxies.get(proxy_key) if proxy_key else None
+        # Envoy Gateway's default is a LoadBalancer Service with no source ranges.
+        service = (
+            _dict(_dict(_dict(proxy.get("spec")).get("provider")).get("kubernetes")).get("envoyService")
+            if proxy is not None
+            else None
+        )
+        service = _dict(service) if service is not None else {}
+        service_spec = {"type": service.get("type", "LoadBalancer"), **service}
+        if _is_public_load_balancer(service_spec, _dict(service.get("annotations"))):
+            exposed.setdefault(
+                (_namespace(gw), _name(gw)),
+                f"EnvoyProxy {proxy_key[1] if proxy is not None and proxy_key else '(Envoy Gateway default)'}",
+            )
+
+    routes = _objects(resources, "HTTPRoute")
+    security = [p for _, p in _objects(resources, "SecurityPolicy") if _api_key_auth(p)]
+    for type_token, gw in gateways:
+        key = (_namespace(gw), _name(gw))
+        if key not in exposed:
+            continue
+        who = object_id(type_token, gw)
+        via = exposed[key]
+        listeners = [_dict(lst) for lst in _list(_dict(gw.get("spec")).get("listeners"))]
+        https = [
+            lst
+            for lst in listeners
+            if lst.get("protocol") == "HTTPS" and _list(_dict(lst.get("tls")).get("certificateRefs"))
+        ]
+        if not https:
+            problems.append(
+                f"{who}: reachable from 0.0.0.0/0 (via {via}) without an HTTPS listener holding a certificate; "
+                "add a listener with protocol HTTPS and tls.certificateRefs (cert-manager Certificate's Secret)"
+            )
+        plain = {lst.get("name") for lst in listeners if lst.get("protocol") in ("HTTP", "TCP")}
+        for route_type, route in routes:
+            attached = [
+                _dict(r)
+                for r in _list(_dict(route.get("spec")).get("parentRefs"))
+                if _dict(r).get("name") == key[1]
+                and (_dict(r).get("namespace") or _namespace(route)) == key[0]
+            ]
+            if not attached or not _serves_backends(route):
+                continue
+            rid = object_id(route_type, route)
+            sections = {r.get("sectionName") for r in attached}
+            if (None in sections and plain) or sections & plain:
+                problems.append(
+                    f"{rid}: serves backends over plain HTTP on public {who}; attach it to the HTTPS listener "
+                    "(parentRefs.sectionName) and leave HTTP to a redirect"
+                )
+            if not any(_covers(p, route, gw) for p in security):
+                problems.append(
+                    f"{rid}: served on {who}, reachable from 0.0.0.0/0 (via {via}), with no SecurityPolicy "
+                    "apiKeyAuth targeting it or the Gateway; add one (serving.api_keys), or make the load "
+                    "balancer internal / restrict gateway.allowed_source_cidrs"
+                )
+    return problems
+
+
+def _api_key_auth(policy: Props) -> bool:
+    auth = _dict(_dict(policy.get("spec")).get("apiKeyAuth"))
+    return bool(_list(auth.get("credentialRefs")))
+
+
+def _serves_backends(route: Props) -> bool:
+    return any(_list(_dict(rule).get("backendRefs")) for rule in _list(_dict(route.get("spec")).get("rules")))
+
+
+def _covers(policy: Props, route: Props, gateway: Props) -> bool:
+    namespace = _namespace(policy)
+    for target in _targets(policy):
+        if (
+            target.get("kind") == "HTTPRoute"
+            and target.get("name") == _name(route)
+            and namespace == _namespace(route)
+        ):
+            return True
+        if (
+            target.get("kind") == "Gateway"
+            and target.get("name") == _name(gateway)
+            and namespace == _namespace(gateway)
+        ):
+            return True
+    return False
+
+
+def pdb_when_replicas_gt_1(resources: Sequence[tuple[str, Props]]) -> list[str]:
+    """A Deployment or StatefulSet that can run more than one replica (spec.replicas, or a KEDA ScaledObject /
+    HPA maximum) has a PodDisruptionBudget in its namespace selecting its pods."""
+    max_by_target: dict[tuple[str | None, str, str | None], int] = {}
+    for _, obj in [*_objects(resources, "ScaledObject"), *_objects(resources, "HorizontalPodAutoscaler")]:
+        spec = _dict(obj.get("spec"))
+        target = _dict(spec.get("scaleTargetRef"))
+        maximum = _as_int(spec.get("maxReplicaCount", spec.get("maxReplicas", KEDA_DEFAULT_MAX_REPLICAS)))
+        key = (_namespace(obj), str(target.get("kind") or "Deployment"), target.get("name"))
+        max_by_target[key] = max(max_by_target.get(key, 0), maximum or 0)
+    pdbs = [p for _, p in _objects(resources, "PodDisruptionBudget")]
+    problems = []
+    for type_token, obj in resources:
+        kind = k8s_kind(type_token, obj)
+        if kind not in SERVING_KINDS:
+            continue
+        spec = _dict(obj.get("spec"))
+        replicas = _as_int(spec.get("replicas"))
+        replicas = 1 if replicas is None else replicas
+        most = max(replicas, max_by_target.get((_namespace(obj), str(kind), _name(obj)), 0))
+        if most <= 1:
+            continue
+        labels = _dict(_dict(_dict(spec.get("template")).get("metadata")).get("labels"))
+        if not any(
+            _namespace(pdb) == _namespace(obj)
+            and _labels_match(_dict(_dict(pdb.get("spec")).get("selector")), labels)
+            for pdb in pdbs
+        ):
+            problems.append(
+                f"{object_id(type_token, obj)}: runs up to {most} replicas with no PodDisruptionBudget selecting "
+                "its pods; add one (maxUnavailable: 1) so node drains and upgrades keep capacity"
+            )
+    return problems
+
+
+_S3_BUCKETS = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
+_S3_PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+_S3_ENCRYPTION = (
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2",
+)
+_PUBLIC_ACCESS_FLAGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+
+
+def _sse_rules_set(props: Props) -> bool:
+    rules = _list(props.get("rules") or _dict(props.get("serverSideEncryptionConfiguration")).get("rule"))
+    if isinstance(_dict(props.get("serverSideEncryptionConfiguration")).get("rule"), Mapping):
+        rules = [_dict(props.get("serverSideEncryptionConfiguration")).get("rule")]
+    return any(_dict(_dict(r).get("applyServerSideEncryptionByDefault")).get("sseAlgorithm") for r in rules)
+
+
+def model_bucket_private_and_encrypted(resources: Sequence[tuple[str, Props]]) -> list[str]:
+    """S3: a public access block with all four flags on, and a server-side encryption configuration.
+    GCS: uniform bucket-level access and public access prevention enforced."""
+    problems = []
+    blocks = [p for t, p in resources if t == _S3_PUBLIC_ACCESS_BLOCK]
+    encryption = [p for t, p in resources if t in _S3_ENCRYPTION]
+    for type_token, bucket in resources:
+        if type_token in _S3_BUCKETS:
+            name = bucket.get("bucket") or bucket.get("bucketPrefix") or "?"
+            who = f"S3 bucket {name}"
+            mine = [b for b in blocks if b.get("bucket") == name]
+            if not any(all(b.get(flag) is True for flag in _PUBLIC_ACCESS_FLAGS) for b in mine):
+                problems.append(
+                    f"{who}: no BucketPublicAccessBlock with {', '.join(_PUBLIC_ACCESS_FLAGS)} all true; add one"
+                )
+            if not _sse_rules_set(bucket) and not any(
+                e.get("bucket") == name and _sse_rules_set(e) for e in encryption
+            ):
+                problems.append(
+                    f"{who}: no server-side encryption configuration; add a "
+                    "BucketServerSideEncryptionConfiguration (aws:kms with the stack's key)"
+                )
+        elif type_token == "gcp:storage/bucket:Bucket":
+            who = f"GCS bucket {bucket.get('name') or '?'}"
+            if bucket.get("uniformBucketLevelAccess") is not True:
+                problems.append(f"{who}: set uniformBucketLevelAccess true (no per-object ACLs)")
+            if bucket.get("publicAccessPrevention") != "enforced":
+                problems.append(f'{who}: set publicAccessPrevention "enforced"')
+    return problems
+
+
+# --- registry ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    description: str
+    kind: Literal["resource", "stack"]
+    validate: ResourceValidate | StackValidate
+    mandatory_in_dev: bool  # every policy is mandatory in prod; these stay mandatory in dev too
+
+    def mandatory(self, tier: str) -> bool:
+        """Mandatory for a stack of this tier ("prod" or "dev")."""
+        return tier != "dev" or self.mandatory_in_dev
+
+    def run(self, resources: Sequence[tuple[str, Props]]) -> list[tuple[int | None, str]]:
+        """(index of the resource or None for a stack-level message, message) over every resource."""
+        if self.kind == "stack":
+            return [(None, m) for m in cast(StackValidate, self.validate)(resources)]
+        found: list[tuple[int | None, str]] = []
+        for index, (type_token, props) in enumerate(resources):
+            found += [(index, m) for m in cast(ResourceValidate, self.validate)(type_token, props)]
+        return found
+
+
+POLICIES: tuple[Policy, ...] = (
+    Policy(
+        "public-endpoint-needs-tls-and-api-keys",
+        "A gateway reachable from 0.0.0.0/0 terminates TLS with a certificate and checks API keys on every route.",
+        "stack",
+        public_endpoint_needs_tls_and_api_keys,
+        mandatory_in_dev=True,
+    ),
+    Policy(
+        "serving-pods-restricted",
+        'Pods meet Pod Security "restricted": runAsNonRoot, no privilege escalation, drop ALL, seccomp RuntimeDefault.',
+        "resource",
+        serving_pods_restricted,
+        mandatory_in_dev=True,
+    ),
+    Policy(
+        "gpu-requests-equal-limits",
+        "nvidia.com/gpu requests equal limits.",
+        "resource",
+        gpu_requests_equal_limits,
+        mandatory_in_dev=True,
+    ),
+    Policy(
+        "images-pinned-by-digest",
+        "Every container image is pinned by @sha256 digest.",
+        "resource",
+        images_pinned_by_digest,
+        mandatory_in_dev=False,
+    ),
+    Policy(
+        "startup-probe-and-drain",
+        "Serving containers have a startupProbe and a preStop sleep; preStop + drain fit the grace period.",
+        "resource",
+        startup_probe_and_drain,
+        mandatory_in_dev=False,
+    ),
+    Policy(
+        "pdb-when-replicas-gt-1",
+        "A workload that can run more than one replica has a PodDisruptionBudget selecting it.",
+        "stack",
+        pdb_when_replicas_gt_1,
+        mandatory_in_dev=False,
+    ),
+    Policy(
+        "cluster-endpoint-not-open",
+        "The EKS / GKE API endpoint is private or allow-listed, never open to 0.0.0.0/0.",
+        "resource",
+        cluster_endpoint_not_open,
+        mandatory_in_dev=True,
+    ),
+    Policy(
+        "model-bucket-private-and-encrypted",
+        "Model buckets block public access and are encrypted (S3) / uniform access and public access prevention (GCS).",
+        "stack",
+        model_bucket_private_and_encrypted,
+        mandatory_in_dev=True,
+    ),
+)
+
+
+def enforcement_config(tier: str) -> dict[str, str]:
+    """The `--policy-pack-config` JSON for a tier: policy name -> "mandatory" | "advisory"."""
+    return {p.name: "mandatory" if p.mandatory(tier) else "advisory" for p in POLICIES}

@@ -1,0 +1,406 @@
+"""The policy pack's rules: each with a passing and a failing resource, the repo's stacks green, and an
+insecure stack failing `inferstack check` by name. No PolicyPack is built here (its constructor serves)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from inferstack.cli import EXIT_FINDINGS, main
+from inferstack.plan import Plan, plan_stack
+from inferstack.policy_check import check_policies, load_rules
+from stacks.config import load_stack_file
+
+ROOT = Path(__file__).resolve().parents[1]
+STACKS = sorted(
+    p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (ROOT / "stacks").glob("Pulumi.*.yaml")
+)
+rules = load_rules()
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+DIGEST = "@sha256:" + "a" * 64
+
+
+def deployment(**overrides: Any) -> dict[str, Any]:
+    container = {
+        "name": "server",
+        "image": "registry.example/model-server:0.1.0" + DIGEST,
+        "ports": [{"containerPort": 8000, "name": "http"}],
+        "env": [{"name": "SHUTDOWN_TIMEOUT", "value": "60"}],
+        "lifecycle": {"preStop": {"sleep": {"seconds": 15}}},
+        "startupProbe": {"httpGet": {"path": "/health", "port": "http"}, "failureThreshold": 60},
+        "resources": {"requests": {"nvidia.com/gpu": "1"}, "limits": {"nvidia.com/gpu": "1"}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    container.update(overrides)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "llm", "namespace": "inferstack"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "llm"}},
+            "template": {
+                "metadata": {"labels": {"app": "llm", "tier": "serving"}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 120,
+                    "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [container],
+                },
+            },
+        },
+    }
+
+
+def container_of(obj: dict[str, Any]) -> dict[str, Any]:
+    return obj["spec"]["template"]["spec"]["containers"][0]  # type: ignore[no-any-return]
+
+
+# --- resource policies ---------------------------------------------------------------------------------
+
+
+def test_restricted_pod_passes_and_each_gap_is_named() -> None:
+    assert rules.serving_pods_restricted(DEPLOYMENT, deployment()) == []
+    bad = deployment(
+        securityContext={"allowPrivilegeEscalation": True, "capabilities": {"drop": ["NET_RAW"]}}
+    )
+    bad["spec"]["template"]["spec"]["securityContext"] = {}
+    problems = " | ".join(rules.serving_pods_restricted(DEPLOYMENT, bad))
+    for needle in ("runAsNonRoot", "allowPrivilegeEscalation", "drop: [ALL]", "RuntimeDefault"):
+        assert needle in problems
+    assert "Deployment/inferstack/llm container server" in problems
+
+
+def test_pod_level_non_root_and_seccomp_count_but_root_uid_does_not() -> None:
+    obj = deployment(securityContext={"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}})
+    assert rules.serving_pods_restricted(DEPLOYMENT, obj) == []
+    obj["spec"]["template"]["spec"]["securityContext"]["runAsUser"] = 0
+    assert any("runAsUser is 0" in p for p in rules.serving_pods_restricted(DEPLOYMENT, obj))
+
+
+def test_gpu_request_must_equal_limit() -> None:
+    assert rules.gpu_requests_equal_limits(DEPLOYMENT, deployment()) == []
+    assert rules.gpu_requests_equal_limits(DEPLOYMENT, deployment(resources={"limits": {"cpu": "1"}})) == []
+    unequal = deployment(resources={"requests": {"nvidia.com/gpu": "1"}, "limits": {"nvidia.com/gpu": "2"}})
+    assert "make them equal" in rules.gpu_requests_equal_limits(DEPLOYMENT, unequal)[0]
+    no_limit = deployment(resources={"requests": {"nvidia.com/gpu": 1}})
+    assert "without a limit" in rules.gpu_requests_equal_limits(DEPLOYMENT, no_limit)[0]
+
+
+def test_images_must_carry_a_digest() -> None:
+    assert rules.images_pinned_by_digest(DEPLOYMENT, deployment()) == []
+    tagged = deployment(image="registry.example/model-server:0.1.0")
+    [problem] = rules.images_pinned_by_digest(DEPLOYMENT, tagged)
+    assert "model-server:0.1.0" in problem and "@sha256" in problem
+    short = deployment(image="registry.example/model-server@sha256:abc")
+    assert rules.images_pinned_by_digest(DEPLOYMENT, short)
+
+
+def test_startup_probe_and_drain_fit_the_grace_period() -> None:
+    assert rules.startup_probe_and_drain(DEPLOYMENT, deployment()) == []
+    no_probe = deployment()
+    del container_of(no_probe)["startupProbe"]
+    assert "no startupProbe" in rules.startup_probe_and_drain(DEPLOYMENT, no_probe)[0]
+    too_long = deployment(env=[{"name": "SHUTDOWN_TIMEOUT", "value": "110"}])
+    [problem] = rules.startup_probe_and_drain(DEPLOYMENT, too_long)
+    assert "15 s + drain 110 s" in problem and "at least 125" in problem
+    default_grace = deployment()
+    del default_grace["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]  # Kubernetes default: 30 s
+    assert "terminationGracePeriodSeconds 30" in rules.startup_probe_and_drain(DEPLOYMENT, default_grace)[0]
+    exec_sleep = deployment(lifecycle={"preStop": {"exec": {"command": ["/bin/sh", "-c", "sleep 20"]}}})
+    assert rules.startup_probe_and_drain(DEPLOYMENT, exec_sleep) == []
+
+
+def test_cluster_endpoint_eks() -> None:
+    eks = "aws:eks/cluster:Cluster"
+    private = {"name": "c", "vpcConfig": {"endpointPublicAccess": False, "endpointPrivateAccess": True}}
+    listed = {
+        "name": "c",
+        "vpcConfig": {"endpointPublicAccess": True, "publicAccessCidrs": ["198.51.100.0/24"]},
+    }
+    assert rules.cluster_endpoint_not_open(eks, private) == []
+    assert rules.cluster_endpoint_not_open(eks, listed) == []
+    open_ = {"name": "c", "vpcConfig": {"endpointPublicAccess": True, "publicAccessCidrs": ["0.0.0.0/0"]}}
+    assert "0.0.0.0/0" in rules.cluster_endpoint_not_open(eks, open_)[0]
+    # AWS defaults: public access on, open to everyone.
+    assert "EKS cluster c" in rules.cluster_endpoint_not_open(eks, {"name": "c", "vpcConfig": {}})[0]
+
+
+def test_cluster_endpoint_gke() -> None:
+    gke = "gcp:container/cluster:Cluster"
+    private = {"name": "g", "privateClusterConfig": {"enablePrivateEndpoint": True}}
+    listed = {"name": "g", "masterAuthorizedNetworksConfig": {"cidrBlocks": [{"cidrBlock": "10.0.0.0/8"}]}}
+    assert rules.cluster_endpoint_not_open(gke, private) == []
+    assert rules.cluster_endpoint_not_open(gke, listed) == []
+    open_ = {"name": "g", "masterAuthorizedNetworksConfig": {"cidrBlocks": [{"cidrBlock": "0.0.0.0/0"}]}}
+    assert "GKE cluster g" in rules.cluster_endpoint_not_open(gke, open_)[0]
+    assert rules.cluster_endpoint_not_open(gke, {"name": "g"})  # no authorized networks at all
+    assert rules.cluster_endpoint_not_open("aws:s3/bucket:Bucket", {}) == []
+
+
+# --- stack policies ------------------------------------------------------------------------------------
+
+
+def k8s(kind: str, api: str, name: str, spec: dict[str, Any], **metadata: Any) -> tuple[str, dict[str, Any]]:
+    type_token = f"kubernetes:{api}:{kind}" if "/" in api else f"kubernetes:core/{api}:{kind}"
+    meta = {"name": name, "namespace": "inferstack", **metadata}
+    return type_token, {"apiVersion": api, "kind": kind, "metadata": meta, "spec": spec}
+
+
+def gateway_stack(*, source_ranges: list[str] | None, api_keys: bool = True, https: bool = True) -> list[Any]:
+    listeners = [{"name": "http", "port": 80, "protocol": "HTTP"}]
+    if https:
+        listeners.append(
+            {
+                "name": "https",
+                "port": 443,
+                "protocol": "HTTPS",
+                "tls": {"certificateRefs": [{"name": "llm-tls"}]},
+            }
+        )
+    lb_spec: dict[str, Any] = {
+        "type": "LoadBalancer",
+        "selector": {
+            "app.kubernetes.io/name": "envoy",
+            "gateway.envoyproxy.io/owning-gateway-name": "llm",
+            "gateway.envoyproxy.io/owning-gateway-namespace": "inferstack",
+        },
+    }
+    if source_ranges is not None:
+        lb_spec["loadBalancerSourceRanges"] = source_ranges
+    resources = [
+        k8s("Service", "v1", "llm-lb", lb_spec),
+        k8s(
+            "EnvoyProxy",
+            "gateway.envoyproxy.io/v1alpha1",
+            "llm",
+            {"provider": {"kubernetes": {"envoyService": {"type": "ClusterIP"}}}},
+        ),
+        k8s(
+            "GatewayClass",
+            "gateway.networking.k8s.io/v1",
+            "llm",
+            {"parametersRef": {"kind": "EnvoyProxy", "name": "llm", "namespace": "inferstack"}},
+        ),
+        k8s(
+            "Gateway",
+            "gateway.networking.k8s.io/v1",
+            "llm",
+            {"gatewayClassName": "llm", "listeners": listeners},
+        ),
+        k8s(
+            "HTTPRoute",
+            "gateway.networking.k8s.io/v1",
+            "llm-api",
+            {
+                "parentRefs": [{"name": "llm", "sectionName": "https" if https else "http"}],
+                "rules": [{"backendRefs": [{"name": "llm", "port": 8000}]}],
+            },
+        ),
+        k8s(
+            "HTTPRoute",
+            "gateway.networking.k8s.io/v1",
+            "llm-redirect",
+            {
+                "parentRefs": [{"name": "llm", "sectionName": "http"}],
+                "rules": [{"filters": [{"type": "RequestRedirect"}]}],
+            },
+        ),
+    ]
+    if api_keys:
+        resources.append(
+            k8s(
+                "SecurityPolicy",
+                "gateway.envoyproxy.io/v1alpha1",
+                "llm-api",
+                {
+                    "apiKeyAuth": {"credentialRefs": [{"kind": "Secret", "name": "llm-api-keys"}]},
+                    "targetRefs": [
+                        {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "llm-api"}
+                    ],
+                },
+            )
+        )
+    return resources
+
+
+def test_public_gateway_with_tls_and_keys_passes() -> None:
+    assert rules.public_endpoint_needs_tls_and_api_keys(gateway_stack(source_ranges=["0.0.0.0/0"])) == []
+
+
+def test_public_gateway_without_api_keys_fails_naming_the_route() -> None:
+    for ranges in (["0.0.0.0/0"], None):  # no source ranges = open to everyone
+        [problem] = rules.public_endpoint_needs_tls_and_api_keys(
+            gateway_stack(source_ranges=ranges, api_keys=False)
+        )
+        assert "HTTPRoute/inferstack/llm-api" in problem and "apiKeyAuth" in problem
+
+
+def test_public_gateway_without_https_fails() -> None:
+    problems = rules.public_endpoint_needs_tls_and_api_keys(gateway_stack(source_ranges=None, https=False))
+    assert any("without an HTTPS listener" in p for p in problems)
+    assert any("plain HTTP" in p for p in problems)
+
+
+def test_restricted_or_internal_gateway_is_not_public() -> None:
+    assert (
+        rules.public_endpoint_needs_tls_and_api_keys(
+            gateway_stack(source_ranges=["10.0.0.0/8"], api_keys=False)
+        )
+        == []
+    )
+    internal = gateway_stack(source_ranges=None, api_keys=False)
+    internal[0][1]["metadata"]["annotations"] = {
+        "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"
+    }
+    assert rules.public_endpoint_needs_tls_and_api_keys(internal) == []
+
+
+def test_envoy_proxy_default_service_is_public() -> None:
+    resources = gateway_stack(source_ranges=["10.0.0.0/8"], api_keys=False)
+    resources[1][1]["spec"] = {"provider": {"kubernetes": {}}}  # Envoy Gateway's default: open LoadBalancer
+    assert any("llm-api" in p for p in rules.public_endpoint_needs_tls_and_api_keys(resources))
+
+
+def test_public_service_bypassing_the_gateway_fails() -> None:
+    svc = k8s("Service", "v1", "llm-direct", {"type": "LoadBalancer", "selector": {"app": "llm"}})
+    [problem] = rules.public_endpoint_needs_tls_and_api_keys([svc])
+    assert "Service/inferstack/llm-direct" in problem and "bypasses the Gateway" in problem
+
+
+def test_pdb_needed_when_more_than_one_replica() -> None:
+    pdb = k8s(
+        "PodDisruptionBudget",
+        "policy/v1",
+        "llm",
+        {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "llm"}}},
+    )
+    deploy = (DEPLOYMENT, deployment())
+    assert rules.pdb_when_replicas_gt_1([deploy, pdb]) == []
+    [problem] = rules.pdb_when_replicas_gt_1([deploy])
+    assert "Deployment/inferstack/llm" in problem and "up to 2 replicas" in problem
+    other = k8s("PodDisruptionBudget", "policy/v1", "x", {"selector": {"matchLabels": {"app": "other"}}})
+    assert rules.pdb_when_replicas_gt_1([deploy, other])
+
+
+def test_pdb_needed_when_the_autoscaler_can_scale_out() -> None:
+    one = deployment()
+    one["spec"]["replicas"] = 0
+    scaled = k8s(
+        "ScaledObject", "keda.sh/v1alpha1", "llm", {"scaleTargetRef": {"name": "llm"}, "maxReplicaCount": 4}
+    )
+    assert rules.pdb_when_replicas_gt_1([(DEPLOYMENT, one)]) == []
+    assert "up to 4 replicas" in rules.pdb_when_replicas_gt_1([(DEPLOYMENT, one), scaled])[0]
+
+
+def test_s3_bucket_needs_public_access_block_and_encryption() -> None:
+    bucket = ("aws:s3/bucket:Bucket", {"bucket": "models"})
+    block = (
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+        {
+            "bucket": "models",
+            "blockPublicAcls": True,
+            "blockPublicPolicy": True,
+            "ignorePublicAcls": True,
+            "restrictPublicBuckets": True,
+        },
+    )
+    sse = (
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        {"bucket": "models", "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms"}}]},
+    )
+    assert rules.model_bucket_private_and_encrypted([bucket, block, sse]) == []
+    weak = (block[0], {**block[1], "restrictPublicBuckets": False})
+    problems = rules.model_bucket_private_and_encrypted([bucket, weak])
+    assert len(problems) == 2 and all("S3 bucket models" in p for p in problems)
+
+
+def test_gcs_bucket_needs_uniform_access_and_public_access_prevention() -> None:
+    good = {"name": "models", "uniformBucketLevelAccess": True, "publicAccessPrevention": "enforced"}
+    assert rules.model_bucket_private_and_encrypted([("gcp:storage/bucket:Bucket", good)]) == []
+    bad = {"name": "models", "publicAccessPrevention": "inherited"}
+    assert len(rules.model_bucket_private_and_encrypted([("gcp:storage/bucket:Bucket", bad)])) == 2
+
+
+# --- registry, enforcement, pack config ----------------------------------------------------------------
+
+
+def test_registry_names_are_unique_and_prod_makes_everything_mandatory() -> None:
+    names = [p.name for p in rules.POLICIES]
+    assert len(names) == len(set(names)) == 8
+    assert all(p.mandatory("prod") for p in rules.POLICIES)
+    advisory_in_dev = {p.name for p in rules.POLICIES if not p.mandatory("dev")}
+    assert advisory_in_dev == {"images-pinned-by-digest", "startup-probe-and-drain", "pdb-when-replicas-gt-1"}
+
+
+@pytest.mark.parametrize("tier", ["prod", "dev"])
+def test_pack_config_files_match_the_registry(tier: str) -> None:
+    assert json.loads((ROOT / "policy" / f"{tier}.json").read_text()) == rules.enforcement_config(tier)
+
+
+def test_pack_files_pin_the_sdk() -> None:
+    requirements = (ROOT / "policy" / "requirements.txt").read_text().split()
+    assert {"pulumi-policy==1.21.0", "pulumi==3.272.0"} <= set(requirements)
+    assert yaml.safe_load((ROOT / "policy" / "PulumiPolicy.yaml").read_text())["runtime"]["name"] == "python"
+
+
+# --- the repo's stacks, and an insecure one ------------------------------------------------------------
+
+
+def plan_of(stack: str) -> Plan:
+    return plan_stack(load_stack_file(ROOT / "stacks" / f"Pulumi.{stack}.yaml"), stack)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_has_no_mandatory_finding(stack: str) -> None:
+    findings = check_policies(plan_of(stack))
+    assert [f for f in findings if f.mandatory] == []
+
+
+def _without_security_policies(plan: Plan) -> Plan:
+    plan.recording.resources = [r for r in plan.recording.resources if not r.type.endswith(":SecurityPolicy")]
+    return plan
+
+
+def test_public_prod_gateway_without_api_keys_fails_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A prod stack whose gateway is open to the internet. The schema cannot turn API keys off (keys are
+    # always required), so the plan's SecurityPolicy is removed after planning, as a broken component would.
+    stack = yaml.safe_load((ROOT / "stacks" / "Pulumi.prod-aws.yaml").read_text())
+    config = stack["config"]
+    config["inferstack:gateway"]["allowed_source_cidrs"] = ["0.0.0.0/0"]
+    config["inferstack:aws"]["load_balancer_scheme"] = "internet-facing"
+    stack_file = tmp_path / "Pulumi.insecure.yaml"
+    stack_file.write_text(yaml.safe_dump(stack))
+
+    import inferstack.plan
+
+    real_plan_stack = inferstack.plan.plan_stack
+    monkeypatch.setattr(
+        inferstack.plan, "plan_stack", lambda c, n: _without_security_policies(real_plan_stack(c, n))
+    )
+    monkeypatch.chdir(ROOT)
+    code = main(["check", "--stack-file", str(stack_file), "--skip-checkov", "--out", str(tmp_path / "plan")])
+    out = capsys.readouterr().out
+    assert code == EXIT_FINDINGS, out
+    assert "public-endpoint-needs-tls-and-api-keys (mandatory): 1 finding" in out
+    assert "[public-endpoint-needs-tls-and-api-keys]" in out and "HTTPRoute/inferstack/llm-api" in out
+
+
+def test_same_public_stack_with_keys_is_clean(tmp_path: Path) -> None:
+    stack = yaml.safe_load((ROOT / "stacks" / "Pulumi.prod-aws.yaml").read_text())
+    stack["config"]["inferstack:gateway"]["allowed_source_cidrs"] = ["0.0.0.0/0"]
+    stack["config"]["inferstack:aws"]["load_balancer_scheme"] = "internet-facing"
+    path = tmp_path / "Pulumi.public.yaml"
+    path.write_text(yaml.safe_dump(stack))
+    findings = check_policies(plan_stack(load_stack_file(path), "public"))
+    assert [f for f in findings if f.mandatory] == []
