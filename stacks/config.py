@@ -84,6 +84,12 @@ class ClusterConfig(Section):
     kube_context: str | None = Field(None, description="kubeconfig context to deploy to (default: current)")
     kubeconfig: str | None = Field(None, description="path to a kubeconfig file (default: ~/.kube/config)")
     namespace: K8sName = Field("inferstack", description="namespace for the model server and its routes")
+    render_yaml_to_directory: str | None = Field(
+        None,
+        min_length=1,
+        description="onprem: write manifests to this directory instead of applying them (Argo CD / Flux); "
+        "Secrets land there in plain text",
+    )
 
 
 class ModelConfig(Section):
@@ -559,7 +565,7 @@ def _managed_cluster_problems(cfg: StackConfig) -> list[tuple[str, str]]:
             f"cluster.{key}",
             f"platform {cfg.platform.value} makes its own cluster and connects to it: remove it",
         )
-        for key in ("kube_context", "kubeconfig")
+        for key in ("kube_context", "kubeconfig", "render_yaml_to_directory")
         if key in cfg.cluster.model_fields_set
     ]
     if "gpu_pool" in cfg.model_fields_set:

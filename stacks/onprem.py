@@ -22,6 +22,8 @@ def deploy_onprem(cfg: StackConfig) -> None:
         # Every object is created by this program; a stray default namespace is a mistake, not a default.
         namespace=cfg.cluster.namespace,
         enable_server_side_apply=True,
+        # GitOps: the provider writes manifests for Argo CD / Flux instead of talking to a cluster.
+        render_yaml_to_directory=cfg.cluster.render_yaml_to_directory,
     )
     pool = None
     if cfg.uses_gpu:

@@ -469,3 +469,21 @@ def test_schema_choices_are_ones_the_model_image_launcher_accepts() -> None:
 
     assert {e.value for e in Engine} <= {e.value for e in LauncherEngine}
     assert {d.value for d in Dtype} <= {d.value for d in LauncherDtype}
+
+
+def test_render_yaml_to_directory_reaches_the_onprem_provider_and_is_refused_on_clouds() -> None:
+    from inferstack.plan import plan_stack
+
+    cfg = parse_stack_config(minimal(cluster={"render_yaml_to_directory": "build/rendered/dev"}))
+    provider = plan_stack(cfg, "render").recording.one("pulumi:providers:kubernetes")
+    assert provider.inputs["renderYamlToDirectory"] == "build/rendered/dev"
+    found = problems_of(
+        minimal(
+            platform="gcp",
+            gcp={"project": "acme-inference", "region": "europe-west4"},
+            model={"uri": "gs://b/m", "parameters_b": 0.5},
+            serving={"image": "registry.example/model:1.0", "gpu_type": "nvidia-l4"},
+            cluster={"render_yaml_to_directory": "out"},
+        )
+    )
+    assert "makes its own cluster" in found["cluster.render_yaml_to_directory"]
