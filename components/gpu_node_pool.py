@@ -17,6 +17,7 @@ but it never labels or taints nodes: that is the cluster owner's decision, made 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -120,6 +121,30 @@ def validate_gpu_node_pool_args(args: GpuNodePoolArgs) -> list[str]:
             "values: driver_stack preinstalled installs no chart, so values would be ignored; drop values "
             "or pick device_plugin / gpu_operator"
         )
+    return problems
+
+
+def cloud_pool_label_problems(
+    labels: dict[str, str], taints: list[Taint], reserved: Callable[[str], bool], reserved_by: str
+) -> list[str]:
+    """Labels and taints a cloud flavour puts on the nodes it makes: the on-prem flavour's syntax checks
+    (labels play its node_selector's part), the pool label left to the component, and no label in a
+    domain that `reserved_by` (e.g. "Kubernetes or GKE") owns."""
+    placement = GpuNodePoolArgs(
+        driver_stack=GpuDriverStack.PREINSTALLED, node_selector=dict(labels), taints=list(taints)
+    )
+    problems = [
+        "labels" + p.removeprefix("node_selector") if p.startswith("node_selector") else p
+        for p in validate_gpu_node_pool_args(placement)
+    ]
+    for key in labels:
+        if key == POOL_LABEL:
+            problems.append(f"labels: {POOL_LABEL} is set to the pool's name by the component; drop it")
+        elif reserved(key):
+            problems.append(
+                f"labels: {key!r} is in a domain {reserved_by} reserves; use your own prefix "
+                "(e.g. example.com/team)"
+            )
     return problems
 
 

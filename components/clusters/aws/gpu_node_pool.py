@@ -37,9 +37,9 @@ from components.gpu_node_pool import (
     POOL_LABEL,
     GpuNodePoolArgs,
     Taint,
+    cloud_pool_label_problems,
     device_plugin_values,
     tolerations_for,
-    validate_gpu_node_pool_args,
 )
 
 #: x86_64 EC2 families with NVIDIA GPUs, by Karpenter's instance-family label. Left out on purpose: g5g
@@ -234,24 +234,9 @@ def validate_aws_gpu_node_pool_args(args: AwsGpuNodePoolArgs) -> list[str]:
             f"give {MIN_VOLUME_GIB} or more"
         )
 
-    # Taints and labels: the on-prem flavour's syntax checks (labels play its node_selector's part).
-    placement = GpuNodePoolArgs(
-        driver_stack=GpuDriverStack.PREINSTALLED, node_selector=dict(args.labels), taints=list(args.taints)
+    problems.extend(
+        cloud_pool_label_problems(args.labels, args.taints, _reserved_label, "Kubernetes, EKS or Karpenter")
     )
-    for problem in validate_gpu_node_pool_args(placement):
-        problems.append(
-            "labels" + problem.removeprefix("node_selector")
-            if problem.startswith("node_selector")
-            else problem
-        )
-    for key in args.labels:
-        if key == POOL_LABEL:
-            problems.append(f"labels: {POOL_LABEL} is set to the pool's name by the component; drop it")
-        elif _reserved_label(key):
-            problems.append(
-                f"labels: {key!r} is in a domain Kubernetes, EKS or Karpenter reserves; use your own prefix "
-                "(e.g. example.com/team)"
-            )
     for key in args.tags:
         if key in _RESERVED_TAGS or key.startswith(("kubernetes.io/cluster", "aws:")):
             problems.append(f"tags: {key!r} is set by EKS or Karpenter (or reserved by AWS); drop it")

@@ -42,16 +42,15 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components._common import child, reject_invalid_args
-from components.choices import CapacityType, GpuDriverStack, GpuDriverVersion, TaintEffect
+from components.choices import CapacityType, GpuDriverVersion, TaintEffect
 from components.clusters.gcp.gpu_machines import GCP_GPU_MACHINES
 from components.gpu_node_pool import (
     DEFAULT_GPU_RESOURCE,
     DEFAULT_TAINTS,
     POOL_LABEL,
-    GpuNodePoolArgs,
     Taint,
+    cloud_pool_label_problems,
     tolerations_for,
-    validate_gpu_node_pool_args,
 )
 
 #: The node image: Container-Optimized OS with containerd (GKE's GPU driver installation supports it).
@@ -167,24 +166,7 @@ def validate_gcp_gpu_node_pool_args(args: GcpGpuNodePoolArgs) -> list[str]:
             f"disk_gib: {args.disk_gib} GiB cannot hold the OS and the serving image; give {MIN_DISK_GIB} or more"
         )
 
-    # Taints and labels: the on-prem flavour's syntax checks (labels play its node_selector's part).
-    placement = GpuNodePoolArgs(
-        driver_stack=GpuDriverStack.PREINSTALLED, node_selector=dict(args.labels), taints=list(args.taints)
-    )
-    for problem in validate_gpu_node_pool_args(placement):
-        problems.append(
-            "labels" + problem.removeprefix("node_selector")
-            if problem.startswith("node_selector")
-            else problem
-        )
-    for key in args.labels:
-        if key == POOL_LABEL:
-            problems.append(f"labels: {POOL_LABEL} is set to the pool's name by the component; drop it")
-        elif _reserved_label(key):
-            problems.append(
-                f"labels: {key!r} is in a domain Kubernetes or GKE reserves; use your own prefix "
-                "(e.g. example.com/team)"
-            )
+    problems.extend(cloud_pool_label_problems(args.labels, args.taints, _reserved_label, "Kubernetes or GKE"))
     return problems
 
 
