@@ -92,7 +92,7 @@ def _labels_match(selector: Mapping[str, Any], labels: Mapping[str, Any]) -> boo
     if any(labels.get(k) != v for k, v in match_labels.items()):
         return False
     for expr in expressions:
-        key, op, values = expr.get("key"), expr.get("operator"), _list(expr.get("values"))
+        key, op, values = str(expr.get("key", "")), expr.get("operator"), _list(expr.get("values"))
         if op == "In" and labels.get(key) not in values:
             return False
         if op == "NotIn" and labels.get(key) in values:
