@@ -46,11 +46,11 @@ $(CHECKOV_VENV)/bin/checkov:
 
 tools: $(CHECKOV_VENV)/bin/checkov
 
+# The policy pack's entry point is a second module named __main__, so mypy checks it in a run of its own.
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	# The policy pack's entry point is a second module named __main__: mypy checks it on its own.
 	$(BIN)/mypy policy/__main__.py
 
 test: venv tools lint
