@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CHECKOV_VENV := .tools/checkov
 CHECKOV_VERSION := 3.3.30
+POLICY_VENV := policy/venv
 STACK ?= local
 # Upstream CRD schemas and chart defaults live beside the project (../shared); users point these elsewhere.
 export INFERSTACK_CRD_DIR ?= $(abspath ../shared/crds)
@@ -13,13 +14,14 @@ export INFERSTACK_CHART_DIR ?= $(abspath ../shared/charts)
 export INFERSTACK_CHECKOV ?= $(abspath $(CHECKOV_VENV)/bin/checkov)
 export BC_SKIP_MAPPING := TRUE
 
-.PHONY: help runtime venv tools test lint plan check schema up destroy bench clean
+.PHONY: help runtime venv tools policy-pack test lint plan check schema fetch-schemas up destroy bench clean
 
 help:
 	@echo "make up STACK=local     deploy a stack to the current kube context (needs the Pulumi CLI)"
 	@echo "make plan STACK=local   offline plan: build/plan/STACK/{resources.json,manifests.yaml,summary.md}"
 	@echo "make check STACK=local  offline plan + manifest validation (kubernetes-validate, CRDs, checkov, values)"
 	@echo "make test               lint + type check + the whole test suite"
+	@echo "make fetch-schemas      released charts' values and CRDs for check, into build/upstream (needs helm)"
 
 # The runtime (what `make up/plan/check` need) and the dev extra (tests: torch, transformers, emulators)
 # are separate stamps, so deploying from a laptop does not pull the test stack.
@@ -30,12 +32,21 @@ $(BIN)/.runtime: pyproject.toml
 	touch $@
 
 $(BIN)/.installed: $(BIN)/.runtime
-	# torch first and exactly: the CPU wheel on disk; anything looser pulls a multi-GB CUDA build.
-	$(BIN)/pip install --quiet torch==2.13.0
+	# torch first and exactly: the CPU wheel on disk; anything looser pulls a multi-GB CUDA build. Where
+	# PyPI's torch is the CUDA build (a hosted CI runner), TORCH_INDEX names PyTorch's CPU-only index.
+	$(BIN)/pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
 runtime: $(BIN)/.runtime
+
+# The virtualenv PulumiPolicy.yaml names, for `pulumi preview/up --policy-pack policy` (CI/CD workflows).
+$(POLICY_VENV)/.installed: policy/requirements.txt
+	$(PYTHON) -m venv $(POLICY_VENV)
+	$(POLICY_VENV)/bin/pip install --quiet -r policy/requirements.txt
+	touch $@
+
+policy-pack: $(POLICY_VENV)/.installed
 
 venv: $(BIN)/.installed
 
@@ -65,6 +76,13 @@ check: runtime tools
 schema: runtime
 	$(BIN)/inferstack schema
 
+# Where ../shared is not beside the checkout (a CI runner): the released charts' values and CRDs for the
+# pinned chart versions, via helm and the network. Then run check with
+# INFERSTACK_CHART_DIR=$(UPSTREAM_DIR)/charts INFERSTACK_CRD_DIR=$(UPSTREAM_DIR)/crds.
+UPSTREAM_DIR ?= build/upstream
+fetch-schemas: runtime
+	$(BIN)/python scripts/fetch_schemas.py $(UPSTREAM_DIR)
+
 up: runtime
 	STACK=$(STACK) ./scripts/up.sh
 
@@ -79,4 +97,4 @@ bench: venv
 	$(BIN)/python bench/fetch_bench.py --rounds 5
 
 clean:
-	rm -rf build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf build $(POLICY_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -346,9 +346,13 @@ def test_pack_config_files_match_the_registry(tier: str) -> None:
     assert json.loads((ROOT / "policy" / f"{tier}.json").read_text()) == rules.enforcement_config(tier)
 
 
-def test_pack_files_pin_the_sdk() -> None:
+def test_pack_files_pin_the_sdk_the_project_pins() -> None:
+    # The pack runs in its own venv (policy/venv) beside the program's: the same pulumi and pulumi-policy.
     requirements = (ROOT / "policy" / "requirements.txt").read_text().split()
-    assert {"pulumi-policy==1.21.0", "pulumi==3.272.0"} <= set(requirements)
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    for pin in ("pulumi-policy==", "pulumi=="):
+        (pinned,) = [r for r in requirements if r.startswith(pin)]
+        assert f'"{pinned}"' in pyproject
     assert yaml.safe_load((ROOT / "policy" / "PulumiPolicy.yaml").read_text())["runtime"]["name"] == "python"
 
 

@@ -273,3 +273,56 @@ def test_operator_example_is_a_pulumi_stack_tracking_main() -> None:
         (d["metadata"]["name"], d["metadata"]["namespace"]) for d in docs if d.get("kind") == "ServiceAccount"
     }
     assert (spec["serviceAccountName"], stack["metadata"]["namespace"]) in accounts
+
+
+def stack_tiers() -> dict[str, str]:
+    return {
+        path.name.removeprefix("Pulumi.").removesuffix(".yaml"): str(load(path)["config"]["inferstack:tier"])
+        for path in sorted((ROOT / "stacks").glob("Pulumi.*.yaml"))
+    }
+
+
+def pyproject_pin(package: str) -> str:
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    match = re.search(rf'"{re.escape(package)}==([^"]+)"', text)
+    assert match, f"pyproject.toml does not pin {package}"
+    return match.group(1)
+
+
+@pytest.mark.parametrize("name", ["preview.yml", "deploy.yml"])
+def test_pulumi_runs_the_policy_pack_at_the_stacks_tier_with_the_pinned_cli(name: str) -> None:
+    tiers = stack_tiers()
+    for job_name, job in workflow(name)["jobs"].items():
+        for entry in job["strategy"]["matrix"]["include"]:
+            # Without the tier's config every policy is mandatory: a dev preview would fail on digests.
+            assert entry["tier"] == tiers[entry["stack"]], f"{name} {job_name}: {entry['stack']}"
+            assert (ROOT / "policy" / f"{entry['tier']}.json").is_file()
+        pulumi_step = next(s for s in steps(job) if s.get("uses", "").startswith("pulumi/actions@"))
+        assert pulumi_step["with"]["policyPackConfigs"] == "policy/${{ matrix.tier }}.json"
+        assert pulumi_step["with"]["pulumi-version"] == pyproject_pin("pulumi")
+        setup = [s["run"] for s in steps(job)[: steps(job).index(pulumi_step)] if "run" in s]
+        assert any(re.search(r"\bmake runtime policy-pack\b", script) for script in setup), job_name
+
+
+def test_make_policy_pack_builds_the_virtualenv_the_pack_names() -> None:
+    pack = load(ROOT / "policy" / "PulumiPolicy.yaml")
+    assert pack["runtime"]["options"]["virtualenv"] == "venv"
+    assert re.search(r"^POLICY_VENV := policy/venv$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+
+
+def test_pr_checks_validate_against_fetched_upstream_schemas() -> None:
+    jobs = workflow("pr.yml")["jobs"]
+    check_steps = [s for s in steps(jobs["check"]) if "run" in s]
+    runs = [s["run"] for s in check_steps]
+    assert runs.index("make fetch-schemas") < runs.index('make check STACK="$STACK"')
+    env = next(s for s in check_steps if s["run"].startswith("make check"))["env"]
+    upstream = re.search(r"^UPSTREAM_DIR \?= (\S+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert upstream
+    assert env["INFERSTACK_CRD_DIR"] == f"${{{{ github.workspace }}}}/{upstream.group(1)}/crds"
+    assert env["INFERSTACK_CHART_DIR"] == f"${{{{ github.workspace }}}}/{upstream.group(1)}/charts"
+
+
+def test_pr_tests_take_the_cpu_torch_build() -> None:
+    (test_step,) = [s for s in steps(workflow("pr.yml")["jobs"]["test"]) if s.get("run") == "make test"]
+    assert test_step["env"]["TORCH_INDEX"] == "https://download.pytorch.org/whl/cpu"
+    assert "$(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))" in (ROOT / "Makefile").read_text()
