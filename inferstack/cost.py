@@ -9,13 +9,14 @@ On-prem stacks get GPU-hours only; the CPU engine uses no GPUs.
 from __future__ import annotations
 
 import datetime
+import enum
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from components.choices import CapacityType, Engine, GpuProvisioner, GpuType
 from stacks.config import Platform, StackConfig
@@ -31,7 +32,27 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class PricedMachine(_Strict):
+class PriceBasis(enum.StrEnum):
+    """Whether a figure was read from a price list, or made some other way (its `note` says how)."""
+
+    PRICE_LIST = "price-list"
+    ESTIMATE = "estimate"
+
+
+class _Sourced(_Strict):
+    basis: PriceBasis
+    source: str = Field(..., pattern=r"^https://", description="where the figure was read")
+    date: datetime.date = Field(..., description="the day the figure was read from `source`")
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _estimates_say_how(self) -> _Sourced:
+        if self.basis is PriceBasis.ESTIMATE and not (self.note or "").strip():
+            raise ValueError("basis is estimate: add a `note` saying how the figure was made")
+        return self
+
+
+class PricedMachine(_Sourced):
     """An instance / machine type with GPUs and its on-demand price in the table's region."""
 
     vcpus: int = Field(..., ge=1)
@@ -39,18 +60,12 @@ class PricedMachine(_Strict):
     gpus: int = Field(..., ge=1)
     gpu: GpuType
     on_demand_per_hour: float = Field(..., gt=0, description="USD per hour, Linux, on-demand")
-    source: str = Field(..., pattern=r"^https://", description="the page the price was read from")
-    date: datetime.date = Field(..., description="when the price was current at the source")
-    note: str | None = None
 
 
-class SpotDiscount(_Strict):
+class SpotDiscount(_Sourced):
     """A typical spot/preemptible saving for a family (spot prices move; this is a planning figure)."""
 
     discount: float = Field(..., gt=0, lt=1, description="share off the on-demand price")
-    source: str = Field(..., pattern=r"^https://")
-    date: datetime.date
-    note: str | None = None
 
 
 class CloudPrices(_Strict):
@@ -127,6 +142,7 @@ class CostEstimate:
     price_per_hour: float | None = None  # per node, after any spot discount
     source: str | None = None
     date: datetime.date | None = None
+    estimated: bool = False  # a figure used has basis "estimate" in prices.yaml
     per_hour_min: float | None = None
     per_hour_max: float | None = None
     per_month_min: float | None = None
@@ -146,7 +162,8 @@ class CostEstimate:
         return (
             f"- cost (GPU nodes): ${self.per_hour_min:,.2f}/h (${self.per_month_min:,.0f}/month) at "
             f"min_replicas, ${self.per_hour_max:,.2f}/h (${self.per_month_max:,.0f}/month) at max_replicas "
-            f"on {self.machine} ({self.capacity.value} price in {self.region} from {self.date}; "
+            f"on {self.machine} ({self.capacity.value} price in {self.region}"
+            f"{', an estimate' if self.estimated else ''}, inferstack/prices.yaml as of {self.date}; "
             "control plane, system nodes, networking and disks not included)"
         )
 
@@ -232,9 +249,11 @@ def estimate_cost(cfg: StackConfig, table: PriceTable | None = None) -> CostEsti
             return CostEstimate(**base, problem=f"no price for machine type {name} in the price table")
         machine, family = prices.machines[name], gcp_family(name)
 
-    price = machine.on_demand_per_hour
+    price, bases = machine.on_demand_per_hour, {machine.basis}
     if capacity is CapacityType.SPOT:
-        price *= 1 - prices.spot_discounts[family].discount
+        spot = prices.spot_discounts[family]
+        price *= 1 - spot.discount
+        bases.add(spot.basis)
     return CostEstimate(
         **base,
         machine=name,
@@ -243,6 +262,7 @@ def estimate_cost(cfg: StackConfig, table: PriceTable | None = None) -> CostEsti
         price_per_hour=price,
         source=machine.source,
         date=machine.date,
+        estimated=PriceBasis.ESTIMATE in bases,
         per_hour_min=price * low,
         per_hour_max=price * high,
         per_month_min=price * low * HOURS_PER_MONTH,

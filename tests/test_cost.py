@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from components.choices import CapacityType
 from components.clusters.gcp.gpu_machines import GCP_GPU_MACHINES
 from inferstack.cost import (
     HOURS_PER_MONTH,
+    PriceBasis,
     PriceTable,
     PriceTableError,
     aws_family,
@@ -104,6 +106,66 @@ def test_a_family_without_spot_discount_is_an_error() -> None:
     del raw["gcp"]["spot_discounts"]["a3"]
     with pytest.raises(PriceTableError, match=r"gcp\.machines\.a3-highgpu-8g: no spot_discounts entry"):
         parse_price_table(raw)
+
+
+def test_an_estimate_must_say_how_it_was_made() -> None:
+    raw = raw_table()
+    entry = raw["aws"]["machines"]["g6.xlarge"]
+    entry["basis"] = "estimate"
+    entry.pop("note", None)
+    with pytest.raises(PriceTableError, match=r"aws\.machines\.g6\.xlarge: .*add a `note` saying how"):
+        parse_price_table(raw)
+    del raw["aws"]["machines"]["g6.xlarge"]["basis"]
+    with pytest.raises(PriceTableError, match=r"aws\.machines\.g6\.xlarge\.basis"):
+        parse_price_table(raw)
+
+
+def test_price_list_figures_point_at_a_snapshot_pinned_by_commit() -> None:
+    # "price-list" claims the figure can be found again: at a fixed commit, not a page that changes.
+    for cloud in (TABLE.aws, TABLE.gcp):
+        for name, entry in [*cloud.machines.items(), *cloud.spot_discounts.items()]:
+            if entry.basis is PriceBasis.PRICE_LIST:
+                assert re.search(r"/blob/[0-9a-f]{40}/", entry.source), name
+
+
+def test_gcp_machine_prices_are_their_two_listed_parts() -> None:
+    # GCP lists a machine's vCPU+memory and its GPUs as separate SKUs; the note keeps both figures.
+    parts = re.compile(r"^vCPU\+memory ([0-9.]+) \+ GPUs \((\d+) x [\w-]+\) ([0-9.]+)$")
+    listed = {n: m for n, m in TABLE.gcp.machines.items() if m.basis is PriceBasis.PRICE_LIST}
+    assert len(listed) >= 15
+    for name, machine in listed.items():
+        match = parts.match(machine.note or "")
+        assert match, f"{name}: note does not show the two SKUs"
+        assert int(match.group(2)) == machine.gpus, name
+        assert machine.on_demand_per_hour == pytest.approx(
+            float(match.group(1)) + float(match.group(3)), abs=1e-5
+        )
+
+
+def with_basis(path: tuple[str, str, str]) -> PriceTable:
+    raw = raw_table()
+    cloud, section, name = path
+    raw[cloud][section][name].update(basis="estimate", note="made up for the test")
+    return parse_price_table(raw)
+
+
+def test_a_cost_from_an_estimated_price_says_so() -> None:
+    cfg = config(gcp_stack())
+    listed = estimate_cost(cfg)
+    assert listed.machine == "g2-standard-8" and not listed.estimated
+    assert "an estimate" not in listed.summary_line()
+    estimated = estimate_cost(cfg, with_basis(("gcp", "machines", "g2-standard-8")))
+    assert estimated.estimated and "(on-demand price in us-central1, an estimate," in estimated.summary_line()
+    assert estimated.per_hour_max == listed.per_hour_max
+
+
+def test_an_estimated_spot_discount_marks_only_spot_costs() -> None:
+    table = with_basis(("gcp", "spot_discounts", "g2"))
+    on_demand = estimate_cost(config(gcp_stack()), table)
+    spot_cfg = config(gcp_stack(gcp={"project": "acme-inference", "gpu_nodes": {"capacity_type": "spot"}}))
+    assert not on_demand.estimated
+    assert estimate_cost(spot_cfg, table).estimated
+    assert not estimate_cost(spot_cfg).estimated
 
 
 @pytest.mark.parametrize(("quantity", "cores"), [("4", 4.0), ("500m", 0.5), ("1.5", 1.5), ("7", 7.0)])
