@@ -236,9 +236,11 @@ def _capacity_lines(d: StackDiff) -> list[str]:
         c = s.cost
         if c.get("per_hour_max") is None:
             return f"{c['gpu_hours_per_day_min']} to {c['gpu_hours_per_day_max']} GPU-hours/day"
+        # The machine priced, and whether prices.yaml had only an estimate for it (not a listed price).
+        basis = ", estimated price" if c.get("estimated") else ""
         return (
             f"${c['per_hour_min']:.2f} to ${c['per_hour_max']:.2f}/h "
-            f"(${c['per_month_min']:,.0f} to ${c['per_month_max']:,.0f}/month)"
+            f"(${c['per_month_min']:,.0f} to ${c['per_month_max']:,.0f}/month; {c['machine']}{basis})"
         )
 
     return [

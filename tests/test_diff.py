@@ -91,6 +91,7 @@ def test_an_edited_stack_file_reports_exactly_the_changed_resources_and_the_cost
     assert "`llm-pool`" in markdown and "`autoscaling.totalMaxNodeCount`" in markdown
     assert "GPUs (min-max replicas): 0 to 2 -> 0 to 4" in markdown
     assert "estimated GPU cost: $0.00 to $" in markdown
+    assert "/month; g2-standard-8) -> $0.00 to $" in markdown  # the machine priced, from a listed price
 
 
 def test_a_new_stack_file_is_all_additions(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
