@@ -163,7 +163,7 @@ class CostEstimate:
             f"- cost (GPU nodes): ${self.per_hour_min:,.2f}/h (${self.per_month_min:,.0f}/month) at "
             f"min_replicas, ${self.per_hour_max:,.2f}/h (${self.per_month_max:,.0f}/month) at max_replicas "
             f"on {self.machine} ({self.capacity.value} price in {self.region}"
-            f"{', an estimate' if self.estimated else ''}, inferstack/prices.yaml as of {self.date}; "
+            f"{', an estimate' if self.estimated else ''}, inferstack/prices.yaml, read {self.date}; "
             "control plane, system nodes, networking and disks not included)"
         )
 
