@@ -12,7 +12,6 @@ ARNs are written for the commercial partition (`arn:aws:`); GovCloud and China w
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import re
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components._common import child, reject_invalid_args
+from components.clusters.api_access import api_cidr_problems
 from components.clusters.aws.iam import (
     POD_IDENTITY_PRINCIPAL,
     policy_document,
@@ -116,25 +116,12 @@ def addon_versions_for(args: EksClusterArgs) -> dict[str, str]:
 
 
 def _cidr_problems(field_name: str, cidrs: list[str]) -> list[str]:
-    problems: list[str] = []
-    for i, cidr in enumerate(cidrs):
-        try:
-            network = ipaddress.ip_network(cidr, strict=False)
-        except ValueError:
-            problems.append(f"{field_name}[{i}]: {cidr!r} is not a CIDR; write it like 203.0.113.0/24")
-            continue
-        if network.prefixlen == 0:
-            problems.append(
-                f"{field_name}[{i}]: {cidr} is open to the whole internet; list your networks, or leave "
-                "it empty for a private endpoint"
-            )
-        elif network.version != 4:
-            problems.append(f"{field_name}[{i}]: {cidr} is IPv6; EKS takes IPv4 CIDRs here")
-        elif str(network) != cidr:
-            problems.append(f"{field_name}[{i}]: {cidr!r} has host bits set; did you mean {network}?")
-    if len(set(cidrs)) != len(cidrs):
-        problems.append(f"{field_name}: lists a CIDR twice; drop the repeat")
-    return problems
+    return api_cidr_problems(
+        field_name,
+        cidrs,
+        open_fix="list your networks, or leave it empty for a private endpoint",
+        ipv6_refusal="EKS takes IPv4 CIDRs here",
+    )
 
 
 def validate_eks_cluster_args(args: EksClusterArgs) -> list[str]:

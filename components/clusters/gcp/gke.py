@@ -11,7 +11,6 @@ which enforces the NetworkPolicies the model server ships; no client certificate
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ import pulumi_gcp as gcp
 
 from components._common import child, reject_invalid_args
 from components.choices import GkeReleaseChannel
+from components.clusters.api_access import api_cidr_problems
 from components.clusters.gcp.network import CONTROL_PLANE_PREFIX, REGION, ZONE, ipv4_network_problems
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -95,23 +95,12 @@ def region_of(location: str) -> str:
 
 
 def _authorized_cidr_problems(field_name: str, cidrs: list[str]) -> list[str]:
-    problems: list[str] = []
-    for i, cidr in enumerate(cidrs):
-        try:
-            network = ipaddress.ip_network(cidr, strict=False)
-        except ValueError:
-            problems.append(f"{field_name}[{i}]: {cidr!r} is not a CIDR; write it like 203.0.113.0/24")
-            continue
-        if network.prefixlen == 0:
-            problems.append(
-                f"{field_name}[{i}]: {cidr} is open to the whole internet; list your networks, or use the "
-                "IAM-authenticated DNS endpoint (dns_endpoint) instead"
-            )
-        elif str(network) != cidr:
-            problems.append(f"{field_name}[{i}]: {cidr!r} has host bits set; did you mean {network}?")
-    if len(set(cidrs)) != len(cidrs):
-        problems.append(f"{field_name}: lists a CIDR twice; drop the repeat")
-    return problems
+    return api_cidr_problems(
+        field_name,
+        cidrs,
+        open_fix="list your networks, or use the IAM-authenticated DNS endpoint (dns_endpoint) instead",
+        ipv6_refusal=None,
+    )
 
 
 def _node_zone_problems(args: GkeClusterArgs) -> list[str]:
