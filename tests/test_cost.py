@@ -155,7 +155,11 @@ def test_a_cost_from_an_estimated_price_says_so() -> None:
     assert listed.machine == "g2-standard-8" and not listed.estimated
     assert "an estimate" not in listed.summary_line()
     estimated = estimate_cost(cfg, with_basis(("gcp", "machines", "g2-standard-8")))
-    assert estimated.estimated and "(on-demand price in us-central1, an estimate, inferstack/prices.yaml, read " in estimated.summary_line()
+    assert (
+        estimated.estimated
+        and "(on-demand price in us-central1, an estimate, inferstack/prices.yaml, read "
+        in estimated.summary_line()
+    )
     assert estimated.per_hour_max == listed.per_hour_max
 
 
