@@ -17,7 +17,6 @@ but it never labels or taints nodes: that is the cluster owner's decision, made 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -124,12 +123,25 @@ def validate_gpu_node_pool_args(args: GpuNodePoolArgs) -> list[str]:
     return problems
 
 
+# Node-label domains the kubelet may set on itself, so they are open to users although under kubernetes.io.
+_OPEN_LABEL_DOMAINS = ("node.kubernetes.io", "node-restriction.kubernetes.io")
+
+
+def _in_domain(domain: str, domains: tuple[str, ...]) -> bool:
+    return any(domain == d or domain.endswith("." + d) for d in domains)
+
+
+def _reserved_label(key: str, reserved_domains: tuple[str, ...]) -> bool:
+    domain = key.split("/", 1)[0] if "/" in key else ""
+    return _in_domain(domain, reserved_domains) and not _in_domain(domain, _OPEN_LABEL_DOMAINS)
+
+
 def cloud_pool_label_problems(
-    labels: dict[str, str], taints: list[Taint], reserved: Callable[[str], bool], reserved_by: str
+    labels: dict[str, str], taints: list[Taint], reserved_domains: tuple[str, ...], reserved_by: str
 ) -> list[str]:
     """Labels and taints a cloud flavour puts on the nodes it makes: the on-prem flavour's syntax checks
-    (labels play its node_selector's part), the pool label left to the component, and no label in a
-    domain that `reserved_by` (e.g. "Kubernetes or GKE") owns."""
+    (labels play its node_selector's part), the pool label left to the component, and no label in
+    `reserved_domains` (or a subdomain), which `reserved_by` (e.g. "Kubernetes or GKE") owns."""
     placement = GpuNodePoolArgs(
         driver_stack=GpuDriverStack.PREINSTALLED, node_selector=dict(labels), taints=list(taints)
     )
@@ -140,7 +152,7 @@ def cloud_pool_label_problems(
     for key in labels:
         if key == POOL_LABEL:
             problems.append(f"labels: {POOL_LABEL} is set to the pool's name by the component; drop it")
-        elif reserved(key):
+        elif _reserved_label(key, reserved_domains):
             problems.append(
                 f"labels: {key!r} is in a domain {reserved_by} reserves; use your own prefix "
                 "(e.g. example.com/team)"

@@ -82,7 +82,6 @@ MIN_VOLUME_GIB = 100  # the vLLM image is many GB compressed and more unpacked; 
 # Label domains Kubernetes, EKS and Karpenter keep for themselves (Karpenter refuses NodePools using them);
 # node.kubernetes.io and node-restriction.kubernetes.io are the documented exceptions.
 _RESERVED_LABEL_DOMAINS = ("kubernetes.io", "k8s.io", "karpenter.sh", "karpenter.k8s.aws")
-_ALLOWED_LABEL_DOMAINS = ("node.kubernetes.io", "node-restriction.kubernetes.io")
 # Tags Karpenter sets on what it launches and refuses to take from an EC2NodeClass.
 _RESERVED_TAGS = (
     "eks:eks-cluster-name",
@@ -132,13 +131,6 @@ class AwsGpuNodePoolArgs:
 def _family_of_instance_type(instance_type: str) -> str | None:
     match = _INSTANCE_TYPE.match(instance_type)
     return match.group(1) if match else None
-
-
-def _reserved_label(key: str) -> bool:
-    domain = key.split("/", 1)[0] if "/" in key else ""
-    if domain in _ALLOWED_LABEL_DOMAINS or any(domain.endswith("." + d) for d in _ALLOWED_LABEL_DOMAINS):
-        return False
-    return any(domain == d or domain.endswith("." + d) for d in _RESERVED_LABEL_DOMAINS)
 
 
 def validate_aws_gpu_node_pool_args(args: AwsGpuNodePoolArgs) -> list[str]:
@@ -235,7 +227,9 @@ def validate_aws_gpu_node_pool_args(args: AwsGpuNodePoolArgs) -> list[str]:
         )
 
     problems.extend(
-        cloud_pool_label_problems(args.labels, args.taints, _reserved_label, "Kubernetes, EKS or Karpenter")
+        cloud_pool_label_problems(
+            args.labels, args.taints, _RESERVED_LABEL_DOMAINS, "Kubernetes, EKS or Karpenter"
+        )
     )
     for key in args.tags:
         if key in _RESERVED_TAGS or key.startswith(("kubernetes.io/cluster", "aws:")):

@@ -79,7 +79,6 @@ _POOL_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # Label domains Kubernetes and GKE keep for themselves; node.kubernetes.io and
 # node-restriction.kubernetes.io are the documented exceptions.
 _RESERVED_LABEL_DOMAINS = ("kubernetes.io", "k8s.io", "cloud.google.com", "gke.io")
-_ALLOWED_LABEL_DOMAINS = ("node.kubernetes.io", "node-restriction.kubernetes.io")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,13 +107,6 @@ def region_of(location: str) -> str | None:
         return location
     zone = _ZONE.match(location)
     return zone.group(1) if zone else None
-
-
-def _reserved_label(key: str) -> bool:
-    domain = key.split("/", 1)[0] if "/" in key else ""
-    if domain in _ALLOWED_LABEL_DOMAINS or any(domain.endswith("." + d) for d in _ALLOWED_LABEL_DOMAINS):
-        return False
-    return any(domain == d or domain.endswith("." + d) for d in _RESERVED_LABEL_DOMAINS)
 
 
 def validate_gcp_gpu_node_pool_args(args: GcpGpuNodePoolArgs) -> list[str]:
@@ -166,7 +158,9 @@ def validate_gcp_gpu_node_pool_args(args: GcpGpuNodePoolArgs) -> list[str]:
             f"disk_gib: {args.disk_gib} GiB cannot hold the OS and the serving image; give {MIN_DISK_GIB} or more"
         )
 
-    problems.extend(cloud_pool_label_problems(args.labels, args.taints, _reserved_label, "Kubernetes or GKE"))
+    problems.extend(
+        cloud_pool_label_problems(args.labels, args.taints, _RESERVED_LABEL_DOMAINS, "Kubernetes or GKE")
+    )
     return problems
 
 
