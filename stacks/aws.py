@@ -104,9 +104,8 @@ def deploy_aws(cfg: StackConfig) -> None:
         pool = _gpu_capacity(cfg, a, eks, network, on_cluster)
 
     server_after: list[pulumi.Resource] = [pool] if pool is not None else []
-    scheme, _, rest = cfg.model.uri.partition("://")
-    if scheme == "s3":
-        bucket, _, prefix = rest.strip("/").partition("/")
+    if cfg.model.scheme == "s3":
+        bucket, prefix = cfg.model.bucket_and_prefix
         server_after.append(
             ModelStore(
                 "model-store",

@@ -150,9 +150,20 @@ class ModelConfig(Section):
             raise ValueError(f"{uri!r} names no bucket or path")
         return uri
 
+    @property
+    def scheme(self) -> str:
+        """The uri's scheme: hf, s3, gs or file."""
+        return self.uri.partition("://")[0]
+
+    @property
+    def bucket_and_prefix(self) -> tuple[str, str]:
+        """For s3:// and gs:// uris: the bucket and the key prefix under it ("" when there is none)."""
+        bucket, _, prefix = self.uri.partition("://")[2].strip("/").partition("/")
+        return bucket, prefix
+
     @model_validator(mode="after")
     def _source_fields(self) -> ModelConfig:
-        scheme = self.uri.partition("://")[0]
+        scheme = self.scheme
         if scheme == "file" and not self.volume_claim:
             raise ValueError(
                 "a file:// model needs model.volume_claim: the PersistentVolumeClaim that holds it"

@@ -229,7 +229,7 @@ def aws_problems(cfg: StackConfig) -> list[tuple[str, str]]:
             )
         )
 
-    scheme = cfg.model.uri.partition("://")[0]
+    scheme = cfg.model.scheme
     if scheme == "gs":
         problems.append(("model.uri", "a gs:// model on AWS: copy the weights to an s3:// bucket"))
     if scheme == "file":
@@ -245,7 +245,7 @@ def aws_problems(cfg: StackConfig) -> list[tuple[str, str]]:
                 "the stack creates the bucket with its own key: remove it, or set create_bucket: false",
             )
         )
-    if scheme == "s3" and cfg.model.uri.partition("://")[2].strip("/").count("/") == 0:
+    if scheme == "s3" and not cfg.model.bucket_and_prefix[1]:
         problems.append(
             (
                 "model.uri",

@@ -365,7 +365,7 @@ def _model_store_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     assert cfg.gcp is not None
     store = cfg.gcp.model_store
     problems: list[tuple[str, str]] = []
-    scheme, _, rest = cfg.model.uri.partition("://")
+    scheme = cfg.model.scheme
     if scheme == "s3":
         problems.append(("model.uri", "an s3:// model on GCP: copy the weights to a gs:// bucket"))
     if scheme == "file":
@@ -374,7 +374,7 @@ def _model_store_problems(cfg: StackConfig) -> list[tuple[str, str]]:
         )
     if scheme != "gs" and "model_store" in cfg.gcp.model_fields_set:
         problems.append(("gcp.model_store", "only used with a gs:// model.uri: remove it"))
-    if scheme == "gs" and rest.strip("/").count("/") == 0:
+    if scheme == "gs" and not cfg.model.bucket_and_prefix[1]:
         problems.append(
             (
                 "model.uri",

@@ -157,9 +157,8 @@ def deploy_gcp(cfg: StackConfig) -> None:
         )
 
     server_after: list[pulumi.Resource] = [pool] if pool is not None else []
-    scheme, _, rest = cfg.model.uri.partition("://")
-    if scheme == "gs":
-        bucket, _, prefix = rest.strip("/").partition("/")
+    if cfg.model.scheme == "gs":
+        bucket, prefix = cfg.model.bucket_and_prefix
         server_after.append(
             GcsModelStore(
                 "model-store",
