@@ -1,0 +1,1 @@
+"""InferStack: the offline plan/check tooling (planning, validation, reporting) and the `inferstack` CLI."""

@@ -66,7 +66,7 @@ def _load(args: argparse.Namespace) -> tuple[str, StackConfig]:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from inferstack.plan import plan_stack
+    from inferstack.planning.plan import plan_stack
 
     started = time.perf_counter()
     name, config = _load(args)
@@ -91,9 +91,9 @@ def _env_dir(flag: str | None, variable: str) -> Path | None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from inferstack.check import check_plan
-    from inferstack.plan import plan_stack
-    from inferstack.policy_check import check_policies, render_policies
+    from inferstack.planning.plan import plan_stack
+    from inferstack.validation.check import check_plan
+    from inferstack.validation.policies import check_policies, render_policies
 
     name, config = _load(args)
     plan = plan_stack(config, name)
@@ -115,7 +115,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from inferstack.diff import DiffError, diff_stack, render_markdown
+    from inferstack.reporting.diff import DiffError, diff_stack, render_markdown
 
     name, path = resolve_stack(args.stack, args.stack_file)
     try:
@@ -135,7 +135,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     if args.markdown:
-        from inferstack.reference import markdown_table
+        from inferstack.reporting.reference import markdown_table
 
         print(markdown_table())
     else:

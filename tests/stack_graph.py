@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from inferstack.plan import Plan
-from inferstack.recording import RecordedResource
+from inferstack.planning.plan import Plan
+from inferstack.planning.recording import RecordedResource
 
 
 def by_urn(plan: Plan) -> dict[str, RecordedResource]:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from components.load_balancer import ENVOY_PRIVILEGED_PORT_SHIFT
-from inferstack.plan import Plan, plan_stack
+from inferstack.planning.plan import Plan, plan_stack
 from stacks.config import load_stack_file, parse_stack_config
 from stacks.config_aws import gpu_limit
 from tests.stack_graph import ancestors_and_dependencies, covers

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from inferstack.check import DEV_TIER_CHECKOV_SKIPS, check_plan, checkov_skips_for
 from inferstack.cli import EXIT_FINDINGS, EXIT_OK, main
-from inferstack.plan import Plan, plan_stack
-from inferstack.validate import find_checkov
+from inferstack.planning.plan import Plan, plan_stack
+from inferstack.validation.check import DEV_TIER_CHECKOV_SKIPS, check_plan, checkov_skips_for
+from inferstack.validation.engine import find_checkov
 from stacks.config import Tier, load_stack_file
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -446,7 +446,7 @@ def test_any_input_validates_or_fails_cleanly(values: dict[str, Any]) -> None:
 
 
 def test_readme_configuration_reference_matches_the_schema() -> None:
-    from inferstack.reference import markdown_table
+    from inferstack.reporting.reference import markdown_table
 
     readme = (ROOT / "README.md").read_text()
     assert markdown_table() in readme, "README is stale: paste the output of `inferstack schema --markdown`"
@@ -472,7 +472,7 @@ def test_schema_choices_are_ones_the_model_image_launcher_accepts() -> None:
 
 
 def test_render_yaml_to_directory_reaches_the_onprem_provider_and_is_refused_on_clouds() -> None:
-    from inferstack.plan import plan_stack
+    from inferstack.planning.plan import plan_stack
 
     cfg = parse_stack_config(minimal(cluster={"render_yaml_to_directory": "build/rendered/dev"}))
     provider = plan_stack(cfg, "render").recording.one("pulumi:providers:kubernetes")

@@ -12,7 +12,8 @@ import yaml
 
 from components.choices import CapacityType
 from components.clusters.gcp.gpu_machines import GCP_GPU_MACHINES
-from inferstack.cost import (
+from inferstack.planning.plan import plan_stack
+from inferstack.reporting.cost import (
     HOURS_PER_MONTH,
     PriceBasis,
     PriceTable,
@@ -24,7 +25,6 @@ from inferstack.cost import (
     load_price_table,
     parse_price_table,
 )
-from inferstack.plan import plan_stack
 from stacks.config import Platform, StackConfig, load_stack_file, parse_stack_config
 from stacks.config_aws import AWS_GPU_FAMILIES
 from tests.test_config import minimal
@@ -37,7 +37,7 @@ TABLE = load_price_table()
 
 
 def raw_table() -> dict[str, Any]:
-    text = (ROOT / "inferstack" / "prices.yaml").read_text(encoding="utf-8")
+    text = (ROOT / "inferstack" / "reporting" / "prices.yaml").read_text(encoding="utf-8")
     return copy.deepcopy(yaml.safe_load(text))
 
 
@@ -157,7 +157,7 @@ def test_a_cost_from_an_estimated_price_says_so() -> None:
     estimated = estimate_cost(cfg, with_basis(("gcp", "machines", "g2-standard-8")))
     assert (
         estimated.estimated
-        and "(on-demand price in us-central1, an estimate, inferstack/prices.yaml, read "
+        and "(on-demand price in us-central1, an estimate, inferstack/reporting/prices.yaml, read "
         in estimated.summary_line()
     )
     assert estimated.per_hour_max == listed.per_hour_max

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from inferstack.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from inferstack.diff import changed_paths, compare
+from inferstack.reporting.diff import changed_paths, compare
 
 ROOT = Path(__file__).resolve().parents[1]
 #: What the REF side needs to plan a stack with its own code.

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from inferstack import fakes
-from inferstack.fakes_gcp import FAKE_PROJECT_NUMBER
-from inferstack.plan import Plan, plan_stack
+from inferstack.planning import fakes
+from inferstack.planning.fakes.gcp import FAKE_PROJECT_NUMBER
+from inferstack.planning.plan import Plan, plan_stack
 from stacks.config import load_stack_file
 
 ROOT = Path(__file__).resolve().parents[1]

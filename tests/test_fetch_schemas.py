@@ -20,10 +20,10 @@ from types import ModuleType
 import pytest
 import yaml
 
-from inferstack.plan import plan_stack
-from inferstack.validate_common import split_api_version
-from inferstack.validate_core import builtin_groups
-from inferstack.validate_crds import load_crd_index
+from inferstack.planning.plan import plan_stack
+from inferstack.validation.common import split_api_version
+from inferstack.validation.core import builtin_groups
+from inferstack.validation.crds import load_crd_index
 from stacks.config import load_stack_file
 
 ROOT = Path(__file__).resolve().parents[1]

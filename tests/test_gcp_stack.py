@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from components.clusters.gcp.gpu_machines import GCP_GPU_MACHINES
-from inferstack.plan import Plan, plan_stack
+from inferstack.planning.plan import Plan, plan_stack
 from stacks.config import load_stack_file, parse_stack_config
 from stacks.config_gcp import gcp_max_gpu_nodes
 from stacks.gcp import REQUIRED_APIS

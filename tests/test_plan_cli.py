@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from inferstack.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from inferstack.plan import plan_stack
+from inferstack.planning.plan import plan_stack
 from stacks.config import load_stack_file
 
 ROOT = Path(__file__).resolve().parents[1]

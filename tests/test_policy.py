@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from inferstack.cli import EXIT_FINDINGS, main
-from inferstack.plan import Plan, plan_stack
-from inferstack.policy_check import check_policies, load_rules
+from inferstack.planning.plan import Plan, plan_stack
+from inferstack.validation.policies import check_policies, load_rules
 from stacks.config import load_stack_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -386,11 +386,11 @@ def test_public_prod_gateway_without_api_keys_fails_check(
     stack_file = tmp_path / "Pulumi.insecure.yaml"
     stack_file.write_text(yaml.safe_dump(stack))
 
-    import inferstack.plan
+    import inferstack.planning.plan
 
-    real_plan_stack = inferstack.plan.plan_stack
+    real_plan_stack = inferstack.planning.plan.plan_stack
     monkeypatch.setattr(
-        inferstack.plan, "plan_stack", lambda c, n: _without_security_policies(real_plan_stack(c, n))
+        inferstack.planning.plan, "plan_stack", lambda c, n: _without_security_policies(real_plan_stack(c, n))
     )
     monkeypatch.chdir(ROOT)
     code = main(["check", "--stack-file", str(stack_file), "--skip-checkov", "--out", str(tmp_path / "plan")])

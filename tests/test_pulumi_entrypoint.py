@@ -11,7 +11,7 @@ import pytest
 import yaml
 from pulumi.runtime.config import set_all_config
 
-from inferstack.recording import run_program
+from inferstack.planning.recording import run_program
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +29,7 @@ def _reset_config() -> object:
 
 
 def test_main_deploys_what_the_offline_plan_shows() -> None:
-    from inferstack.plan import plan_stack
+    from inferstack.planning.plan import plan_stack
     from stacks.config import load_stack_file
 
     set_all_config({**engine_config("onprem"), "kubernetes:context": "ignored-by-us"})

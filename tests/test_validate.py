@@ -1,4 +1,4 @@
-"""The validation engine of `inferstack check` (inferstack/validate*.py).
+"""The validation engine of `inferstack check` (inferstack/validation/).
 
 CRD and chart data are upstream files beside the project (../shared), or wherever INFERSTACK_CRD_DIR /
 INFERSTACK_CHART_DIR point; tests that need them skip with the reason when they are absent. checkov runs
@@ -18,7 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
-from inferstack.validate import (
+from inferstack.validation.common import CheckOutcome, Finding, format_path
+from inferstack.validation.core import UnsupportedKubernetesVersion
+from inferstack.validation.crds import to_json_schema
+from inferstack.validation.engine import (
     CHECKOV_SKIPS,
     HelmValues,
     ValidationReport,
@@ -30,10 +33,7 @@ from inferstack.validate import (
     validate_custom_resources,
     validate_helm_values,
 )
-from inferstack.validate_common import CheckOutcome, Finding, format_path
-from inferstack.validate_core import UnsupportedKubernetesVersion
-from inferstack.validate_crds import to_json_schema
-from inferstack.validate_helm import documented_keys, merge_values
+from inferstack.validation.helm import documented_keys, merge_values
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,11 +1,11 @@
 """Schema checks shared by the component tests, built on the product's own validators.
 
-- `crd_errors(manifest)`: a custom resource against its CRD, via inferstack.validate.validate_custom_resources
+- `crd_errors(manifest)`: a custom resource against its CRD, via inferstack.validation.engine.validate_custom_resources
   (the check behind `inferstack check`). Anything the product would only note as "not validated" (a kind
   with no CRD, a version with no schema, an object that is not a custom resource) is an error here: a test
   that asks for a CRD check must never pass because nothing was checked.
 - `chart_value_errors(values_dir, values)`: Helm values against a chart, via
-  inferstack.validate.validate_helm_values (values.schema.json on the merged values, plus its unknown-key
+  inferstack.validation.engine.validate_helm_values (values.schema.json on the merged values, plus its unknown-key
   check), plus one stricter rule the tests had before and the product does not apply (see
   `_keys_not_in_defaults`).
 
@@ -21,11 +21,16 @@ from typing import Any
 
 import pytest
 
-from inferstack.recording import RecordedResource
-from inferstack.validate import HelmValues, resource_id, validate_custom_resources, validate_helm_values
-from inferstack.validate_common import format_path
-from inferstack.validate_crds import CRD_DIR_ENV
-from inferstack.validate_helm import CHART_DIR_ENV, load_chart
+from inferstack.planning.recording import RecordedResource
+from inferstack.validation.common import format_path
+from inferstack.validation.crds import CRD_DIR_ENV
+from inferstack.validation.engine import (
+    HelmValues,
+    resource_id,
+    validate_custom_resources,
+    validate_helm_values,
+)
+from inferstack.validation.helm import CHART_DIR_ENV, load_chart
 
 #: This checkout's parent folder holds shared/ (../shared from the repository root).
 _SHARED = Path(__file__).resolve().parents[3] / "shared"

@@ -23,7 +23,7 @@ from components.autoscaler import (
 )
 from components.choices import ScalingSignal
 from components.monitoring import ENVOY_GATEWAY_POD_LABELS
-from inferstack.recording import Recording, run_program
+from inferstack.planning.recording import Recording, run_program
 from tests.components.schemas import chart_value_errors, crd_errors, error_paths, needs_charts, needs_crds
 
 SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"

@@ -21,7 +21,7 @@ from components.gpu_node_pool import (
     tolerations_for,
     validate_gpu_node_pool_args,
 )
-from inferstack.recording import Recording, run_program
+from inferstack.planning.recording import Recording, run_program
 from tests.components.schemas import chart_value_errors, needs_charts
 
 RELEASE = "kubernetes:helm.sh/v3:Release"

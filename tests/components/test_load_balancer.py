@@ -27,7 +27,7 @@ from components.load_balancer import (
     envoy_gateway_values,
     validate_load_balancer_args,
 )
-from inferstack.recording import SECRET_PLACEHOLDER, Recording, run_program
+from inferstack.planning.recording import SECRET_PLACEHOLDER, Recording, run_program
 from tests.components.schemas import (
     chart_value_errors,
     crd_errors,

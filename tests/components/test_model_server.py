@@ -15,7 +15,7 @@ from components.model_server import (
     ModelServerArgs,
     validate_model_server_args,
 )
-from inferstack.recording import Recording, run_program
+from inferstack.planning.recording import Recording, run_program
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"

@@ -15,7 +15,7 @@ from components.monitoring import (
     prometheus_stack_values,
     validate_monitoring_args,
 )
-from inferstack.recording import Recording, run_program
+from inferstack.planning.recording import Recording, run_program
 from tests.components.schemas import chart_value_errors, crd_errors, manifest_of, needs_charts, needs_crds
 
 RELEASE = "kubernetes:helm.sh/v3:Release"

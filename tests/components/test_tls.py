@@ -20,7 +20,7 @@ from components.tls import (
     cert_manager_values,
     validate_tls_args,
 )
-from inferstack.recording import SECRET_PLACEHOLDER, Recording, run_program
+from inferstack.planning.recording import SECRET_PLACEHOLDER, Recording, run_program
 from tests.components.schemas import (
     chart_value_errors,
     crd_errors,

@@ -25,7 +25,7 @@ from components.clusters.aws.gpu_node_pool import (
 )
 from components.clusters.aws.karpenter import Karpenter, KarpenterArgs
 from components.gpu_node_pool import GpuPlacement, Taint
-from inferstack.recording import RecordedResource, Recording, run_program
+from inferstack.planning.recording import RecordedResource, Recording, run_program
 from tests.components.schemas import (
     chart_value_errors,
     crd_errors,

@@ -21,8 +21,8 @@ from components.clusters.aws.eks import (
     kubeconfig,
     validate_eks_cluster_args,
 )
-from inferstack import recording
-from inferstack.recording import RecordedResource, Recording, run_program
+from inferstack.planning import recording
+from inferstack.planning.recording import RecordedResource, Recording, run_program
 
 CLUSTER = "aws:eks/cluster:Cluster"
 KEY = "aws:kms/key:Key"

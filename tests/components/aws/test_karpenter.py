@@ -23,8 +23,8 @@ from components.clusters.aws.karpenter import (
     karpenter_values,
     validate_karpenter_args,
 )
-from inferstack.recording import RecordedResource, Recording, run_program
-from inferstack.validate_helm import load_chart
+from inferstack.planning.recording import RecordedResource, Recording, run_program
+from inferstack.validation.helm import load_chart
 from tests.components.schemas import CHART_DIR, chart_value_errors, error_paths, needs_charts
 
 T_ROLE = "aws:iam/role:Role"

@@ -20,7 +20,7 @@ from components.clusters.aws.load_balancer_controller import (
     nlb_service_annotations,
     validate_aws_load_balancer_controller_args,
 )
-from inferstack.recording import Recording, run_program
+from inferstack.planning.recording import Recording, run_program
 from tests.components.schemas import chart_value_errors, needs_charts
 
 T_RELEASE = "kubernetes:helm.sh/v3:Release"

@@ -17,7 +17,7 @@ from components.clusters.aws.model_store import (
     tls_only_bucket_policy,
     validate_model_store_args,
 )
-from inferstack.recording import Recording, run_program
+from inferstack.planning.recording import Recording, run_program
 
 T_BUCKET = "aws:s3/bucket:Bucket"
 T_KEY = "aws:kms/key:Key"

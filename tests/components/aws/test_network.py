@@ -19,7 +19,7 @@ from components.clusters.aws.network import (
     subnet_tags,
     validate_network_args,
 )
-from inferstack.recording import RecordedResource, Recording, run_program
+from inferstack.planning.recording import RecordedResource, Recording, run_program
 
 VPC = "aws:ec2/vpc:Vpc"
 SUBNET = "aws:ec2/subnet:Subnet"

@@ -22,7 +22,7 @@ from components.clusters.gcp.gpu_node_pool import (
     validate_gcp_gpu_node_pool_args,
 )
 from components.gpu_node_pool import GpuPlacement, Taint
-from inferstack.recording import Recording, run_program
+from inferstack.planning.recording import Recording, run_program
 from stacks.gpus import GpuType
 from tests.components.test_gpu_node_pool import tolerates, tolerates_all
 

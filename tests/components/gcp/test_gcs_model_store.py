@@ -24,8 +24,8 @@ from components.clusters.gcp.workload_identity import (
     workload_identity_principal,
     workload_pool_for,
 )
-from inferstack.fakes_gcp import FAKE_PROJECT_NUMBER, service_agent
-from inferstack.recording import Recording, run_program
+from inferstack.planning.fakes.gcp import FAKE_PROJECT_NUMBER, service_agent
+from inferstack.planning.recording import Recording, run_program
 
 T_BUCKET = "gcp:storage/bucket:Bucket"
 T_BINDING = "gcp:storage/bucketIAMMember:BucketIAMMember"

@@ -26,8 +26,8 @@ from components.clusters.gcp.gke import (
     region_of,
     validate_gke_cluster_args,
 )
-from inferstack.fakes_gcp import FAKE_PROJECT_NUMBER
-from inferstack.recording import RecordedResource, Recording, run_program
+from inferstack.planning.fakes.gcp import FAKE_PROJECT_NUMBER
+from inferstack.planning.recording import RecordedResource, Recording, run_program
 
 CLUSTER = "gcp:container/cluster:Cluster"
 NODE_POOL = "gcp:container/nodePool:NodePool"

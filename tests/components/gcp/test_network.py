@@ -20,7 +20,7 @@ from components.clusters.gcp.network import (
     component_name_problems,
     validate_network_args,
 )
-from inferstack.recording import Recording, run_program
+from inferstack.planning.recording import Recording, run_program
 
 VPC = "gcp:compute/network:Network"
 SUBNET = "gcp:compute/subnetwork:Subnetwork"

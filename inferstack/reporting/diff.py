@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inferstack.plan import Plan, plan_stack
+from inferstack.planning.plan import Plan, plan_stack
 from stacks.config import ConfigError, StackConfig, load_stack_file
 
 #: Paths listed per changed resource before the rest are summarised (a chart's values can differ in many).
@@ -44,7 +44,7 @@ class Side:
 
     gpus_min: int
     gpus_max: int
-    cost: dict[str, Any] | None = None  # inferstack.cost's estimate, as plain data
+    cost: dict[str, Any] | None = None  # inferstack.reporting.cost's estimate, as plain data
 
 
 @dataclass
@@ -120,7 +120,7 @@ def _gpus(config: StackConfig) -> tuple[int, int]:
 
 def _cost(config: StackConfig) -> dict[str, Any] | None:
     try:
-        from inferstack.cost import estimate_cost
+        from inferstack.reporting.cost import estimate_cost
     except ImportError:  # pragma: no cover - the price table ships with the package
         return None
     estimate = estimate_cost(config)
@@ -129,7 +129,7 @@ def _cost(config: StackConfig) -> dict[str, Any] | None:
 
 def _findings(plan: Plan) -> list[dict[str, Any]]:
     try:
-        from inferstack.policy_check import check_policies
+        from inferstack.validation.policies import check_policies
     except ImportError:  # pragma: no cover - the policy pack ships with the package
         return []
     return [asdict(f) for f in check_policies(plan)]

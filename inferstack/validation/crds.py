@@ -25,8 +25,14 @@ from typing import Any
 import jsonschema
 import yaml
 
-from inferstack.validate_common import CheckOutcome, Finding, resource_id, schema_findings, split_api_version
-from inferstack.validate_core import builtin_groups
+from inferstack.validation.common import (
+    CheckOutcome,
+    Finding,
+    resource_id,
+    schema_findings,
+    split_api_version,
+)
+from inferstack.validation.core import builtin_groups
 
 CHECK = "crd-schema"
 CRD_DIR_ENV = "INFERSTACK_CRD_DIR"

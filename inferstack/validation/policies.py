@@ -15,10 +15,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from inferstack.plan import Plan
-from inferstack.recording import RecordedResource
+from inferstack.planning.plan import Plan
+from inferstack.planning.recording import RecordedResource
 
-RULES_PATH = Path(__file__).resolve().parents[1] / "policy" / "rules.py"
+RULES_PATH = Path(__file__).resolve().parents[2] / "policy" / "rules.py"
 _MODULE = "inferstack_policy_rules"
 
 

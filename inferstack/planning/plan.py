@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import heapq
 import json
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from inferstack.cost import estimate_cost
-from inferstack.recording import SECRET_PLACEHOLDER, RecordedResource, Recording, run_program
+from inferstack.planning.recording import SECRET_PLACEHOLDER, RecordedResource, Recording, run_program
 from stacks.config import StackConfig
 
 HELM_RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
@@ -115,54 +113,10 @@ class Plan:
         return per * self.config.serving.replicas, per * self.config.serving.replicas
 
     def summary(self) -> str:
-        cfg = self.config
-        by_type = Counter(r.type for r in self.recording.resources if r.custom)
-        low, high = self.gpus()
-        replicas = (
-            f"{cfg.autoscaling.min_replicas} to {cfg.autoscaling.max_replicas} (autoscaled)"
-            if cfg.autoscaling.enabled
-            else f"{cfg.serving.replicas} (fixed)"
-        )
-        lines = [
-            f"# Plan: stack `{self.stack}`",
-            "",
-            f"- platform: {cfg.platform.value}, tier: {cfg.tier.value}, Kubernetes {cfg.cluster.kubernetes_version}",
-            f"- model: `{cfg.model.name}` from `{cfg.model.uri}`",
-            f"- engine: {cfg.serving.engine.value}, image `{cfg.serving.image}`",
-            f"- replicas: {replicas}",
-        ]
-        if cfg.uses_gpu:
-            lines.append(
-                f"- GPUs: {cfg.serving.gpus_per_replica} x {cfg.serving.gpu_type.value} per replica; "
-                f"{low} to {high} in total (GPU-hours per day at max: {high * 24})"
-            )
-        else:
-            lines.append("- GPUs: none (CPU engine)")
-        lines.append(estimate_cost(cfg).summary_line())
-        lines += [
-            f"- endpoint: https://{cfg.gateway.hostname}/v1 (OpenAI-compatible, API keys required)",
-            f"- TLS: {cfg.tls.mode.value}; load balancer: {_load_balancer(cfg)}",
-            "",
-            "## Resources by type",
-            "",
-            "| type | count |",
-            "|---|---|",
-            *[f"| `{t}` | {n} |" for t, n in sorted(by_type.items())],
-            "",
-            f"{sum(by_type.values())} resources, {len(self.manifests())} Kubernetes objects in manifests.yaml.",
-            "",
-            "## Helm releases (installed by Pulumi; not rendered into manifests.yaml)",
-            "",
-            "| release | chart | version | namespace |",
-            "|---|---|---|---|",
-            *[f"| {h.release} | {h.chart} | {h.version} | {h.namespace} |" for h in self.helm_releases()],
-            "",
-        ]
-        if self.recording.exports:
-            lines += ["## Stack outputs", ""]
-            lines += [f"- `{k}`: {_short(v)}" for k, v in sorted(self.recording.exports.items())]
-            lines.append("")
-        return "\n".join(lines)
+        """summary.md: what the stack creates, in a page a reviewer reads (inferstack.reporting.summary)."""
+        from inferstack.reporting.summary import render_summary
+
+        return render_summary(self)
 
     def write(self, out_dir: Path) -> list[Path]:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -177,11 +131,6 @@ class Plan:
             path.write_text(text, encoding="utf-8")
             written.append(path)
         return written
-
-
-def _short(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _manifest(resource: RecordedResource) -> dict[str, Any]:
@@ -249,17 +198,6 @@ def _dependency_order(recording: Recording) -> list[RecordedResource]:
     if len(ordered) != len(objects):  # a cycle cannot come out of Pulumi, but never drop objects silently
         ordered += [r for r in objects if r not in ordered]
     return ordered
-
-
-def _load_balancer(cfg: StackConfig) -> str:
-    if cfg.aws is not None:
-        return f"AWS NLB ({cfg.aws.load_balancer_scheme.value}) in {cfg.aws.region}, EKS {cfg.cluster.kubernetes_version}"
-    if cfg.gcp is not None:
-        return (
-            f"GCP L4 load balancer ({cfg.gcp.load_balancer_scheme.value}) in {cfg.gcp.region}, "
-            f"GKE {cfg.cluster.kubernetes_version}+ ({cfg.gcp.release_channel.value} channel)"
-        )
-    return cfg.gateway.load_balancer.kind.value
 
 
 def plan_stack(config: StackConfig, stack: str) -> Plan:

@@ -15,9 +15,8 @@ from components._common import (
     NVIDIA_DEVICE_PLUGIN,
     HelmChart,
 )
-from inferstack.plan import Plan
-from inferstack.policy_check import PolicyFinding, check_policies, finding_text, policy_inputs
-from inferstack.validate import (
+from inferstack.planning.plan import Plan
+from inferstack.validation.engine import (
     CHECKOV_SKIPS,
     CheckOutcome,
     Finding,
@@ -26,6 +25,7 @@ from inferstack.validate import (
     find_checkov,
     validate_all,
 )
+from inferstack.validation.policies import PolicyFinding, check_policies, finding_text, policy_inputs
 from stacks.config import Tier
 
 #: Chart reference (as given to Helm) -> its folder in the chart data directory.

@@ -118,8 +118,8 @@ def parse_price_table(document: Any, source: str = "prices.yaml") -> PriceTable:
 
 @cache
 def load_price_table() -> PriceTable:
-    """The table shipped with the package (inferstack/prices.yaml)."""
-    text = resources.files("inferstack").joinpath("prices.yaml").read_text(encoding="utf-8")
+    """The table shipped with the package (inferstack/reporting/prices.yaml)."""
+    text = resources.files("inferstack.reporting").joinpath("prices.yaml").read_text(encoding="utf-8")
     return parse_price_table(yaml.safe_load(text))
 
 
@@ -163,7 +163,7 @@ class CostEstimate:
             f"- cost (GPU nodes): ${self.per_hour_min:,.2f}/h (${self.per_month_min:,.0f}/month) at "
             f"min_replicas, ${self.per_hour_max:,.2f}/h (${self.per_month_max:,.0f}/month) at max_replicas "
             f"on {self.machine} ({self.capacity.value} price in {self.region}"
-            f"{', an estimate' if self.estimated else ''}, inferstack/prices.yaml, read {self.date}; "
+            f"{', an estimate' if self.estimated else ''}, inferstack/reporting/prices.yaml, read {self.date}; "
             "control plane, system nodes, networking and disks not included)"
         )
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from inferstack.validate_common import CheckOutcome, Finding, resource_id
+from inferstack.validation.common import CheckOutcome, Finding, resource_id
 
 CHECK = "checkov"
 CHECKOV_ENV = "INFERSTACK_CHECKOV"
@@ -56,7 +56,7 @@ def _project_roots() -> list[Path]:
         if (folder / "Pulumi.yaml").is_file():
             roots.append(folder)
             break
-    package_root = Path(__file__).resolve().parents[1]
+    package_root = Path(__file__).resolve().parents[2]
     if (package_root / "Pulumi.yaml").is_file() and package_root not in roots:
         roots.append(package_root)
     return roots

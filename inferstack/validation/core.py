@@ -20,7 +20,13 @@ import kubernetes_validate
 import referencing
 from kubernetes_validate import utils as kv_utils
 
-from inferstack.validate_common import CheckOutcome, Finding, resource_id, schema_findings, split_api_version
+from inferstack.validation.common import (
+    CheckOutcome,
+    Finding,
+    resource_id,
+    schema_findings,
+    split_api_version,
+)
 
 CHECK = "kubernetes-validate"
 

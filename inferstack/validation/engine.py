@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inferstack.validate_checkov import CHECKOV_SKIPS, find_checkov, run_checkov
-from inferstack.validate_common import CheckOutcome, Finding, resource_id
-from inferstack.validate_core import schema_version, validate_core
-from inferstack.validate_crds import default_crd_dir, validate_custom_resources
-from inferstack.validate_helm import HelmValues, default_chart_dir, validate_helm_values
+from inferstack.validation.checkov import CHECKOV_SKIPS, find_checkov, run_checkov
+from inferstack.validation.common import CheckOutcome, Finding, resource_id
+from inferstack.validation.core import schema_version, validate_core
+from inferstack.validation.crds import default_crd_dir, validate_custom_resources
+from inferstack.validation.helm import HelmValues, default_chart_dir, validate_helm_values
 
 __all__ = [
     "CHECKOV_SKIPS",

@@ -14,7 +14,8 @@ import string
 from dataclasses import dataclass
 from typing import Any
 
-from inferstack import fakes_aws, fakes_gcp
+from inferstack.planning.fakes import aws as fakes_aws
+from inferstack.planning.fakes import gcp as fakes_gcp
 
 #: Address the fake LoadBalancer implementation hands out (TEST-NET-3, RFC 5737).
 FAKE_LOAD_BALANCER_IP = "203.0.113.10"
@@ -162,5 +163,5 @@ def invoke_result(
     if answer is not None:
         return answer
     raise NotImplementedError(
-        f"the recording mock has no fake answer for data source {token}: add one to inferstack/fakes*.py"
+        f"the recording mock has no fake answer for data source {token}: add one to inferstack/planning/fakes/"
     )

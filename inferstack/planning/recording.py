@@ -20,7 +20,7 @@ from pulumi.runtime.settings import get_root_resource
 from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
-from inferstack import fakes
+from inferstack.planning import fakes
 
 SECRET_PLACEHOLDER = "[secret]"
 

@@ -28,7 +28,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from inferstack.validate_common import CheckOutcome, Finding, format_path, schema_findings
+from inferstack.validation.common import CheckOutcome, Finding, format_path, schema_findings
 
 CHECK = "helm-values"
 CHART_DIR_ENV = "INFERSTACK_CHART_DIR"

@@ -1,0 +1,1 @@
+"""Planning: run a stack program offline under the recording mock (with per-cloud fakes) and write the plan."""

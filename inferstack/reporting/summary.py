@@ -1,0 +1,81 @@
+"""summary.md of a plan: what a stack creates, on one page a reviewer reads in a pull request."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from inferstack.reporting.cost import estimate_cost
+from stacks.config import StackConfig
+
+if TYPE_CHECKING:
+    from inferstack.planning.plan import Plan
+
+
+def render_summary(plan: Plan) -> str:
+    """The plan's summary.md: platform, model, replicas, GPUs, cost, endpoint, resources and releases."""
+    cfg = plan.config
+    by_type = Counter(r.type for r in plan.recording.resources if r.custom)
+    low, high = plan.gpus()
+    replicas = (
+        f"{cfg.autoscaling.min_replicas} to {cfg.autoscaling.max_replicas} (autoscaled)"
+        if cfg.autoscaling.enabled
+        else f"{cfg.serving.replicas} (fixed)"
+    )
+    lines = [
+        f"# Plan: stack `{plan.stack}`",
+        "",
+        f"- platform: {cfg.platform.value}, tier: {cfg.tier.value}, Kubernetes {cfg.cluster.kubernetes_version}",
+        f"- model: `{cfg.model.name}` from `{cfg.model.uri}`",
+        f"- engine: {cfg.serving.engine.value}, image `{cfg.serving.image}`",
+        f"- replicas: {replicas}",
+    ]
+    if cfg.uses_gpu:
+        lines.append(
+            f"- GPUs: {cfg.serving.gpus_per_replica} x {cfg.serving.gpu_type.value} per replica; "
+            f"{low} to {high} in total (GPU-hours per day at max: {high * 24})"
+        )
+    else:
+        lines.append("- GPUs: none (CPU engine)")
+    lines.append(estimate_cost(cfg).summary_line())
+    lines += [
+        f"- endpoint: https://{cfg.gateway.hostname}/v1 (OpenAI-compatible, API keys required)",
+        f"- TLS: {cfg.tls.mode.value}; load balancer: {_load_balancer(cfg)}",
+        "",
+        "## Resources by type",
+        "",
+        "| type | count |",
+        "|---|---|",
+        *[f"| `{t}` | {n} |" for t, n in sorted(by_type.items())],
+        "",
+        f"{sum(by_type.values())} resources, {len(plan.manifests())} Kubernetes objects in manifests.yaml.",
+        "",
+        "## Helm releases (installed by Pulumi; not rendered into manifests.yaml)",
+        "",
+        "| release | chart | version | namespace |",
+        "|---|---|---|---|",
+        *[f"| {h.release} | {h.chart} | {h.version} | {h.namespace} |" for h in plan.helm_releases()],
+        "",
+    ]
+    if plan.recording.exports:
+        lines += ["## Stack outputs", ""]
+        lines += [f"- `{k}`: {_short(v)}" for k, v in sorted(plan.recording.exports.items())]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _load_balancer(cfg: StackConfig) -> str:
+    if cfg.aws is not None:
+        return f"AWS NLB ({cfg.aws.load_balancer_scheme.value}) in {cfg.aws.region}, EKS {cfg.cluster.kubernetes_version}"
+    if cfg.gcp is not None:
+        return (
+            f"GCP L4 load balancer ({cfg.gcp.load_balancer_scheme.value}) in {cfg.gcp.region}, "
+            f"GKE {cfg.cluster.kubernetes_version}+ ({cfg.gcp.release_channel.value} channel)"
+        )
+    return cfg.gateway.load_balancer.kind.value
