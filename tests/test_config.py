@@ -445,13 +445,6 @@ def test_any_input_validates_or_fails_cleanly(values: dict[str, Any]) -> None:
         assert "Traceback" not in err.render()
 
 
-def test_readme_configuration_reference_matches_the_schema() -> None:
-    from inferstack.reporting.reference import markdown_table
-
-    readme = (ROOT / "README.md").read_text()
-    assert markdown_table() in readme, "README is stale: paste the output of `inferstack schema --markdown`"
-
-
 def test_api_key_clients_are_limited_to_what_the_rate_limiter_can_hold() -> None:
     clients = [f"client-{i}" for i in range(17)]
     found = problems_of(minimal(serving={"image": "a/b:1", "api_keys": {"clients": clients}}))
