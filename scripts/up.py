@@ -177,10 +177,14 @@ class Shell:
             raise Stop(f"{what} failed (exit {done.returncode}): {shlex.join(argv)}", done.returncode)
         return done.stdout
 
-    def step(self, argv: Sequence[str], what: str, env: dict[str, str] | None = None) -> None:
-        """Run with the terminal attached (progress shows); raises Stop naming `what` on failure."""
+    def step(
+        self, argv: Sequence[str], what: str, env: dict[str, str] | None = None, quiet: bool = False
+    ) -> None:
+        """Run with the terminal attached (progress shows; `quiet`: stderr only); raises Stop naming
+        `what` on failure, exit 2 kept (a refusal with its reasons already printed)."""
+        stdout = subprocess.DEVNULL if quiet else None
         try:
-            code = subprocess.run(list(argv), cwd=self.cwd, env=env or self.env).returncode
+            code = subprocess.run(list(argv), cwd=self.cwd, env=env or self.env, stdout=stdout).returncode
         except OSError as err:
             raise Stop(f"{what}: could not run {argv[0]}: {err}") from None
         if code != 0:
@@ -401,7 +405,11 @@ def build_venv(platform_name: str, sh: Shell) -> None:
 
 def validate_stack(stack: str, sh: Shell) -> StackFacts:
     say(f"validating stacks/Pulumi.{stack}.yaml offline (inferstack plan)")
-    sh.step([".venv/bin/inferstack", "plan", stack, "--out", f"build/plan/{stack}"], "the offline plan")
+    sh.step(
+        [".venv/bin/inferstack", "plan", stack, "--out", f"build/plan/{stack}"],
+        "the offline plan",
+        quiet=True,
+    )
     raw = sh.output([".venv/bin/python", "scripts/up.py", "facts", stack], "reading the stack config")
     try:
         return StackFacts(**json.loads(raw))
