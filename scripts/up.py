@@ -535,7 +535,9 @@ def create_kind_cluster(name: str, facts: StackFacts, sh: Shell, stack: str) -> 
 
 def freeze_kubeconfig(context: str, sh: Shell, stack: str) -> Path:
     """A kubeconfig holding only `context`, for pulumi up and destroy: the stack goes to the cluster
-    chosen here even if the current context points elsewhere (a production cluster) now or later."""
+    chosen here even if the current context points elsewhere (a production cluster) now or later.
+    The stack's provider names no kubeconfig, so pulumi-kubernetes reads $KUBECONFIG, like kubectl
+    (pulumi.com/registry/packages/kubernetes/installation-configuration, "Setup")."""
     text = sh.output(
         ["kubectl", "config", "view", "--minify", "--flatten", "--context", context],
         f"reading kube context {context}",
@@ -796,6 +798,12 @@ def up(stack: str, sh: Shell) -> None:
     endpoint = endpoint_from_outputs(outputs, stack, sh.cwd)
     wait_for_endpoint(endpoint, facts.namespace, wait_s, poll_s)
     print(usage_text(endpoint), flush=True)
+    names = ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE_FILE", "KUBECONFIG")
+    exports = " ".join(
+        f"{k}={shlex.quote(env[k])}" for k in names if env.get(k) and env.get(k) != sh.env.get(k)
+    )
+    if exports:
+        print(f"pulumi and kubectl commands for this stack need:  export {exports}", flush=True)
 
 
 def destroy(stack: str, sh: Shell, ask: Callable[[str], str] = input) -> None:

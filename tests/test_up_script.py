@@ -593,6 +593,7 @@ def test_the_happy_path_runs_every_step_in_order_and_prints_a_usable_snippet(
     assert f"Endpoint:  {url}/v1" in done.stdout and f"CA file:   {ca_file}" in done.stdout
     assert "Bearer sk-test" in done.stdout and "api_key='sk-test'" in done.stdout
     assert "creating it from deploy/kind/cluster.yaml" in done.stdout
+    assert f"export PULUMI_BACKEND_URL=file://{state}" in done.stdout
 
 
 def test_destroy_runs_pulumi_destroy_then_deletes_the_cluster_up_created_when_told(bench: Bench) -> None:
