@@ -83,14 +83,16 @@ UPSTREAM_DIR ?= build/upstream
 fetch-schemas: runtime
 	$(BIN)/python scripts/fetch_schemas.py $(UPSTREAM_DIR)
 
-up: runtime
-	STACK=$(STACK) ./scripts/up.sh
+# No venv prerequisite: scripts/up.py runs on the system python3 (standard library only) so that it checks
+# the Pulumi CLI, Docker, kind and kubectl (or the cloud CLIs) in seconds, before it builds the venv
+# (make runtime-core for on-prem stacks, make runtime for aws/gcp). Then, for a side-loaded image: the
+# kind cluster (deploy/kind/cluster.yaml), docker build, kind load; pulumi up; the endpoint check.
+up:
+	MAKE="$(MAKE)" $(PYTHON) scripts/up.py up $(STACK)
 
-destroy: runtime
-	@command -v pulumi >/dev/null || { echo "make destroy needs the Pulumi CLI (https://www.pulumi.com/docs/install/)"; exit 2; }
-	PULUMI_BACKEND_URL=$${PULUMI_BACKEND_URL:-file://$(CURDIR)/.pulumi-state} \
-	PULUMI_CONFIG_PASSPHRASE_FILE=$${PULUMI_CONFIG_PASSPHRASE_FILE:-$(CURDIR)/.pulumi-state/passphrase} \
-	pulumi destroy --stack $(STACK)
+# pulumi destroy; offers to delete the kind cluster `make up` created (DELETE_CLUSTER=yes|no: no question).
+destroy:
+	MAKE="$(MAKE)" $(PYTHON) scripts/up.py destroy $(STACK)
 
 bench: venv
 	$(BIN)/python bench/plan_bench.py

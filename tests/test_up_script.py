@@ -1,56 +1,641 @@
-"""`make up` (scripts/up.sh) refuses early, with the fix, when a tool the stack needs is missing."""
+"""`make up` / `make destroy` (scripts/up.py): prerequisites before any venv, then each step, with
+stand-in commands on PATH that record their argv and answer as the real tools do."""
 
 from __future__ import annotations
 
-import os
+import ast
+import datetime
+import http.server
+import importlib.util
+import json
 import shutil
+import ssl
+import stat
 import subprocess
 import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin")
+IMAGE = "localhost/inferstack-model-cpu:0.1.0"
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="stand-ins are POSIX shell and Python")
 
 
-def run_up(
-    stack: str, tmp_path: Path, system_path: str = "/usr/bin:/bin"
-) -> subprocess.CompletedProcess[str]:
-    """scripts/up.sh with a stub `pulumi` and nothing else on PATH besides `system_path`."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    stub = bin_dir / "pulumi"
-    stub.write_text("#!/bin/sh\necho 'the stub pulumi must not be reached' >&2\nexit 99\n")
-    stub.chmod(0o755)
-    # The script calls .venv/bin/...; point it at the interpreter running the tests.
-    env = {**os.environ, "STACK": stack, "PATH": f"{bin_dir}:{system_path}", "HOME": str(tmp_path)}
-    return subprocess.run(
-        ["bash", "scripts/up.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+def load_up() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("up_script", ROOT / "scripts" / "up.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["up_script"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+up = load_up()
+
+# One stand-in for every tool: logs {tool, args, env} as a JSON line, then answers from STANDIN_ANSWERS:
+# {tool: [[argv prefix, stdout, exit status, {file: text} to write], ...]}, first match wins, else exit 0.
+STANDIN = """#!{python} -S
+import json, os, sys
+tool, args = os.path.basename(sys.argv[0]), sys.argv[1:]
+env = {{k: os.environ.get(k) for k in ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE_FILE", "KUBECONFIG")}}
+with open(os.environ["STANDIN_LOG"], "a") as log:
+    log.write(json.dumps({{"tool": tool, "args": args, "env": env}}) + "\\n")
+with open(os.environ["STANDIN_ANSWERS"]) as f:
+    answers = json.load(f)
+for prefix, out, code, *files in answers.get(tool, []):
+    if args[: len(prefix)] == prefix:
+        for path, text in (files[0] if files else {{}}).items():
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                f.write(text)
+            os.chmod(path, 0o755)
+        sys.stdout.write(out)
+        sys.exit(code)
+"""
+
+
+class Bench:
+    """A copy of the project, a bin folder of stand-ins, the call log, and the environment to run in."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        # What make up reads before the venv: the Makefile, the script, the stack files, the kind config.
+        self.repo = tmp_path / "repo"
+        self.repo.mkdir()
+        shutil.copy2(ROOT / "Makefile", self.repo / "Makefile")
+        self.copy("scripts", "stacks", "deploy")
+        self.bin = tmp_path / "bin"
+        self.bin.mkdir()
+        self.log = tmp_path / "calls.jsonl"
+        self.log.touch()
+        self.answers_file = tmp_path / "answers.json"
+        self.answers: dict[str, list[list[Any]]] = {}
+        self.home = tmp_path / "home"
+        self.home.mkdir()
+
+    def copy(self, *folders: str) -> None:
+        for folder in folders:
+            shutil.copytree(ROOT / folder, self.repo / folder, ignore=shutil.ignore_patterns("__pycache__"))
+
+    def tool(self, name: str, *answers: list[Any]) -> Path:
+        path = self.bin / name
+        path.write_text(STANDIN.format(python=sys.executable))
+        path.chmod(path.stat().st_mode | stat.S_IXUSR)
+        self.answers[name] = [list(a) for a in answers]
+        return path
+
+    def system(self, *tools: str) -> None:
+        """Real tools the run may use (make, the system python3), and nothing else from the system."""
+        for tool in tools:
+            found = SYSTEM_PYTHON if tool == "python3" else shutil.which(tool)
+            assert found, tool
+            (self.bin / tool).symlink_to(found)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        self.answers_file.write_text(json.dumps(self.answers))
+        return {
+            "PATH": str(self.bin),
+            "HOME": str(self.home),
+            "STANDIN_LOG": str(self.log),
+            "STANDIN_ANSWERS": str(self.answers_file),
+            **extra,
+        }
+
+    def calls(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def commands(self) -> list[str]:
+        return [" ".join([c["tool"], *c["args"]]) for c in self.calls()]
+
+
+@pytest.fixture
+def bench(tmp_path: Path) -> Bench:
+    return Bench(tmp_path)
+
+
+# --- "Done when": refusals within seconds, before any venv --------------------------------------------
+
+
+@pytest.mark.skipif(SYSTEM_PYTHON is None or shutil.which("make") is None, reason="needs make and python3")
+def test_make_up_without_pulumi_exits_2_naming_it_within_5_s_and_builds_no_venv(bench: Bench) -> None:
+    bench.system("make", "python3")
+    started = time.monotonic()
+    done = subprocess.run(
+        ["make", "up", "STACK=local"],
+        cwd=bench.repo,
+        env=bench.env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    elapsed = time.monotonic() - started
+    assert done.returncode == 2, done.stderr
+    assert elapsed < 5, elapsed
+    assert "`pulumi` is not on PATH" in done.stderr
+    assert "get.pulumi.com" in done.stderr and "brew install pulumi/tap/pulumi" in done.stderr
+    assert not (bench.repo / ".venv").exists()
+    assert not (bench.repo / ".pulumi-state").exists()
+
+
+@pytest.mark.skipif(SYSTEM_PYTHON is None or shutil.which("make") is None, reason="needs make and python3")
+def test_with_a_fake_pulumi_and_no_cluster_tools_it_names_kind_and_docker(bench: Bench) -> None:
+    bench.system("make", "python3")
+    bench.tool("pulumi")
+    bench.tool("kubectl", [["config", "current-context"], "", 1])
+    done = subprocess.run(
+        ["make", "up", "STACK=local"],
+        cwd=bench.repo,
+        env=bench.env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "`pulumi`" not in done.stderr
+    assert "`docker` is not on PATH" in done.stderr and "`kind` is not on PATH" in done.stderr
+    assert "brew install kind" in done.stderr and "kind.sigs.k8s.io/dl/v0.32.0/kind-linux-" in done.stderr
+    assert not (bench.repo / ".venv").exists()
+    assert all(c["tool"] != "pulumi" for c in bench.calls())
+
+
+def test_an_unreachable_docker_daemon_is_named_with_the_fix(bench: Bench) -> None:
+    bench.tool("pulumi")
+    bench.tool("kind")
+    bench.tool("kubectl", [["config", "current-context"], "", 1])
+    bench.tool(
+        "docker", [["info"], "Cannot connect to the Docker daemon at unix:///var/run/docker.sock.\n", 1]
+    )
+    sh = up.Shell(cwd=bench.repo, env=bench.env())
+    problems = up.prerequisite_problems(up.scanned_facts(bench.repo / "stacks/Pulumi.local.yaml"), sh)
+    assert len(problems) == 1 and "Docker daemon is not reachable" in problems[0]
+    assert "Cannot connect to the Docker daemon" in problems[0]
+
+
+def test_an_aws_stack_without_the_aws_cli_stops_before_the_venv(bench: Bench) -> None:
+    bench.tool("pulumi")
+    sh = up.Shell(cwd=bench.repo, env=bench.env())
+    with pytest.raises(up.Stop) as stop:
+        up.up("dev-aws", sh)
+    assert stop.value.code == 2
+    assert "`aws` is not on PATH" in str(stop.value) and "get-token" in str(stop.value)
+    assert bench.commands() == []  # neither make nor pulumi ran
+
+
+def test_an_aws_stack_without_credentials_is_told_to_log_in(bench: Bench) -> None:
+    bench.tool("pulumi")
+    bench.tool("aws", [["sts", "get-caller-identity"], "", 255])
+    sh = up.Shell(cwd=bench.repo, env=bench.env())
+    assert up.prerequisite_problems(up.scanned_facts(bench.repo / "stacks/Pulumi.dev-aws.yaml"), sh) == [
+        "no usable AWS credentials: log in (aws sso login, or set AWS_PROFILE)"
+    ]
+
+
+def test_a_gcp_stack_needs_gcloud_its_auth_plugin_and_adc(bench: Bench) -> None:
+    bench.tool("pulumi")
+    sh = up.Shell(cwd=bench.repo, env=bench.env())
+    facts = up.scanned_facts(bench.repo / "stacks/Pulumi.dev-gcp.yaml")
+    problems = up.prerequisite_problems(facts, sh)
+    assert any("`gcloud` is not on PATH" in p for p in problems)
+    assert any("gcloud components install gke-gcloud-auth-plugin" in p for p in problems)
+    bench.tool("gcloud", [["auth", "application-default"], "", 1])
+    bench.tool("gke-gcloud-auth-plugin")
+    sh = up.Shell(cwd=bench.repo, env=bench.env())
+    assert up.prerequisite_problems(facts, sh) == [
+        "no Application Default Credentials: run gcloud auth application-default login"
+    ]
+
+
+def test_an_onprem_stack_with_a_registry_image_needs_its_named_context_not_docker(bench: Bench) -> None:
+    bench.tool("pulumi")
+    bench.tool("kubectl", [["config", "get-contexts", "onprem-gpu"], "", 1])
+    sh = up.Shell(cwd=bench.repo, env=bench.env())
+    facts = up.scanned_facts(bench.repo / "stacks/Pulumi.onprem.yaml")
+    assert not facts.side_loaded
+    (problem,) = up.prerequisite_problems(facts, sh)
+    assert "kube context 'onprem-gpu'" in problem and "cluster.kube_context" in problem
+
+
+# --- pure parts ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack_file", sorted((ROOT / "stacks").glob("Pulumi.*.yaml")), ids=lambda p: p.name)
+def test_the_pre_venv_scan_agrees_with_yaml_on_every_stack_file(stack_file: Path) -> None:
+    config = yaml.safe_load(stack_file.read_text())["config"]
+    facts = up.scanned_facts(stack_file)
+    assert facts.platform == config.get("inferstack:platform", "onprem")
+    assert facts.image == config["inferstack:serving"]["image"]
+    assert facts.kube_context == (config.get("inferstack:cluster") or {}).get("kube_context")
+
+
+def test_the_scan_reads_quoted_values_and_ignores_comments_and_lists() -> None:
+    text = textwrap.dedent(
+        """\
+        # platform: gcp   (a comment)
+        config:
+          inferstack:platform: "aws"  # trailing comment
+          inferstack:serving:
+            extra_engine_args:
+              - "--x: y"
+            image: 'localhost/x:1'
+          inferstack:cluster:
+            kube_context: kind-a
+        """
+    )
+    assert up.scan_stack_file(text) == {
+        "config.inferstack:platform": "aws",
+        "config.inferstack:serving.image": "localhost/x:1",
+        "config.inferstack:cluster.kube_context": "kind-a",
+    }
+
+
+def test_the_kind_config_publishes_the_local_stacks_node_ports_on_loopback() -> None:
+    text = (ROOT / up.KIND_CONFIG).read_text()
+    config = yaml.safe_load(text)
+    assert config["kind"] == "Cluster" and config["apiVersion"] == "kind.x-k8s.io/v1alpha4"
+    (node,) = config["nodes"]
+    mappings = {m["containerPort"]: m for m in node["extraPortMappings"]}
+    assert up.kind_port_mappings(text) == {p: m["hostPort"] for p, m in mappings.items()}
+    facts = up.validated_facts("local")
+    for port in (facts.https_node_port, facts.http_node_port):
+        assert mappings[port]["hostPort"] == port and mappings[port]["listenAddress"] == "127.0.0.1"
+    assert "@sha256:" in node["image"]
+
+
+def test_every_hint_that_creates_a_kind_cluster_gives_the_config_with_the_port_mapping() -> None:
+    source = (ROOT / "scripts" / "up.py").read_text()
+    hints = [line for line in source.splitlines() if "kind create cluster" in line]
+    assert hints
+    assert all("--config" in line for line in hints), hints
+
+
+def test_on_prem_stacks_install_the_core_runtime_and_cloud_stacks_the_full_one() -> None:
+    assert up.venv_target("onprem") == "runtime-core"
+    assert up.venv_target("aws") == up.venv_target("gcp") == "runtime"
+
+
+def test_an_existing_kind_cluster_without_the_port_mapping_is_refused_with_the_recreate_command(
+    bench: Bench,
+) -> None:
+    bench.tool("kind", [["get", "clusters"], "inferstack\n", 0])
+    bench.tool("docker", [["port", "inferstack-control-plane"], "6443/tcp -> 127.0.0.1:41234\n", 0])
+    sh = up.Shell(cwd=bench.repo, env=bench.env())
+    facts = up.StackFacts(platform="onprem", image=IMAGE)
+    with pytest.raises(up.Stop) as stop:
+        up.choose_target(facts, sh)
+    assert stop.value.code == 2
+    assert "30443, 30080" in str(stop.value)
+    assert "kind create cluster --name inferstack --config deploy/kind/cluster.yaml" in str(stop.value)
+
+
+def test_an_existing_kind_cluster_with_the_mapping_is_used_and_not_created(bench: Bench) -> None:
+    bench.tool("kind", [["get", "clusters"], "other\ninferstack\n", 0])
+    ports = "30443/tcp -> 127.0.0.1:30443\n30080/tcp -> 127.0.0.1:30080\n"
+    bench.tool("docker", [["port", "inferstack-control-plane"], ports, 0])
+    sh = up.Shell(cwd=bench.repo, env=bench.env())
+    target = up.choose_target(up.StackFacts(platform="onprem", image=IMAGE), sh)
+    assert target == up.Target("kind-inferstack", ["kind", "load", "docker-image", "--name", "inferstack"])
+
+
+def test_a_k3d_current_context_is_used_with_k3d_image_import(bench: Bench) -> None:
+    bench.tool("kind", [["get", "clusters"], "", 0])
+    bench.tool("kubectl", [["config", "current-context"], "k3d-dev\n", 0])
+    sh = up.Shell(cwd=bench.repo, env=bench.env())
+    target = up.choose_target(up.StackFacts(platform="onprem", image=IMAGE), sh)
+    assert target == up.Target("k3d-dev", ["k3d", "image", "import", "--cluster", "dev"])
+
+
+def test_no_suitable_context_means_a_new_kind_cluster(bench: Bench) -> None:
+    bench.tool("kind", [["get", "clusters"], "No kind clusters found.\n", 0])
+    bench.tool("kubectl", [["config", "current-context"], "prod-cluster\n", 0])
+    sh = up.Shell(cwd=bench.repo, env=bench.env(KIND_CLUSTER_NAME="mine"))
+    target = up.choose_target(up.StackFacts(platform="onprem", image=IMAGE), sh)
+    assert target.create_kind == "mine" and target.context == "kind-mine"
+
+
+def test_a_kind_older_than_the_pinned_node_image_is_refused_before_creating(bench: Bench) -> None:
+    bench.tool("kind", [["version"], "kind v0.29.0 go1.24.2 linux/amd64\n", 0])
+    sh = up.Shell(cwd=bench.repo, env=bench.env())
+    with pytest.raises(up.Stop) as stop:
+        up.create_kind_cluster("inferstack", up.StackFacts(platform="onprem", image=IMAGE), sh, "local")
+    assert stop.value.code == 2 and "kind 0.29.0 is older than 0.32.0" in str(stop.value)
+    assert all(c["args"][:2] != ["create", "cluster"] for c in bench.calls())
+
+
+def test_node_ports_the_kind_config_does_not_publish_are_refused(bench: Bench) -> None:
+    bench.tool("kind", [["version"], "kind v0.32.0 go1.24.6 linux/amd64\n", 0])
+    sh = up.Shell(cwd=bench.repo, env=bench.env())
+    facts = up.StackFacts(platform="onprem", image=IMAGE, https_node_port=31443)
+    with pytest.raises(up.Stop) as stop:
+        up.create_kind_cluster("inferstack", facts, sh, "local")
+    assert "31443" in str(stop.value) and "deploy/kind/cluster.yaml" in str(stop.value)
+
+
+def _endpoint(tmp_path: Path, key: str | None = "sk-1") -> Any:
+    return up.Endpoint(
+        "https://llm.localtest.me:30443", "m", "default" if key else None, key, tmp_path / "ca.pem"
     )
 
 
-@pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "inferstack").exists(), reason="needs the project venv")
-@pytest.mark.skipif(sys.platform != "linux", reason="bash script, checked on Linux")
-def test_an_aws_stack_without_the_aws_cli_stops_before_pulumi(tmp_path: Path) -> None:
-    if any((Path(d) / "aws").exists() for d in ("/usr/bin", "/bin")):
-        pytest.skip("the AWS CLI is installed here")
-    done = run_up("dev-aws", tmp_path)
-    assert done.returncode == 2, done.stderr
-    assert "AWS CLI v2" in done.stderr and "get-token" in done.stderr
-    assert "stub pulumi" not in done.stderr
+def test_the_endpoint_wait_is_bounded_and_says_what_it_saw_and_where_to_look(tmp_path: Path) -> None:
+    now = [0.0]
+    seen: list[float] = []
+
+    def probe(_: Any) -> tuple[bool, str]:
+        seen.append(now[0])
+        return False, "HTTP 503 Service Unavailable"
+
+    def sleep(s: float) -> None:
+        now[0] += s
+
+    with pytest.raises(up.Stop) as stop:
+        up.wait_for_endpoint(_endpoint(tmp_path), "inferstack", 60, 5, probe, lambda: now[0], sleep)
+    assert len(seen) == 13  # t = 0, 5, ..., 60
+    message = str(stop.value)
+    assert "did not answer within 60 s (last: HTTP 503 Service Unavailable)" in message
+    assert "kubectl -n inferstack get pods" in message and "UP_WAIT_SECONDS" in message
 
 
-@pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "inferstack").exists(), reason="needs the project venv")
-@pytest.mark.skipif(sys.platform != "linux", reason="bash script, checked on Linux")
-def test_a_gcp_stack_without_gcloud_stops_before_pulumi(tmp_path: Path) -> None:
-    # Only the tools the script needs before its gcloud check, so an installed gcloud stays out of reach.
-    tools = tmp_path / "tools"
-    tools.mkdir()
-    for tool in ("bash", "dirname", "cat"):
-        found = shutil.which(tool)
-        assert found, tool
-        (tools / tool).symlink_to(found)
-    done = run_up("dev-gcp", tmp_path, system_path=str(tools))
-    assert done.returncode == 2, done.stderr
-    assert "gcloud CLI" in done.stderr
-    assert "stub pulumi" not in done.stderr
+def test_a_hostname_that_does_not_resolve_gets_the_hosts_file_hint(tmp_path: Path) -> None:
+    with pytest.raises(up.Stop) as stop:
+        up.wait_for_endpoint(
+            _endpoint(tmp_path),
+            "inferstack",
+            1,
+            1,
+            lambda _: (False, "[Errno -2] Name or service not known"),
+            iter([0.0, 2.0]).__next__,
+            lambda _: None,
+        )
+    assert "127.0.0.1 llm.localtest.me" in str(stop.value)
+
+
+def test_the_usage_text_holds_a_runnable_curl_line_and_openai_snippet(tmp_path: Path) -> None:
+    text = up.usage_text(_endpoint(tmp_path, key="sk-abc"))
+    assert "Endpoint:  https://llm.localtest.me:30443/v1" in text
+    assert f"CA file:   {tmp_path / 'ca.pem'}" in text
+    curl = next(line for line in text.splitlines() if line.strip().startswith("curl "))
+    assert f"--cacert {tmp_path / 'ca.pem'}" in curl and "'Authorization: Bearer sk-abc'" in curl
+    assert curl.rstrip().endswith("https://llm.localtest.me:30443/v1/chat/completions")
+    snippet = textwrap.dedent(text.split("openai-python (pip install openai):\n", 1)[1])
+    tree = ast.parse(snippet)
+    call = next(
+        n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "OpenAI"
+    )
+    kwargs = {k.arg: k.value for k in call.keywords}
+    assert ast.literal_eval(kwargs["base_url"]) == "https://llm.localtest.me:30443/v1"
+    assert ast.literal_eval(kwargs["api_key"]) == "sk-abc"
+    assert str(tmp_path / "ca.pem") in ast.unparse(kwargs["http_client"])
+
+
+def test_without_a_stack_key_a_401_from_the_gateway_counts_as_answering(tmp_path: Path) -> None:
+    with HttpsServer(tmp_path, []) as (url, ca):
+        endpoint = up.Endpoint(url, "m", None, None, ca)
+        assert up.probe_models(endpoint) == (True, "HTTP 401 Unauthorized")
+        keyed = up.Endpoint(url, "m", "default", "wrong", ca)
+        assert up.probe_models(keyed) == (False, "HTTP 401 Unauthorized")
+
+
+# --- a real HTTPS endpoint with its own CA, as the stack's internal CA would be ------------------------
+
+
+def _ca_and_server_cert(tmp_path: Path) -> tuple[Path, Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def cert(subject: str, key: Any, issuer: str, signer: Any, ca: bool) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if ca:
+            builder = builder.add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            ).add_extension(
+                x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+            )
+        else:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
+            ).add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False
+            )
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_cert = cert("test CA", ca_key, "test CA", ca_key, True)
+    server_cert = cert("localhost", server_key, "test CA", ca_key, False)
+    pem = serialization.Encoding.PEM
+    paths = tmp_path / "ca.pem", tmp_path / "server.pem", tmp_path / "server.key"
+    paths[0].write_bytes(ca_cert.public_bytes(pem))
+    paths[1].write_bytes(server_cert.public_bytes(pem))
+    paths[2].write_bytes(
+        server_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return paths
+
+
+class HttpsServer:
+    """An HTTPS `/v1/models` behind a test CA: 503 for the first `fail_first` answers (the model still
+    loading), then 200 for `Bearer sk-test` and 401 otherwise, as Envoy's apiKeyAuth would."""
+
+    def __init__(self, tmp_path: Path, hits: list[str], fail_first: int = 0, log: Path | None = None) -> None:
+        self.tmp_path, self.hits, self.fail_first, self.log = tmp_path, hits, fail_first, log
+
+    def __enter__(self) -> tuple[str, Path]:
+        ca, cert, key = _ca_and_server_cert(self.tmp_path)
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.hits.append(self.path)
+                if outer.log:
+                    with outer.log.open("a") as f:
+                        f.write(
+                            json.dumps({"tool": "endpoint", "args": ["GET", self.path], "env": {}}) + "\n"
+                        )
+                if len(outer.hits) <= outer.fail_first:
+                    status = 503
+                elif self.headers.get("Authorization") == "Bearer sk-test":
+                    status = 200
+                else:
+                    status = 401
+                body = b'{"object": "list", "data": []}'
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("localhost", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        return f"https://localhost:{self.server.server_address[1]}", ca
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def endpoint(tmp_path: Path, bench: Bench) -> Iterator[tuple[str, Path, list[str]]]:
+    hits: list[str] = []
+    with HttpsServer(tmp_path, hits, fail_first=2, log=bench.log) as (url, ca):
+        yield url, ca, hits
+
+
+# --- the happy path, every step in order --------------------------------------------------------------
+
+
+def test_the_happy_path_runs_every_step_in_order_and_prints_a_usable_snippet(
+    bench: Bench, endpoint: tuple[str, Path, list[str]]
+) -> None:
+    url, ca, hits = endpoint
+    bench.copy("components")  # `up.py facts` runs the real stack config under the stand-in venv
+    venv_python = f'#!/bin/sh\nexec {sys.executable} "$@"\n'
+    bench.tool(
+        "make",
+        [
+            ["runtime-core"],
+            "",
+            0,
+            {".venv/bin/python": venv_python, ".venv/bin/inferstack": STANDIN.format(python=sys.executable)},
+        ],
+    )
+    bench.answers["inferstack"] = []
+    bench.tool("docker", [["info"], "27.5.1\n", 0])
+    bench.tool(
+        "kind",
+        [["get", "clusters"], "No kind clusters found.\n", 0],
+        [["version"], "kind v0.32.0 go1.24.6 linux/amd64\n", 0],
+    )
+    bench.tool(
+        "kubectl",
+        [["config", "current-context"], "", 1],
+        [["config", "view"], "apiVersion: v1\nkind: Config\ncurrent-context: kind-inferstack\n", 0],
+    )
+    outputs = {
+        "url": url,
+        "model": "qwen2.5-0.5b-instruct",
+        "namespace": "inferstack",
+        "api_keys": {"default": "sk-test"},
+        "ca_certificate_pem": ca.read_text(),
+    }
+    bench.tool("pulumi", [["stack", "output"], json.dumps(outputs), 0])
+    env = bench.env(MAKE=str(bench.bin / "make"), UP_POLL_SECONDS="0.05", UP_WAIT_SECONDS="20")
+
+    done = subprocess.run(
+        [sys.executable, "scripts/up.py", "up", "local"],
+        cwd=bench.repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    state = bench.repo / ".pulumi-state"
+    expected = [
+        "docker info --format {{.ServerVersion}}",
+        "make runtime-core",
+        "inferstack plan local --out build/plan/local",
+        "kind get clusters",
+        "kind version",
+        "kind create cluster --name inferstack --config deploy/kind/cluster.yaml",
+        "kubectl config view --minify --flatten --context kind-inferstack",
+        f"docker build -f model_image/Dockerfile.cpu -t {IMAGE} .",
+        f"kind load docker-image --name inferstack {IMAGE}",
+        "pulumi stack select --create --secrets-provider passphrase local",
+        "pulumi up --stack local",
+        "pulumi stack output --stack local --json --show-secrets",
+        "endpoint GET /v1/models",
+        "endpoint GET /v1/models",
+        "endpoint GET /v1/models",
+    ]
+    steps = [c for c in bench.commands() if c.split()[:3] != ["kubectl", "config", "current-context"]]
+    assert steps[steps.index("docker info --format {{.ServerVersion}}") :] == expected
+    assert hits == ["/v1/models"] * 3  # two 503s while loading, then 200
+
+    pulumi_up = next(c for c in bench.calls() if c["tool"] == "pulumi" and c["args"][0] == "up")
+    assert pulumi_up["env"] == {
+        "PULUMI_BACKEND_URL": f"file://{state}",
+        "PULUMI_CONFIG_PASSPHRASE_FILE": str(state / "passphrase"),
+        "KUBECONFIG": str(state / "local.kubeconfig"),
+    }
+    assert stat.S_IMODE((state / "passphrase").stat().st_mode) == 0o600
+    assert stat.S_IMODE((state / "local.kubeconfig").stat().st_mode) == 0o600
+    assert (state / "local.kind-cluster").read_text() == "inferstack\n"
+
+    ca_file = bench.repo / "build" / "local-ca.pem"
+    assert ca_file.read_text() == ca.read_text()
+    assert f"Endpoint:  {url}/v1" in done.stdout and f"CA file:   {ca_file}" in done.stdout
+    assert "Bearer sk-test" in done.stdout and "api_key='sk-test'" in done.stdout
+    assert "creating it from deploy/kind/cluster.yaml" in done.stdout
+    assert f"export PULUMI_BACKEND_URL=file://{state}" in done.stdout
+
+
+def test_destroy_runs_pulumi_destroy_then_deletes_the_cluster_up_created_when_told(bench: Bench) -> None:
+    bench.tool("pulumi")
+    bench.tool("kind")
+    state = bench.repo / ".pulumi-state"
+    state.mkdir()
+    (state / "local.kind-cluster").write_text("inferstack\n")
+    (state / "local.kubeconfig").write_text("apiVersion: v1\n")
+    (bench.repo / ".venv" / "bin").mkdir(parents=True)
+    (bench.repo / ".venv" / "bin" / "python").touch()
+    sh = up.Shell(cwd=bench.repo, env=bench.env(DELETE_CLUSTER="yes", PULUMI_ARGS="--yes"))
+    up.destroy("local", sh, ask=lambda _: pytest.fail("must not ask"))
+    assert bench.commands() == ["pulumi destroy --stack local --yes", "kind delete cluster --name inferstack"]
+    assert bench.calls()[0]["env"]["KUBECONFIG"] == str(state / "local.kubeconfig")
+    assert not (state / "local.kind-cluster").exists()
+
+
+def test_destroy_asks_before_deleting_the_cluster_and_keeps_it_on_no(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bench.tool("pulumi")
+    bench.tool("kind")
+    state = bench.repo / ".pulumi-state"
+    state.mkdir()
+    (state / "local.kind-cluster").write_text("inferstack\n")
+    (bench.repo / ".venv" / "bin").mkdir(parents=True)
+    (bench.repo / ".venv" / "bin" / "python").touch()
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    questions: list[str] = []
+
+    def answer_no(question: str) -> str:
+        questions.append(question)
+        return "n"
+
+    up.destroy("local", up.Shell(cwd=bench.repo, env=bench.env()), ask=answer_no)
+    assert questions == ["Delete the kind cluster 'inferstack' that make up created? [y/N] "]
+    assert bench.commands() == ["pulumi destroy --stack local"]
+    assert (state / "local.kind-cluster").exists()
+
+
+def test_destroy_without_pulumi_exits_2_naming_it(bench: Bench) -> None:
+    with pytest.raises(up.Stop) as stop:
+        up.destroy("local", up.Shell(cwd=bench.repo, env=bench.env()))
+    assert stop.value.code == 2 and "`pulumi` is not on PATH" in str(stop.value)
