@@ -146,12 +146,11 @@ def _message(
         return _quantity(value, field)
     if kind in _MAPPING_TYPES:
         return _mapping(value, expected)
-    if kind == "enum" or (isinstance(expected, type) and issubclass(expected, enum.Enum)):
-        choices = [str(e.value) for e in expected] if isinstance(expected, type) else []
-        if choices:
-            close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6)
-            hint = f"; did you mean `{close[0]}`?" if close else ""
-            return f"expected one of {', '.join(choices)}{hint} (got {_short(value)})"
+    if kind == "enum" and isinstance(expected, type) and issubclass(expected, enum.Enum):
+        choices = [str(member.value) for member in expected]
+        close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6)
+        hint = f"; did you mean `{close[0]}`?" if close else ""
+        return f"expected one of {', '.join(choices)}{hint} (got {_short(value)})"
     if kind == "string_type":
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return f"expected text (got {_short(value)}: YAML read it as a number; put the value in quotes)"
@@ -235,8 +234,10 @@ def _unknown_key(key: str, holder: Any, root: type[BaseModel], *, top: bool) -> 
         return f"unknown section: the sections are {', '.join(f'inferstack:{n}' for n in names)}"
     message = unknown_key_message(key, names)
     elsewhere = [path for path, model in _sections(root) if key in model.model_fields and model is not holder]
-    if elsewhere and "did you mean" not in message:
-        message += f"; `{key}` is a key of {' and '.join(elsewhere)}"
+    if elsewhere:
+        # The exact name in another section is a surer guess than a near name here.
+        also = f" (or {message.removeprefix('unknown key: ')})" if "did you mean" in message else ""
+        return f"unknown key here: `{key}` is a key of {' and '.join(elsewhere)}; move it there{also}"
     return message
 
 
