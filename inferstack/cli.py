@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 import time
 from importlib import metadata
 from pathlib import Path
@@ -169,7 +170,13 @@ def version() -> str:
         return "unknown (not installed: run `pip install -e .` in the project)"
 
 
+# Raw: examples keep one command per line; descriptions are wrapped here instead.
 _FORMATTER = argparse.RawDescriptionHelpFormatter
+
+
+def _wrap(text: str) -> str:
+    return textwrap.fill(text, width=100)
+
 
 _EXAMPLES = """\
 examples:
@@ -218,7 +225,7 @@ examples:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inferstack",
-        description="Offline plan, check and schema for InferStack stack files.",
+        description=_wrap("Offline plan, check and schema for InferStack stack files."),
         epilog=_EXAMPLES,
         formatter_class=_FORMATTER,
     )
@@ -233,8 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     plan = sub.add_parser(
         "plan",
         help="run the stack offline and write resources.json, manifests.yaml, summary.md",
-        description="Run the stack offline under a recording mock and write resources.json, "
-        "manifests.yaml and summary.md.",
+        description=_wrap(
+            "Run the stack offline under a recording mock and write resources.json, "
+            "manifests.yaml and summary.md."
+        ),
         epilog=_PLAN_EXAMPLES,
         formatter_class=_FORMATTER,
     )
@@ -244,8 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser(
         "check",
         help="plan, then validate every manifest, chart values and policies",
-        description="Plan the stack, then validate every manifest (core kinds, CRDs with their CEL rules, "
-        "checkov), chart values and the policy pack. Exit 1 when something fails.",
+        description=_wrap(
+            "Plan the stack, then validate every manifest (core kinds, CRDs with their CEL rules, "
+            "checkov), chart values and the policy pack. Exit 1 when something fails."
+        ),
         epilog=_CHECK_EXAMPLES,
         formatter_class=_FORMATTER,
     )
@@ -262,9 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
         "diff",
         help="plan the stack at a git ref and in the working tree; report added/changed/removed resources, "
         "GPUs, cost and policy findings (offline, no credentials)",
-        description="Plan the stack at a git ref (by that ref's own code) and in the working tree, and "
-        "report the resources added, changed and removed, the GPUs and cost at min and max replicas, and "
-        "policy findings. Offline: no credentials, no cluster.",
+        description=_wrap(
+            "Plan the stack at a git ref (by that ref's own code) and in the working tree, and "
+            "report the resources added, changed and removed, the GPUs and cost at min and max replicas, and "
+            "policy findings. Offline: no credentials, no cluster."
+        ),
         epilog=_DIFF_EXAMPLES,
         formatter_class=_FORMATTER,
     )
@@ -281,9 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
     schema = sub.add_parser(
         "schema",
         help="print the JSON Schema of a whole stack file (stacks/Pulumi.<stack>.yaml)",
-        description="Print the JSON Schema of a whole Pulumi stack file: the top-level keys Pulumi writes, "
-        "and under config: every inferstack:<section> key, while other namespaces (kubernetes:, aws:) are "
-        "left to their providers. Point an editor's YAML language server at it.",
+        description=_wrap(
+            "Print the JSON Schema of a whole Pulumi stack file: the top-level keys Pulumi writes, "
+            "and under config: every inferstack:<section> key, while other namespaces (kubernetes:, aws:) are "
+            "left to their providers. Point an editor's YAML language server at it."
+        ),
         epilog=_SCHEMA_EXAMPLES,
         formatter_class=_FORMATTER,
     )

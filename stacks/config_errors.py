@@ -160,7 +160,7 @@ def _message(
         if words:
             return f"expected {words} (got {_short(value)})"
         about = field.description if field is not None and field.description else "the documented form"
-        return f"not in the form of {about} (got {_short(value)}; it must match {pattern})"
+        return f"not in the form of {about} (got {_short(value)}; the pattern is {pattern})"
     if kind in {"bool_type", "bool_parsing"}:
         return f"expected true or false (got {_short(value)})"
     if kind in _NUMBER_TYPES:
