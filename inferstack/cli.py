@@ -1,6 +1,8 @@
 """`inferstack` — offline plan, check and schema for InferStack stack files.
 
-Exit codes: 0 fine; 1 `check` found problems; 2 the stack file (or the command line) is wrong.
+Exit codes: 0 fine; 1 `check` found problems; 2 the stack file (or the command line) is wrong, and a bare
+`inferstack` with no command (it prints the help: nothing was done, so a script calling it must not
+carry on as if it had); 3 a bug in InferStack (INFERSTACK_DEBUG=1 shows the trace).
 Bad input never produces a traceback: every problem is listed with its field path and the fix.
 """
 
@@ -10,10 +12,12 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 import time
+from importlib import metadata
 from pathlib import Path
 
-from stacks.config import ConfigError, StackConfig, json_schema, load_stack_file
+from stacks.config import ConfigError, StackConfig, json_schema, load_stack_file, stack_file_json_schema
 
 EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -36,6 +40,14 @@ def resolve_stack(stack: str | None, stack_file: str | None) -> tuple[str, Path]
     """(stack name, stack file path) from the positional STACK and/or --stack-file."""
     if stack_file:
         path = Path(stack_file)
+        if path.is_dir():
+            found = sorted(p.name for p in path.glob("Pulumi.*.yaml"))
+            example = path / (found[0] if found else "Pulumi.<stack>.yaml")
+            holds = f" (it holds {', '.join(found)})" if found else ""
+            raise UsageError(
+                f"--stack-file {stack_file}: is a folder, not a stack file{holds}; pass the file, "
+                f"e.g. --stack-file {example}"
+            )
         if not path.is_file():
             raise UsageError(f"--stack-file {stack_file}: no such file")
         name = stack or path.name.removeprefix("Pulumi.").removesuffix(".yaml").removesuffix(".yml")
@@ -118,10 +130,15 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from inferstack.reporting.diff import DiffError, diff_stack, render_markdown
 
     name, path = resolve_stack(args.stack, args.stack_file)
+    # The project whose git history is compared: the one holding the stack file; for a file kept outside
+    # any project, the one we are run in (its code at --base then plans this same file).
     try:
         root = find_project_root(path.resolve().parent)
     except UsageError:
-        root = Path.cwd()
+        try:
+            root = find_project_root(Path.cwd())
+        except UsageError:
+            root = Path.cwd()
     try:
         result = diff_stack(root, name, path, args.base)
     except DiffError as err:
@@ -138,16 +155,82 @@ def cmd_schema(args: argparse.Namespace) -> int:
         from inferstack.reporting.reference import markdown_table
 
         print(markdown_table())
-    else:
+    elif args.sections:
         print(json.dumps(json_schema(), indent=2, sort_keys=True))
+    else:
+        print(json.dumps(stack_file_json_schema(), indent=2, sort_keys=True))
     return EXIT_OK
+
+
+def version() -> str:
+    """The installed distribution's version (pyproject.toml's, as pip recorded it)."""
+    try:
+        return metadata.version("inferstack")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed: run `pip install -e .` in the project)"
+
+
+# Raw: examples keep one command per line; descriptions are wrapped here instead.
+_FORMATTER = argparse.RawDescriptionHelpFormatter
+
+
+def _wrap(text: str) -> str:
+    return textwrap.fill(text, width=100)
+
+
+_EXAMPLES = """\
+examples:
+  inferstack plan local                        plan stacks/Pulumi.local.yaml into build/plan/local/
+  inferstack check onprem                      plan, then validate manifests, chart values and policies
+  inferstack diff prod-aws --base origin/main  what this change does to a stack (offline, no credentials)
+  inferstack schema > stack-file.schema.json   JSON Schema of a stack file, for an editor
+
+exit codes: 0 fine, 1 `check` found problems, 2 bad stack file or command line, 3 internal error
+"""
+
+_PLAN_EXAMPLES = """\
+examples:
+  inferstack plan local
+      reads stacks/Pulumi.local.yaml; writes build/plan/local/{resources.json,manifests.yaml,summary.md}
+  inferstack plan --stack-file ~/lab/Pulumi.lab.yaml --out /tmp/lab
+      a stack file kept anywhere; the stack is named after the file (lab)
+"""
+
+_CHECK_EXAMPLES = """\
+examples:
+  inferstack check onprem
+  inferstack check prod-aws --crd-dir ../shared/crds --chart-dir ../shared/charts
+  inferstack check local --skip-checkov          checkov is reported as not run
+"""
+
+_DIFF_EXAMPLES = """\
+examples:
+  inferstack diff prod-aws --base origin/main
+  inferstack diff dev-gcp --base HEAD~1 --format json
+  inferstack diff --stack-file ~/lab/Pulumi.lab.yaml --base origin/main
+      a file outside the repository: both sides plan this same file, so the report shows what the
+      code change does to it
+"""
+
+_SCHEMA_EXAMPLES = """\
+examples:
+  inferstack schema > stack-file.schema.json
+      then VS Code (YAML extension) settings.json: "yaml.schemas": {"./stack-file.schema.json": "stacks/Pulumi.*.yaml"}
+      or the first line of a stack file: # yaml-language-server: $schema=../stack-file.schema.json
+  inferstack schema --sections     the inferstack: values alone, keyed by section (model, serving, ...)
+  inferstack schema --markdown     the configuration reference table
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="inferstack", description="Offline plan, check and schema for InferStack stack files."
+        prog="inferstack",
+        description=_wrap("Offline plan, check and schema for InferStack stack files."),
+        epilog=_EXAMPLES,
+        formatter_class=_FORMATTER,
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def stack_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("stack", nargs="?", help="stack name: reads stacks/Pulumi.STACK.yaml in the project")
@@ -155,12 +238,28 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", help="plan directory (default: build/plan/STACK)")
 
     plan = sub.add_parser(
-        "plan", help="run the stack offline and write resources.json, manifests.yaml, summary.md"
+        "plan",
+        help="run the stack offline and write resources.json, manifests.yaml, summary.md",
+        description=_wrap(
+            "Run the stack offline under a recording mock and write resources.json, "
+            "manifests.yaml and summary.md."
+        ),
+        epilog=_PLAN_EXAMPLES,
+        formatter_class=_FORMATTER,
     )
     stack_args(plan)
     plan.set_defaults(func=cmd_plan)
 
-    check = sub.add_parser("check", help="plan, then validate every manifest, chart values and policies")
+    check = sub.add_parser(
+        "check",
+        help="plan, then validate every manifest, chart values and policies",
+        description=_wrap(
+            "Plan the stack, then validate every manifest (core kinds, CRDs with their CEL rules, "
+            "checkov), chart values and the policy pack. Exit 1 when something fails."
+        ),
+        epilog=_CHECK_EXAMPLES,
+        formatter_class=_FORMATTER,
+    )
     stack_args(check)
     check.add_argument("--crd-dir", help="folder of upstream CRD YAML files (default: $INFERSTACK_CRD_DIR)")
     check.add_argument("--chart-dir", help="folder of chart default values (default: $INFERSTACK_CHART_DIR)")
@@ -174,15 +273,42 @@ def build_parser() -> argparse.ArgumentParser:
         "diff",
         help="plan the stack at a git ref and in the working tree; report added/changed/removed resources, "
         "GPUs, cost and policy findings (offline, no credentials)",
+        description=_wrap(
+            "Plan the stack at a git ref (by that ref's own code) and in the working tree, and "
+            "report the resources added, changed and removed, the GPUs and cost at min and max replicas, and "
+            "policy findings. Offline: no credentials, no cluster."
+        ),
+        epilog=_DIFF_EXAMPLES,
+        formatter_class=_FORMATTER,
     )
     diff.add_argument("stack", nargs="?", help="stack name: reads stacks/Pulumi.STACK.yaml in the project")
-    diff.add_argument("--stack-file", help="compare this stack file (its path at the base is the same)")
+    diff.add_argument(
+        "--stack-file",
+        help="compare this stack file (at the base: the same path in the repository; a file outside it is "
+        "planned as it is on both sides)",
+    )
     diff.add_argument("--base", required=True, help="git ref to compare against, e.g. origin/main")
     diff.add_argument("--format", choices=["markdown", "json"], default="markdown", help="report format")
     diff.set_defaults(func=cmd_diff)
 
-    schema = sub.add_parser("schema", help="print the JSON Schema of a stack file's inferstack: keys")
-    schema.add_argument(
+    schema = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of a whole stack file (stacks/Pulumi.<stack>.yaml)",
+        description=_wrap(
+            "Print the JSON Schema of a whole Pulumi stack file: the top-level keys Pulumi writes, "
+            "and under config: every inferstack:<section> key, while other namespaces (kubernetes:, aws:) are "
+            "left to their providers. Point an editor's YAML language server at it."
+        ),
+        epilog=_SCHEMA_EXAMPLES,
+        formatter_class=_FORMATTER,
+    )
+    form = schema.add_mutually_exclusive_group()
+    form.add_argument(
+        "--sections",
+        action="store_true",
+        help="only the inferstack: values, keyed by section without the namespace (what the program validates)",
+    )
+    form.add_argument(
         "--markdown", action="store_true", help="the README's configuration reference table instead"
     )
     schema.set_defaults(func=cmd_schema)
@@ -192,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_BAD_INPUT
     debug = bool(os.environ.get("INFERSTACK_DEBUG"))
     try:
         return int(args.func(args))

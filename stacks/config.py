@@ -7,6 +7,7 @@ A stack file (`stacks/Pulumi.<env>.yaml`) holds only what differs from the defau
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import re
@@ -14,7 +15,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from components.choices import (
@@ -28,6 +28,7 @@ from components.choices import (
 )
 from stacks.config_aws import AwsConfig, aws_problems
 from stacks.config_base import DNS_NAME, K8sName, Quantity, Section, parse_cidrs
+from stacks.config_errors import ConfigError, CrossFieldErrors, field_path, problems_from, unknown_key_message
 from stacks.config_gcp import GcpConfig, gcp_problems
 from stacks.gpus import (
     DTYPE_BYTES,
@@ -38,6 +39,7 @@ from stacks.gpus import (
     smallest_gpu_count_that_fits,
     smallest_gpu_type_that_fits,
 )
+from stacks.stack_yaml import YamlError, load_yaml
 
 CONFIG_NAMESPACE = "inferstack"
 
@@ -447,20 +449,12 @@ class StackConfig(Section):
     def _cross_field_rules(self) -> StackConfig:
         problems = [*_cross_field_problems(self)]
         if problems:
-            raise _CrossFieldErrors(problems)
+            raise CrossFieldErrors(problems)
         return self
 
     @property
     def uses_gpu(self) -> bool:
         return self.serving.engine is Engine.VLLM
-
-
-class _CrossFieldErrors(ValueError):
-    """Raised inside validation to carry several located problems out through pydantic."""
-
-    def __init__(self, problems: list[tuple[str, str]]):
-        super().__init__("; ".join(f"{loc}: {msg}" for loc, msg in problems))
-        self.problems = problems
 
 
 def _cross_field_problems(cfg: StackConfig) -> list[tuple[str, str]]:
@@ -636,55 +630,9 @@ def _memory_problems(cfg: StackConfig) -> list[tuple[str, str]]:
 
 # --- loading and errors -------------------------------------------------------------------------------
 
-
-class ConfigError(Exception):
-    """A stack file that cannot be deployed. `problems` holds (field path, message) pairs."""
-
-    def __init__(self, source: str, problems: list[tuple[str, str]]):
-        self.source = source
-        self.problems = problems
-        super().__init__(self.render())
-
-    def render(self) -> str:
-        lines = [f"{self.source}: {len(self.problems)} problem(s) in the stack configuration"]
-        lines += [f"  {loc}: {msg}" for loc, msg in self.problems]
-        return "\n".join(lines)
-
-
-def _location(loc: tuple[Any, ...]) -> str:
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        else:
-            parts.append(("." if parts else "") + str(item))
-    return "".join(parts) or "(top level)"
-
-
-_FIXES = {
-    "extra_forbidden": "unknown key: remove it or check its spelling (`inferstack schema` lists every key)",
-    "missing": "required: add it to the stack file",
-}
-
-
-def _problems_from(err: ValidationError) -> list[tuple[str, str]]:
-    problems: list[tuple[str, str]] = []
-    for e in err.errors():
-        ctx_err = (e.get("ctx") or {}).get("error")
-        if isinstance(ctx_err, _CrossFieldErrors):
-            problems.extend(ctx_err.problems)
-            continue
-        loc = _location(tuple(e["loc"]))
-        msg = _FIXES.get(e["type"]) or e["msg"].removeprefix("Value error, ")
-        if e["type"] not in _FIXES and e["type"] not in {"value_error", "assertion_error"}:
-            msg = f"{msg} (got {_short(e.get('input'))})"
-        problems.append((loc, msg))
-    return problems
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+#: Top-level keys of a Pulumi stack settings file besides `config` (Pulumi's "Stack settings file
+#: reference": secretsprovider, encryptedkey, encryptionsalt, config, environment).
+PULUMI_STACK_KEYS = ("config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment")
 
 
 def parse_stack_config(values: dict[str, Any], source: str = "stack config") -> StackConfig:
@@ -692,7 +640,7 @@ def parse_stack_config(values: dict[str, Any], source: str = "stack config") -> 
     try:
         return StackConfig.model_validate(values)
     except ValidationError as err:
-        raise ConfigError(source, _problems_from(err)) from None
+        raise ConfigError(source, problems_from(err, StackConfig)) from None
 
 
 def config_values_from_stack_yaml(document: Any, source: str) -> dict[str, Any]:
@@ -702,19 +650,17 @@ def config_values_from_stack_yaml(document: Any, source: str) -> dict[str, Any]:
         document = {}
     if not isinstance(document, dict):
         raise ConfigError(source, [("(top level)", "a stack file is a YAML mapping with a `config:` key")])
-    unknown = sorted(
-        set(document) - {"config", "secretsprovider", "encryptionsalt", "encryptedkey", "environment"}
-    )
-    if unknown:
-        raise ConfigError(
-            source,
-            [(k, "not a Pulumi stack file key: did you mean to nest it under config:?") for k in unknown],
-        )
+    problems: list[tuple[str, str]] = []
+    for key in sorted(set(map(str, document)) - set(PULUMI_STACK_KEYS)):
+        message = unknown_key_message(key, list(PULUMI_STACK_KEYS), "Pulumi stack file key")
+        if ":" in key:
+            message = "not a Pulumi stack file key: nest it under config: (as `  " + key + ": ...`)"
+        problems.append((key, message))
     config = document.get("config") or {}
     if not isinstance(config, dict):
-        raise ConfigError(source, [("config", "must be a mapping of namespace:key to value")])
+        problems.append(("config", "expected a mapping of namespace:key to value, e.g. inferstack:model"))
+        config = {}
     values: dict[str, Any] = {}
-    problems: list[tuple[str, str]] = []
     for key, value in config.items():
         namespace, sep, name = str(key).partition(":")
         if not sep:
@@ -723,25 +669,84 @@ def config_values_from_stack_yaml(document: Any, source: str) -> dict[str, Any]:
             if isinstance(value, dict) and "secure" in value and len(value) == 1:
                 problems.append((name, "encrypted (secure:) values are not used by any inferstack key"))
             values[name] = value
+        elif difflib.get_close_matches(namespace, [CONFIG_NAMESPACE], cutoff=0.8):
+            # Another namespace is a provider's (kubernetes:, aws:); one this close to ours is a typo that
+            # would otherwise drop the whole section without a word.
+            problems.append(
+                (str(key), f"unknown namespace {namespace!r}: did you mean {CONFIG_NAMESPACE}:{name}?")
+            )
     if problems:
         raise ConfigError(source, problems)
     return values
 
 
 def load_stack_file(path: Path) -> StackConfig:
-    """Read and validate one Pulumi.<env>.yaml. Raises ConfigError (never a traceback) on bad input."""
-    source = str(path)
+    """Read and validate one Pulumi.<env>.yaml. Raises ConfigError (never a traceback) on bad input.
+
+    Problems name the file as given (relative to the working directory when it is under it) and, for
+    keys the file has, the line and column of the key.
+    """
+    source = _display(path)
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob("Pulumi.*.yaml"))
+        hint = f" (it holds {', '.join(found)})" if found else ""
+        raise ConfigError(
+            source, [("(file)", f"is a folder, not a stack file: pass a Pulumi.<stack>.yaml file{hint}")]
+        )
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            source, [("(file)", f"not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})")]
+        ) from None
     except OSError as err:
         raise ConfigError(
             source, [("(file)", f"cannot read the stack file: {err.strerror or err}")]
         ) from None
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(source, [("(file)", f"not valid YAML: {err}")]) from None
-    return parse_stack_config(config_values_from_stack_yaml(document, source), source)
+        loaded = load_yaml(text)
+    except YamlError as err:
+        raise StackFileSyntaxError(source, err) from None
+    positions = _field_positions(loaded.positions)
+    try:
+        return parse_stack_config(config_values_from_stack_yaml(loaded.document, source), source)
+    except ConfigError as err:
+        raise ConfigError(source, err.problems, positions) from None
+
+
+class StackFileSyntaxError(ConfigError):
+    """The file is not YAML we accept (syntax, a repeated key): one problem, shown as PATH:LINE:COLUMN."""
+
+    def __init__(self, source: str, err: YamlError):
+        self.yaml_error = err
+        super().__init__(source, [("(file)", err.message)])
+
+    def render(self) -> str:
+        return self.yaml_error.located(self.source)
+
+
+def _display(path: Path) -> str:
+    """The path as the user would type it: relative to the working directory when it is below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
+
+
+def _field_positions(positions: dict[tuple[str | int, ...], tuple[int, int]]) -> dict[str, tuple[int, int]]:
+    """Key positions in the file, re-keyed by the field paths problems use (`inferstack:model` -> `model`)."""
+    by_field: dict[str, tuple[int, int]] = {}
+    later: dict[str, tuple[int, int]] = {}
+    for path, position in positions.items():
+        if path[:1] != ("config",) or len(path) == 1:
+            later[field_path(path)] = position  # a top-level key: config, secretsprovider, a stray one
+            continue
+        namespace, _, name = str(path[1]).partition(":")
+        if namespace == CONFIG_NAMESPACE and name:
+            by_field[field_path((name, *path[2:]))] = position
+        else:
+            later[field_path((str(path[1]), *path[2:]))] = position
+    return {**later, **by_field}
 
 
 def decode_pulumi_config(raw: dict[str, str]) -> dict[str, Any]:
@@ -763,11 +768,63 @@ def decode_pulumi_config(raw: dict[str, str]) -> dict[str, Any]:
 
 
 def json_schema() -> dict[str, Any]:
-    """JSON Schema of the `inferstack:*` values of a stack file, for editors and CI."""
+    """JSON Schema of the `inferstack:*` values alone, keyed by section without the namespace (`model`,
+    `serving`, ...): what `parse_stack_config` and the Pulumi program validate."""
     schema = StackConfig.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "InferStack stack configuration (the inferstack: keys of Pulumi.<env>.yaml)"
     return schema
+
+
+def stack_file_json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of a whole Pulumi stack file, `stacks/Pulumi.<env>.yaml`.
+
+    Top level: the keys of Pulumi's stack settings file reference (secretsprovider, encryptedkey,
+    encryptionsalt, config, environment) and nothing else. Under `config:` every `inferstack:<section>` key
+    with its section's schema (required sections required, unknown `inferstack:` keys refused); keys of
+    other namespaces (`kubernetes:context`, `aws:region`, `pulumi:tags`) are allowed with any value,
+    since they belong to their providers. An editor's YAML language server validates stack files with it.
+    """
+    sections = StackConfig.model_json_schema()
+    definitions = sections.pop("$defs", {})
+    config = {
+        "type": "object",
+        "description": "Stack configuration: namespace:key to value. The inferstack: keys are InferStack's "
+        "sections; other namespaces belong to their providers.",
+        "properties": {
+            f"{CONFIG_NAMESPACE}:{name}": prop for name, prop in sections.get("properties", {}).items()
+        },
+        "required": [f"{CONFIG_NAMESPACE}:{name}" for name in sections.get("required", [])],
+        # Any other namespace's keys, as Pulumi writes them (namespace:key); an unknown inferstack: key
+        # matches neither this nor `properties`, so additionalProperties refuses it.
+        "patternProperties": {f"^(?!{CONFIG_NAMESPACE}:)[^:\\s]+:.+$": {}},
+        "additionalProperties": False,
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "InferStack stack file (Pulumi.<env>.yaml)",
+        "description": "A Pulumi stack settings file for the inferstack project; `inferstack schema` prints it.",
+        "type": "object",
+        "properties": {
+            "config": config,
+            "secretsprovider": {"type": "string", "description": "secrets provider for secure: values"},
+            "encryptedkey": {
+                "type": "string",
+                "description": "KMS-encrypted data key (cloud secrets providers)",
+            },
+            "encryptionsalt": {
+                "type": "string",
+                "description": "encryption salt (passphrase secrets provider)",
+            },
+            "environment": {
+                "description": "Pulumi ESC environments this stack imports",
+                "anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "object"}],
+            },
+        },
+        "required": ["config"],
+        "additionalProperties": False,
+        "$defs": definitions,
+    }
 
 
 __all__ = [
@@ -775,6 +832,8 @@ __all__ = [
     "Engine",
     "GpuType",
     "StackConfig",
+    "StackFileSyntaxError",
     "load_stack_file",
     "parse_stack_config",
+    "stack_file_json_schema",
 ]

@@ -12,8 +12,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-_QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"
-_K8S_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"
+K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 DNS_NAME = re.compile(
     r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+$"
 )
@@ -39,9 +39,11 @@ class Section(BaseModel):
 
 
 Quantity = Annotated[
-    str, Field(pattern=_QUANTITY, description="A Kubernetes quantity, e.g. '4', '500m', '16Gi'")
+    str, Field(pattern=QUANTITY_PATTERN, description="A Kubernetes quantity, e.g. '4', '500m', '16Gi'")
 ]
-K8sName = Annotated[str, Field(pattern=_K8S_NAME, description="A Kubernetes object name (RFC 1123 label)")]
+K8sName = Annotated[
+    str, Field(pattern=K8S_NAME_PATTERN, description="A Kubernetes object name (RFC 1123 label)")
+]
 
 
 def parse_cidrs(cidrs: list[str]) -> list[str]:

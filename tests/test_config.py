@@ -20,6 +20,7 @@ from stacks.config import (
     load_stack_file,
     parse_stack_config,
 )
+from stacks.config_errors import model_class_names
 from stacks.gpus import (
     GPU_MEMORY_GB,
     GpuType,
@@ -432,6 +433,9 @@ def mutated_stack(draw: st.DrawFn) -> dict[str, Any]:
     return values
 
 
+_CLASS_NAMES = model_class_names(StackConfig)
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(values=mutated_stack())
 def test_any_input_validates_or_fails_cleanly(values: dict[str, Any]) -> None:
@@ -442,6 +446,9 @@ def test_any_input_validates_or_fails_cleanly(values: dict[str, Any]) -> None:
         for location, message in err.problems:
             assert isinstance(location, str) and location
             assert isinstance(message, str) and message
+            # Worded for the file's author: no pydantic phrasing, class names or regular expressions.
+            assert "Input should" not in message and "should match pattern" not in message, message
+            assert not any(name in message for name in _CLASS_NAMES), message
         assert "Traceback" not in err.render()
 
 

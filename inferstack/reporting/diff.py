@@ -55,6 +55,7 @@ class StackDiff:
     before: Side | None  # None: the stack does not exist at the base
     after: Side | None  # None: the stack file was deleted
     findings: list[dict[str, Any]] = field(default_factory=list)  # policy findings on the working tree
+    note: str | None = None  # how the sides were planned, where it is not the usual way
 
     def counts(self) -> dict[str, int]:
         return {a: sum(c.action == a for c in self.changes) for a in ("add", "change", "delete")}
@@ -138,23 +139,37 @@ def _findings(plan: Plan) -> list[dict[str, Any]]:
 def base_resources(
     root: Path, ref: str, stack: str, stack_file: Path
 ) -> tuple[list[dict[str, Any]], StackConfig | None] | None:
-    """The stack planned by REF's own code in a temporary worktree; None when REF has no such stack file."""
-    if _git(root, "rev-parse", "--is-inside-work-tree").returncode != 0:
-        raise DiffError(f"{root} is not a git repository: --base needs one")
+    """The stack planned by REF's own code in a temporary worktree; None when REF has no such stack file.
+
+    A stack file inside the repository is read as it is at REF (the same path). One outside the
+    repository has no past in its history: REF's code plans this same file, so the comparison shows what
+    the code change does to it.
+    """
+    top = _git(root, "rev-parse", "--show-toplevel")
+    if top.returncode != 0:
+        raise DiffError(
+            f"{root} is not in a git repository: run `inferstack diff` inside the project's repository, "
+            "whose history --base refers to"
+        )
+    toplevel = Path(top.stdout.strip()).resolve()
     if _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").returncode != 0:
         raise DiffError(
             f"--base {ref}: no such commit, branch or tag (fetch it first: git fetch origin {ref})"
         )
-    rel = stack_file.resolve().relative_to(root.resolve()).as_posix()
-    if _git(root, "cat-file", "-e", f"{ref}:{rel}").returncode != 0:
+    # The project may sit in a subfolder of the repository; git paths are relative to the top.
+    project = root.resolve().relative_to(toplevel)
+    rel = _inside(stack_file, toplevel)
+    if rel is not None and _git(root, "cat-file", "-e", f"{ref}:{rel}").returncode != 0:
         return None
     with tempfile.TemporaryDirectory(prefix="inferstack-diff-") as tmp:
         tree, out = Path(tmp) / "tree", Path(tmp) / "plan"
         added = _git(root, "worktree", "add", "--detach", "--quiet", str(tree), ref)
         if added.returncode != 0:
             raise DiffError(f"cannot check out {ref}: {added.stderr.strip()}")
+        base_file = tree / rel if rel is not None else stack_file.resolve()
+        base_project = tree / project
         try:
-            env = {**os.environ, "PYTHONPATH": str(tree)}
+            env = {**os.environ, "PYTHONPATH": str(base_project)}
             done = subprocess.run(
                 [
                     sys.executable,
@@ -163,11 +178,11 @@ def base_resources(
                     "plan",
                     stack,
                     "--stack-file",
-                    str(tree / rel),
+                    str(base_file),
                     "--out",
                     str(out),
                 ],
-                cwd=tree,
+                cwd=base_project,
                 env=env,
                 capture_output=True,
                 text=True,
@@ -177,12 +192,31 @@ def base_resources(
                 raise DiffError(f"planning {stack} at {ref} failed:\n{done.stderr.strip()}")
             resources = json.loads((out / "resources.json").read_text(encoding="utf-8"))
             try:
-                config: StackConfig | None = load_stack_file(tree / rel)
+                config: StackConfig | None = load_stack_file(base_file)
             except ConfigError:
                 config = None  # the base's stack file predates today's schema: no GPU/cost comparison
         finally:
             _git(root, "worktree", "remove", "--force", str(tree))
     return resources, config
+
+
+def _inside(path: Path, directory: Path) -> str | None:
+    """`path` relative to `directory` (posix), or None when it lies outside."""
+    try:
+        return path.resolve().relative_to(directory).as_posix()
+    except ValueError:
+        return None
+
+
+def outside_note(root: Path, stack_file: Path) -> str | None:
+    """Why both sides planned the same file, when the stack file is outside the repository."""
+    top = _git(root, "rev-parse", "--show-toplevel")
+    if top.returncode != 0 or _inside(stack_file, Path(top.stdout.strip()).resolve()) is not None:
+        return None
+    return (
+        f"{stack_file} is outside the repository, so both sides plan this same file: "
+        "the changes below come from the code alone"
+    )
 
 
 def diff_stack(root: Path, stack: str, stack_file: Path, base: str) -> StackDiff:
@@ -198,6 +232,7 @@ def diff_stack(root: Path, stack: str, stack_file: Path, base: str) -> StackDiff
         before=_side(before_config) if before_config is not None else None,
         after=_side(after_plan.config, after_plan) if after_plan is not None else None,
         findings=_findings(after_plan) if after_plan is not None else [],
+        note=outside_note(root, stack_file),
     )
 
 
@@ -207,6 +242,8 @@ def render_markdown(d: StackDiff) -> str:
         f"### `{d.stack}` against `{d.base}`: {n['add']} to add, {n['change']} to change, {n['delete']} to delete",
         "",
     ]
+    if d.note:
+        lines += [f"_{d.note}._", ""]
     lines += _capacity_lines(d)
     if d.changes:
         lines += ["", "| | resource | type | changed inputs |", "|---|---|---|---|"]
