@@ -172,7 +172,7 @@ def test_bad_stack_files_exit_2_naming_the_field(
 
 
 def test_schema_prints_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["schema"]) == EXIT_OK
+    assert main(["schema", "--sections"]) == EXIT_OK
     schema = json.loads(capsys.readouterr().out)
     assert schema["additionalProperties"] is False and "model" in schema["required"]
 
