@@ -309,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="only the inferstack: values, keyed by section without the namespace (what the program validates)",
     )
     form.add_argument(
-        "--markdown", action="store_true", help="the README's configuration reference table instead"
+        "--markdown", action="store_true", help="the configuration reference table (docs/configuration.md) instead"
     )
     schema.set_defaults(func=cmd_schema)
     return parser

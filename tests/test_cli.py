@@ -359,3 +359,20 @@ def test_diff_works_for_a_project_in_a_subfolder_of_its_repository(
         ("change", "llm-deployment", [memory.format("limits"), memory.format("requests")])
     ]
     assert stack["note"] is None
+
+
+def test_the_shipped_stack_file_schema_is_what_inferstack_schema_prints(
+    stack_file_schema: dict[str, Any],
+) -> None:
+    shipped = json.loads((ROOT / "stack-file.schema.json").read_text(encoding="utf-8"))
+    assert shipped == stack_file_schema, (
+        "stack-file.schema.json is stale: run `inferstack schema > stack-file.schema.json`"
+    )
+
+
+@pytest.mark.parametrize("path", [*STACK_FILES, *sorted((ROOT / "docs" / "examples").glob("Pulumi.*.yaml"))])
+def test_every_stack_file_names_the_shipped_schema_for_editors(path: Path) -> None:
+    first = path.read_text(encoding="utf-8").splitlines()[0]
+    target = first.removeprefix("# yaml-language-server: $schema=")
+    assert target != first, f"{path.name}: first line must be `# yaml-language-server: $schema=<path>`"
+    assert (path.parent / target).resolve() == (ROOT / "stack-file.schema.json").resolve()

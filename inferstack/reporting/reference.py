@@ -1,4 +1,4 @@
-"""The README's configuration reference, generated from the schema so that the two cannot drift."""
+"""The configuration reference (docs/configuration.md), generated from the schema so that the two cannot drift."""
 
 from __future__ import annotations
 
