@@ -306,7 +306,7 @@ def estimate_cost(cfg: StackConfig, table: PriceTable | None = None) -> CostEsti
             return CostEstimate(**base, problem=f"no price for machine type {name} in the price table")
         machine, family = prices.machines[name], gcp_family(name)
 
-    price, used = machine.on_demand_per_hour, [machine]
+    price, used = machine.on_demand_per_hour, list[_Sourced]([machine])
     if capacity is CapacityType.SPOT:
         spot = prices.spot_discounts[family]
         price *= 1 - spot.discount
