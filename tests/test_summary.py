@@ -127,3 +127,19 @@ def test_a_value_built_around_a_made_up_output_is_a_placeholder_too() -> None:
     assert recording.placeholder_source("Ready") is not None  # equal to a short made-up value
     assert recording.placeholder_source("Not Ready yet") is None  # short ones count only when equal
     assert recording.placeholder_source("https://llm.example.com") is None
+
+
+def test_an_all_zero_image_digest_is_a_placeholder_and_a_real_one_is_not() -> None:
+    from inferstack.reporting.summary import _image_note
+
+    assert PLACEHOLDER_LABEL in _image_note("registry.example/model:0.1.0@sha256:" + "0" * 64)
+    assert _image_note("registry.example/model:0.1.0@sha256:" + "0" * 63 + "1") == ""
+    assert _image_note("localhost/inferstack-model-cpu:0.1.0") == ""
+
+
+def test_the_local_summary_shows_its_image_plainly(local: tuple[Plan, str]) -> None:
+    _, summary = local
+    assert (
+        bullet(summary, "- engine: ")
+        == "- engine: transformers, image `localhost/inferstack-model-cpu:0.1.0`"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,7 @@ def render_summary(plan: Plan) -> str:
         "",
         f"- platform: {cfg.platform.value}, tier: {cfg.tier.value}, Kubernetes {cfg.cluster.kubernetes_version}",
         f"- model: `{cfg.model.name}` from `{cfg.model.uri}`",
-        f"- engine: {cfg.serving.engine.value}, image `{cfg.serving.image}`",
+        f"- engine: {cfg.serving.engine.value}, image `{cfg.serving.image}`{_image_note(cfg.serving.image)}",
         f"- replicas: {replicas}",
     ]
     if cfg.uses_gpu:
@@ -73,6 +74,13 @@ def render_summary(plan: Plan) -> str:
 
 #: How summary.md marks a value the offline plan made up (a fake certificate, IP, hostname, ARN, id).
 PLACEHOLDER_LABEL = "placeholder"
+
+
+def _image_note(image: str) -> str:
+    # The example stack files pin prod images by an all-zero digest: the form is right, no registry has it.
+    if re.search(r"@sha256:0{64}$", image):
+        return f" (**{PLACEHOLDER_LABEL}** digest: all zeros, from the stack file; no registry serves it)"
+    return ""
 
 
 def _endpoint(plan: Plan) -> str:
