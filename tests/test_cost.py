@@ -157,7 +157,7 @@ def test_a_cost_from_an_estimated_price_says_so() -> None:
     estimated = estimate_cost(cfg, with_basis(("gcp", "machines", "g2-standard-8")))
     assert (
         estimated.estimated
-        and "(on-demand price in us-central1, an estimate, inferstack/reporting/prices.yaml, read "
+        and "(on-demand price in us-central1, an estimate, inferstack/reporting/prices.yaml: "
         in estimated.summary_line()
     )
     assert estimated.per_hour_max == listed.per_hour_max
@@ -352,3 +352,84 @@ def test_the_dev_aws_plan_summary_has_the_cost_line(monkeypatch: pytest.MonkeyPa
     line = next(line for line in summary.splitlines() if line.startswith("- cost (GPU nodes): $"))
     assert "at min_replicas" in line and "at max_replicas" in line
     assert "on g6." in line and "spot price" in line
+
+
+# --- what the cost line must say (issue 12, item 5) -------------------------------------------------
+
+
+H100_X4 = {"gpu_type": "nvidia-h100-80gb", "gpus_per_replica": 4, "cpu": "16", "memory": "200Gi"}
+P5_ONLY = {"region": "us-east-1", "gpu_nodes": {"instance_families": ["p5"]}}
+
+
+def test_a_stack_in_a_region_the_table_lacks_is_told_the_price_is_another_regions() -> None:
+    cost = estimate_cost(config(aws_stack()))  # eu-west-1; the table prices us-east-1 only
+    assert (cost.stack_region, cost.region) == ("eu-west-1", "us-east-1") and cost.priced_elsewhere
+    line = cost.summary_line()
+    assert "the table has no eu-west-1 prices" in line and "us-east-1's figure, not eu-west-1's" in line
+    gcp = estimate_cost(config(gcp_stack(gcp={"project": "acme-inference", "region": "europe-west4"})))
+    assert "the table has no europe-west4 prices" in gcp.summary_line()
+
+
+def test_a_stack_in_the_tables_region_gets_no_other_region_warning() -> None:
+    cost = estimate_cost(config(aws_stack(aws={"region": "us-east-1"})))
+    assert not cost.priced_elsewhere
+    assert "another region" not in cost.summary_line()
+
+
+def test_the_line_says_when_the_prices_are_from_not_only_when_they_were_read() -> None:
+    line = estimate_cost(config(aws_stack())).summary_line()
+    # the AWS snapshot's own date is unknown; its types and prices place it before mid-2025
+    assert "prices from before June 2025 (their exact date is unknown), read 2026-11-22" in line
+    gcp_line = estimate_cost(config(gcp_stack())).summary_line()
+    assert "prices of an unknown date, read 2026-11-22" in gcp_line
+
+
+def test_prices_as_of_takes_a_date_or_a_day_they_predate_not_both() -> None:
+    raw = raw_table()
+    raw["aws"]["prices_as_of"] = {"date": "2025-01-01", "before": "2025-06-01", "how_known": "x"}
+    with pytest.raises(PriceTableError, match=r"aws\.prices_as_of: .*not both"):
+        parse_price_table(raw)
+    del raw["aws"]["prices_as_of"]
+    with pytest.raises(PriceTableError, match=r"aws\.prices_as_of: Field required"):
+        parse_price_table(raw)
+
+
+def test_an_entrys_caveat_is_carried_word_for_word() -> None:
+    cost = estimate_cost(config(aws_stack(aws=P5_ONLY, serving=H100_X4)))
+    caveat = TABLE.aws.machines["p5.48xlarge"].caveat
+    assert cost.machine == "p5.48xlarge" and caveat and "overstate" in caveat
+    assert cost.caveats == (caveat,)
+    assert f"  - caveat: {caveat}" in cost.summary_line().splitlines()
+
+
+def test_the_table_states_the_p4_p5_price_cut_as_a_caveat_not_only_a_note() -> None:
+    for name, machine in TABLE.aws.machines.items():
+        if aws_family(name) in {"p4d", "p4de", "p5", "p5e", "p5en"}:
+            assert machine.caveat and "June 2025" in machine.caveat, name
+
+
+def test_a_spot_discounts_caveat_is_carried_too_and_an_empty_caveat_is_rejected() -> None:
+    raw = raw_table()
+    raw["aws"]["spot_discounts"]["g6"]["caveat"] = "spot capacity for g6 is scarce in the test"
+    spot = estimate_cost(
+        config(aws_stack(serving=SMALL, aws={"gpu_nodes": {"capacity_types": ["spot"]}})),
+        parse_price_table(raw),
+    )
+    assert spot.caveats == ("spot capacity for g6 is scarce in the test",)
+    raw["aws"]["spot_discounts"]["g6"]["caveat"] = ""
+    with pytest.raises(PriceTableError, match=r"aws\.spot_discounts\.g6\.caveat"):
+        parse_price_table(raw)
+
+
+def test_idle_gpus_on_a_bigger_machine_are_said_and_paid_for() -> None:
+    cost = estimate_cost(config(aws_stack(aws=P5_ONLY, serving=H100_X4)))
+    # p5 comes in 1 and 8 GPUs: a 4-GPU replica gets the 8-GPU node, priced whole
+    assert (cost.gpus_per_replica, cost.gpus_per_node) == (4, 8)
+    assert cost.price_per_hour == pytest.approx(aws_price("p5.48xlarge"))
+    assert "  - idle GPUs: 4 of 8 GPUs per node used; you pay for 8" in cost.summary_line().splitlines()
+
+
+def test_a_replica_that_fills_its_node_gets_no_idle_gpu_line() -> None:
+    cost = estimate_cost(config(aws_stack(serving=SMALL)))
+    assert (cost.gpus_per_replica, cost.gpus_per_node) == (1, 1)
+    assert "idle GPUs" not in cost.summary_line()

@@ -62,6 +62,21 @@ class HelmReleasePlan:
     values: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class ResourceCounts:
+    """What a plan registers: resources a provider creates, and components that only group them.
+
+    `pulumi preview` lists both (and the stack itself); the CLI and summary.md print this one text so
+    they never disagree.
+    """
+
+    resources: int  # custom resources: cloud objects, Kubernetes objects, Helm releases, providers
+    components: int  # ComponentResources (inferstack:*): nothing is created for them
+
+    def __str__(self) -> str:
+        return f"{self.resources} resources (+{self.components} components)"
+
+
 @dataclass
 class Plan:
     stack: str
@@ -101,6 +116,17 @@ class Plan:
                 }
             )
         return rows
+
+    def counts(self) -> ResourceCounts:
+        custom = sum(1 for r in self.recording.resources if r.custom)
+        return ResourceCounts(resources=custom, components=len(self.recording.resources) - custom)
+
+    def client_base_url(self) -> str | None:
+        """The OpenAI base URL a client uses: the stack's `url` output (node port included where the
+        gateway is a NodePort; components/load_balancer.public_url builds it) plus `/v1`. None when the
+        program exported no `url`."""
+        url = self.recording.exports.get("url")
+        return f"{str(url).rstrip('/')}/v1" if isinstance(url, str) and url else None
 
     def gpus(self) -> tuple[int, int]:
         """GPUs the model server uses at its fewest and most replicas."""

@@ -1,7 +1,7 @@
 """Run a Pulumi program offline and record every resource it registers.
 
 The same recording mock backs the unit tests and `inferstack plan`: it answers each registration with
-deterministic, realistic outputs (see `fakes.py`), and keeps type, name, parent, dependencies and inputs
+deterministic, realistic outputs (see `fakes/`), and keeps type, name, parent, dependencies and inputs
 with secret values marked, so a plan can be written out with those values redacted.
 """
 
@@ -40,6 +40,9 @@ class RecordedResource:
     id: str | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
     retain_on_delete: bool = False  # `pulumi destroy` forgets it but leaves it in the cloud
+    #: Output values the mock made up (not echoed from the inputs): output path ("status.loadBalancer...")
+    #: -> value. A real deploy gets the provider's own value there; anything showing one must say so.
+    made_up: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_kubernetes_object(self) -> bool:
@@ -75,6 +78,60 @@ class Recording:
 
     def kubernetes_objects(self) -> list[RecordedResource]:
         return [r for r in self.resources if r.is_kubernetes_object]
+
+    def placeholder_source(self, value: Any) -> str | None:
+        """Where a value the program exported came from, when the mock made it up (or part of it).
+
+        Returns "<type token> `<output path>`" of the first made-up output found in `value` (a string, or
+        any leaf string of a list/dict), or None when the value holds no made-up output. A made-up output
+        counts when the value equals it or, for outputs of 10 characters or more (an IP, a hostname, an
+        ARN, a PEM body), contains it: a URL built around a fake load balancer hostname is a stand-in too.
+        """
+        texts = [s for s in _leaf_strings(value) if s]
+        # A provider's settings (region, project, default tags) are the stack's own: an output that
+        # repeats one (a bucket's `region`, a key's `project`) was computed, but it is not made up.
+        configured = {
+            s
+            for r in self.resources
+            if r.type.startswith("pulumi:providers:")
+            for s in _leaf_strings(r.inputs)
+        }
+        for r in sorted(self.resources, key=lambda r: r.urn):
+            for path, made_up in sorted(r.made_up.items()):
+                if made_up in configured:
+                    continue
+                if any(s == made_up or (len(made_up) >= 10 and made_up in s) for s in texts):
+                    return f"{r.type} `{path}`"
+        return None
+
+
+def _leaf_strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _leaf_strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _leaf_strings(v)]
+    return []
+
+
+def made_up_outputs(inputs: Any, outputs: Any, path: str = "") -> dict[str, str]:
+    """String outputs that are not the input at the same path: what the mock computed, by output path."""
+    if isinstance(outputs, dict):
+        found: dict[str, str] = {}
+        for key, value in outputs.items():
+            echoed = inputs.get(key) if isinstance(inputs, dict) else None
+            found.update(made_up_outputs(echoed, value, f"{path}.{key}" if path else str(key)))
+        return found
+    if isinstance(outputs, list):
+        found = {}
+        for i, value in enumerate(outputs):
+            echoed = inputs[i] if isinstance(inputs, list) and i < len(inputs) else None
+            found.update(made_up_outputs(echoed, value, f"{path}[{i}]"))
+        return found
+    if isinstance(outputs, str) and outputs != inputs:
+        return {path: outputs}
+    return {}
 
 
 def _unwrap_secrets(value: Any) -> tuple[Any, Any]:
@@ -131,6 +188,13 @@ class _RecordingMocks(pulumi_mocks.Mocks):
             id=resource_id,
             outputs=outputs,
             retain_on_delete=retain,
+            # An output repeating one of the resource's own inputs elsewhere (a record's `fqdn` = its
+            # `name`) is the program's value, not the mock's.
+            made_up={
+                k: v
+                for k, v in made_up_outputs(inputs, outputs).items()
+                if v not in set(_leaf_strings(inputs))
+            },
         )
         with self._lock:
             self.recording.resources.append(record)

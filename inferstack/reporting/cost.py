@@ -1,9 +1,16 @@
 """What a stack's GPU nodes cost: a price table (prices.yaml) and pure functions over a StackConfig.
 
-Only GPU nodes are counted: one replica per node, priced at the on-demand rate of one region per cloud
-(or that rate less a typical spot discount when spot is the first capacity type). The control plane,
-system nodes, NAT, load balancers, disks and traffic are left out, and the summary line says so.
+Only GPU nodes are counted: one replica per node, priced at the on-demand rate of the table's one region
+per cloud (or that rate less a typical spot discount when spot is the first capacity type). The control
+plane, system nodes, NAT, load balancers, disks and traffic are left out, and the summary line says so.
 On-prem stacks get GPU-hours only; the CPU engine uses no GPUs.
+
+One replica per node because the model server spreads replicas over `kubernetes.io/hostname` (maxSkew 1,
+components/model_server.py) and Karpenter's scheduling simulation treats such preferences as required
+before relaxing them (kubernetes-sigs/karpenter discussion #2849), so it launches a node per replica.
+Where the machine has more GPUs than a replica asks for, the line says how many sit idle: they are paid for.
+What the line must not leave out — another region's price, the prices' own date, an entry's `caveat` —
+it carries; `note`s (how a figure was made) stay in prices.yaml.
 """
 
 from __future__ import annotations
@@ -43,7 +50,12 @@ class _Sourced(_Strict):
     basis: PriceBasis
     source: str = Field(..., pattern=r"^https://", description="where the figure was read")
     date: datetime.date = Field(..., description="the day the figure was read from `source`")
-    note: str | None = None
+    note: str | None = Field(None, description="how the figure was made (stays in the table)")
+    caveat: str | None = Field(
+        None,
+        min_length=1,
+        description="a known way the figure misleads (e.g. a later price cut); the cost line carries it",
+    )
 
     @model_validator(mode="after")
     def _estimates_say_how(self) -> _Sourced:
@@ -68,8 +80,31 @@ class SpotDiscount(_Sourced):
     discount: float = Field(..., gt=0, lt=1, description="share off the on-demand price")
 
 
+class PricesAsOf(_Strict):
+    """When a cloud's prices were taken (not when they were read): a day, a day they predate, or unknown."""
+
+    date: datetime.date | None = Field(None, description="the day the prices were taken, when known")
+    before: datetime.date | None = Field(None, description="a day the prices are known to predate")
+    how_known: str = Field(..., min_length=1, description="why the date is what it says (or unknown)")
+
+    @model_validator(mode="after")
+    def _one_date(self) -> PricesAsOf:
+        if self.date is not None and self.before is not None:
+            raise ValueError("give `date` (the prices' own day) or `before` (a day they predate), not both")
+        return self
+
+    def describe(self) -> str:
+        """'prices from before June 2025 (their exact date is unknown)', 'prices of 2025-05-01', ..."""
+        if self.date is not None:
+            return f"prices of {self.date.isoformat()}"
+        if self.before is not None:
+            return f"prices from before {self.before:%B %Y} (their exact date is unknown)"
+        return "prices of an unknown date"
+
+
 class CloudPrices(_Strict):
-    region: str = Field(..., min_length=1)
+    region: str = Field(..., min_length=1, description="the one region every figure below is for")
+    prices_as_of: PricesAsOf
     machines: dict[str, PricedMachine]
     spot_discounts: dict[str, SpotDiscount] = Field(..., description="by family: g6, p5, g2, a3, ...")
 
@@ -137,20 +172,29 @@ class CostEstimate:
     gpu_hours_per_day_min: int
     gpu_hours_per_day_max: int
     machine: str | None = None  # instance / machine type priced (one per replica)
-    region: str | None = None  # the region the price is for (may differ from the stack's)
+    gpus_per_node: int | None = None  # GPUs on that machine: more than gpus_per_replica means idle GPUs
+    stack_region: str | None = None  # the region the stack deploys to
+    region: str | None = None  # the region the price is for (the table's; may differ from the stack's)
     capacity: CapacityType | None = None
     price_per_hour: float | None = None  # per node, after any spot discount
     source: str | None = None
-    date: datetime.date | None = None
+    date: datetime.date | None = None  # the day the figure was read, not the price's own date
+    prices_as_of: str | None = None  # when the prices were taken, as prices.yaml states it
     estimated: bool = False  # a figure used has basis "estimate" in prices.yaml
+    caveats: tuple[str, ...] = ()  # `caveat`s of the entries used, word for word
     per_hour_min: float | None = None
     per_hour_max: float | None = None
     per_month_min: float | None = None
     per_month_max: float | None = None
     problem: str | None = None  # why there is no price, e.g. "no price for ..."
 
+    @property
+    def priced_elsewhere(self) -> bool:
+        """The figure is another region's: the table has no price for the stack's own region."""
+        return self.region is not None and self.stack_region is not None and self.region != self.stack_region
+
     def summary_line(self) -> str:
-        """One markdown bullet for the plan summary."""
+        """A markdown bullet for the plan summary; what a reader must weigh comes as sub-bullets."""
         gpu_hours = f"{self.gpu_hours_per_day_min}/day at min, {self.gpu_hours_per_day_max}/day at max"
         if self.gpus_per_replica == 0:
             return "- cost (GPU nodes): none (CPU engine, no GPUs)"
@@ -159,13 +203,26 @@ class CostEstimate:
         if self.per_hour_min is None or self.per_hour_max is None:
             return f"- cost (GPU nodes): {self.problem}; GPU-hours {gpu_hours}"
         assert self.per_month_min is not None and self.per_month_max is not None and self.capacity
-        return (
+        lines = [
             f"- cost (GPU nodes): ${self.per_hour_min:,.2f}/h (${self.per_month_min:,.0f}/month) at "
             f"min_replicas, ${self.per_hour_max:,.2f}/h (${self.per_month_max:,.0f}/month) at max_replicas "
-            f"on {self.machine} ({self.capacity.value} price in {self.region}"
-            f"{', an estimate' if self.estimated else ''}, inferstack/reporting/prices.yaml, read {self.date}; "
+            f"on {self.machine}, one replica per node ({self.capacity.value} price in {self.region}"
+            f"{', an estimate' if self.estimated else ''}, inferstack/reporting/prices.yaml: "
+            f"{self.prices_as_of}, read {self.date}; "
             "control plane, system nodes, networking and disks not included)"
-        )
+        ]
+        if self.priced_elsewhere:
+            lines.append(
+                f"  - another region's price: the table has no {self.stack_region} prices, so this is "
+                f"{self.region}'s figure, not {self.stack_region}'s"
+            )
+        if self.gpus_per_node is not None and self.gpus_per_node > self.gpus_per_replica:
+            lines.append(
+                f"  - idle GPUs: {self.gpus_per_replica} of {self.gpus_per_node} GPUs per node used; "
+                f"you pay for {self.gpus_per_node}"
+            )
+        lines += [f"  - caveat: {c}" for c in self.caveats]
+        return "\n".join(lines)
 
 
 def cpu_cores(quantity: str) -> float:
@@ -235,7 +292,7 @@ def estimate_cost(cfg: StackConfig, table: PriceTable | None = None) -> CostEsti
 
     if cfg.platform is Platform.AWS:
         assert cfg.aws is not None
-        prices, capacity = table.aws, cfg.aws.gpu_nodes.capacity_types[0]
+        prices, capacity, stack_region = table.aws, cfg.aws.gpu_nodes.capacity_types[0], cfg.aws.region
         chosen = cheapest_aws_instance(cfg, table)
         if isinstance(chosen, str):
             return CostEstimate(**base, problem=chosen)
@@ -243,26 +300,30 @@ def estimate_cost(cfg: StackConfig, table: PriceTable | None = None) -> CostEsti
         family = aws_family(name)
     else:
         assert cfg.gcp is not None
-        prices, capacity = table.gcp, cfg.gcp.gpu_nodes.capacity_type
+        prices, capacity, stack_region = table.gcp, cfg.gcp.gpu_nodes.capacity_type, cfg.gcp.region
         name = cfg.gcp.gpu_nodes.machine_type
         if name not in prices.machines:
             return CostEstimate(**base, problem=f"no price for machine type {name} in the price table")
         machine, family = prices.machines[name], gcp_family(name)
 
-    price, bases = machine.on_demand_per_hour, {machine.basis}
+    price, used = machine.on_demand_per_hour, list[_Sourced]([machine])
     if capacity is CapacityType.SPOT:
         spot = prices.spot_discounts[family]
         price *= 1 - spot.discount
-        bases.add(spot.basis)
+        used.append(spot)
     return CostEstimate(
         **base,
         machine=name,
+        gpus_per_node=machine.gpus,
+        stack_region=stack_region,
         region=prices.region,
         capacity=capacity,
         price_per_hour=price,
         source=machine.source,
         date=machine.date,
-        estimated=PriceBasis.ESTIMATE in bases,
+        prices_as_of=prices.prices_as_of.describe(),
+        estimated=any(entry.basis is PriceBasis.ESTIMATE for entry in used),
+        caveats=tuple(dict.fromkeys(entry.caveat for entry in used if entry.caveat)),
         per_hour_min=price * low,
         per_hour_max=price * high,
         per_month_min=price * low * HOURS_PER_MONTH,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,7 @@ def render_summary(plan: Plan) -> str:
         "",
         f"- platform: {cfg.platform.value}, tier: {cfg.tier.value}, Kubernetes {cfg.cluster.kubernetes_version}",
         f"- model: `{cfg.model.name}` from `{cfg.model.uri}`",
-        f"- engine: {cfg.serving.engine.value}, image `{cfg.serving.image}`",
+        f"- engine: {cfg.serving.engine.value}, image `{cfg.serving.image}`{_image_note(cfg.serving.image)}",
         f"- replicas: {replicas}",
     ]
     if cfg.uses_gpu:
@@ -40,7 +41,7 @@ def render_summary(plan: Plan) -> str:
         lines.append("- GPUs: none (CPU engine)")
     lines.append(estimate_cost(cfg).summary_line())
     lines += [
-        f"- endpoint: https://{cfg.gateway.hostname}/v1 (OpenAI-compatible, API keys required)",
+        f"- endpoint: {_endpoint(plan)} (OpenAI-compatible base URL, API keys required)",
         f"- TLS: {cfg.tls.mode.value}; load balancer: {_load_balancer(cfg)}",
         "",
         "## Resources by type",
@@ -49,7 +50,7 @@ def render_summary(plan: Plan) -> str:
         "|---|---|",
         *[f"| `{t}` | {n} |" for t, n in sorted(by_type.items())],
         "",
-        f"{sum(by_type.values())} resources, {len(plan.manifests())} Kubernetes objects in manifests.yaml.",
+        f"{plan.counts()}, {len(plan.manifests())} Kubernetes objects in manifests.yaml.",
         "",
         "## Helm releases (installed by Pulumi; not rendered into manifests.yaml)",
         "",
@@ -60,14 +61,51 @@ def render_summary(plan: Plan) -> str:
     ]
     if plan.recording.exports:
         lines += ["## Stack outputs", ""]
-        lines += [f"- `{k}`: {_short(v)}" for k, v in sorted(plan.recording.exports.items())]
+        lines += [_output_line(plan, k, v) for k, v in sorted(plan.recording.exports.items())]
         lines.append("")
+        if any(plan.recording.placeholder_source(v) for v in plan.recording.exports.values()):
+            lines += [
+                f"{PLACEHOLDER_LABEL}: made up by the offline plan's recording mock in the provider's real "
+                "format (inferstack/planning/fakes/); `pulumi up` gets the real value from the provider.",
+                "",
+            ]
     return "\n".join(lines)
 
 
+#: How summary.md marks a value the offline plan made up (a fake certificate, IP, hostname, ARN, id).
+PLACEHOLDER_LABEL = "placeholder"
+
+
+def _image_note(image: str) -> str:
+    # The example stack files pin prod images by an all-zero digest: the form is right, no registry has it.
+    if re.search(r"@sha256:0{64}$", image):
+        return f" (**{PLACEHOLDER_LABEL}** digest: all zeros, from the stack file; no registry serves it)"
+    return ""
+
+
+def _endpoint(plan: Plan) -> str:
+    url = plan.client_base_url()
+    if url is None:
+        return "none exported (the stack has no `url` output)"
+    source = plan.recording.placeholder_source(url)
+    return f"{url} ({PLACEHOLDER_LABEL}, from {source})" if source else url
+
+
+def _output_line(plan: Plan, name: str, value: Any) -> str:
+    source = plan.recording.placeholder_source(value)
+    shown = f"`{_short(value)}`" if value is not None else "none"
+    if source:
+        return f"- `{name}`: **{PLACEHOLDER_LABEL}** for {source}: {shown}"
+    return f"- `{name}`: {shown}"
+
+
 def _short(value: Any) -> str:
+    """One line for a markdown bullet: multi-line values (a PEM) are cut at their first line."""
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return text if len(text) <= 120 else text[:117] + "..."
+    first, _, rest = text.strip().partition("\n")
+    if rest:
+        first += " ..."
+    return first if len(first) <= 120 else first[:117] + "..."
 
 
 def _load_balancer(cfg: StackConfig) -> str:

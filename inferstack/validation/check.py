@@ -26,6 +26,7 @@ from inferstack.validation.engine import (
     validate_all,
 )
 from inferstack.validation.policies import PolicyFinding, check_policies, finding_text, policy_inputs
+from inferstack.validation.scopes import scope_outcome
 from stacks.config import Tier
 
 #: Chart reference (as given to Helm) -> its folder in the chart data directory.
@@ -96,6 +97,8 @@ def check_plan(
                 "(--skip-checkov to go without)",
             )
         )
+    # A plan-level rule a schema cannot state: namespace set exactly where the kind is namespaced.
+    report.add("scope", scope_outcome(plan.manifests()))
     if policy_findings is None:
         policy_findings = check_policies(plan)
     report.add(

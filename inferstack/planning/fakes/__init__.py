@@ -16,6 +16,7 @@ from typing import Any
 
 from inferstack.planning.fakes import aws as fakes_aws
 from inferstack.planning.fakes import gcp as fakes_gcp
+from inferstack.validation.scopes import Scope, load_scope_table
 
 #: Address the fake LoadBalancer implementation hands out (TEST-NET-3, RFC 5737).
 FAKE_LOAD_BALANCER_IP = "203.0.113.10"
@@ -33,20 +34,6 @@ class CloudDefaults:
     aws_region: str | None = None
     gcp_project: str | None = None
     gcp_region: str | None = None
-
-
-_CLUSTER_SCOPED_KINDS = {
-    "Namespace",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "CustomResourceDefinition",
-    "ClusterIssuer",
-    "GatewayClass",
-    "PriorityClass",
-    "StorageClass",
-    "ClusterTriggerAuthentication",
-    "RuntimeClass",
-}
 
 
 def _digest(*parts: str) -> str:
@@ -81,7 +68,11 @@ def _kubernetes_outputs(
     kind = type_token.rsplit(":", 1)[-1]
     metadata = outputs.setdefault("metadata", {})
     metadata.setdefault("name", kubernetes_name(name, type_token))
-    if kind not in _CLUSTER_SCOPED_KINDS:
+    # As pulumi-kubernetes does (clients.IsNamespacedKind, then NamespaceOrDefault): a namespaced kind
+    # without a namespace gets "default", a cluster-scoped one never gets one. A kind of unknown scope
+    # is taken as namespaced, as the provider's Check does; `inferstack check` notes it as not validated.
+    group_version = type_token.split(":")[1]
+    if load_scope_table().scope_of(group_version, kind) is not Scope.CLUSTER:
         metadata.setdefault("namespace", _NAMESPACED_DEFAULT)
     metadata.setdefault("uid", _digest("uid", type_token, name)[:32])
     spec = outputs.get("spec", {})
