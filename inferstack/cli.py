@@ -86,7 +86,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else _default_out(name)
     written = plan.write(out)
     elapsed = time.perf_counter() - started
-    print(f"planned stack {name}: {len(plan.recording.resources)} resources in {elapsed:.2f}s")
+    print(f"planned stack {name}: {plan.counts()} in {elapsed:.2f}s")
     for path in written:
         print(f"  wrote {path}")
     return EXIT_OK
@@ -333,6 +333,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`inferstack plan ... | head -1`): stop quietly, as cat and grep do. Point
+        # stdout at devnull so the interpreter's final flush does not raise again (Python docs, "Note on
+        # SIGPIPE" in the signal module).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as err:  # a bug, not bad input: say so briefly, show the trace only on request
         if debug:
             raise

@@ -376,3 +376,26 @@ def test_every_stack_file_names_the_shipped_schema_for_editors(path: Path) -> No
     target = first.removeprefix("# yaml-language-server: $schema=")
     assert target != first, f"{path.name}: first line must be `# yaml-language-server: $schema=<path>`"
     assert (path.parent / target).resolve() == (ROOT / "stack-file.schema.json").resolve()
+
+
+def test_a_closed_output_pipe_is_not_an_internal_error() -> None:
+    """`inferstack schema | head -1`: the reader leaves early; the CLI stops quietly, as cat and grep do."""
+    import os
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first write: every write fails with EPIPE
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "inferstack.cli", "schema"],
+            cwd=ROOT,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert "internal error" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 141  # 128 + SIGPIPE, what a shell reports for a writer killed by the pipe

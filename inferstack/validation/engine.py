@@ -55,6 +55,7 @@ CHECKS = {
     "helm-values": "Helm releases",
     "checkov": "resources scanned by checkov",
     "policy": "objects checked by the policy pack",
+    "scope": "objects whose namespace was checked against their kind's scope",
 }
 
 
