@@ -1,61 +1,131 @@
-# Every target sets itself up on a fresh machine: the project venv (.venv) and checkov's own tool venv
-# (.tools/checkov: its pins would drag openai/transformers back to old releases if it shared .venv).
+# Every target sets itself up on a fresh machine, and every install comes from a lock (requirements/,
+# model_image/requirements*.txt, policy/requirements.txt): exact versions with their hashes, installed with
+# --require-hashes --no-deps --only-binary, so no step resolves a range or downloads a build backend and an
+# upstream release never changes what is installed. `make lock` rewrites the locks (uv pip compile).
+# Venvs: the project's (.venv: `runtime-core`, `runtime`, `venv`), checkov's own (.tools/checkov: its pins
+# would drag openai/transformers back to old releases if it shared .venv), the policy pack's (policy/venv),
+# and the lock tool's (.tools/uv).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CHECKOV_VENV := .tools/checkov
-CHECKOV_VERSION := 3.3.30
 POLICY_VENV := policy/venv
+UV_VENV := .tools/uv
+UV := $(UV_VENV)/bin/uv
 STACK ?= local
-# Upstream CRD schemas and chart defaults live beside the project (../shared); users point these elsewhere.
-export INFERSTACK_CRD_DIR ?= $(abspath ../shared/crds)
-export INFERSTACK_CHART_DIR ?= $(abspath ../shared/charts)
+# Where `make fetch-schemas` writes the released charts' values and CRDs (inside the repository).
+UPSTREAM_DIR ?= build/upstream
+# No schema folder outside the repository is assumed: `inferstack check` lists custom resources and Helm
+# values under "Not validated" until INFERSTACK_CRD_DIR / INFERSTACK_CHART_DIR name a folder, or
+# `make fetch-schemas` has filled $(UPSTREAM_DIR), which is then used.
+ifneq ($(wildcard $(UPSTREAM_DIR)/crds),)
+export INFERSTACK_CRD_DIR ?= $(abspath $(UPSTREAM_DIR)/crds)
+endif
+ifneq ($(wildcard $(UPSTREAM_DIR)/charts),)
+export INFERSTACK_CHART_DIR ?= $(abspath $(UPSTREAM_DIR)/charts)
+endif
 export INFERSTACK_CHECKOV ?= $(abspath $(CHECKOV_VENV)/bin/checkov)
 export BC_SKIP_MAPPING := TRUE
 
-.PHONY: help runtime venv tools policy-pack test lint plan check schema fetch-schemas up destroy bench clean
+# An install from a lock: the lock's files only (hash-checked), no dependency resolution, no sdist builds.
+PIP_LOCKED := --quiet --require-hashes --no-deps --only-binary :all:
+# The CPU build of torch (requirements/dev.txt pins torch==2.13.0+cpu by hash). PyPI's Linux torch is the
+# CUDA build; where the wheel is not on local disk (a hosted CI runner), TORCH_INDEX names PyTorch's CPU
+# index. The hash pins the file whichever index serves it.
+TORCH_FROM = $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
+
+.PHONY: help runtime runtime-core venv tools policy-pack lock test lint plan check schema fetch-schemas up destroy bench clean
 
 help:
 	@echo "make up STACK=local     deploy a stack to the current kube context (needs the Pulumi CLI)"
 	@echo "make plan STACK=local   offline plan: build/plan/STACK/{resources.json,manifests.yaml,summary.md}"
 	@echo "make check STACK=local  offline plan + manifest validation (kubernetes-validate, CRDs, checkov, values)"
 	@echo "make test               lint + type check + the whole test suite"
-	@echo "make fetch-schemas      released charts' values and CRDs for check, into build/upstream (needs helm)"
+	@echo "make fetch-schemas      released charts' values and CRDs for check, into $(UPSTREAM_DIR) (needs helm)"
+	@echo "make runtime-core       .venv for on-prem/local stacks only (no AWS/GCP SDKs); make runtime: all platforms"
+	@echo "make lock               rewrite every lock file from its inputs (uv pip compile)"
 
-# The runtime (what `make up/plan/check` need) and the dev extra (tests: torch, transformers, emulators)
-# are separate stamps, so deploying from a laptop does not pull the test stack.
-$(BIN)/.runtime: pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+
+# The project itself, editable, built by setuptools from the lock (build isolation would resolve its own).
+INSTALL_PROJECT = $(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+
+# The runtime (what `make up/plan/check` need) and the dev lock (tests: torch, transformers, emulators)
+# are separate stamps, so deploying from a laptop does not pull the test stack; runtime-core leaves out the
+# cloud SDKs (pulumi-aws, pulumi-gcp), which an on-prem or local stack never imports.
+$(BIN)/.runtime-core: requirements/runtime-core.txt pyproject.toml | $(BIN)/python
+	$(BIN)/pip install $(PIP_LOCKED) -r requirements/runtime-core.txt
+	$(INSTALL_PROJECT)
 	touch $@
 
-$(BIN)/.installed: $(BIN)/.runtime
-	# torch first and exactly: the CPU wheel on disk; anything looser pulls a multi-GB CUDA build. Where
-	# PyPI's torch is the CUDA build (a hosted CI runner), TORCH_INDEX names PyTorch's CPU-only index.
-	$(BIN)/pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(BIN)/pip install --quiet -e '.[dev]'
+$(BIN)/.runtime: requirements/runtime.txt pyproject.toml | $(BIN)/python
+	$(BIN)/pip install $(PIP_LOCKED) -r requirements/runtime.txt
+	$(INSTALL_PROJECT)
 	touch $@
 
+# requirements/dev.txt holds the runtime's versions too (runtime.txt is compiled under it), so this adds
+# the test stack beside the runtime without moving any of it.
+$(BIN)/.installed: requirements/dev.txt $(BIN)/.runtime
+	$(BIN)/pip install $(PIP_LOCKED) $(TORCH_FROM) -r requirements/dev.txt
+	touch $@
+
+runtime-core: $(BIN)/.runtime-core
 runtime: $(BIN)/.runtime
 
 # The virtualenv PulumiPolicy.yaml names, for `pulumi preview/up --policy-pack policy` (CI/CD workflows).
 $(POLICY_VENV)/.installed: policy/requirements.txt
 	$(PYTHON) -m venv $(POLICY_VENV)
-	$(POLICY_VENV)/bin/pip install --quiet -r policy/requirements.txt
+	$(POLICY_VENV)/bin/pip install $(PIP_LOCKED) -r policy/requirements.txt
 	touch $@
 
 policy-pack: $(POLICY_VENV)/.installed
 
 venv: $(BIN)/.installed
 
-$(CHECKOV_VENV)/bin/checkov:
+$(CHECKOV_VENV)/bin/checkov: requirements/checkov.txt
 	$(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
-	$(CHECKOV_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	$(CHECKOV_VENV)/bin/pip install $(PIP_LOCKED) -r requirements/checkov.txt
+	touch $@
 
 tools: $(CHECKOV_VENV)/bin/checkov
+
+$(UV): requirements/uv.txt
+	$(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/pip install $(PIP_LOCKED) -r requirements/uv.txt
+	touch $@
+
+# Every lock, from its inputs (*.in and pyproject.toml), in dependency order: the dev lock first (the
+# widest set: runtime, tests and the CPU image's engine, pinned in model_image/requirements-cpu.in); then
+# each lock that shares packages with it is compiled under it, so the runtime, the policy pack and the CPU
+# image carry the very versions the tests ran. Universal locks (any OS, Python >= 3.11) for what users
+# install on their machines; Linux x86_64 / CPython 3.11 for the test env and the CPU image (python:3.11-slim),
+# CPython 3.12 for the GPU image (vLLM's image), whose launcher deps stay inside what vLLM asks for.
+# uv reads no pip.conf: the torch CPU wheel comes from TORCH_INDEX, else from pip's find-links (a local copy
+# of the same wheel), else from PyTorch's CPU index.
+TORCH_WHEELS ?= $(or $(PIP_FIND_LINKS),$(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null))
+LOCK_TORCH = $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX) --index-strategy unsafe-best-match,$(if $(TORCH_WHEELS),--find-links $(TORCH_WHEELS),--extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match))
+COMPILE = UV_NO_CONFIG=1 $(UV) pip compile --quiet --generate-hashes --custom-compile-command "make lock"
+UNIVERSAL = --universal --python-version 3.11
+LINUX_311 = --python-platform x86_64-manylinux_2_28 --python-version 3.11
+LINUX_312 = --python-platform x86_64-manylinux_2_28 --python-version 3.12
+
+lock: $(UV)
+	$(COMPILE) $(UNIVERSAL) requirements/uv.in -o requirements/uv.txt
+	$(COMPILE) $(LINUX_311) $(LOCK_TORCH) pyproject.toml requirements/build.in model_image/requirements-cpu.in \
+	  --extra aws --extra gcp --extra dev -o requirements/dev.txt
+	$(COMPILE) $(LINUX_311) $(LOCK_TORCH) model_image/requirements-cpu.in -c requirements/dev.txt \
+	  -o model_image/requirements-cpu.txt
+	$(COMPILE) $(UNIVERSAL) pyproject.toml requirements/build.in --extra aws --extra gcp -c requirements/dev.txt \
+	  -o requirements/runtime.txt
+	$(COMPILE) $(UNIVERSAL) pyproject.toml requirements/build.in -c requirements/runtime.txt \
+	  -o requirements/runtime-core.txt
+	$(COMPILE) $(UNIVERSAL) policy/requirements.in -c requirements/dev.txt -o policy/requirements.txt
+	$(COMPILE) $(UNIVERSAL) requirements/checkov.in -o requirements/checkov.txt
+	$(COMPILE) $(LINUX_312) --no-generate-hashes --no-annotate requirements/vllm-image.in \
+	  -o requirements/vllm-image.txt
+	$(COMPILE) $(LINUX_312) model_image/requirements.in -c requirements/vllm-image.txt -o model_image/requirements.txt
 
 # The policy pack's entry point is a second module named __main__, so mypy checks it in a run of its own.
 lint: venv
@@ -76,10 +146,8 @@ check: runtime tools
 schema: runtime
 	$(BIN)/inferstack schema
 
-# Where ../shared is not beside the checkout (a CI runner): the released charts' values and CRDs for the
-# pinned chart versions, via helm and the network. Then run check with
-# INFERSTACK_CHART_DIR=$(UPSTREAM_DIR)/charts INFERSTACK_CRD_DIR=$(UPSTREAM_DIR)/crds.
-UPSTREAM_DIR ?= build/upstream
+# The released charts' values and CRDs for the pinned chart versions, via helm and the network, into
+# $(UPSTREAM_DIR); later `make check` runs use them (see INFERSTACK_CRD_DIR above).
 fetch-schemas: runtime
 	$(BIN)/python scripts/fetch_schemas.py $(UPSTREAM_DIR)
 

@@ -93,12 +93,22 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _env_dir(flag: str | None, variable: str) -> Path | None:
-    value = flag or os.environ.get(variable)
+    """The folder named by the flag (INFERSTACK_CRD_DIR's is --crd-dir), else by the environment variable;
+    None when neither names one.
+
+    Nothing is assumed: with neither, check lists what it did not validate (and names `make fetch-schemas`).
+    A folder named explicitly that is not there is a UsageError naming where it came from.
+    """
+    option = "--" + variable.removeprefix("INFERSTACK_").lower().replace("_", "-")
+    source, value = (option, flag) if flag else (variable, os.environ.get(variable))
     if not value:
         return None
     path = Path(value)
     if not path.is_dir():
-        raise UsageError(f"{variable or 'directory'} {value}: not a directory")
+        raise UsageError(
+            f"{source}={value}: not a directory. Name an existing folder, run `make fetch-schemas` "
+            f"to fetch one into build/upstream, or name none (neither {option} nor {variable}) to list it under Not validated"
+        )
     return path
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +12,17 @@ from inferstack.planning.plan import Plan, plan_stack
 from inferstack.validation.check import DEV_TIER_CHECKOV_SKIPS, check_plan, checkov_skips_for
 from inferstack.validation.engine import find_checkov
 from stacks.config import Tier, load_stack_file
+from tests.upstream_data import data_dir, missing_reason
 
 ROOT = Path(__file__).resolve().parents[1]
 STACKS = sorted(
     p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (ROOT / "stacks").glob("Pulumi.*.yaml")
 )
-CRD_DIR = Path(os.environ.get("INFERSTACK_CRD_DIR", ROOT.parent / "shared" / "crds"))
-CHART_DIR = Path(os.environ.get("INFERSTACK_CHART_DIR", ROOT.parent / "shared" / "charts"))
+CRD_DIR = data_dir("crds")
+CHART_DIR = data_dir("charts")
 
-needs_data = pytest.mark.skipif(
-    not (CRD_DIR.is_dir() and CHART_DIR.is_dir()), reason="CRD schemas / chart values not found (../shared)"
-)
+_MISSING = [reason for reason in (missing_reason("crds"), missing_reason("charts")) if reason]
+needs_data = pytest.mark.skipif(bool(_MISSING), reason="; ".join(_MISSING))
 needs_checkov = pytest.mark.skipif(
     find_checkov() is None, reason="checkov not installed: `make tools` puts it in .tools/checkov"
 )

@@ -1,7 +1,8 @@
 """The validation engine of `inferstack check` (inferstack/validation/).
 
-CRD and chart data are upstream files beside the project (../shared), or wherever INFERSTACK_CRD_DIR /
-INFERSTACK_CHART_DIR point; tests that need them skip with the reason when they are absent. checkov runs
+CRD and chart data are upstream files, not part of the repository: wherever INFERSTACK_CRD_DIR /
+INFERSTACK_CHART_DIR point, else what `make fetch-schemas` wrote (tests/upstream_data.py); tests that
+need them skip, naming `make fetch-schemas`, when they are absent. checkov runs
 at most once here (a module fixture); the rest of the checkov wrapper is tested with a fake executable.
 """
 
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import stat
 import textwrap
 from pathlib import Path
@@ -34,25 +34,26 @@ from inferstack.validation.engine import (
     validate_helm_values,
 )
 from inferstack.validation.helm import documented_keys, merge_values
+from tests.upstream_data import data_dir, missing_reason
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _data_dir(env: str, default: str) -> Path:
-    folder = Path(os.environ.get(env) or (REPO.parent / "shared" / default))
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not found: set {env} to a folder of upstream {default}")
-    return folder
+def _data_dir(kind: str) -> Path:
+    reason = missing_reason(kind)
+    if reason:
+        pytest.skip(reason)
+    return data_dir(kind)
 
 
 @pytest.fixture(scope="module")
 def crd_dir() -> Path:
-    return _data_dir("INFERSTACK_CRD_DIR", "crds")
+    return _data_dir("crds")
 
 
 @pytest.fixture(scope="module")
 def chart_dir() -> Path:
-    return _data_dir("INFERSTACK_CHART_DIR", "charts")
+    return _data_dir("charts")
 
 
 # A model server hardened the way the ModelServer component is meant to render it: Pod Security
@@ -531,9 +532,9 @@ def test_a_kind_with_no_crd_is_a_note(crd_dir: Path) -> None:
 def test_no_crd_dir_is_a_note() -> None:
     outcome = validate_custom_resources(docs(CUSTOM_RESOURCES), None)
     assert outcome.findings == [] and outcome.validated == 0
-    assert outcome.notes == [
-        "8 custom resources were not validated: pass --crd-dir or set INFERSTACK_CRD_DIR"
-    ]
+    (note,) = outcome.notes
+    assert note.startswith("8 custom resources were not validated: no CRD folder given")
+    assert "`make fetch-schemas`" in note and "--crd-dir" in note and "INFERSTACK_CRD_DIR" in note
 
 
 def test_structural_schema_becomes_strict_json_schema() -> None:

@@ -324,4 +324,19 @@ def test_pr_checks_validate_against_fetched_upstream_schemas() -> None:
 def test_pr_tests_take_the_cpu_torch_build() -> None:
     (test_step,) = [s for s in steps(workflow("pr.yml")["jobs"]["test"]) if s.get("run") == "make test"]
     assert test_step["env"]["TORCH_INDEX"] == "https://download.pytorch.org/whl/cpu"
-    assert "$(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))" in (ROOT / "Makefile").read_text()
+    # An extra index: torch+cpu comes from it, pinned by its hash in requirements/dev.txt; the rest from PyPI.
+    assert (
+        "TORCH_FROM = $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))"
+        in (ROOT / "Makefile").read_text()
+    )
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_workflows_run_the_python_the_locks_are_compiled_for(path: Path) -> None:
+    # requirements/dev.txt targets CPython 3.11 (its torch wheel is cp311); the universal locks start there.
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "LINUX_311 = --python-platform x86_64-manylinux_2_28 --python-version 3.11" in makefile
+    for job in load(path)["jobs"].values():
+        for step in steps(job):
+            if step.get("uses", "").startswith("actions/setup-python@"):
+                assert str(step["with"]["python-version"]) == "3.11", path.name

@@ -177,7 +177,13 @@ def validate_custom_resources(manifests: list[dict[str, Any]], crd_dir: Path | N
         return CheckOutcome([], [], 0)
     if crd_dir is None:
         return CheckOutcome(
-            [], [f"{len(custom)} custom resources were not validated: pass --crd-dir or set {CRD_DIR_ENV}"], 0
+            [],
+            [
+                f"{len(custom)} custom resources were not validated: no CRD folder given. `make fetch-schemas` "
+                "fetches the pinned charts' CRDs into build/upstream/crds, which `make check` then uses; "
+                f"or pass --crd-dir or set {CRD_DIR_ENV} to a folder of CRD files"
+            ],
+            0,
         )
     if not crd_dir.is_dir():
         return CheckOutcome(

@@ -194,7 +194,13 @@ def validate_helm_values(releases: list[HelmValues], chart_dir: Path | None) -> 
     if chart_dir is None:
         names = ", ".join(r.release for r in releases)
         return CheckOutcome(
-            [], [f"Helm values were not checked ({names}): pass --chart-dir or set {CHART_DIR_ENV}"], 0
+            [],
+            [
+                f"Helm values were not checked ({names}): no chart folder given. `make fetch-schemas` "
+                "fetches the pinned charts' values into build/upstream/charts, which `make check` then uses; "
+                f"or pass --chart-dir or set {CHART_DIR_ENV} to a folder of charts"
+            ],
+            0,
         )
     findings: list[Finding] = []
     notes: list[str] = []

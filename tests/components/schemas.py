@@ -9,43 +9,33 @@
   check), plus one stricter rule the tests had before and the product does not apply (see
   `_keys_not_in_defaults`).
 
-The CRDs and charts are upstream data read in place, never copied into this repository.
+The CRDs and charts are upstream data read in place, never copied into this repository: the folders
+INFERSTACK_CRD_DIR / INFERSTACK_CHART_DIR name, else what `make fetch-schemas` wrote (tests/upstream_data.py).
 """
 
 from __future__ import annotations
 
 import copy
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from inferstack.planning.recording import RecordedResource
 from inferstack.validation.common import format_path
-from inferstack.validation.crds import CRD_DIR_ENV
 from inferstack.validation.engine import (
     HelmValues,
     resource_id,
     validate_custom_resources,
     validate_helm_values,
 )
-from inferstack.validation.helm import CHART_DIR_ENV, load_chart
+from inferstack.validation.helm import load_chart
+from tests.upstream_data import data_dir, missing_reason
 
-#: This checkout's parent folder holds shared/ (../shared from the repository root).
-_SHARED = Path(__file__).resolve().parents[3] / "shared"
+CRD_DIR = data_dir("crds")
+CHART_DIR = data_dir("charts")
 
-CRD_DIR = Path(os.environ.get(CRD_DIR_ENV) or _SHARED / "crds")
-CHART_DIR = Path(os.environ.get(CHART_DIR_ENV) or _SHARED / "charts")
-
-needs_crds = pytest.mark.skipif(
-    not CRD_DIR.is_dir(),
-    reason=f"CRD folder {CRD_DIR} not found: set {CRD_DIR_ENV} to a folder of CustomResourceDefinition files",
-)
-needs_charts = pytest.mark.skipif(
-    not CHART_DIR.is_dir(),
-    reason=f"chart folder {CHART_DIR} not found: set {CHART_DIR_ENV} to a folder of charts (values.yaml per chart)",
-)
+needs_crds = pytest.mark.skipif(missing_reason("crds") is not None, reason=missing_reason("crds") or "")
+needs_charts = pytest.mark.skipif(missing_reason("charts") is not None, reason=missing_reason("charts") or "")
 
 # The product notes that CEL rules were not evaluated; the tests never evaluated them either.
 _CEL_NOTE = "CEL rules (x-kubernetes-validations)"

@@ -11,6 +11,7 @@ import tomllib
 import pytest
 from image_helpers import BIN, REPO_ROOT
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 IMAGE_DIR = REPO_ROOT / "model_image"
 DOCKERFILES = ["Dockerfile", "Dockerfile.cpu"]
@@ -85,20 +86,30 @@ def test_bake_mode_verifies_what_it_copies(name: str) -> None:
 
 
 def test_image_pins_satisfy_the_project_ranges() -> None:
+    # The images' locks (`make lock`) against pyproject's `image` / `image-test` extras: every package the
+    # extras name is in a lock, at a version inside the range (torch 2.13.0+cpu is inside ==2.13.0).
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
     ranges = {
-        Requirement(r).name.lower().replace("_", "-"): Requirement(r)
+        canonicalize_name(Requirement(r).name): Requirement(r)
         for r in project["project"]["optional-dependencies"]["image"]
         + project["project"]["optional-dependencies"]["image-test"]
     }
-    pinned = []
-    for req_file in ("requirements.txt", "requirements-cpu.txt"):
-        for line in (IMAGE_DIR / req_file).read_text().splitlines():
-            if line.strip() and not line.startswith("#"):
-                pinned.append(Requirement(line))
-    assert pinned
-    for req in pinned:
-        (version,) = [s.version for s in req.specifier]
-        name = req.name.lower().replace("_", "-")
-        assert name in ranges, f"{name} is pinned for the image but not in pyproject's image extras"
-        assert ranges[name].specifier.contains(version), f"{name}=={version} is outside {ranges[name]}"
+    launcher = {
+        canonicalize_name(Requirement(r).name) for r in project["project"]["optional-dependencies"]["image"]
+    }
+    engine = {"torch", "transformers", "tokenizers"}
+    for lock, needed in (("requirements.txt", launcher), ("requirements-cpu.txt", launcher | engine)):
+        text = re.sub(r"\\\n\s*", " ", (IMAGE_DIR / lock).read_text())
+        pinned = {}
+        for line in text.splitlines():
+            spec = line.split("--hash=", 1)[0].split("#", 1)[0].strip()
+            if spec and not spec.startswith("-"):
+                req = Requirement(spec)
+                (version,) = [s.version for s in req.specifier]
+                pinned[canonicalize_name(req.name)] = version
+        assert needed <= pinned.keys(), f"{lock} lacks {needed - pinned.keys()}"
+        for name, version in pinned.items():
+            if name in ranges:
+                assert ranges[name].specifier.contains(version), (
+                    f"{lock}: {name}=={version} is outside {ranges[name]}"
+                )
