@@ -38,7 +38,9 @@ TORCH_FROM = $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 .PHONY: help runtime runtime-core venv tools policy-pack lock test lint plan check schema fetch-schemas up destroy bench clean
 
 help:
-	@echo "make up STACK=local     deploy a stack to the current kube context (needs the Pulumi CLI)"
+	@echo "make up STACK=local     check prerequisites, create a kind cluster if needed, build + load the image,"
+	@echo "                        pulumi up, wait for the endpoint, print how to call it"
+	@echo "make destroy STACK=local  pulumi destroy; offers to delete the kind cluster make up created"
 	@echo "make plan STACK=local   offline plan: build/plan/STACK/{resources.json,manifests.yaml,summary.md}"
 	@echo "make check STACK=local  offline plan + manifest validation (kubernetes-validate, CRDs, checkov, values)"
 	@echo "make test               lint + type check + the whole test suite"
@@ -143,8 +145,9 @@ plan: runtime
 check: runtime tools
 	$(BIN)/inferstack check $(STACK)
 
+# The whole stack file's JSON Schema, which every stack file names for editors (yaml-language-server).
 schema: runtime
-	$(BIN)/inferstack schema
+	$(BIN)/inferstack schema > stack-file.schema.json
 
 # The released charts' values and CRDs for the pinned chart versions, via helm and the network, into
 # $(UPSTREAM_DIR); later `make check` runs use them (see INFERSTACK_CRD_DIR above).

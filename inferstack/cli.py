@@ -319,10 +319,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="only the inferstack: values, keyed by section without the namespace (what the program validates)",
     )
     form.add_argument(
-        "--markdown", action="store_true", help="the configuration reference table (docs/configuration.md) instead"
+        "--markdown",
+        action="store_true",
+        help="the configuration reference table (docs/configuration.md) instead",
     )
     schema.set_defaults(func=cmd_schema)
     return parser
+
+
+#: The cloud SDKs a core runtime (`make runtime-core`) leaves out: module -> (platform, pyproject extra).
+_PLATFORM_SDKS = {"pulumi_aws": ("AWS", "aws"), "pulumi_gcp": ("GCP", "gcp")}
+
+
+def _internal_error(err: BaseException) -> str:
+    return f"inferstack: internal error ({type(err).__name__}: {err}); rerun with INFERSTACK_DEBUG=1 for the trace"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -341,6 +351,20 @@ def main(argv: list[str] | None = None) -> int:
         # Component argument validation raises ValueError listing every problem.
         print(f"inferstack: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except ModuleNotFoundError as err:
+        if err.name not in _PLATFORM_SDKS:
+            if debug:
+                raise
+            print(_internal_error(err), file=sys.stderr)
+            return EXIT_INTERNAL
+        platform, extra = _PLATFORM_SDKS[err.name]
+        print(
+            f"inferstack: this stack targets {platform}, and its SDK ({err.name}) is not installed: this venv "
+            f"was made by `make runtime-core` (on-prem and local stacks only). Run `make runtime` (every "
+            f"platform), or `pip install 'inferstack[{extra}]'`.",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -352,10 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # a bug, not bad input: say so briefly, show the trace only on request
         if debug:
             raise
-        print(
-            f"inferstack: internal error ({type(err).__name__}: {err}); rerun with INFERSTACK_DEBUG=1 for the trace",
-            file=sys.stderr,
-        )
+        print(_internal_error(err), file=sys.stderr)
         return EXIT_INTERNAL
 
 
