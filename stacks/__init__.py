@@ -8,6 +8,9 @@ deployed: an onprem or local stack never imports pulumi_aws or pulumi_gcp, an AW
 from __future__ import annotations
 
 import gc
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from stacks.config import Platform, StackConfig
 
@@ -30,23 +33,45 @@ def collect_garbage_less_often() -> None:
     gc.set_threshold(*ONE_SHOT_GC_THRESHOLDS)
 
 
+class PlatformSdkMissing(ValueError):
+    """The stack's platform needs a cloud SDK this Python environment does not have (a core install).
+
+    A ValueError, so the CLI and the Pulumi program show the message alone, as for other bad input.
+    """
+
+
+@contextmanager
+def _platform_sdk(platform: Platform, module: str, distribution: str) -> Iterator[None]:
+    """Turn the import of a missing cloud SDK into a message that names the platform and the fix."""
+    try:
+        yield
+    except ModuleNotFoundError as err:
+        if err.name != module:  # another module missing is a broken install, not this: keep its trace
+            raise
+        raise PlatformSdkMissing(
+            f"platform: {platform.value} needs the {distribution} package, which this Python environment "
+            f"({sys.prefix}) does not have: install {distribution} there, at the version pyproject.toml "
+            "pins. Onprem and local stacks need no cloud SDK."
+        ) from None
+
+
 def deploy(config: StackConfig) -> None:
     """Create every resource of the stack (inside a Pulumi program, or under the recording mock).
 
     Imports the platform's composition (and so its cloud SDK) here, not at module level: see the module
-    docstring.
+    docstring. Raises PlatformSdkMissing when that SDK is not installed, ValueError for bad component args.
     """
     if config.platform is Platform.ONPREM:
         from stacks.onprem import deploy_onprem
 
         deploy_onprem(config)
     elif config.platform is Platform.AWS:
-        from stacks.aws import deploy_aws
-
+        with _platform_sdk(Platform.AWS, "pulumi_aws", "pulumi-aws"):
+            from stacks.aws import deploy_aws
         deploy_aws(config)
     elif config.platform is Platform.GCP:
-        from stacks.gcp import deploy_gcp
-
+        with _platform_sdk(Platform.GCP, "pulumi_gcp", "pulumi-gcp"):
+            from stacks.gcp import deploy_gcp
         deploy_gcp(config)
     else:  # pragma: no cover - the schema admits only platforms that have a composition
         raise ValueError(f"platform: no composition for {config.platform.value}")
