@@ -15,20 +15,21 @@ from contextlib import contextmanager
 from stacks.config import Platform, StackConfig
 
 # Thresholds for the cyclic garbage collector in a process that runs one stack and exits.
-# Such a process builds some 300,000 long-lived objects — the providers' typed classes, imported when
-# first used, then the resource graph — and frees few of them. CPython's defaults (700, 10, 10) walk all of
-# them again in each full collection: 5 full collections took about 20% of the CPU time of
-# `inferstack plan prod-aws` (measured with gc.callbacks, November 2026). With these thresholds no full
-# collection runs and peak memory stays the same to within a few MB. mypy tunes its one-shot runs the same
-# way for the same reason (mypy/build.py: `gc.set_threshold(200 * 1000, 30, 30)`).
+# Such a process builds some 300,000 long-lived objects (the providers' typed classes, imported on first
+# use, then the resource graph) and frees few of them. With CPython's defaults (700, 10, 10) each full
+# collection walks all of them again: for `inferstack plan prod-aws` the collector took 0.6 s of 3.1 s CPU
+# time, 0.5 s of it in 5 full collections (measured with gc.callbacks, November 2026, Python 3.11). With
+# these thresholds it takes 0.1 s with no full collection, and peak memory grows by 1-2 MB (167 -> 169 MB).
+# mypy tunes its one-shot runs the same way for the same reason (mypy/build.py:
+# `gc.set_threshold(200 * 1000, 30, 30)`).
 ONE_SHOT_GC_THRESHOLDS = (50_000, 20, 20)
 
 
 def collect_garbage_less_often() -> None:
     """Raise the garbage collector's thresholds for a one-stack process (the Pulumi program, the CLI).
 
-    Process-wide and never undone, so call it only from an entry point: scoped to `deploy()` alone it
-    saves half as much, because the resource registrations after the program returns still pay.
+    Process-wide and never undone, so call it only from an entry point. Scoped to `deploy()` alone it saves
+    about half as much: the resource registrations that finish after the program returns still pay.
     """
     gc.set_threshold(*ONE_SHOT_GC_THRESHOLDS)
 

@@ -135,3 +135,33 @@ def test_another_missing_module_is_not_blamed_on_the_platform() -> None:
     ):
         raise ModuleNotFoundError("No module named 'yaml'", name="yaml")
     assert not isinstance(caught.value, PlatformSdkMissing)
+
+
+@pytest.mark.parametrize(
+    "probe",
+    [
+        pytest.param('from inferstack.cli import main\nmain(["schema"])', id="cli"),
+        # An empty config fails validation right away; the program tuned the collector before that.
+        pytest.param(
+            "import runpy, pulumi\nfrom pulumi.runtime.config import set_all_config\n"
+            "from inferstack.planning.recording import run_program\n"
+            "set_all_config({'inferstack:platform': 'nowhere'})\n"
+            "try:\n    run_program(lambda: runpy.run_path('__main__.py'))\nexcept pulumi.RunError:\n    pass",
+            id="pulumi-program",
+        ),
+    ],
+)
+def test_entry_points_collect_garbage_less_often(probe: str) -> None:
+    # The other half of plan speed (see stacks.ONE_SHOT_GC_THRESHOLDS); timings live in bench/plan_bench.py.
+    from stacks import ONE_SHOT_GC_THRESHOLDS
+
+    done = subprocess.run(
+        [sys.executable, "-c", f"{probe}\nimport gc, json\nprint(json.dumps(gc.get_threshold()))"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert tuple(json.loads(done.stdout.strip().splitlines()[-1])) == ONE_SHOT_GC_THRESHOLDS
