@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-from stacks import collect_garbage_less_often
 from stacks.config import ConfigError, StackConfig, json_schema, load_stack_file
 
 EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
@@ -191,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from stacks import collect_garbage_less_often
+
     collect_garbage_less_often()  # one command, one process: see stacks.ONE_SHOT_GC_THRESHOLDS
     parser = build_parser()
     args = parser.parse_args(argv)
