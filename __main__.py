@@ -3,8 +3,11 @@
 import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env
 
-from stacks import deploy
+from stacks import collect_garbage_less_often, deploy
 from stacks.config import ConfigError, decode_pulumi_config, parse_stack_config
+
+# This process runs one stack and exits; see stacks.ONE_SHOT_GC_THRESHOLDS for what it saves.
+collect_garbage_less_often()
 
 raw = {**(get_config_env() or {}), **CONFIG.get()}
 try:

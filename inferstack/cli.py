@@ -336,6 +336,9 @@ def _internal_error(err: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from stacks import collect_garbage_less_often
+
+    collect_garbage_less_often()  # one command, one process: see stacks.ONE_SHOT_GC_THRESHOLDS
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
