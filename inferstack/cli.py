@@ -327,10 +327,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: The cloud SDKs a core runtime (`make runtime-core`) leaves out: module -> (platform, pyproject extra).
-_PLATFORM_SDKS = {"pulumi_aws": ("AWS", "aws"), "pulumi_gcp": ("GCP", "gcp")}
-
-
 def _internal_error(err: BaseException) -> str:
     return f"inferstack: internal error ({type(err).__name__}: {err}); rerun with INFERSTACK_DEBUG=1 for the trace"
 
@@ -353,20 +349,6 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ValueError) as err:
         # Component argument validation raises ValueError listing every problem.
         print(f"inferstack: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except ModuleNotFoundError as err:
-        if err.name not in _PLATFORM_SDKS:
-            if debug:
-                raise
-            print(_internal_error(err), file=sys.stderr)
-            return EXIT_INTERNAL
-        platform, extra = _PLATFORM_SDKS[err.name]
-        print(
-            f"inferstack: this stack targets {platform}, and its SDK ({err.name}) is not installed: this venv "
-            f"was made by `make runtime-core` (on-prem and local stacks only). Run `make runtime` (every "
-            f"platform), or `pip install 'inferstack[{extra}]'`.",
-            file=sys.stderr,
-        )
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130

@@ -51,8 +51,9 @@ def _platform_sdk(platform: Platform, module: str, distribution: str) -> Iterato
             raise
         raise PlatformSdkMissing(
             f"platform: {platform.value} needs the {distribution} package, which this Python environment "
-            f"({sys.prefix}) does not have: install {distribution} there, at the version pyproject.toml "
-            "pins. Onprem and local stacks need no cloud SDK."
+            f"({sys.prefix}) does not have (`make runtime-core` installs on-prem/local stacks' needs only): "
+            f"run `make runtime` (every platform, from requirements/runtime.txt), or "
+            f"`pip install 'inferstack[{platform.value}]'`. Onprem and local stacks need no cloud SDK."
         ) from None
 
 

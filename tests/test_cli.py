@@ -414,5 +414,6 @@ def test_a_cloud_stack_without_its_sdk_says_which_make_target_installs_it(tmp_pa
         [sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == EXIT_BAD_INPUT, done.stderr
-    assert "targets AWS" in done.stderr and "make runtime" in done.stderr and "inferstack[aws]" in done.stderr
+    assert "platform: aws needs the pulumi-aws package" in done.stderr
+    assert "make runtime" in done.stderr and "inferstack[aws]" in done.stderr
     assert "internal error" not in done.stderr
