@@ -639,3 +639,18 @@ def test_destroy_without_pulumi_exits_2_naming_it(bench: Bench) -> None:
     with pytest.raises(up.Stop) as stop:
         up.destroy("local", up.Shell(cwd=bench.repo, env=bench.env()))
     assert stop.value.code == 2 and "`pulumi` is not on PATH" in str(stop.value)
+
+
+def test_the_local_stack_validates_against_the_kubernetes_version_of_the_kind_node_it_runs_on() -> None:
+    """deploy/kind/cluster.yaml pins the node image; the local stack's manifests are checked at its minor."""
+    import re
+
+    import yaml
+
+    cluster = yaml.safe_load((ROOT / "deploy" / "kind" / "cluster.yaml").read_text(encoding="utf-8"))
+    images = {node["image"] for node in cluster["nodes"]}
+    assert len(images) == 1, images
+    match = re.match(r"kindest/node:v(\d+\.\d+)\.\d+@sha256:[0-9a-f]{64}$", images.pop())
+    assert match, "the kind node image must be pinned by tag and digest"
+    stack = yaml.safe_load((ROOT / "stacks" / "Pulumi.local.yaml").read_text(encoding="utf-8"))
+    assert stack["config"]["inferstack:cluster"]["kubernetes_version"] == match.group(1)
