@@ -351,7 +351,7 @@ def test_the_dev_aws_plan_summary_has_the_cost_line(monkeypatch: pytest.MonkeyPa
     summary = plan_stack(cfg, "dev-aws").summary()
     line = next(line for line in summary.splitlines() if line.startswith("- cost (GPU nodes): $"))
     assert "at min_replicas" in line and "at max_replicas" in line
-    assert "on g6." in line and "spot price" in line
+    assert "on g6." in line and "typical spot price: on-demand less the family's median spot discount" in line
 
 
 # --- what the cost line must say (issue 12, item 5) -------------------------------------------------

@@ -193,6 +193,14 @@ class CostEstimate:
         """The figure is another region's: the table has no price for the stack's own region."""
         return self.region is not None and self.stack_region is not None and self.region != self.stack_region
 
+    def _price_basis(self) -> str:
+        """What the hourly figure is: a listed on-demand price, or that less a typical spot discount."""
+        assert self.capacity is not None
+        if self.capacity is CapacityType.ON_DEMAND:
+            return "on-demand price"
+        # Spot prices move by the hour and zone; the table holds a per-family median discount, not a price.
+        return "typical spot price: on-demand less the family's median spot discount"
+
     def summary_line(self) -> str:
         """A markdown bullet for the plan summary; what a reader must weigh comes as sub-bullets."""
         gpu_hours = f"{self.gpu_hours_per_day_min}/day at min, {self.gpu_hours_per_day_max}/day at max"
@@ -206,7 +214,7 @@ class CostEstimate:
         lines = [
             f"- cost (GPU nodes): ${self.per_hour_min:,.2f}/h (${self.per_month_min:,.0f}/month) at "
             f"min_replicas, ${self.per_hour_max:,.2f}/h (${self.per_month_max:,.0f}/month) at max_replicas "
-            f"on {self.machine}, one replica per node ({self.capacity.value} price in {self.region}"
+            f"on {self.machine}, one replica per node ({self._price_basis()} in {self.region}"
             f"{', an estimate' if self.estimated else ''}, inferstack/reporting/prices.yaml: "
             f"{self.prices_as_of}, read {self.date}; "
             "control plane, system nodes, networking and disks not included)"

@@ -14,17 +14,22 @@ Where scope is stated (the data, not a list in code):
 
 How Pulumi decides (pulumi-kubernetes provider/pkg/clients/clients.go `IsNamespacedKind`, read at the
 snapshot of July 2026, 4.3x): a static table of built-in kinds, then the CRDs in the program, then the
-API server's discovery; `Check` sets the provider's default namespace only when the kind is namespaced,
-and `ResourceClient` uses "default" for a namespaced kind with none (`NamespaceOrDefault`). It never
-gives a cluster-scoped kind a namespace. The recording mock follows the same rule from this table.
+API server's discovery; `ResourceClient` uses "default" for a namespaced kind with none
+(`NamespaceOrDefault`) and no namespace for a cluster-scoped one. One transient exception: `Check` (in
+provider.go) treats a kind it cannot resolve yet as namespaced and fills in the default namespace — on a
+fresh cluster that is a cluster-scoped custom kind whose CRD arrives with a Helm release in the same
+program (ClusterIssuer, GatewayClass); `Diff` and `ResourceClient` correct it once the CRD exists, so the
+object the API server stores has none. The plan writes that end state, and the recording mock follows
+this table.
 
 The table ships as scopes.json (a fresh clone has no CRD folder); regenerate it with
 
     pip download --no-deps kubernetes==34.1.0 -d /tmp/k8s-client
-    python -m inferstack.validation.scopes --crd-dir ../shared/crds \\
+    python -m inferstack.validation.scopes --crd-dir build/upstream/crds \\
         --kubernetes-client /tmp/k8s-client/kubernetes-34.1.0-py2.py3-none-any.whl
 
-tests/test_scope.py checks it against ../shared/crds when that folder is present.
+tests/test_scope.py checks it against the CRD folder when one is configured (`make fetch-schemas` writes
+build/upstream/crds; CI points INFERSTACK_CRD_DIR at its copy).
 """
 
 from __future__ import annotations
