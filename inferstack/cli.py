@@ -109,6 +109,13 @@ def _env_dir(flag: str | None, variable: str) -> Path | None:
             f"{source}={value}: not a directory. Name an existing folder, run `make fetch-schemas` "
             f"to fetch one into build/upstream, or name none (neither {option} nor {variable}) to list it under Not validated"
         )
+    if not any(path.iterdir()):
+        # An empty folder would make every custom resource or chart read as "no schema found" (a finding
+        # per object) when the truth is that no data was fetched.
+        raise UsageError(
+            f"{source}={value}: the folder is empty (left by an interrupted fetch?). Run `make fetch-schemas` "
+            f"again, or remove the folder to list what it would validate under Not validated"
+        )
     return path
 
 

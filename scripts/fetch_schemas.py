@@ -137,24 +137,37 @@ def rendered_crds(chart: HelmChart, chart_folder: Path, source: CrdSource) -> li
 
 
 def fetch(out: Path, charts: list[HelmChart]) -> list[str]:
-    """Fetch every chart into `out`; one summary line per chart."""
-    charts_out, crds_out = out / "charts", out / "crds"
-    charts_out.mkdir(parents=True, exist_ok=True)
-    crds_out.mkdir(parents=True, exist_ok=True)
-    lines = []
-    for chart in charts:
-        with tempfile.TemporaryDirectory(prefix="inferstack-chart-") as tmp:
-            folder = pull(chart, Path(tmp))
-            copy_chart_files(chart, folder, charts_out)
-            line = f"{chart.values_dir} {chart.version}: values"
-            source = CRD_SOURCES.get(chart.values_dir)
-            if source is not None:
-                crds = rendered_crds(chart, folder, source)
-                (crds_out / f"{chart.values_dir}.yaml").write_text(
-                    yaml.safe_dump_all(crds, sort_keys=False), encoding="utf-8"
-                )
-                line += f", {len(crds)} CRDs"
-            lines.append(line)
+    """Fetch every chart into `out`/charts and `out`/crds; one summary line per chart.
+
+    All or nothing: the files are written to a staging folder beside `out` and moved into place only when
+    every chart succeeded, so a failed run (no helm, a failed pull) leaves no empty or partial folder that
+    `inferstack check` and the tests would take for upstream data, and keeps an earlier complete fetch.
+    """
+    if shutil.which("helm") is None:
+        raise FetchError("the helm CLI is not on PATH: install Helm 3.8 or later (https://helm.sh)")
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".fetch-", dir=out) as staging_name:
+        staging = Path(staging_name)
+        charts_out, crds_out = staging / "charts", staging / "crds"
+        charts_out.mkdir()
+        crds_out.mkdir()
+        lines = []
+        for chart in charts:
+            with tempfile.TemporaryDirectory(prefix="inferstack-chart-") as tmp:
+                folder = pull(chart, Path(tmp))
+                copy_chart_files(chart, folder, charts_out)
+                line = f"{chart.values_dir} {chart.version}: values"
+                source = CRD_SOURCES.get(chart.values_dir)
+                if source is not None:
+                    crds = rendered_crds(chart, folder, source)
+                    (crds_out / f"{chart.values_dir}.yaml").write_text(
+                        yaml.safe_dump_all(crds, sort_keys=False), encoding="utf-8"
+                    )
+                    line += f", {len(crds)} CRDs"
+                lines.append(line)
+        for name in ("charts", "crds"):
+            shutil.rmtree(out / name, ignore_errors=True)
+            (staging / name).rename(out / name)
     return lines
 
 

@@ -210,3 +210,16 @@ def test_without_helm_it_says_how_to_get_it(
     monkeypatch.setenv("PATH", str(tmp_path))
     assert fetch_schemas.main([str(tmp_path / "schemas")]) == 2
     assert "the helm CLI is not on PATH: install Helm 3.8 or later" in capsys.readouterr().err
+    # No empty folders left behind: check and the tests would take them for (empty) upstream data.
+    assert not (tmp_path / "schemas" / "crds").exists() and not (tmp_path / "schemas" / "charts").exists()
+
+
+def test_a_failed_fetch_keeps_the_last_complete_one_and_leaves_nothing_partial(
+    helm: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    out = tmp_path / "schemas"
+    assert fetch_schemas.main([str(out)]) == 0
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    monkeypatch.setenv("STUB_FAIL", "pull")
+    assert fetch_schemas.main([str(out)]) == 2
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before

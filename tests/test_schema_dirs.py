@@ -67,6 +67,20 @@ def test_a_variable_naming_a_missing_folder_is_an_error_naming_the_variable(
     assert "make fetch-schemas" in err
 
 
+@pytest.mark.usefixtures("no_schema_env")
+@pytest.mark.parametrize("variable", ["INFERSTACK_CRD_DIR", "INFERSTACK_CHART_DIR"])
+def test_an_empty_schema_folder_is_an_error_not_a_finding_per_object(
+    variable: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv(variable, str(empty))
+    code = main(["check", "onprem", "--skip-checkov", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT
+    assert f"{variable}={empty}: the folder is empty" in err and "make fetch-schemas" in err
+
+
 def test_the_makefile_defaults_no_schema_folder_outside_the_repository() -> None:
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     defaults = re.findall(r"^\s*(?:export\s+)?(INFERSTACK_\w+_DIR)\s*\??=\s*(.+)$", makefile, re.MULTILINE)

@@ -28,12 +28,15 @@ def data_dir(kind: str) -> Path:
 
 
 def missing_reason(kind: str) -> str | None:
-    """None when data_dir(kind) is a folder; else why not and how to get one."""
+    """None when data_dir(kind) is a folder with something in it; else why not and how to get one."""
     folder = data_dir(kind)
-    if folder.is_dir():
+    if folder.is_dir() and any(folder.iterdir()):
         return None
     env = _ENV[kind]
-    where = f"{env}={folder} is not a folder" if os.environ.get(env) else f"{env} is not set"
+    if folder.is_dir():
+        where = f"{folder} is empty"
+    else:
+        where = f"{env}={folder} is not a folder" if os.environ.get(env) else f"{env} is not set"
     return (
         f"upstream {_WHAT[kind]} not found ({where}): run `make fetch-schemas` (needs helm), "
         f"or set {env} to a folder of them"
