@@ -77,12 +77,31 @@ class Quantization(StrEnum):
 # --- sections ---------------------------------------------------------------------------------------
 
 
+#: The oldest Kubernetes minor a stack may target (see ClusterConfig._supported_kubernetes_version).
+MIN_KUBERNETES_VERSION = (1, 30)
+
+
 class ClusterConfig(Section):
     kubernetes_version: str = Field(
         "1.34",
         pattern=r"^1\.[0-9]{2}$",
         description="Kubernetes minor version manifests are validated against",
     )
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _supported_kubernetes_version(cls, version: str) -> str:
+        # The model server's preStop hook is the `sleep` action (no shell in the engine images needed):
+        # PodLifecycleSleepAction is beta and on by default from Kubernetes 1.30 (KEP-3960), so an older API
+        # server refuses the Deployment with "unknown field lifecycle.preStop.sleep".
+        if tuple(int(part) for part in version.split(".")) < MIN_KUBERNETES_VERSION:
+            raise ValueError(
+                f"Kubernetes {version} is older than {'.'.join(map(str, MIN_KUBERNETES_VERSION))}, the oldest "
+                "release whose API server accepts the model server's preStop `sleep` hook (KEP-3960): "
+                "upgrade the cluster, or set the minor version it runs if it is newer"
+            )
+        return version
+
     kube_context: str | None = Field(None, description="kubeconfig context to deploy to (default: current)")
     kubeconfig: str | None = Field(None, description="path to a kubeconfig file (default: ~/.kube/config)")
     namespace: K8sName = Field("inferstack", description="namespace for the model server and its routes")

@@ -487,3 +487,17 @@ def test_render_yaml_to_directory_reaches_the_onprem_provider_and_is_refused_on_
         )
     )
     assert "makes its own cluster" in found["cluster.render_yaml_to_directory"]
+
+
+@pytest.mark.parametrize(
+    ("version", "accepted"), [("1.29", False), ("1.28", False), ("1.30", True), ("1.37", True)]
+)
+def test_kubernetes_older_than_the_prestop_sleep_hook_is_refused_naming_why(
+    version: str, accepted: bool
+) -> None:
+    values = minimal(cluster={"kubernetes_version": version})
+    if accepted:
+        assert parse_stack_config(values).cluster.kubernetes_version == version
+    else:
+        problem = problems_of(values)["cluster.kubernetes_version"]
+        assert f"Kubernetes {version} is older than 1.30" in problem and "preStop `sleep`" in problem

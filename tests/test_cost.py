@@ -323,7 +323,10 @@ def test_on_prem_gets_gpu_hours_and_no_money() -> None:
     assert cost.platform is Platform.ONPREM
     assert (cost.gpu_hours_per_day_min, cost.gpu_hours_per_day_max) == (24, 96)
     assert cost.per_hour_min is None and cost.per_month_max is None and cost.machine is None
-    assert cost.summary_line() == "- cost: GPU-hours only (on-prem): 24/day at min, 96/day at max"
+    assert cost.summary_line() == (
+        "- cost (GPU nodes): not priced on-prem; 24 GPU-hours/day at min_replicas, "
+        "96 GPU-hours/day at max_replicas"
+    )
 
 
 def test_the_cpu_engine_uses_no_gpus() -> None:

@@ -813,7 +813,7 @@ def test_a_clean_plan_is_ok_and_says_what_was_not_validated() -> None:
     assert report.counts == {"kubernetes-validate": 8, "crd-schema": 0}
     text = report.render()
     assert "Not validated:" in text and "INFERSTACK_CRD_DIR" in text and "checkov was not run" in text
-    assert text.splitlines()[-1] == "OK (8 built-in objects, 0 custom resources)"
+    assert text.splitlines()[-1] == "OK (validated: 8 built-in objects, 0 custom resources)"
 
 
 def test_policy_findings_can_be_added_to_a_report() -> None:

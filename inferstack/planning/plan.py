@@ -21,6 +21,14 @@ from stacks.config import StackConfig
 
 HELM_RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 
+#: The first lines of manifests.yaml: what a reader (or a GitOps tool's operator) must know before applying.
+MANIFESTS_HEADER = f"""\
+# Planned offline by `inferstack plan` (the recording mock), in dependency order. Not applyable as is:
+# every secret value is redacted as '{SECRET_PLACEHOLDER}', Helm releases are not rendered here (summary.md
+# lists them), and on cloud stacks values the providers compute (addresses, ARNs, endpoints) are
+# placeholders. For GitOps, render with cluster.render_yaml_to_directory instead (docs/gitops.md).
+"""
+
 # Apply order for objects that do not depend on each other (Helm's install order, trimmed).
 _KIND_ORDER = [
     "Namespace",
@@ -148,7 +156,8 @@ class Plan:
         out_dir.mkdir(parents=True, exist_ok=True)
         files = {
             "resources.json": json.dumps(self.resources(), indent=2, sort_keys=True) + "\n",
-            "manifests.yaml": yaml.safe_dump_all(self.manifests(), sort_keys=False, default_flow_style=False),
+            "manifests.yaml": MANIFESTS_HEADER
+            + yaml.safe_dump_all(self.manifests(), sort_keys=False, default_flow_style=False),
             "summary.md": self.summary(),
         }
         written = []

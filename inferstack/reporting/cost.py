@@ -203,11 +203,14 @@ class CostEstimate:
 
     def summary_line(self) -> str:
         """A markdown bullet for the plan summary; what a reader must weigh comes as sub-bullets."""
-        gpu_hours = f"{self.gpu_hours_per_day_min}/day at min, {self.gpu_hours_per_day_max}/day at max"
+        gpu_hours = (
+            f"{self.gpu_hours_per_day_min} GPU-hours/day at min_replicas, "
+            f"{self.gpu_hours_per_day_max} GPU-hours/day at max_replicas"
+        )
         if self.gpus_per_replica == 0:
             return "- cost (GPU nodes): none (CPU engine, no GPUs)"
         if self.platform is Platform.ONPREM:
-            return f"- cost: GPU-hours only (on-prem): {gpu_hours}"
+            return f"- cost (GPU nodes): not priced on-prem; {gpu_hours}"
         if self.per_hour_min is None or self.per_hour_max is None:
             return f"- cost (GPU nodes): {self.problem}; GPU-hours {gpu_hours}"
         assert self.per_month_min is not None and self.per_month_max is not None and self.capacity

@@ -101,7 +101,7 @@ class ValidationReport:
             if self.ok
             else f"FAILED: {len(self.findings)} problem{'s' if len(self.findings) != 1 else ''}"
         )
-        lines.append(f"{verdict} ({checked or 'nothing validated'})")
+        lines.append(f"{verdict} ({'validated: ' + checked if checked else 'nothing validated'})")
         return "\n".join(lines)
 
 
