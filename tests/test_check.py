@@ -113,3 +113,13 @@ def test_missing_checkov_is_a_finding_unless_skipped(
     code = main(["check", "local", "--checkov", str(tmp_path / "no-checkov"), "--out", str(tmp_path)])
     assert code == EXIT_FINDINGS
     assert "checkov was not found" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("stack", "placeholder"), [("onprem", True), ("local", False)])
+def test_an_all_zero_image_digest_is_listed_as_not_validated(stack: str, placeholder: bool) -> None:
+    """The digest rules pass on an all-zero digest's form; check must still say no registry serves it."""
+    plan = plan_stack(load_stack_file(ROOT / "stacks" / f"Pulumi.{stack}.yaml"), stack)
+    report = check_plan(plan, crd_dir=None, chart_dir=None, run_checkov=False, require_checkov=False)
+    notes = [n for n in report.notes if "all-zero placeholder" in n]
+    assert bool(notes) is placeholder, report.notes
+    assert all("@sha256:" + "0" * 64 in n and "serving.image" in n for n in notes)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,23 @@ from inferstack.planning.recording import SECRET_PLACEHOLDER, RecordedResource, 
 from stacks.config import StackConfig
 
 HELM_RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
+
+#: An image pinned by an all-zero digest: the example stack files' stand-in for "your image's digest". Its
+#: form satisfies every digest rule, yet no registry serves it, so reports must call it a placeholder.
+_PLACEHOLDER_DIGEST = re.compile(r"@sha256:0{64}$")
+
+
+def is_placeholder_digest(image: str) -> bool:
+    return bool(_PLACEHOLDER_DIGEST.search(image))
+
+
+def pod_images(manifest: dict[str, Any]) -> list[str]:
+    """Every container and init container image of a workload manifest (Deployment, Pod, Job, ...)."""
+    spec = manifest.get("spec") or {}
+    pod = (spec.get("template") or {}).get("spec") or spec
+    containers = [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
+    return [str(c["image"]) for c in containers if isinstance(c, dict) and c.get("image")]
+
 
 #: The first lines of manifests.yaml: what a reader (or a GitOps tool's operator) must know before applying.
 MANIFESTS_HEADER = f"""\

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from inferstack.planning.plan import is_placeholder_digest
 from inferstack.reporting.cost import estimate_cost
 from stacks.config import StackConfig
 
@@ -77,8 +77,7 @@ PLACEHOLDER_LABEL = "placeholder"
 
 
 def _image_note(image: str) -> str:
-    # The example stack files pin prod images by an all-zero digest: the form is right, no registry has it.
-    if re.search(r"@sha256:0{64}$", image):
+    if is_placeholder_digest(image):
         return f" (**{PLACEHOLDER_LABEL}** digest: all zeros, from the stack file; no registry serves it)"
     return ""
 

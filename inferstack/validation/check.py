@@ -15,7 +15,7 @@ from components._common import (
     NVIDIA_DEVICE_PLUGIN,
     HelmChart,
 )
-from inferstack.planning.plan import Plan
+from inferstack.planning.plan import Plan, is_placeholder_digest, pod_images
 from inferstack.validation.engine import (
     CHECKOV_SKIPS,
     CheckOutcome,
@@ -97,6 +97,14 @@ def check_plan(
                 "(--skip-checkov to go without)",
             )
         )
+    # A digest rule passes on an all-zero digest (right form), but the image cannot be pulled: say so.
+    placeholders = sorted({i for m in plan.manifests() for i in pod_images(m) if is_placeholder_digest(i)})
+    report.notes += [
+        f"image {image}: its digest is the all-zero placeholder of the example stack files, so the digest "
+        "checks pass on its form but no registry serves it; put the real digest in serving.image "
+        "(docker buildx imagetools inspect IMAGE:TAG) before deploying"
+        for image in placeholders
+    ]
     # A plan-level rule a schema cannot state: namespace set exactly where the kind is namespaced.
     report.add("scope", scope_outcome(plan.manifests()))
     if policy_findings is None:
