@@ -61,7 +61,10 @@ def resolve_stack(stack: str | None, stack_file: str | None) -> tuple[str, Path]
             p.name.removeprefix("Pulumi.").removesuffix(".yaml")
             for p in (root / "stacks").glob("Pulumi.*.yaml")
         )
-        raise UsageError(f"no stack file {path}: known stacks are {', '.join(known) or 'none'}")
+        raise UsageError(
+            f"no stack file {path}: known stacks are {', '.join(known) or 'none'}; "
+            "for a stack file elsewhere pass --stack-file PATH"
+        )
     return stack, path
 
 

@@ -181,10 +181,21 @@ def images_pinned_by_digest(type_token: str, props: Props) -> list[str]:
         return []
     return [
         f"{object_id(type_token, props)} container {c.get('name') or '?'}: image {c.get('image')!r} is not pinned; "
-        "append its digest (image:tag@sha256:<64 hex>, from `docker buildx imagetools inspect`)"
+        + _how_to_pin(str(c.get("image") or ""))
         for c in _containers(spec)
         if not DIGEST.search(str(c.get("image") or ""))
     ]
+
+
+def _how_to_pin(image: str) -> str:
+    # An image built on the laptop and side-loaded into kind/k3d (`kind load docker-image`) has never been
+    # pushed, so it has no registry digest to pin: say so instead of giving advice that cannot be followed.
+    if image.startswith("localhost/"):
+        return (
+            "a side-loaded local image has no registry digest, so this is expected on a laptop (advisory in "
+            "the dev tier); for a shared cluster push it to a registry and pin image:tag@sha256:<64 hex>"
+        )
+    return "append its digest (image:tag@sha256:<64 hex>, from `docker buildx imagetools inspect`)"
 
 
 def _pre_stop_seconds(container: Mapping[str, Any]) -> int | None:

@@ -102,6 +102,11 @@ def test_images_must_carry_a_digest() -> None:
     assert "model-server:0.1.0" in problem and "@sha256" in problem
     short = deployment(image="registry.example/model-server@sha256:abc")
     assert rules.images_pinned_by_digest(DEPLOYMENT, short)
+    # A side-loaded laptop image cannot have a registry digest: the finding says so, not "append its digest".
+    [local] = rules.images_pinned_by_digest(
+        DEPLOYMENT, deployment(image="localhost/inferstack-model-cpu:0.1.0")
+    )
+    assert "side-loaded local image has no registry digest" in local and "imagetools" not in local
 
 
 def test_startup_probe_and_drain_fit_the_grace_period() -> None:
