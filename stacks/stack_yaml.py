@@ -102,7 +102,12 @@ def _located(err: yaml.MarkedYAMLError) -> YamlError:
     """PyYAML's problem, at its own mark, with the context it gives ("while parsing a block mapping")."""
     mark = err.problem_mark or err.context_mark
     message = f"not valid YAML: {err.problem or err.context or 'cannot parse'}"
-    if err.context and err.problem and err.context_mark is not None:
+    if err.problem and "'\\t'" in err.problem:
+        # PyYAML words a tab used for indentation as "found character '\t' that cannot start any token".
+        message = (
+            "not valid YAML: a tab character: YAML indents with spaces only; replace the tab with spaces"
+        )
+    elif err.context and err.problem and err.context_mark is not None:
         message += f" ({err.context} started at line {err.context_mark.line + 1})"
     if mark is None:  # pragma: no cover - the parser always marks a problem
         return YamlError(message)

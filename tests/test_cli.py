@@ -417,3 +417,10 @@ def test_a_cloud_stack_without_its_sdk_says_which_make_target_installs_it(tmp_pa
     assert "platform: aws needs the pulumi-aws package" in done.stderr
     assert "make runtime" in done.stderr and "inferstack[aws]" in done.stderr
     assert "internal error" not in done.stderr
+
+
+def test_a_tab_used_for_indentation_says_to_use_spaces() -> None:
+    with pytest.raises(YamlError) as caught:
+        load_yaml("config:\n  inferstack:model:\n\turi: x\n")
+    assert (caught.value.line, caught.value.column) == (3, 1)
+    assert "indents with spaces only" in str(caught.value) and "'\\t'" not in str(caught.value)
