@@ -48,8 +48,18 @@ help:
 	@echo "make runtime-core       .venv for on-prem/local stacks only (no AWS/GCP SDKs); make runtime: all platforms"
 	@echo "make lock               rewrite every lock file from its inputs (uv pip compile)"
 
+# Every venv is made by $(PYTHON), which must be CPython >= 3.11 (the locks pin wheels for 3.11+; an older
+# interpreter - macOS's Command Line Tools ship 3.9, Ubuntu 22.04 3.10 - fails later with pip's opaque "No
+# matching distribution"). Checked before the venv exists; a venv that `python -m venv` leaves half-made
+# (Debian without python3-venv: no pip in it) is removed, so the next run starts over instead of skipping it.
+define new_venv
+	@command -v $(PYTHON) >/dev/null || { echo "make: PYTHON=$(PYTHON) is not on PATH; name a Python 3.11 or newer, e.g. make $(MAKECMDGOALS) PYTHON=python3.12" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(None if sys.version_info >= (3, 11) else "make: PYTHON=$(PYTHON) is Python %d.%d; InferStack needs 3.11 or newer. Install one and name it, e.g. make $(MAKECMDGOALS) PYTHON=python3.12" % sys.version_info[:2])'
+	$(PYTHON) -m venv $(1) || { rm -rf $(1); exit 1; }
+endef
+
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	$(call new_venv,$(VENV))
 
 # The project itself, editable, built by setuptools from the lock (build isolation would resolve its own).
 INSTALL_PROJECT = $(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
@@ -78,7 +88,7 @@ runtime: $(BIN)/.runtime
 
 # The virtualenv PulumiPolicy.yaml names, for `pulumi preview/up --policy-pack policy` (CI/CD workflows).
 $(POLICY_VENV)/.installed: policy/requirements.txt
-	$(PYTHON) -m venv $(POLICY_VENV)
+	$(call new_venv,$(POLICY_VENV))
 	$(POLICY_VENV)/bin/pip install $(PIP_LOCKED) -r policy/requirements.txt
 	touch $@
 
@@ -87,14 +97,14 @@ policy-pack: $(POLICY_VENV)/.installed
 venv: $(BIN)/.installed
 
 $(CHECKOV_VENV)/bin/checkov: requirements/checkov.txt
-	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(call new_venv,$(CHECKOV_VENV))
 	$(CHECKOV_VENV)/bin/pip install $(PIP_LOCKED) -r requirements/checkov.txt
 	touch $@
 
 tools: $(CHECKOV_VENV)/bin/checkov
 
 $(UV): requirements/uv.txt
-	$(PYTHON) -m venv $(UV_VENV)
+	$(call new_venv,$(UV_VENV))
 	$(UV_VENV)/bin/pip install $(PIP_LOCKED) -r requirements/uv.txt
 	touch $@
 
@@ -102,15 +112,19 @@ $(UV): requirements/uv.txt
 # widest set: runtime, tests and the CPU image's engine, pinned in model_image/requirements-cpu.in); then
 # each lock that shares packages with it is compiled under it, so the runtime, the policy pack and the CPU
 # image carry the very versions the tests ran. Universal locks (any OS, Python >= 3.11) for what users
-# install on their machines; Linux x86_64 / CPython 3.11 for the test env and the CPU image (python:3.11-slim),
-# CPython 3.12 for the GPU image (vLLM's image), whose launcher deps stay inside what vLLM asks for.
-# uv reads no pip.conf: the torch CPU wheel comes from TORCH_INDEX, else from pip's find-links (a local copy
-# of the same wheel), else from PyTorch's CPU index.
+# install on their machines; Linux x86_64 / CPython 3.11 for the test env; the CPU image (python:3.11-slim)
+# once per architecture Dockerfile.cpu builds for (amd64: Linux servers, CI; arm64: Docker Desktop on Apple
+# silicon, Graviton), so each lock only holds packages that publish a wheel for it; CPython 3.12 for the GPU
+# image (vLLM's image), whose launcher deps stay inside what vLLM asks for.
+# uv reads no pip.conf: the torch CPU wheels come from TORCH_INDEX, else from pip's find-links (local copies
+# of the same wheels: it must hold both the x86_64 and the aarch64 one, or the arm64 lock fails naming the
+# missing platform tag), else from PyTorch's CPU index.
 TORCH_WHEELS ?= $(or $(PIP_FIND_LINKS),$(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null))
 LOCK_TORCH = $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX) --index-strategy unsafe-best-match,$(if $(TORCH_WHEELS),--find-links $(TORCH_WHEELS),--extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match))
 COMPILE = UV_NO_CONFIG=1 $(UV) pip compile --quiet --generate-hashes --custom-compile-command "make lock"
 UNIVERSAL = --universal --python-version 3.11
 LINUX_311 = --python-platform x86_64-manylinux_2_28 --python-version 3.11
+LINUX_311_ARM64 = --python-platform aarch64-manylinux_2_28 --python-version 3.11
 LINUX_312 = --python-platform x86_64-manylinux_2_28 --python-version 3.12
 
 lock: $(UV)
@@ -118,7 +132,9 @@ lock: $(UV)
 	$(COMPILE) $(LINUX_311) $(LOCK_TORCH) pyproject.toml requirements/build.in model_image/requirements-cpu.in \
 	  --extra aws --extra gcp --extra dev -o requirements/dev.txt
 	$(COMPILE) $(LINUX_311) $(LOCK_TORCH) model_image/requirements-cpu.in -c requirements/dev.txt \
-	  -o model_image/requirements-cpu.txt
+	  -o model_image/requirements-cpu-amd64.txt
+	$(COMPILE) $(LINUX_311_ARM64) $(LOCK_TORCH) model_image/requirements-cpu.in -c requirements/dev.txt \
+	  -o model_image/requirements-cpu-arm64.txt
 	$(COMPILE) $(UNIVERSAL) pyproject.toml requirements/build.in --extra aws --extra gcp -c requirements/dev.txt \
 	  -o requirements/runtime.txt
 	$(COMPILE) $(UNIVERSAL) pyproject.toml requirements/build.in -c requirements/runtime.txt \

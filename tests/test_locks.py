@@ -4,7 +4,7 @@ CPU image ships.
 The locks are written by `make lock` (uv pip compile --generate-hashes); the Makefile and the Dockerfiles
 install them with hash checking and no dependency resolution, so an upstream release cannot change what
 CI or an image runs. The engine-parity test compares the packages installed here with
-model_image/requirements-cpu.txt: a test environment that drifts from the image (transformers 5.24.0
+model_image/requirements-cpu-amd64.txt: a test environment that drifts from the image (transformers 5.24.0
 against the image's 5.23.0 broke the SIGTERM test once) fails here, naming each package.
 """
 
@@ -21,7 +21,11 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
-CPU_IMAGE_LOCK = ROOT / "model_image" / "requirements-cpu.txt"
+# The CPU image's lock per architecture Dockerfile.cpu builds for (BuildKit's TARGETARCH). The test
+# environment is Linux x86_64, so the engine-parity test compares it with the amd64 lock; the arm64 lock is
+# held to the amd64 one package by package.
+CPU_IMAGE_LOCKS = {arch: ROOT / "model_image" / f"requirements-cpu-{arch}.txt" for arch in ("amd64", "arm64")}
+CPU_IMAGE_LOCK = CPU_IMAGE_LOCKS["amd64"]
 GPU_IMAGE_LOCK = ROOT / "model_image" / "requirements.txt"
 LOCKS = [
     ROOT / "requirements" / "runtime.txt",
@@ -30,7 +34,7 @@ LOCKS = [
     ROOT / "requirements" / "checkov.txt",
     ROOT / "requirements" / "uv.txt",
     ROOT / "policy" / "requirements.txt",
-    CPU_IMAGE_LOCK,
+    *CPU_IMAGE_LOCKS.values(),
     GPU_IMAGE_LOCK,
 ]
 CLOUD_SDKS = {"pulumi-aws", "pulumi-gcp"}
@@ -87,11 +91,35 @@ def test_the_test_environment_runs_the_engine_the_cpu_image_ships() -> None:
     )
 
 
-def test_the_engine_is_in_the_cpu_image_lock() -> None:
-    names = {pin.name for pin in read_lock(CPU_IMAGE_LOCK)}
+@pytest.mark.parametrize("arch", sorted(CPU_IMAGE_LOCKS))
+def test_the_engine_is_in_the_cpu_image_lock(arch: str) -> None:
+    names = {pin.name for pin in read_lock(CPU_IMAGE_LOCKS[arch])}
     assert {"torch", "transformers", "tokenizers", "huggingface-hub", "safetensors"} <= names
-    (torch,) = [pin for pin in read_lock(CPU_IMAGE_LOCK) if pin.name == "torch"]
-    assert torch.version.endswith("+cpu"), "the CPU image takes PyTorch's CPU build, not PyPI's CUDA one"
+    (torch,) = [pin for pin in read_lock(CPU_IMAGE_LOCKS[arch]) if pin.name == "torch"]
+    # PyPI's Linux torch 2.13.0 is a CUDA build on aarch64 too (its METADATA requires cuda-toolkit,
+    # nvidia-cudnn-cu13, triton on Linux): both architectures take PyTorch's CPU index build.
+    assert torch.version.endswith("+cpu"), (
+        f"the {arch} CPU image takes PyTorch's CPU build, not PyPI's CUDA one"
+    )
+    gpu = sorted(name for name in names if name.startswith(("nvidia-", "cuda-")) or name == "triton")
+    assert not gpu, f"{CPU_IMAGE_LOCKS[arch].relative_to(ROOT)} pins GPU libraries: {gpu}"
+
+
+def test_the_cpu_image_locks_pin_the_same_versions_on_every_architecture() -> None:
+    # One image, two platforms: `docker buildx build --platform linux/amd64,linux/arm64` must give the same
+    # engine on both, so a package differs only where a wheel's files do (its hashes), never its version.
+    amd64, arm64 = ({pin.name: pin for pin in read_lock(lock)} for lock in CPU_IMAGE_LOCKS.values())
+    assert amd64.keys() == arm64.keys(), (
+        f"only amd64: {sorted(amd64.keys() - arm64.keys())}, only arm64: {sorted(arm64.keys() - amd64.keys())}"
+    )
+    differ = {
+        name: (pin.version, arm64[name].version)
+        for name, pin in amd64.items()
+        if pin.version != arm64[name].version
+    }
+    assert not differ, f"amd64 vs arm64 versions: {differ}. Run `make lock`."
+    for name, pin in arm64.items():
+        assert pin.hashes, f"requirements-cpu-arm64.txt: {name} has no hash"
 
 
 @pytest.mark.parametrize("lock", LOCKS, ids=lambda p: str(p.relative_to(ROOT)))
@@ -110,7 +138,13 @@ def _versions(lock: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    "lock", ["requirements/runtime.txt", "model_image/requirements-cpu.txt", "policy/requirements.txt"]
+    "lock",
+    [
+        "requirements/runtime.txt",
+        "model_image/requirements-cpu-amd64.txt",
+        "model_image/requirements-cpu-arm64.txt",
+        "policy/requirements.txt",
+    ],
 )
 def test_locks_that_share_packages_with_the_tests_pin_the_versions_the_tests_run(lock: str) -> None:
     dev = _versions("requirements/dev.txt")
@@ -160,7 +194,8 @@ def test_every_install_in_the_makefile_comes_from_a_lock_without_resolving() -> 
 
 
 @pytest.mark.parametrize(
-    ("dockerfile", "lock"), [("Dockerfile", "requirements.txt"), ("Dockerfile.cpu", "requirements-cpu.txt")]
+    ("dockerfile", "lock"),
+    [("Dockerfile", "requirements.txt"), ("Dockerfile.cpu", "requirements-cpu-${TARGETARCH}.txt")],
 )
 def test_the_images_install_only_their_lock_with_hashes(dockerfile: str, lock: str) -> None:
     text = re.sub(r"\\\n", " ", (ROOT / "model_image" / dockerfile).read_text(encoding="utf-8"))
@@ -168,4 +203,10 @@ def test_the_images_install_only_their_lock_with_hashes(dockerfile: str, lock: s
     assert installs, f"{dockerfile} installs nothing"
     for install in installs:
         assert "--require-hashes" in install and "--no-deps" in install, install
-        assert re.search(rf"-r \S*/{re.escape(lock)}\b", install), install
+        assert re.search(rf"-r \"?\S*/{re.escape(lock)}\b", install), install
+
+
+def test_the_cpu_image_copies_a_lock_for_every_architecture_it_builds() -> None:
+    text = (ROOT / "model_image" / "Dockerfile.cpu").read_text(encoding="utf-8")
+    copied = set(re.findall(r"^COPY (?:--\S+ )*(.*) /opt/inferstack/$", text, re.MULTILINE)[0].split())
+    assert copied == {str(lock.relative_to(ROOT)) for lock in CPU_IMAGE_LOCKS.values()}

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import tomllib
+from pathlib import Path
 
 import pytest
 from image_helpers import BIN, REPO_ROOT
@@ -98,7 +100,11 @@ def test_image_pins_satisfy_the_project_ranges() -> None:
         canonicalize_name(Requirement(r).name) for r in project["project"]["optional-dependencies"]["image"]
     }
     engine = {"torch", "transformers", "tokenizers"}
-    for lock, needed in (("requirements.txt", launcher), ("requirements-cpu.txt", launcher | engine)):
+    for lock, needed in (
+        ("requirements.txt", launcher),
+        ("requirements-cpu-amd64.txt", launcher | engine),
+        ("requirements-cpu-arm64.txt", launcher | engine),
+    ):
         text = re.sub(r"\\\n\s*", " ", (IMAGE_DIR / lock).read_text())
         pinned = {}
         for line in text.splitlines():
@@ -113,3 +119,145 @@ def test_image_pins_satisfy_the_project_ranges() -> None:
                 assert ranges[name].specifier.contains(version), (
                     f"{lock}: {name}=={version} is outside {ranges[name]}"
                 )
+
+
+# --- the build context: .dockerignore (Docker's rules, as moby/patternmatcher applies them) ------------
+
+
+def _dockerignore_regex(pattern: str) -> re.Pattern[str]:
+    """A .dockerignore pattern (without its `!`) as a regex over a context-relative path: Go's
+    filepath.Match (`*` and `?` stay within one path segment, `[...]` a class) plus `**`, any number of
+    segments; leading and trailing slashes dropped, as Docker's filepath.Clean does."""
+    pattern = pattern.strip().strip("/")
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        elif pattern[i] == "[":
+            end = pattern.index("]", i)
+            out, i = out + pattern[i : end + 1], end + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out)
+
+
+def dockerignore_excludes(path: str, lines: list[str]) -> bool:
+    """Whether Docker leaves `path` (relative to the context root) out of the build context: the last
+    pattern that matches the path or one of its parent folders decides; `!` brings a path back."""
+    parts = path.strip("/").split("/")
+    prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    excluded = False
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        negated = line.startswith("!")
+        regex = _dockerignore_regex(line[1:] if negated else line)
+        if any(regex.fullmatch(prefix) for prefix in prefixes):
+            excluded = not negated
+    return excluded
+
+
+DOCKERIGNORE = (REPO_ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+
+
+def test_the_dockerignore_reader_follows_dockers_rules() -> None:
+    rules = ["*", "!keep/", "keep/**/*.pyc", "!keep/special.pyc"]
+    assert dockerignore_excludes("secret.txt", rules) and dockerignore_excludes("deep/er/file", rules)
+    assert not dockerignore_excludes("keep/a/b.py", rules)
+    assert dockerignore_excludes("keep/a/b.pyc", rules) and dockerignore_excludes("keep/b.pyc", rules)
+    assert not dockerignore_excludes("keep/special.pyc", rules)
+    assert not dockerignore_excludes("anything", ["# only a comment", ""])
+
+
+def _copy_sources(name: str) -> list[str]:
+    sources = []
+    for word, rest in instructions(name):
+        args = rest.split()
+        if word != "COPY" or any(arg.startswith("--from") for arg in args):
+            continue
+        sources += [arg for arg in args[:-1] if not arg.startswith("--")]
+    return sources
+
+
+@pytest.mark.parametrize("name", DOCKERFILES)
+def test_the_build_context_keeps_every_file_the_dockerfile_copies(name: str) -> None:
+    sources = _copy_sources(name)
+    assert any(source.startswith("model_image/") for source in sources) and "bake/" in sources
+    for source in sources:
+        if source == "bake/":  # made by `python -m model_image fetch` before a BAKE=true build
+            files = ["bake/manifest.json", "bake/config.json", "bake/weights/model-00001.safetensors"]
+        elif (REPO_ROOT / source).is_dir():
+            files = [
+                str(Path(root, f).relative_to(REPO_ROOT))
+                for root, dirs, names in os.walk(REPO_ROOT / source)
+                if "__pycache__" not in root
+                for f in names
+                if not f.endswith(".pyc")
+            ]
+        else:
+            files = [source]
+        assert files, f"{name}: COPY {source} names nothing in the repository"
+        left_out = [f for f in files if dockerignore_excludes(f, DOCKERIGNORE)]
+        assert not left_out, f"{name}: COPY {source} needs {left_out}, which .dockerignore leaves out"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".pulumi-state/.pulumi/stacks/inferstack/local.json",  # the local backend's state and secrets
+        ".pulumi-state/passphrase",
+        ".venv/bin/python",
+        ".tools/checkov/bin/checkov",
+        ".tools/uv/bin/uv",
+        "policy/venv/bin/python",
+        "build/plan/local/manifests.yaml",
+        ".git/config",
+        ".mypy_cache/3.11/x.json",
+        ".pytest_cache/v/cache/nodeids",
+        "model_image/__pycache__/serve.cpython-311.pyc",
+        "stacks/Pulumi.local.yaml",
+        "tests/conftest.py",
+    ],
+)
+def test_the_build_context_leaves_out_state_venvs_and_everything_else(path: str) -> None:
+    assert dockerignore_excludes(path, DOCKERIGNORE), f".dockerignore lets {path} into the build context"
+
+
+def _install_guard(tmp_path: Path, arch: str) -> subprocess.CompletedProcess[str]:
+    """Dockerfile.cpu's install RUN up to `pip install`, run by sh with TARGETARCH=arch, its locks in
+    tmp_path (for /opt/inferstack)."""
+    text = (IMAGE_DIR / "Dockerfile.cpu").read_text().replace("\\\n", " ")
+    (run,) = [
+        rest for word, rest in instructions("Dockerfile.cpu") if word == "RUN" and "pip install" in rest
+    ]
+    guard = run.split("&& pip install", 1)[0].replace("/opt/inferstack/", f"{tmp_path}/")
+    for lock in ("requirements-cpu-amd64.txt", "requirements-cpu-arm64.txt"):
+        assert f"model_image/{lock}" in text
+        (tmp_path / lock).write_text("")
+    env = {"PATH": os.environ["PATH"], "TARGETARCH": arch}
+    return subprocess.run(["sh", "-c", guard], capture_output=True, text=True, env=env, timeout=30)
+
+
+def test_the_cpu_image_refuses_the_legacy_builder_before_installing(tmp_path: Path) -> None:
+    result = _install_guard(tmp_path, "")  # the legacy builder sets no TARGETARCH
+    assert result.returncode == 1
+    assert "BuildKit" in result.stderr and "DOCKER_BUILDKIT=1" in result.stderr and "buildx" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("arch", "ok"), [("amd64", True), ("arm64", True), ("riscv64", False), ("386", False)]
+)
+def test_the_cpu_image_installs_the_lock_of_its_target_architecture(
+    tmp_path: Path, arch: str, ok: bool
+) -> None:
+    result = _install_guard(tmp_path, arch)
+    assert (result.returncode == 0) == ok, result.stderr
+    if not ok:
+        assert f"not {arch}" in result.stderr and "linux/amd64 and linux/arm64" in result.stderr
