@@ -46,7 +46,13 @@ help:
 	@echo "make test               lint + type check + the whole test suite"
 	@echo "make fetch-schemas      released charts' values and CRDs for check, into $(UPSTREAM_DIR) (needs helm)"
 	@echo "make runtime-core       .venv for on-prem/local stacks only (no AWS/GCP SDKs); make runtime: all platforms"
+	@echo "make lint               ruff, ruff format --check, mypy (the dev venv)"
+	@echo "make schema             write stack-file.schema.json (what editors validate stack files with)"
+	@echo "make policy-pack        policy/venv, for pulumi preview/up --policy-pack policy"
+	@echo "make bench              plan and model-fetch benchmarks (docs/benchmarks.md)"
 	@echo "make lock               rewrite every lock file from its inputs (uv pip compile)"
+	@echo "make clean              remove build/, policy/venv and tool caches"
+	@echo "Any target: PYTHON=python3.12 picks the interpreter for the venvs (3.11 or newer)."
 
 # Every venv is made by $(PYTHON), which must be CPython >= 3.11 (the locks pin wheels for 3.11+; an older
 # interpreter - macOS's Command Line Tools ship 3.9, Ubuntu 22.04 3.10 - fails later with pip's opaque "No
