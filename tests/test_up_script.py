@@ -9,6 +9,7 @@ import http.server
 import importlib.util
 import json
 import shutil
+import socket
 import ssl
 import stat
 import subprocess
@@ -47,7 +48,8 @@ up = load_up()
 STANDIN = """#!{python} -S
 import json, os, sys
 tool, args = os.path.basename(sys.argv[0]), sys.argv[1:]
-env = {{k: os.environ.get(k) for k in ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE_FILE", "KUBECONFIG")}}
+keys = ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE_FILE", "KUBECONFIG", "DOCKER_BUILDKIT")
+env = {{k: os.environ.get(k) for k in keys}}
 with open(os.environ["STANDIN_LOG"], "a") as log:
     log.write(json.dumps({{"tool": tool, "args": args, "env": env}}) + "\\n")
 with open(os.environ["STANDIN_ANSWERS"]) as f:
@@ -357,25 +359,52 @@ def test_the_endpoint_wait_is_bounded_and_says_what_it_saw_and_where_to_look(tmp
         now[0] += s
 
     with pytest.raises(up.Stop) as stop:
-        up.wait_for_endpoint(_endpoint(tmp_path), "inferstack", 60, 5, probe, lambda: now[0], sleep)
+        up.wait_for_endpoint(
+            _endpoint(tmp_path), "inferstack", 60, 5, probe, lambda: now[0], sleep, lambda h, p: True
+        )
     assert len(seen) == 13  # t = 0, 5, ..., 60
     message = str(stop.value)
     assert "did not answer within 60 s (last: HTTP 503 Service Unavailable)" in message
     assert "kubectl -n inferstack get pods" in message and "UP_WAIT_SECONDS" in message
+    assert "/etc/hosts" not in message  # the name resolves: no hosts-file hint
 
 
-def test_a_hostname_that_does_not_resolve_gets_the_hosts_file_hint(tmp_path: Path) -> None:
+def test_a_hostname_that_does_not_resolve_stops_before_the_wait_with_the_hosts_file_hint(
+    tmp_path: Path,
+) -> None:
+    asked: list[tuple[str, int]] = []
+
+    def resolve(host: str, port: int) -> bool:
+        asked.append((host, port))
+        return False
+
     with pytest.raises(up.Stop) as stop:
         up.wait_for_endpoint(
             _endpoint(tmp_path),
             "inferstack",
+            600,
             1,
-            1,
-            lambda _: (False, "[Errno -2] Name or service not known"),
-            iter([0.0, 2.0]).__next__,
+            lambda _: pytest.fail("must not poll a name that does not resolve"),
+            lambda: 0.0,
             lambda _: None,
+            resolve,
         )
-    assert "127.0.0.1 llm.localtest.me" in str(stop.value)
+    assert asked == [("llm.localtest.me", 30443)]
+    assert "add `127.0.0.1 llm.localtest.me` to /etc/hosts" in str(stop.value)
+
+
+def test_resolution_is_decided_by_getaddrinfo_not_by_message_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert up.resolves("localhost", 443)
+
+    def no_such_name(*args: Any, **kwargs: Any) -> Any:
+        raise socket.gaierror(socket.EAI_NONAME, "a resolver's own wording")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
+    assert not up.resolves("llm.localtest.me", 30443)
+    ready, seen = up.probe_models(up.Endpoint("https://llm.localtest.me:30443", "m", "default", "k", None))
+    assert not ready and seen.startswith("llm.localtest.me does not resolve")
 
 
 def test_the_usage_text_holds_a_runnable_curl_line_and_openai_snippet(tmp_path: Path) -> None:
@@ -506,6 +535,32 @@ def endpoint(tmp_path: Path, bench: Bench) -> Iterator[tuple[str, Path, list[str
         yield url, ca, hits
 
 
+def _planned_deployment(name: str, memory: str, init_memory: str = "1Gi") -> dict[str, Any]:
+    """A model-server Deployment as it stands in a plan's resources.json (components/model_server.py)."""
+    labels = {"app.kubernetes.io/component": "model-server", "app.kubernetes.io/name": name}
+    return {
+        "type": "kubernetes:apps/v1:Deployment",
+        "name": f"{name}-deployment",
+        "inputs": {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "inferstack", "labels": labels},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "spec": {
+                        "initContainers": [
+                            {"name": "fetch", "resources": {"requests": {"memory": init_memory}}}
+                        ],
+                        "containers": [{"name": "server", "resources": {"requests": {"memory": memory}}}],
+                    }
+                },
+            },
+        },
+    }
+
+
 # --- the happy path, every step in order --------------------------------------------------------------
 
 
@@ -524,8 +579,15 @@ def test_the_happy_path_runs_every_step_in_order_and_prints_a_usable_snippet(
             {".venv/bin/python": venv_python, ".venv/bin/inferstack": STANDIN.format(python=sys.executable)},
         ],
     )
-    bench.answers["inferstack"] = []
-    bench.tool("docker", [["info"], "27.5.1\n", 0])
+    # The offline plan writes resources.json; the memory check and the restart read it.
+    plan = json.dumps([_planned_deployment("llm", "3Gi")])
+    bench.answers["inferstack"] = [[["plan"], "", 0, {"build/plan/local/resources.json": plan}]]
+    bench.tool(
+        "docker",
+        [["info", "--format", "{{.MemTotal}}"], f"{8 * 2**30}\n", 0],
+        [["info"], "27.5.1\n", 0],
+        [["image", "inspect"], "sha256:new\n", 0],
+    )
     bench.tool(
         "kind",
         [["get", "clusters"], "No kind clusters found.\n", 0],
@@ -543,7 +605,13 @@ def test_the_happy_path_runs_every_step_in_order_and_prints_a_usable_snippet(
         "api_keys": {"default": "sk-test"},
         "ca_certificate_pem": ca.read_text(),
     }
-    bench.tool("pulumi", [["stack", "output"], json.dumps(outputs), 0])
+    stack_text = (bench.repo / "stacks/Pulumi.local.yaml").read_text()
+    bench.tool(
+        "pulumi",
+        [["stack", "output"], json.dumps(outputs), 0],
+        # What `stack select --create --secrets-provider passphrase` does to the stack file.
+        [["stack", "select"], "", 0, {"stacks/Pulumi.local.yaml": stack_text + "encryptionsalt: v1:x\n"}],
+    )
     env = bench.env(MAKE=str(bench.bin / "make"), UP_POLL_SECONDS="0.05", UP_WAIT_SECONDS="20")
 
     done = subprocess.run(
@@ -559,15 +627,19 @@ def test_the_happy_path_runs_every_step_in_order_and_prints_a_usable_snippet(
     state = bench.repo / ".pulumi-state"
     expected = [
         "docker info --format {{.ServerVersion}}",
-        "make runtime-core",
+        "docker buildx version",
+        f"make runtime-core PYTHON={sys.executable}",
         "inferstack plan local --out build/plan/local",
         "kind get clusters",
+        "docker info --format {{.MemTotal}}",  # before anything is created
         "kind version",
         "kind create cluster --name inferstack --config deploy/kind/cluster.yaml",
         "kubectl config view --minify --flatten --context kind-inferstack",
         f"docker build -f model_image/Dockerfile.cpu -t {IMAGE} .",
         f"kind load docker-image --name inferstack {IMAGE}",
+        f"docker image inspect --format {{{{.Id}}}} {IMAGE}",
         "pulumi stack select --create --secrets-provider passphrase local",
+        "pulumi stack export --stack local",  # a new cluster: does the state still list resources?
         "pulumi up --stack local",
         "pulumi stack output --stack local --json --show-secrets",
         "endpoint GET /v1/models",
@@ -583,7 +655,14 @@ def test_the_happy_path_runs_every_step_in_order_and_prints_a_usable_snippet(
         "PULUMI_BACKEND_URL": f"file://{state}",
         "PULUMI_CONFIG_PASSPHRASE_FILE": str(state / "passphrase"),
         "KUBECONFIG": str(state / "local.kubeconfig"),
+        "DOCKER_BUILDKIT": None,
     }
+    build = next(c for c in bench.calls() if c["args"][:1] == ["build"])
+    assert build["env"]["DOCKER_BUILDKIT"] == "1"
+    assert (state / "local.image-id").read_text() == "sha256:new\n"
+    assert "memory: the stack requests about 4.0 GiB of Docker's 8.0 GiB" in done.stdout
+    assert "pulumi added `encryptionsalt:` to stacks/Pulumi.local.yaml" in done.stdout
+    assert "do not commit it" in done.stdout
     assert stat.S_IMODE((state / "passphrase").stat().st_mode) == 0o600
     assert stat.S_IMODE((state / "local.kubeconfig").stat().st_mode) == 0o600
     assert (state / "local.kind-cluster").read_text() == "inferstack\n"
