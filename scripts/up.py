@@ -427,7 +427,7 @@ def _python_version(text: str) -> tuple[int, int] | None:
     return (int(match[1]), int(match[2])) if match else None
 
 
-def find_python(sh: Shell, running: str | None = sys.executable) -> tuple[str | None, str | None]:
+def find_python(sh: Shell, running: str | None) -> tuple[str | None, str | None]:
     """(an interpreter >= MIN_PYTHON that can make a venv, None) or (None, the problem with its fix).
 
     Tried in order: the one running this script (the Makefile's $(PYTHON)), then PYTHON_CANDIDATES on PATH.
@@ -461,7 +461,7 @@ def find_python(sh: Shell, running: str | None = sys.executable) -> tuple[str | 
 def check_prerequisites(facts: StackFacts, sh: Shell, stack: str) -> str:
     """Every prerequisite of `up` for this stack, or Stop(2) listing each with its fix. Returns the Python
     to build the venv with."""
-    python, python_problem = find_python(sh)
+    python, python_problem = find_python(sh, sys.executable)
     problems = ([python_problem] if python_problem else []) + prerequisite_problems(facts, sh)
     if problems or python is None:
         raise Stop(
@@ -1144,7 +1144,7 @@ def destroy(stack: str, sh: Shell, ask: Callable[[str], str] = input) -> None:
     if not sh.which("pulumi"):
         raise Stop(f"make destroy needs {missing('pulumi')}", 2)
     if not (sh.cwd / ".venv" / "bin" / "python").exists():
-        python, problem = find_python(sh)
+        python, problem = find_python(sh, sys.executable)
         if python is None:
             raise Stop(f"make destroy needs the project venv, and {problem}", 2)
         build_venv(scanned_facts(stack_file(stack, sh.cwd)).platform, sh, python)

@@ -733,3 +733,186 @@ def test_the_local_stack_validates_against_the_kubernetes_version_of_the_kind_no
     assert match, "the kind node image must be pinned by tag and digest"
     stack = yaml.safe_load((ROOT / "stacks" / "Pulumi.local.yaml").read_text(encoding="utf-8"))
     assert stack["config"]["inferstack:cluster"]["kubernetes_version"] == match.group(1)
+
+
+# --- Python, BuildKit, memory, refresh, rebuilt image ----------------------------------------------------
+
+
+def test_a_python_older_than_3_11_is_passed_over_for_a_newer_one_on_path(bench: Bench) -> None:
+    old = bench.tool("python3", [["-c"], "3 9\n", 0])
+    newer = bench.tool("python3.12", [["-c"], "3 12\n", 0])
+    sh = up.Shell(cwd=bench.repo, env=bench.env())
+    assert up.find_python(sh, running=str(old)) == (str(newer), None)
+    assert up.find_python(sh, running=str(newer))[0] == str(newer)  # the running one first
+
+
+def test_no_python_3_11_stops_before_the_venv_with_install_hints(bench: Bench) -> None:
+    bench.tool("python3", [["-c"], "3 10\n", 0])
+    bench.tool("pulumi")
+    sh = up.Shell(cwd=bench.repo, env=bench.env())
+    python, problem = up.find_python(sh, running=None)
+    assert python is None and problem
+    assert f"{bench.bin / 'python3'} is 3.10" in problem
+    assert "sudo apt-get install python3.11 python3.11-venv" in problem
+    assert "dnf install python3.12" in problem and "brew install python@3.12" in problem
+
+
+def test_a_python_without_ensurepip_is_named_with_its_venv_package(bench: Bench) -> None:
+    bench.tool("python3.11", [["-c"], "3 11\nModuleNotFoundError: No module named 'ensurepip'\n", 1])
+    sh = up.Shell(cwd=bench.repo, env=bench.env())
+    python, problem = up.find_python(sh, running=None)
+    assert python is None and problem and "sudo apt-get install python3.11-venv" in problem
+
+
+def test_up_refuses_without_a_usable_python_and_runs_no_make(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bench.tool("python3", [["-c"], "3 9\n", 0])
+    bench.tool("pulumi")
+    bench.tool("kubectl", [["config", "current-context"], "kind-inferstack\n", 0])
+    bench.tool("docker")
+    bench.tool("kind")
+    bench.tool("make")
+    monkeypatch.setattr(up.sys, "executable", str(bench.bin / "python3"))
+    with pytest.raises(up.Stop) as stop:
+        up.up("local", up.Shell(cwd=bench.repo, env=bench.env()))
+    assert stop.value.code == 2 and "no Python >= 3.11" in str(stop.value)
+    assert all(c["tool"] not in ("make", "pulumi") for c in bench.calls())
+
+
+def test_up_py_itself_parses_as_python_3_9_so_it_can_say_what_is_missing() -> None:
+    ast.parse((ROOT / "scripts" / "up.py").read_text(), feature_version=(3, 9))
+
+
+def test_docker_without_buildkit_is_named_with_docker_ce_or_docker_buildx(bench: Bench) -> None:
+    bench.tool("pulumi")
+    bench.tool("kind")
+    bench.tool("kubectl", [["config", "current-context"], "", 1])
+    bench.tool(
+        "docker", [["info"], "20.10.24\n", 0], [["buildx"], "docker: 'buildx' is not a docker command.\n", 1]
+    )
+    sh = up.Shell(cwd=bench.repo, env=bench.env())
+    (problem,) = up.prerequisite_problems(up.scanned_facts(bench.repo / "stacks/Pulumi.local.yaml"), sh)
+    assert "`docker buildx version` failed" in problem
+    assert "docker-ce + docker-buildx-plugin" in problem and "docker.io + docker-buildx" in problem
+    assert "apt-get install docker.io" not in up.INSTALL["docker"][1]
+
+
+@pytest.mark.parametrize(
+    ("quantity", "expected"),
+    [("512Mi", 512 * 2**20), ("6Gi", 6 * 2**30), ("1G", 10**9), ("1073741824", 2**30), ("1.5Gi", 3 * 2**29)],
+)
+def test_memory_quantities_in_bytes(quantity: str, expected: int) -> None:
+    assert up.quantity_bytes(quantity) == expected
+
+
+def test_a_pods_request_is_the_larger_of_its_containers_and_its_largest_init_container() -> None:
+    def c(memory: str, **extra: Any) -> dict[str, Any]:
+        return {"resources": {"requests": {"memory": memory}}, **extra}
+
+    assert (
+        up.pod_memory_request({"initContainers": [c("4Gi")], "containers": [c("1Gi"), c("1Gi")]}) == 4 * 2**30
+    )
+    assert up.pod_memory_request({"initContainers": [c("1Gi")], "containers": [c("3Gi")]}) == 3 * 2**30
+    sidecar = c("1Gi", restartPolicy="Always")
+    assert up.pod_memory_request({"initContainers": [sidecar], "containers": [c("3Gi")]}) == 4 * 2**30
+
+
+def test_the_local_stack_fits_docker_desktops_default_vm_on_a_16_gb_mac(tmp_path: Path) -> None:
+    """Docker Desktop gives its VM half the Mac's memory by default: 8 GB of a 16 GB Mac, of which the
+    VM's kernel reports a little less. The local stack, as planned, with the kind node, fits 7.5 GiB."""
+    done = subprocess.run(
+        [sys.executable, "-m", "inferstack.cli", "plan", "local", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    items = dict(up.planned_memory(json.loads((tmp_path / "resources.json").read_text())))
+    stack = yaml.safe_load((ROOT / "stacks/Pulumi.local.yaml").read_text())["config"]
+    model = next(b for what, b in items.items() if what.startswith("Deployment "))
+    assert model == up.quantity_bytes(stack["inferstack:serving"]["memory"])
+    envoy = next(b for what, b in items.items() if what.startswith("Envoy proxy pods"))
+    assert envoy >= up.ENVOY_PROXY_MEMORY  # the controller's default, not in the plan, is counted
+    assert "Envoy Gateway controller" in items
+    assert sum(items.values()) + up.KIND_NODE_MEMORY <= 7.5 * 2**30
+
+
+def test_too_little_docker_memory_stops_before_anything_is_created_saying_how_to_raise_it(
+    bench: Bench,
+) -> None:
+    plan = bench.repo / "build/plan/local/resources.json"
+    plan.parent.mkdir(parents=True)
+    envoy = {
+        "type": "kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyProxy",
+        "inputs": {
+            "kind": "EnvoyProxy",
+            "metadata": {"name": "llm"},
+            "spec": {"provider": {"kubernetes": {"envoyDeployment": {"replicas": 2}}}},
+        },
+    }
+    plan.write_text(json.dumps([_planned_deployment("llm", "6Gi"), envoy]))
+    bench.tool("docker", [["info", "--format", "{{.MemTotal}}"], f"{int(7.7 * 2**30)}\n", 0])
+    with pytest.raises(up.Stop) as stop:
+        up.check_memory("local", up.Shell(cwd=bench.repo, env=bench.env()))
+    message = str(stop.value)
+    assert stop.value.code == 2
+    assert "Docker has 7.7 GiB of memory; stacks/Pulumi.local.yaml needs about 8.1 GiB" in message
+    assert "Deployment llm: 1 x 6.00 GiB" in message and "Envoy proxy pods (llm): 2 x 0.53 GiB" in message
+    assert "Docker Desktop → Settings → Resources" in message and "Give Docker at least 10 GB" in message
+    assert bench.commands() == ["docker info --format {{.MemTotal}}"]
+
+
+def _pulumi_with_state(bench: Bench, types: list[str]) -> up.Shell:
+    state = {"version": 3, "deployment": {"resources": [{"type": t, "urn": f"urn:{t}"} for t in types]}}
+    bench.tool(
+        "pulumi",
+        [["stack", "export"], json.dumps(state), 0],
+        [["stack", "output"], json.dumps({"url": "https://llm.localtest.me:30443"}), 0],
+    )
+    return up.Shell(cwd=bench.repo, env=bench.env())
+
+
+def test_a_new_cluster_with_resources_still_in_the_state_is_refreshed_before_up(bench: Bench) -> None:
+    sh = _pulumi_with_state(bench, ["pulumi:pulumi:Stack", "kubernetes:apps/v1:Deployment"])
+    up.pulumi_up("local", sh, up.pulumi_env(sh, "local"), new_cluster=True)
+    assert bench.commands()[1:4] == [
+        "pulumi stack export --stack local",
+        "pulumi refresh --stack local --yes",
+        "pulumi up --stack local",
+    ]
+
+
+def test_a_new_cluster_with_an_empty_state_and_an_existing_cluster_get_no_refresh(bench: Bench) -> None:
+    sh = _pulumi_with_state(bench, ["pulumi:pulumi:Stack", "pulumi:providers:kubernetes"])
+    up.pulumi_up("local", sh, up.pulumi_env(sh, "local"), new_cluster=True)
+    sh = _pulumi_with_state(bench, ["kubernetes:apps/v1:Deployment"])
+    up.pulumi_up("local", sh, up.pulumi_env(sh, "local"), new_cluster=False)
+    assert not any(c.startswith("pulumi refresh") for c in bench.commands())
+    assert bench.commands().count("pulumi stack export --stack local") == 1
+
+
+def test_a_rebuilt_image_restarts_the_model_server_with_the_frozen_kubeconfig(bench: Bench) -> None:
+    plan = bench.repo / "build/plan/local/resources.json"
+    plan.parent.mkdir(parents=True)
+    plan.write_text(json.dumps([_planned_deployment("llm", "3Gi")]))
+    labels = {"app.kubernetes.io/component": "model-server", "app.kubernetes.io/name": "llm"}
+    bench.tool("kubectl", [["--kubeconfig"], json.dumps(labels), 0])
+    sh = up.Shell(cwd=bench.repo, env=bench.env())
+    last = up.image_id_file(sh, "local")
+    last.parent.mkdir(exist_ok=True)
+
+    up.roll_out_image("local", sh, "sha256:a", new_cluster=False, wait_s=600)  # the first load
+    assert bench.commands() == [] and last.read_text() == "sha256:a\n"
+    up.roll_out_image("local", sh, "sha256:a", new_cluster=False, wait_s=600)  # unchanged
+    up.roll_out_image("local", sh, "sha256:b", new_cluster=True, wait_s=600)  # fresh pods anyway
+    assert bench.commands() == []
+    up.roll_out_image("local", sh, "sha256:c", new_cluster=False, wait_s=600)
+    kubectl = f"kubectl --kubeconfig {bench.repo / '.pulumi-state/local.kubeconfig'} -n inferstack"
+    assert bench.commands() == [
+        f"{kubectl} get deployment llm -o jsonpath={{.spec.selector.matchLabels}}",
+        f"{kubectl} delete pods -l app.kubernetes.io/component=model-server,app.kubernetes.io/name=llm",
+        f"{kubectl} rollout status deployment/llm --timeout=600s",
+    ]
+    assert last.read_text() == "sha256:c\n"
