@@ -23,7 +23,7 @@ be found out after that). Steps of `up`:
 5. `pulumi up` with a local file backend (.pulumi-state) and a passphrase secrets provider (a random
    passphrase in .pulumi-state/passphrase, mode 600), so no Pulumi Cloud account is needed. After a new
    kind cluster replaced one the state still describes, `pulumi refresh` first; after a rebuilt image
-   (its ID differs from the one loaded last time), a rollout restart of the model server.
+   (its ID differs from the one loaded last time), the model server's pods started again on it.
 6. the endpoint: its hostname must resolve, then `GET <url>/v1/models` with the generated key and the
    stack's CA until it answers 200 (bounded: UP_WAIT_SECONDS, default 600), then the URL, the CA file, a
    curl line and an openai-python snippet.
