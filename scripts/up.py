@@ -5,22 +5,28 @@ Runs on the system `python3` with the standard library only, because its first j
 prerequisites *before* the project venv exists (building it takes minutes; a missing Pulumi CLI must not
 be found out after that). Steps of `up`:
 
-1. prerequisites, within seconds: the Pulumi CLI always; an onprem-platform stack also kubectl, and, when
-   its image is side-loaded (`serving.image: localhost/...`, in no registry), Docker with a reachable
-   daemon and kind (or k3d / minikube where such a context is already chosen); aws stacks the AWS CLI
-   and credentials, gcp stacks gcloud, gke-gcloud-auth-plugin and Application Default Credentials.
-   Every missing one is listed with a one-line install hint for Linux and macOS; exit 2.
-2. the venv: `make runtime-core` for onprem stacks (no AWS/GCP SDKs), `make runtime` for aws and gcp.
+1. prerequisites, within seconds: a Python >= 3.11 that can make a venv (the one running this script,
+   else python3.13, python3.12, python3.11, python3 on PATH), the Pulumi CLI always; an onprem-platform
+   stack also kubectl, and, when its image is side-loaded (`serving.image: localhost/...`, in no
+   registry), Docker with a reachable daemon and BuildKit (`docker buildx`), and kind (or k3d / minikube
+   where such a context is already chosen); aws stacks the AWS CLI and credentials, gcp stacks gcloud,
+   gke-gcloud-auth-plugin and Application Default Credentials. Every missing one is listed with a
+   one-line install hint for Linux and macOS; exit 2.
+2. the venv: `make runtime-core PYTHON=<that Python>` for onprem stacks (no AWS/GCP SDKs), `make runtime`
+   for aws and gcp.
 3. the stack file, validated offline (`inferstack plan`, exit 2 with every problem).
-4. side-loaded image only: the cluster (an existing kind cluster "inferstack" whose node publishes the
-   gateway's node ports, a k3d or minikube current context, or a new kind cluster made from
-   deploy/kind/cluster.yaml, remembered in .pulumi-state so `destroy` can offer to delete it); the image
-   built from model_image/ with the stack's tag and loaded into the cluster.
+4. side-loaded image only: the memory the plan requests against what Docker's VM has (exit 2 before
+   anything is created when it does not fit); the cluster (an existing kind cluster "inferstack" whose
+   node publishes the gateway's node ports, a k3d or minikube current context, or a new kind cluster made
+   from deploy/kind/cluster.yaml, remembered in .pulumi-state so `destroy` can offer to delete it); the
+   image built from model_image/ with BuildKit and the stack's tag, and loaded into the cluster.
 5. `pulumi up` with a local file backend (.pulumi-state) and a passphrase secrets provider (a random
-   passphrase in .pulumi-state/passphrase, mode 600), so no Pulumi Cloud account is needed.
-6. the endpoint: `GET <url>/v1/models` with the generated key and the stack's CA until it answers 200
-   (bounded: UP_WAIT_SECONDS, default 600), then the URL, the CA file, a curl line and an openai-python
-   snippet.
+   passphrase in .pulumi-state/passphrase, mode 600), so no Pulumi Cloud account is needed. After a new
+   kind cluster replaced one the state still describes, `pulumi refresh` first; after a rebuilt image
+   (its ID differs from the one loaded last time), the model server's pods started again on it.
+6. the endpoint: its hostname must resolve, then `GET <url>/v1/models` with the generated key and the
+   stack's CA until it answers 200 (bounded: UP_WAIT_SECONDS, default 600), then the URL, the CA file, a
+   curl line and an openai-python snippet.
 
 Environment (all optional):
   PULUMI_BACKEND_URL             default file://<project>/.pulumi-state
@@ -46,11 +52,13 @@ import re
 import secrets
 import shlex
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +72,10 @@ KIND_VERSION = (0, 32, 0)
 #: Seconds a prerequisite probe (docker info, aws sts, ...) may take before it counts as failed.
 PROBE_TIMEOUT_S = 20
 STATE_DIR = Path(".pulumi-state")
+#: The oldest Python the project supports (pyproject's requires-python), and where to look for one, best
+#: first, after the interpreter running this script.
+MIN_PYTHON = (3, 11)
+PYTHON_CANDIDATES = ("python3.13", "python3.12", "python3.11", "python3")
 
 
 class Stop(Exception):
@@ -99,8 +111,11 @@ INSTALL: dict[str, tuple[str, str, str]] = {
         "brew install pulumi/tap/pulumi",
     ),
     "docker": (
-        "Docker, to build the serving image",
-        "https://docs.docker.com/engine/install/ (Debian/Ubuntu: sudo apt-get install docker.io)",
+        "Docker with BuildKit (Docker 23+ or the docker-buildx plugin), to build the serving image",
+        # Debian 12's docker.io is Docker 20.10 and Debian 12 packages no docker-buildx: docker-ce from
+        # Docker's own repository brings docker-buildx-plugin.
+        "Docker Engine from https://docs.docker.com/engine/install/ (docker-ce + docker-buildx-plugin), or "
+        "the distro's docker.io + docker-buildx where it packages both (Ubuntu 22.04+, Debian 13)",
         "brew install --cask docker, then start Docker Desktop",
     ),
     "kind": ("kind, the local Kubernetes cluster", _kind_linux_hint(), "brew install kind"),
@@ -164,6 +179,16 @@ class Shell:
         except (OSError, subprocess.TimeoutExpired) as err:
             return 127, str(err)
         return done.returncode, (done.stdout or "") + (done.stderr or "")
+
+    def query(self, argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[int, str]:
+        """Run quietly; (exit status, stdout alone, for JSON). A missing tool is a failure, not a crash."""
+        try:
+            done = subprocess.run(
+                list(argv), cwd=self.cwd, env=env or self.env, capture_output=True, text=True
+            )
+        except OSError as err:
+            return 127, str(err)
+        return done.returncode, done.stdout or ""
 
     def output(self, argv: Sequence[str], what: str, env: dict[str, str] | None = None) -> str:
         """Run and return stdout; stderr passes through. Raises Stop naming `what` on failure."""
@@ -357,6 +382,15 @@ def prerequisite_problems(facts: StackFacts, sh: Shell) -> list[str]:
                 "`sudo systemctl start docker` and add yourself to the docker group; "
                 f"docker said: {out.strip().splitlines()[-1] if out.strip() else 'nothing'}"
             )
+        # model_image's Dockerfiles use BuildKit's automatic platform args (TARGETARCH). From Docker 23
+        # `docker build` is buildx and, without the plugin, fails ("BuildKit is enabled but the buildx
+        # component is missing or broken"); docs.docker.com/build/buildkit/ names buildx as the client.
+        elif sh.probe(["docker", "buildx", "version"])[0] != 0:
+            _, linux, macos = INSTALL["docker"]
+            problems.append(
+                "Docker has no BuildKit client (`docker buildx version` failed); the serving image needs it. "
+                f"Install on Linux: {linux}; on macOS: Docker Desktop includes it ({macos})"
+            )
     if facts.kube_context:
         loader = side_load_tool(facts.kube_context)
         if loader is None:
@@ -378,15 +412,65 @@ def prerequisite_problems(facts: StackFacts, sh: Shell) -> list[str]:
     return problems
 
 
-def check_prerequisites(facts: StackFacts, sh: Shell, stack: str) -> None:
-    problems = prerequisite_problems(facts, sh)
-    if problems:
+#: Prints "MAJOR MINOR", then fails where the interpreter cannot make a venv with pip in it: Debian and
+#: Ubuntu split ensurepip into pythonX.Y-venv, without which `python -m venv` stops half-way.
+_PYTHON_PROBE = "import sys; print(*sys.version_info[:2], flush=True); import ensurepip, venv"
+
+PYTHON_INSTALL = (
+    "Install on Linux: sudo apt-get install python3.11 python3.11-venv (Debian 12, Ubuntu 22.04+) or "
+    "sudo dnf install python3.12 (Fedora, RHEL 9); on macOS: brew install python@3.12"
+)
+
+
+def _python_version(text: str) -> tuple[int, int] | None:
+    match = re.match(r"\s*(\d+) (\d+)\s*$", text.splitlines()[0] if text.strip() else "")
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def find_python(sh: Shell, running: str | None) -> tuple[str | None, str | None]:
+    """(an interpreter >= MIN_PYTHON that can make a venv, None) or (None, the problem with its fix).
+
+    Tried in order: the one running this script (the Makefile's $(PYTHON)), then PYTHON_CANDIDATES on PATH.
+    Found before any venv, because `make runtime-core` on 3.9 or 3.10 fails late and unclearly."""
+    wanted = ".".join(map(str, MIN_PYTHON))
+    seen: list[str] = []
+    unusable: list[str] = []
+    paths = [running] if running else []
+    paths += [found for name in PYTHON_CANDIDATES if (found := shutil.which(name, path=sh.env.get("PATH")))]
+    for path in dict.fromkeys(paths):  # each once, in order
+        code, out = sh.probe([path, "-c", _PYTHON_PROBE])
+        version = _python_version(out)
+        if version is None:
+            continue
+        seen.append(f"{path} is {version[0]}.{version[1]}")
+        if version < MIN_PYTHON:
+            continue
+        if code != 0:
+            unusable.append(
+                f"{path} ({version[0]}.{version[1]}) cannot make a venv (no ensurepip): "
+                f"sudo apt-get install python{version[0]}.{version[1]}-venv"
+            )
+            continue
+        return path, None
+    if unusable:
+        return None, "; ".join(unusable)
+    found = f" ({'; '.join(seen)})" if seen else ""
+    return None, f"no Python >= {wanted} found{found}: the project needs {wanted}+. {PYTHON_INSTALL}"
+
+
+def check_prerequisites(facts: StackFacts, sh: Shell, stack: str) -> str:
+    """Every prerequisite of `up` for this stack, or Stop(2) listing each with its fix. Returns the Python
+    to build the venv with."""
+    python, python_problem = find_python(sh, sys.executable)
+    problems = ([python_problem] if python_problem else []) + prerequisite_problems(facts, sh)
+    if problems or python is None:
         raise Stop(
             f"make up STACK={stack} cannot start; nothing was installed or changed:\n"
             + "\n".join(f"  - {p}" for p in problems)
             + "\n`make plan` and `make check` need none of these.",
             2,
         )
+    return python
 
 
 # --- step 2 and 3: the venv and the validated stack ---------------------------------------------------
@@ -397,10 +481,11 @@ def venv_target(platform_name: str) -> str:
     return "runtime" if platform_name in ("aws", "gcp") else "runtime-core"
 
 
-def build_venv(platform_name: str, sh: Shell) -> None:
+def build_venv(platform_name: str, sh: Shell, python: str) -> None:
+    """`make runtime[-core] PYTHON=<python>`: the Makefile makes the venv with that interpreter."""
     target = venv_target(platform_name)
-    say(f"installing the project venv (.venv) from the lock: make {target}")
-    sh.step([sh.env.get("MAKE") or "make", target], f"make {target}")
+    say(f"installing the project venv (.venv) from the lock with {python}: make {target}")
+    sh.step([sh.env.get("MAKE") or "make", target, f"PYTHON={python}"], f"make {target}")
 
 
 def validate_stack(stack: str, sh: Shell) -> StackFacts:
@@ -417,7 +502,128 @@ def validate_stack(stack: str, sh: Shell) -> StackFacts:
         raise Stop(f"reading the stack config: unexpected answer {raw!r} ({err})") from None
 
 
-# --- step 4: cluster and image ------------------------------------------------------------------------
+# --- step 4: memory, cluster and image -----------------------------------------------------------------
+
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+_FACTOR = {
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+}
+GIB = 2**30
+
+#: What the Envoy Gateway controller makes for each Gateway, per Envoy pod, when the EnvoyProxy sets no
+#: resources: the envoy container requests 512Mi (DefaultDeploymentMemoryResourceRequests) and the
+#: shutdown-manager 32Mi (DefaultShutdownManagerMemoryResourceRequests); one replica by default
+#: (DefaultDeploymentReplicas). envoyproxy/gateway api/v1alpha1/shared_types.go, v1.8.
+ENVOY_PROXY_MEMORY = 512 * 2**20
+ENVOY_SHUTDOWN_MANAGER_MEMORY = 32 * 2**20
+#: The gateway-helm chart's controller request (deployment.envoyGateway.resources.requests.memory).
+ENVOY_GATEWAY_CONTROLLER_MEMORY = 256 * 2**20
+#: What the kind node runs besides the stack's pods, as an estimate (not measured here): its requests are
+#: ~0.3 GiB (etcd 100Mi from kubeadm's manifest, CoreDNS 2 x 70Mi, kindnet 50Mi) but the API server,
+#: controller manager, kubelet, containerd and cert-manager's three pods (its chart sets no requests) use
+#: memory too; 1 GiB covers them.
+KIND_NODE_MEMORY = 1 * GIB
+
+
+def quantity_bytes(value: object) -> int | None:
+    """A Kubernetes memory quantity ("512Mi", "6Gi", "1G", "1073741824") in bytes; None if it is not one."""
+    match = _QUANTITY.match(str(value).strip())
+    if not match:
+        return None
+    return int(float(match[1]) * _FACTOR.get(match[2] or "", 1))
+
+
+def _dig(data: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _request(container: Any) -> int:
+    return quantity_bytes(_dig(container, "resources", "requests", "memory") or 0) or 0
+
+
+def pod_memory_request(pod_spec: dict[str, Any]) -> int:
+    """What the scheduler reserves for a pod: the larger of its containers' sum and its largest init
+    container (sidecar init containers, restartPolicy Always, run beside the containers: added)."""
+    inits = pod_spec.get("initContainers") or []
+    sidecars = sum(_request(c) for c in inits if c.get("restartPolicy") == "Always")
+    running = sum(_request(c) for c in pod_spec.get("containers") or []) + sidecars
+    one_at_a_time = max((_request(c) for c in inits if c.get("restartPolicy") != "Always"), default=0)
+    return max(running, one_at_a_time + sidecars)
+
+
+def planned_memory(resources: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """[(what, bytes requested)] from a plan's resources.json: the workloads it declares, and the pods
+    its EnvoyProxy and the Envoy Gateway chart make the controllers create (not in the plan)."""
+    items: list[tuple[str, int]] = []
+    for resource in resources:
+        inputs = resource.get("inputs") or {}
+        kind = inputs.get("kind")
+        name = _dig(inputs, "metadata", "name") or resource.get("name")
+        if kind in ("Deployment", "StatefulSet", "DaemonSet"):
+            replicas = 1 if kind == "DaemonSet" else _dig(inputs, "spec", "replicas")
+            replicas = replicas if isinstance(replicas, int) else 1
+            pod = pod_memory_request(_dig(inputs, "spec", "template", "spec") or {})
+            items.append((f"{kind} {name}: {replicas} x {pod / GIB:.2f} GiB", replicas * pod))
+        elif kind == "EnvoyProxy":
+            deployment = _dig(inputs, "spec", "provider", "kubernetes", "envoyDeployment") or {}
+            replicas = deployment["replicas"] if isinstance(deployment.get("replicas"), int) else 1
+            envoy = _request(deployment.get("container")) or ENVOY_PROXY_MEMORY
+            pod = envoy + ENVOY_SHUTDOWN_MANAGER_MEMORY
+            items.append((f"Envoy proxy pods ({name}): {replicas} x {pod / GIB:.2f} GiB", replicas * pod))
+        elif resource.get("type", "").endswith("helm.sh/v3:Release") and "gateway-helm" in str(
+            inputs.get("chart")
+        ):
+            values = _dig(inputs, "values", "deployment", "envoyGateway", "resources", "requests", "memory")
+            controller = quantity_bytes(values) if values else ENVOY_GATEWAY_CONTROLLER_MEMORY
+            items.append(("Envoy Gateway controller", controller or ENVOY_GATEWAY_CONTROLLER_MEMORY))
+    return items
+
+
+def docker_memory(sh: Shell) -> int | None:
+    """Bytes of memory Docker's engine has (Docker Desktop and colima: their VM's), None if unknown."""
+    code, out = sh.probe(["docker", "info", "--format", "{{.MemTotal}}"])
+    return int(out.strip()) if code == 0 and out.strip().isdigit() else None
+
+
+def check_memory(stack: str, sh: Shell) -> None:
+    """Stop(2) before anything is created when the stack's pods cannot fit in Docker's memory: the model
+    pod would stay Pending while `pulumi up` waits for it (up to its startup timeout)."""
+    plan = sh.cwd / "build" / "plan" / stack / "resources.json"
+    try:
+        items = planned_memory(json.loads(plan.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as err:
+        say(f"cannot read {plan} ({err}); skipping the memory check")
+        return
+    items.append(
+        ("the kind node: control plane, CoreDNS, kindnet, cert-manager (estimate)", KIND_NODE_MEMORY)
+    )
+    need = sum(b for _, b in items)
+    have = docker_memory(sh)
+    if have is None:
+        say(f"could not read Docker's memory (docker info); the stack needs about {need / GIB:.1f} GiB")
+        return
+    if need > have:
+        lines = "\n".join(f"    {what}: {b / GIB:.2f} GiB" for what, b in items)
+        raise Stop(
+            f"Docker has {have / GIB:.1f} GiB of memory; stacks/Pulumi.{stack}.yaml needs about "
+            f"{need / GIB:.1f} GiB, so the model pod would stay Pending:\n{lines}\n"
+            f"  Give Docker at least {-(-need // GIB) + 1} GB: Docker Desktop → Settings → Resources → "
+            "Memory limit, then Apply & restart (colima: colima stop && colima start --memory N); or lower "
+            f"serving.memory in stacks/Pulumi.{stack}.yaml. Nothing was created.",
+            2,
+        )
+    say(f"memory: the stack requests about {need / GIB:.1f} GiB of Docker's {have / GIB:.1f} GiB")
 
 
 def kind_port_mappings(config_text: str) -> dict[int, int]:
@@ -549,11 +755,67 @@ def freeze_kubeconfig(context: str, sh: Shell, stack: str) -> Path:
     return path
 
 
-def build_and_load_image(facts: StackFacts, target: Target, sh: Shell) -> None:
+def build_and_load_image(facts: StackFacts, target: Target, sh: Shell) -> str:
+    """Build with BuildKit (the Dockerfiles read TARGETARCH, which only BuildKit sets), load the image
+    into the cluster; returns its image ID."""
     say(f"building {facts.image} from {facts.dockerfile} (the first build takes several minutes)")
-    sh.step(["docker", "build", "-f", facts.dockerfile, "-t", facts.image, "."], "docker build")
+    env = {**sh.env, "DOCKER_BUILDKIT": "1"}
+    sh.step(["docker", "build", "-f", facts.dockerfile, "-t", facts.image, "."], "docker build", env)
     say(f"loading {facts.image} into {target.context}")
     sh.step([*target.load, facts.image], "loading the image into the cluster")
+    return sh.output(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", facts.image], "reading the image ID"
+    ).strip()
+
+
+def image_id_file(sh: Shell, stack: str) -> Path:
+    """The ID of the image the stack's pods were last started on (written after a successful up)."""
+    return sh.cwd / STATE_DIR / f"{stack}.image-id"
+
+
+def model_server_deployments(stack: str, sh: Shell) -> list[tuple[str, str]]:
+    """[(namespace, name)] of the plan's model-server Deployments (components/model_server.py labels
+    them app.kubernetes.io/component=model-server)."""
+    plan = sh.cwd / "build" / "plan" / stack / "resources.json"
+    try:
+        resources = json.loads(plan.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    found = []
+    for resource in resources:
+        inputs = resource.get("inputs") or {}
+        labels = _dig(inputs, "metadata", "labels") or {}
+        if inputs.get("kind") == "Deployment" and labels.get("app.kubernetes.io/component") == "model-server":
+            found.append((str(_dig(inputs, "metadata", "namespace")), str(_dig(inputs, "metadata", "name"))))
+    return found
+
+
+def restart_model_server(stack: str, sh: Shell, kubeconfig: Path, wait_s: float) -> None:
+    """Start the model server's pods again on a rebuilt image. The tag is fixed and the pull policy
+    IfNotPresent, so `pulumi up` sees no change and the running pods keep the old image.
+
+    The pods are deleted rather than `kubectl rollout restart`ed: a rollout surges a second model pod
+    first (the Deployment's maxSurge 1, maxUnavailable 0), which a laptop's Docker memory rarely holds;
+    the ReplicaSet makes new pods as the old ones go, on the image now in the node."""
+    for namespace, name in model_server_deployments(stack, sh):
+        kubectl = ["kubectl", "--kubeconfig", str(kubeconfig), "-n", namespace]
+        selector = sh.output(
+            [*kubectl, "get", "deployment", name, "-o", "jsonpath={.spec.selector.matchLabels}"],
+            f"reading deployment {name}",
+        )
+        try:
+            labels = json.loads(selector or "{}")
+        except ValueError:
+            raise Stop(f"deployment {name}: unexpected selector {selector!r}") from None
+        say(f"the image changed since the last make up: restarting the pods of deployment {name}")
+        sh.step(
+            [*kubectl, "delete", "pods", "-l", ",".join(f"{k}={v}" for k, v in sorted(labels.items()))],
+            f"restarting deployment {name}",
+        )
+        sh.step(
+            [*kubectl, "rollout", "status", f"deployment/{name}", f"--timeout={wait_s:.0f}s"],
+            f"waiting for deployment {name} (kubectl -n {namespace} describe pods says why)",
+        )
 
 
 # --- step 5: pulumi -----------------------------------------------------------------------------------
@@ -578,12 +840,43 @@ def pulumi_env(sh: Shell, stack: str) -> dict[str, str]:
     return env
 
 
-def pulumi_up(stack: str, sh: Shell, env: dict[str, str]) -> dict[str, Any]:
+def roll_out_image(stack: str, sh: Shell, image_id: str, new_cluster: bool, wait_s: float) -> None:
+    """After `pulumi up`: restart the model server when the image loaded now differs from the one its pods
+    were started on (remembered in .pulumi-state); a new cluster's pods start on it anyway."""
+    last = image_id_file(sh, stack)
+    previous = last.read_text(encoding="utf-8").strip() if last.exists() else None
+    if previous and previous != image_id and not new_cluster:
+        restart_model_server(stack, sh, sh.cwd / STATE_DIR / f"{stack}.kubeconfig", wait_s)
+    # Written once the pods run on it, so a failed run restarts them next time.
+    last.write_text(image_id + "\n", encoding="utf-8")
+
+
+def state_has_resources(stack: str, sh: Shell, env: dict[str, str]) -> bool:
+    """Whether the stack's state lists resources beyond the stack itself and its providers."""
+    code, raw = sh.query(["pulumi", "stack", "export", "--stack", stack], env)
+    try:
+        resources = _dig(json.loads(raw), "deployment", "resources") if code == 0 else None
+    except ValueError:
+        return False
+    return any(
+        isinstance(r, dict)
+        and r.get("type") != "pulumi:pulumi:Stack"
+        and not str(r.get("type", "")).startswith("pulumi:providers:")
+        for r in resources or []
+    )
+
+
+def pulumi_up(stack: str, sh: Shell, env: dict[str, str], new_cluster: bool = False) -> dict[str, Any]:
     sh.step(
         ["pulumi", "stack", "select", "--create", "--secrets-provider", "passphrase", stack],
         "pulumi stack select",
         env,
     )
+    if new_cluster and state_has_resources(stack, sh, env):
+        # The state still lists what ran on a cluster deleted outside `make destroy`. `pulumi up` does not
+        # refresh by default, so it would report no changes and create nothing on the new cluster.
+        say("a new cluster, but the stack's state lists resources: pulumi refresh first, to forget them")
+        sh.step(["pulumi", "refresh", "--stack", stack, "--yes"], "pulumi refresh", env)
     say(f"pulumi up --stack {stack} (state in {env['PULUMI_BACKEND_URL']})")
     extra = shlex.split(sh.env.get("PULUMI_ARGS", ""))
     sh.step(["pulumi", "up", "--stack", stack, *extra], "pulumi up", env)
@@ -621,6 +914,31 @@ class Endpoint:
     def base_url(self) -> str:
         return self.url.rstrip("/") + "/v1"
 
+    @property
+    def host(self) -> str:
+        return urllib.parse.urlsplit(self.url).hostname or self.url
+
+    @property
+    def port(self) -> int:
+        return urllib.parse.urlsplit(self.url).port or 443
+
+
+def resolves(host: str, port: int) -> bool:
+    """Whether `host` resolves here. Some home routers' DNS rebinding protection (dnsmasq's
+    stop-dns-rebind, e.g.) drops answers that point at 127.0.0.1, which is what localtest.me gives."""
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        return False
+    return True
+
+
+def hosts_hint(host: str) -> str:
+    return (
+        f"{host} does not resolve here (a DNS resolver that drops answers pointing at 127.0.0.1?): "
+        f"add `127.0.0.1 {host}` to /etc/hosts."
+    )
+
 
 def endpoint_from_outputs(outputs: dict[str, Any], stack: str, root: Path) -> Endpoint:
     keys = outputs.get("api_keys") or {}
@@ -652,6 +970,8 @@ def probe_models(endpoint: Endpoint, timeout_s: float = 10) -> tuple[bool, str]:
     except urllib.error.HTTPError as err:
         return (err.code == 401 and endpoint.api_key is None), f"HTTP {err.code} {err.reason}"
     except urllib.error.URLError as err:
+        if isinstance(err.reason, socket.gaierror):
+            return False, f"{endpoint.host} does not resolve ({err.reason})"
         return False, str(err.reason)
     except OSError as err:  # timeouts, resets
         return False, str(err) or type(err).__name__
@@ -665,8 +985,12 @@ def wait_for_endpoint(
     probe: Callable[[Endpoint], tuple[bool, str]] = probe_models,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    resolve: Callable[[str, int], bool] = resolves,
 ) -> None:
-    """Poll until the endpoint answers or `wait_s` seconds pass; Stop with what was seen and where to look."""
+    """Poll until the endpoint answers or `wait_s` seconds pass; Stop with what was seen and where to look.
+    A hostname that does not resolve stops at once: waiting would not change it."""
+    if not resolve(endpoint.host, endpoint.port):
+        raise Stop(f"{endpoint.base_url}: {hosts_hint(endpoint.host)} Then run make up again.")
     say(f"waiting for {endpoint.base_url}/models to answer (up to {wait_s:.0f} s)")
     start = clock()
     last_report = start
@@ -676,13 +1000,7 @@ def wait_for_endpoint(
             return
         now = clock()
         if now - start >= wait_s:
-            hint = ""
-            if "Name or service not known" in seen or "nodename nor servname" in seen:
-                host = endpoint.url.split("://", 1)[-1].split(":")[0].split("/")[0]
-                hint = (
-                    f"\n  {host} does not resolve here (a DNS resolver that drops answers pointing at "
-                    f"127.0.0.1?): add `127.0.0.1 {host}` to /etc/hosts."
-                )
+            hint = "" if resolve(endpoint.host, endpoint.port) else f"\n  {hosts_hint(endpoint.host)}"
             raise Stop(
                 f"{endpoint.base_url}/models did not answer within {wait_s:.0f} s (last: {seen}).{hint}\n"
                 f"  Look at: kubectl -n {namespace} get pods,gateway,certificate; "
@@ -777,24 +1095,32 @@ def seconds(env: dict[str, str], name: str, default: float) -> float:
 
 def up(stack: str, sh: Shell) -> None:
     scanned = scanned_facts(stack_file(stack, sh.cwd))
-    check_prerequisites(scanned, sh, stack)
+    python = check_prerequisites(scanned, sh, stack)
     wait_s = seconds(sh.env, "UP_WAIT_SECONDS", 600)
     poll_s = seconds(sh.env, "UP_POLL_SECONDS", 5)
-    build_venv(scanned.platform, sh)
+    build_venv(scanned.platform, sh, python)
     facts = validate_stack(stack, sh)
     needs = (facts.platform, facts.side_loaded, facts.kube_context)
     if needs != (scanned.platform, scanned.side_loaded, scanned.kube_context):
         check_prerequisites(facts, sh, stack)  # the validated file can differ from the quick scan
         if facts.platform != scanned.platform:
-            build_venv(facts.platform, sh)
+            build_venv(facts.platform, sh, python)
+    new_cluster = False
+    image_id = None
     if facts.side_loaded:
         target = choose_target(facts, sh)
+        if target.load[0] in ("kind", "k3d"):  # their nodes are containers sharing Docker's memory
+            check_memory(stack, sh)
         if target.create_kind:
             create_kind_cluster(target.create_kind, facts, sh, stack)
+            new_cluster = True
         freeze_kubeconfig(target.context, sh, stack)
-        build_and_load_image(facts, target, sh)
+        image_id = build_and_load_image(facts, target, sh)
     env = pulumi_env(sh, stack)
-    outputs = pulumi_up(stack, sh, env)
+    salted_before = "encryptionsalt:" in stack_file(stack, sh.cwd).read_text(encoding="utf-8")
+    outputs = pulumi_up(stack, sh, env, new_cluster)
+    if image_id:
+        roll_out_image(stack, sh, image_id, new_cluster, wait_s)
     endpoint = endpoint_from_outputs(outputs, stack, sh.cwd)
     wait_for_endpoint(endpoint, facts.namespace, wait_s, poll_s)
     print(usage_text(endpoint), flush=True)
@@ -804,6 +1130,13 @@ def up(stack: str, sh: Shell) -> None:
     )
     if exports:
         print(f"pulumi and kubectl commands for this stack need:  export {exports}", flush=True)
+    if not salted_before and "encryptionsalt:" in stack_file(stack, sh.cwd).read_text(encoding="utf-8"):
+        # `pulumi stack select --create --secrets-provider passphrase` stores the salt in the stack file.
+        print(
+            f"pulumi added `encryptionsalt:` to stacks/Pulumi.{stack}.yaml: keep it here but do not commit "
+            f"it; it matches only this machine's {env.get('PULUMI_CONFIG_PASSPHRASE_FILE') or 'passphrase'}.",
+            flush=True,
+        )
 
 
 def destroy(stack: str, sh: Shell, ask: Callable[[str], str] = input) -> None:
@@ -811,7 +1144,10 @@ def destroy(stack: str, sh: Shell, ask: Callable[[str], str] = input) -> None:
     if not sh.which("pulumi"):
         raise Stop(f"make destroy needs {missing('pulumi')}", 2)
     if not (sh.cwd / ".venv" / "bin" / "python").exists():
-        build_venv(scanned_facts(stack_file(stack, sh.cwd)).platform, sh)
+        python, problem = find_python(sh, sys.executable)
+        if python is None:
+            raise Stop(f"make destroy needs the project venv, and {problem}", 2)
+        build_venv(scanned_facts(stack_file(stack, sh.cwd)).platform, sh, python)
     env = pulumi_env(sh, stack)
     extra = shlex.split(sh.env.get("PULUMI_ARGS", ""))
     say(f"pulumi destroy --stack {stack}")

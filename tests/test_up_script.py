@@ -9,6 +9,7 @@ import http.server
 import importlib.util
 import json
 import shutil
+import socket
 import ssl
 import stat
 import subprocess
@@ -47,7 +48,8 @@ up = load_up()
 STANDIN = """#!{python} -S
 import json, os, sys
 tool, args = os.path.basename(sys.argv[0]), sys.argv[1:]
-env = {{k: os.environ.get(k) for k in ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE_FILE", "KUBECONFIG")}}
+keys = ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE_FILE", "KUBECONFIG", "DOCKER_BUILDKIT")
+env = {{k: os.environ.get(k) for k in keys}}
 with open(os.environ["STANDIN_LOG"], "a") as log:
     log.write(json.dumps({{"tool": tool, "args": args, "env": env}}) + "\\n")
 with open(os.environ["STANDIN_ANSWERS"]) as f:
@@ -357,25 +359,52 @@ def test_the_endpoint_wait_is_bounded_and_says_what_it_saw_and_where_to_look(tmp
         now[0] += s
 
     with pytest.raises(up.Stop) as stop:
-        up.wait_for_endpoint(_endpoint(tmp_path), "inferstack", 60, 5, probe, lambda: now[0], sleep)
+        up.wait_for_endpoint(
+            _endpoint(tmp_path), "inferstack", 60, 5, probe, lambda: now[0], sleep, lambda h, p: True
+        )
     assert len(seen) == 13  # t = 0, 5, ..., 60
     message = str(stop.value)
     assert "did not answer within 60 s (last: HTTP 503 Service Unavailable)" in message
     assert "kubectl -n inferstack get pods" in message and "UP_WAIT_SECONDS" in message
+    assert "/etc/hosts" not in message  # the name resolves: no hosts-file hint
 
 
-def test_a_hostname_that_does_not_resolve_gets_the_hosts_file_hint(tmp_path: Path) -> None:
+def test_a_hostname_that_does_not_resolve_stops_before_the_wait_with_the_hosts_file_hint(
+    tmp_path: Path,
+) -> None:
+    asked: list[tuple[str, int]] = []
+
+    def resolve(host: str, port: int) -> bool:
+        asked.append((host, port))
+        return False
+
     with pytest.raises(up.Stop) as stop:
         up.wait_for_endpoint(
             _endpoint(tmp_path),
             "inferstack",
+            600,
             1,
-            1,
-            lambda _: (False, "[Errno -2] Name or service not known"),
-            iter([0.0, 2.0]).__next__,
+            lambda _: pytest.fail("must not poll a name that does not resolve"),
+            lambda: 0.0,
             lambda _: None,
+            resolve,
         )
-    assert "127.0.0.1 llm.localtest.me" in str(stop.value)
+    assert asked == [("llm.localtest.me", 30443)]
+    assert "add `127.0.0.1 llm.localtest.me` to /etc/hosts" in str(stop.value)
+
+
+def test_resolution_is_decided_by_getaddrinfo_not_by_message_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert up.resolves("localhost", 443)
+
+    def no_such_name(*args: Any, **kwargs: Any) -> Any:
+        raise socket.gaierror(socket.EAI_NONAME, "a resolver's own wording")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
+    assert not up.resolves("llm.localtest.me", 30443)
+    ready, seen = up.probe_models(up.Endpoint("https://llm.localtest.me:30443", "m", "default", "k", None))
+    assert not ready and seen.startswith("llm.localtest.me does not resolve")
 
 
 def test_the_usage_text_holds_a_runnable_curl_line_and_openai_snippet(tmp_path: Path) -> None:
@@ -506,6 +535,32 @@ def endpoint(tmp_path: Path, bench: Bench) -> Iterator[tuple[str, Path, list[str
         yield url, ca, hits
 
 
+def _planned_deployment(name: str, memory: str, init_memory: str = "1Gi") -> dict[str, Any]:
+    """A model-server Deployment as it stands in a plan's resources.json (components/model_server.py)."""
+    labels = {"app.kubernetes.io/component": "model-server", "app.kubernetes.io/name": name}
+    return {
+        "type": "kubernetes:apps/v1:Deployment",
+        "name": f"{name}-deployment",
+        "inputs": {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "inferstack", "labels": labels},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "spec": {
+                        "initContainers": [
+                            {"name": "fetch", "resources": {"requests": {"memory": init_memory}}}
+                        ],
+                        "containers": [{"name": "server", "resources": {"requests": {"memory": memory}}}],
+                    }
+                },
+            },
+        },
+    }
+
+
 # --- the happy path, every step in order --------------------------------------------------------------
 
 
@@ -524,8 +579,15 @@ def test_the_happy_path_runs_every_step_in_order_and_prints_a_usable_snippet(
             {".venv/bin/python": venv_python, ".venv/bin/inferstack": STANDIN.format(python=sys.executable)},
         ],
     )
-    bench.answers["inferstack"] = []
-    bench.tool("docker", [["info"], "27.5.1\n", 0])
+    # The offline plan writes resources.json; the memory check and the restart read it.
+    plan = json.dumps([_planned_deployment("llm", "3Gi")])
+    bench.answers["inferstack"] = [[["plan"], "", 0, {"build/plan/local/resources.json": plan}]]
+    bench.tool(
+        "docker",
+        [["info", "--format", "{{.MemTotal}}"], f"{8 * 2**30}\n", 0],
+        [["info"], "27.5.1\n", 0],
+        [["image", "inspect"], "sha256:new\n", 0],
+    )
     bench.tool(
         "kind",
         [["get", "clusters"], "No kind clusters found.\n", 0],
@@ -543,7 +605,13 @@ def test_the_happy_path_runs_every_step_in_order_and_prints_a_usable_snippet(
         "api_keys": {"default": "sk-test"},
         "ca_certificate_pem": ca.read_text(),
     }
-    bench.tool("pulumi", [["stack", "output"], json.dumps(outputs), 0])
+    stack_text = (bench.repo / "stacks/Pulumi.local.yaml").read_text()
+    bench.tool(
+        "pulumi",
+        [["stack", "output"], json.dumps(outputs), 0],
+        # What `stack select --create --secrets-provider passphrase` does to the stack file.
+        [["stack", "select"], "", 0, {"stacks/Pulumi.local.yaml": stack_text + "encryptionsalt: v1:x\n"}],
+    )
     env = bench.env(MAKE=str(bench.bin / "make"), UP_POLL_SECONDS="0.05", UP_WAIT_SECONDS="20")
 
     done = subprocess.run(
@@ -559,15 +627,19 @@ def test_the_happy_path_runs_every_step_in_order_and_prints_a_usable_snippet(
     state = bench.repo / ".pulumi-state"
     expected = [
         "docker info --format {{.ServerVersion}}",
-        "make runtime-core",
+        "docker buildx version",
+        f"make runtime-core PYTHON={sys.executable}",
         "inferstack plan local --out build/plan/local",
         "kind get clusters",
+        "docker info --format {{.MemTotal}}",  # before anything is created
         "kind version",
         "kind create cluster --name inferstack --config deploy/kind/cluster.yaml",
         "kubectl config view --minify --flatten --context kind-inferstack",
         f"docker build -f model_image/Dockerfile.cpu -t {IMAGE} .",
         f"kind load docker-image --name inferstack {IMAGE}",
+        f"docker image inspect --format {{{{.Id}}}} {IMAGE}",
         "pulumi stack select --create --secrets-provider passphrase local",
+        "pulumi stack export --stack local",  # a new cluster: does the state still list resources?
         "pulumi up --stack local",
         "pulumi stack output --stack local --json --show-secrets",
         "endpoint GET /v1/models",
@@ -583,7 +655,14 @@ def test_the_happy_path_runs_every_step_in_order_and_prints_a_usable_snippet(
         "PULUMI_BACKEND_URL": f"file://{state}",
         "PULUMI_CONFIG_PASSPHRASE_FILE": str(state / "passphrase"),
         "KUBECONFIG": str(state / "local.kubeconfig"),
+        "DOCKER_BUILDKIT": None,
     }
+    build = next(c for c in bench.calls() if c["args"][:1] == ["build"])
+    assert build["env"]["DOCKER_BUILDKIT"] == "1"
+    assert (state / "local.image-id").read_text() == "sha256:new\n"
+    assert "memory: the stack requests about 4.0 GiB of Docker's 8.0 GiB" in done.stdout
+    assert "pulumi added `encryptionsalt:` to stacks/Pulumi.local.yaml" in done.stdout
+    assert "do not commit it" in done.stdout
     assert stat.S_IMODE((state / "passphrase").stat().st_mode) == 0o600
     assert stat.S_IMODE((state / "local.kubeconfig").stat().st_mode) == 0o600
     assert (state / "local.kind-cluster").read_text() == "inferstack\n"
@@ -654,3 +733,186 @@ def test_the_local_stack_validates_against_the_kubernetes_version_of_the_kind_no
     assert match, "the kind node image must be pinned by tag and digest"
     stack = yaml.safe_load((ROOT / "stacks" / "Pulumi.local.yaml").read_text(encoding="utf-8"))
     assert stack["config"]["inferstack:cluster"]["kubernetes_version"] == match.group(1)
+
+
+# --- Python, BuildKit, memory, refresh, rebuilt image ----------------------------------------------------
+
+
+def test_a_python_older_than_3_11_is_passed_over_for_a_newer_one_on_path(bench: Bench) -> None:
+    old = bench.tool("python3", [["-c"], "3 9\n", 0])
+    newer = bench.tool("python3.12", [["-c"], "3 12\n", 0])
+    sh = up.Shell(cwd=bench.repo, env=bench.env())
+    assert up.find_python(sh, running=str(old)) == (str(newer), None)
+    assert up.find_python(sh, running=str(newer))[0] == str(newer)  # the running one first
+
+
+def test_no_python_3_11_stops_before_the_venv_with_install_hints(bench: Bench) -> None:
+    bench.tool("python3", [["-c"], "3 10\n", 0])
+    bench.tool("pulumi")
+    sh = up.Shell(cwd=bench.repo, env=bench.env())
+    python, problem = up.find_python(sh, running=None)
+    assert python is None and problem
+    assert f"{bench.bin / 'python3'} is 3.10" in problem
+    assert "sudo apt-get install python3.11 python3.11-venv" in problem
+    assert "dnf install python3.12" in problem and "brew install python@3.12" in problem
+
+
+def test_a_python_without_ensurepip_is_named_with_its_venv_package(bench: Bench) -> None:
+    bench.tool("python3.11", [["-c"], "3 11\nModuleNotFoundError: No module named 'ensurepip'\n", 1])
+    sh = up.Shell(cwd=bench.repo, env=bench.env())
+    python, problem = up.find_python(sh, running=None)
+    assert python is None and problem and "sudo apt-get install python3.11-venv" in problem
+
+
+def test_up_refuses_without_a_usable_python_and_runs_no_make(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bench.tool("python3", [["-c"], "3 9\n", 0])
+    bench.tool("pulumi")
+    bench.tool("kubectl", [["config", "current-context"], "kind-inferstack\n", 0])
+    bench.tool("docker")
+    bench.tool("kind")
+    bench.tool("make")
+    monkeypatch.setattr(up.sys, "executable", str(bench.bin / "python3"))
+    with pytest.raises(up.Stop) as stop:
+        up.up("local", up.Shell(cwd=bench.repo, env=bench.env()))
+    assert stop.value.code == 2 and "no Python >= 3.11" in str(stop.value)
+    assert all(c["tool"] not in ("make", "pulumi") for c in bench.calls())
+
+
+def test_up_py_itself_parses_as_python_3_9_so_it_can_say_what_is_missing() -> None:
+    ast.parse((ROOT / "scripts" / "up.py").read_text(), feature_version=(3, 9))
+
+
+def test_docker_without_buildkit_is_named_with_docker_ce_or_docker_buildx(bench: Bench) -> None:
+    bench.tool("pulumi")
+    bench.tool("kind")
+    bench.tool("kubectl", [["config", "current-context"], "", 1])
+    bench.tool(
+        "docker", [["info"], "20.10.24\n", 0], [["buildx"], "docker: 'buildx' is not a docker command.\n", 1]
+    )
+    sh = up.Shell(cwd=bench.repo, env=bench.env())
+    (problem,) = up.prerequisite_problems(up.scanned_facts(bench.repo / "stacks/Pulumi.local.yaml"), sh)
+    assert "`docker buildx version` failed" in problem
+    assert "docker-ce + docker-buildx-plugin" in problem and "docker.io + docker-buildx" in problem
+    assert "apt-get install docker.io" not in up.INSTALL["docker"][1]
+
+
+@pytest.mark.parametrize(
+    ("quantity", "expected"),
+    [("512Mi", 512 * 2**20), ("6Gi", 6 * 2**30), ("1G", 10**9), ("1073741824", 2**30), ("1.5Gi", 3 * 2**29)],
+)
+def test_memory_quantities_in_bytes(quantity: str, expected: int) -> None:
+    assert up.quantity_bytes(quantity) == expected
+
+
+def test_a_pods_request_is_the_larger_of_its_containers_and_its_largest_init_container() -> None:
+    def c(memory: str, **extra: Any) -> dict[str, Any]:
+        return {"resources": {"requests": {"memory": memory}}, **extra}
+
+    assert (
+        up.pod_memory_request({"initContainers": [c("4Gi")], "containers": [c("1Gi"), c("1Gi")]}) == 4 * 2**30
+    )
+    assert up.pod_memory_request({"initContainers": [c("1Gi")], "containers": [c("3Gi")]}) == 3 * 2**30
+    sidecar = c("1Gi", restartPolicy="Always")
+    assert up.pod_memory_request({"initContainers": [sidecar], "containers": [c("3Gi")]}) == 4 * 2**30
+
+
+def test_the_local_stack_fits_docker_desktops_default_vm_on_a_16_gb_mac(tmp_path: Path) -> None:
+    """Docker Desktop gives its VM half the Mac's memory by default: 8 GB of a 16 GB Mac, of which the
+    VM's kernel reports a little less. The local stack, as planned, with the kind node, fits 7.5 GiB."""
+    done = subprocess.run(
+        [sys.executable, "-m", "inferstack.cli", "plan", "local", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    items = dict(up.planned_memory(json.loads((tmp_path / "resources.json").read_text())))
+    stack = yaml.safe_load((ROOT / "stacks/Pulumi.local.yaml").read_text())["config"]
+    model = next(b for what, b in items.items() if what.startswith("Deployment "))
+    assert model == up.quantity_bytes(stack["inferstack:serving"]["memory"])
+    envoy = next(b for what, b in items.items() if what.startswith("Envoy proxy pods"))
+    assert envoy >= up.ENVOY_PROXY_MEMORY  # the controller's default, not in the plan, is counted
+    assert "Envoy Gateway controller" in items
+    assert sum(items.values()) + up.KIND_NODE_MEMORY <= 7.5 * 2**30
+
+
+def test_too_little_docker_memory_stops_before_anything_is_created_saying_how_to_raise_it(
+    bench: Bench,
+) -> None:
+    plan = bench.repo / "build/plan/local/resources.json"
+    plan.parent.mkdir(parents=True)
+    envoy = {
+        "type": "kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyProxy",
+        "inputs": {
+            "kind": "EnvoyProxy",
+            "metadata": {"name": "llm"},
+            "spec": {"provider": {"kubernetes": {"envoyDeployment": {"replicas": 2}}}},
+        },
+    }
+    plan.write_text(json.dumps([_planned_deployment("llm", "6Gi"), envoy]))
+    bench.tool("docker", [["info", "--format", "{{.MemTotal}}"], f"{int(7.7 * 2**30)}\n", 0])
+    with pytest.raises(up.Stop) as stop:
+        up.check_memory("local", up.Shell(cwd=bench.repo, env=bench.env()))
+    message = str(stop.value)
+    assert stop.value.code == 2
+    assert "Docker has 7.7 GiB of memory; stacks/Pulumi.local.yaml needs about 8.1 GiB" in message
+    assert "Deployment llm: 1 x 6.00 GiB" in message and "Envoy proxy pods (llm): 2 x 0.53 GiB" in message
+    assert "Docker Desktop → Settings → Resources" in message and "Give Docker at least 10 GB" in message
+    assert bench.commands() == ["docker info --format {{.MemTotal}}"]
+
+
+def _pulumi_with_state(bench: Bench, types: list[str]) -> up.Shell:
+    state = {"version": 3, "deployment": {"resources": [{"type": t, "urn": f"urn:{t}"} for t in types]}}
+    bench.tool(
+        "pulumi",
+        [["stack", "export"], json.dumps(state), 0],
+        [["stack", "output"], json.dumps({"url": "https://llm.localtest.me:30443"}), 0],
+    )
+    return up.Shell(cwd=bench.repo, env=bench.env())
+
+
+def test_a_new_cluster_with_resources_still_in_the_state_is_refreshed_before_up(bench: Bench) -> None:
+    sh = _pulumi_with_state(bench, ["pulumi:pulumi:Stack", "kubernetes:apps/v1:Deployment"])
+    up.pulumi_up("local", sh, up.pulumi_env(sh, "local"), new_cluster=True)
+    assert bench.commands()[1:4] == [
+        "pulumi stack export --stack local",
+        "pulumi refresh --stack local --yes",
+        "pulumi up --stack local",
+    ]
+
+
+def test_a_new_cluster_with_an_empty_state_and_an_existing_cluster_get_no_refresh(bench: Bench) -> None:
+    sh = _pulumi_with_state(bench, ["pulumi:pulumi:Stack", "pulumi:providers:kubernetes"])
+    up.pulumi_up("local", sh, up.pulumi_env(sh, "local"), new_cluster=True)
+    sh = _pulumi_with_state(bench, ["kubernetes:apps/v1:Deployment"])
+    up.pulumi_up("local", sh, up.pulumi_env(sh, "local"), new_cluster=False)
+    assert not any(c.startswith("pulumi refresh") for c in bench.commands())
+    assert bench.commands().count("pulumi stack export --stack local") == 1
+
+
+def test_a_rebuilt_image_restarts_the_model_server_with_the_frozen_kubeconfig(bench: Bench) -> None:
+    plan = bench.repo / "build/plan/local/resources.json"
+    plan.parent.mkdir(parents=True)
+    plan.write_text(json.dumps([_planned_deployment("llm", "3Gi")]))
+    labels = {"app.kubernetes.io/component": "model-server", "app.kubernetes.io/name": "llm"}
+    bench.tool("kubectl", [["--kubeconfig"], json.dumps(labels), 0])
+    sh = up.Shell(cwd=bench.repo, env=bench.env())
+    last = up.image_id_file(sh, "local")
+    last.parent.mkdir(exist_ok=True)
+
+    up.roll_out_image("local", sh, "sha256:a", new_cluster=False, wait_s=600)  # the first load
+    assert bench.commands() == [] and last.read_text() == "sha256:a\n"
+    up.roll_out_image("local", sh, "sha256:a", new_cluster=False, wait_s=600)  # unchanged
+    up.roll_out_image("local", sh, "sha256:b", new_cluster=True, wait_s=600)  # fresh pods anyway
+    assert bench.commands() == []
+    up.roll_out_image("local", sh, "sha256:c", new_cluster=False, wait_s=600)
+    kubectl = f"kubectl --kubeconfig {bench.repo / '.pulumi-state/local.kubeconfig'} -n inferstack"
+    assert bench.commands() == [
+        f"{kubectl} get deployment llm -o jsonpath={{.spec.selector.matchLabels}}",
+        f"{kubectl} delete pods -l app.kubernetes.io/component=model-server,app.kubernetes.io/name=llm",
+        f"{kubectl} rollout status deployment/llm --timeout=600s",
+    ]
+    assert last.read_text() == "sha256:c\n"
