@@ -181,6 +181,7 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             cloud_load_balancer_class=exposure.cloud_load_balancer_class,
             allowed_source_cidrs=cfg.gateway.allowed_source_cidrs,
             rate_limit_requests_per_minute=cfg.gateway.rate_limit.requests_per_minute,
+            envoy_replicas=cfg.gateway.envoy_replicas,
             request_timeout_seconds=max(600, cfg.serving.drain_seconds),
         ),
         # On destroy the gateway (and a cloud balancer's Service) goes before what it waited for.

@@ -143,3 +143,21 @@ def test_the_local_summary_shows_its_image_plainly(local: tuple[Plan, str]) -> N
         bullet(summary, "- engine: ")
         == "- engine: transformers, image `localhost/inferstack-model-cpu:0.1.0`"
     )
+
+
+def test_gateway_envoy_replicas_reaches_the_envoy_proxy_and_its_pdb() -> None:
+    """gateway.envoy_replicas: 1 (the local stack) makes one Envoy pod and no PodDisruptionBudget for it."""
+    from pathlib import Path
+
+    from inferstack.planning.plan import plan_stack
+    from stacks.config import load_stack_file
+
+    root = Path(__file__).resolve().parents[1]
+    for stack, replicas in (("local", 1), ("onprem", 2)):
+        plan = plan_stack(load_stack_file(root / "stacks" / f"Pulumi.{stack}.yaml"), stack)
+        [proxy] = [m for m in plan.manifests() if m["kind"] == "EnvoyProxy"]
+        kubernetes = proxy["spec"]["provider"]["kubernetes"]
+        assert kubernetes["envoyDeployment"]["replicas"] == replicas
+        assert ("envoyPDB" in kubernetes) == (
+            replicas > 1
+        )  # a PDB of minAvailable 1 on one pod blocks drains
