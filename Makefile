@@ -161,10 +161,17 @@ lint: venv
 test: venv tools lint
 	$(BIN)/pytest -q
 
-plan: runtime
+# The venv a stack needs, read from its stack file before any venv exists (scripts/up.py, standard library
+# only): on-prem and local stacks the core runtime (no AWS/GCP SDKs: 278 MB instead of 841 MB), cloud
+# stacks the full one. An unreadable stack file falls back to the full runtime and the CLI names the problem.
+STACK_RUNTIME = $(or $(shell $(PYTHON) scripts/up.py runtime $(STACK) 2>/dev/null),runtime)
+
+plan:
+	$(MAKE) --no-print-directory $(STACK_RUNTIME)
 	$(BIN)/inferstack plan $(STACK)
 
-check: runtime tools
+check: tools
+	$(MAKE) --no-print-directory $(STACK_RUNTIME)
 	$(BIN)/inferstack check $(STACK)
 
 # The whole stack file's JSON Schema, which every stack file names for editors (yaml-language-server).

@@ -1182,7 +1182,11 @@ def main(argv: Sequence[str] | None = None, root: Path = ROOT) -> int:
         prog="scripts/up.py",
         description="Deploy a stack from a laptop (make up STACK=...) or remove it (make destroy STACK=...).",
     )
-    parser.add_argument("command", choices=["up", "destroy", "facts"], help="facts: internal, under the venv")
+    parser.add_argument(
+        "command",
+        choices=["up", "destroy", "facts", "runtime"],
+        help="facts: internal, under the venv; runtime: the make target of the venv the stack needs",
+    )
     parser.add_argument("stack", help="stack name: stacks/Pulumi.STACK.yaml")
     args = parser.parse_args(argv)
     sh = Shell(cwd=root)
@@ -1191,6 +1195,9 @@ def main(argv: Sequence[str] | None = None, root: Path = ROOT) -> int:
             up(args.stack, sh)
         elif args.command == "destroy":
             destroy(args.stack, sh)
+        elif args.command == "runtime":
+            # For `make plan/check`: read before any venv exists, like `up`'s own choice.
+            print(venv_target(scanned_facts(root / "stacks" / f"Pulumi.{args.stack}.yaml").platform))
         else:
             facts = validated_facts(args.stack)
             print(json.dumps(dataclasses.asdict(facts)))

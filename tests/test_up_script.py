@@ -916,3 +916,23 @@ def test_a_rebuilt_image_restarts_the_model_server_with_the_frozen_kubeconfig(be
         f"{kubectl} rollout status deployment/llm --timeout=600s",
     ]
     assert last.read_text() == "sha256:c\n"
+
+
+@pytest.mark.parametrize(
+    ("stack", "target"),
+    [("local", "runtime-core"), ("onprem", "runtime-core"), ("dev-aws", "runtime"), ("prod-gcp", "runtime")],
+)
+def test_make_plan_installs_the_venv_the_stacks_platform_needs(stack: str, target: str) -> None:
+    """`make plan/check` ask `up.py runtime STACK` (no venv needed) which make target to build."""
+    done = subprocess.run(
+        [sys.executable, "scripts/up.py", "runtime", stack],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == target
+    dry = subprocess.run(
+        ["make", "-n", "plan", f"STACK={stack}"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert dry.stdout.splitlines()[0].split()[-1] == target
