@@ -72,6 +72,8 @@ KIND_VERSION = (0, 32, 0)
 #: Seconds a prerequisite probe (docker info, aws sts, ...) may take before it counts as failed.
 PROBE_TIMEOUT_S = 20
 STATE_DIR = Path(".pulumi-state")
+#: The Pulumi project name (Pulumi.yaml `name:`), under which the file backend keeps its stacks.
+PROJECT = "inferstack"
 #: The oldest Python the project supports (pyproject's requires-python), and where to look for one, best
 #: first, after the interpreter running this script.
 MIN_PYTHON = (3, 11)
@@ -1139,8 +1141,22 @@ def up(stack: str, sh: Shell) -> None:
         )
 
 
+def _has_local_state(state: Path, stack: str) -> bool:
+    """Whether Pulumi's file backend in `state` holds the stack: .pulumi/stacks/<project>/<stack>.json since
+    Pulumi 3.61 (project-scoped stacks), .pulumi/stacks/<stack>.json before; gzip-compressed as .json.gz."""
+    stacks = state / ".pulumi" / "stacks"
+    names = (f"{stack}.json", f"{stack}.json.gz")
+    return any((stacks / PROJECT / n).exists() or (stacks / n).exists() for n in names)
+
+
 def destroy(stack: str, sh: Shell, ask: Callable[[str], str] = input) -> None:
     stack_file(stack, sh.cwd)
+    if "PULUMI_BACKEND_URL" not in sh.env and not _has_local_state(sh.cwd / STATE_DIR, stack):
+        # Nothing was deployed from here: say so, and create no passphrase or venv for a stack with no state.
+        print(
+            f"nothing to destroy: stack {stack} has no state in {STATE_DIR}/ (make up STACK={stack} makes it)"
+        )
+        return
     if not sh.which("pulumi"):
         raise Stop(f"make destroy needs {missing('pulumi')}", 2)
     if not (sh.cwd / ".venv" / "bin" / "python").exists():

@@ -678,8 +678,7 @@ def test_the_happy_path_runs_every_step_in_order_and_prints_a_usable_snippet(
 def test_destroy_runs_pulumi_destroy_then_deletes_the_cluster_up_created_when_told(bench: Bench) -> None:
     bench.tool("pulumi")
     bench.tool("kind")
-    state = bench.repo / ".pulumi-state"
-    state.mkdir()
+    state = deployed_state(bench.repo, "local")
     (state / "local.kind-cluster").write_text("inferstack\n")
     (state / "local.kubeconfig").write_text("apiVersion: v1\n")
     (bench.repo / ".venv" / "bin").mkdir(parents=True)
@@ -696,8 +695,7 @@ def test_destroy_asks_before_deleting_the_cluster_and_keeps_it_on_no(
 ) -> None:
     bench.tool("pulumi")
     bench.tool("kind")
-    state = bench.repo / ".pulumi-state"
-    state.mkdir()
+    state = deployed_state(bench.repo, "local")
     (state / "local.kind-cluster").write_text("inferstack\n")
     (bench.repo / ".venv" / "bin").mkdir(parents=True)
     (bench.repo / ".venv" / "bin" / "python").touch()
@@ -714,7 +712,25 @@ def test_destroy_asks_before_deleting_the_cluster_and_keeps_it_on_no(
     assert (state / "local.kind-cluster").exists()
 
 
+def deployed_state(repo: Path, stack: str) -> Path:
+    """.pulumi-state as Pulumi's file backend leaves it once `pulumi up` ran (project-scoped stacks)."""
+    state = repo / ".pulumi-state"
+    stacks = state / ".pulumi" / "stacks" / "inferstack"
+    stacks.mkdir(parents=True)
+    (stacks / f"{stack}.json").write_text("{}")
+    return state
+
+
+def test_destroy_of_a_stack_never_deployed_from_here_changes_nothing(bench: Bench) -> None:
+    bench.tool("pulumi")
+    sh = up.Shell(cwd=bench.repo, env=bench.env())
+    up.destroy("local", sh, ask=lambda _: pytest.fail("must not ask"))
+    assert bench.commands() == []
+    assert not (bench.repo / ".pulumi-state").exists() and not (bench.repo / ".venv").exists()
+
+
 def test_destroy_without_pulumi_exits_2_naming_it(bench: Bench) -> None:
+    deployed_state(bench.repo, "local")
     with pytest.raises(up.Stop) as stop:
         up.destroy("local", up.Shell(cwd=bench.repo, env=bench.env()))
     assert stop.value.code == 2 and "`pulumi` is not on PATH" in str(stop.value)
