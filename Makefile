@@ -164,14 +164,13 @@ test: venv tools lint
 # The venv a stack needs, read from its stack file before any venv exists (scripts/up.py, standard library
 # only): on-prem and local stacks the core runtime (no AWS/GCP SDKs: 278 MB instead of 841 MB), cloud
 # stacks the full one. An unreadable stack file falls back to the full runtime and the CLI names the problem.
-STACK_RUNTIME = $(or $(shell $(PYTHON) scripts/up.py runtime $(STACK) 2>/dev/null),runtime)
+# A prerequisite, not a sub-make, so that `make -j plan check` builds the venv once.
+STACK_RUNTIME := $(or $(shell $(PYTHON) scripts/up.py runtime $(STACK) 2>/dev/null),runtime)
 
-plan:
-	$(MAKE) --no-print-directory $(STACK_RUNTIME)
+plan: $(BIN)/.$(STACK_RUNTIME)
 	$(BIN)/inferstack plan $(STACK)
 
-check: tools
-	$(MAKE) --no-print-directory $(STACK_RUNTIME)
+check: $(BIN)/.$(STACK_RUNTIME) tools
 	$(BIN)/inferstack check $(STACK)
 
 # The whole stack file's JSON Schema, which every stack file names for editors (yaml-language-server).

@@ -761,10 +761,30 @@ def build_and_load_image(facts: StackFacts, target: Target, sh: Shell) -> str:
     """Build with BuildKit (the Dockerfiles read TARGETARCH, which only BuildKit sets), load the image
     into the cluster; returns its image ID."""
     say(f"building {facts.image} from {facts.dockerfile} (the first build takes several minutes)")
-    env = {**sh.env, "DOCKER_BUILDKIT": "1"}
-    sh.step(["docker", "build", "-f", facts.dockerfile, "-t", facts.image, "."], "docker build", env)
+    # `buildx build --load`: a builder the user selected with `docker buildx create --use` (the
+    # docker-container driver) keeps results in its cache unless told to load them into the image store,
+    # and `kind load` reads that store (buildx docs, "Drivers"). No default attestations: with the
+    # containerd image store (Docker Desktop, Engine 29) BuildKit's provenance carries a timestamp and an
+    # invocation id, so an unchanged cached build would get a new ID each time (docker/compose#14111) and
+    # every `make up` would restart the model server.
+    env = {**sh.env, "DOCKER_BUILDKIT": "1", "BUILDX_NO_DEFAULT_ATTESTATIONS": "1"}
+    build = ["docker", "buildx", "build", "--load", "-f", facts.dockerfile, "-t", facts.image, "."]
+    sh.step(build, "docker buildx build", env)
     say(f"loading {facts.image} into {target.context}")
-    sh.step([*target.load, facts.image], "loading the image into the cluster")
+    try:
+        sh.step([*target.load, facts.image], "loading the image into the cluster")
+    except Stop as stop:
+        if target.load[0] != "kind":
+            raise
+        # kind#3795 (open): with the containerd image store, `kind load docker-image` can fail with "ctr:
+        # content digest ... not found"; kind's docs give loading a single-platform archive instead.
+        raise Stop(
+            f"{stop}\n  If it said 'content digest ... not found' (kind#3795), load an archive instead:\n"
+            f"    docker image save --platform linux/$(uname -m | sed 's/x86_64/amd64/;s/aarch64/arm64/') "
+            f"{facts.image} -o build/image.tar && {shlex.join([*target.load[:2], 'image-archive', *target.load[3:]])} "
+            "build/image.tar\n  then run make up again.",
+            stop.code,
+        ) from None
     return sh.output(
         ["docker", "image", "inspect", "--format", "{{.Id}}", facts.image], "reading the image ID"
     ).strip()

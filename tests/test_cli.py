@@ -348,7 +348,7 @@ def test_diff_works_for_a_project_in_a_subfolder_of_its_repository(
     project = repo / "deploy" / "llm"
     _repository(repo, project)
     stack_file = project / "stacks" / "Pulumi.local.yaml"
-    stack_file.write_text(stack_file.read_text().replace("memory: 3Gi", "memory: 4Gi"))
+    stack_file.write_text(stack_file.read_text().replace("memory: 4Gi", "memory: 5Gi"))
     monkeypatch.chdir(project)
     code, out, err = run(capsys, "diff", "local", "--base", "base", "--format", "json")
     assert code == EXIT_OK, err
