@@ -401,24 +401,6 @@ def test_a_closed_output_pipe_is_not_an_internal_error() -> None:
     assert done.returncode == 141  # 128 + SIGPIPE, what a shell reports for a writer killed by the pipe
 
 
-def test_a_cloud_stack_without_its_sdk_says_which_make_target_installs_it(tmp_path: Path) -> None:
-    """A venv from `make runtime-core` has no pulumi_aws: planning an AWS stack names the fix, exit 2."""
-    import sys
-
-    program = (
-        "import sys; sys.modules['pulumi_aws'] = None  # as if not installed\n"
-        "from inferstack.cli import main\n"
-        f"sys.exit(main(['plan', 'dev-aws', '--out', {str(tmp_path)!r}]))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == EXIT_BAD_INPUT, done.stderr
-    assert "platform: aws needs the pulumi-aws package" in done.stderr
-    assert "make runtime" in done.stderr and "inferstack[aws]" in done.stderr
-    assert "internal error" not in done.stderr
-
-
 def test_a_tab_used_for_indentation_says_to_use_spaces() -> None:
     with pytest.raises(YamlError) as caught:
         load_yaml("config:\n  inferstack:model:\n\turi: x\n")

@@ -52,16 +52,21 @@ print(json.dumps({"exit": 0, "modules": sorted(sys.modules)}))
 """
 
 
-def cloud_sdks_imported(probe: str, stack: str, out: Path) -> frozenset[str]:
-    """Run `probe` for `stack` in a fresh interpreter; the cloud SDK packages it left in sys.modules."""
-    done = subprocess.run(
-        [sys.executable, "-c", probe, stack, str(out)],
+def run_python(probe: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`probe` in a fresh interpreter (nothing imported yet) on this checkout."""
+    return subprocess.run(
+        [sys.executable, "-c", probe, *args],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def cloud_sdks_imported(probe: str, stack: str, out: Path) -> frozenset[str]:
+    """Run `probe` for `stack` in a fresh interpreter; the cloud SDK packages it left in sys.modules."""
+    done = run_python(probe, stack, str(out))
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["exit"] == 0, done.stdout + done.stderr
@@ -113,16 +118,10 @@ sys.modules[{sdk!r}] = None
 from inferstack.cli import main
 sys.exit(main(["plan", {stack!r}, "--out", {str(tmp_path)!r}]))
 """
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_python(probe)
     assert done.returncode == 2, done.stderr
     assert f"platform: {platform} needs the {distribution} package" in done.stderr
+    assert "make runtime" in done.stderr and f"inferstack[{platform}]" in done.stderr
     assert "Traceback" not in done.stderr and "internal error" not in done.stderr
 
 
