@@ -7,6 +7,7 @@ A stack file (`stacks/Pulumi.<env>.yaml`) holds only what differs from the defau
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import ipaddress
 import json
@@ -32,10 +33,11 @@ from stacks.config_errors import ConfigError, CrossFieldErrors, field_path, prob
 from stacks.config_gcp import GcpConfig, gcp_problems
 from stacks.gpus import (
     DTYPE_BYTES,
+    GIB,
     QUANTIZATION_BYTES,
     GpuType,
     estimate_memory,
-    gb,
+    gib,
     smallest_gpu_count_that_fits,
     smallest_gpu_type_that_fits,
 )
@@ -609,7 +611,10 @@ def _managed_cluster_problems(cfg: StackConfig) -> list[tuple[str, str]]:
 
 
 def _memory_problems(cfg: StackConfig) -> list[tuple[str, str]]:
-    """Reject a model that cannot fit the GPUs of one replica, with the numbers and the ways out."""
+    """Reject a model that cannot fit the GPUs of one replica, with vLLM's own sum and the ways out.
+
+    The sum is per tensor-parallel worker, as vLLM budgets it (stacks/gpus.py cites the source): a model
+    this accepts leaves at least the margin free at engine start."""
     s, m = cfg.serving, cfg.model
     if s.engine is not Engine.VLLM:
         return []
@@ -627,28 +632,32 @@ def _memory_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     if est.fits:
         return []
     ways = []
-    more = smallest_gpu_count_that_fits(est, s.gpu_type, s.gpu_memory_utilization)
-    if more:
+    more = smallest_gpu_count_that_fits(est)
+    if more and more != s.gpus_per_replica:
         ways.append(f"gpus_per_replica: {more} (tensor parallel)")
-    bigger = smallest_gpu_type_that_fits(est, s.gpus_per_replica, s.gpu_memory_utilization)
+    bigger = smallest_gpu_type_that_fits(est)
     if bigger:
         ways.append(f"gpu_type: {bigger.value}")
     if not quant:
         for q in ("fp8", "awq"):
-            w = m.parameters_b * QUANTIZATION_BYTES[q]
-            if w + est.kv_cache_gb + est.overhead_gb <= est.available_gb:
+            if est.with_bytes_per_weight(QUANTIZATION_BYTES[q]).fits:
                 ways.append(f"model.quantization: {q} (a {q} checkpoint)")
                 break
-    if m.max_model_len > 4096:
-        ways.append("a smaller model.max_model_len")
+    if s.gpu_memory_utilization < 0.95 and dataclasses.replace(est, gpu_memory_utilization=0.95).fits:
+        ways.append("serving.gpu_memory_utilization: 0.95 (if nothing else runs on the GPU)")
+    kv_room = est.budget_gib - (est.needed_gib - est.kv_cache_gib)
+    if kv_room > 0:
+        longest = int(kv_room * GIB * est.gpus / (est.kv_cache_bytes / m.max_model_len)) // 1024 * 1024
+        if longest >= 128:
+            ways.append(f"model.max_model_len: {longest} or less")
+    weight_bytes = DTYPE_BYTES.get(m.dtype.value) if not quant else QUANTIZATION_BYTES[quant]
     return [
         (
             "serving.gpus_per_replica",
-            f"{m.name} does not fit: weights {gb(est.weights_gb)} ({m.parameters_b:g}B params x "
-            f"{DTYPE_BYTES.get(m.dtype.value) if not quant else QUANTIZATION_BYTES[quant]:g} bytes) + KV cache "
-            f"{gb(est.kv_cache_gb)} ({m.max_model_len} tokens) + engine {gb(est.overhead_gb)} = {gb(est.needed_gb)}, "
-            f"but {s.gpus_per_replica} x {s.gpu_type.value} at {s.gpu_memory_utilization:g} utilisation give "
-            f"{gb(est.available_gb)}. Ways out: {'; '.join(ways) or 'a smaller model'}",
+            f"{m.name} does not fit: {m.parameters_b:g}B params x {weight_bytes:g} bytes and "
+            f"{m.max_model_len} tokens of KV cache on {s.gpus_per_replica} x {s.gpu_type.value} need "
+            f"{est.breakdown()} ({gib(-est.spare_gib)} short). "
+            f"Ways out: {'; '.join(ways) or 'a smaller model'}",
         )
     ]
 
