@@ -166,6 +166,14 @@ def deploy_aws(cfg: StackConfig) -> None:
 
     hostname = workload.gateway.load_balancer_hostname
     if a.route53_zone_id and hostname is not None:
+        # An NLB's canonical hosted zone is per region: terraform-provider-aws
+        # internal/service/elbv2/hosted_zone_id_data_source.go (v6, bundled by pulumi-aws 7.51.1) reads it
+        # from a region table keyed by `meta.(*conns.AWSClient).Region(ctx)`, the answering provider's
+        # region. Without `provider=` the default provider answers, whose region is AWS_REGION, and Route53
+        # rejects the alias when that differs from aws.region. `inferstack check` rule: invoke-provider.
+        nlb_zone = aws.lb.get_hosted_zone_id_output(
+            load_balancer_type="network", opts=pulumi.InvokeOutputOptions(provider=aws_provider)
+        )
         aws.route53.Record(
             "hostname",
             zone_id=a.route53_zone_id,
@@ -174,7 +182,7 @@ def deploy_aws(cfg: StackConfig) -> None:
             aliases=[
                 aws.route53.RecordAliasArgs(
                     name=hostname,
-                    zone_id=aws.lb.get_hosted_zone_id_output(load_balancer_type="network").id,
+                    zone_id=nlb_zone.id,
                     evaluate_target_health=True,
                 )
             ],

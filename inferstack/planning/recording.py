@@ -58,12 +58,45 @@ class RecordedResource:
         return self.type.rsplit(":", 1)[-1]
 
 
+@dataclass(frozen=True)
+class RecordedInvoke:
+    """One data-source call (an invoke: `aws.get_region_output`, `gcp.organizations.get_project_output`).
+
+    `provider` is the reference the SDK sent to the engine, "<provider URN>::<provider id>", or "" when the
+    call named no provider and inherited none from its `parent`: the engine then answers it with the
+    package's *default* provider, configured from the environment (AWS_REGION, AWS_PROFILE,
+    GOOGLE_PROJECT, ...) rather than from the stack file. pulumi 3.272.0,
+    sdk/python/lib/pulumi/runtime/invoke.py `_invoke`: "If a parent was provided, but no provider was
+    provided, use the parent's provider" (`opts.parent.get_provider(tok)`), then
+    `provider_ref = f"{provider_urn}::{provider_id}"` only when `opts.provider` is set; the mock monitor
+    passes that string on as `MockCallArgs.provider`.
+    """
+
+    token: str  # "aws:lb/getHostedZoneId:getHostedZoneId"
+    provider: str  # "urn:pulumi:...::pulumi:providers:aws::aws::<id>", or "" for the default provider
+    args: dict[str, Any]  # secret values replaced by SECRET_PLACEHOLDER
+
+    @property
+    def package(self) -> str:
+        """The provider package the data source belongs to: "aws", "gcp", "kubernetes"."""
+        return self.token.split(":", 1)[0]
+
+    @property
+    def provider_urn(self) -> str | None:
+        """The URN of the explicit provider the call ran on; None for the default provider."""
+        if not self.provider:
+            return None
+        return self.provider.rsplit("::", 1)[0]
+
+
 class Recording:
     """What one program run registered. Registrations run concurrently: sort by URN where order matters."""
 
     def __init__(self) -> None:
         self.resources: list[RecordedResource] = []
         self.exports: dict[str, Any] = {}
+        #: Every data-source call, in call order; each says which provider answered it.
+        self.invokes: list[RecordedInvoke] = []
 
     def of_type(self, type_token: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == type_token]
@@ -201,7 +234,28 @@ class _RecordingMocks(pulumi_mocks.Mocks):
         return resource_id, outputs
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]]]:
-        return fakes.invoke_result(args.token, _unwrap_secrets(args.args)[0], self._clouds), []
+        plain, redacted = _unwrap_secrets(args.args)
+        with self._lock:
+            self.recording.invokes.append(
+                RecordedInvoke(token=args.token, provider=str(args.provider or ""), args=redacted)
+            )
+        return fakes.invoke_result(args.token, plain, self._clouds_of(str(args.provider or ""))), []
+
+    def _clouds_of(self, provider: str) -> fakes.CloudDefaults:
+        """The settings of the provider that answers a call: the explicit provider's own inputs, or, for the
+        default provider, none of the stack's (a real one reads the environment), so the fakes' defaults."""
+        urn = provider.rsplit("::", 1)[0] if provider else ""
+        with self._lock:
+            found = [r for r in self.recording.resources if urn and r.urn == urn]
+        if not found:
+            return fakes.CloudDefaults()
+        region = str(found[0].inputs.get("region") or "") or None
+        if found[0].type == "pulumi:providers:aws":
+            return fakes.CloudDefaults(aws_region=region)
+        if found[0].type == "pulumi:providers:gcp":
+            project = str(found[0].inputs.get("project") or "") or None
+            return fakes.CloudDefaults(gcp_project=project, gcp_region=region)
+        return fakes.CloudDefaults()
 
 
 class _RecordingMonitor(pulumi_mocks.MockMonitor):

@@ -25,6 +25,8 @@ from inferstack.validation.engine import (
     find_checkov,
     validate_all,
 )
+from inferstack.validation.invokes import CHECK as INVOKE_PROVIDER_CHECK
+from inferstack.validation.invokes import invoke_provider_outcome
 from inferstack.validation.policies import PolicyFinding, check_policies, finding_text, policy_inputs
 from inferstack.validation.scopes import scope_outcome
 from stacks.config import Tier
@@ -107,6 +109,10 @@ def check_plan(
     ]
     # A plan-level rule a schema cannot state: namespace set exactly where the kind is namespaced.
     report.add("scope", scope_outcome(plan.manifests()))
+    # Another: every data source runs on the stack's provider, not the environment's default one.
+    report.add(
+        INVOKE_PROVIDER_CHECK, invoke_provider_outcome(plan.recording.invokes, plan.recording.resources)
+    )
     if policy_findings is None:
         policy_findings = check_policies(plan)
     report.add(

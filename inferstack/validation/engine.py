@@ -56,6 +56,7 @@ CHECKS = {
     "checkov": "resources scanned by checkov",
     "policy": "objects checked by the policy pack",
     "scope": "objects whose namespace was checked against their kind's scope",
+    "invoke-provider": "data-source calls checked for the stack's provider",
 }
 
 
