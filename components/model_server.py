@@ -3,7 +3,8 @@
 Deployment (an init container fetches and verifies the weights into a cache volume, then the engine
 serves them), Service, ServiceAccount, PodDisruptionBudget, NetworkPolicies (default deny plus explicit
 allows) and a PodMonitor for the engine's Prometheus metrics. The container image is the one built
-from `model_image/`; it is run as `python -m model_image fetch` and `python -m model_image serve`.
+from `model_image/`; its ENTRYPOINT (`python3 -m model_image`) runs in both containers, with `fetch` or
+`serve` as args (see LAUNCHER_ARGS).
 """
 
 from __future__ import annotations
@@ -34,6 +35,16 @@ MODEL_SOURCE_MOUNT = "/model-source"
 HOME_DIR = "/home/inferstack"
 SCRATCH_DIR = "/tmp"
 HF_TOKEN_MOUNT = "/var/run/secrets/inferstack/hf"
+
+#: The containers' `args`, appended to the image's ENTRYPOINT; neither container sets `command`. A
+#: `command` must name an executable the image has, and only the image knows which: the GPU image is FROM
+#: vllm/vllm-openai, whose docker/Dockerfile (vllm-project/vllm, `vllm-base` stage, read at commit
+#: dead20ba, CUDA 12.9.1; the v0.31.0 tag itself is not in the searchable snapshot) installs Python from
+#: deadsnakes and registers only `python3` (`update-alternatives --install /usr/bin/python3 ...`), ending
+#: in `ENTRYPOINT ["vllm", "serve"]`; there is no `python`, so `command: ["python", ...]` fails with
+#: "exec: python: not found". model_image/Dockerfile* set ENTRYPOINT ["python3", "-m", "model_image"],
+#: so args alone are enough and stay right whatever interpreter name a base image provides.
+LAUNCHER_ARGS = {"fetch": ["fetch"], "serve": ["serve"]}
 
 #: Launcher settings set only through typed fields, even when the current args leave them unset.
 _LAUNCHER_SETTINGS = frozenset(
@@ -312,7 +323,8 @@ class ModelServer(pulumi.ComponentResource):
             )
             source_mounts.append({"name": "hf-token", "mount_path": HF_TOKEN_MOUNT, "read_only": True})
 
-        resources: dict[str, Any] = {"cpu": args.cpu, "memory": args.memory}
+        compute: dict[str, Any] = {"cpu": args.cpu, "memory": args.memory}
+        resources: dict[str, Any] = dict(compute)
         if args.gpus:
             resources[args.gpu_resource_name] = str(args.gpus)
 
@@ -320,24 +332,28 @@ class ModelServer(pulumi.ComponentResource):
             "name": "fetch-model",
             "image": args.image,
             "image_pull_policy": "IfNotPresent",
-            "command": ["python", "-m", "model_image", "fetch"],
+            "args": LAUNCHER_ARGS["fetch"],
             "env": env,
             "volume_mounts": [
                 *scratch_mounts,
                 {"name": "model-cache", "mount_path": MODEL_DIR},
                 *source_mounts,
             ],
-            "resources": {
-                "requests": {"cpu": "1", "memory": "2Gi"},
-                "limits": {"cpu": "2", "memory": "4Gi"},
-            },
+            # requests == limits here too: Kubernetes computes a pod's QoS class over its init containers as
+            # well (pkg/apis/core/v1/helper/qos/qos.go GetPodQOS: `allContainers = Containers +
+            # InitContainers`, Guaranteed only when every one has cpu and memory limits equal to its
+            # requests), so an init container with requests < limits makes the pod Burstable. The
+            # server's cpu and memory: the pod reserves max(init, sum of containers) anyway, so this
+            # adds nothing to the reservation and gives fetch (download and hashing) the most it can have.
+            # No GPU: fetch does not use one.
+            "resources": {"requests": compute, "limits": compute},
             "security_context": RESTRICTED_CONTAINER_SECURITY,
         }
         server = {
             "name": "server",
             "image": args.image,
             "image_pull_policy": "IfNotPresent",
-            "command": ["python", "-m", "model_image", "serve"],
+            "args": LAUNCHER_ARGS["serve"],
             "env": env,
             "ports": [{"name": "http", "container_port": SERVING_PORT, "protocol": "TCP"}],
             "volume_mounts": [
@@ -347,7 +363,8 @@ class ModelServer(pulumi.ComponentResource):
                 *source_mounts,
                 {"name": "dshm", "mount_path": "/dev/shm"},
             ],
-            # requests == limits: Guaranteed QoS, and GPUs must be requested exactly so.
+            # requests == limits (and the same in the init container): Guaranteed QoS, and GPUs must be
+            # requested exactly so.
             "resources": {"requests": resources, "limits": resources},
             "security_context": RESTRICTED_CONTAINER_SECURITY,
             # The gateway needs a moment to stop routing here before the engine starts draining.

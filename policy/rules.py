@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, cast
 
 Props = Mapping[str, Any]
@@ -539,6 +540,128 @@ def model_bucket_private_and_encrypted(resources: Sequence[tuple[str, Props]]) -
 # --- registry ------------------------------------------------------------------------------------------
 
 
+# --- container commands and QoS (issue 13) -------------------------------------------------------------
+
+
+def containers_run_image_entrypoint(type_token: str, props: Props) -> list[str]:
+    """No container or init container sets `command`: the image's own ENTRYPOINT runs, given `args`.
+
+    Which executables an image holds is known only from its Dockerfile, never from the plan: the model
+    image's base, vllm/vllm-openai, registers `python3` only (vllm-project/vllm docker/Dockerfile,
+    `vllm-base` stage), so a `command: ["python", ...]` fails at container start with "exec: python: not
+    found" and the rollout times out. The model images' ENTRYPOINT is the launcher (model_image/Dockerfile*),
+    so its subcommand belongs in `args`.
+    """
+    spec = pod_spec(k8s_kind(type_token, props), props)
+    if spec is None:
+        return []
+    who = object_id(type_token, props)
+    return [
+        f"{who} container {c.get('name') or '?'}: sets command {_list(c.get('command'))!r}, which replaces the "
+        "image's ENTRYPOINT and must name an executable the image has (vllm/vllm-openai has python3, no "
+        'python); remove command and pass the launcher\'s subcommand as args (e.g. args: ["serve"])'
+        for c in _containers(spec)
+        if c.get("command")
+    ]
+
+
+#: Kubernetes quantity suffixes (k8s.io/apimachinery pkg/api/resource/suffix.go): binary, then decimal SI.
+_QUANTITY_SUFFIXES: dict[str, Decimal] = {
+    "Ki": Decimal(2) ** 10,
+    "Mi": Decimal(2) ** 20,
+    "Gi": Decimal(2) ** 30,
+    "Ti": Decimal(2) ** 40,
+    "Pi": Decimal(2) ** 50,
+    "Ei": Decimal(2) ** 60,
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "": Decimal(1),
+    "k": Decimal("1e3"),
+    "M": Decimal("1e6"),
+    "G": Decimal("1e9"),
+    "T": Decimal("1e12"),
+    "P": Decimal("1e15"),
+    "E": Decimal("1e18"),
+}
+_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
+
+
+def parse_quantity(value: Any) -> Decimal | None:
+    """A Kubernetes quantity ("500m", "4Gi", "2", 1.5, "1e3") as a number of base units; None if malformed."""
+    if isinstance(value, bool):
+        return None
+    found = _QUANTITY.match(str(value).strip())
+    if not found:
+        return None
+    try:
+        return Decimal(found.group(1)) * _QUANTITY_SUFFIXES[found.group(2) or ""]
+    except InvalidOperation:
+        return None
+
+
+_QOS_RESOURCES = ("cpu", "memory")
+
+
+def pod_qos_class(spec: Mapping[str, Any]) -> str:
+    """ "Guaranteed" | "Burstable" | "BestEffort", computed as Kubernetes does.
+
+    Follows pkg/apis/core/v1/helper/qos/qos.go `GetPodQOS` (kubernetes/kubernetes): init containers count
+    like containers; only cpu and memory count; a pod is Guaranteed only when every container has cpu and
+    memory limits and, summed over all containers, requests equal limits. As the API server's defaulting
+    does before that runs, a container's missing request defaults to its limit.
+    """
+    requests: dict[str, Decimal] = {}
+    limits: dict[str, Decimal] = {}
+    guaranteed = True
+    for c in _containers(spec):
+        resources = _dict(c.get("resources"))
+        own_limits = _dict(resources.get("limits"))
+        own_requests = {**own_limits, **_dict(resources.get("requests"))}
+        for name in _QOS_RESOURCES:
+            request, limit = parse_quantity(own_requests.get(name)), parse_quantity(own_limits.get(name))
+            if request is not None and request > 0:
+                requests[name] = requests.get(name, Decimal(0)) + request
+            if limit is not None and limit > 0:
+                limits[name] = limits.get(name, Decimal(0)) + limit
+            else:
+                guaranteed = False
+    if not requests and not limits:
+        return "BestEffort"
+    if guaranteed and requests == limits:
+        return "Guaranteed"
+    return "Burstable"
+
+
+def serving_pods_guaranteed(type_token: str, props: Props) -> list[str]:
+    """A serving workload's pod (Deployment, StatefulSet) is in the Guaranteed QoS class, init containers counted.
+
+    Guaranteed pods are evicted last under node memory pressure and get exclusive CPUs under the kubelet's
+    static CPU manager; one init container with requests below limits silently makes the pod Burstable.
+    """
+    kind = k8s_kind(type_token, props)
+    spec = pod_spec(kind, props) if kind in SERVING_KINDS else None
+    if spec is None or pod_qos_class(spec) == "Guaranteed":
+        return []
+    offenders = []
+    for c in _containers(spec):
+        resources = _dict(c.get("resources"))
+        own_limits = _dict(resources.get("limits"))
+        own_requests = {**own_limits, **_dict(resources.get("requests"))}
+        for name in _QOS_RESOURCES:
+            request, limit = parse_quantity(own_requests.get(name)), parse_quantity(own_limits.get(name))
+            if limit is None or limit <= 0 or request != limit:
+                offenders.append(
+                    f"{c.get('name') or '?'} {name} (requests {own_requests.get(name)!r}, "
+                    f"limits {own_limits.get(name)!r})"
+                )
+    return [
+        f"{object_id(type_token, props)}: the pod is {pod_qos_class(spec)}, not Guaranteed; Kubernetes counts "
+        "init containers too, so give every container and init container cpu and memory limits equal to "
+        f"its requests: {'; '.join(offenders)}"
+    ]
+
+
 @dataclass(frozen=True)
 class Policy:
     name: str
@@ -617,6 +740,20 @@ POLICIES: tuple[Policy, ...] = (
         "stack",
         model_bucket_private_and_encrypted,
         mandatory_in_dev=True,
+    ),
+    Policy(
+        "containers-run-image-entrypoint",
+        "Containers set no command: the image's own ENTRYPOINT runs, with the subcommand in args.",
+        "resource",
+        containers_run_image_entrypoint,
+        mandatory_in_dev=True,
+    ),
+    Policy(
+        "serving-pods-guaranteed",
+        "Serving pods are in the Guaranteed QoS class: every container, init containers too, has cpu and memory limits equal to requests.",
+        "resource",
+        serving_pods_guaranteed,
+        mandatory_in_dev=False,
     ),
 )
 

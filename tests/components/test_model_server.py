@@ -85,7 +85,11 @@ def test_cpu_engine_asks_for_no_gpu() -> None:
 def test_init_container_fetches_the_model_with_the_same_settings() -> None:
     rec = render(gpu_args())
     fetch, server = container(rec, "fetch-model"), container(rec)
-    assert fetch["command"][-1] == "fetch" and server["command"][-1] == "serve"
+    # The image's ENTRYPOINT runs (no command: the vLLM base has no `python`); the subcommand is the args.
+    assert "command" not in fetch and "command" not in server
+    assert fetch["args"] == ["fetch"] and server["args"] == ["serve"]
+    # Kubernetes counts init containers in the QoS class: requests == limits there too (Guaranteed).
+    assert fetch["resources"]["requests"] == fetch["resources"]["limits"]
     assert fetch["image"] == server["image"] == "registry.example/model:1.0"
     assert env_of(fetch) == env_of(server)
     env = env_of(server)
