@@ -353,10 +353,19 @@ def test_diff_works_for_a_project_in_a_subfolder_of_its_repository(
     code, out, err = run(capsys, "diff", "local", "--base", "base", "--format", "json")
     assert code == EXIT_OK, err
     [stack] = json.loads(out)["stacks"]
-    # The base read the file from deploy/llm/stacks/ at REF: only the edited memory differs.
-    memory = "spec.template.spec.containers[0].resources.{}.memory"
+    # The base read the file from deploy/llm/stacks/ at REF: only the edited memory differs (the fetch init
+    # container takes the server's memory too, so the pod stays Guaranteed).
+    memory = "spec.template.spec.{}[0].resources.{}.memory"
     assert [(c["action"], c["name"], c["paths"]) for c in stack["changes"]] == [
-        ("change", "llm-deployment", [memory.format("limits"), memory.format("requests")])
+        (
+            "change",
+            "llm-deployment",
+            [
+                memory.format(c, field)
+                for c in ("containers", "initContainers")
+                for field in ("limits", "requests")
+            ],
+        )
     ]
     assert stack["note"] is None
 
