@@ -12,7 +12,7 @@ What it makes (Gateway API + Envoy Gateway extensions, all in `namespace` unless
   security groups are deleted, before the controller, the cluster and the VPC go;
 - a Gateway named after the component with an `http` (80) and an `https` (443, TLS terminated with
   `tls_secret_name`) listener;
-- an HTTPRoute on `http` that only redirects to HTTPS (301), and one on `https` to the weighted backends
+- an HTTPRoute on `http` that only redirects to HTTPS (308), and one on `https` to the weighted backends
   with timeouts long enough for streamed answers;
 - a SecurityPolicy on the API route: API keys (`apiKeyAuth`) and, when the endpoint is not open to
   everyone, a default-deny client-CIDR allow list;
@@ -68,6 +68,22 @@ HTTP_LISTENER = "http"
 PUBLIC_PATH_PREFIX = "/v1"
 HTTPS_LISTENER = "https"
 OPEN_CIDRS = frozenset({"0.0.0.0/0", "::/0"})
+#: The HTTP->HTTPS redirect's status: Permanent Redirect, which keeps the method (see redirect_route_spec).
+REDIRECT_STATUS_CODE = 308
+#: externalTrafficPolicy of every Service this component puts in front of Envoy. The SecurityPolicy's
+#: clientCIDRs match Envoy's idea of the client address, which with no ClientTrafficPolicy is the TCP peer
+#: (Envoy Gateway release/v1.8 internal/xds/translator/listener.go: use_remote_address=true, no
+#: original-IP detection). With `Cluster`, kube-proxy / GKE Dataplane V2 may forward a connection to a pod
+#: on another node and SNAT it to that node's address, so the peer is a node: an allow-list then rejects
+#: real clients (403) or admits everyone when it holds the node range. `Local` delivers only to pods on
+#: the receiving node, without SNAT, keeping the client address (Kubernetes "Source IP for Services with
+#: Type=LoadBalancer"; GKE "LoadBalancer Service concepts", effect of externalTrafficPolicy; GKE's
+#: passthrough balancers then health-check healthCheckNodePort so only nodes with an Envoy pod get
+#: traffic). On AWS the NLB targets the pods' own IPs with preserve_client_ip (no node hop), so the field
+#: changes nothing there; it is set anyway so the guarantee is the Service's own, whatever the cloud.
+#: loadBalancerSourceRanges does not depend on it: GKE enforces them as VPC firewall rules on the client
+#: address before any node hop, kube-proxy (MetalLB, existing) before its SNAT.
+CLIENT_IP_TRAFFIC_POLICY = "Local"
 API_KEY_LENGTH = 48
 #: The BackendTrafficPolicy CRD allows at most 16 local rate-limit rules, and we write one per client.
 MAX_RATE_LIMITED_CLIENTS = 16
@@ -442,8 +458,9 @@ _RESTRICTED_ENVOY_CONTAINER: dict[str, Any] = {
 def envoy_proxy_spec(args: LoadBalancerArgs) -> dict[str, Any]:
     service: dict[str, Any] = {}
     if args.kind is not LoadBalancerKind.CLOUD:
-        # Local keeps the client's source address, which the CIDR allow list matches on.
-        service["externalTrafficPolicy"] = "Local"
+        # Envoy Gateway's default is Local too (EnvoyProxy CRD, envoyService.externalTrafficPolicy), but a
+        # user's envoy_gateway_values or a newer default must not silently lose the client address.
+        service["externalTrafficPolicy"] = CLIENT_IP_TRAFFIC_POLICY
     annotations: dict[str, str] = {}
     if args.kind is LoadBalancerKind.NODEPORT:
         service["type"] = "NodePort"
@@ -513,6 +530,7 @@ def cloud_service_spec(gateway_name: str, args: LoadBalancerArgs) -> dict[str, A
         spec["loadBalancerClass"] = args.cloud_load_balancer_class
     if not is_open(args.allowed_source_cidrs):
         spec["loadBalancerSourceRanges"] = list(args.allowed_source_cidrs)
+    spec["externalTrafficPolicy"] = CLIENT_IP_TRAFFIC_POLICY
     return spec
 
 
@@ -526,7 +544,16 @@ def _first_ingress_address(status: Any) -> str:
 
 
 def redirect_route_spec(gateway_name: str, args: LoadBalancerArgs) -> dict[str, Any]:
-    redirect: dict[str, Any] = {"scheme": "https", "statusCode": 301}
+    # 308, not 301: on a 301 clients may (and curl -L, requests and httpx, the openai client's transport,
+    # do) resend a POST as a GET (RFC 9110 15.4.2), so `POST http://.../v1/chat/completions` would arrive as
+    # a GET the API does not serve; 308 keeps the method and body (RFC 9110 15.4.9). Gateway API's
+    # HTTPRoute CRD allows 301, 302, 303, 307 and 308 (301/302 Core, the rest Extended; the standard-channel
+    # CRD of kubernetes-sigs/gateway-api at 4564255ac, the one `inferstack check` validates against), and
+    # Envoy Gateway v1.8 supports all five
+    # (internal/utils/http/http.go SupportedRedirectCodes; internal/xds/translator/route.go maps 308 to
+    # RedirectAction PERMANENT_REDIRECT; read at release/v1.8 = v1.8.3+11, the v1.8.4 tag was not in our
+    # mirror).
+    redirect: dict[str, Any] = {"scheme": "https", "statusCode": REDIRECT_STATUS_CODE}
     if args.kind is LoadBalancerKind.NODEPORT:
         redirect["port"] = args.https_node_port  # the client reaches HTTPS on the node port, not 443
     return {

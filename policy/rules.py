@@ -537,6 +537,211 @@ def model_bucket_private_and_encrypted(resources: Sequence[tuple[str, Props]]) -
     return problems
 
 
+# --- client-address rules need the client's address ----------------------------------------------------
+#
+# Envoy matches a SecurityPolicy's `principal.clientCIDRs` (and a rate limit's `sourceCIDR`) against what
+# it takes for the client address. With no ClientTrafficPolicy that is the TCP peer (Envoy Gateway
+# release/v1.8 internal/xds/translator/listener.go: use_remote_address=true, no original-IP detection; the
+# SecurityPolicy CRD's clientCIDRs text: "inferred from the X-Forwarded-For header, a custom header, or the
+# proxy protocol" as configured by ClientTrafficPolicy). The peer is the client only when nothing on the
+# way rewrites the source: a Service with externalTrafficPolicy `Cluster` (Kubernetes' default; Envoy
+# Gateway's own Service defaults to `Local`, EnvoyProxy CRD) lets a node forward to a pod elsewhere with
+# its own address as source (Kubernetes "Source IP for Services with Type=LoadBalancer"; GKE "LoadBalancer
+# Service concepts"), and an AWS NLB with IP targets rewrites it unless the target group has
+# preserve_client_ip.enabled=true (ELB target group attributes; off by default for IP targets over TCP).
+
+_AWS_LB_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-"
+_ENVOY_DEFAULT_TRAFFIC_POLICY = "Local"  # EnvoyProxy CRD: envoyService.externalTrafficPolicy default
+_EXTERNAL_SERVICE_TYPES = frozenset({"LoadBalancer", "NodePort"})
+
+
+def _client_address_matches(kind: str | None, props: Props) -> list[str]:
+    """What a SecurityPolicy or BackendTrafficPolicy matches on the client address, in words; [] for none."""
+    spec = _dict(props.get("spec"))
+    found: list[str] = []
+    if kind == "SecurityPolicy":
+        for rule in _list(_dict(spec.get("authorization")).get("rules")):
+            cidrs = _list(_dict(_dict(rule).get("principal")).get("clientCIDRs"))
+            if cidrs:
+                found.append(f"authorization clientCIDRs {cidrs}")
+    elif kind == "BackendTrafficPolicy":
+        limit = _dict(spec.get("rateLimit"))
+        for scope in ("local", "global"):
+            for rule in _list(_dict(limit.get(scope)).get("rules")):
+                for selector in _list(_dict(rule).get("clientSelectors")):
+                    cidr = _dict(_dict(selector).get("sourceCIDR")).get("value")
+                    if cidr:
+                        found.append(f"rate-limit sourceCIDR {cidr}")
+    return found
+
+
+def _gateways_of(policy: Props, resources: Sequence[tuple[str, Props]]) -> set[tuple[str | None, str | None]]:
+    """(namespace, name) of every Gateway a policy applies to, directly or through the routes it targets."""
+    namespace = _namespace(policy)
+    routes = {
+        (k8s_kind(t, p), _namespace(p), _name(p)): p
+        for t, p in resources
+        if k8s_kind(t, p) in ("HTTPRoute", "GRPCRoute", "TCPRoute", "TLSRoute", "UDPRoute")
+    }
+    gateways: set[tuple[str | None, str | None]] = set()
+    for target in _targets(policy):
+        if target.get("kind") == "Gateway":
+            gateways.add((namespace, target.get("name")))
+            continue
+        route = routes.get((target.get("kind"), namespace, target.get("name")))
+        for ref in _list(_dict(_dict(route).get("spec")).get("parentRefs")):
+            ref = _dict(ref)
+            if ref.get("kind", "Gateway") == "Gateway":
+                gateways.add((ref.get("namespace") or namespace, ref.get("name")))
+    return gateways
+
+
+def _envoy_service_of(gateway: Props, resources: Sequence[tuple[str, Props]]) -> Mapping[str, Any] | None:
+    """The EnvoyProxy `envoyService` settings of a Gateway ({} for Envoy Gateway's defaults, also when the
+    EnvoyProxy it names is not among `resources`)."""
+    spec = _dict(gateway.get("spec"))
+    ref = _dict(_dict(spec.get("infrastructure")).get("parametersRef"))
+    key: tuple[str | None, str | None] | None = None
+    if ref.get("kind") == "EnvoyProxy":
+        key = (_namespace(gateway), ref.get("name"))
+    else:
+        for t, gateway_class in resources:
+            if k8s_kind(t, gateway_class) == "GatewayClass" and _name(gateway_class) == spec.get(
+                "gatewayClassName"
+            ):
+                class_ref = _dict(_dict(gateway_class.get("spec")).get("parametersRef"))
+                if class_ref.get("kind") == "EnvoyProxy":
+                    key = (class_ref.get("namespace"), class_ref.get("name"))
+    for t, proxy in resources:
+        if k8s_kind(t, proxy) == "EnvoyProxy" and (_namespace(proxy), _name(proxy)) == key:
+            provider = _dict(_dict(proxy.get("spec")).get("provider"))
+            return _dict(_dict(provider.get("kubernetes")).get("envoyService"))
+    return {}
+
+
+def _selects_gateway_pods(selector: Mapping[str, Any], gateway: tuple[str | None, str | None]) -> bool:
+    """A Service selector that picks the Envoy proxy pods of `gateway` (Envoy Gateway's pod labels)."""
+    owner = selector.get("gateway.envoyproxy.io/owning-gateway-name")
+    if owner is not None:
+        owner_namespace = selector.get("gateway.envoyproxy.io/owning-gateway-namespace")
+        return owner == gateway[1] and owner_namespace in (None, gateway[0])
+    return selector.get("app.kubernetes.io/name") == "envoy"
+
+
+def _source_rewritten(
+    spec: Mapping[str, Any], annotations: Mapping[str, Any], default_policy: str
+) -> str | None:
+    """Why a LoadBalancer/NodePort Service hands Envoy another address than the client's; None if it keeps it."""
+    attributes = str(annotations.get(f"{_AWS_LB_ANNOTATION}target-group-attributes", "")).replace(" ", "")
+    if str(annotations.get(f"{_AWS_LB_ANNOTATION}nlb-target-type", "")).lower() == "ip":
+        # The NLB sends to pod IPs (no node hop): only the target group attribute decides.
+        if "preserve_client_ip.enabled=true" not in attributes:
+            return "its AWS NLB IP targets lack preserve_client_ip.enabled=true (target-group-attributes)"
+        return None
+    if "preserve_client_ip.enabled=false" in attributes:
+        return "its AWS target group sets preserve_client_ip.enabled=false"
+    policy = spec.get("externalTrafficPolicy") or default_policy
+    if policy != "Local":
+        return f"externalTrafficPolicy is {policy}, so a node may forward with its own address as source"
+    return None
+
+
+def client_address_rules_keep_client_ip(resources: Sequence[tuple[str, Props]]) -> list[str]:
+    """An Envoy policy that matches client addresses (SecurityPolicy clientCIDRs, rate-limit sourceCIDR)
+    is reached only through Services that keep the client's address: externalTrafficPolicy Local, or on an
+    AWS NLB with IP targets preserve_client_ip.enabled=true. A ClientTrafficPolicy on the Gateway with
+    clientIPDetection or the PROXY protocol states the address's source explicitly and satisfies it."""
+    problems: list[str] = []
+    gateways = {(_namespace(p), _name(p)): p for t, p in resources if k8s_kind(t, p) == "Gateway"}
+    detected: set[tuple[str | None, str | None]] = set()
+    for t, ctp in resources:
+        if k8s_kind(t, ctp) != "ClientTrafficPolicy":
+            continue
+        spec = _dict(ctp.get("spec"))
+        if spec.get("clientIPDetection") or spec.get("proxyProtocol") or spec.get("enableProxyProtocol"):
+            detected |= _gateways_of(ctp, resources)
+
+    for type_token, policy in resources:
+        matches = _client_address_matches(k8s_kind(type_token, policy), policy)
+        if not matches:
+            continue
+        who = object_id(type_token, policy)
+        for key in sorted(_gateways_of(policy, resources), key=str):
+            if key in detected or key not in gateways:
+                continue
+            paths: list[tuple[str, str]] = []  # (the Service, why it loses the client address)
+            envoy_service = _envoy_service_of(gateways[key], resources)
+            if (
+                envoy_service is not None
+                and envoy_service.get("type", "LoadBalancer") in _EXTERNAL_SERVICE_TYPES
+            ):
+                why = _source_rewritten(
+                    envoy_service, _dict(envoy_service.get("annotations")), _ENVOY_DEFAULT_TRAFFIC_POLICY
+                )
+                if why:
+                    paths.append(
+                        (f"the Envoy Service of Gateway {key[0]}/{key[1]} (EnvoyProxy envoyService)", why)
+                    )
+            for svc_type, svc in resources:
+                spec = _dict(svc.get("spec"))
+                if (
+                    k8s_kind(svc_type, svc) != "Service"
+                    or spec.get("type") not in _EXTERNAL_SERVICE_TYPES
+                    or not _selects_gateway_pods(_dict(spec.get("selector")), key)
+                ):
+                    continue
+                why = _source_rewritten(spec, _dict(_dict(svc.get("metadata")).get("annotations")), "Cluster")
+                if why:
+                    paths.append((object_id(svc_type, svc), why))
+            for service, why in paths:
+                problems.append(
+                    f"{who}: matches client addresses ({'; '.join(matches)}), but {service} does not keep them: "
+                    f"{why}. Envoy would see other addresses and allow or deny the wrong clients; set "
+                    "externalTrafficPolicy: Local (AWS NLB IP targets: target-group-attributes "
+                    "preserve_client_ip.enabled=true), or declare the source with a ClientTrafficPolicy "
+                    "(clientIPDetection / proxyProtocol) on the Gateway"
+                )
+    return problems
+
+
+# --- redirects keep the request method ----------------------------------------------------------------
+#
+# On a 301 or 302 a client may resend a POST as a GET, and common ones do (curl -L, requests, httpx, which
+# the openai client uses); 303 always becomes a GET (RFC 9110 15.4.2-15.4.4). 307 and 308 keep the method
+# and body (15.4.8, 15.4.9). Gateway API's HTTPRoute RequestRedirect allows 301, 302, 303, 307, 308 and
+# defaults to 302 (standard-channel CRD, kubernetes-sigs/gateway-api 4564255ac).
+
+REDIRECT_DEFAULT_STATUS = 302  # HTTPRoute CRD: requestRedirect.statusCode default
+METHOD_KEEPING_REDIRECTS = frozenset({307, 308})
+
+
+def redirects_keep_method(type_token: str, props: Props) -> list[str]:
+    """Every HTTPRoute RequestRedirect (rule or backendRef filter) answers 307 or 308, so an API client's
+    POST stays a POST after the redirect."""
+    if k8s_kind(type_token, props) != "HTTPRoute":
+        return []
+    problems: list[str] = []
+    for i, rule in enumerate(_list(_dict(props.get("spec")).get("rules"))):
+        filters = [(f"rules[{i}].filters[{j}]", f) for j, f in enumerate(_list(_dict(rule).get("filters")))]
+        for k, backend in enumerate(_list(_dict(rule).get("backendRefs"))):
+            filters += [
+                (f"rules[{i}].backendRefs[{k}].filters[{j}]", f)
+                for j, f in enumerate(_list(_dict(backend).get("filters")))
+            ]
+        for where, f in filters:
+            if _dict(f).get("type") != "RequestRedirect":
+                continue
+            code = _as_int(_dict(_dict(f).get("requestRedirect")).get("statusCode"))
+            code = REDIRECT_DEFAULT_STATUS if code is None else code
+            if code not in METHOD_KEEPING_REDIRECTS:
+                problems.append(
+                    f"{object_id(type_token, props)}: {where}.requestRedirect.statusCode is {code}; clients "
+                    "may turn a POST into a GET on it, so API calls sent to the old address fail. Use 308 "
+                    "(permanent) or 307"
+                )
+    return problems
+
+
 # --- registry ------------------------------------------------------------------------------------------
 
 
@@ -754,6 +959,22 @@ POLICIES: tuple[Policy, ...] = (
         "resource",
         serving_pods_guaranteed,
         mandatory_in_dev=False,
+    ),
+    # --- client addresses and redirects (issue 13 kinds 2 and 12) ---
+    Policy(
+        "client-address-rules-keep-client-ip",
+        "Client-CIDR rules (SecurityPolicy clientCIDRs, rate-limit sourceCIDR) are reached only through "
+        "Services that keep the client address (externalTrafficPolicy Local / NLB preserve_client_ip).",
+        "stack",
+        client_address_rules_keep_client_ip,
+        mandatory_in_dev=True,
+    ),
+    Policy(
+        "redirects-keep-method",
+        "HTTPRoute redirects answer 307 or 308, so a redirected POST stays a POST.",
+        "resource",
+        redirects_keep_method,
+        mandatory_in_dev=True,
     ),
 )
 

@@ -11,7 +11,13 @@ import pulumi
 import pytest
 
 from components._common import ENVOY_GATEWAY
-from components.choices import LoadBalancerKind
+from components.choices import GcpLoadBalancerScheme, LoadBalancerKind
+from components.clusters.aws.load_balancer_controller import (
+    NLB_LOAD_BALANCER_CLASS,
+    NLB_SCHEMES,
+    nlb_service_annotations,
+)
+from components.clusters.gcp.load_balancer import gke_service_exposure
 from components.load_balancer import (
     API_KEY_LENGTH,
     CLIENT_ID_HEADER,
@@ -28,6 +34,7 @@ from components.load_balancer import (
     validate_load_balancer_args,
 )
 from inferstack.planning.recording import SECRET_PLACEHOLDER, Recording, run_program
+from inferstack.validation.policies import load_rules
 from tests.components.schemas import (
     chart_value_errors,
     crd_errors,
@@ -200,7 +207,8 @@ def test_plain_http_only_redirects_to_https() -> None:
     for rule in on_http[0].inputs["spec"]["rules"]:
         assert not rule.get("backendRefs"), "nothing on plain HTTP may reach the model"
         redirect = [f["requestRedirect"] for f in rule["filters"] if f["type"] == "RequestRedirect"]
-        assert redirect == [{"scheme": "https", "statusCode": 301}]
+        # 308 keeps POST a POST (a 301 lets clients resend it as a GET).
+        assert redirect == [{"scheme": "https", "statusCode": 308}]
     # Every route that does reach a backend is bound to the HTTPS listener only.
     for r in routes:
         if any(rule.get("backendRefs") for rule in r.inputs["spec"]["rules"]):
@@ -298,6 +306,52 @@ def test_cidr_restriction_appears_only_when_not_open() -> None:
     open_, _ = default_run()
     assert "authorization" not in open_.one(T_SECURITY).inputs["spec"]
     assert "loadBalancerSourceRanges" not in envoy_service(open_)
+
+
+ALLOW_LIST = ["10.0.0.0/8", "192.0.2.0/24"]
+
+
+def _gke(scheme: GcpLoadBalancerScheme) -> dict[str, Any]:
+    annotations, load_balancer_class = gke_service_exposure(scheme)
+    return {"cloud_service_annotations": annotations, "cloud_load_balancer_class": load_balancer_class}
+
+
+def _aws(scheme: str) -> dict[str, Any]:
+    return {
+        "cloud_service_annotations": nlb_service_annotations(scheme, ALLOW_LIST),
+        "cloud_load_balancer_class": NLB_LOAD_BALANCER_CLASS,
+    }
+
+
+#: Every platform x load-balancer kind x scheme the stacks can produce.
+EXPOSURES: dict[str, dict[str, Any]] = {
+    "existing": {"kind": LoadBalancerKind.EXISTING, "metallb_pool": None},
+    "existing-with-address": {
+        "kind": LoadBalancerKind.EXISTING,
+        "metallb_pool": None,
+        "address": "192.0.2.10",
+    },
+    "metallb": {"kind": LoadBalancerKind.METALLB, "metallb_pool": "pool"},
+    "nodeport": {"kind": LoadBalancerKind.NODEPORT, "metallb_pool": None},
+    **{
+        f"gke-{s.value}": {"kind": LoadBalancerKind.CLOUD, "metallb_pool": None, **_gke(s)}
+        for s in GcpLoadBalancerScheme
+    },
+    **{f"aws-{s}": {"kind": LoadBalancerKind.CLOUD, "metallb_pool": None, **_aws(s)} for s in NLB_SCHEMES},
+}
+
+
+@pytest.mark.parametrize("exposure", sorted(EXPOSURES))
+def test_every_exposure_keeps_the_client_address_its_allow_list_matches(exposure: str) -> None:
+    rec, _ = deploy(allowed_source_cidrs=ALLOW_LIST, **EXPOSURES[exposure])
+    # Every Service in front of Envoy (EnvoyProxy's, or our own for a cloud) is Local: no node SNAT.
+    services = [envoy_service(rec)] + [r.inputs["spec"] for r in rec.of_type("kubernetes:core/v1:Service")]
+    outside = [s for s in services if s.get("type") in ("LoadBalancer", "NodePort")]
+    assert outside, "some Service must reach the gateway from outside"
+    assert {s.get("externalTrafficPolicy") for s in outside} == {"Local"}
+    # ... and the policy rule that `inferstack check` runs agrees.
+    pairs = [(r.type, r.inputs) for r in rec.resources if r.custom]
+    assert load_rules().client_address_rules_keep_client_ip(pairs) == []
 
 
 def test_nodeport_pins_the_given_node_ports() -> None:

@@ -16,8 +16,16 @@ internal Service pending forever). A Service's loadBalancerClass is also immutab
 is a replacement either way. The backend-service based external balancer is what GKE recommends over the
 older target-pool one, and what it creates by default from 1.37.
 
-What the Service also carries, set by the caller: `spec.loadBalancerSourceRanges`, which GKE turns into
-the VPC firewall rules of the balancer (only those sources reach the gateway), and `externalTrafficPolicy`.
+What the Service also carries, set by components/load_balancer.py's cloud_service_spec:
+`spec.loadBalancerSourceRanges`, which GKE turns into the VPC firewall rules of the balancer (only those
+sources reach the gateway; the firewall sees the client's own address, as the balancer is passthrough), and
+`externalTrafficPolicy: Local`. The latter is what keeps the client address inside the cluster: with
+GKE's default `Cluster`, a node that receives a packet for a pod elsewhere forwards it with the node's
+address as source (GKE "LoadBalancer Service concepts", effect of externalTrafficPolicy: use Local "if you
+need to preserve the original client IP address"), and Envoy's client-CIDR allow list would then match
+node addresses: dev-gcp's 198.51.100.0/24 would answer clients 403, prod-gcp's 10.0.0.0/8 would admit
+everyone through a node. With Local, GKE's health check (healthCheckNodePort) sends traffic only to nodes
+running an Envoy pod, for both the internal and the backend-service based external balancer.
 """
 
 from __future__ import annotations
