@@ -523,7 +523,9 @@ def cloud_service_spec(gateway_name: str, args: LoadBalancerArgs) -> dict[str, A
                 "protocol": "TCP",
             },
         ],
-        # The cloud balancer sends to pod IPs; node ports would only widen what is reachable.
+        # No node ports: an AWS NLB with IP targets sends to pod IPs, and a GKE passthrough balancer delivers
+        # to the node VMs' own address for the balancer IP (the node dataplane forwards it; with Local, only
+        # to nodes running Envoy, health-checked on healthCheckNodePort, which is still allocated).
         "allocateLoadBalancerNodePorts": False,
     }
     if args.cloud_load_balancer_class:

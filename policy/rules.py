@@ -748,6 +748,18 @@ def redirects_keep_method(type_token: str, props: Props) -> list[str]:
 # --- container commands and QoS (issue 13) -------------------------------------------------------------
 
 
+#: The label components/model_server.py puts on the model server's Deployment and pods.
+MODEL_SERVER_COMPONENT = ("app.kubernetes.io/component", "model-server")
+
+
+def _runs_the_model_image(props: Props) -> bool:
+    """Whether a workload is the model server: its own or its pod template's labels carry the component."""
+    key, value = MODEL_SERVER_COMPONENT
+    own = _dict(_dict(props.get("metadata")).get("labels"))
+    template = _dict(_dict(_dict(_dict(props.get("spec")).get("template")).get("metadata")).get("labels"))
+    return own.get(key) == value or template.get(key) == value
+
+
 def containers_run_image_entrypoint(type_token: str, props: Props) -> list[str]:
     """No container or init container sets `command`: the image's own ENTRYPOINT runs, given `args`.
 
@@ -755,10 +767,12 @@ def containers_run_image_entrypoint(type_token: str, props: Props) -> list[str]:
     image's base, vllm/vllm-openai, registers `python3` only (vllm-project/vllm docker/Dockerfile,
     `vllm-base` stage), so a `command: ["python", ...]` fails at container start with "exec: python: not
     found" and the rollout times out. The model images' ENTRYPOINT is the launcher (model_image/Dockerfile*),
-    so its subcommand belongs in `args`.
+    so its subcommand belongs in `args`. Only the model server's pods are held to this (the label
+    components/model_server.py sets): another workload in the same program may well run a `command` its own
+    image has (busybox, kubectl).
     """
     spec = pod_spec(k8s_kind(type_token, props), props)
-    if spec is None:
+    if spec is None or not _runs_the_model_image(props):
         return []
     who = object_id(type_token, props)
     return [

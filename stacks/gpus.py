@@ -17,8 +17,9 @@ version of the v1 worker, commit 35d5cda; the 2026 `determine_available_memory` 
   batch of max_num_batched_tokens) + non_torch_increase (CUDA context, cuBLAS/NCCL buffers)``.
 * ``Worker.compile_or_warm_up_model``: CUDA graphs are captured after the KV cache is allocated (their
   memory is counted in the budget only with VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS, otherwise it comes
-  out of the share left by gpu_memory_utilization), and vLLM itself keeps a 150 MiB
-  ``redundancy_buffer_memory`` because "the memory profiling may slightly underestimate".
+  out of the share left by gpu_memory_utilization). vLLM's 150 MiB ``redundancy_buffer_memory`` appears
+  only in the ``--kv-cache-memory`` figure it suggests at debug level ("the memory profiling may slightly
+  underestimate"), never in the budget; we reserve the same amount as part of our own margin.
 * The engine then refuses to start when one max_model_len sequence of KV cache does not fit the
   available KV memory (vllm/v1/core/kv_cache_utils.py ``check_enough_kv_cache_memory``), which is the
   condition this module predicts.
@@ -94,7 +95,8 @@ NON_TORCH_TP_GIB = 1.0
 ACTIVATION_PEAK_8B_GIB = 2.0
 #: CUDA graph pool of one worker, GiB.
 CUDA_GRAPH_GIB = 0.75
-#: vLLM's own ``redundancy_buffer_memory`` (150 MiB, gpu_worker.py), GiB.
+#: Extra margin sized like the 150 MiB buffer vLLM adds to its suggested --kv-cache-memory (gpu_worker.py
+#: ``redundancy_buffer_memory``; vLLM does not subtract it from the budget itself), GiB.
 VLLM_REDUNDANCY_GIB = 150 / 1024
 #: Our margin for what the profile run does not see (sampler buffers, fragmentation, a driver that
 #: reserves more), GiB per worker.

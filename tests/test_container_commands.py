@@ -209,7 +209,10 @@ def test_command_policy_names_the_container_and_the_fix() -> None:
         "kind": "Deployment",
         "metadata": {"name": "llm", "namespace": "inferstack"},
         "spec": {
-            "template": {"spec": {"containers": [{"name": "server", "image": "i", "command": ["python"]}]}}
+            "template": {
+                "metadata": {"labels": {"app.kubernetes.io/component": "model-server"}},
+                "spec": {"containers": [{"name": "server", "image": "i", "command": ["python"]}]},
+            }
         },
     }
     (message,) = rules.containers_run_image_entrypoint("kubernetes:apps/v1:Deployment", props)
@@ -217,3 +220,15 @@ def test_command_policy_names_the_container_and_the_fix() -> None:
     assert "args" in message
     del props["spec"]["template"]["spec"]["containers"][0]["command"]  # type: ignore[index]
     assert rules.containers_run_image_entrypoint("kubernetes:apps/v1:Deployment", props) == []
+
+
+def test_command_policy_leaves_other_workloads_alone() -> None:
+    """A Job or DaemonSet beside the model server may run a command its own image has (busybox, kubectl)."""
+    job = {
+        "kind": "Job",
+        "metadata": {"name": "migrate", "namespace": "inferstack"},
+        "spec": {
+            "template": {"spec": {"containers": [{"name": "m", "image": "busybox", "command": ["sh"]}]}}
+        },
+    }
+    assert rules.containers_run_image_entrypoint("kubernetes:batch/v1:Job", job) == []
