@@ -332,9 +332,6 @@ def public_endpoint_needs_tls_and_api_keys(resources: Sequence[tuple[str, Props]
     (selects other pods) is a violation by itself: it has neither TLS nor keys."""
     problems: list[str] = []
     gateways = _objects(resources, "Gateway")
-    proxies = {(_namespace(p), _name(p)): p for _, p in _objects(resources, "EnvoyProxy")}
-    classes = {_name(p): p for _, p in _objects(resources, "GatewayClass")}
-
     exposed: dict[tuple[str | None, str | None], str] = {}  # gateway -> how it is exposed
 
     for type_token, svc in _objects(resources, "Service"):
@@ -357,25 +354,9 @@ def public_endpoint_needs_tls_and_api_keys(resources: Sequence[tuple[str, Props]
             )
 
     for _, gw in gateways:
-        spec = _dict(gw.get("spec"))
-        ref = _dict(_dict(spec.get("infrastructure")).get("parametersRef"))
-        proxy_key: tuple[str | None, str | None] | None = None
-        if ref.get("kind") == "EnvoyProxy":
-            proxy_key = (_namespace(gw), ref.get("name"))
-        else:
-            class_ref = _dict(_dict(classes.get(spec.get("gatewayClassName"))).get("spec")).get(
-                "parametersRef"
-            )
-            if _dict(class_ref).get("kind") == "EnvoyProxy":
-                proxy_key = (_dict(class_ref).get("namespace"), _dict(class_ref).get("name"))
-        proxy = proxies.get(proxy_key) if proxy_key else None
+        proxy_key, proxy = _envoy_proxy_of(gw, resources)
         # Envoy Gateway's default is a LoadBalancer Service with no source ranges.
-        service = (
-            _dict(_dict(_dict(proxy.get("spec")).get("provider")).get("kubernetes")).get("envoyService")
-            if proxy is not None
-            else None
-        )
-        service = _dict(service) if service is not None else {}
+        service = _envoy_service(proxy)
         service_spec = {"type": service.get("type", "LoadBalancer"), **service}
         if _is_public_load_balancer(service_spec, _dict(service.get("annotations"))):
             exposed.setdefault(
@@ -596,27 +577,32 @@ def _gateways_of(policy: Props, resources: Sequence[tuple[str, Props]]) -> set[t
     return gateways
 
 
-def _envoy_service_of(gateway: Props, resources: Sequence[tuple[str, Props]]) -> Mapping[str, Any] | None:
-    """The EnvoyProxy `envoyService` settings of a Gateway ({} for Envoy Gateway's defaults, also when the
-    EnvoyProxy it names is not among `resources`)."""
+def _envoy_proxy_of(
+    gateway: Props, resources: Sequence[tuple[str, Props]]
+) -> tuple[tuple[str | None, str | None] | None, Props | None]:
+    """The EnvoyProxy a Gateway's infrastructure names, directly or through its GatewayClass: its
+    (namespace, name), and the object when it is among `resources` (None: Envoy Gateway's defaults)."""
     spec = _dict(gateway.get("spec"))
     ref = _dict(_dict(spec.get("infrastructure")).get("parametersRef"))
     key: tuple[str | None, str | None] | None = None
     if ref.get("kind") == "EnvoyProxy":
         key = (_namespace(gateway), ref.get("name"))
     else:
-        for t, gateway_class in resources:
-            if k8s_kind(t, gateway_class) == "GatewayClass" and _name(gateway_class) == spec.get(
-                "gatewayClassName"
-            ):
-                class_ref = _dict(_dict(gateway_class.get("spec")).get("parametersRef"))
-                if class_ref.get("kind") == "EnvoyProxy":
-                    key = (class_ref.get("namespace"), class_ref.get("name"))
-    for t, proxy in resources:
-        if k8s_kind(t, proxy) == "EnvoyProxy" and (_namespace(proxy), _name(proxy)) == key:
-            provider = _dict(_dict(proxy.get("spec")).get("provider"))
-            return _dict(_dict(provider.get("kubernetes")).get("envoyService"))
-    return {}
+        classes = {_name(c): c for _, c in _objects(resources, "GatewayClass")}
+        class_ref = _dict(
+            _dict(_dict(classes.get(spec.get("gatewayClassName"))).get("spec")).get("parametersRef")
+        )
+        if class_ref.get("kind") == "EnvoyProxy":
+            key = (class_ref.get("namespace"), class_ref.get("name"))
+    proxies = {(_namespace(p), _name(p)): p for _, p in _objects(resources, "EnvoyProxy")}
+    return key, (proxies.get(key) if key else None)
+
+
+def _envoy_service(proxy: Props | None) -> Mapping[str, Any]:
+    """An EnvoyProxy's `envoyService` settings ({} for Envoy Gateway's defaults, also without an EnvoyProxy)."""
+    if proxy is None:
+        return {}
+    return _dict(_dict(_dict(_dict(proxy.get("spec")).get("provider")).get("kubernetes")).get("envoyService"))
 
 
 def _selects_gateway_pods(selector: Mapping[str, Any], gateway: tuple[str | None, str | None]) -> bool:
@@ -670,11 +656,8 @@ def client_address_rules_keep_client_ip(resources: Sequence[tuple[str, Props]]) 
             if key in detected or key not in gateways:
                 continue
             paths: list[tuple[str, str]] = []  # (the Service, why it loses the client address)
-            envoy_service = _envoy_service_of(gateways[key], resources)
-            if (
-                envoy_service is not None
-                and envoy_service.get("type", "LoadBalancer") in _EXTERNAL_SERVICE_TYPES
-            ):
+            envoy_service = _envoy_service(_envoy_proxy_of(gateways[key], resources)[1])
+            if envoy_service.get("type", "LoadBalancer") in _EXTERNAL_SERVICE_TYPES:
                 why = _source_rewritten(
                     envoy_service, _dict(envoy_service.get("annotations")), _ENVOY_DEFAULT_TRAFFIC_POLICY
                 )
