@@ -19,6 +19,7 @@ from inferstack.planning.plan import Plan, plan_stack
 from inferstack.validation.policies import check_policies, load_rules
 from model_image.cli import build_parser
 from stacks.config import load_stack_file
+from tests.model_image.image_helpers import dockerfile_instructions
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK_FILES = sorted(
@@ -41,39 +42,30 @@ BASE_EXECUTABLES: dict[str, frozenset[str]] = {
 DOCKERFILES = ["Dockerfile", "Dockerfile.cpu"]
 
 
-def instructions(name: str) -> list[tuple[str, str]]:
-    text = (ROOT / "model_image" / name).read_text().replace("\\\n", " ")
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            word, _, rest = line.partition(" ")
-            out.append((word.upper(), rest.strip()))
-    return out
-
-
 def base_image(name: str) -> str:
     """The repository of the first FROM (the runtime stage): 'vllm/vllm-openai', 'python'."""
-    first = next(rest for word, rest in instructions(name) if word == "FROM")
+    first = next(rest for word, rest in dockerfile_instructions(name) if word == "FROM")
     return first.split()[0].split(":")[0]
 
 
 @pytest.mark.parametrize("name", DOCKERFILES)
 def test_entrypoint_names_an_executable_the_base_image_has(name: str) -> None:
     executables = BASE_EXECUTABLES[base_image(name)]
-    (entry,) = [json.loads(rest) for word, rest in instructions(name) if word == "ENTRYPOINT"]
+    (entry,) = [json.loads(rest) for word, rest in dockerfile_instructions(name) if word == "ENTRYPOINT"]
     assert entry[0] in executables, (
         f"{name}: ENTRYPOINT runs {entry[0]!r}; {base_image(name)} has {executables}"
     )
     assert entry[1:] == ["-m", "model_image"]
     # Build-time RUNs of the launcher use an interpreter the base has too (bake mode's verify).
-    for word, rest in instructions(name):
+    for word, rest in dockerfile_instructions(name):
         if word == "RUN" and rest.split()[0].startswith("python"):
             assert rest.split()[0] in executables, f"{name}: RUN {rest}"
 
 
 def test_both_images_share_one_entrypoint() -> None:
-    entries = {rest for name in DOCKERFILES for word, rest in instructions(name) if word == "ENTRYPOINT"}
+    entries = {
+        rest for name in DOCKERFILES for word, rest in dockerfile_instructions(name) if word == "ENTRYPOINT"
+    }
     assert len(entries) == 1, entries
 
 

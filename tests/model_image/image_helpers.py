@@ -164,3 +164,15 @@ def start_server(cmd: list[str], url: str) -> subprocess.Popen[bytes]:
         stop(proc)
         raise
     return proc
+
+
+def dockerfile_instructions(name: str) -> list[tuple[str, str]]:
+    """model_image/<name> as (INSTRUCTION, rest) pairs: continuation lines joined, comments dropped."""
+    text = (REPO_ROOT / "model_image" / name).read_text().replace("\\\n", " ")
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out

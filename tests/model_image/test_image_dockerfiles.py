@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from image_helpers import BIN, REPO_ROOT
+from image_helpers import BIN, REPO_ROOT, dockerfile_instructions
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -32,17 +32,6 @@ def test_hadolint_reports_no_errors(name: str) -> None:
     assert [f for f in findings if f["level"] == "error"] == []
 
 
-def instructions(name: str) -> list[tuple[str, str]]:
-    text = (IMAGE_DIR / name).read_text().replace("\\\n", " ")
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            word, _, rest = line.partition(" ")
-            out.append((word.upper(), rest.strip()))
-    return out
-
-
 @pytest.mark.parametrize(
     ("name", "base"),
     [
@@ -51,14 +40,14 @@ def instructions(name: str) -> list[tuple[str, str]]:
     ],
 )
 def test_base_image_is_pinned_with_an_optional_digest(name: str, base: str) -> None:
-    froms = [rest for word, rest in instructions(name) if word == "FROM"]
+    froms = [rest for word, rest in dockerfile_instructions(name) if word == "FROM"]
     assert re.match(base, froms[0]), froms[0]
     assert ":latest" not in froms[0]
 
 
 @pytest.mark.parametrize("name", DOCKERFILES)
 def test_runs_as_numeric_non_root_user_with_the_launcher(name: str) -> None:
-    ins = instructions(name)
+    ins = dockerfile_instructions(name)
     args = dict(rest.split("=", 1) for word, rest in ins if word == "ARG" and "=" in rest)
     (user,) = [rest for word, rest in ins if word == "USER"]
     assert user == "${UID}:${GID}" and args["UID"] == "10001" and args["GID"] == "10001"
@@ -70,7 +59,7 @@ def test_runs_as_numeric_non_root_user_with_the_launcher(name: str) -> None:
 
 
 def test_gpu_image_keeps_every_engine_cache_under_home() -> None:
-    env = " ".join(rest for word, rest in instructions("Dockerfile") if word == "ENV")
+    env = " ".join(rest for word, rest in dockerfile_instructions("Dockerfile") if word == "ENV")
     for var in ("TRITON_CACHE_DIR", "VLLM_CACHE_ROOT", "TORCHINDUCTOR_CACHE_DIR", "NUMBA_CACHE_DIR"):
         assert re.search(rf"{var}=/home/inferstack/\S+", env), var
     assert "VLLM_NO_USAGE_STATS=1" in env
@@ -78,7 +67,7 @@ def test_gpu_image_keeps_every_engine_cache_under_home() -> None:
 
 @pytest.mark.parametrize("name", DOCKERFILES)
 def test_bake_mode_verifies_what_it_copies(name: str) -> None:
-    ins = instructions(name)
+    ins = dockerfile_instructions(name)
     stages = [rest for word, rest in ins if word == "FROM"]
     assert "runtime AS bake-true" in stages and "runtime AS bake-false" in stages
     assert stages[-1] == "bake-${BAKE}"
@@ -178,7 +167,7 @@ def test_the_dockerignore_reader_follows_dockers_rules() -> None:
 
 def _copy_sources(name: str) -> list[str]:
     sources = []
-    for word, rest in instructions(name):
+    for word, rest in dockerfile_instructions(name):
         args = rest.split()
         if word != "COPY" or any(arg.startswith("--from") for arg in args):
             continue
@@ -235,7 +224,9 @@ def _install_guard(tmp_path: Path, arch: str) -> subprocess.CompletedProcess[str
     tmp_path (for /opt/inferstack)."""
     text = (IMAGE_DIR / "Dockerfile.cpu").read_text().replace("\\\n", " ")
     (run,) = [
-        rest for word, rest in instructions("Dockerfile.cpu") if word == "RUN" and "pip install" in rest
+        rest
+        for word, rest in dockerfile_instructions("Dockerfile.cpu")
+        if word == "RUN" and "pip install" in rest
     ]
     guard = run.split("&& pip install", 1)[0].replace("/opt/inferstack/", f"{tmp_path}/")
     for lock in ("requirements-cpu-amd64.txt", "requirements-cpu-arm64.txt"):
