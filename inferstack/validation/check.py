@@ -77,8 +77,9 @@ def check_plan(
         chart = PINNED_CHARTS.get(release.chart)
         values_dir = chart.values_dir if chart else release.chart.rsplit("/", 1)[-1]
         releases.append(HelmValues(release=release.release, values_dir=values_dir, values=release.values))
+    manifests = plan.manifests()  # built once: each call orders and copies every object again
     report = validate_all(
-        plan.manifests(),
+        manifests,
         plan.config.cluster.kubernetes_version,
         crd_dir=crd_dir,
         chart_dir=chart_dir,
@@ -100,7 +101,7 @@ def check_plan(
             )
         )
     # A digest rule passes on an all-zero digest (right form), but the image cannot be pulled: say so.
-    placeholders = sorted({i for m in plan.manifests() for i in pod_images(m) if is_placeholder_digest(i)})
+    placeholders = sorted({i for m in manifests for i in pod_images(m) if is_placeholder_digest(i)})
     report.notes += [
         f"image {image}: its digest is the all-zero placeholder of the example stack files, so the digest "
         "checks pass on its form but no registry serves it; put the real digest in serving.image "
@@ -108,7 +109,7 @@ def check_plan(
         for image in placeholders
     ]
     # A plan-level rule a schema cannot state: namespace set exactly where the kind is namespaced.
-    report.add("scope", scope_outcome(plan.manifests()))
+    report.add("scope", scope_outcome(manifests))
     # Another: every data source runs on the stack's provider, not the environment's default one.
     report.add(
         INVOKE_PROVIDER_CHECK, invoke_provider_outcome(plan.recording.invokes, plan.recording.resources)
