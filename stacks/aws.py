@@ -18,7 +18,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.choices import Dns01Provider, GpuProvisioner, LoadBalancerKind, TlsMode
+from components.choices import CapacityType, Dns01Provider, GpuProvisioner, LoadBalancerKind, TlsMode
 from components.clusters.aws.eks import EksCluster, EksClusterArgs
 from components.clusters.aws.gpu_node_pool import AwsGpuNodePool, AwsGpuNodePoolArgs
 from components.clusters.aws.iam import PodIdentityRole, PodIdentityRoleArgs, policy_document, statement
@@ -101,7 +101,7 @@ def deploy_aws(cfg: StackConfig) -> None:
 
     pool: AwsGpuNodePool | None = None
     if cfg.uses_gpu:
-        pool = _gpu_capacity(cfg, a, eks, network, on_cluster)
+        pool = _gpu_capacity(cfg, a, eks, network, on_cluster, aws_provider)
 
     server_after: list[pulumi.Resource] = [pool] if pool is not None else []
     if cfg.model.scheme == "s3":
@@ -195,8 +195,49 @@ def deploy_aws(cfg: StackConfig) -> None:
     pulumi.export("load_balancer_hostname", hostname)
 
 
+#: The EC2 Spot service-linked role (AWSServiceRoleForEC2Spot). Karpenter's getting-started guide
+#: (aws/karpenter-provider-aws website/content/en/docs/getting-started/getting-started-with-karpenter/
+#: _index.md, step06-add-spot-role.sh) says: unless the account has already used EC2 Spot, create it with
+#: `aws iam create-service-linked-role --aws-service-name spot.amazonaws.com`, or launches fail with
+#: ServiceLinkedRoleCreationNotPermitted.
+SPOT_SERVICE = "spot.amazonaws.com"
+
+
+def spot_service_linked_role(
+    cfg: StackConfig, a: AwsConfig, aws_provider: aws.Provider
+) -> aws.iam.ServiceLinkedRole | None:
+    """The account's EC2 Spot service-linked role, where Karpenter may buy spot and the stack file asks for it.
+
+    There is one per account, and IAM refuses to create it twice ("Service role name AWSServiceRoleForEC2Spot
+    has been taken in this account"): `aws.create_spot_service_linked_role: false` where it exists (or
+    `pulumi import aws:iam/serviceLinkedRole:ServiceLinkedRole spot-service-linked-role
+    arn:aws:iam::<account>:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot`). Retained on
+    destroy: other stacks and tools in the account may launch spot with it. Only for Karpenter: a managed
+    node group launches through EC2 Auto Scaling and its own service-linked role (not verified here).
+    """
+    nodes = a.gpu_nodes
+    if not (
+        cfg.uses_gpu
+        and nodes.provisioner is GpuProvisioner.KARPENTER
+        and CapacityType.SPOT in nodes.capacity_types
+        and a.create_spot_service_linked_role
+    ):
+        return None
+    return aws.iam.ServiceLinkedRole(
+        "spot-service-linked-role",
+        aws_service_name=SPOT_SERVICE,
+        description="EC2 Spot: lets Karpenter launch spot instances (created by InferStack)",
+        opts=pulumi.ResourceOptions(provider=aws_provider, retain_on_delete=True),
+    )
+
+
 def _gpu_capacity(
-    cfg: StackConfig, a: AwsConfig, eks: EksCluster, network: Network, on_cluster: pulumi.ResourceOptions
+    cfg: StackConfig,
+    a: AwsConfig,
+    eks: EksCluster,
+    network: Network,
+    on_cluster: pulumi.ResourceOptions,
+    aws_provider: aws.Provider,
 ) -> AwsGpuNodePool:
     nodes = a.gpu_nodes
     karpenter = None
@@ -227,6 +268,7 @@ def _gpu_capacity(
             security_group_ids=eks.cluster_security_group_id.apply(lambda sg: [sg]),
             karpenter_node_role_name=karpenter.node_role_name if karpenter else None,
             depends_on_karpenter=karpenter.release if karpenter else None,
+            spot_service_linked_role=spot_service_linked_role(cfg, a, aws_provider),
             managed_instance_types=nodes.managed_instance_types,
             managed_node_count=nodes.managed_node_count,
             # A managed GPU node group joins with the system nodes' role (EKS adds its access entry).

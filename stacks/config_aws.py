@@ -188,6 +188,12 @@ class AwsConfig(Section):
         pattern=r"^Z[A-Z0-9]{1,31}$",
         description="a public or private hosted zone: an alias record for gateway.hostname goes there",
     )
+    create_spot_service_linked_role: bool = Field(
+        True,
+        description="with Karpenter and spot capacity, create the account's EC2 Spot service-linked role "
+        "(AWSServiceRoleForEC2Spot); set false where the account already has it (IAM refuses a second one: "
+        "'has been taken in this account'), e.g. in every stack of the account but one",
+    )
 
 
 def gpu_limit(cfg: StackConfig) -> int:

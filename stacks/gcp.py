@@ -25,6 +25,7 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
 from components.choices import Dns01Provider, LoadBalancerKind, TlsMode
+from components.clusters.gcp.apis import GcpFeature, apis_for
 from components.clusters.gcp.gke import GkeCluster, GkeClusterArgs
 from components.clusters.gcp.gpu_node_pool import GcpGpuNodePool, GcpGpuNodePoolArgs
 from components.clusters.gcp.load_balancer import gke_service_exposure
@@ -36,19 +37,6 @@ from stacks.config import StackConfig
 from stacks.config_gcp import GcpConfig, gcp_max_gpu_nodes
 from stacks.workload import NAME, ClusterContext, GatewayExposure, deploy_workload
 
-#: The APIs an empty project needs for this stack (Service Usage itself must already be on; it is in
-#: every project created through the console or `gcloud projects create`).
-REQUIRED_APIS = (
-    "compute.googleapis.com",
-    "container.googleapis.com",
-    "cloudkms.googleapis.com",
-    "iam.googleapis.com",
-    "logging.googleapis.com",
-    "monitoring.googleapis.com",
-)
-STORAGE_API = "storage.googleapis.com"
-DNS_API = "dns.googleapis.com"
-
 #: cert-manager's Cloud DNS rights, granted on one managed zone only.
 CLOUD_DNS_ROLE = "roles/dns.admin"
 
@@ -58,15 +46,45 @@ def cluster_name_for(project: str, stack: str) -> str:
     return f"{project}-{stack}".lower()[:40].rstrip("-")
 
 
-def required_apis(cfg: StackConfig) -> list[str]:
-    """The project APIs this stack uses: the cluster's, plus Storage and Cloud DNS where it uses them."""
+#: What every GCP stack makes: VPC and NAT, a GKE cluster with Cloud Logging and system metrics in Cloud
+#: Monitoring (components/clusters/gcp/gke.py LOGGING_COMPONENTS / MONITORING_COMPONENTS), Secrets encrypted
+#: with a Cloud KMS key, a node service account with project roles, a system node pool, and a lookup of the
+#: project number.
+BASE_FEATURES = (
+    GcpFeature.NETWORK,
+    GcpFeature.GKE_CLUSTER,
+    GcpFeature.GKE_LOGGING,
+    GcpFeature.GKE_MONITORING,
+    GcpFeature.GKE_SECRETS_ENCRYPTION,
+    GcpFeature.GKE_NODE_POOL,
+    GcpFeature.KMS,
+    GcpFeature.SERVICE_ACCOUNT,
+    GcpFeature.PROJECT_IAM,
+    GcpFeature.PROJECT_LOOKUP,
+)
+
+#: The APIs every GCP stack enables (the base features'); a stack adds Storage, Cloud DNS, Container File
+#: System where it uses them.
+REQUIRED_APIS = tuple(apis_for(BASE_FEATURES))
+
+
+def required_features(cfg: StackConfig) -> list[GcpFeature]:
+    """The GCP features this stack file's resources use (components/clusters/gcp/apis.py has their APIs)."""
     assert cfg.gcp is not None
-    apis = list(REQUIRED_APIS)
+    features = list(BASE_FEATURES)
+    if cfg.uses_gpu:
+        # The GPU pool streams images (gpu_node_pool.py node_config: gcfs_config.enabled).
+        features.append(GcpFeature.GKE_IMAGE_STREAMING)
     if cfg.model.uri.startswith("gs://"):
-        apis.append(STORAGE_API)
+        features.append(GcpFeature.STORAGE)
     if cfg.gcp.dns_zone or _clouddns_zone(cfg):
-        apis.append(DNS_API)
-    return apis
+        features.append(GcpFeature.CLOUD_DNS)
+    return features
+
+
+def required_apis(cfg: StackConfig) -> list[str]:
+    """The project APIs this stack enables: exactly those its features need, in a stable order."""
+    return apis_for(required_features(cfg))
 
 
 def deploy_gcp(cfg: StackConfig) -> None:

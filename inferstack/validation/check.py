@@ -16,6 +16,8 @@ from components._common import (
     HelmChart,
 )
 from inferstack.planning.plan import Plan, is_placeholder_digest, pod_images
+from inferstack.validation.apis import CHECK as GCP_APIS_CHECK
+from inferstack.validation.apis import gcp_api_outcome
 from inferstack.validation.engine import (
     CHECKOV_SKIPS,
     CheckOutcome,
@@ -114,6 +116,8 @@ def check_plan(
     report.add(
         INVOKE_PROVIDER_CHECK, invoke_provider_outcome(plan.recording.invokes, plan.recording.resources)
     )
+    # And: every GCP resource, feature and data source has its API enabled by the plan, and waits for it.
+    report.add(GCP_APIS_CHECK, gcp_api_outcome(plan.recording.resources, plan.recording.invokes))
     if policy_findings is None:
         policy_findings = check_policies(plan)
     report.add(

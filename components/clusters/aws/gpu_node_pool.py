@@ -119,6 +119,7 @@ class AwsGpuNodePoolArgs:
     kms_key_arn: pulumi.Input[str] | None = None  # customer-managed key for the volumes; None: AWS's key
     karpenter_node_role_name: pulumi.Input[str] | None = None  # Karpenter.node_role_name (karpenter only)
     depends_on_karpenter: pulumi.Resource | None = None  # Karpenter.release: its CRDs must exist first
+    spot_service_linked_role: pulumi.Resource | None = None  # the NodePool waits for it (spot only)
     managed_instance_types: list[str] = field(default_factory=list)  # node group only, e.g. ["g6.xlarge"]
     managed_node_count: int = 1  # node group only: its fixed size
     node_role_arn: pulumi.Input[str] | None = None  # node group only: the IAM role its nodes run as
@@ -434,6 +435,7 @@ class AwsGpuNodePool(pulumi.ComponentResource):
     def _karpenter(self, name: str, args: AwsGpuNodePoolArgs) -> None:
         assert args.karpenter_node_role_name is not None  # validated
         after_karpenter = [args.depends_on_karpenter] if args.depends_on_karpenter is not None else []
+        spot_role = [args.spot_service_linked_role] if args.spot_service_linked_role is not None else []
         # Teardown order matters here. The NodePool depends on the EC2NodeClass and both on the Karpenter
         # release, so `pulumi destroy` deletes the NodePool first (Karpenter drains and terminates its
         # nodes), then the EC2NodeClass, whose finalizer holds until every instance launched from it is gone,
@@ -458,7 +460,10 @@ class AwsGpuNodePool(pulumi.ComponentResource):
             kind="NodePool",
             metadata={"name": name},
             spec=node_pool_spec(name, args, node_class_name=name),
-            opts=child(self, depends_on=[*after_karpenter, node_class]),
+            # Karpenter launches spot through CreateFleet, which needs the account's EC2 Spot service-linked
+            # role; its controller may not create it (ServiceLinkedRoleCreationNotPermitted), so the role
+            # must exist before the NodePool can launch a spot node.
+            opts=child(self, depends_on=[*after_karpenter, node_class, *spot_role]),
         )
 
     def _managed_node_group(self, name: str, args: AwsGpuNodePoolArgs) -> None:
