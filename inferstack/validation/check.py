@@ -16,6 +16,8 @@ from components._common import (
     HelmChart,
 )
 from inferstack.planning.plan import Plan, is_placeholder_digest, pod_images
+from inferstack.validation.dependencies import CHECK as DEPENDENCIES_CHECK
+from inferstack.validation.dependencies import dependency_outcome
 from inferstack.validation.engine import (
     CHECKOV_SKIPS,
     CheckOutcome,
@@ -114,6 +116,8 @@ def check_plan(
     report.add(
         INVOKE_PROVIDER_CHECK, invoke_provider_outcome(plan.recording.invokes, plan.recording.resources)
     )
+    # And: each object waits for its namespace, its CRD and the CRDs its controller needs at start.
+    report.add(DEPENDENCIES_CHECK, dependency_outcome(plan.recording.resources))
     if policy_findings is None:
         policy_findings = check_policies(plan)
     report.add(
