@@ -57,6 +57,7 @@ CHECKS = {
     "policy": "objects checked by the policy pack",
     "scope": "objects whose namespace was checked against their kind's scope",
     "invoke-provider": "data-source calls checked for the stack's provider",
+    "dependencies": "objects and releases checked to wait for their namespace and CRDs",
 }
 
 
