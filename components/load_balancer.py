@@ -275,6 +275,9 @@ class LoadBalancer(pulumi.ComponentResource):
                 extra_values=args.envoy_gateway_values,
                 opts=child(self),
             )
+        #: The Envoy Gateway release (None when one already runs): it creates ENVOY_PROXY_NAMESPACE, so
+        #: anything else put there (the proxies' PodMonitor) depends on it.
+        self.envoy_gateway_release = release
         # Everything below is a custom resource whose CRD the chart installs.
         after_crds = [release] if release is not None else []
 

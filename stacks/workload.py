@@ -9,6 +9,7 @@ platform's extras (a model store identity, cluster pieces to wait for). Names ar
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pulumi
@@ -106,6 +107,13 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
 
     queue_scaling = cfg.autoscaling.enabled and cfg.serving.engine is Engine.VLLM
     scale_to_zero = queue_scaling and cfg.autoscaling.min_replicas == 0
+    # The Envoy PodMonitor goes into envoy-gateway-system, which the Envoy Gateway release (created with
+    # the gateway, below) makes with create_namespace: Monitoring waits for that release. The gateway
+    # needs the model server, which needs Monitoring's CRDs, so the release is handed over once it
+    # exists (pulumi.deferred_output); no cycle at run time, the release waits for neither.
+    envoy_release: pulumi.Output[pulumi.Resource]
+    resolve_envoy_release: Callable[[pulumi.Output[pulumi.Resource]], None]
+    envoy_release, resolve_envoy_release = pulumi.deferred_output()
     monitoring = None
     if cfg.monitoring.install_prometheus or cfg.monitoring.prometheus_url:
         monitoring = Monitoring(
@@ -114,7 +122,9 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
                 prometheus_url=None if cfg.monitoring.install_prometheus else cfg.monitoring.prometheus_url,
                 scrape_envoy=scale_to_zero,
             ),
-            opts=on_cluster,
+            opts=pulumi.ResourceOptions.merge(
+                on_cluster, pulumi.ResourceOptions(depends_on=[envoy_release] if scale_to_zero else [])
+            ),
         )
     after_monitoring = (
         [monitoring.release] if monitoring is not None and monitoring.release is not None else []
@@ -187,6 +197,9 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
         # On destroy the gateway (and a cloud balancer's Service) goes before what it waited for.
         opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, *ctx.gateway_after]),
     )
+    # Without our Envoy Gateway release the namespace is someone else's: nothing more to wait for than
+    # our namespace, which waits only for the cluster (no cycle).
+    resolve_envoy_release(pulumi.Output.from_input(gateway.envoy_gateway_release or namespace))
 
     acme, dns01 = cfg.tls.acme, cfg.tls.acme.dns01
     tls = TlsCertificates(

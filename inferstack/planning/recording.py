@@ -40,6 +40,10 @@ class RecordedResource:
     id: str | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
     retain_on_delete: bool = False  # `pulumi destroy` forgets it but leaves it in the cloud
+    #: The provider reference the SDK sent, "<provider URN>::<provider id>"; "" for a component or a custom
+    #: resource on the package's default provider. The engine creates that provider (and so waits for
+    #: what its inputs came from, e.g. the cluster behind a kubeconfig) before this resource.
+    provider: str = ""
     #: Output values the mock made up (not echoed from the inputs): output path ("status.loadBalancer...")
     #: -> value. A real deploy gets the provider's own value there; anything showing one must say so.
     made_up: dict[str, str] = field(default_factory=dict)
@@ -190,7 +194,7 @@ class _RecordingMocks(pulumi_mocks.Mocks):
         self.stack = stack
         # The monitor sees parent, dependencies and URN; new_resource sees inputs. Registrations run on
         # worker threads, so the monitor hands its half over keyed by (type, name), under a lock.
-        self._pending: dict[tuple[str, str], tuple[str, str | None, list[str], bool]] = {}
+        self._pending: dict[tuple[str, str], tuple[str, str | None, list[str], bool, str]] = {}
         self._lock = threading.Lock()
         # ARNs, ids and endpoints carry the stack's cloud provider settings, seen when the provider registers.
         self._clouds = fakes.CloudDefaults()
@@ -198,7 +202,9 @@ class _RecordingMocks(pulumi_mocks.Mocks):
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict]:
         inputs, redacted = _unwrap_secrets(args.inputs)
         with self._lock:
-            urn, parent, deps, retain = self._pending.pop((args.typ, args.name), ("", None, [], False))
+            urn, parent, deps, retain, provider = self._pending.pop(
+                (args.typ, args.name), ("", None, [], False, "")
+            )
         if args.typ == "pulumi:providers:aws" and inputs.get("region"):
             self._clouds = dataclasses.replace(self._clouds, aws_region=str(inputs["region"]))
         if args.typ == "pulumi:providers:gcp":
@@ -221,6 +227,7 @@ class _RecordingMocks(pulumi_mocks.Mocks):
             id=resource_id,
             outputs=outputs,
             retain_on_delete=retain,
+            provider=provider,
             # An output repeating one of the resource's own inputs elsewhere (a record's `fqdn` = its
             # `name`) is the program's value, not the mock's.
             made_up={
@@ -259,7 +266,7 @@ class _RecordingMocks(pulumi_mocks.Mocks):
 
 
 class _RecordingMonitor(pulumi_mocks.MockMonitor):
-    """The stock mock monitor drops parent, dependencies and URN; a plan needs all three."""
+    """The stock mock monitor drops parent, dependencies, provider and URN; a plan needs all four."""
 
     mocks: _RecordingMocks
 
@@ -272,6 +279,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     request.parent or None,
                     list(request.dependencies),
                     bool(getattr(request, "retainOnDelete", False)),
+                    str(getattr(request, "provider", "") or ""),
                 )
         return super().RegisterResource(request)
 

@@ -18,6 +18,8 @@ from components._common import (
 from inferstack.planning.plan import Plan, is_placeholder_digest, pod_images
 from inferstack.validation.apis import CHECK as GCP_APIS_CHECK
 from inferstack.validation.apis import gcp_api_outcome
+from inferstack.validation.dependencies import CHECK as DEPENDENCIES_CHECK
+from inferstack.validation.dependencies import dependency_outcome
 from inferstack.validation.engine import (
     CHECKOV_SKIPS,
     CheckOutcome,
@@ -118,6 +120,8 @@ def check_plan(
     )
     # And: every GCP resource, feature and data source has its API enabled by the plan, and waits for it.
     report.add(GCP_APIS_CHECK, gcp_api_outcome(plan.recording.resources, plan.recording.invokes))
+    # And: each object waits for its namespace, its CRD and the CRDs its controller needs at start.
+    report.add(DEPENDENCIES_CHECK, dependency_outcome(plan.recording.resources))
     if policy_findings is None:
         policy_findings = check_policies(plan)
     report.add(

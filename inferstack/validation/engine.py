@@ -58,6 +58,7 @@ CHECKS = {
     "scope": "objects whose namespace was checked against their kind's scope",
     "invoke-provider": "data-source calls checked for the stack's provider",
     "gcp-apis": "GCP resources and data sources checked for their enabled API",
+    "dependencies": "objects and releases checked to wait for their namespace and CRDs",
 }
 
 
