@@ -16,6 +16,12 @@ from components._common import (
     HelmChart,
 )
 from inferstack.planning.plan import Plan, is_placeholder_digest, pod_images
+from inferstack.validation.capacity import (
+    COLD_START_CHECK,
+    ROLLOUT_CHECK,
+    cold_start_outcome,
+    rollout_outcome,
+)
 from inferstack.validation.engine import (
     CHECKOV_SKIPS,
     CheckOutcome,
@@ -114,6 +120,9 @@ def check_plan(
     report.add(
         INVOKE_PROVIDER_CHECK, invoke_provider_outcome(plan.recording.invokes, plan.recording.resources)
     )
+    # And time and room: a woken replica outlives its cold start; a rollout's surge pod has a GPU to land on.
+    report.add(COLD_START_CHECK, cold_start_outcome(manifests, plan.recording.resources))
+    report.add(ROLLOUT_CHECK, rollout_outcome(manifests, plan.recording.resources))
     if policy_findings is None:
         policy_findings = check_policies(plan)
     report.add(
