@@ -89,6 +89,10 @@ class ModelServerArgs:
     pre_stop_seconds: int = 15  # preStop sleep while the gateway stops routing here
     drain_seconds: int = 60  # engine drain after SIGTERM (SHUTDOWN_TIMEOUT)
     termination_grace_seconds: int = 120  # must cover pre_stop + drain
+    # Rolling update, in pods. Surge only where the node pool has room for one more replica at the
+    # replica ceiling, else the surge pod stays Pending (stacks/rollout.py derives these from capacity).
+    max_surge: int = 1  # new pods started above the replica count during an update
+    max_unavailable: int = 0  # old pods stopped before their replacements are ready
     gateway_namespace: str = "envoy-gateway-system"  # where the Envoy proxies run (allowed in)
     gateway_pod_labels: dict[str, str] = field(default_factory=dict)  # Envoy proxy pod labels
     monitoring_namespace: str = "monitoring"  # where Prometheus runs (allowed to scrape)
@@ -117,6 +121,15 @@ def validate_model_server_args(args: ModelServerArgs) -> list[str]:
         problems.append(
             "termination_grace_seconds: must be at least pre_stop_seconds + drain_seconds "
             f"({args.pre_stop_seconds} + {args.drain_seconds}), or streams are cut off"
+        )
+    if args.max_surge < 0 or args.max_unavailable < 0:
+        problems.append("max_surge and max_unavailable: must be 0 or more")
+    elif args.max_surge == 0 and args.max_unavailable == 0:
+        # The API server rejects this too: "may not be 0 when `maxSurge` is 0"
+        # (kubernetes pkg/apis/apps/validation/validation.go, ValidateRollingUpdateDeployment).
+        problems.append(
+            "max_surge and max_unavailable: both 0 would never update a pod; allow a surge (room for one "
+            "more replica) or max_unavailable 1"
         )
     if args.startup_timeout_seconds < STARTUP_PERIOD_SECONDS:
         problems.append(f"startup_timeout_seconds: at least {STARTUP_PERIOD_SECONDS}")
@@ -375,8 +388,12 @@ class ModelServer(pulumi.ComponentResource):
             "replicas": args.replicas,
             "revision_history_limit": 5,
             "selector": {"match_labels": selector},
-            # Never run below the current capacity during a rollout; one extra replica at a time.
-            "strategy": {"type": "RollingUpdate", "rolling_update": {"max_surge": 1, "max_unavailable": 0}},
+            # Surge (never below the current capacity) where the pool has room for one more replica;
+            # otherwise one replica at a time, which always fits (stacks/rollout.py).
+            "strategy": {
+                "type": "RollingUpdate",
+                "rolling_update": {"max_surge": args.max_surge, "max_unavailable": args.max_unavailable},
+            },
             "template": {
                 "metadata": {"labels": self.pod_labels},
                 "spec": {

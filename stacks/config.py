@@ -27,6 +27,7 @@ from components.choices import (
     TaintEffect,
     TlsMode,
 )
+from stacks.cold_start import IMAGE_PULL_SECONDS, NODE_PROVISIONING_SECONDS, minimum_cooldown_seconds
 from stacks.config_aws import AwsConfig, aws_problems
 from stacks.config_base import DNS_NAME, K8sName, Quantity, Section, parse_cidrs
 from stacks.config_errors import ConfigError, CrossFieldErrors, field_path, problems_from, unknown_key_message
@@ -290,7 +291,13 @@ class AutoscalingConfig(Section):
         70, ge=10, le=95, description="CPU engine fallback: average CPU utilisation target (no queue metric)"
     )
     polling_interval_seconds: int = Field(15, ge=5, le=300, description="how often KEDA reads the metric")
-    cooldown_seconds: int = Field(300, ge=0, le=86400, description="idle time before scaling to zero")
+    cooldown_seconds: int | None = Field(
+        None,
+        ge=0,
+        le=86400,
+        description="with min_replicas 0: idle seconds before scaling to zero; at least the cold-start budget "
+        "(serving.startup_timeout_seconds + image pull + GPU node provisioning), which is the default",
+    )
     scale_down_stabilization_seconds: int = Field(
         300,
         ge=0,
@@ -513,6 +520,23 @@ def _cross_field_problems(cfg: StackConfig) -> list[tuple[str, str]]:
                 f"({s.termination_grace_seconds}); streams would be cut: raise the grace period or shorten the drain",
             )
         )
+    if a.enabled and a.min_replicas == 0 and a.cooldown_seconds is not None:
+        least = _cooldown_minimum(cfg)
+        if a.cooldown_seconds < least:
+            problems.append(
+                (
+                    "autoscaling.cooldown_seconds",
+                    f"{a.cooldown_seconds} s is shorter than a cold start ({least} s = "
+                    f"serving.startup_timeout_seconds {s.startup_timeout_seconds} + image pull {IMAGE_PULL_SECONDS}"
+                    + (
+                        f" + GPU node provisioning {NODE_PROVISIONING_SECONDS}"
+                        if _provisions_nodes(cfg)
+                        else ""
+                    )
+                    + "): KEDA would scale a still-loading replica back to zero; raise it to at least "
+                    f"{least} or remove it to use that minimum",
+                )
+            )
     if s.engine is Engine.TRANSFORMERS and s.gpus_per_replica != 1:
         problems.append(
             ("serving.gpus_per_replica", "the transformers engine runs on CPU: remove gpus_per_replica")
@@ -586,6 +610,25 @@ def _cross_field_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     problems.extend(aws_problems(cfg))
     problems.extend(gcp_problems(cfg))
     return problems
+
+
+def _provisions_nodes(cfg: StackConfig) -> bool:
+    """Whether a replica woken from zero may wait for a new node (aws and gcp make GPU nodes on demand)."""
+    return cfg.platform is not Platform.ONPREM
+
+
+def _cooldown_minimum(cfg: StackConfig) -> int:
+    return minimum_cooldown_seconds(cfg.serving.startup_timeout_seconds, _provisions_nodes(cfg))
+
+
+def cooldown_seconds(cfg: StackConfig) -> int:
+    """The scale-to-zero cooldown (seconds): autoscaling.cooldown_seconds, or the cold-start budget.
+
+    KEDA uses cooldownPeriod only for the step to zero (stacks/cold_start.py), so with min_replicas >= 1
+    the value is inert and the same default keeps plans stable when min_replicas changes.
+    """
+    configured = cfg.autoscaling.cooldown_seconds
+    return configured if configured is not None else _cooldown_minimum(cfg)
 
 
 def _managed_cluster_problems(cfg: StackConfig) -> list[tuple[str, str]]:

@@ -126,7 +126,7 @@ class AwsGpuNodesConfig(Section):
         None,
         ge=1,
         le=1024,
-        description="most GPUs the pool may hold; default: max_replicas x gpus_per_replica",
+        description="most GPUs the pool may hold; default: (max_replicas + 1) x gpus_per_replica, the extra replica for a rolling update's surge pod (below that, updates replace one replica at a time)",
     )
     consolidate_after_seconds: int = Field(
         600, ge=0, le=86400, description="how long an empty GPU node lives before it is removed"
@@ -197,9 +197,13 @@ class AwsConfig(Section):
 
 
 def gpu_limit(cfg: StackConfig) -> int:
-    """The pool's GPU ceiling: the configured one, or exactly what max_replicas replicas need."""
+    """The pool's GPU ceiling: the configured one, or max_replicas + 1 replicas' GPUs.
+
+    The extra replica is room for a rolling update's surge pod at max_replicas (stacks/rollout.py); the
+    autoscaler never asks for more than max_replicas, so only a rollout uses it, for as long as it runs.
+    """
     assert cfg.aws is not None
-    return cfg.aws.gpu_nodes.gpu_limit or cfg.autoscaling.max_replicas * cfg.serving.gpus_per_replica
+    return cfg.aws.gpu_nodes.gpu_limit or (cfg.autoscaling.max_replicas + 1) * cfg.serving.gpus_per_replica
 
 
 def aws_problems(cfg: StackConfig) -> list[tuple[str, str]]:

@@ -108,7 +108,7 @@ class GcpGpuNodesConfig(Section):
         None,
         ge=1,
         le=1024,
-        description="most GPUs the pool may hold; default: max_replicas x gpus_per_replica",
+        description="most GPUs the pool may hold; default: (max_replicas + 1) x gpus_per_replica, the extra replica for a rolling update's surge pod (below that, updates replace one replica at a time)",
     )
     disk_gib: int = Field(
         200, ge=100, le=65536, description="boot disk: image + model cache without local SSD"
@@ -197,9 +197,13 @@ class GcpConfig(Section):
 
 
 def gcp_gpu_limit(cfg: StackConfig) -> int:
-    """The pool's GPU ceiling: the configured one, or exactly what max_replicas replicas need."""
+    """The pool's GPU ceiling: the configured one, or max_replicas + 1 replicas' GPUs.
+
+    The extra replica is room for a rolling update's surge pod at max_replicas (stacks/rollout.py); the
+    autoscaler never asks for more than max_replicas, so only a rollout uses it, for as long as it runs.
+    """
     assert cfg.gcp is not None
-    return cfg.gcp.gpu_nodes.gpu_limit or cfg.autoscaling.max_replicas * cfg.serving.gpus_per_replica
+    return cfg.gcp.gpu_nodes.gpu_limit or (cfg.autoscaling.max_replicas + 1) * cfg.serving.gpus_per_replica
 
 
 def gcp_max_gpu_nodes(cfg: StackConfig) -> int:

@@ -28,7 +28,8 @@ from components.load_balancer import (
 from components.model_server import SERVING_PORT, ModelServer, ModelServerArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.tls import TlsCertificates, TlsCertificatesArgs
-from stacks.config import StackConfig
+from stacks.config import StackConfig, cooldown_seconds
+from stacks.rollout import stack_rollout_strategy
 
 #: Component name shared by the server, its gateway, certificate and autoscaler (one model per stack).
 NAME = "llm"
@@ -130,6 +131,7 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
         [monitoring.release] if monitoring is not None and monitoring.release is not None else []
     )
 
+    rollout = stack_rollout_strategy(cfg)
     server = ModelServer(
         NAME,
         ModelServerArgs(
@@ -159,6 +161,8 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             pre_stop_seconds=cfg.serving.pre_stop_seconds,
             drain_seconds=cfg.serving.drain_seconds,
             termination_grace_seconds=cfg.serving.termination_grace_seconds,
+            max_surge=rollout.max_surge,
+            max_unavailable=rollout.max_unavailable,
             gateway_namespace=ENVOY_PROXY_NAMESPACE,
             gateway_pod_labels=ENVOY_PROXY_POD_LABELS,
             pod_monitor=cfg.monitoring.pod_monitor and monitoring is not None,
@@ -246,7 +250,7 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
                 target_queue_depth=a.target_queue_depth,
                 cpu_target_percent=a.cpu_target_percent,
                 polling_interval_seconds=a.polling_interval_seconds,
-                cooldown_seconds=a.cooldown_seconds,
+                cooldown_seconds=cooldown_seconds(cfg),
                 scale_down_stabilization_seconds=a.scale_down_stabilization_seconds,
                 prometheus_url=monitoring.prometheus_url
                 if monitoring is not None and queue_scaling

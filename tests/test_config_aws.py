@@ -64,8 +64,8 @@ def test_defaults_are_the_production_safe_ones() -> None:
     assert cfg.aws.gpu_nodes.capacity_types == [CapacityType.ON_DEMAND]
     assert cfg.aws.load_balancer_scheme.value == "internal"
     assert cfg.aws.model_store.create_bucket and not cfg.aws.model_store.force_destroy
-    # The pool's GPU ceiling follows the replica ceiling unless it is set.
-    assert gpu_limit(cfg) == cfg.autoscaling.max_replicas * cfg.serving.gpus_per_replica
+    # The pool's GPU ceiling follows the replica ceiling, plus one replica for a rollout's surge pod.
+    assert gpu_limit(cfg) == (cfg.autoscaling.max_replicas + 1) * cfg.serving.gpus_per_replica
 
 
 @pytest.mark.parametrize(

@@ -72,7 +72,7 @@ def test_defaults_are_the_production_safe_ones() -> None:
     assert g.gpu_nodes.capacity_type is CapacityType.ON_DEMAND
     assert g.load_balancer_scheme is GcpLoadBalancerScheme.INTERNAL
     assert g.model_store.create_bucket and not g.model_store.force_destroy
-    assert gcp_gpu_limit(cfg) == cfg.autoscaling.max_replicas * cfg.serving.gpus_per_replica
+    assert gcp_gpu_limit(cfg) == (cfg.autoscaling.max_replicas + 1) * cfg.serving.gpus_per_replica
 
 
 def test_a_zonal_cluster_lives_in_its_first_zone() -> None:
@@ -81,13 +81,13 @@ def test_a_zonal_cluster_lives_in_its_first_zone() -> None:
 
 
 def test_the_pool_grows_to_whole_machines() -> None:
-    # 8 replicas x 2 GPUs on g2-standard-24 (2 x L4): 8 machines; a limit of 5 GPUs rounds up to 3.
+    # (8 + 1 surge) replicas x 2 GPUs on g2-standard-24 (2 x L4): 9 machines; a limit of 5 GPUs rounds up to 3.
     values = gcp_stack(
         serving={"image": "registry.example/model:1.0", "gpu_type": "nvidia-l4", "gpus_per_replica": 2},
         autoscaling={"max_replicas": 8},
         gcp=gcp_section(gpu_nodes={"machine_type": "g2-standard-24"}),
     )
-    assert gcp_max_gpu_nodes(parse_stack_config(copy.deepcopy(values))) == 8
+    assert gcp_max_gpu_nodes(parse_stack_config(copy.deepcopy(values))) == 9
     values["gcp"]["gpu_nodes"]["gpu_limit"] = 5
     assert gcp_max_gpu_nodes(parse_stack_config(values)) == 3
 

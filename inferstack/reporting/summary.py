@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from inferstack.planning.plan import is_placeholder_digest
 from inferstack.reporting.cost import estimate_cost
-from stacks.config import StackConfig
+from stacks.config import StackConfig, cooldown_seconds
+from stacks.rollout import stack_rollout_strategy
 
 if TYPE_CHECKING:
     from inferstack.planning.plan import Plan
@@ -39,6 +40,12 @@ def render_summary(plan: Plan) -> str:
         )
     else:
         lines.append("- GPUs: none (CPU engine)")
+    lines.append(_updates_line(cfg))
+    if cfg.autoscaling.enabled and cfg.autoscaling.min_replicas == 0:
+        lines.append(
+            f"- scale to zero: after {cooldown_seconds(cfg)} s without traffic (at least a cold start: "
+            "autoscaling.cooldown_seconds)"
+        )
     lines.append(estimate_cost(cfg).summary_line())
     lines += [
         f"- endpoint: {_endpoint(plan)} (OpenAI-compatible base URL, API keys required)",
@@ -74,6 +81,15 @@ def render_summary(plan: Plan) -> str:
 
 #: How summary.md marks a value the offline plan made up (a fake certificate, IP, hostname, ARN, id).
 PLACEHOLDER_LABEL = "placeholder"
+
+
+def _updates_line(cfg: StackConfig) -> str:
+    if stack_rollout_strategy(cfg).surges:
+        return "- updates: one extra replica at a time (the GPU pool has room for max_replicas + 1)"
+    return (
+        "- updates: one replica taken down at a time (no room for an extra replica: the stack cannot see "
+        "spare capacity, or the pool is capped at max_replicas); the endpoint runs one replica short meanwhile"
+    )
 
 
 def _image_note(image: str) -> str:

@@ -18,6 +18,12 @@ from components._common import (
 from inferstack.planning.plan import Plan, is_placeholder_digest, pod_images
 from inferstack.validation.apis import CHECK as GCP_APIS_CHECK
 from inferstack.validation.apis import gcp_api_outcome
+from inferstack.validation.capacity import (
+    COLD_START_CHECK,
+    ROLLOUT_CHECK,
+    cold_start_outcome,
+    rollout_outcome,
+)
 from inferstack.validation.dependencies import CHECK as DEPENDENCIES_CHECK
 from inferstack.validation.dependencies import dependency_outcome
 from inferstack.validation.engine import (
@@ -122,6 +128,9 @@ def check_plan(
     report.add(GCP_APIS_CHECK, gcp_api_outcome(plan.recording.resources, plan.recording.invokes))
     # And: each object waits for its namespace, its CRD and the CRDs its controller needs at start.
     report.add(DEPENDENCIES_CHECK, dependency_outcome(plan.recording.resources))
+    # And time and room: a woken replica outlives its cold start; a rollout's surge pod has a GPU to land on.
+    report.add(COLD_START_CHECK, cold_start_outcome(manifests, plan.recording.resources))
+    report.add(ROLLOUT_CHECK, rollout_outcome(manifests, plan.recording.resources))
     if policy_findings is None:
         policy_findings = check_policies(plan)
     report.add(

@@ -59,6 +59,8 @@ CHECKS = {
     "invoke-provider": "data-source calls checked for the stack's provider",
     "gcp-apis": "GCP resources and data sources checked for their enabled API",
     "dependencies": "objects and releases checked to wait for their namespace and CRDs",
+    "scale-to-zero-after-cold-start": "scale-to-zero autoscalers checked to outlive a cold start",
+    "rollout-fits-capacity": "GPU Deployments whose rollout was checked against the pool's capacity",
 }
 
 

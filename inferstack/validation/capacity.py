@@ -1,0 +1,203 @@
+"""Two plan-level rules about time and room that no schema states.
+
+`scale-to-zero-after-cold-start`: a ScaledObject that may scale to zero (minReplicaCount 0) keeps a
+woken replica for at least its cold start: cooldownPeriod >= the target Deployment's startup-probe budget
+(initialDelaySeconds + periodSeconds x failureThreshold) + an image pull + a GPU node's provisioning where
+the plan provisions GPU nodes (a Karpenter NodePool or a GKE node pool with autoscaling). KEDA v2.20.2
+scales to zero once no trigger has been active for cooldownPeriod, whether or not the replica is ready yet
+(stacks/cold_start.py has the source and the figures).
+
+`rollout-fits-capacity`: a Deployment that requests GPUs and surges during a rolling update (maxSurge > 0)
+needs room for one replica beyond its ceiling (the ScaledObject's maxReplicaCount, else spec.replicas) in
+the GPU capacity the plan caps: a Karpenter NodePool's `spec.limits`, or a GKE node pool's
+totalMaxNodeCount x accelerators per node. Where the plan caps nothing we know (fixed on-prem nodes, a
+managed node group) a surge cannot be shown to fit, so it is a finding too; maxSurge 0 with
+maxUnavailable 1 always fits (stacks/rollout.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from inferstack.planning.recording import RecordedResource
+from inferstack.validation.common import CheckOutcome, Finding, resource_id
+from stacks.cold_start import IMAGE_PULL_SECONDS, NODE_PROVISIONING_SECONDS
+
+COLD_START_CHECK = "scale-to-zero-after-cold-start"
+ROLLOUT_CHECK = "rollout-fits-capacity"
+
+#: KEDA's cooldownPeriod when the ScaledObject omits it (v2.20.2 pkg/scaling/executor/scale_executor.go).
+KEDA_DEFAULT_COOLDOWN_SECONDS = 300
+_GKE_NODE_POOL = "gcp:container/nodePool:NodePool"
+
+
+def _deployments(manifests: Sequence[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (m["metadata"].get("namespace", ""), m["metadata"]["name"]): m
+        for m in manifests
+        if m.get("kind") == "Deployment" and isinstance(m.get("metadata"), dict)
+    }
+
+
+def _scaled_objects(manifests: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        m
+        for m in manifests
+        if m.get("kind") == "ScaledObject" and m.get("apiVersion", "").startswith("keda.sh/")
+    ]
+
+
+def _target(so: dict[str, Any]) -> tuple[str, str] | None:
+    ref = (so.get("spec") or {}).get("scaleTargetRef") or {}
+    if ref.get("kind", "Deployment") != "Deployment" or not ref.get("name"):
+        return None
+    return so["metadata"].get("namespace", ""), ref["name"]
+
+
+def _containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return list(spec.get("containers") or [])
+
+
+def startup_budget_seconds(deployment: dict[str, Any]) -> int:
+    """Longest startup-probe budget of the Deployment's containers, in seconds (Kubernetes' probe defaults)."""
+    budgets = [0]
+    for container in _containers(deployment):
+        probe = container.get("startupProbe")
+        if isinstance(probe, dict):
+            budgets.append(
+                int(probe.get("initialDelaySeconds", 0))
+                + int(probe.get("periodSeconds", 10)) * int(probe.get("failureThreshold", 3))
+            )
+    return max(budgets)
+
+
+def gpus_per_pod(deployment: dict[str, Any]) -> int:
+    """GPUs a pod requests: the sum over containers of every `*/gpu` extended resource's limit."""
+    total = 0
+    for container in _containers(deployment):
+        limits = (container.get("resources") or {}).get("limits") or {}
+        total += sum(int(v) for k, v in limits.items() if k.endswith("/gpu"))
+    return total
+
+
+def _provisions_gpu_nodes(manifests: Sequence[dict[str, Any]], resources: Iterable[RecordedResource]) -> bool:
+    if any(
+        m.get("kind") == "NodePool" and m.get("apiVersion", "").startswith("karpenter.sh/") for m in manifests
+    ):
+        return True
+    return any(
+        r.type == _GKE_NODE_POOL and r.inputs.get("autoscaling") and _accelerators(r) for r in resources
+    )
+
+
+def _accelerators(pool: RecordedResource) -> int:
+    accelerators = (pool.inputs.get("nodeConfig") or {}).get("guestAccelerators") or []
+    return sum(int(a.get("count", 0)) for a in accelerators)
+
+
+def gpu_capacity(manifests: Sequence[dict[str, Any]], resources: Iterable[RecordedResource]) -> int | None:
+    """GPUs the plan's GPU pools may hold in all, or None when the plan caps no GPU pool it makes."""
+    found = False
+    total = 0
+    for m in manifests:
+        if m.get("kind") == "NodePool" and m.get("apiVersion", "").startswith("karpenter.sh/"):
+            limits = (m.get("spec") or {}).get("limits") or {}
+            gpu = [int(v) for k, v in limits.items() if k.endswith("/gpu")]
+            if gpu:
+                found, total = True, total + sum(gpu)
+    for r in resources:
+        per_node = _accelerators(r) if r.type == _GKE_NODE_POOL else 0
+        scaling = r.inputs.get("autoscaling") or {} if r.type == _GKE_NODE_POOL else {}
+        if per_node and scaling.get("totalMaxNodeCount") is not None:
+            found, total = True, total + per_node * int(scaling["totalMaxNodeCount"])
+    return total if found else None
+
+
+def _surge_pods(deployment: dict[str, Any], replicas: int) -> int:
+    """maxSurge in pods (Kubernetes rounds a percentage up; the default is 25%)."""
+    strategy = (deployment.get("spec") or {}).get("strategy") or {}
+    if strategy.get("type", "RollingUpdate") != "RollingUpdate":
+        return 0  # Recreate stops every old pod first
+    surge = (strategy.get("rollingUpdate") or {}).get("maxSurge", "25%")
+    if isinstance(surge, str) and surge.endswith("%"):
+        return math.ceil(replicas * int(surge[:-1]) / 100)
+    return int(surge)
+
+
+def cold_start_outcome(
+    manifests: Sequence[dict[str, Any]], resources: Iterable[RecordedResource]
+) -> CheckOutcome:
+    """One finding per ScaledObject with minReplicaCount 0 whose cooldownPeriod is shorter than a cold start."""
+    deployments = _deployments(manifests)
+    provisions = _provisions_gpu_nodes(manifests, list(resources))
+    findings: list[Finding] = []
+    checked = 0
+    for so in _scaled_objects(manifests):
+        spec = so.get("spec") or {}
+        target = _target(so)
+        if spec.get("minReplicaCount", 0) != 0 or target is None or target not in deployments:
+            continue
+        checked += 1
+        deployment = deployments[target]
+        startup = startup_budget_seconds(deployment)
+        node = NODE_PROVISIONING_SECONDS if provisions and gpus_per_pod(deployment) else 0
+        least = startup + IMAGE_PULL_SECONDS + node
+        cooldown = int(spec.get("cooldownPeriod", KEDA_DEFAULT_COOLDOWN_SECONDS))
+        if cooldown < least:
+            findings.append(
+                Finding(
+                    check=COLD_START_CHECK,
+                    resource=resource_id(so),
+                    message=f"spec.cooldownPeriod: {cooldown} s is shorter than a cold start of "
+                    f"{resource_id(deployment)} ({least} s = startup probe {startup} + image pull "
+                    f"{IMAGE_PULL_SECONDS}"
+                    + (f" + GPU node {node}" if node else "")
+                    + "): KEDA would scale a "
+                    "still-loading replica to zero; raise autoscaling.cooldown_seconds to at least "
+                    f"{least} (or remove it: the default is the cold-start budget)",
+                )
+            )
+    return CheckOutcome(findings=findings, notes=[], validated=checked)
+
+
+def rollout_outcome(
+    manifests: Sequence[dict[str, Any]], resources: Iterable[RecordedResource]
+) -> CheckOutcome:
+    """One finding per GPU Deployment whose rolling-update surge has no room at its replica ceiling."""
+    resources = list(resources)
+    ceilings = {
+        t: int((so.get("spec") or {}).get("maxReplicaCount", 100))
+        for so in _scaled_objects(manifests)
+        if (t := _target(so)) is not None
+    }
+    capacity = gpu_capacity(manifests, resources)
+    findings: list[Finding] = []
+    checked = 0
+    for key, deployment in sorted(_deployments(manifests).items()):
+        per_pod = gpus_per_pod(deployment)
+        if not per_pod:
+            continue
+        checked += 1
+        replicas = ceilings.get(key, int((deployment.get("spec") or {}).get("replicas", 1)))
+        surge = _surge_pods(deployment, replicas)
+        if surge <= 0:
+            continue
+        needed = (replicas + surge) * per_pod
+        if capacity is None or capacity < needed:
+            room = (
+                "caps no GPU pool it makes" if capacity is None else f"caps the GPU pools at {capacity} GPUs"
+            )
+            findings.append(
+                Finding(
+                    check=ROLLOUT_CHECK,
+                    resource=resource_id(deployment),
+                    message=f"spec.strategy.rollingUpdate.maxSurge: {surge} surge pod(s) at {replicas} replicas "
+                    f"need {needed} GPUs but the plan {room}: the surge pod would stay Pending and the update "
+                    "time out; raise the pool's gpu_limit by one replica's GPUs, or use maxSurge 0 with "
+                    "maxUnavailable 1",
+                )
+            )
+    return CheckOutcome(findings=findings, notes=[], validated=checked)

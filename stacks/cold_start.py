@@ -1,0 +1,47 @@
+"""The cold-start budget: how long a replica woken from zero may take before it serves, and the
+scale-to-zero cooldown that follows from it.
+
+Why the cooldown must cover the whole cold start
+-----------------------------------------------
+KEDA (v2.20.2, pkg/scaling/executor/scale_scaledobjects.go, `RequestScale` and `scaleToZeroOrIdle`)
+scales a ScaledObject with minReplicaCount 0 to zero when no trigger is active and
+`status.lastActiveTime + cooldownPeriod` has passed. lastActiveTime is set when KEDA scales from zero
+and on every poll while a trigger is active; it does not look at pod readiness. While a replica is
+still loading, vLLM exports no `vllm:num_requests_waiting` series, so the queue trigger reads 0
+(ignoreNullValues) and is inactive; only the gateway's wake-up trigger (a rate over WAKE_WINDOW) keeps
+lastActiveTime fresh, and only while clients keep retrying. One request followed by silence therefore
+leaves the replica `WAKE_WINDOW + cooldownPeriod` to become ready before KEDA removes it again, even if
+it is half loaded. cooldownPeriod is used for nothing else: the HPA KEDA creates has
+minReplicas = max(minReplicaCount, 1), so scaling between 1 and N is the HPA's (its scale-down
+stabilization window), and the HPA never removes the last replica.
+
+So the cooldown of a stack that scales to zero must be at least the time a replica may take from
+"KEDA set replicas to 1" to "ready": a GPU node (where the platform provisions one), the image pull,
+and the startup probe's budget. The weight download by the `fetch` init container comes on top; it has
+no budget of its own today (it runs before the startup probe starts), so it is not counted here.
+"""
+
+from __future__ import annotations
+
+#: Seconds a GPU node may take from the autoscaler's request to a schedulable `nvidia.com/gpu`
+#: (instance launch, boot, NVIDIA driver and device plugin). GKE's cluster autoscaler provisions GPU
+#: nodes "in 3-8 minutes" (easecloud.io, "Auto-Scale GPU Workloads on GKE Clusters"); an AKS report of
+#: A100 nodes sees 5-10 minutes end to end (learn.microsoft.com/en-us/answers/a/12767836). We take the
+#: upper end of GKE's range. Only where the stack provisions nodes (aws, gcp); on-prem nodes exist.
+NODE_PROVISIONING_SECONDS = 480
+
+#: Seconds the serving image's pull may take on a fresh node. ai-on-gke's startup-latency guide measured
+#: a 5.4 GB image at 191 s without image streaming (about 35 s/GB); vLLM's OpenAI image is about 10 GB
+#: compressed, so about 360 s. A warm node (IfNotPresent) skips it, but the node woken from zero is new.
+IMAGE_PULL_SECONDS = 360
+
+
+def minimum_cooldown_seconds(startup_timeout_seconds: int, provisions_nodes: bool) -> int:
+    """The shortest scale-to-zero cooldown (seconds) that lets a woken replica finish its cold start.
+
+    startup_timeout_seconds: the startup probe's budget (serving.startup_timeout_seconds).
+    provisions_nodes: True where GPU nodes are created on demand (Karpenter, GKE autoscaler).
+    """
+    return (
+        startup_timeout_seconds + IMAGE_PULL_SECONDS + (NODE_PROVISIONING_SECONDS if provisions_nodes else 0)
+    )

@@ -1,0 +1,211 @@
+"""Scale-to-zero timers follow the cold-start budget; rollouts fit the GPU capacity (issue 13 kinds 7, 9).
+
+The plan-level rules `scale-to-zero-after-cold-start` and `rollout-fits-capacity`
+(inferstack/validation/capacity.py, run by `inferstack check`): every stack in stacks/ and docs/examples/
+passes, and the defective form of every stack fails: KEDA's old 300 s cooldown on a stack that scales to
+zero, and `maxSurge: 1, maxUnavailable: 0` on a pool capped at exactly max_replicas x GPUs.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inferstack.planning.plan import Plan, plan_stack
+from inferstack.planning.recording import RecordedResource
+from inferstack.validation.capacity import (
+    COLD_START_CHECK,
+    ROLLOUT_CHECK,
+    cold_start_outcome,
+    gpus_per_pod,
+    rollout_outcome,
+    startup_budget_seconds,
+)
+from stacks.cold_start import IMAGE_PULL_SECONDS, NODE_PROVISIONING_SECONDS, minimum_cooldown_seconds
+from stacks.config import (
+    ConfigError,
+    config_values_from_stack_yaml,
+    cooldown_seconds,
+    load_stack_file,
+    parse_stack_config,
+)
+from stacks.rollout import ONE_AT_A_TIME, SURGE, rollout_strategy, stack_rollout_strategy
+from stacks.stack_yaml import load_yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+STACK_FILES = {
+    p.name.removeprefix("Pulumi.").removesuffix(".yaml"): p
+    for p in [*(ROOT / "stacks").glob("Pulumi.*.yaml"), *(ROOT / "docs" / "examples").glob("Pulumi.*.yaml")]
+}
+STACKS = sorted(STACK_FILES)
+Manifests = list[dict[str, Any]]
+
+
+@functools.cache
+def plan_of(stack: str) -> Plan:
+    return plan_stack(load_stack_file(STACK_FILES[stack]), stack)
+
+
+def manifests_of(stack: str) -> Manifests:
+    return copy.deepcopy(plan_of(stack).manifests())
+
+
+def stack_values(stack: str) -> dict[str, Any]:
+    """The inferstack: values of a stack file, keyed by section (what parse_stack_config takes)."""
+    document = load_yaml(STACK_FILES[stack].read_text(encoding="utf-8")).document
+    return config_values_from_stack_yaml(document, stack)
+
+
+def of_kind(manifests: Manifests, kind: str) -> list[dict[str, Any]]:
+    return [m for m in manifests if m.get("kind") == kind]
+
+
+def gpu_deployments(manifests: Manifests) -> list[dict[str, Any]]:
+    return [d for d in of_kind(manifests, "Deployment") if gpus_per_pod(d)]
+
+
+# --- pure parts -----------------------------------------------------------------------------------------
+
+
+def test_the_minimum_cooldown_is_the_whole_cold_start() -> None:
+    assert (
+        minimum_cooldown_seconds(600, provisions_nodes=True)
+        == 600 + IMAGE_PULL_SECONDS + NODE_PROVISIONING_SECONDS
+    )
+    assert minimum_cooldown_seconds(1200, provisions_nodes=False) == 1200 + IMAGE_PULL_SECONDS
+    # KEDA's own default (300 s) covers none of them.
+    assert minimum_cooldown_seconds(60, provisions_nodes=False) > 300
+
+
+@pytest.mark.parametrize(
+    ("capacity", "max_replicas", "gpus", "expected"),
+    [
+        (None, 4, 1, ONE_AT_A_TIME),  # unknown capacity (on-prem, managed node group, CPU): full
+        (4, 4, 1, ONE_AT_A_TIME),  # exactly max_replicas x GPUs: the surge pod would stay Pending
+        (5, 4, 1, SURGE),
+        (16, 8, 2, ONE_AT_A_TIME),
+        (17, 8, 2, ONE_AT_A_TIME),  # half a replica of room is no room
+        (18, 8, 2, SURGE),
+    ],
+)
+def test_the_strategy_surges_only_with_room_for_one_more_replica(
+    capacity: int | None, max_replicas: int, gpus: int, expected: object
+) -> None:
+    assert rollout_strategy(capacity, max_replicas, gpus) == expected
+
+
+# --- the stack files ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_cooldown_shorter_than_the_cold_start_is_rejected_in_every_stack(stack: str) -> None:
+    values = stack_values(stack)
+    values.setdefault("autoscaling", {}).update(enabled=True, min_replicas=0, cooldown_seconds=300)
+    values.setdefault("serving", {})["engine"] = "vllm"
+    with pytest.raises(ConfigError) as raised:
+        parse_stack_config(values, stack)
+    assert "autoscaling.cooldown_seconds: 300 s is shorter than a cold start" in str(raised.value)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_default_cooldown_is_the_stacks_cold_start_budget(stack: str) -> None:
+    cfg = load_stack_file(STACK_FILES[stack])
+    assert cfg.autoscaling.cooldown_seconds is None or cfg.autoscaling.min_replicas > 0, (
+        "a stack that scales to zero should take the derived cooldown"
+    )
+    provisions = cfg.platform.value != "onprem"
+    assert cooldown_seconds(cfg) == minimum_cooldown_seconds(cfg.serving.startup_timeout_seconds, provisions)
+
+
+# --- the plans: every stack passes, the defective form of every stack fails ------------------------------
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_passes_both_rules(stack: str) -> None:
+    plan = plan_of(stack)
+    manifests = plan.manifests()
+    assert cold_start_outcome(manifests, plan.recording.resources).findings == []
+    assert rollout_outcome(manifests, plan.recording.resources).findings == []
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_deployment_strategy_is_the_one_derived_from_capacity(stack: str) -> None:
+    plan = plan_of(stack)
+    (server,) = [
+        d for d in of_kind(plan.manifests(), "Deployment") if d["metadata"]["name"].startswith("llm")
+    ]
+    expected = stack_rollout_strategy(plan.config)
+    assert server["spec"]["strategy"]["rollingUpdate"] == {
+        "maxSurge": expected.max_surge,
+        "maxUnavailable": expected.max_unavailable,
+    }
+
+
+@pytest.mark.parametrize("stack", [s for s in STACKS if of_kind(plan_of(s).manifests(), "ScaledObject")])
+def test_keda_default_cooldown_on_scale_to_zero_fails_in_every_stack(stack: str) -> None:
+    manifests = manifests_of(stack)
+    for so in of_kind(manifests, "ScaledObject"):
+        so["spec"]["minReplicaCount"] = 0
+        so["spec"]["cooldownPeriod"] = 300
+    findings = cold_start_outcome(manifests, plan_of(stack).recording.resources).findings
+    assert [f.check for f in findings] == [COLD_START_CHECK]
+    assert "autoscaling.cooldown_seconds" in findings[0].message
+    # A cooldown absent from the ScaledObject is KEDA's default, 300 s: the same finding.
+    for so in of_kind(manifests, "ScaledObject"):
+        del so["spec"]["cooldownPeriod"]
+    assert cold_start_outcome(manifests, plan_of(stack).recording.resources).findings
+
+
+def test_the_startup_budget_reads_the_probe() -> None:
+    deployment = {
+        "spec": {
+            "template": {
+                "spec": {"containers": [{"startupProbe": {"periodSeconds": 10, "failureThreshold": 60}}]}
+            }
+        }
+    }
+    assert startup_budget_seconds(deployment) == 600
+
+
+def _exact_capacity(stack: str, manifests: Manifests) -> list[RecordedResource]:
+    """The stack's GPU pool capped at exactly max_replicas x GPUs (the defect's shape), as a copy."""
+    ceiling = {
+        so["spec"]["scaleTargetRef"]["name"]: so["spec"]["maxReplicaCount"]
+        for so in of_kind(manifests, "ScaledObject")
+    }
+    (server,) = gpu_deployments(manifests)
+    exact = ceiling.get(server["metadata"]["name"], server["spec"]["replicas"]) * gpus_per_pod(server)
+    for pool in of_kind(manifests, "NodePool"):
+        pool["spec"]["limits"]["nvidia.com/gpu"] = exact
+    resources = []
+    for r in plan_of(stack).recording.resources:
+        accelerators = (r.inputs.get("nodeConfig") or {}).get("guestAccelerators")
+        if r.type == "gcp:container/nodePool:NodePool" and r.inputs.get("autoscaling") and accelerators:
+            inputs = copy.deepcopy(r.inputs)
+            per_node = sum(a["count"] for a in inputs["nodeConfig"]["guestAccelerators"])
+            inputs["autoscaling"]["totalMaxNodeCount"] = math.ceil(exact / per_node)
+            r = dataclasses.replace(r, inputs=inputs)
+        resources.append(r)
+    return resources
+
+
+@pytest.mark.parametrize("stack", [s for s in STACKS if gpu_deployments(plan_of(s).manifests())])
+def test_a_surge_on_an_exactly_sized_pool_fails_in_every_gpu_stack(stack: str) -> None:
+    manifests = manifests_of(stack)
+    resources = _exact_capacity(stack, manifests)
+    (server,) = gpu_deployments(manifests)
+    server["spec"]["strategy"] = {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    findings = rollout_outcome(manifests, resources).findings
+    assert [f.check for f in findings] == [ROLLOUT_CHECK]
+    # One replica at a time always fits.
+    server["spec"]["strategy"]["rollingUpdate"] = {"maxSurge": 0, "maxUnavailable": 1}
+    assert rollout_outcome(manifests, resources).findings == []
