@@ -49,6 +49,9 @@ __all__ = [
 ]
 
 # Render order, and what each check counts.
+#: The validators proper, whose count is shown even when it is zero; the other CHECKS are plan-level rules.
+VALIDATORS = frozenset({"kubernetes-validate", "crd-schema", "helm-values", "checkov", "policy"})
+
 CHECKS = {
     "kubernetes-validate": "built-in objects",
     "crd-schema": "custom resources",
@@ -100,7 +103,13 @@ class ValidationReport:
             lines.append("Not validated:")
             lines.extend(f"  - {note}" for note in self.notes)
             lines.append("")
-        checked = ", ".join(f"{self.counts[c]} {CHECKS.get(c, c)}" for c in CHECKS if c in self.counts)
+        # A validator's zero matters ("0 custom resources": no CRD folder). A plan-level rule's zero only
+        # says it had nothing to look at in this plan (a GCP rule on an AWS stack): leave it out.
+        checked = ", ".join(
+            f"{self.counts[c]} {CHECKS.get(c, c)}"
+            for c in CHECKS
+            if c in self.counts and (self.counts[c] or c in VALIDATORS)
+        )
         verdict = (
             "OK"
             if self.ok
