@@ -61,7 +61,7 @@ def metrics_server_values(args: MetricsServerArgs) -> dict[str, Any]:
 class MetricsServer(pulumi.ComponentResource):
     """The pinned metrics-server chart in kube-system, serving `metrics.k8s.io` to the HPA that KEDA owns."""
 
-    release_name: pulumi.Output[str]
+    release_name: pulumi.Output[str | None]
 
     def __init__(
         self, name: str, args: MetricsServerArgs, opts: pulumi.ResourceOptions | None = None
