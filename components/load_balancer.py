@@ -458,6 +458,27 @@ _RESTRICTED_ENVOY_CONTAINER: dict[str, Any] = {
 }
 
 
+#: The Service annotation prefixes MetalLB's controller reads, newest first. metallb/metallb
+#: controller/service.go: v0.13.12 and v0.14.8 read `metallb.universe.tf/...` only; v0.14.9 (#2495)
+#: made `metallb.io` the prefix and keeps `metallb.universe.tf` as `DeprecatedAnnotationPrefix`, read
+#: only when the `metallb.io` key is absent (`valueForAnnotation`, unchanged through v0.16.1); release
+#: notes 0.14.9: "Future versions might remove this backwards compatibility". Writing both, with the
+#: same value, picks the pool on every MetalLB that has CRD configuration (0.13 and later) and on the
+#: ones that drop the old prefix; the stack need not know which release the site runs.
+METALLB_ANNOTATION_PREFIXES = ("metallb.io", "metallb.universe.tf")
+
+
+def metallb_annotations(pool: str, address: str | None) -> dict[str, str]:
+    """The Envoy Service's MetalLB annotations: `<prefix>/address-pool: pool` and, with `address`,
+    `<prefix>/loadBalancerIPs: address`, for each prefix in METALLB_ANNOTATION_PREFIXES."""
+    annotations: dict[str, str] = {}
+    for prefix in METALLB_ANNOTATION_PREFIXES:
+        annotations[f"{prefix}/address-pool"] = pool
+        if address:
+            annotations[f"{prefix}/loadBalancerIPs"] = address
+    return annotations
+
+
 def envoy_proxy_spec(args: LoadBalancerArgs) -> dict[str, Any]:
     service: dict[str, Any] = {}
     if args.kind is not LoadBalancerKind.CLOUD:
@@ -485,9 +506,7 @@ def envoy_proxy_spec(args: LoadBalancerArgs) -> dict[str, Any]:
     else:
         service["type"] = "LoadBalancer"
         if args.kind is LoadBalancerKind.METALLB:
-            annotations["metallb.io/address-pool"] = str(args.metallb_pool)
-            if args.address:
-                annotations["metallb.io/loadBalancerIPs"] = args.address
+            annotations.update(metallb_annotations(str(args.metallb_pool), args.address))
         elif args.address:
             service["loadBalancerIP"] = args.address
         if not is_open(args.allowed_source_cidrs):

@@ -84,6 +84,23 @@ class Quantization(StrEnum):
 MIN_KUBERNETES_VERSION = (1, 30)
 
 
+class MetricsServerConfig(Section):
+    """The resource metrics API (metrics.k8s.io) that the CPU engine's `cpu` scaling trigger reads
+    (components/metrics_server.py says who already runs one)."""
+
+    install: bool | None = Field(
+        None,
+        description="install metrics-server (kubernetes-sigs chart) for the cpu trigger; default: yes on aws "
+        "and onprem, no on gcp (GKE runs its own); false where the cluster already has one (k3s, k3d, "
+        "kubespray with metrics_server_enabled)",
+    )
+    kubelet_insecure_tls: bool = Field(
+        False,
+        description="onprem: pass --kubelet-insecure-tls, for kubelets that serve self-signed certificates "
+        "(kind, kubeadm without serverTLSBootstrap); metrics-server then does not verify them",
+    )
+
+
 class ClusterConfig(Section):
     kubernetes_version: str = Field(
         "1.34",
@@ -113,6 +130,10 @@ class ClusterConfig(Section):
         min_length=1,
         description="onprem: write manifests to this directory instead of applying them (Argo CD / Flux); "
         "Secrets land there in plain text",
+    )
+    metrics_server: MetricsServerConfig = Field(
+        default_factory=MetricsServerConfig,  # type: ignore[arg-type]
+        description="metrics-server for the CPU engine's cpu scaling trigger",
     )
 
 
@@ -490,12 +511,52 @@ class StackConfig(Section):
     def uses_gpu(self) -> bool:
         return self.serving.engine is Engine.VLLM
 
+    @property
+    def uses_cpu_trigger(self) -> bool:
+        """KEDA scales on CPU utilisation (the CPU engine exports no queue metric), through metrics.k8s.io."""
+        return self.autoscaling.enabled and self.serving.engine is Engine.TRANSFORMERS
+
+    @property
+    def metrics_api_provider(self) -> str | None:
+        """Who serves metrics.k8s.io to the cpu trigger: "stack" (the stack installs metrics-server),
+        "platform" (GKE runs its own), "cluster" (the stack file says the cluster has one), or None when
+        nothing reads it."""
+        if not self.uses_cpu_trigger:
+            return None
+        install = self.cluster.metrics_server.install
+        if install is None:
+            return "platform" if self.platform is Platform.GCP else "stack"
+        return "stack" if install else "cluster"
+
+
+def _metrics_server_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    ms = cfg.cluster.metrics_server
+    problems: list[tuple[str, str]] = []
+    if cfg.platform is Platform.GCP and ms.install:
+        problems.append(
+            (
+                "cluster.metrics_server.install",
+                "GKE runs metrics-server itself (kube-system) and owns the v1beta1.metrics.k8s.io APIService; a "
+                "second one would take it over: remove install",
+            )
+        )
+    if cfg.platform is not Platform.ONPREM and ms.kubelet_insecure_tls:
+        problems.append(
+            (
+                "cluster.metrics_server.kubelet_insecure_tls",
+                f"{cfg.platform.value} kubelets serve certificates signed by the cluster CA, which metrics-server "
+                "verifies: remove kubelet_insecure_tls",
+            )
+        )
+    return problems
+
 
 def _cross_field_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     """Rules that span sections. Returns (field path, message with the fix) for each violation."""
     problems: list[tuple[str, str]] = []
     s, a, t = cfg.serving, cfg.autoscaling, cfg.tls
 
+    problems.extend(_metrics_server_problems(cfg))
     if a.min_replicas > a.max_replicas:
         problems.append(
             (

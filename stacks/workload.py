@@ -25,6 +25,7 @@ from components.load_balancer import (
     LoadBalancer,
     LoadBalancerArgs,
 )
+from components.metrics_server import MetricsServer, MetricsServerArgs
 from components.model_server import SERVING_PORT, ModelServer, ModelServerArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.tls import TlsCertificates, TlsCertificatesArgs
@@ -236,6 +237,17 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
         opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, gateway, *ctx.tls_after]),
     )
 
+    metrics_api: list[pulumi.Resource] = []
+    if cfg.metrics_api_provider == "stack":
+        # The cpu trigger reads metrics.k8s.io, which EKS, kind and kubeadm clusters do not serve.
+        metrics_api.append(
+            MetricsServer(
+                NAME,
+                MetricsServerArgs(kubelet_insecure_tls=cfg.cluster.metrics_server.kubelet_insecure_tls),
+                opts=pulumi.ResourceOptions(provider=provider),
+            )
+        )
+
     if cfg.autoscaling.enabled:
         a = cfg.autoscaling
         Autoscaler(
@@ -261,7 +273,9 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
                 if scale_to_zero
                 else None,
             ),
-            opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, *after_monitoring]),
+            opts=pulumi.ResourceOptions(
+                provider=provider, depends_on=[namespace, *after_monitoring, *metrics_api]
+            ),
         )
 
     pulumi.export("url", gateway.url)

@@ -166,8 +166,9 @@ def test_onprem_site_example_does_what_docs_onprem_says() -> None:
 
     service = manifest(plan, "EnvoyProxy", "llm")["spec"]["provider"]["kubernetes"]["envoyService"]
     assert service["annotations"] == {
-        "metallb.io/address-pool": "services",
-        "metallb.io/loadBalancerIPs": "10.20.0.40",
+        f"{prefix}/{key}": value
+        for prefix in ("metallb.io", "metallb.universe.tf")  # MetalLB >= 0.14.9, and older releases
+        for key, value in (("address-pool", "services"), ("loadBalancerIPs", "10.20.0.40"))
     }
     assert service["loadBalancerSourceRanges"] == ["10.0.0.0/8"]
 

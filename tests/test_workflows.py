@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
+from stacks.config import load_stack_file
+
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / ".github" / "workflows"
 OPERATOR_EXAMPLE = ROOT / "deploy" / "gitops" / "pulumi-operator-stack.yaml"
@@ -340,3 +342,80 @@ def test_workflows_run_the_python_the_locks_are_compiled_for(path: Path) -> None
         for step in steps(job):
             if step.get("uses", "").startswith("actions/setup-python@"):
                 assert str(step["with"]["python-version"]) == "3.11", path.name
+
+
+# --- who can reach each stack's Kubernetes API ------------------------------------------------------------
+
+#: What a job must say to land on a self-hosted runner when its stack asks for one, and to fail at once
+#: (not after creating the cluster) when it lands on a GitHub-hosted one. `runner.environment` is
+#: "github-hosted" or "self-hosted" (GitHub docs, contexts: runner context; RUNNER_ENVIRONMENT).
+RUNS_ON_BY_STACK = "${{ matrix.runner_variable && vars[matrix.runner_variable] || 'ubuntu-latest' }}"
+FAIL_FAST_IF = "matrix.runner_variable && runner.environment != 'self-hosted'"
+RUNNER_VARIABLE = re.compile(r"^[A-Z][A-Z0-9_]*_RUNNER$")
+
+
+def api_reachable_from_github_hosted_runners(stack: str) -> bool:
+    """Whether `pulumi preview`/`up` on a GitHub-hosted runner can reach the stack's Kubernetes API.
+
+    GitHub-hosted runners egress from thousands of cloud ranges that change weekly, and the stack schema
+    refuses 0.0.0.0/0 for either cloud's API, so a network allow-list never covers them. EKS: the API is
+    a private endpoint (VPC + private_access_cidrs) plus, when public_access_cidrs is set, a public one
+    limited to those networks: never reachable. GKE: the kubeconfig uses the DNS endpoint whenever it is
+    on (components/clusters/gcp/gke.py api_server_url), which takes calls from anywhere and checks IAM;
+    without it, the IP endpoints are limited to listed networks. On-prem stacks are not in the workflows.
+    """
+    cfg = load_stack_file(ROOT / "stacks" / f"Pulumi.{stack}.yaml")
+    if cfg.aws is not None:
+        return False
+    if cfg.gcp is not None:
+        return cfg.gcp.api_endpoint.dns_endpoint
+    raise AssertionError(f"{stack}: not a cloud stack; the workflows deploy aws and gcp stacks only")
+
+
+def stack_jobs() -> list[tuple[str, str, dict[str, Any]]]:
+    """(workflow, job name, job) for every job that runs Pulumi against a cluster."""
+    found = []
+    for path in WORKFLOW_FILES:
+        for job_name, job in load(path)["jobs"].items():
+            if any(s.get("uses", "").startswith("pulumi/actions@") for s in steps(job)):
+                found.append((path.name, job_name, job))
+    return found
+
+
+def test_stack_jobs_include_every_preview_and_deploy() -> None:
+    assert {(w, j) for w, j, _ in stack_jobs()} == {
+        ("preview.yml", "preview"),
+        ("deploy.yml", "dev"),
+        ("deploy.yml", "prod"),
+    }
+
+
+@pytest.mark.parametrize("stack", sorted(s for s, p in stack_platforms().items() if p in CLOUD_PLATFORMS))
+def test_every_job_runs_its_stack_on_a_runner_that_reaches_the_stacks_api(stack: str) -> None:
+    reachable = api_reachable_from_github_hosted_runners(stack)
+    for workflow_name, job_name, job in stack_jobs():
+        entries = [e for e in job["strategy"]["matrix"]["include"] if e["stack"] == stack]
+        for entry in entries:
+            where = f"{workflow_name} {job_name} {stack}"
+            variable = entry.get("runner_variable")
+            if reachable:
+                assert variable is None, f"{where}: its API is reachable from GitHub-hosted runners"
+                continue
+            assert variable, (
+                f"{where}: GitHub-hosted runners cannot reach this stack's Kubernetes API; give its matrix "
+                "entry runner_variable: <NAME>_RUNNER (a self-hosted runner inside the allowed networks)"
+            )
+            assert RUNNER_VARIABLE.match(variable), where
+            assert job["runs-on"] == RUNS_ON_BY_STACK, where
+            first = steps(job)[0]
+            assert first.get("if") == FAIL_FAST_IF, f"{where}: the first step must stop a GitHub-hosted run"
+            assert "exit 1" in first["run"] and "::error" in first["run"]
+            assert first["env"]["RUNNER_VARIABLE"] == "${{ matrix.runner_variable }}"
+
+
+def test_runner_variables_are_documented() -> None:
+    page = (ROOT / "docs" / "gitops.md").read_text(encoding="utf-8")
+    for _, _, job in stack_jobs():
+        for entry in job["strategy"]["matrix"]["include"]:
+            if "runner_variable" in entry:
+                assert f"`{entry['runner_variable']}`" in page, entry["runner_variable"]

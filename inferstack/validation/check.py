@@ -15,6 +15,7 @@ from components._common import (
     NVIDIA_DEVICE_PLUGIN,
     HelmChart,
 )
+from components.metrics_server import METRICS_SERVER
 from inferstack.planning.plan import Plan, is_placeholder_digest, pod_images
 from inferstack.validation.apis import CHECK as GCP_APIS_CHECK
 from inferstack.validation.apis import gcp_api_outcome
@@ -37,6 +38,8 @@ from inferstack.validation.engine import (
 )
 from inferstack.validation.invokes import CHECK as INVOKE_PROVIDER_CHECK
 from inferstack.validation.invokes import invoke_provider_outcome
+from inferstack.validation.metrics_api import CHECK as METRICS_API_CHECK
+from inferstack.validation.metrics_api import metrics_api_outcome
 from inferstack.validation.policies import PolicyFinding, check_policies, finding_text, policy_inputs
 from inferstack.validation.scopes import scope_outcome
 from stacks.config import Tier
@@ -53,6 +56,7 @@ PINNED_CHARTS: dict[str, HelmChart] = {
         GPU_OPERATOR,
         KARPENTER,
         AWS_LOAD_BALANCER_CONTROLLER,
+        METRICS_SERVER,
     )
 }
 
@@ -131,6 +135,13 @@ def check_plan(
     # And time and room: a woken replica outlives its cold start; a rollout's surge pod has a GPU to land on.
     report.add(COLD_START_CHECK, cold_start_outcome(manifests, plan.recording.resources))
     report.add(ROLLOUT_CHECK, rollout_outcome(manifests, plan.recording.resources))
+    # And: a CPU/memory scaler has something serving metrics.k8s.io.
+    report.add(
+        METRICS_API_CHECK,
+        metrics_api_outcome(
+            manifests, [r.chart for r in plan.helm_releases()], plan.config.metrics_api_provider
+        ),
+    )
     if policy_findings is None:
         policy_findings = check_policies(plan)
     report.add(

@@ -374,13 +374,42 @@ def test_nodeport_pins_the_given_node_ports() -> None:
     assert out["url"] == "https://llm.example.com:31443"
 
 
-def test_metallb_gets_its_pool_and_address_annotations() -> None:
+#: The annotation prefix each MetalLB release's controller reads (metallb/metallb controller/service.go
+#: at the tag: AnnotationPrefix, and DeprecatedAnnotationPrefix from v0.14.9 on).
+METALLB_PREFIXES_READ = {
+    "v0.13.12": {"metallb.universe.tf"},
+    "v0.14.8": {"metallb.universe.tf"},
+    "v0.14.9": {"metallb.io", "metallb.universe.tf"},
+    "v0.16.1": {"metallb.io", "metallb.universe.tf"},
+    "a future release without the old prefix": {"metallb.io"},
+}
+
+
+@pytest.mark.parametrize("release", METALLB_PREFIXES_READ)
+def test_metallb_gets_its_pool_and_address_on_every_release(release: str) -> None:
     rec, _ = deploy(address="192.0.2.10")
     service = envoy_service(rec)
     assert service["type"] == "LoadBalancer"
-    assert service["annotations"] == {
-        "metallb.io/address-pool": "public-pool",
-        "metallb.io/loadBalancerIPs": "192.0.2.10",
+    read = {
+        key.split("/")[1]: value
+        for key, value in service["annotations"].items()
+        if key.split("/")[0] in METALLB_PREFIXES_READ[release]
+    }
+    assert read == {"address-pool": "public-pool", "loadBalancerIPs": "192.0.2.10"}, release
+    # Where MetalLB reads two prefixes, the new one wins (valueForAnnotation): they must agree.
+    by_suffix: dict[str, set[str]] = {}
+    for key, value in service["annotations"].items():
+        by_suffix.setdefault(key.split("/")[1], set()).add(value)
+    assert all(len(values) == 1 for values in by_suffix.values())
+    no_address, _ = deploy()
+    assert not any(k.endswith("/loadBalancerIPs") for k in envoy_service(no_address)["annotations"])
+
+
+def test_metallb_service_has_no_other_annotations() -> None:
+    rec, _ = default_run()
+    assert set(envoy_service(rec)["annotations"]) == {
+        "metallb.io/address-pool",
+        "metallb.universe.tf/address-pool",
     }
     existing, _ = deploy(kind=LoadBalancerKind.EXISTING, metallb_pool=None, address="192.0.2.11")
     assert envoy_service(existing)["loadBalancerIP"] == "192.0.2.11"
