@@ -33,6 +33,11 @@ DEFAULT_DENY_NAME = "default-deny"
 HTTP01_SOLVER_POLICY_NAME = "allow-acme-http01-solver"
 
 
+def _untyped(spec: dict[str, Any]) -> Any:
+    """Specs are plain snake_case dicts (the SDK converts them); its TypedDicts cannot type `from`."""
+    return spec
+
+
 def in_namespace(namespace: str) -> dict[str, Any]:
     """A namespaceSelector for one namespace by its immutable `kubernetes.io/metadata.name` label."""
     return {"match_labels": {"kubernetes.io/metadata.name": namespace}}
@@ -45,7 +50,7 @@ def namespace_default_deny(
     return k8s.networking.v1.NetworkPolicy(
         resource_name,
         metadata={"name": DEFAULT_DENY_NAME, "namespace": namespace},
-        spec={"pod_selector": {}, "policy_types": ["Ingress", "Egress"]},
+        spec=_untyped({"pod_selector": {}, "policy_types": ["Ingress", "Egress"]}),
         opts=opts,
     )
 
@@ -62,20 +67,22 @@ def acme_http01_solver_allow(
     return k8s.networking.v1.NetworkPolicy(
         resource_name,
         metadata={"name": HTTP01_SOLVER_POLICY_NAME, "namespace": namespace},
-        spec={
-            "pod_selector": {"match_labels": dict(HTTP01_SOLVER_POD_LABELS)},
-            "policy_types": ["Ingress"],
-            "ingress": [
-                {
-                    "from": [
-                        {
-                            "namespace_selector": in_namespace(gateway_namespace),
-                            "pod_selector": {"match_labels": dict(gateway_pod_labels)},
-                        }
-                    ],
-                    "ports": [{"port": HTTP01_SOLVER_PORT, "protocol": "TCP"}],
-                }
-            ],
-        },
+        spec=_untyped(
+            {
+                "pod_selector": {"match_labels": dict(HTTP01_SOLVER_POD_LABELS)},
+                "policy_types": ["Ingress"],
+                "ingress": [
+                    {
+                        "from": [
+                            {
+                                "namespace_selector": in_namespace(gateway_namespace),
+                                "pod_selector": {"match_labels": dict(gateway_pod_labels)},
+                            }
+                        ],
+                        "ports": [{"port": HTTP01_SOLVER_PORT, "protocol": "TCP"}],
+                    }
+                ],
+            }
+        ),
         opts=opts,
     )

@@ -57,6 +57,7 @@ CHECKS = {
     "policy": "objects checked by the policy pack",
     "scope": "objects whose namespace was checked against their kind's scope",
     "invoke-provider": "data-source calls checked for the stack's provider",
+    "network-policy": "NetworkPolicies checked for namespace default-deny, DNS egress and pod-selected peers",
 }
 
 
