@@ -46,6 +46,33 @@ HF_TOKEN_MOUNT = "/var/run/secrets/inferstack/hf"
 #: so args alone are enough and stay right whatever interpreter name a base image provides.
 LAUNCHER_ARGS = {"fetch": ["fetch"], "serve": ["serve"]}
 
+# --- DNS egress ------------------------------------------------------------------------------------
+# A pod-label peer matches pods only; a resolver on the node (hostNetwork, or a link-local address) is
+# matched by an ipBlock peer or not at all. So DNS egress goes to both:
+#: The cluster DNS pods: kube-dns on GKE, CoreDNS labelled `k8s-app: kube-dns` on EKS (the coredns
+#: add-on keeps kube-dns's label) and on kubeadm/kubespray clusters.
+KUBE_DNS_PEER_NAMESPACE = "kube-system"
+KUBE_DNS_POD_LABELS = {"k8s-app": "kube-dns"}
+#: NodeLocal DNSCache's pods (kubernetes cluster/addons/dns/nodelocaldns/nodelocaldns.yaml labels its
+#: DaemonSet pods `k8s-app: node-local-dns`); they are hostNetwork in the upstream addon, where only an
+#: ipBlock matches, but not under every dataplane, so the pod peer is kept as well.
+NODE_LOCAL_DNS_POD_LABELS = {"k8s-app": "node-local-dns"}
+#: The link-local addresses NodeLocal DNSCache listens on (a dummy interface on the node):
+#: - 169.254.20.10: the upstream addon's default (kubernetes/kubernetes cluster/addons/dns/nodelocaldns/
+#:   README.md: "a link local ip(169.254.20.10/32 by default)"), also GKE's NodeLocal DNSCache, which GKE
+#:   turns on by default from 1.34.1-gke.3720000 on Standard and always on Autopilot (GKE docs,
+#:   "Set up NodeLocal DNSCache");
+#: - 169.254.25.10: kubespray's `nodelocaldns_ip` (roles/kubespray-defaults/defaults/main/main.yml,
+#:   `enable_nodelocaldns: true` by default), which kubespray also writes as kubelet's clusterDNS.
+#: Both are link-local, so allowing port 53 there reaches nothing but the node's own cache.
+NODE_LOCAL_DNS_CIDRS = ("169.254.20.10/32", "169.254.25.10/32")
+DNS_PORT = 53
+
+#: Pod labels of the Prometheus that scrapes the engine: prometheus-operator puts
+#: `app.kubernetes.io/name: prometheus` on every Prometheus pod it runs (pkg/prometheus/statefulset.go,
+#: `podSelectorLabels`), which is what kube-prometheus-stack's Prometheus is.
+PROMETHEUS_POD_LABELS: dict[str, str] = {"app.kubernetes.io/name": "prometheus"}
+
 #: Launcher settings set only through typed fields, even when the current args leave them unset.
 _LAUNCHER_SETTINGS = frozenset(
     {"MAX_MODEL_LEN", "GPU_MEMORY_UTILIZATION", "QUANTIZATION", "EXTRA_ENGINE_ARGS", "HF_TOKEN_PATH"}
@@ -96,12 +123,17 @@ class ModelServerArgs:
     gateway_namespace: str = "envoy-gateway-system"  # where the Envoy proxies run (allowed in)
     gateway_pod_labels: dict[str, str] = field(default_factory=dict)  # Envoy proxy pod labels
     monitoring_namespace: str = "monitoring"  # where Prometheus runs (allowed to scrape)
+    # Which pods there may scrape port 8000 (the engine has no API key: any pod let in here can call /v1).
+    monitoring_pod_labels: dict[str, str] = field(default_factory=lambda: dict(PROMETHEUS_POD_LABELS))
     pod_monitor: bool = True  # create a PodMonitor (Prometheus operator CRDs must exist)
     model_store_cidrs: list[str] = field(default_factory=lambda: ["0.0.0.0/0"])  # egress for `fetch`
     model_store_ports: list[int] = field(default_factory=lambda: [443])  # ports `fetch` may reach
     # More (cidr, port) the pods may reach, e.g. the EKS Pod Identity agent (169.254.170.23/32, 80) that
     # hands out the model store's credentials.
     extra_egress: list[tuple[str, int]] = field(default_factory=list)
+    # Resolvers off the pod network, reached on port 53 besides the kube-dns pods: NodeLocal DNSCache's
+    # link-local addresses by default; add the kube-dns Service IP (/32) where a node cache intercepts it.
+    dns_cidrs: list[str] = field(default_factory=lambda: list(NODE_LOCAL_DNS_CIDRS))
     # Environment for the storage SDKs, e.g. AWS_REGION; never a launcher setting (those are typed above).
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -144,13 +176,44 @@ def validate_model_server_args(args: ModelServerArgs) -> list[str]:
             f"extra_env: {', '.join(clashes)} are the launcher's own settings; set them through their fields"
         )
     for cidr, port in args.extra_egress:
-        try:
-            ipaddress.ip_network(cidr, strict=True)
-        except ValueError:
-            problems.append(f"extra_egress: {cidr!r} is not a network in CIDR form")
+        if not _is_cidr(cidr):
+            problems.append(f"extra_egress: {cidr!r} is not a network in CIDR form (e.g. 10.0.0.0/8)")
         if not 1 <= port <= 65535:
             problems.append(f"extra_egress: {port} is not a port (1-65535)")
+    problems += [
+        f"dns_cidrs: {cidr!r} is not a network in CIDR form (e.g. 169.254.20.10/32)"
+        for cidr in args.dns_cidrs
+        if not _is_cidr(cidr)
+    ]
+    if not args.monitoring_pod_labels:
+        problems.append(
+            "monitoring_pod_labels: name the Prometheus pods' labels; empty lets every pod in "
+            f"{args.monitoring_namespace!r} call the engine's unauthenticated /v1"
+        )
     return problems
+
+
+def _is_cidr(cidr: str) -> bool:
+    try:
+        ipaddress.ip_network(cidr, strict=True)
+    except ValueError:
+        return False
+    return True
+
+
+def dns_egress_rule(dns_cidrs: list[str]) -> dict[str, Any]:
+    """The NetworkPolicy egress rule (snake_case, as pulumi_kubernetes takes it) for DNS on port 53:
+    the cluster DNS pods and NodeLocal DNSCache's pods by label, and `dns_cidrs` (resolvers on the node,
+    which no pod label matches) by ipBlock."""
+    in_kube_system = {"match_labels": {"kubernetes.io/metadata.name": KUBE_DNS_PEER_NAMESPACE}}
+    return {
+        "to": [
+            {"namespace_selector": in_kube_system, "pod_selector": {"match_labels": dict(labels)}}
+            for labels in (KUBE_DNS_POD_LABELS, NODE_LOCAL_DNS_POD_LABELS)
+        ]
+        + [{"ip_block": {"cidr": cidr}} for cidr in dns_cidrs],
+        "ports": [{"port": DNS_PORT, "protocol": "UDP"}, {"port": DNS_PORT, "protocol": "TCP"}],
+    }
 
 
 def engine_environment(args: ModelServerArgs) -> list[dict[str, Any]]:
@@ -453,26 +516,21 @@ class ModelServer(pulumi.ComponentResource):
                     "ingress": [
                         {"from": [gateway_peer], "ports": [{"port": SERVING_PORT, "protocol": "TCP"}]},
                         {
+                            # Prometheus only, not every pod of its namespace: the engine has no API
+                            # key, so whatever reaches port 8000 can call /v1 without the gateway.
                             "from": [
                                 {
                                     "namespace_selector": {
                                         "match_labels": in_namespace(args.monitoring_namespace)
-                                    }
+                                    },
+                                    "pod_selector": {"match_labels": dict(args.monitoring_pod_labels)},
                                 }
                             ],
                             "ports": [{"port": SERVING_PORT, "protocol": "TCP"}],
                         },
                     ],
                     "egress": [
-                        {
-                            "to": [
-                                {
-                                    "namespace_selector": {"match_labels": in_namespace("kube-system")},
-                                    "pod_selector": {"match_labels": {"k8s-app": "kube-dns"}},
-                                }
-                            ],
-                            "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
-                        },
+                        dns_egress_rule(args.dns_cidrs),
                         {
                             "to": [{"ip_block": {"cidr": cidr}} for cidr in args.model_store_cidrs],
                             "ports": [{"port": port, "protocol": "TCP"} for port in args.model_store_ports],

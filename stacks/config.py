@@ -337,6 +337,59 @@ class MonitoringConfig(Section):
     pod_monitor: bool = Field(True, description="create a PodMonitor (needs the Prometheus operator's CRDs)")
 
 
+# --- network (NetworkPolicy egress; owned apart from monitoring/autoscaling) ----------------------------
+
+
+def _network_cidrs(cidrs: list[str]) -> list[str]:
+    """parse_cidrs, plus a prefix length: Kubernetes rejects an ipBlock.cidr without one (a bare address
+    parses as a /32 in Python but not in the API server)."""
+    parse_cidrs(cidrs)
+    for cidr in cidrs:
+        if "/" not in cidr:
+            raise ValueError(f"{cidr!r} has no prefix length: write {cidr}/32 (one address) or a network")
+    return cidrs
+
+
+class EgressRuleConfig(Section):
+    """One extra egress allow for the model server's pods: a network and the TCP ports on it."""
+
+    cidr: str = Field(..., description="destination network in CIDR form, e.g. 10.1.2.0/24 or 1.2.3.4/32")
+    ports: list[int] = Field(..., min_length=1, description="TCP ports on that network (1-65535)")
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, cidr: str) -> str:
+        return _network_cidrs([cidr])[0]
+
+    @field_validator("ports")
+    @classmethod
+    def _ports(cls, ports: list[int]) -> list[int]:
+        for port in ports:
+            if not 1 <= port <= 65535:
+                raise ValueError(f"{port} is not a TCP port: use 1-65535")
+        return ports
+
+
+class NetworkConfig(Section):
+    dns_cidrs: list[str] | None = Field(
+        None,
+        description="resolvers on the node that no pod label matches, reached on port 53 besides the "
+        "kube-dns pods (ipBlock peers); default: NodeLocal DNSCache's link-local addresses "
+        "169.254.20.10/32 and 169.254.25.10/32, plus on gcp the Services range (GKE's node cache answers "
+        "on the kube-dns Service IP). Add your kube-dns Service IP as /32 where a node cache intercepts it",
+    )
+    extra_egress: list[EgressRuleConfig] = Field(
+        default_factory=list,
+        description="more destinations the model server's pods may reach (e.g. an internal model mirror "
+        "or HTTPS proxy): a list of {cidr, ports}",
+    )
+
+    @field_validator("dns_cidrs")
+    @classmethod
+    def _dns_cidrs(cls, cidrs: list[str] | None) -> list[str] | None:
+        return None if cidrs is None else _network_cidrs(cidrs)
+
+
 class LoadBalancerConfig(Section):
     kind: LoadBalancerKind = Field(LoadBalancerKind.EXISTING, description="how the gateway gets its address")
     metallb_pool: K8sName | None = Field(None, description="MetalLB IPAddressPool the address comes from")
@@ -491,6 +544,7 @@ class StackConfig(Section):
     gateway: GatewayConfig
     tls: TlsConfig = Field(default_factory=TlsConfig)  # type: ignore[arg-type]
     gpu_pool: GpuPoolConfig = Field(default_factory=GpuPoolConfig)  # type: ignore[arg-type]
+    network: NetworkConfig = Field(default_factory=NetworkConfig)  # type: ignore[arg-type]
     aws: AwsConfig | None = Field(
         None, description="platform aws: region, network, EKS, GPU nodes, model bucket"
     )

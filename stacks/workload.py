@@ -16,7 +16,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.autoscaler import Autoscaler, AutoscalerArgs, EnvoyRouteHint
-from components.choices import Engine, LoadBalancerKind, ScalingSignal
+from components.choices import AcmeSolver, Engine, LoadBalancerKind, ScalingSignal, TlsMode
 from components.gpu_node_pool import GpuPlacement
 from components.load_balancer import (
     ENVOY_PROXY_NAMESPACE,
@@ -26,10 +26,11 @@ from components.load_balancer import (
     LoadBalancerArgs,
 )
 from components.metrics_server import MetricsServer, MetricsServerArgs
-from components.model_server import SERVING_PORT, ModelServer, ModelServerArgs
+from components.model_server import NODE_LOCAL_DNS_CIDRS, SERVING_PORT, ModelServer, ModelServerArgs
 from components.monitoring import Monitoring, MonitoringArgs
+from components.network_policy import acme_http01_solver_allow, namespace_default_deny
 from components.tls import TlsCertificates, TlsCertificatesArgs
-from stacks.config import StackConfig, cooldown_seconds
+from stacks.config import Platform, StackConfig, cooldown_seconds
 from stacks.rollout import stack_rollout_strategy
 
 #: Component name shared by the server, its gateway, certificate and autoscaler (one model per stack).
@@ -64,6 +65,25 @@ class ClusterContext:
     model_extra_egress: list[tuple[str, int]] = field(default_factory=list)  # e.g. the credentials agent
 
 
+def dns_cidrs(cfg: StackConfig) -> list[str]:
+    """The resolvers off the pod network the model server may query: `network.dns_cidrs` when set, else
+    NodeLocal DNSCache's link-local addresses, plus on GKE the Services range: GKE's NodeLocal DNSCache
+    (on by default from 1.34.1-gke.3720000) answers on the kube-dns Service IP, which the cluster picks
+    inside that range (the rule is for port 53 only)."""
+    if cfg.network.dns_cidrs is not None:
+        return list(cfg.network.dns_cidrs)
+    cidrs = list(NODE_LOCAL_DNS_CIDRS)
+    if cfg.platform is Platform.GCP and cfg.gcp is not None:
+        cidrs.append(cfg.gcp.network.services_cidr)
+    return cidrs
+
+
+def extra_egress(cfg: StackConfig, ctx: ClusterContext) -> list[tuple[str, int]]:
+    """The platform's egress (e.g. the credentials agent), then the stack file's `network.extra_egress`."""
+    from_file = [(rule.cidr, port) for rule in cfg.network.extra_egress for port in rule.ports]
+    return [*ctx.model_extra_egress, *from_file]
+
+
 def tls_secret_name(cfg: StackConfig) -> str:
     """The TLS Secret the Gateway serves: the existing one, or the one TlsCertificates NAME fills."""
     return cfg.tls.existing_secret or f"{NAME}-tls"
@@ -96,6 +116,14 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
         },
         opts=on_cluster,
     )
+
+    in_namespace = pulumi.ResourceOptions(provider=provider, depends_on=[namespace])
+    # Every pod in the namespace starts with no traffic either way; each allow is explicit.
+    namespace_default_deny("namespace-default-deny", ns, in_namespace)
+    if cfg.tls.mode is TlsMode.ACME and cfg.tls.acme.solver is AcmeSolver.HTTP01:
+        acme_http01_solver_allow(
+            "acme-http01-solver-allow", ns, ENVOY_PROXY_NAMESPACE, ENVOY_PROXY_POD_LABELS, in_namespace
+        )
 
     node_selector: dict[str, str] = {}
     tolerations: list[dict[str, str]] = []
@@ -168,7 +196,8 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             gateway_pod_labels=ENVOY_PROXY_POD_LABELS,
             pod_monitor=cfg.monitoring.pod_monitor and monitoring is not None,
             extra_env=ctx.model_extra_env,
-            extra_egress=ctx.model_extra_egress,
+            extra_egress=extra_egress(cfg, ctx),
+            dns_cidrs=dns_cidrs(cfg),
         ),
         opts=pulumi.ResourceOptions(
             provider=provider, depends_on=[namespace, *after_monitoring, *ctx.server_after]

@@ -40,6 +40,8 @@ from inferstack.validation.invokes import CHECK as INVOKE_PROVIDER_CHECK
 from inferstack.validation.invokes import invoke_provider_outcome
 from inferstack.validation.metrics_api import CHECK as METRICS_API_CHECK
 from inferstack.validation.metrics_api import metrics_api_outcome
+from inferstack.validation.netpol import CHECK as NETWORK_POLICY_CHECK
+from inferstack.validation.netpol import network_policy_outcome
 from inferstack.validation.policies import PolicyFinding, check_policies, finding_text, policy_inputs
 from inferstack.validation.scopes import scope_outcome
 from stacks.config import Tier
@@ -124,6 +126,8 @@ def check_plan(
     ]
     # A plan-level rule a schema cannot state: namespace set exactly where the kind is namespaced.
     report.add("scope", scope_outcome(manifests))
+    # And NetworkPolicy rules: namespace-wide default-deny, DNS not by pod labels only, pod-selected peers.
+    report.add(NETWORK_POLICY_CHECK, network_policy_outcome(manifests))
     # Another: every data source runs on the stack's provider, not the environment's default one.
     report.add(
         INVOKE_PROVIDER_CHECK, invoke_provider_outcome(plan.recording.invokes, plan.recording.resources)

@@ -1,0 +1,195 @@
+"""NetworkPolicies on every stack's plan: namespace-wide default-deny, DNS egress that survives NodeLocal
+DNSCache, scrapes from Prometheus pods only (issue 13 kinds 5, 6, 12), and the `network-policy` check
+that fails on each defective form."""
+
+from __future__ import annotations
+
+import copy
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.choices import AcmeSolver
+from components.model_server import NODE_LOCAL_DNS_CIDRS, PROMETHEUS_POD_LABELS, SERVING_PORT
+from components.network_policy import HTTP01_SOLVER_POD_LABELS, HTTP01_SOLVER_PORT
+from inferstack.planning.plan import plan_stack
+from inferstack.validation.netpol import (
+    DNS_EGRESS_NOT_POD_LABEL_ONLY,
+    INGRESS_PEER_SELECTS_PODS,
+    NAMESPACE_DEFAULT_DENY,
+    is_default_deny,
+    network_policy_outcome,
+)
+from stacks.config import ConfigError, load_stack_file, parse_stack_config
+
+ROOT = Path(__file__).resolve().parents[1]
+STACK_FILES = sorted([*ROOT.glob("stacks/Pulumi.*.yaml"), *ROOT.glob("docs/examples/Pulumi.*.yaml")])
+
+
+@cache
+def _manifests(path: Path, solver: AcmeSolver | None = None) -> list[dict[str, Any]]:
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        cfg = load_stack_file(path)
+        if solver is not None:
+            cfg = cfg.model_copy(
+                update={
+                    "tls": cfg.tls.model_copy(
+                        update={"acme": cfg.tls.acme.model_copy(update={"solver": solver, "dns01": None})}
+                    )
+                }
+            )
+        return plan_stack(cfg, path.stem.removeprefix("Pulumi.")).manifests()
+    finally:
+        os.chdir(cwd)
+
+
+def manifests(path: Path) -> list[dict[str, Any]]:
+    return copy.deepcopy(_manifests(path))
+
+
+def policies(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [o for o in objs if o["kind"] == "NetworkPolicy"]
+
+
+def server_allow(objs: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(
+        p for p in policies(objs) if p["metadata"]["name"].endswith("-allow") and "egress" in p["spec"]
+    )
+
+
+def rules(outcome: Any) -> set[str]:
+    return {f.rule for f in outcome.findings}
+
+
+@pytest.mark.parametrize("path", STACK_FILES, ids=lambda p: p.stem)
+def test_every_stack_passes_the_network_policy_check(path: Path) -> None:
+    outcome = network_policy_outcome(manifests(path))
+    assert outcome.findings == [] and outcome.validated >= 3
+
+
+@pytest.mark.parametrize("path", STACK_FILES, ids=lambda p: p.stem)
+def test_every_namespace_with_pods_has_a_default_deny(path: Path) -> None:
+    objs = manifests(path)
+    pod_namespaces = {o["metadata"]["namespace"] for o in objs if o["kind"] == "Deployment"}
+    denied = {p["metadata"]["namespace"] for p in policies(objs) if is_default_deny(p)}
+    assert pod_namespaces and pod_namespaces <= denied
+
+
+@pytest.mark.parametrize("path", STACK_FILES, ids=lambda p: p.stem)
+def test_dns_egress_reaches_node_local_caches_and_scrapes_come_from_prometheus_pods(path: Path) -> None:
+    spec = server_allow(manifests(path))["spec"]
+    dns = next(r for r in spec["egress"] if {p["port"] for p in r["ports"]} == {53})
+    assert {p["protocol"] for p in dns["ports"]} == {"UDP", "TCP"}
+    cidrs = {peer["ipBlock"]["cidr"] for peer in dns["to"] if "ipBlock" in peer}
+    assert set(NODE_LOCAL_DNS_CIDRS) <= cidrs
+    assert any(
+        peer.get("podSelector", {}).get("matchLabels") == {"k8s-app": "kube-dns"} for peer in dns["to"]
+    )
+    scrape = [
+        peer
+        for r in spec["ingress"]
+        for peer in r["from"]
+        if peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == "monitoring"
+    ]
+    assert scrape and all(peer["podSelector"]["matchLabels"] == PROMETHEUS_POD_LABELS for peer in scrape)
+    assert all(p["port"] == SERVING_PORT for r in spec["ingress"] for p in r["ports"])
+
+
+# --- the check fails on each defective form, on every stack ---------------------------------------
+
+
+@pytest.mark.parametrize("path", STACK_FILES, ids=lambda p: p.stem)
+def test_a_namespace_without_default_deny_fails(path: Path) -> None:
+    objs = [o for o in manifests(path) if not (o["kind"] == "NetworkPolicy" and is_default_deny(o))]
+    assert NAMESPACE_DEFAULT_DENY in rules(network_policy_outcome(objs))
+
+
+@pytest.mark.parametrize("path", STACK_FILES, ids=lambda p: p.stem)
+def test_dns_egress_by_pod_labels_only_fails(path: Path) -> None:
+    objs = manifests(path)
+    dns = next(r for r in server_allow(objs)["spec"]["egress"] if {p["port"] for p in r["ports"]} == {53})
+    dns["to"] = [peer for peer in dns["to"] if "ipBlock" not in peer]
+    assert DNS_EGRESS_NOT_POD_LABEL_ONLY in rules(network_policy_outcome(objs))
+
+
+@pytest.mark.parametrize("path", STACK_FILES, ids=lambda p: p.stem)
+def test_a_whole_monitoring_namespace_peer_fails(path: Path) -> None:
+    objs = manifests(path)
+    for rule in server_allow(objs)["spec"]["ingress"]:
+        for peer in rule["from"]:
+            peer.pop("podSelector", None)
+    assert INGRESS_PEER_SELECTS_PODS in rules(network_policy_outcome(objs))
+
+
+# --- HTTP-01 solver --------------------------------------------------------------------------------
+
+
+def test_http01_stacks_let_the_envoy_proxies_reach_the_solver_pods_only_on_8089() -> None:
+    objs = copy.deepcopy(_manifests(ROOT / "stacks" / "Pulumi.prod-aws.yaml", AcmeSolver.HTTP01))
+    solver = [
+        p for p in policies(objs) if p["spec"]["podSelector"].get("matchLabels") == HTTP01_SOLVER_POD_LABELS
+    ]
+    assert len(solver) == 1
+    spec = solver[0]["spec"]
+    assert spec["policyTypes"] == ["Ingress"] and "egress" not in spec
+    (rule,) = spec["ingress"]
+    assert rule["ports"] == [{"port": HTTP01_SOLVER_PORT, "protocol": "TCP"}]
+    (peer,) = rule["from"]
+    assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "envoy-gateway-system"}
+    assert peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "proxy"
+    assert network_policy_outcome(objs).findings == []
+
+
+def test_dns01_stacks_make_no_solver_allow() -> None:
+    objs = manifests(ROOT / "stacks" / "Pulumi.prod-aws.yaml")
+    assert not [
+        p for p in policies(objs) if p["spec"]["podSelector"].get("matchLabels") == HTTP01_SOLVER_POD_LABELS
+    ]
+
+
+# --- stack file: network section -------------------------------------------------------------------
+
+
+def _local_values(**network: Any) -> dict[str, Any]:
+    document = yaml.safe_load((ROOT / "stacks" / "Pulumi.local.yaml").read_text())
+    values = {k.removeprefix("inferstack:"): v for k, v in document["config"].items()}
+    values["network"] = network
+    return values
+
+
+def test_network_settings_reach_the_policy() -> None:
+    cfg = parse_stack_config(
+        _local_values(
+            dns_cidrs=["10.96.0.10/32"], extra_egress=[{"cidr": "10.1.2.0/24", "ports": [3128, 8443]}]
+        )
+    )
+    assert cfg.network.dns_cidrs == ["10.96.0.10/32"]
+    assert [(r.cidr, r.ports) for r in cfg.network.extra_egress] == [("10.1.2.0/24", [3128, 8443])]
+
+
+@pytest.mark.parametrize(
+    ("network", "field", "text"),
+    [
+        ({"dns_cidrs": ["169.254.20.10"]}, "network.dns_cidrs", "169.254.20.10/32"),
+        ({"dns_cidrs": ["10.0.0.1/8"]}, "network.dns_cidrs", "CIDR"),
+        ({"extra_egress": [{"cidr": "nope", "ports": [443]}]}, "network.extra_egress[0].cidr", "CIDR"),
+        (
+            {"extra_egress": [{"cidr": "10.0.0.0/8", "ports": [0]}]},
+            "network.extra_egress[0].ports",
+            "1-65535",
+        ),
+        ({"extra_egress": [{"cidr": "10.0.0.0/8", "ports": []}]}, "network.extra_egress[0].ports", ""),
+        ({"extra_egress": [{"cidr": "10.0.0.0/8", "port": 443}]}, "network.extra_egress[0].port", ""),
+    ],
+)
+def test_bad_network_settings_name_the_field(network: dict[str, Any], field: str, text: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_stack_config(_local_values(**network))
+    message = str(err.value)
+    assert field in message and text in message
