@@ -64,6 +64,11 @@ def test_schema_errors_are_findings_naming_the_object_and_field() -> None:
     rendered = report.render()
     assert "Deployment" in rendered and "replicas" in rendered
     assert "ScaledObject" in rendered and "maxReplicaCount" in rendered
+    # The plan-level rules that read those values step aside with a note instead of a traceback.
+    assert any(
+        n.startswith("rollout-fits-capacity was not applied: the plan has a value the findings")
+        for n in report.notes
+    )
 
 
 @needs_data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from components._common import (
@@ -124,28 +125,33 @@ def check_plan(
         "(docker buildx imagetools inspect IMAGE:TAG) before deploying"
         for image in placeholders
     ]
-    # A plan-level rule a schema cannot state: namespace set exactly where the kind is namespaced.
-    report.add("scope", scope_outcome(manifests))
-    # And NetworkPolicy rules: namespace-wide default-deny, DNS not by pod labels only, pod-selected peers.
-    report.add(NETWORK_POLICY_CHECK, network_policy_outcome(manifests))
-    # Another: every data source runs on the stack's provider, not the environment's default one.
-    report.add(
-        INVOKE_PROVIDER_CHECK, invoke_provider_outcome(plan.recording.invokes, plan.recording.resources)
-    )
-    # And: every GCP resource, feature and data source has its API enabled by the plan, and waits for it.
-    report.add(GCP_APIS_CHECK, gcp_api_outcome(plan.recording.resources, plan.recording.invokes))
-    # And: each object waits for its namespace, its CRD and the CRDs its controller needs at start.
-    report.add(DEPENDENCIES_CHECK, dependency_outcome(plan.recording.resources))
-    # And time and room: a woken replica outlives its cold start; a rollout's surge pod has a GPU to land on.
-    report.add(COLD_START_CHECK, cold_start_outcome(manifests, plan.recording.resources))
-    report.add(ROLLOUT_CHECK, rollout_outcome(manifests, plan.recording.resources))
-    # And: a CPU/memory scaler has something serving metrics.k8s.io.
-    report.add(
-        METRICS_API_CHECK,
-        metrics_api_outcome(
-            manifests, [r.chart for r in plan.helm_releases()], plan.config.metrics_api_provider
+    # Plan-level rules a schema cannot state. Each reads values the schema validators above may already
+    # have rejected (replicas: "two"); such a rule is skipped with a note instead of a traceback.
+    invokes, resources = plan.recording.invokes, plan.recording.resources
+    plan_rules: list[tuple[str, Callable[[], CheckOutcome]]] = [
+        # namespace set exactly where the kind is namespaced
+        ("scope", lambda: scope_outcome(manifests)),
+        # namespace-wide default-deny, DNS not by pod labels only, pod-selected peers
+        (NETWORK_POLICY_CHECK, lambda: network_policy_outcome(manifests)),
+        # every data source runs on the stack's provider, not the environment's default one
+        (INVOKE_PROVIDER_CHECK, lambda: invoke_provider_outcome(invokes, resources)),
+        # every GCP resource, feature and data source has its API enabled by the plan, and waits for it
+        (GCP_APIS_CHECK, lambda: gcp_api_outcome(resources, invokes)),
+        # each object waits for its namespace, its CRD and the CRDs its controller needs at start
+        (DEPENDENCIES_CHECK, lambda: dependency_outcome(resources)),
+        # a woken replica outlives its cold start; a rollout's surge pod has a GPU to land on
+        (COLD_START_CHECK, lambda: cold_start_outcome(manifests, resources)),
+        (ROLLOUT_CHECK, lambda: rollout_outcome(manifests, resources)),
+        # a CPU/memory scaler has something serving metrics.k8s.io
+        (
+            METRICS_API_CHECK,
+            lambda: metrics_api_outcome(
+                manifests, [r.chart for r in plan.helm_releases()], plan.config.metrics_api_provider
+            ),
         ),
-    )
+    ]
+    for check, rule in plan_rules:
+        report.add(check, _run_plan_rule(check, rule, has_findings=bool(report.findings)))
     if policy_findings is None:
         policy_findings = check_policies(plan)
     report.add(
@@ -161,3 +167,14 @@ def check_plan(
         ),
     )
     return report
+
+
+def _run_plan_rule(check: str, rule: Callable[[], CheckOutcome], *, has_findings: bool) -> CheckOutcome:
+    """Run one plan-level rule; a value it cannot read becomes a note naming the rule, not a traceback."""
+    try:
+        return rule()
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        where = "a value the findings above reject" if has_findings else "a value it could not read"
+        return CheckOutcome(
+            findings=[], notes=[f"{check} was not applied: the plan has {where} ({error})"], validated=0
+        )
