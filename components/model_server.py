@@ -21,6 +21,7 @@ import pulumi_kubernetes as k8s
 
 from components._common import RESTRICTED_CONTAINER_SECURITY, child, labels, reject_invalid_args
 from components.choices import Engine
+from components.monitoring import PROMETHEUS_POD_LABELS
 
 SERVING_PORT = 8000
 #: The model image's non-root user (model_image/Dockerfile*); 10000+ keeps it clear of host users.
@@ -92,7 +93,12 @@ class ModelServerArgs:
     gateway_namespace: str = "envoy-gateway-system"  # where the Envoy proxies run (allowed in)
     gateway_pod_labels: dict[str, str] = field(default_factory=dict)  # Envoy proxy pod labels
     monitoring_namespace: str = "monitoring"  # where Prometheus runs (allowed to scrape)
+    # The Prometheus server pods' labels (who may scrape); the Prometheus operator's by default.
+    monitoring_pod_labels: dict[str, str] = field(default_factory=lambda: dict(PROMETHEUS_POD_LABELS))
     pod_monitor: bool = True  # create a PodMonitor (Prometheus operator CRDs must exist)
+    # Labels added to the PodMonitor so that the Prometheus's podMonitorSelector picks it (an existing
+    # kube-prometheus-stack selects `release: <its release name>` only; see components/monitoring.py).
+    pod_monitor_labels: dict[str, str] = field(default_factory=dict)
     model_store_cidrs: list[str] = field(default_factory=lambda: ["0.0.0.0/0"])  # egress for `fetch`
     model_store_ports: list[int] = field(default_factory=lambda: [443])  # ports `fetch` may reach
     # More (cidr, port) the pods may reach, e.g. the EKS Pod Identity agent (169.254.170.23/32, 80) that
@@ -277,7 +283,7 @@ class ModelServer(pulumi.ComponentResource):
                 f"{name}-podmonitor",
                 api_version="monitoring.coreos.com/v1",
                 kind="PodMonitor",
-                metadata=metadata(),
+                metadata={**metadata(), "labels": {**self.pod_labels, **args.pod_monitor_labels}},
                 spec={
                     "selector": {"matchLabels": selector},
                     "podMetricsEndpoints": [{"port": "http", "path": METRICS_PATH, "interval": "15s"}],

@@ -112,7 +112,9 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             NAME,
             MonitoringArgs(
                 prometheus_url=None if cfg.monitoring.install_prometheus else cfg.monitoring.prometheus_url,
+                namespace=cfg.monitoring.prometheus_namespace,
                 scrape_envoy=scale_to_zero,
+                pod_monitor_labels=cfg.monitoring.pod_monitor_labels,
             ),
             opts=on_cluster,
         )
@@ -151,7 +153,10 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             termination_grace_seconds=cfg.serving.termination_grace_seconds,
             gateway_namespace=ENVOY_PROXY_NAMESPACE,
             gateway_pod_labels=ENVOY_PROXY_POD_LABELS,
+            monitoring_namespace=cfg.monitoring.prometheus_namespace,
+            monitoring_pod_labels=cfg.monitoring.prometheus_pod_labels,
             pod_monitor=cfg.monitoring.pod_monitor and monitoring is not None,
+            pod_monitor_labels=cfg.monitoring.pod_monitor_labels,
             extra_env=ctx.model_extra_env,
             extra_egress=ctx.model_extra_egress,
         ),
