@@ -68,7 +68,7 @@ real, and use the gateway's own series as the witness that scraping works:
   gateway is an error (and the fallback wakes one replica) rather than a gateway that never saw a request.
 
 Prometheus outages are the same case: `fallback` holds at least max(min_replicas, 1) replicas after
-three failed queries and never scales a larger deployment down while blind (behavior
+more than three failed queries in a row and never scales a larger deployment down while blind (behavior
 currentReplicasIfHigher). KEDA supports fallback only for AverageValue triggers, so the CPU signal has
 none.
 """
