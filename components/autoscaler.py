@@ -36,9 +36,41 @@ node's provisioning and driver start-up first (several minutes more). Keep min_r
 that first-request latency is unacceptable; a request-holding proxy (KEDA's HTTP add-on) would remove
 the errors but puts one more hop in front of every token stream.
 
-Prometheus outages: `fallback` holds at least max(min_replicas, 1) replicas after three failed queries
-and never scales a larger deployment down while blind (behavior currentReplicasIfHigher). KEDA
-supports fallback only for AverageValue triggers, so the CPU signal has none.
+A missing metric is an error, never a silent 0
+----------------------------------------------
+Every prometheus trigger sets `ignoreNullValues: "false"`. KEDA v2.20.2's prometheus scaler
+(pkg/scalers/prometheus_scaler.go, ExecutePromQuery) defaults it to true and then answers an empty
+result, an empty value list or NaN/Inf with 0 and no error - so a metric that is never scraped (a
+PodMonitor the Prometheus does not select, a NetworkPolicy that blocks the scrape) reads as "no queue,
+no traffic": nothing scales out, a deployment at zero never wakes, and nothing says why. With false the
+query fails ("prometheus metrics 'prometheus' target may be lost, the result is empty").
+
+What KEDA v2.20.2 then does (pkg/scaling/scale_handler.go, pkg/fallback/fallback.go,
+pkg/scaling/executor/scale_scaledobjects.go): each failed poll emits a Warning event KEDAScalerFailed on
+the ScaledObject; once a trigger has failed more than `failureThreshold` times in a row `fallback`
+answers for it, and a trigger in fallback counts as *active*, so even at zero replicas the deployment
+is scaled to `fallback.replicas` (max(min_replicas, 1)) and the ScaledObject's Fallback condition turns
+True. A blind autoscaler therefore fails open - one replica serves, visibly - instead of failing closed
+and silent.
+
+That only works if every *legitimate* absence is answered explicitly, or a deployment scaled to zero
+would be woken by its own missing vLLM series. So the queries say 0 themselves where the absence is
+real, and use the gateway's own series as the witness that scraping works:
+
+* queue depth, min_replicas >= 1: a replica always runs, so no vLLM series means it is not scraped:
+  the bare query, which fails when empty (also while the first replica is still loading; the fallback
+  then holds the current count, which is what a loading replica needs).
+* queue depth, min_replicas 0: 0 when the route has no ready endpoint in Envoy
+  (`envoy_cluster_membership_healthy` of the HTTPRoute's clusters is 0 or the cluster is absent) and
+  Envoy itself is scraped (`envoy_server_live` of the Gateway's proxies); empty - an error - when the
+  route has ready endpoints but no vLLM series, or when the gateway is not scraped either.
+* wake-up: each counter falls back to 0 only while the Gateway's proxies are scraped, so an unscraped
+  gateway is an error (and the fallback wakes one replica) rather than a gateway that never saw a request.
+
+Prometheus outages are the same case: `fallback` holds at least max(min_replicas, 1) replicas after
+more than three failed queries in a row and never scales a larger deployment down while blind (behavior
+currentReplicasIfHigher). KEDA supports fallback only for AverageValue triggers, so the CPU signal has
+none.
 """
 
 from __future__ import annotations
@@ -176,22 +208,49 @@ def _promql_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def queue_depth_query(namespace: str, served_model_name: str) -> str:
+def _route_clusters(hint: EnvoyRouteHint) -> str:
+    """The envoy_cluster_name matcher of the HTTPRoute's rules (`httproute/<ns>/<name>/rule/<n>`)."""
     return (
+        f"envoy_cluster_name=~{_promql_string(f'httproute/{hint.route_namespace}/{hint.route_name}/rule/.+')}"
+    )
+
+
+def _gateway_scraped(hint: EnvoyRouteHint) -> str:
+    """A one-element 0 that exists only while the Gateway's proxies are scraped (Envoy's `server.live`
+    gauge is always exported), and is empty otherwise: the witness that an absent counter means
+    "nothing happened" rather than "never scraped"."""
+    return (
+        "(sum(envoy_server_live{"
+        f"gateway_envoyproxy_io_owning_gateway_namespace={_promql_string(hint.gateway_namespace)}, "
+        f"gateway_envoyproxy_io_owning_gateway_name={_promql_string(hint.gateway_name)}"
+        "}) * 0)"
+    )
+
+
+def queue_depth_query(namespace: str, served_model_name: str, hint: EnvoyRouteHint | None = None) -> str:
+    """Waiting requests of this model, summed over replicas; an empty result (a KEDA error) when the vLLM
+    series is missing though it should exist.
+
+    Without `hint` (min_replicas >= 1) the bare sum: a replica always runs. With `hint` (min_replicas 0)
+    also 0 while Envoy sees no ready endpoint behind the route and the gateway is scraped - a deployment
+    at zero is not "missing" - but still empty when the route has ready endpoints and no vLLM series."""
+    waiting = (
         "sum(vllm:num_requests_waiting{"
         f"namespace={_promql_string(namespace)}, model_name={_promql_string(served_model_name)}"
         "})"
     )
+    if hint is None:
+        return waiting
+    ready = f"sum(envoy_cluster_membership_healthy{{{_route_clusters(hint)}}})"
+    # `ready == 0` keeps a 0; `unless on() (ready)` drops the gateway witness whenever the route's cluster
+    # exists at all, so a route with ready endpoints and no vLLM series stays empty.
+    return f"{waiting} or ({ready} == 0) or ({_gateway_scraped(hint)} unless on() ({ready}))"
 
 
 def wake_up_query(hint: EnvoyRouteHint) -> str:
-    """0 when the gateway has seen nothing for this model in WAKE_WINDOW, otherwise a value in (0, 1]."""
-    cluster = f"httproute/{hint.route_namespace}/{hint.route_name}/rule/.+"
-    served = (
-        "sum(rate(envoy_cluster_upstream_rq_total{"
-        f"envoy_cluster_name=~{_promql_string(cluster)}"
-        f"}}[{WAKE_WINDOW}]))"
-    )
+    """0 when the gateway has seen nothing for this model in WAKE_WINDOW, otherwise a value in (0, 1];
+    empty (a KEDA error, so the fallback wakes one replica) when the Gateway's proxies are not scraped."""
+    served = f"sum(rate(envoy_cluster_upstream_rq_total{{{_route_clusters(hint)}}}[{WAKE_WINDOW}]))"
     refused = (
         "sum(rate(envoy_http_downstream_rq_xx{"
         'envoy_response_code_class="5", '
@@ -199,7 +258,8 @@ def wake_up_query(hint: EnvoyRouteHint) -> str:
         f"gateway_envoyproxy_io_owning_gateway_name={_promql_string(hint.gateway_name)}"
         f"}}[{WAKE_WINDOW}]))"
     )
-    return f"clamp_max(({served} or vector(0)) + ({refused} or vector(0)), 1)"
+    scraped = _gateway_scraped(hint)
+    return f"clamp_max(({served} or {scraped}) + ({refused} or {scraped}), 1)"
 
 
 def _prometheus_trigger(name: str, server: str, query: str, threshold: str) -> dict[str, Any]:
@@ -211,8 +271,9 @@ def _prometheus_trigger(name: str, server: str, query: str, threshold: str) -> d
             "query": query,
             "threshold": threshold,
             "activationThreshold": "0",
-            # No series is a real answer here: at zero replicas vLLM exports nothing.
-            "ignoreNullValues": "true",
+            # No series is an error, not 0 (see "A missing metric is an error" above): the queries
+            # answer 0 themselves where the absence is legitimate.
+            "ignoreNullValues": "false",
         },
     }
 
@@ -233,7 +294,11 @@ def triggers(args: AutoscalerArgs, prometheus_url: str | None) -> list[dict[str,
         _prometheus_trigger(
             "queue-depth",
             prometheus_url,
-            queue_depth_query(args.namespace, args.served_model_name),
+            queue_depth_query(
+                args.namespace,
+                args.served_model_name,
+                args.envoy_route_hint if args.min_replicas == 0 else None,
+            ),
             str(args.target_queue_depth),
         )
     ]

@@ -21,6 +21,7 @@ import pulumi_kubernetes as k8s
 
 from components._common import RESTRICTED_CONTAINER_SECURITY, child, labels, reject_invalid_args
 from components.choices import Engine
+from components.monitoring import PROMETHEUS_POD_LABELS
 
 SERVING_PORT = 8000
 #: The model image's non-root user (model_image/Dockerfile*); 10000+ keeps it clear of host users.
@@ -67,11 +68,6 @@ NODE_LOCAL_DNS_POD_LABELS = {"k8s-app": "node-local-dns"}
 #: Both are link-local, so allowing port 53 there reaches nothing but the node's own cache.
 NODE_LOCAL_DNS_CIDRS = ("169.254.20.10/32", "169.254.25.10/32")
 DNS_PORT = 53
-
-#: Pod labels of the Prometheus that scrapes the engine: prometheus-operator puts
-#: `app.kubernetes.io/name: prometheus` on every Prometheus pod it runs (pkg/prometheus/statefulset.go,
-#: `podSelectorLabels`), which is what kube-prometheus-stack's Prometheus is.
-PROMETHEUS_POD_LABELS: dict[str, str] = {"app.kubernetes.io/name": "prometheus"}
 
 #: Launcher settings set only through typed fields, even when the current args leave them unset.
 _LAUNCHER_SETTINGS = frozenset(
@@ -123,9 +119,13 @@ class ModelServerArgs:
     gateway_namespace: str = "envoy-gateway-system"  # where the Envoy proxies run (allowed in)
     gateway_pod_labels: dict[str, str] = field(default_factory=dict)  # Envoy proxy pod labels
     monitoring_namespace: str = "monitoring"  # where Prometheus runs (allowed to scrape)
-    # Which pods there may scrape port 8000 (the engine has no API key: any pod let in here can call /v1).
+    # The Prometheus server pods' labels: the only pods there that may reach port 8000 (the engine has no
+    # API key, so any pod let in here could call /v1). The Prometheus operator's labels by default.
     monitoring_pod_labels: dict[str, str] = field(default_factory=lambda: dict(PROMETHEUS_POD_LABELS))
     pod_monitor: bool = True  # create a PodMonitor (Prometheus operator CRDs must exist)
+    # Labels added to the PodMonitor so that the Prometheus's podMonitorSelector picks it (an existing
+    # kube-prometheus-stack selects `release: <its release name>` only; see components/monitoring.py).
+    pod_monitor_labels: dict[str, str] = field(default_factory=dict)
     model_store_cidrs: list[str] = field(default_factory=lambda: ["0.0.0.0/0"])  # egress for `fetch`
     model_store_ports: list[int] = field(default_factory=lambda: [443])  # ports `fetch` may reach
     # More (cidr, port) the pods may reach, e.g. the EKS Pod Identity agent (169.254.170.23/32, 80) that
@@ -353,7 +353,7 @@ class ModelServer(pulumi.ComponentResource):
                 f"{name}-podmonitor",
                 api_version="monitoring.coreos.com/v1",
                 kind="PodMonitor",
-                metadata=metadata(),
+                metadata={**metadata(), "labels": {**self.pod_labels, **args.pod_monitor_labels}},
                 spec={
                     "selector": {"matchLabels": selector},
                     "podMetricsEndpoints": [{"port": "http", "path": METRICS_PATH, "interval": "15s"}],

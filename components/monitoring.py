@@ -8,6 +8,14 @@ The installed Prometheus selects PodMonitors and ServiceMonitors in every namesp
 labels (the chart's default only picks objects labelled for its own Helm release), so the model
 server's PodMonitor is scraped wherever it lives.
 
+An existing Prometheus (`prometheus_url`) keeps its own selectors, and they are not ours to change. A
+kube-prometheus-stack installed with its defaults selects only PodMonitors labelled
+`release: <its Helm release name>` (chart 88.5.3 values.yaml: `podMonitorSelectorNilUsesHelmValues: true`
+with `podMonitorSelector: {}`; templates/prometheus/prometheus.yaml then renders
+`podMonitorSelector: {matchLabels: {release: {{ $.Release.Name }}}}`). A PodMonitor without that label
+is never scraped, no vLLM or Envoy series exists, and the autoscaler's queries come back empty - so the
+stack file must name the labels (`monitoring.pod_monitor_labels`), and every PodMonitor carries them.
+
 The Envoy PodMonitor matters for scale-from-zero: while no model pod runs there is no vLLM metric at
 all, and the gateway's own counters are the only signal that clients are waiting. It copies each proxy
 pod's owning-Gateway labels onto the series (`gateway_envoyproxy_io_owning_gateway_name`, `..._namespace`)
@@ -28,6 +36,16 @@ DEFAULT_NAMESPACE = "monitoring"
 PROMETHEUS_PORT = 9090
 #: kube-prometheus-stack truncates its fullname to this many characters before adding "-prometheus".
 _FULLNAME_MAX = 26
+
+#: Labels the Prometheus operator puts on every Prometheus server pod it runs (prometheus-operator
+#: pkg/prometheus/server/statefulset.go, `podSelectorLabels`; the operator kube-prometheus-stack 88.5.3
+#: deploys): what a NetworkPolicy admits scrapes from when the stack file does not say otherwise.
+PROMETHEUS_POD_LABELS = {
+    "app.kubernetes.io/name": "prometheus",
+    "app.kubernetes.io/managed-by": "prometheus-operator",
+}
+#: The label kube-prometheus-stack's default podMonitorSelector matches (value: its Helm release name).
+HELM_RELEASE_SELECTOR_LABEL = "release"
 
 ENVOY_GATEWAY_NAMESPACE = "envoy-gateway-system"
 #: Labels Envoy Gateway puts on every proxy pod it runs for a Gateway.
@@ -57,9 +75,9 @@ class MonitoringArgs:
     kube_state_metrics: bool = False  # also install kube-state-metrics
     scrape_envoy: bool = True  # PodMonitor for the Envoy Gateway proxies (scale-from-zero signal)
     envoy_namespace: str = ENVOY_GATEWAY_NAMESPACE  # where Envoy Gateway runs its proxy pods
-    pod_monitor_labels: dict[str, str] = field(
-        default_factory=dict
-    )  # labels an existing Prometheus selects on
+    # Labels put on every PodMonitor: what an existing Prometheus's podMonitorSelector matches, e.g.
+    # {"release": "<its Helm release>"} for a kube-prometheus-stack with default values.
+    pod_monitor_labels: dict[str, str] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)  # escape hatch: chart values merged over ours
 
 

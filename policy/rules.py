@@ -864,6 +864,76 @@ def serving_pods_guaranteed(type_token: str, props: Props) -> list[str]:
     ]
 
 
+# --- monitoring: a missing metric is loud, and every PodMonitor is selected (issue 13 kind 5) ---
+
+
+def prometheus_triggers_fail_loudly(type_token: str, props: Props) -> list[str]:
+    """KEDA prometheus triggers set ignoreNullValues "false".
+
+    KEDA v2.20.2 pkg/scalers/prometheus_scaler.go: `ignoreNullValues` defaults to true, and then an empty
+    result (no series: a target never scraped) is read as 0 with no error, so nothing scales out or wakes
+    and nothing says why. With false the trigger fails, KEDA emits KEDAScalerFailed events and its
+    `fallback` takes over."""
+    if k8s_kind(type_token, props) != "ScaledObject":
+        return []
+    found = []
+    for trigger in _list(_dict(props.get("spec")).get("triggers")):
+        trigger = _dict(trigger)
+        if trigger.get("type") != "prometheus":
+            continue
+        value = str(_dict(trigger.get("metadata")).get("ignoreNullValues", "true")).strip().lower()
+        if value not in ("false", "f", "0"):
+            found.append(
+                f"{object_id(type_token, props)}: trigger {trigger.get('name') or '?'} reads a missing metric "
+                f'as 0 (ignoreNullValues {value}); set ignoreNullValues: "false" and answer a legitimate '
+                "absence in the query itself, so an unscraped metric fails the trigger instead"
+            )
+    return found
+
+
+KUBE_PROMETHEUS_STACK_CHART = "kube-prometheus-stack"
+
+
+def _pod_monitor_selector(values: Mapping[str, Any], release: str) -> Mapping[str, Any] | None:
+    """The podMonitorSelector kube-prometheus-stack renders for these values; None selects every PodMonitor.
+
+    templates/prometheus/prometheus.yaml: a non-empty prometheusSpec.podMonitorSelector is used as is;
+    otherwise podMonitorSelectorNilUsesHelmValues (default true) gives {matchLabels: {release: <release>}},
+    and false gives {} (every PodMonitor)."""
+    spec = _dict(_dict(values.get("prometheus")).get("prometheusSpec"))
+    selector = _dict(spec.get("podMonitorSelector"))
+    if selector:
+        return selector
+    if spec.get("podMonitorSelectorNilUsesHelmValues", True):
+        return {"matchLabels": {"release": release}}
+    return None
+
+
+def pod_monitors_selected(resources: Sequence[tuple[str, Props]]) -> list[str]:
+    """Every PodMonitor matches the podMonitorSelector of each kube-prometheus-stack the plan installs.
+
+    Without an installed Prometheus in the plan there is nothing to compare with (an existing one's
+    selector is the stack file's `monitoring.pod_monitor_labels`, checked when the file is read)."""
+    selectors = []
+    for type_token, props in resources:
+        if type_token.startswith("kubernetes:helm.sh/") and KUBE_PROMETHEUS_STACK_CHART in str(
+            props.get("chart", "")
+        ):
+            release = str(props.get("name") or "?")
+            selectors.append((release, _pod_monitor_selector(_dict(props.get("values")), release)))
+    found = []
+    for type_token, props in _objects(resources, "PodMonitor"):
+        pod_monitor_labels = _dict(_dict(props.get("metadata")).get("labels"))
+        for release, selector in selectors:
+            if selector is not None and not _labels_match(selector, pod_monitor_labels):
+                found.append(
+                    f"{object_id(type_token, props)}: the Prometheus of release {release} selects PodMonitors "
+                    f"by {dict(selector)}, which its labels {dict(pod_monitor_labels)} do not match, so it is "
+                    "never scraped; add the labels (monitoring.pod_monitor_labels) or widen the selector"
+                )
+    return found
+
+
 @dataclass(frozen=True)
 class Policy:
     name: str
@@ -971,6 +1041,22 @@ POLICIES: tuple[Policy, ...] = (
         "HTTPRoute redirects answer 307 or 308, so a redirected POST stays a POST.",
         "resource",
         redirects_keep_method,
+        mandatory_in_dev=True,
+    ),
+    # --- monitoring (issue 13 kind 5) ---
+    Policy(
+        "prometheus-triggers-fail-loudly",
+        'KEDA prometheus triggers set ignoreNullValues "false": a metric that does not exist fails the '
+        "trigger (events, fallback) instead of reading as 0.",
+        "resource",
+        prometheus_triggers_fail_loudly,
+        mandatory_in_dev=True,
+    ),
+    Policy(
+        "pod-monitors-selected",
+        "Every PodMonitor carries the labels the podMonitorSelector of the plan's kube-prometheus-stack matches.",
+        "stack",
+        pod_monitors_selected,
         mandatory_in_dev=True,
     ),
 )

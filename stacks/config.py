@@ -27,6 +27,7 @@ from components.choices import (
     TaintEffect,
     TlsMode,
 )
+from components.monitoring import PROMETHEUS_POD_LABELS
 from stacks.cold_start import IMAGE_PULL_SECONDS, NODE_PROVISIONING_SECONDS, minimum_cooldown_seconds
 from stacks.config_aws import AwsConfig, aws_problems
 from stacks.config_base import DNS_NAME, K8sName, Quantity, Section, parse_cidrs
@@ -47,6 +48,10 @@ from stacks.stack_yaml import YamlError, load_yaml
 CONFIG_NAMESPACE = "inferstack"
 
 _COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
+# Kubernetes label syntax (apimachinery validation.IsQualifiedName / IsValidLabelValue).
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_LABEL_KEY = re.compile(rf"^([a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}$")
+_LABEL_VALUE = re.compile(rf"^({_LABEL_NAME})?$")
 
 
 # --- closed choices -------------------------------------------------------------------------------
@@ -335,6 +340,29 @@ class MonitoringConfig(Section):
         None, pattern=r"^https?://", description="an existing Prometheus the autoscaler queries"
     )
     pod_monitor: bool = Field(True, description="create a PodMonitor (needs the Prometheus operator's CRDs)")
+    pod_monitor_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="labels put on every PodMonitor so the Prometheus selects it; an existing "
+        "kube-prometheus-stack with default values selects release: <its Helm release name>",
+    )
+    prometheus_namespace: K8sName = Field(
+        "monitoring", description="namespace the Prometheus runs in (installed there; allowed to scrape)"
+    )
+    prometheus_pod_labels: dict[str, str] = Field(
+        default_factory=lambda: dict(PROMETHEUS_POD_LABELS),
+        description="labels of the Prometheus server pods, the only pods allowed to scrape the model server",
+    )
+
+    @field_validator("pod_monitor_labels", "prometheus_pod_labels")
+    @classmethod
+    def _are_labels(cls, found: dict[str, str]) -> dict[str, str]:
+        bad = [f"{k}={v}" for k, v in found.items() if not _LABEL_KEY.match(k) or not _LABEL_VALUE.match(v)]
+        if bad:
+            raise ValueError(
+                f"not Kubernetes labels: {', '.join(bad)} (key: [prefix/]name of letters, digits, '-', '_', "
+                "'.'; value: up to 63 of the same, starting and ending alphanumeric)"
+            )
+        return found
 
 
 # --- network (NetworkPolicy egress; owned apart from monitoring/autoscaling) ----------------------------
@@ -717,6 +745,25 @@ def _cross_field_problems(cfg: StackConfig) -> list[tuple[str, str]]:
             (
                 "monitoring.prometheus_url",
                 "queue-depth autoscaling needs Prometheus: set prometheus_url or install_prometheus: true",
+            )
+        )
+    if (
+        not m.install_prometheus
+        and m.prometheus_url
+        and m.pod_monitor
+        and not m.pod_monitor_labels
+        and cfg.autoscaling.enabled
+        and s.engine is Engine.VLLM
+    ):
+        problems.append(
+            (
+                "monitoring.pod_monitor_labels",
+                "an existing Prometheus scrapes only the PodMonitors its podMonitorSelector matches "
+                "(kube-prometheus-stack's default: release: <its Helm release name>); without them the "
+                "queue and gateway metrics never exist and the autoscaler's triggers fail. Set the labels "
+                "it selects, e.g. pod_monitor_labels: {release: kube-prometheus-stack} (kubectl get "
+                "prometheus -A -o jsonpath='{..podMonitorSelector}' shows them), or pod_monitor: false "
+                "if you scrape the model server yourself",
             )
         )
 

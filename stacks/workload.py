@@ -150,7 +150,9 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             NAME,
             MonitoringArgs(
                 prometheus_url=None if cfg.monitoring.install_prometheus else cfg.monitoring.prometheus_url,
+                namespace=cfg.monitoring.prometheus_namespace,
                 scrape_envoy=scale_to_zero,
+                pod_monitor_labels=cfg.monitoring.pod_monitor_labels,
             ),
             opts=pulumi.ResourceOptions.merge(
                 on_cluster, pulumi.ResourceOptions(depends_on=[envoy_release] if scale_to_zero else [])
@@ -194,7 +196,10 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             max_unavailable=rollout.max_unavailable,
             gateway_namespace=ENVOY_PROXY_NAMESPACE,
             gateway_pod_labels=ENVOY_PROXY_POD_LABELS,
+            monitoring_namespace=cfg.monitoring.prometheus_namespace,
+            monitoring_pod_labels=cfg.monitoring.prometheus_pod_labels,
             pod_monitor=cfg.monitoring.pod_monitor and monitoring is not None,
+            pod_monitor_labels=cfg.monitoring.pod_monitor_labels,
             extra_env=ctx.model_extra_env,
             extra_egress=extra_egress(cfg, ctx),
             dns_cidrs=dns_cidrs(cfg),

@@ -237,9 +237,13 @@ def test_existing_secret_mode_needs_the_secret() -> None:
 
 def test_queue_autoscaling_needs_prometheus() -> None:
     assert "monitoring.prometheus_url" in problems_of(minimal(monitoring={"install_prometheus": False}))
-    ok = parse_stack_config(
-        minimal(monitoring={"install_prometheus": False, "prometheus_url": "http://prom:9090"})
-    )
+    # An existing Prometheus also needs the labels its podMonitorSelector matches (tests/test_monitoring_byo.py).
+    byo = {
+        "install_prometheus": False,
+        "prometheus_url": "http://prom:9090",
+        "pod_monitor_labels": {"release": "kps"},
+    }
+    ok = parse_stack_config(minimal(monitoring=byo))
     assert ok.monitoring.prometheus_url == "http://prom:9090"
 
 

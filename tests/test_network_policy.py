@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from components.choices import AcmeSolver
-from components.model_server import NODE_LOCAL_DNS_CIDRS, PROMETHEUS_POD_LABELS, SERVING_PORT
+from components.model_server import NODE_LOCAL_DNS_CIDRS, SERVING_PORT
+from components.monitoring import PROMETHEUS_POD_LABELS
 from components.network_policy import HTTP01_SOLVER_POD_LABELS, HTTP01_SOLVER_PORT
 from inferstack.planning.plan import plan_stack
 from inferstack.validation.netpol import (
