@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import pulumi
@@ -56,8 +57,7 @@ GPU_OPERATOR = HelmChart("gpu-operator", "v26.7.0", "https://helm.ngc.nvidia.com
 # 1.14.1 is released: the chart on aws/karpenter-provider-aws's default branch says 1.14.1 with the
 # controller image's digest (the release commit), and others pin 1.14.1 from the OCI registry since
 # 2026-08. Its values.yaml is the one our values are checked against (../shared/charts/karpenter).
-# Bumping it: Helm installs the chart's CRDs on first install only, so apply the new version's CRDs (the
-# karpenter-crd chart or the CRD files) before upgrading, as Karpenter's upgrade guide says.
+# Its CRDs come from KARPENTER_CRD (CRD_UPGRADES below), so a bump of this pin updates them.
 KARPENTER = HelmChart("oci://public.ecr.aws/karpenter/karpenter", "1.14.1", None, "karpenter")
 
 # aws/eks-charts PR #1354 "aws-load-balancer-controller: v3.5.0", merged 2026-08-03; chart 3.5.0 serves
@@ -70,6 +70,136 @@ AWS_LOAD_BALANCER_CONTROLLER = HelmChart(
 )
 
 
+# --- CRDs that follow a pin bump ----------------------------------------------------------------------
+# Helm installs a chart's crds/ folder on first install and never again: "There is no support at this time
+# for upgrading or deleting CRDs using Helm" (Helm docs, Chart Best Practices > Custom Resource Definitions,
+# helm.sh/docs/chart_best_practices/custom_resource_definitions/, method 1). A chart that keeps its CRDs in
+# crds/ therefore leaves the old CRDs behind on every `helm upgrade`, and a controller of the new version
+# then reads objects through a stale schema. CRDs rendered from templates/ are ordinary release objects and
+# are upgraded with the release. So each pinned chart below is either a chart whose CRDs are templates, or
+# one whose crds/ folder is skipped (`skip_crds`) and whose CRDs come from a separate CRD chart installed as
+# its own release, at the version that matches, before it; or it has a documented reason (CRD_UPGRADES).
+
+# aws/karpenter-provider-aws charts/karpenter-crd: the same CRDs as charts/karpenter/crds/, as templates
+# (templates/karpenter.sh_nodepools.yaml, karpenter.k8s.aws_ec2nodeclasses.yaml, ...), released with the same
+# version; Karpenter's upgrade guide (karpenter.sh/docs/upgrading/upgrade-guide, "CRD Upgrades") installs it
+# with `helm upgrade --install karpenter-crd oci://public.ecr.aws/karpenter/karpenter-crd --version X`
+# before the main chart. Its only values (webhook.*, default off) stay at their defaults.
+KARPENTER_CRD = HelmChart("oci://public.ecr.aws/karpenter/karpenter-crd", "1.14.1", None, "karpenter-crd")
+
+# envoyproxy/gateway charts/gateway-crds-helm (published since v1.5 beside gateway-helm, same version):
+# Gateway API and Envoy Gateway CRDs as templates/ behind `crds.gatewayAPI.enabled` and
+# `crds.envoyGateway.enabled`, both false by default, and `crds.gatewayAPI.channel` (default
+# "experimental", the channel gateway-helm's crds/gatewayapi-crds.yaml carries)
+# (charts/gateway-crds-helm/values.yaml and README.md; gateway.envoyproxy.io/v1.5/install/gateway-crds-helm-api).
+# Its README: "make sure that you don't install the CRDs again when installing the Envoy Gateway Helm chart,
+# by using `--skip-crds` flag."
+ENVOY_GATEWAY_CRDS = HelmChart(
+    "oci://docker.io/envoyproxy/gateway-crds-helm", "v1.8.4", None, "gateway-crds-helm"
+)
+ENVOY_GATEWAY_CRDS_VALUES: dict[str, Any] = {
+    "crds": {"gatewayAPI": {"enabled": True, "channel": "experimental"}, "envoyGateway": {"enabled": True}}
+}
+
+# prometheus-community/helm-charts: kube-prometheus-stack 88.5.3 has appVersion v0.93.1 (the Prometheus
+# operator it runs) and keeps that operator's CRDs in charts/crds/crds/ (condition crds.enabled);
+# prometheus-operator-crds 31.0.1 is the chart release of the same operator version ("Update dependency
+# prometheus-operator/prometheus-operator to v0.93.1", #7180, 2026-08-10; charts/prometheus-operator-crds/
+# Chart.yaml version 31.0.1, appVersion v0.93.1), with the CRDs as templates. Bump the two together: the
+# CRD chart's appVersion must equal kube-prometheus-stack's appVersion (tests/test_crd_upgrades.py).
+# kube-prometheus-stack's README ("Upgrading Chart"): "With Helm v3, CRDs created by this chart are not
+# updated by default and should be manually updated." Its own crds.upgradeJob (a pre-upgrade hook job) is
+# "in preview, off by default and may change" (values.yaml), so the separate CRD chart is used instead.
+PROMETHEUS_OPERATOR_CRDS = HelmChart(
+    "prometheus-operator-crds",
+    "31.0.1",
+    "https://prometheus-community.github.io/helm-charts",
+    "prometheus-operator-crds",
+)
+#: The Prometheus operator version each of the two charts above carries (their Chart.yaml appVersion).
+PROMETHEUS_OPERATOR_VERSION = "v0.93.1"
+
+
+class CrdLocation(StrEnum):
+    """Where a chart keeps its CRDs at the pinned version."""
+
+    TEMPLATES = "templates"  # rendered like any object: `helm upgrade` updates them
+    CRDS_FOLDER = "crds/"  # installed once, never upgraded by Helm
+    NONE = "none"  # the chart (with our values) installs no CRDs
+
+
+@dataclass(frozen=True)
+class CrdUpgrade:
+    """How a pinned chart's CRDs follow a bump of its pin.
+
+    `crd_chart` (with `crd_values`) is installed as its own release `<release>-crds` before the main
+    release, which then runs with skip_crds. Without one, `reason` says why the CRDs still follow upgrades
+    or what the operator does by hand, citing the chart at its pinned version.
+    """
+
+    location: CrdLocation
+    reason: str
+    crd_chart: HelmChart | None = None
+    crd_values: dict[str, Any] = field(default_factory=dict)
+    #: Helm's `--disable-openapi-validation`, for charts whose own pre-upgrade hook updates the CRDs.
+    disable_openapi_validation: bool = False
+
+
+#: Every pinned main chart (by chart reference) -> how its CRDs follow an upgrade.
+CRD_UPGRADES: dict[str, CrdUpgrade] = {
+    ENVOY_GATEWAY.chart: CrdUpgrade(
+        CrdLocation.CRDS_FOLDER,
+        "gateway-helm v1.8.4 ships Gateway API and Envoy Gateway CRDs in crds/ (the `crds` subchart's "
+        "crds/ folder); they come from gateway-crds-helm at the same version",
+        ENVOY_GATEWAY_CRDS,
+        ENVOY_GATEWAY_CRDS_VALUES,
+    ),
+    CERT_MANAGER.chart: CrdUpgrade(
+        CrdLocation.TEMPLATES,
+        "cert-manager v1.20 renders its CRDs from templates/crd-*.yaml when crds.enabled (we set it, with "
+        "crds.keep so an uninstall keeps them): upgrades update them (deploy/charts/cert-manager/values.yaml)",
+    ),
+    KEDA.chart: CrdUpgrade(
+        CrdLocation.TEMPLATES,
+        "kedacore/charts keda 2.20.2 renders its CRDs from templates/crds/ while crds.install is true (the "
+        "default): upgrades update them",
+    ),
+    KUBE_PROMETHEUS_STACK.chart: CrdUpgrade(
+        CrdLocation.CRDS_FOLDER,
+        "kube-prometheus-stack 88.5.3 keeps the operator's CRDs in charts/crds/crds/; they come from "
+        f"prometheus-operator-crds {PROMETHEUS_OPERATOR_CRDS.version} (operator {PROMETHEUS_OPERATOR_VERSION})",
+        PROMETHEUS_OPERATOR_CRDS,
+    ),
+    NVIDIA_DEVICE_PLUGIN.chart: CrdUpgrade(
+        CrdLocation.NONE,
+        "nvidia-device-plugin 0.20.0 installs CRDs only through its node-feature-discovery subchart "
+        "(condition nfd.enabled,gfd.enabled, both off in our values)",
+    ),
+    GPU_OPERATOR.chart: CrdUpgrade(
+        CrdLocation.CRDS_FOLDER,
+        "gpu-operator keeps ClusterPolicy and NVIDIADriver CRDs in crds/, and its own pre-upgrade hook "
+        "(templates/upgrade_crd.yaml, on while operator.upgradeCRD is true, the default) applies the new "
+        "version's CRDs before the upgrade; values.yaml: it 'requires --disable-openapi-validation flag to be "
+        "passed during helm upgrade', so the release sets disable_openapi_validation",
+        disable_openapi_validation=True,
+    ),
+    KARPENTER.chart: CrdUpgrade(
+        CrdLocation.CRDS_FOLDER,
+        "karpenter 1.14.1 keeps its CRDs in crds/; they come from karpenter-crd at the same version, as "
+        "Karpenter's upgrade guide prescribes",
+        KARPENTER_CRD,
+    ),
+    AWS_LOAD_BALANCER_CONTROLLER.chart: CrdUpgrade(
+        CrdLocation.CRDS_FOLDER,
+        "aws-load-balancer-controller 3.5.0 keeps TargetGroupBinding/IngressClassParams CRDs in "
+        "crds/crds.yaml and eks-charts publishes no CRD chart; its README ('Upgrade') says to apply them "
+        "by hand before `helm upgrade`: kubectl apply -k "
+        '"github.com/aws/eks-charts/stable/aws-load-balancer-controller/crds?ref=master". InferStack creates '
+        "none of these objects; docs/aws.md gives the step for a pin bump",
+    ),
+}
+
+
 def helm_release(
     name: str,
     chart: HelmChart,
@@ -80,7 +210,46 @@ def helm_release(
     extra_values: dict[str, Any] | None = None,
 ) -> k8s.helm.v3.Release:
     """Install a pinned chart into its own namespace; `extra_values` is the escape hatch for settings we
-    do not type, merged over ours."""
+    do not type, merged over ours.
+
+    Where CRD_UPGRADES gives the chart a CRD chart, that chart is installed first as release
+    `<name>-crds` (same namespace and options), and this release runs with skip_crds and depends on it:
+    a bump of the pins upgrades the CRDs (as templates of their own release) before the controller.
+    Depending on the returned release therefore also waits for the CRDs.
+    """
+    crds = CRD_UPGRADES.get(chart.chart)
+    skip_crds = False
+    if crds is not None and crds.crd_chart is not None:
+        crd_release = _release(
+            f"{name}-crds",
+            crds.crd_chart,
+            namespace=namespace,
+            values=dict(crds.crd_values),
+            opts=opts,
+        )
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[crd_release]))
+        skip_crds = True
+    return _release(
+        name,
+        chart,
+        namespace=namespace,
+        values=deep_merge(values, extra_values or {}),
+        opts=opts,
+        skip_crds=skip_crds,
+        disable_openapi_validation=crds.disable_openapi_validation if crds is not None else False,
+    )
+
+
+def _release(
+    name: str,
+    chart: HelmChart,
+    *,
+    namespace: str,
+    values: dict[str, Any],
+    opts: pulumi.ResourceOptions,
+    skip_crds: bool = False,
+    disable_openapi_validation: bool = False,
+) -> k8s.helm.v3.Release:
     return k8s.helm.v3.Release(
         name,
         name=name,
@@ -92,7 +261,10 @@ def helm_release(
         atomic=True,
         cleanup_on_fail=True,
         timeout=600,
-        values=deep_merge(values, extra_values or {}),
+        values=values,
+        # Only set when true, so the recorded inputs of charts without CRD handling stay as they were.
+        skip_crds=True if skip_crds else None,
+        disable_openapi_validation=True if disable_openapi_validation else None,
         opts=opts,
     )
 

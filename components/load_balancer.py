@@ -438,7 +438,10 @@ def public_url(args: LoadBalancerArgs) -> str:
 def envoy_gateway_values() -> dict[str, Any]:
     """The chart values we decide; every key exists in the chart's values.yaml."""
     return {
-        # The chart installs Gateway API and Envoy Gateway CRDs as templates, so upgrades update them.
+        # gateway-helm keeps the Gateway API and Envoy Gateway CRDs in its `crds` subchart's crds/ folder,
+        # which `helm upgrade` never updates; helm_release therefore installs them from gateway-crds-helm
+        # (its own release, same version) and runs this chart with skip_crds (components/_common.py
+        # CRD_UPGRADES). The switch stays on so the subchart's other resources match upstream's default.
         "crds": {"enabled": True},
         # Spelled out so the GatewayClass's controllerName and the controller agree by construction.
         "config": {"envoyGateway": {"gateway": {"controllerName": ENVOY_GATEWAY_CONTROLLER}}},

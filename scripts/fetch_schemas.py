@@ -63,6 +63,14 @@ CRD_SOURCES: dict[str, CrdSource] = {
     "keda": CrdSource(("crds.install=true",), frozenset({"keda.sh"})),
     "kube-prometheus-stack": CrdSource(("crds.enabled=true",), frozenset({"monitoring.coreos.com"})),
     "karpenter": CrdSource((), frozenset({"karpenter.sh", "karpenter.k8s.aws"})),
+    # The CRD charts the main charts above are installed with (components/_common.py CRD_UPGRADES): the
+    # CRDs a real `pulumi up` applies; rendered with the same values the stacks pass.
+    "gateway-crds-helm": CrdSource(
+        ("crds.gatewayAPI.enabled=true", "crds.envoyGateway.enabled=true"),
+        frozenset({"gateway.networking.k8s.io", "gateway.envoyproxy.io"}),
+    ),
+    "prometheus-operator-crds": CrdSource((), frozenset({"monitoring.coreos.com"})),
+    "karpenter-crd": CrdSource((), frozenset({"karpenter.sh", "karpenter.k8s.aws"})),
 }
 
 

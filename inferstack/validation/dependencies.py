@@ -91,17 +91,23 @@ CRD_SOURCES: tuple[CrdSource, ...] = (
         "gateway-helm",
         frozenset({"gateway.networking.k8s.io", "gateway.envoyproxy.io"}),
         lambda r: not _skips_crds(r),
-        "envoyproxy/gateway v1.8.4 charts/gateway-helm/crds/ (gatewayapi-crds.yaml, generated/)",
+        # gateway-helm keeps them in its `crds` subchart's crds/ folder (condition crds.enabled); skipCrds
+        # skips every crds/ folder, subcharts' included.
+        "envoyproxy/gateway v1.8.4 charts/gateway-helm (crds subchart, crds/ folder)",
+    ),
+    # gateway-crds-helm v1.8.4 (charts/gateway-crds-helm/values.yaml; components/_common.py
+    # ENVOY_GATEWAY_CRDS): templates/ gated per group, both switches default false.
+    CrdSource(
+        "gateway-crds-helm",
+        frozenset({"gateway.networking.k8s.io"}),
+        lambda r: bool(_get(_values(r), "crds", "gatewayAPI", "enabled")),
+        "envoyproxy/gateway v1.8.4 charts/gateway-crds-helm values.yaml `crds.gatewayAPI.enabled`",
     ),
     CrdSource(
         "gateway-crds-helm",
-        frozenset({"gateway.networking.k8s.io", "gateway.envoyproxy.io"}),
-        # templates/ gated by crds.gatewayAPI.enabled and crds.envoyGateway.enabled (both default false)
-        lambda r: (
-            bool(_get(_values(r), "crds", "gatewayAPI", "enabled"))
-            and bool(_get(_values(r), "crds", "envoyGateway", "enabled"))
-        ),
-        "envoyproxy/gateway v1.8.4 charts/gateway-crds-helm/values.yaml",
+        frozenset({"gateway.envoyproxy.io"}),
+        lambda r: bool(_get(_values(r), "crds", "envoyGateway", "enabled")),
+        "envoyproxy/gateway v1.8.4 charts/gateway-crds-helm values.yaml `crds.envoyGateway.enabled`",
     ),
     CrdSource(
         "cert-manager",
@@ -127,8 +133,10 @@ CRD_SOURCES: tuple[CrdSource, ...] = (
     CrdSource(
         "prometheus-operator-crds",
         frozenset({"monitoring.coreos.com"}),
+        # 31.0.1 = operator v0.93.1, what kube-prometheus-stack 88.5.3 runs (components/_common.py);
+        # Per-CRD switches crds.<plural>.enabled, all true by default; any of them installs the group.
         lambda r: True,
-        "prometheus-community/helm-charts prometheus-operator-crds templates/",
+        "prometheus-community/helm-charts prometheus-operator-crds 31.0.1 charts/crds/templates/",
     ),
     CrdSource(
         "karpenter",

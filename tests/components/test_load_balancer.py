@@ -468,12 +468,14 @@ def test_two_load_balancers_do_not_collide() -> None:
     ]
     assert len(objects) == len(set(objects)), objects
     assert {r.inputs["metadata"]["name"] for r in rec.of_type(T_GATEWAY)} == {"llm-a", "llm-b"}
-    assert len(rec.of_type(T_RELEASE)) == 1
+    # One Envoy Gateway: its CRD chart's release and the controller's release, once.
+    charts = sorted(r.inputs["chart"].rsplit("/", 1)[-1] for r in rec.of_type(T_RELEASE))
+    assert charts == ["gateway-crds-helm", "gateway-helm"]
 
 
 def test_custom_resources_wait_for_the_chart_that_defines_them() -> None:
     rec, _ = default_run()
-    release = rec.one(T_RELEASE)
+    release = rec.one(T_RELEASE, "-envoy-gateway")
     for resource in rec.kubernetes_objects():
         if resource.type.startswith("kubernetes:gateway."):
             assert release.urn in resource.dependencies, resource.name
@@ -530,7 +532,7 @@ def test_the_strict_crd_check_catches_a_misspelt_field() -> None:
 @needs_charts
 def test_helm_values_only_use_keys_the_chart_defines() -> None:
     rec, _ = deploy(envoy_gateway_values={"deployment": {"replicas": 2}})
-    release = rec.one(T_RELEASE).inputs
+    release = rec.one(T_RELEASE, "-envoy-gateway").inputs
     assert release["namespace"] == ENVOY_PROXY_NAMESPACE
     assert release["version"] == "v1.8.4"
     values = release["values"]

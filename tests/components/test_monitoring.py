@@ -115,7 +115,7 @@ def test_envoy_pod_monitor_scrapes_the_gateway_proxies() -> None:
     assert endpoint["path"] == "/stats/prometheus"
     assert "gateway.envoyproxy.io/owning-gateway-name" in spec["podTargetLabels"]
     # The CRD comes with the stack: the monitor must wait for it.
-    assert rec.one(RELEASE).urn in monitor.dependencies
+    assert rec.one(RELEASE, "-prometheus-stack").urn in monitor.dependencies
 
 
 def test_envoy_pod_monitor_with_an_existing_prometheus_carries_its_selector_labels() -> None:

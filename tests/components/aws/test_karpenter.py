@@ -264,9 +264,9 @@ def test_controller_role_is_bound_to_the_service_account() -> None:
         "controller",
     )
     assert association.inputs["clusterName"] == CLUSTER
-    values = rec.one(T_RELEASE).inputs["values"]
+    values = rec.one(T_RELEASE, "-controller").inputs["values"]
     assert values["serviceAccount"]["name"] == "controller"
-    assert rec.one(T_RELEASE).inputs["namespace"] == "karpenter"
+    assert rec.one(T_RELEASE, "-controller").inputs["namespace"] == "karpenter"
 
 
 # --- the chart -------------------------------------------------------------------------------------------
@@ -274,7 +274,7 @@ def test_controller_role_is_bound_to_the_service_account() -> None:
 
 def test_release_is_the_pinned_oci_chart_with_our_settings() -> None:
     rec, resolved = default_run()
-    release = rec.one(T_RELEASE)
+    release = rec.one(T_RELEASE, "-controller")
     assert release.inputs["chart"] == "oci://public.ecr.aws/karpenter/karpenter"
     assert release.inputs["version"] == KARPENTER.version == "1.14.1"
     assert "repositoryOpts" not in release.inputs
@@ -294,14 +294,14 @@ def test_release_is_the_pinned_oci_chart_with_our_settings() -> None:
 
 def test_release_waits_for_credentials_and_for_nodes_to_be_admitted() -> None:
     rec, _ = default_run()
-    dependencies = set(rec.one(T_RELEASE).dependencies)
+    dependencies = set(rec.one(T_RELEASE, "-controller").dependencies)
     for needed in (rec.one(T_ASSOCIATION), rec.one(T_ROLE_POLICY), rec.one(T_ACCESS), *rec.of_type(T_ATTACH)):
         assert needed.urn in dependencies, needed.name
 
 
 def test_controller_stays_off_the_nodes_it_launches() -> None:
     rec, _ = default_run()
-    terms = rec.one(T_RELEASE).inputs["values"]["affinity"]["nodeAffinity"][
+    terms = rec.one(T_RELEASE, "-controller").inputs["values"]["affinity"]["nodeAffinity"][
         "requiredDuringSchedulingIgnoredDuringExecution"
     ]["nodeSelectorTerms"]
     assert terms == [{"matchExpressions": [{"key": "karpenter.sh/nodepool", "operator": "DoesNotExist"}]}]
@@ -328,7 +328,7 @@ def test_values_escape_hatch_is_merged_over_ours() -> None:
     rec, _ = deploy(
         make_args(values={"logLevel": "debug", "settings": {"featureGates": {"nodeRepair": True}}})
     )
-    values = rec.one(T_RELEASE).inputs["values"]
+    values = rec.one(T_RELEASE, "-controller").inputs["values"]
     assert values["logLevel"] == "debug"
     assert values["settings"]["featureGates"] == {"nodeRepair": True}
     assert values["settings"]["clusterName"] == CLUSTER

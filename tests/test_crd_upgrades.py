@@ -1,0 +1,118 @@
+"""CRDs follow chart upgrades: a chart that keeps CRDs in crds/ gets them from a CRD chart's release.
+
+Helm never upgrades files in a chart's crds/ folder (Helm docs, "Custom Resource Definitions"), so every
+pinned chart says where its CRDs live and how they follow a pin bump (components/_common.py CRD_UPGRADES),
+and in every stack a release of such a chart runs with skip_crds after its CRD chart's release.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from components import _common
+from components._common import (
+    CRD_UPGRADES,
+    KUBE_PROMETHEUS_STACK,
+    PROMETHEUS_OPERATOR_VERSION,
+    CrdLocation,
+    HelmChart,
+)
+from inferstack.planning.plan import Plan, plan_stack
+from inferstack.planning.recording import RecordedResource
+from inferstack.validation.dependencies import HELM_RELEASE
+from stacks.config import load_stack_file
+from tests.upstream_data import data_dir, missing_reason
+
+ROOT = Path(__file__).resolve().parents[1]
+STACK_FILES = sorted((ROOT / "stacks").glob("Pulumi.*.yaml")) + sorted(
+    (ROOT / "docs" / "examples").glob("Pulumi.*.yaml")
+)
+STACKS = [p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in STACK_FILES]
+CRD_CHARTS = {u.crd_chart.chart: u.crd_chart for u in CRD_UPGRADES.values() if u.crd_chart is not None}
+
+
+@cache
+def plan_of(stack: str) -> Plan:
+    path = next(p for p in STACK_FILES if p.name == f"Pulumi.{stack}.yaml")
+    return plan_stack(load_stack_file(path), stack)
+
+
+def crd_upgrade_problems(resources: list[RecordedResource]) -> list[str]:
+    """Releases of a crds/-folder chart that would leave stale CRDs behind on an upgrade."""
+    releases = [r for r in resources if r.type == HELM_RELEASE]
+    by_urn = {r.urn: r for r in releases}
+    problems = []
+    for r in releases:
+        upgrade = CRD_UPGRADES.get(str(r.inputs.get("chart")))
+        if upgrade is None or upgrade.crd_chart is None:
+            continue
+        name = r.inputs.get("name")
+        if not r.inputs.get("skipCrds"):
+            problems.append(
+                f"{name}: installs its crds/ folder (no skip_crds), which helm upgrade never updates"
+            )
+        crd_releases = [
+            by_urn[u]
+            for u in r.dependencies
+            if u in by_urn and by_urn[u].inputs.get("chart") == upgrade.crd_chart.chart
+        ]
+        if not crd_releases:
+            problems.append(f"{name}: does not depend on a release of {upgrade.crd_chart.chart}")
+        for crd in crd_releases:
+            if crd.inputs.get("version") != upgrade.crd_chart.version:
+                problems.append(f"{name}: {crd.inputs.get('name')} is not at {upgrade.crd_chart.version}")
+    return problems
+
+
+def test_every_pinned_chart_says_how_its_crds_follow_an_upgrade() -> None:
+    pinned = [v for v in vars(_common).values() if isinstance(v, HelmChart) and v.chart not in CRD_CHARTS]
+    assert {c.chart for c in pinned} == set(CRD_UPGRADES)
+    for chart, upgrade in CRD_UPGRADES.items():
+        assert upgrade.reason, chart
+        if upgrade.location is CrdLocation.CRDS_FOLDER and upgrade.crd_chart is None:
+            # Without a CRD chart the reason must name the chart's own mechanism or the manual step.
+            assert "hook" in upgrade.reason or "by hand" in upgrade.reason, chart
+
+
+def test_crd_charts_match_the_version_of_their_main_chart() -> None:
+    for chart, upgrade in CRD_UPGRADES.items():
+        if upgrade.crd_chart is None or upgrade.crd_chart is _common.PROMETHEUS_OPERATOR_CRDS:
+            continue
+        main = next(v for v in vars(_common).values() if isinstance(v, HelmChart) and v.chart == chart)
+        assert upgrade.crd_chart.version == main.version, chart
+
+
+def test_prometheus_operator_crds_carry_the_operator_kube_prometheus_stack_runs() -> None:
+    if reason := missing_reason("charts"):
+        pytest.skip(reason)
+    chart_dir = data_dir("charts")
+    text = (chart_dir / KUBE_PROMETHEUS_STACK.values_dir / "Chart.yaml").read_text()
+    assert f"version: {KUBE_PROMETHEUS_STACK.version}" in text
+    assert f"appVersion: {PROMETHEUS_OPERATOR_VERSION}" in text
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_installs_crds_from_an_upgrading_source(stack: str) -> None:
+    resources = plan_of(stack).recording.resources
+    assert crd_upgrade_problems(resources) == []
+    # Every stack installs Envoy Gateway, so the rule is never vacuous.
+    assert any(str(r.inputs.get("chart")).endswith("/gateway-crds-helm") for r in resources)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_main_release_without_skip_crds_or_crd_release_fails(stack: str) -> None:
+    resources = plan_of(stack).recording.resources
+    mains = [r for r in resources if r.type == HELM_RELEASE and r.inputs.get("skipCrds")]
+    assert mains
+    for main in mains:
+        no_skip = [
+            dataclasses.replace(r, inputs={**r.inputs, "skipCrds": None}) if r.urn == main.urn else r
+            for r in resources
+        ]
+        assert any("no skip_crds" in p for p in crd_upgrade_problems(no_skip))
+        no_dep = [dataclasses.replace(r, dependencies=[]) if r.urn == main.urn else r for r in resources]
+        assert any("does not depend" in p for p in crd_upgrade_problems(no_dep))
