@@ -220,14 +220,10 @@ def helm_release(
     crds = CRD_UPGRADES.get(chart.chart)
     skip_crds = False
     if crds is not None and crds.crd_chart is not None:
-        crd_release = _release(
-            f"{name}-crds",
-            crds.crd_chart,
-            namespace=namespace,
-            values=dict(crds.crd_values),
-            opts=opts,
+        crd_chart = crd_objects(
+            f"{name}-crds", crds.crd_chart, namespace=namespace, values=dict(crds.crd_values), opts=opts
         )
-        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[crd_release]))
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[crd_chart]))
         skip_crds = True
     return _release(
         name,
@@ -237,6 +233,36 @@ def helm_release(
         opts=opts,
         skip_crds=skip_crds,
         disable_openapi_validation=crds.disable_openapi_validation if crds is not None else False,
+    )
+
+
+def crd_objects(
+    name: str,
+    chart: HelmChart,
+    *,
+    namespace: str,
+    values: dict[str, Any],
+    opts: pulumi.ResourceOptions,
+) -> k8s.helm.v4.Chart:
+    """A CRD chart's objects, rendered at its pinned version and applied by Pulumi one by one.
+
+    Not a Helm release: Helm keeps each release (chart, values and rendered manifest, gzipped) in one
+    Secret, and Kubernetes caps a Secret at 1 MiB. gateway-crds-helm's Gateway API + Envoy Gateway CRDs
+    exceed it ("Secret sh.helm.release.v1.eg-crds.v1 is invalid: data: Too long: must have at most
+    1048576 bytes", envoyproxy/gateway#6105; Envoy Gateway's install docs therefore render the chart with
+    `helm template` and `kubectl apply --server-side`). helm.v4.Chart is the Pulumi form of that: the
+    provider renders the chart and applies every CRD server-side as its own resource, so a bump of the pin
+    updates each CRD (and an unchanged CRD is not touched). Used for every CRD chart, small ones too:
+    CRDs need no Helm release bookkeeping, and one way keeps the dependency check's rule simple.
+    """
+    return k8s.helm.v4.Chart(
+        name,
+        chart=chart.chart,
+        version=chart.version,
+        repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=chart.repo) if chart.repo else None,
+        namespace=namespace,
+        values=values,
+        opts=opts,
     )
 
 

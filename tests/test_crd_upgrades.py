@@ -23,7 +23,7 @@ from components._common import (
 )
 from inferstack.planning.plan import Plan, plan_stack
 from inferstack.planning.recording import RecordedResource
-from inferstack.validation.dependencies import HELM_RELEASE
+from inferstack.validation.dependencies import HELM_CHART, HELM_RELEASE
 from stacks.config import load_stack_file
 from tests.upstream_data import data_dir, missing_reason
 
@@ -44,8 +44,15 @@ def plan_of(stack: str) -> Plan:
 def crd_upgrade_problems(resources: list[RecordedResource]) -> list[str]:
     """Releases of a crds/-folder chart that would leave stale CRDs behind on an upgrade."""
     releases = [r for r in resources if r.type == HELM_RELEASE]
-    by_urn = {r.urn: r for r in releases}
-    problems = []
+    # CRD charts are applied by Pulumi object by object (helm.v4.Chart), never as a Helm release: the
+    # Gateway API + Envoy Gateway CRDs overflow a release's 1 MiB Secret (envoyproxy/gateway#6105).
+    crd_charts = [r for r in resources if r.type == HELM_CHART]
+    by_urn = {r.urn: r for r in crd_charts}
+    problems = [
+        f"{r.inputs.get('name')}: a CRD chart installed as a Helm release (its release Secret may pass 1 MiB)"
+        for r in releases
+        if r.inputs.get("chart") in CRD_CHARTS
+    ]
     for r in releases:
         upgrade = CRD_UPGRADES.get(str(r.inputs.get("chart")))
         if upgrade is None or upgrade.crd_chart is None:
@@ -61,10 +68,10 @@ def crd_upgrade_problems(resources: list[RecordedResource]) -> list[str]:
             if u in by_urn and by_urn[u].inputs.get("chart") == upgrade.crd_chart.chart
         ]
         if not crd_releases:
-            problems.append(f"{name}: does not depend on a release of {upgrade.crd_chart.chart}")
+            problems.append(f"{name}: does not depend on the CRD chart {upgrade.crd_chart.chart}")
         for crd in crd_releases:
             if crd.inputs.get("version") != upgrade.crd_chart.version:
-                problems.append(f"{name}: {crd.inputs.get('name')} is not at {upgrade.crd_chart.version}")
+                problems.append(f"{name}: {crd.name} is not at {upgrade.crd_chart.version}")
     return problems
 
 
@@ -116,3 +123,15 @@ def test_a_main_release_without_skip_crds_or_crd_release_fails(stack: str) -> No
         assert any("no skip_crds" in p for p in crd_upgrade_problems(no_skip))
         no_dep = [dataclasses.replace(r, dependencies=[]) if r.urn == main.urn else r for r in resources]
         assert any("does not depend" in p for p in crd_upgrade_problems(no_dep))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_crd_chart_installed_as_a_helm_release_fails(stack: str) -> None:
+    resources = plan_of(stack).recording.resources
+    as_release = [
+        dataclasses.replace(r, type=HELM_RELEASE, inputs={**r.inputs, "name": r.name})
+        if r.type == HELM_CHART
+        else r
+        for r in resources
+    ]
+    assert any("installed as a Helm release" in p for p in crd_upgrade_problems(as_release))

@@ -21,6 +21,8 @@ from inferstack.planning.recording import SECRET_PLACEHOLDER, RecordedResource, 
 from stacks.config import StackConfig
 
 HELM_RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
+#: A chart rendered and applied object by object by Pulumi (the CRD charts; components/_common.py).
+HELM_CHART_TYPE = "kubernetes:helm.sh/v4:Chart"
 
 #: An image pinned by an all-zero digest: the example stack files' stand-in for "your image's digest". Its
 #: form satisfies every digest rule, yet no registry serves it, so reports must call it a placeholder.
@@ -115,7 +117,8 @@ class Plan:
 
     def helm_releases(self) -> list[HelmReleasePlan]:
         releases = []
-        for r in self.recording.of_type(HELM_RELEASE_TYPE):
+        charts = [*self.recording.of_type(HELM_RELEASE_TYPE), *self.recording.of_type(HELM_CHART_TYPE)]
+        for r in charts:
             releases.append(
                 HelmReleasePlan(
                     release=str(r.outputs.get("name", r.name)),

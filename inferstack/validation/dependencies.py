@@ -38,6 +38,8 @@ from inferstack.validation.common import CheckOutcome, Finding
 CHECK = "dependencies"
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+#: A chart whose objects Pulumi applies itself (components/_common.py `crd_objects`): CRD charts.
+HELM_CHART = "kubernetes:helm.sh/v4:Chart"
 NAMESPACE = "kubernetes:core/v1:Namespace"
 CRD = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
 
@@ -210,6 +212,8 @@ def _metadata(r: RecordedResource) -> dict[str, Any]:
 def _label(r: RecordedResource) -> str:
     if r.type == HELM_RELEASE:
         return f"Helm release {r.inputs.get('name') or r.name}"
+    if r.type == HELM_CHART:
+        return f"Helm chart {r.name}"
     md = _metadata(r)
     ns = md.get("namespace")
     name = md.get("name") or r.name
@@ -265,7 +269,7 @@ def dependency_outcome(resources: Iterable[RecordedResource]) -> CheckOutcome:
         if r.type == CRD:
             spec = r.inputs.get("spec") or {}
             crd_installers.setdefault(str(spec.get("group", "")), []).append(r)
-    for r in releases:
+    for r in [*releases, *(c for c in graph.resources if c.type == HELM_CHART)]:
         name = chart_name(str(r.inputs.get("chart", "")))
         for source in CRD_SOURCES:
             if source.chart == name and source.installs(r):
