@@ -368,16 +368,6 @@ class MonitoringConfig(Section):
 # --- network (NetworkPolicy egress; owned apart from monitoring/autoscaling) ----------------------------
 
 
-def _network_cidrs(cidrs: list[str]) -> list[str]:
-    """parse_cidrs, plus a prefix length: Kubernetes rejects an ipBlock.cidr without one (a bare address
-    parses as a /32 in Python but not in the API server)."""
-    parse_cidrs(cidrs)
-    for cidr in cidrs:
-        if "/" not in cidr:
-            raise ValueError(f"{cidr!r} has no prefix length: write {cidr}/32 (one address) or a network")
-    return cidrs
-
-
 class EgressRuleConfig(Section):
     """One extra egress allow for the model server's pods: a network and the TCP ports on it."""
 
@@ -387,7 +377,7 @@ class EgressRuleConfig(Section):
     @field_validator("cidr")
     @classmethod
     def _cidr(cls, cidr: str) -> str:
-        return _network_cidrs([cidr])[0]
+        return parse_cidrs([cidr])[0]
 
     @field_validator("ports")
     @classmethod
@@ -415,7 +405,7 @@ class NetworkConfig(Section):
     @field_validator("dns_cidrs")
     @classmethod
     def _dns_cidrs(cls, cidrs: list[str] | None) -> list[str] | None:
-        return None if cidrs is None else _network_cidrs(cidrs)
+        return None if cidrs is None else parse_cidrs(cidrs)
 
 
 class LoadBalancerConfig(Section):

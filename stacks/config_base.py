@@ -47,12 +47,19 @@ K8sName = Annotated[
 
 
 def parse_cidrs(cidrs: list[str]) -> list[str]:
-    """Field validator body: every entry is a network in CIDR form (host bits zero)."""
+    """Field validator body: every entry is a network in CIDR form, host bits zero and a prefix length.
+
+    Python reads a bare address as a /32, but none of the places these go does: a NetworkPolicy
+    ipBlock.cidr, Envoy Gateway's CIDR type (SecurityPolicy clientCIDRs: its pattern ends in `/` and digits), and
+    the clouds' authorized-network and VPC ranges all want the prefix written out.
+    """
     for cidr in cidrs:
         try:
             ipaddress.ip_network(cidr, strict=True)
         except ValueError as err:
             raise ValueError(f"{cidr!r} is not a network in CIDR form (e.g. 10.0.0.0/8): {err}") from None
+        if "/" not in cidr:
+            raise ValueError(f"{cidr!r} has no prefix length: write {cidr}/32 (one address) or a network")
     return cidrs
 
 

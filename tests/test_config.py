@@ -195,6 +195,11 @@ def test_cpu_engine_cannot_scale_from_zero() -> None:
             "gateway.allowed_source_cidrs",
         ),
         ({"hostname": "llm.example.com", "allowed_source_cidrs": []}, "gateway.allowed_source_cidrs"),
+        # A bare address reads as a /32 in Python, but Envoy Gateway's CIDR pattern needs the prefix.
+        (
+            {"hostname": "llm.example.com", "allowed_source_cidrs": ["203.0.113.7"]},
+            "gateway.allowed_source_cidrs",
+        ),
         (
             {"hostname": "llm.example.com", "load_balancer": {"kind": "metallb"}},
             "gateway.load_balancer.metallb_pool",
