@@ -17,11 +17,14 @@ stabilization window), and the HPA never removes the last replica.
 
 So the cooldown of a stack that scales to zero must be at least the time a replica may take from
 "KEDA set replicas to 1" to "ready": a GPU node (where the platform provisions one), the image pull,
-and the startup probe's budget. The weight download by the `fetch` init container comes on top; it has
-no budget of its own today (it runs before the startup probe starts), so it is not counted here.
+the weight download by the `fetch` init container (the model cache is an emptyDir, so a new pod
+downloads every byte; the init container runs before the startup probe's clock starts), and the startup
+probe's budget.
 """
 
 from __future__ import annotations
+
+import math
 
 #: Seconds a GPU node may take from the autoscaler's request to a schedulable `nvidia.com/gpu`
 #: (instance launch, boot, NVIDIA driver and device plugin). GKE's cluster autoscaler provisions GPU
@@ -36,12 +39,31 @@ NODE_PROVISIONING_SECONDS = 480
 IMAGE_PULL_SECONDS = 360
 
 
-def minimum_cooldown_seconds(startup_timeout_seconds: int, provisions_nodes: bool) -> int:
+#: Bytes per second the `fetch` init container is budgeted to download weights at. Amazon S3's
+#: performance guidance ("Performance design patterns for Amazon S3": one concurrent request per
+#: 85-90 MB/s of throughput wanted) puts one connection near 90 MB/s; `fetch` runs 8 ranged downloads in
+#: parallel (model_image/fetch.py DEFAULT_WORKERS), so an in-region bucket is usually faster, but a hub
+#: download through NAT may not be. 100 MB/s: Llama-3.1-8B (16 GB in bf16) in 160 s.
+WEIGHT_DOWNLOAD_BYTES_PER_SECOND = 100 * 10**6
+
+
+def weight_download_seconds(weight_bytes: float) -> int:
+    """Seconds budgeted to download `weight_bytes` (the checkpoint's size) into a fresh model cache."""
+    return math.ceil(weight_bytes / WEIGHT_DOWNLOAD_BYTES_PER_SECOND)
+
+
+def minimum_cooldown_seconds(
+    startup_timeout_seconds: int, provisions_nodes: bool, weight_bytes: float = 0
+) -> int:
     """The shortest scale-to-zero cooldown (seconds) that lets a woken replica finish its cold start.
 
     startup_timeout_seconds: the startup probe's budget (serving.startup_timeout_seconds).
     provisions_nodes: True where GPU nodes are created on demand (Karpenter, GKE autoscaler).
+    weight_bytes: the checkpoint's size in bytes, downloaded by `fetch` before the engine starts.
     """
     return (
-        startup_timeout_seconds + IMAGE_PULL_SECONDS + (NODE_PROVISIONING_SECONDS if provisions_nodes else 0)
+        startup_timeout_seconds
+        + IMAGE_PULL_SECONDS
+        + (NODE_PROVISIONING_SECONDS if provisions_nodes else 0)
+        + weight_download_seconds(weight_bytes)
     )

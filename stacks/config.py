@@ -28,7 +28,12 @@ from components.choices import (
     TlsMode,
 )
 from components.monitoring import PROMETHEUS_POD_LABELS
-from stacks.cold_start import IMAGE_PULL_SECONDS, NODE_PROVISIONING_SECONDS, minimum_cooldown_seconds
+from stacks.cold_start import (
+    IMAGE_PULL_SECONDS,
+    NODE_PROVISIONING_SECONDS,
+    minimum_cooldown_seconds,
+    weight_download_seconds,
+)
 from stacks.config_aws import AwsConfig, aws_problems
 from stacks.config_base import DNS_NAME, K8sName, Quantity, Section, parse_cidrs
 from stacks.config_errors import ConfigError, CrossFieldErrors, field_path, problems_from, unknown_key_message
@@ -42,6 +47,7 @@ from stacks.gpus import (
     gib,
     smallest_gpu_count_that_fits,
     smallest_gpu_type_that_fits,
+    weight_bytes_per_parameter,
 )
 from stacks.stack_yaml import YamlError, load_yaml
 
@@ -666,6 +672,7 @@ def _cross_field_problems(cfg: StackConfig) -> list[tuple[str, str]]:
                         if _provisions_nodes(cfg)
                         else ""
                     )
+                    + f" + weight download {weight_download_seconds(_weight_bytes(cfg))}"
                     + "): KEDA would scale a still-loading replica back to zero; raise it to at least "
                     f"{least} or remove it to use that minimum",
                 )
@@ -769,8 +776,17 @@ def _provisions_nodes(cfg: StackConfig) -> bool:
     return cfg.platform is not Platform.ONPREM
 
 
+def _weight_bytes(cfg: StackConfig) -> float:
+    """The checkpoint's size in bytes: parameters x bytes per weight for its dtype and quantization."""
+    m = cfg.model
+    quant = m.quantization.value if m.quantization else None
+    return m.parameters_b * 1e9 * weight_bytes_per_parameter(m.dtype.value, quant)
+
+
 def _cooldown_minimum(cfg: StackConfig) -> int:
-    return minimum_cooldown_seconds(cfg.serving.startup_timeout_seconds, _provisions_nodes(cfg))
+    return minimum_cooldown_seconds(
+        cfg.serving.startup_timeout_seconds, _provisions_nodes(cfg), _weight_bytes(cfg)
+    )
 
 
 def cooldown_seconds(cfg: StackConfig) -> int:

@@ -27,7 +27,12 @@ from inferstack.validation.capacity import (
     rollout_outcome,
     startup_budget_seconds,
 )
-from stacks.cold_start import IMAGE_PULL_SECONDS, NODE_PROVISIONING_SECONDS, minimum_cooldown_seconds
+from stacks.cold_start import (
+    IMAGE_PULL_SECONDS,
+    NODE_PROVISIONING_SECONDS,
+    minimum_cooldown_seconds,
+    weight_download_seconds,
+)
 from stacks.config import (
     ConfigError,
     config_values_from_stack_yaml,
@@ -35,6 +40,7 @@ from stacks.config import (
     load_stack_file,
     parse_stack_config,
 )
+from stacks.gpus import weight_bytes_per_parameter
 from stacks.rollout import ONE_AT_A_TIME, SURGE, rollout_strategy, stack_rollout_strategy
 from stacks.stack_yaml import load_yaml
 
@@ -120,7 +126,14 @@ def test_the_default_cooldown_is_the_stacks_cold_start_budget(stack: str) -> Non
         "a stack that scales to zero should take the derived cooldown"
     )
     provisions = cfg.platform.value != "onprem"
-    assert cooldown_seconds(cfg) == minimum_cooldown_seconds(cfg.serving.startup_timeout_seconds, provisions)
+    quant = cfg.model.quantization.value if cfg.model.quantization else None
+    checkpoint = cfg.model.parameters_b * 1e9 * weight_bytes_per_parameter(cfg.model.dtype.value, quant)
+    expected = minimum_cooldown_seconds(cfg.serving.startup_timeout_seconds, provisions, checkpoint)
+    assert cooldown_seconds(cfg) == expected
+    # The fresh emptyDir cache downloads the whole checkpoint: an 8B bf16 model adds 160 s at 100 MB/s.
+    assert expected - minimum_cooldown_seconds(cfg.serving.startup_timeout_seconds, provisions) == (
+        weight_download_seconds(checkpoint)
+    )
 
 
 # --- the plans: every stack passes, the defective form of every stack fails ------------------------------
