@@ -69,6 +69,11 @@ AWS_LOAD_BALANCER_CONTROLLER = HelmChart(
     "aws-load-balancer-controller",
 )
 
+# kubernetes-sigs/metrics-server tag metrics-server-helm-chart-3.13.1 (app 0.8.1); see components/metrics_server.py.
+METRICS_SERVER = HelmChart(
+    "metrics-server", "3.13.1", "https://kubernetes-sigs.github.io/metrics-server/", "metrics-server"
+)
+
 
 # --- CRDs that follow a pin bump ----------------------------------------------------------------------
 # Helm installs a chart's crds/ folder on first install and never again: "There is no support at this time
@@ -169,6 +174,10 @@ CRD_UPGRADES: dict[str, CrdUpgrade] = {
         "kube-prometheus-stack 88.5.3 keeps the operator's CRDs in charts/crds/crds/; they come from "
         f"prometheus-operator-crds {PROMETHEUS_OPERATOR_CRDS.version} (operator {PROMETHEUS_OPERATOR_VERSION})",
         PROMETHEUS_OPERATOR_CRDS,
+    ),
+    METRICS_SERVER.chart: CrdUpgrade(
+        CrdLocation.NONE,
+        "metrics-server serves metrics.k8s.io through an APIService and defines no CRDs",
     ),
     NVIDIA_DEVICE_PLUGIN.chart: CrdUpgrade(
         CrdLocation.NONE,

@@ -26,11 +26,8 @@ from typing import Any
 
 import pulumi
 
-from components._common import HelmChart, child, helm_release
+from components._common import METRICS_SERVER, child, helm_release
 
-METRICS_SERVER = HelmChart(
-    "metrics-server", "3.13.1", "https://kubernetes-sigs.github.io/metrics-server/", "metrics-server"
-)
 #: Where every distribution that bundles it runs it, and where `kubectl top` users look for it.
 METRICS_SERVER_NAMESPACE = "kube-system"
 #: metrics-server's flag to accept kubelet serving certificates it cannot verify (README, "Requirements":

@@ -5,18 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from components._common import (
-    AWS_LOAD_BALANCER_CONTROLLER,
-    CERT_MANAGER,
-    ENVOY_GATEWAY,
-    GPU_OPERATOR,
-    KARPENTER,
-    KEDA,
-    KUBE_PROMETHEUS_STACK,
-    NVIDIA_DEVICE_PLUGIN,
-    HelmChart,
-)
-from components.metrics_server import METRICS_SERVER
+from components import _common
+from components._common import HelmChart
 from inferstack.planning.plan import Plan, is_placeholder_digest, pod_images
 from inferstack.validation.apis import CHECK as GCP_APIS_CHECK
 from inferstack.validation.apis import gcp_api_outcome
@@ -48,20 +38,7 @@ from inferstack.validation.scopes import scope_outcome
 from stacks.config import Tier
 
 #: Chart reference (as given to Helm) -> its folder in the chart data directory.
-PINNED_CHARTS: dict[str, HelmChart] = {
-    c.chart: c
-    for c in (
-        ENVOY_GATEWAY,
-        CERT_MANAGER,
-        KEDA,
-        KUBE_PROMETHEUS_STACK,
-        NVIDIA_DEVICE_PLUGIN,
-        GPU_OPERATOR,
-        KARPENTER,
-        AWS_LOAD_BALANCER_CONTROLLER,
-        METRICS_SERVER,
-    )
-}
+PINNED_CHARTS: dict[str, HelmChart] = {c.chart: c for c in vars(_common).values() if isinstance(c, HelmChart)}
 
 #: Skips that apply to dev-tier stacks only. Prod stacks keep these checks (and pin images by digest).
 DEV_TIER_CHECKOV_SKIPS: dict[str, str] = {
