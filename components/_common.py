@@ -40,6 +40,10 @@ class HelmChart:
 
 
 # Versions seen released in August-November 2026 (see DESIGN.md); bump deliberately, one at a time.
+# Envoy Gateway v1.8.4: release/v1.8 had shipped v1.8.1-v1.8.3 (upstream release notes: v1.8.1 bumps Envoy to
+# 1.38.1); v1.8.4 itself was seen only in third-party air-gap runbooks that mirror
+# `oci://docker.io/envoyproxy/gateway-helm --version v1.8.4` with envoy distroless-v1.38.4 (no upstream tag
+# in our index). `helm pull` of the pin (make fetch-schemas) is the proof on a machine with a network.
 ENVOY_GATEWAY = HelmChart("oci://docker.io/envoyproxy/gateway-helm", "v1.8.4", None, "envoy-gateway")
 CERT_MANAGER = HelmChart("cert-manager", "v1.20.2", "https://charts.jetstack.io", "cert-manager")
 KEDA = HelmChart("keda", "2.20.2", "https://kedacore.github.io/charts", "keda")

@@ -7,8 +7,8 @@ KEDA (v2.20.2, pkg/scaling/executor/scale_scaledobjects.go, `RequestScale` and `
 scales a ScaledObject with minReplicaCount 0 to zero when no trigger is active and
 `status.lastActiveTime + cooldownPeriod` has passed. lastActiveTime is set when KEDA scales from zero
 and on every poll while a trigger is active; it does not look at pod readiness. While a replica is
-still loading, vLLM exports no `vllm:num_requests_waiting` series, so the queue trigger reads 0
-(ignoreNullValues) and is inactive; only the gateway's wake-up trigger (a rate over WAKE_WINDOW) keeps
+still loading, vLLM exports no `vllm:num_requests_waiting` series, and the queue trigger's query answers 0
+while no endpoint behind the route is ready (components/autoscaler.py), so that trigger is inactive; only the gateway's wake-up trigger (a rate over WAKE_WINDOW) keeps
 lastActiveTime fresh, and only while clients keep retrying. One request followed by silence therefore
 leaves the replica `WAKE_WINDOW + cooldownPeriod` to become ready before KEDA removes it again, even if
 it is half loaded. cooldownPeriod is used for nothing else: the HPA KEDA creates has
