@@ -934,6 +934,92 @@ def pod_monitors_selected(resources: Sequence[tuple[str, Props]]) -> list[str]:
     return found
 
 
+# --- NetworkPolicies (issue 13 kinds 5, 6, 12) ----------------------------------------------------------
+POD_MAKING_KINDS = frozenset({*WORKLOAD_KINDS, "Pod"})
+DNS_PORT = 53
+
+
+def _is_empty_selector(selector: Any) -> bool:
+    return (
+        isinstance(selector, Mapping)
+        and not selector.get("matchLabels")
+        and not selector.get("matchExpressions")
+    )
+
+
+def is_default_deny(props: Props) -> bool:
+    """A NetworkPolicy that selects every pod of its namespace and allows no traffic either way."""
+    spec = _dict(props.get("spec"))
+    return (
+        _is_empty_selector(spec.get("podSelector", {}))
+        and {"Ingress", "Egress"} <= set(_list(spec.get("policyTypes")))
+        and not spec.get("ingress")
+        and not spec.get("egress")
+    )
+
+
+def namespace_default_deny(resources: Sequence[tuple[str, Props]]) -> list[str]:
+    """Every namespace the stack runs pods in has a NetworkPolicy selecting every pod (podSelector {}),
+    with policyTypes Ingress and Egress and no rules. Without it a pod no other policy selects (an ACME
+    HTTP-01 solver, anything added later) is open both ways (Kubernetes: a pod is isolated for a direction
+    only when some policy that selects it lists that direction)."""
+    denied = {_namespace(p) for _, p in _objects(resources, "NetworkPolicy") if is_default_deny(p)}
+    first: dict[str, str] = {}
+    for type_token, props in resources:
+        namespace = _namespace(props)
+        if k8s_kind(type_token, props) in POD_MAKING_KINDS and namespace:
+            first.setdefault(namespace, object_id(type_token, props))
+    return [
+        f"{example}: namespace {namespace!r} runs pods but has no default-deny NetworkPolicy (podSelector {{}}, "
+        "policyTypes [Ingress, Egress], no rules): pods no other policy selects are open both ways; add one and "
+        "allow each flow explicitly"
+        for namespace, example in sorted(first.items())
+        if namespace not in denied
+    ]
+
+
+def _ports(rule: Mapping[str, Any]) -> set[Any]:
+    return {_dict(p).get("port") for p in _list(rule.get("ports"))}
+
+
+def dns_egress_not_pod_label_only(type_token: str, props: Props) -> list[str]:
+    """An egress rule for port 53 also reaches resolvers by ipBlock. NodeLocal DNSCache runs on the node
+    (hostNetwork) on a link-local address (169.254.20.10 in kubernetes/kubernetes
+    cluster/addons/dns/nodelocaldns/README.md and GKE; kubespray's nodelocaldns_ip 169.254.25.10), where no pod
+    peer matches, so a pod-label-only rule drops every lookup on clusters that run it."""
+    if k8s_kind(type_token, props) != "NetworkPolicy":
+        return []
+    problems = []
+    for i, rule in enumerate(_list(_dict(props.get("spec")).get("egress"))):
+        peers = _list(_dict(rule).get("to"))
+        if DNS_PORT in _ports(_dict(rule)) and peers and not any("ipBlock" in _dict(peer) for peer in peers):
+            problems.append(
+                f"{object_id(type_token, props)}: spec.egress[{i}]: DNS (port 53) is allowed to pods by label only; "
+                "a node-local resolver (NodeLocal DNSCache on 169.254.20.10 or kubespray's 169.254.25.10, "
+                "hostNetwork) matches no pod peer and every lookup is dropped: add ipBlock peers for it (stack "
+                "file: network.dns_cidrs)"
+            )
+    return problems
+
+
+def ingress_peer_selects_pods(type_token: str, props: Props) -> list[str]:
+    """An ingress peer that names namespaces also names pods: a bare namespaceSelector admits every pod of
+    those namespaces (for the model server: every pod of the monitoring namespace calling the keyless
+    engine's /v1 past the gateway)."""
+    if k8s_kind(type_token, props) != "NetworkPolicy":
+        return []
+    problems = []
+    for i, rule in enumerate(_list(_dict(props.get("spec")).get("ingress"))):
+        for j, peer in enumerate(_list(_dict(rule).get("from"))):
+            if "namespaceSelector" in _dict(peer) and "podSelector" not in _dict(peer):
+                problems.append(
+                    f"{object_id(type_token, props)}: spec.ingress[{i}].from[{j}]: a namespaceSelector without a "
+                    "podSelector admits every pod of those namespaces; name the pods that need the port (e.g. "
+                    "Prometheus: app.kubernetes.io/name: prometheus)"
+                )
+    return problems
+
+
 @dataclass(frozen=True)
 class Policy:
     name: str
@@ -1057,6 +1143,28 @@ POLICIES: tuple[Policy, ...] = (
         "Every PodMonitor carries the labels the podMonitorSelector of the plan's kube-prometheus-stack matches.",
         "stack",
         pod_monitors_selected,
+        mandatory_in_dev=True,
+    ),
+    # --- NetworkPolicies (issue 13 kinds 5, 6, 12) ---
+    Policy(
+        "namespace-default-deny",
+        "Every namespace that runs pods has a NetworkPolicy denying all ingress and egress to every pod; flows are allowed explicitly.",
+        "stack",
+        namespace_default_deny,
+        mandatory_in_dev=True,
+    ),
+    Policy(
+        "dns-egress-not-pod-label-only",
+        "DNS egress also reaches node-local resolvers by ipBlock (NodeLocal DNSCache matches no pod label).",
+        "resource",
+        dns_egress_not_pod_label_only,
+        mandatory_in_dev=True,
+    ),
+    Policy(
+        "ingress-peer-selects-pods",
+        "NetworkPolicy ingress peers that name namespaces also name pods (no whole-namespace allows).",
+        "resource",
+        ingress_peer_selects_pods,
         mandatory_in_dev=True,
     ),
 )

@@ -18,16 +18,16 @@ from components.model_server import NODE_LOCAL_DNS_CIDRS, SERVING_PORT
 from components.monitoring import PROMETHEUS_POD_LABELS
 from components.network_policy import HTTP01_SOLVER_POD_LABELS, HTTP01_SOLVER_PORT
 from inferstack.planning.plan import plan_stack
-from inferstack.validation.netpol import (
-    DNS_EGRESS_NOT_POD_LABEL_ONLY,
-    INGRESS_PEER_SELECTS_PODS,
-    NAMESPACE_DEFAULT_DENY,
-    is_default_deny,
-    network_policy_outcome,
-)
+from inferstack.validation.policies import load_rules
 from stacks.config import ConfigError, load_stack_file, parse_stack_config
 
 ROOT = Path(__file__).resolve().parents[1]
+RULES = load_rules()
+NAMESPACE_DEFAULT_DENY = "namespace-default-deny"
+DNS_EGRESS_NOT_POD_LABEL_ONLY = "dns-egress-not-pod-label-only"
+INGRESS_PEER_SELECTS_PODS = "ingress-peer-selects-pods"
+NETWORK_RULES = (NAMESPACE_DEFAULT_DENY, DNS_EGRESS_NOT_POD_LABEL_ONLY, INGRESS_PEER_SELECTS_PODS)
+is_default_deny = RULES.is_default_deny
 STACK_FILES = sorted([*ROOT.glob("stacks/Pulumi.*.yaml"), *ROOT.glob("docs/examples/Pulumi.*.yaml")])
 
 
@@ -64,14 +64,25 @@ def server_allow(objs: list[dict[str, Any]]) -> dict[str, Any]:
     )
 
 
-def rules(outcome: Any) -> set[str]:
-    return {f.rule for f in outcome.findings}
+def network_findings(objs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(policy, message) from the pack's three NetworkPolicy rules over rendered manifests."""
+    pairs = [(f"kubernetes:{o['apiVersion']}:{o['kind']}", o) for o in objs]
+    return [
+        (policy.name, message)
+        for policy in RULES.POLICIES
+        if policy.name in NETWORK_RULES
+        for _, message in policy.run(pairs)
+    ]
+
+
+def rules(findings: list[tuple[str, str]]) -> set[str]:
+    return {name for name, _ in findings}
 
 
 @pytest.mark.parametrize("path", STACK_FILES, ids=lambda p: p.stem)
 def test_every_stack_passes_the_network_policy_check(path: Path) -> None:
-    outcome = network_policy_outcome(manifests(path))
-    assert outcome.findings == [] and outcome.validated >= 3
+    objs = manifests(path)
+    assert network_findings(objs) == [] and len(policies(objs)) >= 3
 
 
 @pytest.mark.parametrize("path", STACK_FILES, ids=lambda p: p.stem)
@@ -108,7 +119,7 @@ def test_dns_egress_reaches_node_local_caches_and_scrapes_come_from_prometheus_p
 @pytest.mark.parametrize("path", STACK_FILES, ids=lambda p: p.stem)
 def test_a_namespace_without_default_deny_fails(path: Path) -> None:
     objs = [o for o in manifests(path) if not (o["kind"] == "NetworkPolicy" and is_default_deny(o))]
-    assert NAMESPACE_DEFAULT_DENY in rules(network_policy_outcome(objs))
+    assert NAMESPACE_DEFAULT_DENY in rules(network_findings(objs))
 
 
 @pytest.mark.parametrize("path", STACK_FILES, ids=lambda p: p.stem)
@@ -116,7 +127,7 @@ def test_dns_egress_by_pod_labels_only_fails(path: Path) -> None:
     objs = manifests(path)
     dns = next(r for r in server_allow(objs)["spec"]["egress"] if {p["port"] for p in r["ports"]} == {53})
     dns["to"] = [peer for peer in dns["to"] if "ipBlock" not in peer]
-    assert DNS_EGRESS_NOT_POD_LABEL_ONLY in rules(network_policy_outcome(objs))
+    assert DNS_EGRESS_NOT_POD_LABEL_ONLY in rules(network_findings(objs))
 
 
 @pytest.mark.parametrize("path", STACK_FILES, ids=lambda p: p.stem)
@@ -125,7 +136,7 @@ def test_a_whole_monitoring_namespace_peer_fails(path: Path) -> None:
     for rule in server_allow(objs)["spec"]["ingress"]:
         for peer in rule["from"]:
             peer.pop("podSelector", None)
-    assert INGRESS_PEER_SELECTS_PODS in rules(network_policy_outcome(objs))
+    assert INGRESS_PEER_SELECTS_PODS in rules(network_findings(objs))
 
 
 # --- HTTP-01 solver --------------------------------------------------------------------------------
@@ -144,7 +155,7 @@ def test_http01_stacks_let_the_envoy_proxies_reach_the_solver_pods_only_on_8089(
     (peer,) = rule["from"]
     assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "envoy-gateway-system"}
     assert peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "proxy"
-    assert network_policy_outcome(objs).findings == []
+    assert network_findings(objs) == []
 
 
 def test_dns01_stacks_make_no_solver_allow() -> None:

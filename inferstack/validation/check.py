@@ -31,8 +31,6 @@ from inferstack.validation.invokes import CHECK as INVOKE_PROVIDER_CHECK
 from inferstack.validation.invokes import invoke_provider_outcome
 from inferstack.validation.metrics_api import CHECK as METRICS_API_CHECK
 from inferstack.validation.metrics_api import metrics_api_outcome
-from inferstack.validation.netpol import CHECK as NETWORK_POLICY_CHECK
-from inferstack.validation.netpol import network_policy_outcome
 from inferstack.validation.policies import PolicyFinding, check_policies, finding_text, policy_inputs
 from inferstack.validation.scopes import scope_outcome
 from stacks.config import Tier
@@ -108,8 +106,6 @@ def check_plan(
     plan_rules: list[tuple[str, Callable[[], CheckOutcome]]] = [
         # namespace set exactly where the kind is namespaced
         ("scope", lambda: scope_outcome(manifests)),
-        # namespace-wide default-deny, DNS not by pod labels only, pod-selected peers
-        (NETWORK_POLICY_CHECK, lambda: network_policy_outcome(manifests)),
         # every data source runs on the stack's provider, not the environment's default one
         (INVOKE_PROVIDER_CHECK, lambda: invoke_provider_outcome(invokes, resources)),
         # every GCP resource, feature and data source has its API enabled by the plan, and waits for it

@@ -65,7 +65,6 @@ CHECKS = {
     "scale-to-zero-after-cold-start": "scale-to-zero autoscalers checked to outlive a cold start",
     "rollout-fits-capacity": "GPU Deployments whose rollout was checked against the pool's capacity",
     "metrics-api": "CPU/memory scalers checked for a metrics.k8s.io source",
-    "network-policy": "NetworkPolicies checked for namespace default-deny, DNS egress and pod-selected peers",
 }
 
 
