@@ -40,11 +40,10 @@ class HelmChart:
 
 
 # Versions seen released in August-November 2026 (see DESIGN.md); bump deliberately, one at a time.
-# Envoy Gateway v1.8.4: release/v1.8 had shipped v1.8.1-v1.8.3 (upstream release notes: v1.8.1 bumps Envoy to
-# 1.38.1); v1.8.4 itself was seen only in third-party air-gap runbooks that mirror
-# `oci://docker.io/envoyproxy/gateway-helm --version v1.8.4` with envoy distroless-v1.38.4 (no upstream tag
-# in our index). `helm pull` of the pin (make fetch-schemas) is the proof on a machine with a network.
-ENVOY_GATEWAY = HelmChart("oci://docker.io/envoyproxy/gateway-helm", "v1.8.4", None, "envoy-gateway")
+# Envoy Gateway v1.8.3: the newest release/v1.8 tag in the upstream repository (envoyproxy/gateway tags,
+# release/v1.8 VERSION and release-notes/v1.8.3.yaml); the code this project cites was read there. A v1.8.4
+# appears only in third-party mirrors, with no upstream tag we could read, so it is not pinned.
+ENVOY_GATEWAY = HelmChart("oci://docker.io/envoyproxy/gateway-helm", "v1.8.3", None, "envoy-gateway")
 CERT_MANAGER = HelmChart("cert-manager", "v1.20.2", "https://charts.jetstack.io", "cert-manager")
 KEDA = HelmChart("keda", "2.20.2", "https://kedacore.github.io/charts", "keda")
 KUBE_PROMETHEUS_STACK = HelmChart(
@@ -104,7 +103,7 @@ KARPENTER_CRD = HelmChart("oci://public.ecr.aws/karpenter/karpenter-crd", "1.14.
 # Its README: "make sure that you don't install the CRDs again when installing the Envoy Gateway Helm chart,
 # by using `--skip-crds` flag."
 ENVOY_GATEWAY_CRDS = HelmChart(
-    "oci://docker.io/envoyproxy/gateway-crds-helm", "v1.8.4", None, "gateway-crds-helm"
+    "oci://docker.io/envoyproxy/gateway-crds-helm", "v1.8.3", None, "gateway-crds-helm"
 )
 ENVOY_GATEWAY_CRDS_VALUES: dict[str, Any] = {
     "crds": {"gatewayAPI": {"enabled": True, "channel": "experimental"}, "envoyGateway": {"enabled": True}}
@@ -158,7 +157,7 @@ class CrdUpgrade:
 CRD_UPGRADES: dict[str, CrdUpgrade] = {
     ENVOY_GATEWAY.chart: CrdUpgrade(
         CrdLocation.CRDS_FOLDER,
-        "gateway-helm v1.8.4 ships Gateway API and Envoy Gateway CRDs in crds/ (the `crds` subchart's "
+        "gateway-helm v1.8.3 ships Gateway API and Envoy Gateway CRDs in crds/ (the `crds` subchart's "
         "crds/ folder); they come from gateway-crds-helm at the same version",
         ENVOY_GATEWAY_CRDS,
         ENVOY_GATEWAY_CRDS_VALUES,

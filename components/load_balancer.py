@@ -439,10 +439,13 @@ def envoy_gateway_values() -> dict[str, Any]:
     """The chart values we decide; every key exists in the chart's values.yaml."""
     return {
         # gateway-helm keeps the Gateway API and Envoy Gateway CRDs in its `crds` subchart's crds/ folder,
-        # which `helm upgrade` never updates; helm_release therefore installs them from gateway-crds-helm
-        # (its own release, same version) and runs this chart with skip_crds (components/_common.py
-        # CRD_UPGRADES). The switch stays on so the subchart's other resources match upstream's default.
-        "crds": {"enabled": True},
+        # which `helm upgrade` never updates; helm_release therefore applies them from gateway-crds-helm (same
+        # version, components/_common.py crd_objects) and runs this chart with skip_crds. The subchart is
+        # off too: its one template, the Gateway API safe-upgrade ValidatingAdmissionPolicy (and binding),
+        # is rendered by gateway-crds-helm as well, and in the subchart it hides behind a `lookup` that a
+        # dry run cannot answer (charts/gateway-helm/charts/crds/templates/gatewayapi-safe-upgrade-policy.yaml
+        # at v1.8.3).
+        "crds": {"enabled": False},
         # Spelled out so the GatewayClass's controllerName and the controller agree by construction.
         "config": {"envoyGateway": {"gateway": {"controllerName": ENVOY_GATEWAY_CONTROLLER}}},
     }
@@ -578,7 +581,7 @@ def redirect_route_spec(gateway_name: str, args: LoadBalancerArgs) -> dict[str, 
     # CRD of kubernetes-sigs/gateway-api at 4564255ac, the one `inferstack check` validates against), and
     # Envoy Gateway v1.8 supports all five
     # (internal/utils/http/http.go SupportedRedirectCodes; internal/xds/translator/route.go maps 308 to
-    # RedirectAction PERMANENT_REDIRECT; read at release/v1.8 = v1.8.3+11, the v1.8.4 tag was not in our
+    # RedirectAction PERMANENT_REDIRECT; read at release/v1.8 = v1.8.3+11 (the pinned v1.8.3 plus 11 commits), in our
     # mirror).
     redirect: dict[str, Any] = {"scheme": "https", "statusCode": REDIRECT_STATUS_CODE}
     if args.kind is LoadBalancerKind.NODEPORT:

@@ -92,24 +92,24 @@ CRD_SOURCES: tuple[CrdSource, ...] = (
     CrdSource(
         "gateway-helm",
         frozenset({"gateway.networking.k8s.io", "gateway.envoyproxy.io"}),
-        lambda r: not _skips_crds(r),
+        lambda r: not _skips_crds(r) and _get(_values(r), "crds", "enabled") is not False,
         # gateway-helm keeps them in its `crds` subchart's crds/ folder (condition crds.enabled); skipCrds
         # skips every crds/ folder, subcharts' included.
-        "envoyproxy/gateway v1.8.4 charts/gateway-helm (crds subchart, crds/ folder)",
+        "envoyproxy/gateway v1.8.3 charts/gateway-helm (crds subchart, crds/ folder)",
     ),
-    # gateway-crds-helm v1.8.4 (charts/gateway-crds-helm/values.yaml; components/_common.py
+    # gateway-crds-helm v1.8.3 (charts/gateway-crds-helm/values.yaml; components/_common.py
     # ENVOY_GATEWAY_CRDS): templates/ gated per group, both switches default false.
     CrdSource(
         "gateway-crds-helm",
         frozenset({"gateway.networking.k8s.io"}),
         lambda r: bool(_get(_values(r), "crds", "gatewayAPI", "enabled")),
-        "envoyproxy/gateway v1.8.4 charts/gateway-crds-helm values.yaml `crds.gatewayAPI.enabled`",
+        "envoyproxy/gateway v1.8.3 charts/gateway-crds-helm values.yaml `crds.gatewayAPI.enabled`",
     ),
     CrdSource(
         "gateway-crds-helm",
         frozenset({"gateway.envoyproxy.io"}),
         lambda r: bool(_get(_values(r), "crds", "envoyGateway", "enabled")),
-        "envoyproxy/gateway v1.8.4 charts/gateway-crds-helm values.yaml `crds.envoyGateway.enabled`",
+        "envoyproxy/gateway v1.8.3 charts/gateway-crds-helm values.yaml `crds.envoyGateway.enabled`",
     ),
     CrdSource(
         "cert-manager",

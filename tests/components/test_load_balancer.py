@@ -535,10 +535,10 @@ def test_helm_values_only_use_keys_the_chart_defines() -> None:
     rec, _ = deploy(envoy_gateway_values={"deployment": {"replicas": 2}})
     release = rec.one(T_RELEASE, "-envoy-gateway").inputs
     assert release["namespace"] == ENVOY_PROXY_NAMESPACE
-    assert release["version"] == "v1.8.4"
+    assert release["version"] == "v1.8.3"
     values = release["values"]
     assert values["deployment"]["replicas"] == 2  # the escape hatch merges over ours
-    assert values["crds"]["enabled"] is True
+    assert values["crds"]["enabled"] is False
     assert chart_value_errors(ENVOY_GATEWAY.values_dir, values) == []
     errors = chart_value_errors(ENVOY_GATEWAY.values_dir, {"config": {"envoyGatway": {}}})
     assert error_paths(errors) == ["config.envoyGatway"]

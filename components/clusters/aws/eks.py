@@ -35,9 +35,14 @@ from components.clusters.aws.node_templates import encrypted_gp3, imdsv2_only
 # kube-proxy v1.34.5-eksbuild.2 and vpc-cni v1.21.1-eksbuild.5; a CDK (aws-eks-v2) version map keyed by
 # Kubernetes version gives the same two for 1.34 plus coredns v1.13.2-eksbuild.4, eks-pod-identity-agent
 # v1.3.10-eksbuild.2 and aws-ebs-csi-driver v1.57.1-eksbuild.1, which Terraform modules pin as well.
+# vpc-cni is newer than those: with enableNetworkPolicy, vpc-cni v1.21.1 builds ship network-policy-agent
+# v1.3.1/v1.3.2, whose agent denies every pod's traffic when its ClusterPolicyEndpoint CRD check fails at
+# start (aws/aws-network-policy-agent#553, fresh EKS 1.34 on AL2023: CoreDNS crash-loops; #570), fixed by
+# PR #551 in agent v1.3.5, which vpc-cni v1.21.2 ships (amazon-vpc-cni-k8s charts/aws-vpc-cni/values.yaml
+# nodeAgent tag at v1.21.2). v1.21.2-eksbuild.2 is listed for 1.34 and 1.35 in a public upgrade runbook.
 # Check before bumping: aws eks describe-addon-versions --kubernetes-version 1.34 --addon-name <name>
 DEFAULT_ADDON_VERSIONS: dict[str, str] = {
-    "vpc-cni": "v1.21.1-eksbuild.5",
+    "vpc-cni": "v1.21.2-eksbuild.2",
     "kube-proxy": "v1.34.5-eksbuild.2",
     "eks-pod-identity-agent": "v1.3.10-eksbuild.2",
     "coredns": "v1.13.2-eksbuild.4",
@@ -50,6 +55,9 @@ ADDONS_AFTER_NODES = ("coredns", "aws-ebs-csi-driver")
 # The VPC CNI enforces Kubernetes NetworkPolicy with its node agent when this is on; the model server's
 # default-deny policies depend on it.
 VPC_CNI_CONFIGURATION = {"enableNetworkPolicy": "true"}
+#: The oldest vpc-cni whose network-policy agent has the deny-all-at-start fix (agent v1.3.5, PR #551; see
+#: DEFAULT_ADDON_VERSIONS): with enableNetworkPolicy on, an older pin can leave every pod without traffic.
+VPC_CNI_MINIMUM = (1, 21, 2)
 EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
 
 CLUSTER_LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
@@ -173,8 +181,16 @@ def validate_eks_cluster_args(args: EksClusterArgs) -> list[str]:
             )
         elif not _ADDON_VERSION.match(pinned or ""):
             problems.append(
-                f"addon_versions: {addon} {pinned!r} is not an add-on version like v1.21.1-eksbuild.5"
+                f"addon_versions: {addon} {pinned!r} is not an add-on version like v1.21.2-eksbuild.2"
             )
+    cni = _ADDON_VERSION.match(addon_versions_for(args)["vpc-cni"])
+    if cni and tuple(int(cni.group(i)) for i in (1, 2, 3)) < VPC_CNI_MINIMUM:
+        problems.append(
+            f"addon_versions: vpc-cni {cni.group(0)} predates v{'.'.join(map(str, VPC_CNI_MINIMUM))}, whose "
+            "network-policy agent no longer denies every pod's traffic when it starts before its CRD is "
+            "ready (aws/aws-network-policy-agent#553); NetworkPolicy enforcement is on here, so pin "
+            "v1.21.2-eksbuild.2 or newer"
+        )
     # kube-proxy is built per Kubernetes minor version: a mismatch fails at create time, far into `up`.
     kube_proxy = _ADDON_VERSION.match(addon_versions_for(args)["kube-proxy"])
     if version and kube_proxy and kube_proxy.group(2) != version.group(1):

@@ -482,6 +482,14 @@ def test_messages_say_the_fix() -> None:
     assert "kube-proxy" in kube_proxy and "v1.35" in kube_proxy
 
 
+@pytest.mark.parametrize("old", ["v1.21.1-eksbuild.5", "v1.20.4-eksbuild.1"])
+def test_a_vpc_cni_with_the_deny_all_agent_is_refused(old: str) -> None:
+    # vpc-cni v1.21.1 builds ship network-policy agent v1.3.1/v1.3.2 (aws/aws-network-policy-agent#553).
+    (problem,) = validate_eks_cluster_args(cluster_args(addon_versions={"vpc-cni": old}))
+    assert problem.startswith("addon_versions: vpc-cni") and "v1.21.2" in problem
+    assert validate_eks_cluster_args(cluster_args(addon_versions={"vpc-cni": "v1.22.1-eksbuild.1"})) == []
+
+
 def test_constructor_reports_every_problem_at_once() -> None:
     with pytest.raises(ValueError) as raised:
         EksCluster("eks", cluster_args(public_access_cidrs=["0.0.0.0/0"], system_node_disk_gib=1))
