@@ -400,7 +400,9 @@ class NetworkConfig(Section):
         description="resolvers on the node that no pod label matches, reached on port 53 besides the "
         "kube-dns pods (ipBlock peers); default: NodeLocal DNSCache's link-local addresses "
         "169.254.20.10/32 and 169.254.25.10/32, plus on gcp the Services range (GKE's node cache answers "
-        "on the kube-dns Service IP). Add your kube-dns Service IP as /32 where a node cache intercepts it",
+        "on the kube-dns Service IP) and on onprem the kube-dns Service IPs of kubeadm/kind (10.96.0.10), "
+        "k3s/RKE2 (10.43.0.10) and kubespray (10.233.0.3). Setting it replaces the default: list your "
+        "node cache's address and your kube-dns Service IP (kubectl -n kube-system get svc kube-dns) as /32",
     )
     extra_egress: list[EgressRuleConfig] = Field(
         default_factory=list,

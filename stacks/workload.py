@@ -65,16 +65,31 @@ class ClusterContext:
     model_extra_egress: list[tuple[str, int]] = field(default_factory=list)  # e.g. the credentials agent
 
 
+#: The kube-dns Service IP of the common self-managed distributions, for on-prem stacks that do not set
+#: `network.dns_cidrs`. The upstream NodeLocal DNSCache (iptables kube-proxy) also binds the kube-dns
+#: ClusterIP and NOTRACKs traffic to it, so the packet is never DNATed to a CoreDNS pod and the
+#: NetworkPolicy sees the ClusterIP itself (kubernetes/kubernetes#70555; projectcalico/calico#3795).
+#: - 10.96.0.10: kubeadm (serviceSubnet 10.96.0.0/12, clusterDNS its 10th address) and kind;
+#: - 10.43.0.10: k3s and RKE2 (`--cluster-dns` default);
+#: - 10.233.0.3: kubespray (kube_service_addresses 10.233.0.0/18, skydns_server its 3rd address).
+#: Port 53 only; a cluster with another Services range lists its own in network.dns_cidrs.
+ONPREM_KUBE_DNS_SERVICE_IPS = ("10.96.0.10/32", "10.43.0.10/32", "10.233.0.3/32")
+
+
 def dns_cidrs(cfg: StackConfig) -> list[str]:
     """The resolvers off the pod network the model server may query: `network.dns_cidrs` when set, else
-    NodeLocal DNSCache's link-local addresses, plus on GKE the Services range: GKE's NodeLocal DNSCache
-    (on by default from 1.34.1-gke.3720000) answers on the kube-dns Service IP, which the cluster picks
-    inside that range (the rule is for port 53 only)."""
+    NodeLocal DNSCache's link-local addresses, plus
+    - on GKE the Services range: GKE's NodeLocal DNSCache (on by default from 1.34.1-gke.3720000) answers
+      on the kube-dns Service IP, which the cluster picks inside that range;
+    - on-prem the usual distributions' kube-dns Service IPs (ONPREM_KUBE_DNS_SERVICE_IPS).
+    The rule is for port 53 only."""
     if cfg.network.dns_cidrs is not None:
         return list(cfg.network.dns_cidrs)
     cidrs = list(NODE_LOCAL_DNS_CIDRS)
     if cfg.platform is Platform.GCP and cfg.gcp is not None:
         cidrs.append(cfg.gcp.network.services_cidr)
+    if cfg.platform is Platform.ONPREM:
+        cidrs.extend(ONPREM_KUBE_DNS_SERVICE_IPS)
     return cidrs
 
 

@@ -20,6 +20,7 @@ from components.network_policy import HTTP01_SOLVER_POD_LABELS, HTTP01_SOLVER_PO
 from inferstack.planning.plan import plan_stack
 from inferstack.validation.policies import load_rules
 from stacks.config import ConfigError, load_stack_file, parse_stack_config
+from stacks.workload import ONPREM_KUBE_DNS_SERVICE_IPS
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = load_rules()
@@ -100,6 +101,9 @@ def test_dns_egress_reaches_node_local_caches_and_scrapes_come_from_prometheus_p
     assert {p["protocol"] for p in dns["ports"]} == {"UDP", "TCP"}
     cidrs = {peer["ipBlock"]["cidr"] for peer in dns["to"] if "ipBlock" in peer}
     assert set(NODE_LOCAL_DNS_CIDRS) <= cidrs
+    if load_stack_file(path).platform.value == "onprem":
+        # The upstream node cache binds the kube-dns Service IP and skips the DNAT: the policy sees it.
+        assert set(ONPREM_KUBE_DNS_SERVICE_IPS) <= cidrs
     assert any(
         peer.get("podSelector", {}).get("matchLabels") == {"k8s-app": "kube-dns"} for peer in dns["to"]
     )
