@@ -95,6 +95,14 @@ class ModelServerArgs:
     replicas: int  # initial replicas; the autoscaler owns the count when `autoscaled`
     cpu: str  # CPU request = limit
     memory: str  # memory request = limit
+    # Rollout deadlines, in seconds, from the cold-start budget (stacks/cold_start.py): a new replica may
+    # wait for a GPU node, pull the image, download the weights and use the whole startup window.
+    # spec.progressDeadlineSeconds: one cold start and a margin (Kubernetes restarts it at every step of
+    # a rollout; left unset it is 600 s, shorter than a GPU cold start).
+    progress_deadline_seconds: int
+    # Pulumi's create/update customTimeouts: every replica a rollout replaces, one cold start each, and a
+    # margin (pulumi-kubernetes fails `pulumi up` after it, whatever the cluster is still doing).
+    rollout_timeout_seconds: int
     autoscaled: bool = False  # leave spec.replicas to the autoscaler (Pulumi ignores drift there)
     dtype: str = "auto"  # engine dtype
     quantization: str | None = None  # engine quantization, if any
@@ -165,6 +173,20 @@ def validate_model_server_args(args: ModelServerArgs) -> list[str]:
         )
     if args.startup_timeout_seconds < STARTUP_PERIOD_SECONDS:
         problems.append(f"startup_timeout_seconds: at least {STARTUP_PERIOD_SECONDS}")
+    if args.progress_deadline_seconds <= args.startup_timeout_seconds:
+        # A new pod may use the whole startup window before it is ready, after its image pull (and a node).
+        problems.append(
+            f"progress_deadline_seconds: {args.progress_deadline_seconds} s must exceed startup_timeout_seconds "
+            f"({args.startup_timeout_seconds} s) by the image pull, weight download and any node "
+            "provisioning, or Kubernetes marks a loading rollout ProgressDeadlineExceeded; use "
+            "stacks.cold_start.progress_deadline_seconds"
+        )
+    if args.rollout_timeout_seconds < args.progress_deadline_seconds:
+        problems.append(
+            f"rollout_timeout_seconds: {args.rollout_timeout_seconds} s is shorter than one replica's "
+            f"progress_deadline_seconds ({args.progress_deadline_seconds} s), so `pulumi up` would fail a "
+            "rollout Kubernetes still counts as progressing; use stacks.cold_start.rollout_timeout_seconds"
+        )
     if args.model_uri.startswith("file://") and not args.model_volume_claim:
         problems.append("model_volume_claim: a file:// model needs the PersistentVolumeClaim that holds it")
     if args.model_volume_claim and not args.model_uri.startswith("file://"):
@@ -308,10 +330,12 @@ class ModelServer(pulumi.ComponentResource):
             opts=child(
                 self,
                 ignore_changes=["spec.replicas"] if args.autoscaled else None,
-                # A model load can take the whole startup window; give the rollout that long and more.
+                # pulumi-kubernetes waits for every new replica to be ready and fails after these
+                # (provider/pkg/await/deployment.go; 10 minutes without them): a rollout replaces its
+                # replicas one cold start after another (stacks/cold_start.py).
                 custom_timeouts=pulumi.CustomTimeouts(
-                    create=f"{args.startup_timeout_seconds + 600}s",
-                    update=f"{args.startup_timeout_seconds + 600}s",
+                    create=f"{args.rollout_timeout_seconds}s",
+                    update=f"{args.rollout_timeout_seconds}s",
                 ),
             ),
         )
@@ -450,6 +474,10 @@ class ModelServer(pulumi.ComponentResource):
         return {
             "replicas": args.replicas,
             "revision_history_limit": 5,
+            # One new pod's cold start and a margin: the controller restarts this clock whenever a pod of
+            # the rollout is created or becomes ready (stacks/cold_start.py), and 600 s by default would
+            # report a GPU rollout as failed (ProgressDeadlineExceeded) while it still loads.
+            "progress_deadline_seconds": args.progress_deadline_seconds,
             "selector": {"match_labels": selector},
             # Surge (never below the current capacity) where the pool has room for one more replica;
             # otherwise one replica at a time, which always fits (stacks/rollout.py).

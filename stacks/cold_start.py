@@ -67,3 +67,48 @@ def minimum_cooldown_seconds(
         + (NODE_PROVISIONING_SECONDS if provisions_nodes else 0)
         + weight_download_seconds(weight_bytes)
     )
+
+
+# --- Rollouts ---------------------------------------------------------------------------------------
+# A rolling update of the model server replaces its replicas one after another (maxSurge 1 with
+# maxUnavailable 0, or maxSurge 0 with maxUnavailable 1: stacks/rollout.py), and each new pod is a cold
+# start: it may wait for a GPU node, pulls the image onto it, downloads the weights and loads them.
+#
+# Kubernetes' deadline is per step, not per rollout. The Deployment controller (kubernetes
+# pkg/controller/deployment/progress.go, `syncRolloutStatus`) refreshes the Progressing condition's
+# lastUpdateTime whenever `util.DeploymentProgressing` sees progress (pkg/controller/deployment/util/
+# deployment_util.go: more updated replicas, fewer old replicas, more ready or more available replicas),
+# and `util.DeploymentTimedOut` marks the rollout ProgressDeadlineExceeded only once that time is
+# progressDeadlineSeconds old. So the longest quiet stretch is one new pod from creation to ready: one
+# cold start. Left unset the deadline is 600 s, which a GPU cold start (1200 s and more) overruns;
+# `kubectl rollout status`, Argo CD and Flux then report the rollout failed while the cluster would finish.
+#
+# Pulumi's deadline is per rollout. pulumi-kubernetes (provider/pkg/await/deployment.go, `Await`) waits
+# until the new ReplicaSet is available (Progressing with reason NewReplicaSetAvailable, every replica of
+# the new ReplicaSet ready) and fails with a timeout error after the resource's customTimeouts create/update
+# (DefaultDeploymentTimeoutMins = 10 without them). So `pulumi up` must wait for every replica it replaces,
+# one cold start each.
+
+#: Seconds added to both deadlines for what the cold-start budget does not itemize: the scheduler and
+#: Karpenter's batching of pending pods, the kubelet creating the sandbox and volumes, the serving container
+#: starting after `fetch`, the readiness probe's first pass after the startup probe, and the Deployment
+#: controller's and Pulumi's watches catching up.
+ROLLOUT_MARGIN_SECONDS = 300
+
+
+def progress_deadline_seconds(cold_start_seconds: int) -> int:
+    """A Deployment's spec.progressDeadlineSeconds (seconds): one cold start plus ROLLOUT_MARGIN_SECONDS.
+
+    cold_start_seconds: one replica's cold start (minimum_cooldown_seconds' sum). Kubernetes restarts the
+    deadline whenever a new pod is created or becomes ready, so it covers one pod, not the rollout.
+    """
+    return cold_start_seconds + ROLLOUT_MARGIN_SECONDS
+
+
+def rollout_timeout_seconds(cold_start_seconds: int, replicas: int) -> int:
+    """Seconds `pulumi up` may wait for the Deployment's create or update (its customTimeouts).
+
+    cold_start_seconds: one replica's cold start; replicas: the most replicas a rollout replaces
+    (autoscaling.max_replicas, or serving.replicas without autoscaling), one after another; at least one.
+    """
+    return max(replicas, 1) * cold_start_seconds + ROLLOUT_MARGIN_SECONDS

@@ -662,7 +662,7 @@ def _cross_field_problems(cfg: StackConfig) -> list[tuple[str, str]]:
             )
         )
     if a.enabled and a.min_replicas == 0 and a.cooldown_seconds is not None:
-        least = _cooldown_minimum(cfg)
+        least = cold_start_seconds(cfg)
         if a.cooldown_seconds < least:
             problems.append(
                 (
@@ -785,7 +785,10 @@ def _weight_bytes(cfg: StackConfig) -> float:
     return m.parameters_b * 1e9 * weight_bytes_per_parameter(m.dtype.value, quant)
 
 
-def _cooldown_minimum(cfg: StackConfig) -> int:
+def cold_start_seconds(cfg: StackConfig) -> int:
+    """One replica's cold start for this stack (seconds): GPU node, image pull, weight download and the
+    startup probe's budget (stacks/cold_start.py). The scale-to-zero cooldown's floor, and the unit of
+    the model server's rollout deadlines."""
     return minimum_cooldown_seconds(
         cfg.serving.startup_timeout_seconds, _provisions_nodes(cfg), _weight_bytes(cfg)
     )
@@ -798,7 +801,7 @@ def cooldown_seconds(cfg: StackConfig) -> int:
     the value is inert and the same default keeps plans stable when min_replicas changes.
     """
     configured = cfg.autoscaling.cooldown_seconds
-    return configured if configured is not None else _cooldown_minimum(cfg)
+    return configured if configured is not None else cold_start_seconds(cfg)
 
 
 def _managed_cluster_problems(cfg: StackConfig) -> list[tuple[str, str]]:

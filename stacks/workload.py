@@ -30,8 +30,9 @@ from components.model_server import NODE_LOCAL_DNS_CIDRS, SERVING_PORT, ModelSer
 from components.monitoring import Monitoring, MonitoringArgs
 from components.network_policy import acme_http01_solver_allow, namespace_default_deny
 from components.tls import TlsCertificates, TlsCertificatesArgs
-from stacks.config import Platform, StackConfig, cooldown_seconds
-from stacks.rollout import stack_rollout_strategy
+from stacks.cold_start import progress_deadline_seconds, rollout_timeout_seconds
+from stacks.config import Platform, StackConfig, cold_start_seconds, cooldown_seconds
+from stacks.rollout import most_replicas, stack_rollout_strategy
 
 #: Component name shared by the server, its gateway, certificate and autoscaler (one model per stack).
 NAME = "llm"
@@ -178,6 +179,7 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
     )
 
     rollout = stack_rollout_strategy(cfg)
+    cold_start = cold_start_seconds(cfg)
     server = ModelServer(
         NAME,
         ModelServerArgs(
@@ -191,6 +193,9 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             autoscaled=cfg.autoscaling.enabled,
             cpu=cfg.serving.cpu,
             memory=cfg.serving.memory,
+            progress_deadline_seconds=progress_deadline_seconds(cold_start),
+            # A rollout replaces every replica the autoscaler may have made, one after another.
+            rollout_timeout_seconds=rollout_timeout_seconds(cold_start, most_replicas(cfg)),
             dtype=cfg.model.dtype.value,
             quantization=cfg.model.quantization.value if cfg.model.quantization else None,
             gpus=cfg.serving.gpus_per_replica if cfg.uses_gpu else 0,

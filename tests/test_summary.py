@@ -12,7 +12,9 @@ import pytest
 from inferstack.planning.plan import Plan, plan_stack
 from inferstack.planning.recording import RecordedResource, Recording, made_up_outputs
 from inferstack.reporting.summary import PLACEHOLDER_LABEL
-from stacks.config import load_stack_file
+from stacks.cold_start import progress_deadline_seconds, rollout_timeout_seconds
+from stacks.config import cold_start_seconds, load_stack_file
+from stacks.rollout import most_replicas
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -161,3 +163,16 @@ def test_gateway_envoy_replicas_reaches_the_envoy_proxy_and_its_pdb() -> None:
         assert ("envoyPDB" in kubernetes) == (
             replicas > 1
         )  # a PDB of minAvailable 1 on one pod blocks drains
+
+
+# --- rollout deadlines ----------------------------------------------------------------------------------
+
+
+def test_the_summary_shows_the_rollout_deadlines_the_plan_sets(dev_aws: tuple[Plan, str]) -> None:
+    plan, summary = dev_aws
+    cold_start = cold_start_seconds(plan.config)
+    line = bullet(summary, "- rollout deadlines:")
+    assert f"each new replica {progress_deadline_seconds(cold_start)} s to become ready" in line
+    assert f"waits up to {rollout_timeout_seconds(cold_start, most_replicas(plan.config))} s" in line
+    # Neither is the Kubernetes or Pulumi default a GPU cold start overruns.
+    assert " 600 s " not in line

@@ -1,9 +1,12 @@
-"""Scale-to-zero timers follow the cold-start budget; rollouts fit the GPU capacity (issue 13 kinds 7, 9).
+"""Scale-to-zero timers and rollout deadlines follow the cold-start budget; rollouts fit the GPU capacity
+(issue 13 kinds 7, 9).
 
-The plan-level rules `scale-to-zero-after-cold-start` and `rollout-fits-capacity`
-(inferstack/validation/capacity.py, run by `inferstack check`): every stack in stacks/ and docs/examples/
-passes, and the defective form of every stack fails: KEDA's old 300 s cooldown on a stack that scales to
-zero, and `maxSurge: 1, maxUnavailable: 0` on a pool capped at exactly max_replicas x GPUs.
+The plan-level rules `scale-to-zero-after-cold-start`, `rollout-fits-capacity` and
+`rollout-deadline-covers-cold-start` (inferstack/validation/capacity.py, run by `inferstack check`): every
+stack in stacks/ and docs/examples/ passes, and the defective form of every stack fails: KEDA's old 300 s
+cooldown on a stack that scales to zero, `maxSurge: 1, maxUnavailable: 0` on a pool capped at exactly
+max_replicas x GPUs, and Kubernetes' default 600 s progress deadline with Pulumi timeouts of the startup
+window + 600 s.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from inferstack.planning.plan import Plan, plan_stack
 from inferstack.planning.recording import RecordedResource
 from inferstack.validation.capacity import (
     COLD_START_CHECK,
+    DEADLINE_CHECK,
     ROLLOUT_CHECK,
     cold_start_outcome,
+    deadline_outcome,
     gpus_per_pod,
     rollout_outcome,
     startup_budget_seconds,
@@ -30,18 +35,22 @@ from inferstack.validation.capacity import (
 from stacks.cold_start import (
     IMAGE_PULL_SECONDS,
     NODE_PROVISIONING_SECONDS,
+    ROLLOUT_MARGIN_SECONDS,
     minimum_cooldown_seconds,
+    progress_deadline_seconds,
+    rollout_timeout_seconds,
     weight_download_seconds,
 )
 from stacks.config import (
     ConfigError,
+    cold_start_seconds,
     config_values_from_stack_yaml,
     cooldown_seconds,
     load_stack_file,
     parse_stack_config,
 )
 from stacks.gpus import weight_bytes_per_parameter
-from stacks.rollout import ONE_AT_A_TIME, SURGE, rollout_strategy, stack_rollout_strategy
+from stacks.rollout import ONE_AT_A_TIME, SURGE, most_replicas, rollout_strategy, stack_rollout_strategy
 from stacks.stack_yaml import load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,3 +231,135 @@ def test_a_surge_on_an_exactly_sized_pool_fails_in_every_gpu_stack(stack: str) -
     # One replica at a time always fits.
     server["spec"]["strategy"]["rollingUpdate"] = {"maxSurge": 0, "maxUnavailable": 1}
     assert rollout_outcome(manifests, resources).findings == []
+
+
+# --- rollout deadlines: Kubernetes' per pod, Pulumi's per rollout -----------------------------------------
+
+DEPLOYMENT_TYPE = "kubernetes:apps/v1:Deployment"
+
+
+def test_the_deadlines_are_one_cold_start_and_every_replica_one_after_another() -> None:
+    assert progress_deadline_seconds(1600) == 1600 + ROLLOUT_MARGIN_SECONDS
+    assert rollout_timeout_seconds(1600, 4) == 4 * 1600 + ROLLOUT_MARGIN_SECONDS
+    # A Deployment scaled to zero still replaces at least one replica when it is woken during a rollout.
+    assert rollout_timeout_seconds(1600, 0) == rollout_timeout_seconds(1600, 1)
+
+
+def _server(stack: str) -> tuple[dict[str, Any], RecordedResource]:
+    plan = plan_of(stack)
+    (manifest,) = [
+        d for d in of_kind(plan.manifests(), "Deployment") if d["metadata"]["name"].startswith("llm")
+    ]
+    (resource,) = [
+        r
+        for r in plan.recording.resources
+        if r.type == DEPLOYMENT_TYPE and r.inputs["metadata"]["name"].startswith("llm")
+    ]
+    return manifest, resource
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_server_deadlines_are_derived_from_the_stacks_cold_start(stack: str) -> None:
+    manifest, resource = _server(stack)
+    cfg = plan_of(stack).config
+    cold_start = cold_start_seconds(cfg)
+    assert cold_start == minimum_cooldown_seconds(
+        cfg.serving.startup_timeout_seconds,
+        cfg.platform.value != "onprem",
+        cfg.model.parameters_b
+        * 1e9
+        * weight_bytes_per_parameter(
+            cfg.model.dtype.value, cfg.model.quantization.value if cfg.model.quantization else None
+        ),
+    )
+    deadline = manifest["spec"]["progressDeadlineSeconds"]
+    assert deadline == progress_deadline_seconds(cold_start)
+    # Longer than Kubernetes' default, which the defect left in place, in every stack.
+    assert deadline > 600
+    timeout = f"{rollout_timeout_seconds(cold_start, most_replicas(cfg))}s"
+    assert resource.custom_timeouts == {"create": timeout, "update": timeout}
+    assert int(timeout[:-1]) >= most_replicas(cfg) * cold_start
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_passes_the_deadline_rule(stack: str) -> None:
+    plan = plan_of(stack)
+    outcome = deadline_outcome(plan.manifests(), plan.recording.resources)
+    assert outcome.findings == []
+
+
+def _defective(stack: str) -> tuple[Manifests, list[RecordedResource]]:
+    """The stack as it was: no progressDeadlineSeconds (600 s) and Pulumi timeouts of startup + 600 s."""
+    manifests = manifests_of(stack)
+    startup = plan_of(stack).config.serving.startup_timeout_seconds
+    for d in of_kind(manifests, "Deployment"):
+        d["spec"].pop("progressDeadlineSeconds", None)
+    resources = [
+        dataclasses.replace(r, custom_timeouts={"create": f"{startup + 600}s", "update": f"{startup + 600}s"})
+        if r.type == DEPLOYMENT_TYPE
+        else r
+        for r in plan_of(stack).recording.resources
+    ]
+    return manifests, resources
+
+
+@pytest.mark.parametrize("stack", [s for s in STACKS if gpu_deployments(plan_of(s).manifests())])
+def test_the_defective_deadlines_fail_in_every_gpu_stack(stack: str) -> None:
+    manifests, resources = _defective(stack)
+    findings = deadline_outcome(manifests, resources).findings
+    assert {f.check for f in findings} == {DEADLINE_CHECK}
+    messages = [f.message for f in findings]
+    assert any(m.startswith("spec.progressDeadlineSeconds: 600 s is shorter") for m in messages), messages
+    # startup + 600 s is shorter than a cold start once the image pull (360 s) and a node (480 s) are in;
+    # on-prem it still falls short of max_replicas cold starts wherever a rollout replaces more than one.
+    cfg = plan_of(stack).config
+    if cfg.platform.value != "onprem" or most_replicas(cfg) > 1:
+        assert any(m.startswith("customTimeouts.update:") for m in messages), messages
+    # Absent timeouts are pulumi-kubernetes' 10 minutes: a finding too.
+    bare = [dataclasses.replace(r, custom_timeouts={}) for r in resources]
+    assert any("pulumi-kubernetes' default" in f.message for f in deadline_outcome(manifests, bare).findings)
+
+
+def test_the_deadline_rule_reads_the_plan_not_the_stack() -> None:
+    """One GPU Deployment by hand: 2 replicas, a 600 s startup probe, fixed nodes (no provisioning)."""
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "llm", "namespace": "ai"},
+        "spec": {
+            "replicas": 2,
+            "progressDeadlineSeconds": 600 + IMAGE_PULL_SECONDS,
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "startupProbe": {"periodSeconds": 10, "failureThreshold": 60},
+                            "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                        }
+                    ]
+                }
+            },
+        },
+    }
+    cold_start = 600 + IMAGE_PULL_SECONDS
+    resource = RecordedResource(
+        urn="urn:x",
+        type=DEPLOYMENT_TYPE,
+        name="llm-deployment",
+        parent=None,
+        custom=True,
+        inputs={"metadata": {"name": "llm", "namespace": "ai"}},
+        redacted_inputs={},
+        custom_timeouts={"create": f"{2 * cold_start}s", "update": "32m"},
+    )
+    assert deadline_outcome([deployment], [resource]).findings == []  # 32 min = 1920 s = 2 cold starts
+    deployment["spec"]["progressDeadlineSeconds"] = cold_start - 1
+    resource.custom_timeouts["update"] = "31m59s"
+    findings = deadline_outcome([deployment], [resource]).findings
+    assert [f.message.split(":")[0] for f in findings] == [
+        "spec.progressDeadlineSeconds",
+        "customTimeouts.update",
+    ]
+    resource.custom_timeouts["update"] = "soon"
+    with pytest.raises(ValueError, match="not a duration"):
+        deadline_outcome([deployment], [resource])

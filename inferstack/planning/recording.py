@@ -47,6 +47,9 @@ class RecordedResource:
     #: Output values the mock made up (not echoed from the inputs): output path ("status.loadBalancer...")
     #: -> value. A real deploy gets the provider's own value there; anything showing one must say so.
     made_up: dict[str, str] = field(default_factory=dict)
+    #: The resource's customTimeouts as the SDK sent them ("create"/"update"/"delete" -> "1500s"); only the
+    #: ones set. How long `pulumi up` waits for it before failing.
+    custom_timeouts: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_kubernetes_object(self) -> bool:
@@ -194,7 +197,9 @@ class _RecordingMocks(pulumi_mocks.Mocks):
         self.stack = stack
         # The monitor sees parent, dependencies and URN; new_resource sees inputs. Registrations run on
         # worker threads, so the monitor hands its half over keyed by (type, name), under a lock.
-        self._pending: dict[tuple[str, str], tuple[str, str | None, list[str], bool, str]] = {}
+        self._pending: dict[
+            tuple[str, str], tuple[str, str | None, list[str], bool, str, dict[str, str]]
+        ] = {}
         self._lock = threading.Lock()
         # ARNs, ids and endpoints carry the stack's cloud provider settings, seen when the provider registers.
         self._clouds = fakes.CloudDefaults()
@@ -202,8 +207,8 @@ class _RecordingMocks(pulumi_mocks.Mocks):
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict]:
         inputs, redacted = _unwrap_secrets(args.inputs)
         with self._lock:
-            urn, parent, deps, retain, provider = self._pending.pop(
-                (args.typ, args.name), ("", None, [], False, "")
+            urn, parent, deps, retain, provider, timeouts = self._pending.pop(
+                (args.typ, args.name), ("", None, [], False, "", {})
             )
         if args.typ == "pulumi:providers:aws" and inputs.get("region"):
             self._clouds = dataclasses.replace(self._clouds, aws_region=str(inputs["region"]))
@@ -228,6 +233,7 @@ class _RecordingMocks(pulumi_mocks.Mocks):
             outputs=outputs,
             retain_on_delete=retain,
             provider=provider,
+            custom_timeouts=timeouts,
             # An output repeating one of the resource's own inputs elsewhere (a record's `fqdn` = its
             # `name`) is the program's value, not the mock's.
             made_up={
@@ -280,8 +286,16 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     list(request.dependencies),
                     bool(getattr(request, "retainOnDelete", False)),
                     str(getattr(request, "provider", "") or ""),
+                    _custom_timeouts(request),
                 )
         return super().RegisterResource(request)
+
+
+def _custom_timeouts(request: Any) -> dict[str, str]:
+    timeouts = getattr(request, "customTimeouts", None)
+    if timeouts is None:
+        return {}
+    return {key: value for key in ("create", "update", "delete") if (value := getattr(timeouts, key, ""))}
 
 
 def run_program(program: Callable[[], Any], *, project: str = "inferstack", stack: str = "plan") -> Recording:

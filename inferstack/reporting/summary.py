@@ -10,6 +10,7 @@ from inferstack.planning.plan import is_placeholder_digest
 from inferstack.reporting.cost import estimate_cost
 from stacks.config import StackConfig, cooldown_seconds
 from stacks.rollout import stack_rollout_strategy
+from stacks.workload import NAME as WORKLOAD_NAME
 
 if TYPE_CHECKING:
     from inferstack.planning.plan import Plan
@@ -41,6 +42,7 @@ def render_summary(plan: Plan) -> str:
     else:
         lines.append("- GPUs: none (CPU engine)")
     lines.append(_updates_line(cfg))
+    lines += _deadlines_line(plan)
     if cfg.autoscaling.enabled and cfg.autoscaling.min_replicas == 0:
         lines.append(
             f"- scale to zero: after {cooldown_seconds(cfg)} s without traffic (at least a cold start: "
@@ -90,6 +92,29 @@ def _updates_line(cfg: StackConfig) -> str:
         "- updates: one replica taken down at a time (no room for an extra replica: the stack cannot see "
         "spare capacity, or the pool is capped at max_replicas); the endpoint runs one replica short meanwhile"
     )
+
+
+def _deadlines_line(plan: Plan) -> list[str]:
+    """How long a rollout of the model server may take, as the plan gives it to Kubernetes and to Pulumi."""
+    servers = [
+        r
+        for r in plan.recording.resources
+        if r.type == "kubernetes:apps/v1:Deployment" and r.name == f"{WORKLOAD_NAME}-deployment"
+    ]
+    if not servers:
+        return []
+    server = servers[0]
+    deadline = (server.inputs.get("spec") or {}).get("progressDeadlineSeconds", 600)
+    given = server.custom_timeouts.get("update")
+    waits = (
+        given.removesuffix("s") + " s"
+        if given and given.removesuffix("s").isdigit()
+        else given or "600 s (pulumi-kubernetes' default)"
+    )
+    return [
+        f"- rollout deadlines: each new replica {deadline} s to become ready (progressDeadlineSeconds, one "
+        f"cold start and a margin); `pulumi up` waits up to {waits} for a whole rollout"
+    ]
 
 
 def _image_note(image: str) -> str:

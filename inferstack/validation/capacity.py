@@ -1,4 +1,4 @@
-"""Two plan-level rules about time and room that no schema states.
+"""Three plan-level rules about time and room that no schema states.
 
 `scale-to-zero-after-cold-start`: a ScaledObject that may scale to zero (minReplicaCount 0) keeps a
 woken replica for at least its cold start: cooldownPeriod >= the target Deployment's startup-probe budget
@@ -13,11 +13,21 @@ the GPU capacity the plan caps: a Karpenter NodePool's `spec.limits`, or a GKE n
 totalMaxNodeCount x accelerators per node. Where the plan caps nothing we know (fixed on-prem nodes, a
 managed node group) a surge cannot be shown to fit, so it is a finding too; maxSurge 0 with
 maxUnavailable 1 always fits (stacks/rollout.py).
+
+`rollout-deadline-covers-cold-start`: a Deployment that requests GPUs gives each new pod of a rollout a
+cold start before Kubernetes calls the rollout failed: spec.progressDeadlineSeconds (600 s when absent)
+>= the startup-probe budget + an image pull + a GPU node's provisioning where the plan provisions GPU
+nodes. The controller restarts that clock at every step of a rollout, so one pod's cold start is the
+floor. And `pulumi up` waits for the whole rollout: the Deployment's Pulumi customTimeouts create and
+update (10 minutes when unset) >= that cold start x the replicas a rollout replaces (the ScaledObject's
+maxReplicaCount, else spec.replicas), one after another (stacks/cold_start.py has the sources). The
+weight download is not in the plan's objects, so this floor is lower than the stack's own budget.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -27,10 +37,18 @@ from stacks.cold_start import IMAGE_PULL_SECONDS, NODE_PROVISIONING_SECONDS
 
 COLD_START_CHECK = "scale-to-zero-after-cold-start"
 ROLLOUT_CHECK = "rollout-fits-capacity"
+DEADLINE_CHECK = "rollout-deadline-covers-cold-start"
 
 #: KEDA's cooldownPeriod when the ScaledObject omits it (v2.20.2 pkg/scaling/executor/scale_executor.go).
 KEDA_DEFAULT_COOLDOWN_SECONDS = 300
 _GKE_NODE_POOL = "gcp:container/nodePool:NodePool"
+_DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+#: spec.progressDeadlineSeconds when absent (kubernetes pkg/apis/apps/v1/defaults.go,
+#: SetDefaults_Deployment).
+KUBERNETES_DEFAULT_PROGRESS_DEADLINE_SECONDS = 600
+#: How long pulumi-kubernetes awaits a Deployment without customTimeouts (provider/pkg/await/deployment.go,
+#: DefaultDeploymentTimeoutMins = 10).
+PULUMI_DEFAULT_DEPLOYMENT_TIMEOUT_SECONDS = 600
 
 
 def _deployments(manifests: Sequence[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -200,4 +218,82 @@ def rollout_outcome(
                     "maxUnavailable 1",
                 )
             )
+    return CheckOutcome(findings=findings, notes=[], validated=checked)
+
+
+def _seconds(duration: str) -> float:
+    """A Pulumi customTimeouts string ("1500s", "25m", "1h30m") in seconds (Go's time.ParseDuration units)."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", duration)
+    if not parts or "".join(n + u for n, u in parts) != duration.strip():
+        raise ValueError(f"custom timeout {duration!r} is not a duration such as 1500s or 25m")
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def _pulumi_timeouts(resources: Sequence[RecordedResource]) -> dict[tuple[str, str], dict[str, str]]:
+    """Each Deployment's Pulumi customTimeouts, keyed like _deployments (namespace, name)."""
+    timeouts = {}
+    for r in resources:
+        if r.type != _DEPLOYMENT:
+            continue
+        metadata = {**(r.outputs.get("metadata") or {}), **(r.inputs.get("metadata") or {})}
+        timeouts[(str(metadata.get("namespace", "")), str(metadata.get("name", "")))] = r.custom_timeouts
+    return timeouts
+
+
+def deadline_outcome(
+    manifests: Sequence[dict[str, Any]], resources: Iterable[RecordedResource]
+) -> CheckOutcome:
+    """One finding per GPU Deployment whose progress deadline, or whose Pulumi timeouts, end a rollout
+    that is still doing its cold starts."""
+    resources = list(resources)
+    provisions = _provisions_gpu_nodes(manifests, resources)
+    ceilings = {
+        t: int((so.get("spec") or {}).get("maxReplicaCount", 100))
+        for so in _scaled_objects(manifests)
+        if (t := _target(so)) is not None
+    }
+    timeouts = _pulumi_timeouts(resources)
+    findings: list[Finding] = []
+    checked = 0
+    for key, deployment in sorted(_deployments(manifests).items()):
+        if not gpus_per_pod(deployment):
+            continue
+        checked += 1
+        spec = deployment.get("spec") or {}
+        startup = startup_budget_seconds(deployment)
+        node = NODE_PROVISIONING_SECONDS if provisions else 0
+        cold_start = startup + IMAGE_PULL_SECONDS + node
+        terms = f"startup probe {startup} + image pull {IMAGE_PULL_SECONDS}" + (
+            f" + GPU node {node}" if node else ""
+        )
+        deadline = int(spec.get("progressDeadlineSeconds", KUBERNETES_DEFAULT_PROGRESS_DEADLINE_SECONDS))
+        if deadline < cold_start:
+            findings.append(
+                Finding(
+                    check=DEADLINE_CHECK,
+                    resource=resource_id(deployment),
+                    message=f"spec.progressDeadlineSeconds: {deadline} s is shorter than one new pod's cold "
+                    f"start ({cold_start} s = {terms}): Kubernetes would mark a rollout that is still loading "
+                    "ProgressDeadlineExceeded, which kubectl rollout status, Argo CD and Flux report as failed; "
+                    "set it to the stack's cold start plus a margin (stacks/cold_start.progress_deadline_seconds)",
+                )
+            )
+        replicas = max(ceilings.get(key, int(spec.get("replicas", 1))), 1)
+        for operation in ("create", "update"):
+            given = timeouts.get(key, {}).get(operation)
+            waits = _seconds(given) if given else PULUMI_DEFAULT_DEPLOYMENT_TIMEOUT_SECONDS
+            if waits < replicas * cold_start:
+                findings.append(
+                    Finding(
+                        check=DEADLINE_CHECK,
+                        resource=resource_id(deployment),
+                        message=f"customTimeouts.{operation}: `pulumi up` waits {waits:g} s"
+                        + ("" if given else " (pulumi-kubernetes' default)")
+                        + f" but a rollout replaces {replicas} replica(s) one cold start ({cold_start} s = "
+                        f"{terms}) after another, {replicas * cold_start} s: it would fail while the cluster "
+                        "still finishes; give the Deployment that long and a margin "
+                        "(stacks/cold_start.rollout_timeout_seconds)",
+                    )
+                )
     return CheckOutcome(findings=findings, notes=[], validated=checked)

@@ -12,8 +12,10 @@ from inferstack.validation.apis import CHECK as GCP_APIS_CHECK
 from inferstack.validation.apis import gcp_api_outcome
 from inferstack.validation.capacity import (
     COLD_START_CHECK,
+    DEADLINE_CHECK,
     ROLLOUT_CHECK,
     cold_start_outcome,
+    deadline_outcome,
     rollout_outcome,
 )
 from inferstack.validation.dependencies import CHECK as DEPENDENCIES_CHECK
@@ -115,6 +117,8 @@ def check_plan(
         # a woken replica outlives its cold start; a rollout's surge pod has a GPU to land on
         (COLD_START_CHECK, lambda: cold_start_outcome(manifests, resources)),
         (ROLLOUT_CHECK, lambda: rollout_outcome(manifests, resources)),
+        # neither Kubernetes nor `pulumi up` gives up on a rollout that is still doing its cold starts
+        (DEADLINE_CHECK, lambda: deadline_outcome(manifests, resources)),
         # a CPU/memory scaler has something serving metrics.k8s.io
         (
             METRICS_API_CHECK,

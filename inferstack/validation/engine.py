@@ -64,6 +64,7 @@ CHECKS = {
     "dependencies": "objects and releases checked to wait for their namespace and CRDs",
     "scale-to-zero-after-cold-start": "scale-to-zero autoscalers checked to outlive a cold start",
     "rollout-fits-capacity": "GPU Deployments whose rollout was checked against the pool's capacity",
+    "rollout-deadline-covers-cold-start": "GPU Deployments whose rollout deadlines were checked against a cold start",
     "metrics-api": "CPU/memory scalers checked for a metrics.k8s.io source",
 }
 

@@ -33,6 +33,8 @@ def gpu_args(**changes: Any) -> ModelServerArgs:
         replicas=2,
         cpu="8",
         memory="48Gi",
+        progress_deadline_seconds=1900,
+        rollout_timeout_seconds=3500,
         gpus=2,
         node_selector={"nvidia.com/gpu.present": "true"},
         tolerations=[GPU_TOLERATION],
@@ -108,6 +110,15 @@ def test_probes_cover_the_model_load() -> None:
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 900
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert server[probe]["httpGet"]["path"] == HEALTH_PATH
+
+
+def test_rollout_deadlines_are_the_ones_given() -> None:
+    rec = render(gpu_args(progress_deadline_seconds=1900, rollout_timeout_seconds=3500))
+    deployment = rec.one(DEPLOYMENT)
+    # Kubernetes' own clock, restarted per pod; absent, the API server defaults it to 600 s.
+    assert deployment.inputs["spec"]["progressDeadlineSeconds"] == 1900
+    # How long `pulumi up` waits for the whole rollout, create and update alike.
+    assert deployment.custom_timeouts["create"] == deployment.custom_timeouts["update"] == "3500s"
 
 
 def test_drain_fits_the_grace_period() -> None:
@@ -216,6 +227,9 @@ def test_two_servers_in_one_program_do_not_collide() -> None:
         ({"drain_seconds": 200}, "termination_grace_seconds"),
         ({"model_uri": "file:///x"}, "model_volume_claim"),
         ({"model_volume_claim": "models"}, "model_volume_claim"),
+        # Kubernetes' default deadline under a 600 s startup window: a loading rollout would be "failed".
+        ({"progress_deadline_seconds": 600}, "progress_deadline_seconds"),
+        ({"rollout_timeout_seconds": 1800}, "rollout_timeout_seconds"),
     ],
 )
 def test_invalid_args_are_rejected_naming_the_field(changes: dict[str, Any], field: str) -> None:
