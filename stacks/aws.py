@@ -201,19 +201,41 @@ def deploy_aws(cfg: StackConfig) -> None:
 #: `aws iam create-service-linked-role --aws-service-name spot.amazonaws.com`, or launches fail with
 #: ServiceLinkedRoleCreationNotPermitted.
 SPOT_SERVICE = "spot.amazonaws.com"
+#: IAM puts a service-linked role under /aws-service-role/<service>/ (IAM user guide, "Using service-linked
+#: roles"); the account's Spot role, if any, is the one role under this path.
+SPOT_ROLE_PATH = f"/aws-service-role/{SPOT_SERVICE}/"
+
+
+def account_has_spot_role(aws_provider: aws.Provider) -> bool:
+    """Whether the stack's account already has the EC2 Spot service-linked role.
+
+    IAM ListRoles under SPOT_ROLE_PATH, on the stack's provider (its account and credentials; `inferstack
+    check` rule invoke-provider). The plain invoke, not the `_output` form: the program decides from the
+    answer whether to declare a resource, and resources are never declared inside `apply()`. The deployer
+    needs `iam:ListRoles`.
+    """
+    roles = aws.iam.get_roles(path_prefix=SPOT_ROLE_PATH, opts=pulumi.InvokeOptions(provider=aws_provider))
+    return bool(roles.names)
 
 
 def spot_service_linked_role(
     cfg: StackConfig, a: AwsConfig, aws_provider: aws.Provider
 ) -> aws.iam.ServiceLinkedRole | None:
-    """The account's EC2 Spot service-linked role, where Karpenter may buy spot and the stack file asks for it.
+    """The account's EC2 Spot service-linked role, where Karpenter may buy spot and the account has none yet.
 
     There is one per account, and IAM refuses to create it twice ("Service role name AWSServiceRoleForEC2Spot
-    has been taken in this account"): `aws.create_spot_service_linked_role: false` where it exists (or
-    `pulumi import aws:iam/serviceLinkedRole:ServiceLinkedRole spot-service-linked-role
-    arn:aws:iam::<account>:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot`). Retained on
-    destroy: other stacks and tools in the account may launch spot with it. Only for Karpenter: a managed
-    node group launches through EC2 Auto Scaling and its own service-linked role (not verified here).
+    has been taken in this account"), so the program looks it up first (account_has_spot_role) and declares
+    it only when the lookup finds none: a first `pulumi up` in a fresh account creates it; an account that
+    ever launched spot, a second stack, or this stack after a destroy leaves it alone. Retained on delete:
+    other stacks and tools in the account may launch spot with it, and the next `pulumi up` of the stack
+    that created it finds it and stops declaring it, which Pulumi carries out by forgetting it, not deleting
+    it (the preview lists it as a delete).
+
+    `aws.create_spot_service_linked_role` is an override, not the decision: true (the default) = create when
+    the lookup finds none; false = never create and never look up (for a deployer without `iam:ListRoles`,
+    or an account where someone else owns the role). Only for Karpenter with spot in
+    `aws.gpu_nodes.capacity_types`: a managed node group launches through EC2 Auto Scaling and its own
+    service-linked role (not verified here). Returns None when nothing is declared.
     """
     nodes = a.gpu_nodes
     if not (
@@ -222,6 +244,8 @@ def spot_service_linked_role(
         and CapacityType.SPOT in nodes.capacity_types
         and a.create_spot_service_linked_role
     ):
+        return None
+    if account_has_spot_role(aws_provider):
         return None
     return aws.iam.ServiceLinkedRole(
         "spot-service-linked-role",

@@ -191,8 +191,8 @@ class AwsConfig(Section):
     create_spot_service_linked_role: bool = Field(
         True,
         description="with Karpenter and spot capacity, create the account's EC2 Spot service-linked role "
-        "(AWSServiceRoleForEC2Spot); set false where the account already has it (IAM refuses a second one: "
-        "'has been taken in this account'), e.g. in every stack of the account but one",
+        "(AWSServiceRoleForEC2Spot) when an IAM lookup at `pulumi up` finds none (the deployer needs "
+        "iam:ListRoles); false never looks up or creates it (the role is someone else's to make)",
     )
 
 

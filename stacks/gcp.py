@@ -25,7 +25,7 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
 from components.choices import Dns01Provider, LoadBalancerKind, TlsMode
-from components.clusters.gcp.apis import GcpFeature, apis_for
+from components.clusters.gcp.apis import RESOURCE_MANAGER, GcpFeature, apis_for
 from components.clusters.gcp.gke import GkeCluster, GkeClusterArgs
 from components.clusters.gcp.gpu_node_pool import GcpGpuNodePool, GcpGpuNodePoolArgs
 from components.clusters.gcp.load_balancer import gke_service_exposure
@@ -87,6 +87,33 @@ def required_apis(cfg: StackConfig) -> list[str]:
     return apis_for(required_features(cfg))
 
 
+def enable_apis(apis: list[str], gcp_provider: gcp.Provider) -> list[gcp.projects.Service]:
+    """One `gcp.projects.Service` per API ("compute.googleapis.com"), Cloud Resource Manager's first.
+
+    Each Service, once enabled, reads itself back, and that read begins with Cloud Resource Manager's
+    projects.get on the project (terraform-provider-google, google/services/resourcemanager/
+    resource_google_project_service.go `resourceGoogleProjectServiceRead`: "Verify project for services still
+    exists"). Enabled all at once in a fresh project, every other Service's read fails with 403
+    SERVICE_DISABLED until cloudresourcemanager is on, so they all wait for it. That call is billed to the
+    caller's quota project (no user_project_override), which is why docs/gcp.md has Cloud Resource Manager
+    and Service Usage enabled by hand once, there and in the stack's project, before the first `pulumi up`.
+    Left enabled on destroy: other workloads in the project may rely on them. Returns every Service, the
+    Cloud Resource Manager one first; it is enabled even where `apis` leaves it out.
+    """
+
+    def service(api: str, opts: pulumi.ResourceOptions) -> gcp.projects.Service:
+        return gcp.projects.Service(
+            f"api-{api.split('.', 1)[0]}", service=api, disable_on_destroy=False, opts=opts
+        )
+
+    resource_manager = service(RESOURCE_MANAGER, pulumi.ResourceOptions(provider=gcp_provider))
+    after_resource_manager = pulumi.ResourceOptions(provider=gcp_provider, depends_on=[resource_manager])
+    return [
+        resource_manager,
+        *(service(api, after_resource_manager) for api in apis if api != RESOURCE_MANAGER),
+    ]
+
+
 def deploy_gcp(cfg: StackConfig) -> None:
     assert cfg.gcp is not None  # the schema requires the section for platform gcp
     g = cfg.gcp
@@ -94,15 +121,8 @@ def deploy_gcp(cfg: StackConfig) -> None:
     cluster_name = cluster_name_for(pulumi.get_project(), stack)
     labels = {"inferstack-stack": stack.lower(), "inferstack-cluster": cluster_name}
     gcp_provider = gcp.Provider("gcp", project=g.project, region=g.region, default_labels=labels)
-    on_gcp = pulumi.ResourceOptions(provider=gcp_provider)
 
-    # Left enabled on destroy: other workloads in the project may rely on them.
-    apis = [
-        gcp.projects.Service(
-            f"api-{api.split('.', 1)[0]}", service=api, disable_on_destroy=False, opts=on_gcp
-        )
-        for api in required_apis(cfg)
-    ]
+    apis = enable_apis(required_apis(cfg), gcp_provider)
     after_apis = pulumi.ResourceOptions(provider=gcp_provider, depends_on=apis)
     project_number = gcp.organizations.get_project_output(
         project_id=g.project, opts=pulumi.InvokeOutputOptions(provider=gcp_provider, depends_on=apis)

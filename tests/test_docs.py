@@ -117,6 +117,39 @@ def test_configuration_reference_is_the_generators_output() -> None:
     )
 
 
+# --- GPU quota: the docs ask for the pools' real ceiling --------------------------------------------------
+
+QUOTA_FORMULA = re.compile(r"`\(max_replicas \+ 1\) x\s+gpus_per_replica`")
+
+
+def gpu_quota_section(page: str) -> str:
+    text = (DOCS / page).read_text(encoding="utf-8")
+    start = text.index("## GPU quota")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+@pytest.mark.parametrize(
+    ("page", "stacks"), [("aws.md", ["dev-aws", "prod-aws"]), ("gcp.md", ["dev-gcp", "prod-gcp"])]
+)
+def test_gpu_quota_asks_for_the_pools_ceiling_with_rollout_headroom(page: str, stacks: list[str]) -> None:
+    from stacks.config_aws import gpu_limit
+    from stacks.config_gcp import gcp_gpu_limit
+
+    section = gpu_quota_section(page)
+    assert QUOTA_FORMULA.search(section), (
+        f"docs/{page} GPU quota: ask for (max_replicas + 1) x gpus_per_replica"
+    )
+    assert not re.search(r"`max_replicas x", section)  # the old count, one replica short
+    assert "rollout" in section  # and say why the extra replica
+    ceiling = gpu_limit if page == "aws.md" else gcp_gpu_limit
+    for stack in stacks:
+        cfg = load_stack_file(ROOT / "stacks" / f"Pulumi.{stack}.yaml")
+        # QUOTA_FORMULA, evaluated: the ceiling the stack builds (its default, or a shipped stack's own
+        # gpu_limit, which must say the same or the docs' number is wrong for it).
+        documented = (cfg.autoscaling.max_replicas + 1) * cfg.serving.gpus_per_replica
+        assert ceiling(cfg) == documented, (stack, ceiling(cfg), documented)
+
+
 # --- the example stack files --------------------------------------------------------------------------
 
 

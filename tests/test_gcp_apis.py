@@ -137,3 +137,14 @@ def test_docs_list_exactly_the_apis_the_table_can_enable() -> None:
     command = re.search(r"gcloud services enable ([^`]*)```", section, re.DOTALL)
     assert command is not None
     assert set(re.findall(r"[a-z]+\.googleapis\.com", command.group(1))) == set(apis_for(GcpFeature))
+
+
+def test_docs_bootstrap_resource_manager_and_service_usage_before_the_first_up() -> None:
+    """Every Service reads back through Resource Manager and enabling goes through Service Usage, both billed
+    to the caller's quota project: a fresh project needs them on by hand before `pulumi up` can enable any."""
+    text = (ROOT / "docs" / "gcp.md").read_text()
+    prerequisites = text[text.index("## Prerequisites") : text.index("## APIs")]
+    command = re.search(r"gcloud services enable ([^\n`]*)--project", prerequisites)
+    assert command is not None, "docs/gcp.md Prerequisites: the one-time gcloud services enable"
+    assert set(command.group(1).split()) == {RESOURCE_MANAGER, "serviceusage.googleapis.com"}
+    assert "quota project" in prerequisites

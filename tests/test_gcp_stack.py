@@ -237,6 +237,22 @@ def test_an_empty_project_gets_its_apis_before_anything_uses_them(stack: str) ->
 
 
 @pytest.mark.parametrize("stack", GCP_STACKS)
+def test_every_api_waits_for_cloud_resource_manager(stack: str) -> None:
+    """A Service reads itself back through Resource Manager's projects.get (terraform-provider-google
+    resourceGoogleProjectServiceRead): enabled in parallel, the first `pulumi up` of a fresh project fails."""
+    plan = planned(stack)
+    apis = {s.inputs["service"]: s for s in plan.recording.of_type("gcp:projects/service:Service")}
+    resource_manager = apis.pop("cloudresourcemanager.googleapis.com")
+    assert resource_manager.name == "api-cloudresourcemanager"  # the URN existing stacks hold
+    assert len(apis) >= 6, "the stack should enable more than Resource Manager"
+    for api, service in apis.items():
+        assert resource_manager.urn in service.dependencies, f"{api} does not wait for Resource Manager"
+    assert not (
+        set(resource_manager.dependencies) & {s.urn for s in apis.values()}
+    )  # no cycle, it goes first
+
+
+@pytest.mark.parametrize("stack", GCP_STACKS)
 def test_teardown_removes_the_balancer_and_gpu_nodes_before_the_cluster_and_the_network(stack: str) -> None:
     plan = planned(stack)
     [lb_service] = [

@@ -1,4 +1,9 @@
-"""Karpenter spot needs the account's EC2 Spot service-linked role before its NodePool (issue 13, kind 12)."""
+"""Karpenter spot needs the account's EC2 Spot service-linked role before its NodePool (issue 13, kind 12).
+
+IAM allows one per account, so the stack looks it up (aws.iam.get_roles on the stack's provider) and
+creates it only where the account has none. The fake account (inferstack/planning/fakes/aws.py
+ACCOUNT_ROLES) has no Spot role by default; tests that need one monkeypatch it in.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,17 @@ from pathlib import Path
 import pytest
 
 from components.choices import CapacityType
+from inferstack.planning.fakes import aws as fakes_aws
 from inferstack.planning.plan import Plan, plan_stack
-from stacks.aws import SPOT_SERVICE
+from inferstack.validation.invokes import invoke_provider_outcome
+from stacks.aws import SPOT_ROLE_PATH, SPOT_SERVICE
 from stacks.config import StackConfig, load_stack_file
 from tests.stack_graph import ancestors_and_dependencies
 
 ROOT = Path(__file__).resolve().parents[1]
 ROLE = "aws:iam/serviceLinkedRole:ServiceLinkedRole"
+GET_ROLES = "aws:iam/getRoles:getRoles"
+SPOT_ROLE = ("/aws-service-role/spot.amazonaws.com/", "AWSServiceRoleForEC2Spot")
 NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
 AWS_STACKS = ["dev-aws", "prod-aws"]
 
@@ -52,10 +61,52 @@ def test_dev_aws_is_the_stack_with_spot() -> None:
     assert len(roles(plan)) == 1  # guards the parametrized test against passing vacuously
 
 
-def test_the_flag_leaves_an_existing_role_alone() -> None:
+def lookups(plan: Plan) -> list:
+    return [i for i in plan.recording.invokes if i.token == GET_ROLES]
+
+
+def test_the_lookup_asks_the_spot_path_on_the_stacks_provider() -> None:
+    plan = plan_stack(config("dev-aws"), "dev-aws")
+    [lookup] = lookups(plan)
+    assert lookup.args["pathPrefix"] == SPOT_ROLE_PATH == "/aws-service-role/spot.amazonaws.com/"
+    assert lookup.provider_urn == plan.recording.one("pulumi:providers:aws").urn
+    assert invoke_provider_outcome(plan.recording.invokes, plan.recording.resources).findings == []
+
+
+def test_an_account_that_has_the_role_gets_no_second_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """IAM refuses a second AWSServiceRoleForEC2Spot: declaring one would fail `pulumi up`."""
+    monkeypatch.setattr(fakes_aws, "ACCOUNT_ROLES", (*fakes_aws.ACCOUNT_ROLES, SPOT_ROLE))
+    plan = plan_stack(config("dev-aws"), "dev-aws")
+    assert len(lookups(plan)) == 1
+    assert roles(plan) == []
+    assert plan.recording.of_type(NODE_POOL)  # Karpenter spot still planned, on the account's role
+
+
+def test_other_service_linked_roles_do_not_count_as_the_spot_role(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every account has Support's and Trusted Advisor's; the lookup's path must exclude them.
+    monkeypatch.setattr(
+        fakes_aws,
+        "ACCOUNT_ROLES",
+        (
+            *fakes_aws.ACCOUNT_ROLES,
+            ("/aws-service-role/autoscaling.amazonaws.com/", "AWSServiceRoleForAutoScaling"),
+        ),
+    )
+    plan = plan_stack(config("dev-aws"), "dev-aws")
+    [role] = roles(plan)
+    [pool] = plan.recording.of_type(NODE_POOL)
+    assert role.urn in ancestors_and_dependencies(plan, pool)
+
+
+def test_the_flag_false_never_creates_nor_looks_up() -> None:
     plan = plan_stack(with_aws(config("dev-aws"), create_spot_service_linked_role=False), "dev-aws")
     assert roles(plan) == []
+    assert lookups(plan) == []  # a deployer without iam:ListRoles can still deploy
     assert plan.recording.of_type(NODE_POOL)  # Karpenter spot still planned
+
+
+def test_an_on_demand_stack_does_not_look_up() -> None:
+    assert lookups(plan_stack(config("prod-aws"), "prod-aws")) == []
 
 
 def test_spot_added_to_an_on_demand_stack_brings_the_role() -> None:

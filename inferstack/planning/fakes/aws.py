@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import re
 from typing import Any
 
 #: The account id AWS uses in its documentation.
@@ -26,6 +27,15 @@ NLB_HOSTED_ZONE_IDS = {
     "eu-west-1": "Z2IFOLAFXWLO4F",
     "eu-central-1": "Z3F0SRJ5LGBH90",
 }
+
+#: The IAM roles the fake account already has, as (path, name): the service-linked roles AWS makes in every
+#: account (AWS Support and Trusted Advisor), and no EC2 Spot role, so a plan shows what a first `pulumi up`
+#: in a fresh account does. Tests put ("/aws-service-role/spot.amazonaws.com/", "AWSServiceRoleForEC2Spot")
+#: here (monkeypatch) to plan an account that has launched spot before.
+ACCOUNT_ROLES: tuple[tuple[str, str], ...] = (
+    ("/aws-service-role/support.amazonaws.com/", "AWSServiceRoleForSupport"),
+    ("/aws-service-role/trustedadvisor.amazonaws.com/", "AWSServiceRoleForTrustedAdvisor"),
+)
 
 # AWS id prefixes for the resources whose id is not their name.
 _ID_PREFIX = {
@@ -227,7 +237,29 @@ def invoke_result(token: str, args: dict[str, Any], region: str | None) -> dict[
             "arn": f"arn:aws:ssm:{region}::parameter{parameter}",
             "id": parameter,
         }
+    if token == "aws:iam/getRoles:getRoles":
+        return _roles(args, region)
     if token == "aws:lb/getHostedZoneId:getHostedZoneId":
         zone = NLB_HOSTED_ZONE_IDS.get(region, "Z" + _digest("zone", region)[:13].upper())
         return {"id": zone}
     return None
+
+
+def _roles(args: dict[str, Any], region: str) -> dict[str, Any]:
+    """aws.iam.get_roles as terraform-provider-aws answers it (internal/service/iam/roles_data_source.go):
+    IAM ListRoles with the path prefix, then the name regex applied locally (Go's MatchString: a search, not
+    a full match); none found is empty lists, not an error; the id is the region."""
+    prefix = str(args.get("pathPrefix") or "/")
+    pattern = args.get("nameRegex")
+    found = [
+        (path, name)
+        for path, name in ACCOUNT_ROLES
+        if path.startswith(prefix) and (not pattern or re.search(str(pattern), name))
+    ]
+    return {
+        "names": [name for _, name in found],
+        "arns": [f"arn:aws:iam::{FAKE_ACCOUNT_ID}:role{path}{name}" for path, name in found],
+        "pathPrefix": args.get("pathPrefix"),
+        "nameRegex": pattern,
+        "id": region,
+    }
