@@ -13,7 +13,10 @@ names any whose API the plan does not enable, or does not wait for. Pure data an
 is imported, so `inferstack check` of an on-prem stack does not import pulumi_gcp.
 
 Service Usage (serviceusage.googleapis.com) itself is not in the table: enabling APIs calls it, so it
-must already be on (it is in every project made by the console or `gcloud projects create`).
+must already be on (it is in every project made by the console or `gcloud projects create`), in the project
+and in the caller's quota project. So must Cloud Resource Manager before the first `pulumi up`: every
+`gcp.projects.Service` reads back through it (docs/gcp.md, Prerequisites); the stack still enables it and
+makes every other API wait for it.
 """
 
 from __future__ import annotations
