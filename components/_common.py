@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -220,20 +220,26 @@ def helm_release(
     values: dict[str, Any],
     opts: pulumi.ResourceOptions,
     extra_values: dict[str, Any] | None = None,
+    crd_provider: pulumi.ProviderResource | None = None,
 ) -> k8s.helm.v3.Release:
     """Install a pinned chart into its own namespace; `extra_values` is the escape hatch for settings we
     do not type, merged over ours.
 
-    Where CRD_UPGRADES gives the chart a CRD chart, that chart is installed first as release
-    `<name>-crds` (same namespace and options), and this release runs with skip_crds and depends on it:
-    a bump of the pins upgrades the CRDs (as templates of their own release) before the controller.
-    Depending on the returned release therefore also waits for the CRDs.
+    Where CRD_UPGRADES gives the chart a CRD chart, that chart is applied first as `<name>-crds`
+    (crd_objects, on `crd_provider` when given: see crd_provider()), and this release runs with skip_crds
+    and depends on it: a bump of the pins upgrades the CRDs before the controller. Depending on the
+    returned release therefore also waits for the CRDs.
     """
     crds = CRD_UPGRADES.get(chart.chart)
     skip_crds = False
     if crds is not None and crds.crd_chart is not None:
+        crd_opts = (
+            opts
+            if crd_provider is None
+            else pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=crd_provider))
+        )
         crd_chart = crd_objects(
-            f"{name}-crds", crds.crd_chart, namespace=namespace, values=dict(crds.crd_values), opts=opts
+            f"{name}-crds", crds.crd_chart, namespace=namespace, values=dict(crds.crd_values), opts=crd_opts
         )
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[crd_chart]))
         skip_crds = True
@@ -263,9 +269,17 @@ def crd_objects(
     exceed it ("Secret sh.helm.release.v1.eg-crds.v1 is invalid: data: Too long: must have at most
     1048576 bytes", envoyproxy/gateway#6105; Envoy Gateway's install docs therefore render the chart with
     `helm template` and `kubectl apply --server-side`). helm.v4.Chart is the Pulumi form of that: the
-    provider renders the chart and applies every CRD server-side as its own resource, so a bump of the pin
-    updates each CRD (and an unchanged CRD is not touched). Used for every CRD chart, small ones too:
-    CRDs need no Helm release bookkeeping, and one way keeps the dependency check's rule simple.
+    provider renders the chart and registers every CRD as its own resource; an update is a server-side
+    apply, so a bump of the pin updates each CRD (and an unchanged CRD is not touched). Used for every CRD
+    chart, small ones too: CRDs need no Helm release bookkeeping, and one way keeps the dependency check's
+    rule simple.
+
+    Two things a Helm release of crds/ did implicitly are restored by `keep_crds` on every child: a
+    CRD survives `pulumi destroy` (deleting it deletes every object of its kinds in the whole cluster,
+    other teams' too; Helm never deletes crds/), and its create waits until the API server serves it.
+    A CRD already on the cluster (from the main chart's crds/ before, or another install) is adopted
+    only when `opts` carries the provider crd_provider() makes: pulumi-kubernetes creates new objects
+    with a plain create, which fails with AlreadyExists otherwise.
     """
     return k8s.helm.v4.Chart(
         name,
@@ -274,8 +288,42 @@ def crd_objects(
         repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=chart.repo) if chart.repo else None,
         namespace=namespace,
         values=values,
-        opts=opts,
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(transforms=[keep_crds])),
     )
+
+
+#: Waits on create until the API server serves the CRD (pulumi-kubernetes' generic await,
+#: `pulumi.com/waitFor`, kubectl-wait syntax); a custom resource created right after would otherwise
+#: race "no matches for kind".
+CRD_WAIT_FOR = "condition=Established"
+
+
+def keep_crds(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
+    """Transform for a CRD chart's children: each CustomResourceDefinition is retained on delete and
+    waits until Established; anything else the chart renders is left as it is."""
+    if args.type_ != "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition":
+        return None
+    props: dict[str, Any] = dict(args.props)
+    metadata: dict[str, Any] = dict(cast(dict[str, Any], props.get("metadata") or {}))
+    metadata["annotations"] = {**(metadata.get("annotations") or {}), "pulumi.com/waitFor": CRD_WAIT_FOR}
+    props["metadata"] = metadata
+    return pulumi.ResourceTransformResult(
+        props=props,
+        opts=pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(retain_on_delete=True)),
+    )
+
+
+def crd_provider(name: str, **cluster: Any) -> k8s.Provider:
+    """The provider CRD charts are applied with: the cluster's provider settings (`cluster`, the same
+    keyword arguments the stack gives its main k8s.Provider) plus
+    - upsert_existing_objects: a CRD that already exists is updated (server-side apply) instead of the
+      create failing with AlreadyExists; clusters deployed before the CRD charts, and clusters whose
+      Gateway API or prometheus-operator CRDs came from elsewhere, hold them already;
+    - enable_patch_force: that apply takes the fields over from their previous manager (Helm, which
+      created the crds/ objects), where a plain apply would stop on a field-manager conflict.
+    Kept apart from the main provider, so no other object of the stack silently adopts a namesake.
+    """
+    return k8s.Provider(name, **{**cluster, "upsert_existing_objects": True, "enable_patch_force": True})
 
 
 def _release(

@@ -127,6 +127,9 @@ class LoadBalancerArgs:
     envoy_replicas: int = 2  # Envoy proxy pods (a PDB keeps one up when > 1)
     install_envoy_gateway: bool = True  # install the pinned chart; False: one already runs in the cluster
     envoy_gateway_values: dict[str, Any] = field(default_factory=dict)  # escape hatch, merged over ours
+    # The provider CRD charts are applied with (components/_common.py crd_provider): adopts CRDs already on
+    # the cluster. None: the inherited provider (a fresh cluster only).
+    crd_provider: pulumi.ProviderResource | None = None
     cloud_service_annotations: dict[str, str] = field(default_factory=dict)  # kind cloud: for its controller
     cloud_load_balancer_class: str | None = (
         None  # kind cloud: spec.loadBalancerClass (e.g. service.k8s.aws/nlb)
@@ -273,6 +276,7 @@ class LoadBalancer(pulumi.ComponentResource):
                 namespace=ENVOY_PROXY_NAMESPACE,
                 values=envoy_gateway_values(),
                 extra_values=args.envoy_gateway_values,
+                crd_provider=args.crd_provider,
                 opts=child(self),
             )
         #: The Envoy Gateway release (None when one already runs): it creates ENVOY_PROXY_NAMESPACE, so

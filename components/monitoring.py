@@ -79,6 +79,9 @@ class MonitoringArgs:
     # {"release": "<its Helm release>"} for a kube-prometheus-stack with default values.
     pod_monitor_labels: dict[str, str] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)  # escape hatch: chart values merged over ours
+    # The provider CRD charts are applied with (components/_common.py crd_provider): adopts CRDs already on
+    # the cluster. None: the inherited provider (a fresh cluster only).
+    crd_provider: pulumi.ProviderResource | None = None
 
 
 def validate_monitoring_args(args: MonitoringArgs) -> list[str]:
@@ -178,6 +181,7 @@ class Monitoring(pulumi.ComponentResource):
                 namespace=args.namespace,
                 values=prometheus_stack_values(name, args),
                 extra_values=args.values,
+                crd_provider=args.crd_provider,
                 opts=child(self),
             )
             url: pulumi.Input[str] = self.release.status.apply(lambda _: in_cluster_url(name, args.namespace))

@@ -14,10 +14,13 @@ object goes before the cluster, and the cluster before the VPC.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components._common import crd_provider
 from components.choices import CapacityType, Dns01Provider, GpuProvisioner, LoadBalancerKind, TlsMode
 from components.clusters.aws.eks import EksCluster, EksClusterArgs
 from components.clusters.aws.gpu_node_pool import AwsGpuNodePool, AwsGpuNodePoolArgs
@@ -82,12 +85,13 @@ def deploy_aws(cfg: StackConfig) -> None:
         # Nodes and add-ons need the NAT routes to pull images; without them a node group never joins.
         opts=pulumi.ResourceOptions(providers=[aws_provider], depends_on=network.nat_gateways),
     )
-    kubernetes = k8s.Provider(
-        "cluster",
-        kubeconfig=eks.kubeconfig,
-        namespace=cfg.cluster.namespace,
-        enable_server_side_apply=True,
-    )
+    cluster: dict[str, Any] = {
+        "kubeconfig": eks.kubeconfig,
+        "namespace": cfg.cluster.namespace,
+        "enable_server_side_apply": True,
+    }
+    kubernetes = k8s.Provider("cluster", **cluster)
+    crds = crd_provider("cluster-crds", **cluster)
     # Controllers need nodes to run on and their add-ons (DNS, CNI) in place.
     on_cluster = pulumi.ResourceOptions(
         providers=[aws_provider, kubernetes], depends_on=[eks.system_node_group, *eks.addons]
@@ -101,7 +105,7 @@ def deploy_aws(cfg: StackConfig) -> None:
 
     pool: AwsGpuNodePool | None = None
     if cfg.uses_gpu:
-        pool = _gpu_capacity(cfg, a, eks, network, on_cluster, aws_provider)
+        pool = _gpu_capacity(cfg, a, eks, network, on_cluster, aws_provider, crds)
 
     server_after: list[pulumi.Resource] = [pool] if pool is not None else []
     if cfg.model.scheme == "s3":
@@ -147,6 +151,7 @@ def deploy_aws(cfg: StackConfig) -> None:
         cfg,
         ClusterContext(
             provider=kubernetes,
+            crd_provider=crds,
             placement=pool,
             exposure=GatewayExposure(
                 kind=LoadBalancerKind.CLOUD,
@@ -262,6 +267,7 @@ def _gpu_capacity(
     network: Network,
     on_cluster: pulumi.ResourceOptions,
     aws_provider: aws.Provider,
+    crds: k8s.Provider,
 ) -> AwsGpuNodePool:
     nodes = a.gpu_nodes
     karpenter = None
@@ -272,6 +278,7 @@ def _gpu_capacity(
                 cluster_name=eks.cluster_name,
                 cluster_endpoint=eks.endpoint,
                 volume_kms_key_arns=[eks.kms_key_arn],
+                crd_provider=crds,
             ),
             opts=on_cluster,
         )

@@ -64,6 +64,8 @@ class ClusterContext:
     tls_after: list[pulumi.Resource] = field(default_factory=list)  # e.g. cert-manager's DNS identity
     model_extra_env: dict[str, str] = field(default_factory=dict)  # storage SDK settings (AWS_REGION)
     model_extra_egress: list[tuple[str, int]] = field(default_factory=list)  # e.g. the credentials agent
+    # The provider CRD charts go through (components/_common.py crd_provider: adopts existing CRDs).
+    crd_provider: k8s.Provider | None = None
 
 
 #: The kube-dns Service IP of the common self-managed distributions, for on-prem stacks that do not set
@@ -169,6 +171,7 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
                 namespace=cfg.monitoring.prometheus_namespace,
                 scrape_envoy=scale_to_zero,
                 pod_monitor_labels=cfg.monitoring.pod_monitor_labels,
+                crd_provider=ctx.crd_provider,
             ),
             opts=pulumi.ResourceOptions.merge(
                 on_cluster, pulumi.ResourceOptions(depends_on=[envoy_release] if scale_to_zero else [])
@@ -252,6 +255,7 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             rate_limit_requests_per_minute=cfg.gateway.rate_limit.requests_per_minute,
             envoy_replicas=cfg.gateway.envoy_replicas,
             request_timeout_seconds=max(600, cfg.serving.drain_seconds),
+            crd_provider=ctx.crd_provider,
         ),
         # On destroy the gateway (and a cloud balancer's Service) goes before what it waited for.
         opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, *ctx.gateway_after]),

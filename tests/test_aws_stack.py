@@ -206,7 +206,7 @@ def test_teardown_removes_balancers_and_gpu_nodes_before_their_controllers_and_t
         )
     # Every Kubernetes object goes before the cluster (through the provider built from its kubeconfig), and
     # the cluster's nodes before the NAT gateways and subnets they route through.
-    provider = plan.recording.one("pulumi:providers:kubernetes")
+    provider = plan.recording.one("pulumi:providers:kubernetes", "cluster")
     assert covers(plan, ancestors_and_dependencies(plan, provider), CLUSTER)
     node_group_waits = ancestors_and_dependencies(plan, plan.recording.one("aws:eks/nodeGroup:NodeGroup"))
     assert {n.urn for n in plan.recording.of_type("aws:ec2/natGateway:NatGateway")} <= node_group_waits

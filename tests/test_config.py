@@ -484,8 +484,12 @@ def test_render_yaml_to_directory_reaches_the_onprem_provider_and_is_refused_on_
     from inferstack.planning.plan import plan_stack
 
     cfg = parse_stack_config(minimal(cluster={"render_yaml_to_directory": "build/rendered/dev"}))
-    provider = plan_stack(cfg, "render").recording.one("pulumi:providers:kubernetes")
+    recording = plan_stack(cfg, "render").recording
+    provider = recording.one("pulumi:providers:kubernetes", "cluster")
     assert provider.inputs["renderYamlToDirectory"] == "build/rendered/dev"
+    # The CRD charts' provider renders into the same folder, so GitOps gets the CRDs too.
+    crds = recording.one("pulumi:providers:kubernetes", "cluster-crds")
+    assert crds.inputs["renderYamlToDirectory"] == "build/rendered/dev"
     found = problems_of(
         minimal(
             platform="gcp",

@@ -11,6 +11,7 @@ import dataclasses
 from functools import cache
 from pathlib import Path
 
+import pulumi
 import pytest
 
 from components import _common
@@ -135,3 +136,53 @@ def test_a_crd_chart_installed_as_a_helm_release_fails(stack: str) -> None:
         for r in resources
     ]
     assert any("installed as a Helm release" in p for p in crd_upgrade_problems(as_release))
+
+
+def _provider_inputs(resources: list[RecordedResource], reference: str) -> dict[str, object]:
+    urn = reference.rsplit("::", 1)[0]
+    (provider,) = [r for r in resources if r.urn == urn]
+    return dict(provider.inputs)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_crd_charts_adopt_existing_crds_and_nothing_else_does(stack: str) -> None:
+    # pulumi-kubernetes creates a new object with a plain create (AlreadyExists on a cluster that holds
+    # the CRD) unless its provider upserts; only the CRD charts' provider does, so no other object of the
+    # stack silently takes over a namesake.
+    resources = plan_of(stack).recording.resources
+    charts = [r for r in resources if r.type == HELM_CHART]
+    assert charts
+    for chart in charts:
+        inputs = _provider_inputs(resources, chart.provider)
+        assert inputs.get("upsertExistingObjects") == "true", chart.name
+        assert inputs.get("enablePatchForce") == "true", chart.name
+    others = {
+        r.provider
+        for r in resources
+        if r.provider and r.type != HELM_CHART and r.type.startswith("kubernetes:")
+    }
+    assert all(_provider_inputs(resources, p).get("upsertExistingObjects") != "true" for p in others)
+
+
+def test_crds_from_crd_charts_survive_destroy_and_wait_until_established() -> None:
+    crd = pulumi.ResourceTransformArgs(
+        custom=True,
+        type_="kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition",
+        name="gateways.gateway.networking.k8s.io",
+        props={"metadata": {"name": "gateways.gateway.networking.k8s.io", "annotations": {"a": "b"}}},
+        opts=pulumi.ResourceOptions(),
+    )
+    result = _common.keep_crds(crd)
+    assert result is not None and result.opts.retain_on_delete is True
+    assert result.props["metadata"]["annotations"] == {
+        "a": "b",
+        "pulumi.com/waitFor": "condition=Established",
+    }
+    policy = pulumi.ResourceTransformArgs(
+        custom=True,
+        type_="kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy",
+        name="safe-upgrades.gateway.networking.k8s.io",
+        props={},
+        opts=pulumi.ResourceOptions(),
+    )
+    assert _common.keep_crds(policy) is None

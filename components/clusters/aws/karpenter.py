@@ -100,6 +100,9 @@ class KarpenterArgs:
     service_account: str = "karpenter"  # the controller's ServiceAccount, bound to its IAM role
     volume_kms_key_arns: list[pulumi.Input[str]] = field(default_factory=list)  # CMKs of node volumes
     values: dict[str, Any] = field(default_factory=dict)  # escape hatch: chart values merged over ours
+    # The provider CRD charts are applied with (components/_common.py crd_provider): adopts CRDs already on
+    # the cluster. None: the inherited provider (a fresh cluster only).
+    crd_provider: pulumi.ProviderResource | None = None
     tags: dict[str, str] = field(default_factory=dict)  # AWS tags for the roles, queue and rules
 
 
@@ -539,6 +542,7 @@ class Karpenter(pulumi.ComponentResource):
                 service_account=args.service_account,
             ),
             extra_values=args.values,
+            crd_provider=args.crd_provider,
             # Depending on the PodIdentityRole waits for its association and policy: the controller starts
             # with credentials. The node role's access entry and policies come first so the first node joins.
             opts=child(self, depends_on=[controller_role, node_access, queue_access, *attachments]),
