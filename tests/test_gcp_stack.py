@@ -109,7 +109,9 @@ def test_the_kubeconfig_goes_through_the_dns_endpoint_with_the_gke_auth_plugin()
     plan = planned("prod-gcp")
     assert plan.recording.exports["kubeconfig"] == "[secret]"
     # The Kubernetes provider's input is the same kubeconfig, unredacted in the recording.
-    kubeconfig = yaml.safe_load(plan.recording.one("pulumi:providers:kubernetes", "cluster").inputs["kubeconfig"])
+    kubeconfig = yaml.safe_load(
+        plan.recording.one("pulumi:providers:kubernetes", "cluster").inputs["kubeconfig"]
+    )
     dns_endpoint = plan.recording.one(CLUSTER).outputs["controlPlaneEndpointsConfig"]["dnsEndpointConfig"]
     [cluster] = kubeconfig["clusters"]
     assert cluster["cluster"]["server"] == f"https://{dns_endpoint['endpoint']}"
