@@ -419,3 +419,40 @@ def test_runner_variables_are_documented() -> None:
         for entry in job["strategy"]["matrix"]["include"]:
             if "runner_variable" in entry:
                 assert f"`{entry['runner_variable']}`" in page, entry["runner_variable"]
+
+
+#: What a deploy job needs besides the model server's rollout: the cluster, its add-ons and controllers.
+CLUSTER_BUDGET_SECONDS = 3600
+
+
+def _rollout_timeout_seconds(stack: str) -> int:
+    from inferstack.planning.plan import plan_stack
+    from stacks.config import load_stack_file
+
+    plan = plan_stack(load_stack_file(ROOT / "stacks" / f"Pulumi.{stack}.yaml"), stack)
+    (server,) = [
+        r
+        for r in plan.recording.of_type("kubernetes:apps/v1:Deployment")
+        if r.inputs["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "model-server"
+    ]
+    return int(str(server.custom_timeouts["update"]).removesuffix("s"))
+
+
+@pytest.mark.parametrize("job_name", ["dev", "prod"])
+def test_deploy_jobs_and_aws_sessions_outlast_the_stacks_rollout(job_name: str) -> None:
+    # A job killed (or AWS credentials expiring) mid-rollout leaves the update locked with pending
+    # operations; each stack's limits are checked against its planned Deployment's Pulumi timeout.
+    job = workflow("deploy.yml")["jobs"][job_name]
+    assert job["timeout-minutes"] == "${{ matrix.timeout_minutes }}"
+    aws_steps = [
+        s for s in steps(job) if s.get("uses", "").startswith("aws-actions/configure-aws-credentials@")
+    ]
+    assert [s["with"]["role-duration-seconds"] for s in aws_steps] == ["${{ matrix.role_duration_seconds }}"]
+    for entry in job["strategy"]["matrix"]["include"]:
+        needed = _rollout_timeout_seconds(entry["stack"]) + CLUSTER_BUDGET_SECONDS
+        assert entry["timeout_minutes"] * 60 >= needed, entry["stack"]
+        # GitHub-hosted jobs stop at 6 hours whatever the setting.
+        assert entry["timeout_minutes"] <= 360, entry["stack"]
+        if entry["cloud"] == "aws":
+            # AssumeRoleWithWebIdentity allows up to the role's MaxSessionDuration, at most 12 hours.
+            assert entry["timeout_minutes"] * 60 <= entry["role_duration_seconds"] <= 43200, entry["stack"]
