@@ -186,3 +186,15 @@ def test_crds_from_crd_charts_survive_destroy_and_wait_until_established() -> No
         opts=pulumi.ResourceOptions(),
     )
     assert _common.keep_crds(policy) is None
+
+
+def test_every_crd_chart_carries_the_keep_crds_transform(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The recording mock sees the remote chart but not its children, so check what crd_objects hands it.
+    seen: list[pulumi.ResourceOptions] = []
+    monkeypatch.setattr(_common.k8s.helm.v4, "Chart", lambda name, **kwargs: seen.append(kwargs["opts"]))
+    for upgrade in CRD_UPGRADES.values():
+        if upgrade.crd_chart is not None:
+            _common.crd_objects(
+                "x-crds", upgrade.crd_chart, namespace="ns", values={}, opts=pulumi.ResourceOptions()
+            )
+    assert seen and all(_common.keep_crds in (opts.transforms or []) for opts in seen)

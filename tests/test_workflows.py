@@ -421,8 +421,9 @@ def test_runner_variables_are_documented() -> None:
                 assert f"`{entry['runner_variable']}`" in page, entry["runner_variable"]
 
 
-#: What a deploy job needs besides the model server's rollout: the cluster, its add-ons and controllers.
-CLUSTER_BUDGET_SECONDS = 3600
+#: What a deploy job needs besides the model server's rollout: the cluster, its add-ons and controllers
+#: (an estimate: an EKS control plane alone takes 9-20 minutes), plus 15 minutes to spare.
+CLUSTER_BUDGET_SECONDS = 3600 + 900
 
 
 def _rollout_timeout_seconds(stack: str) -> int:
