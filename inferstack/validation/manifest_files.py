@@ -260,7 +260,10 @@ def validate_manifests(
         )
     if crds is not None and crds != crd_dir:
         # The temporary folder's name means nothing to a reader.
-        report.notes = [n.replace(str(crds), "the CRD folder and the input CRDs") for n in report.notes]
+        named = (
+            f"{crd_dir} and the input CRDs" if crd_dir is not None else "the input CRDs (no CRD folder given)"
+        )
+        report.notes = [n.replace(str(crds), named) for n in report.notes]
     if run_checkov:
         report.notes += [f"checkov {check} skipped: {reason}" for check, reason in sorted(skips.items())]
         if find_checkov(checkov_path) is None:
