@@ -1,6 +1,7 @@
-"""`inferstack` — offline plan, check and schema for InferStack stack files.
+"""`inferstack` — offline plan, check and schema for InferStack stack files; validate for manifests made elsewhere.
 
-Exit codes: 0 fine; 1 `check` found problems; 2 the stack file (or the command line) is wrong, and a bare
+Exit codes: 0 fine; 1 `check` or `validate` found problems; 2 the stack file, a manifest file given to
+`validate` (the message names the file and document) or the command line is wrong, and a bare
 `inferstack` with no command (it prints the help: nothing was done, so a script calling it must not
 carry on as if it had); 3 a bug in InferStack (INFERSTACK_DEBUG=1 shows the trace).
 Bad input never produces a traceback: every problem is listed with its field path and the fix.
@@ -17,7 +18,15 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from stacks.config import ConfigError, StackConfig, json_schema, load_stack_file, stack_file_json_schema
+from stacks.config import (
+    ClusterConfig,
+    ConfigError,
+    StackConfig,
+    Tier,
+    json_schema,
+    load_stack_file,
+    stack_file_json_schema,
+)
 
 EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -146,6 +155,47 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FINDINGS
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    from inferstack.validation.core import UnsupportedKubernetesVersion, schema_version
+    from inferstack.validation.manifest_files import (
+        ManifestInputError,
+        locations,
+        read_manifests,
+        render_policy_results,
+        validate_manifests,
+    )
+
+    try:
+        schema_version(args.kubernetes_version)
+    except UnsupportedKubernetesVersion as err:
+        raise UsageError(f"--kubernetes-version {args.kubernetes_version}: {err}") from None
+    try:
+        documents = read_manifests([Path(p) for p in args.paths])
+    except ManifestInputError as err:
+        raise UsageError(str(err)) from None
+    tier = Tier(args.tier)
+    report, policies = validate_manifests(
+        documents,
+        args.kubernetes_version,
+        tier=tier,
+        crd_dir=_env_dir(args.crd_dir, "INFERSTACK_CRD_DIR"),
+        checkov_path=args.checkov,
+        run_checkov=not args.skip_checkov,
+    )
+    files = len({d.path for d in documents})
+    print(
+        f"read {len(documents)} object{'s' if len(documents) != 1 else ''} from {files} "
+        f"file{'s' if files != 1 else ''}; Kubernetes {args.kubernetes_version}"
+    )
+    print(render_policy_results(policies, tier))
+    print(report.render())
+    found_in = locations(report, documents)
+    if found_in:
+        print("\nFound in:")
+        print("\n".join(f"  {line}" for line in found_in))
+    return EXIT_OK if report.ok else EXIT_FINDINGS
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     from inferstack.reporting.diff import DiffError, diff_stack, render_markdown
 
@@ -203,9 +253,11 @@ examples:
   inferstack plan local                        plan stacks/Pulumi.local.yaml into build/plan/local/
   inferstack check onprem                      plan, then validate manifests, chart values and policies
   inferstack diff prod-aws --base origin/main  what this change does to a stack (offline, no credentials)
+  inferstack validate rendered/                validate manifests made elsewhere (GitOps folders, overlays)
   inferstack schema > stack-file.schema.json   JSON Schema of a stack file, for an editor
 
-exit codes: 0 fine, 1 `check` found problems, 2 bad stack file or command line, 3 internal error
+exit codes: 0 fine, 1 `check` or `validate` found problems, 2 bad stack file, manifest file or command line,
+3 internal error
 """
 
 _PLAN_EXAMPLES = """\
@@ -221,6 +273,15 @@ examples:
   inferstack check onprem
   inferstack check prod-aws --crd-dir ../shared/crds --chart-dir ../shared/charts
   inferstack check local --skip-checkov          checkov is reported as not run
+"""
+
+_VALIDATE_EXAMPLES = """\
+examples:
+  inferstack validate build/plan/local/manifests.yaml
+      what `inferstack plan local` wrote
+  inferstack validate rendered/dev --crd-dir build/upstream/crds --tier dev
+      a cluster.render_yaml_to_directory folder (0-crd/, 1-manifest/): every *.yaml and *.yml under it
+  inferstack validate base/ overlays/prod/ --kubernetes-version 1.33 --skip-checkov
 """
 
 _DIFF_EXAMPLES = """\
@@ -288,6 +349,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--skip-checkov", action="store_true", help="do not run checkov (reported as not run)")
     check.set_defaults(func=cmd_check)
+
+    validate = sub.add_parser(
+        "validate",
+        help="validate Kubernetes manifests made elsewhere (rendered folders, manifests.yaml, overlays)",
+        description=_wrap(
+            "Validate Kubernetes manifests produced elsewhere (a render_yaml_to_directory folder, "
+            "`inferstack plan`'s manifests.yaml, a team's overlay) with check's validators: core kinds, "
+            "CRDs (the CRD folder and any CRDs among the inputs), checkov, the scope rule and the policy "
+            "pack's rules over Kubernetes objects. Each PATH is a multi-document YAML file or a folder "
+            "(every *.yaml and *.yml under it, sorted). Exit 1 when something fails, 2 when an input is "
+            "not Kubernetes YAML (the message names the file and document)."
+        ),
+        epilog=_VALIDATE_EXAMPLES,
+        formatter_class=_FORMATTER,
+    )
+    validate.add_argument("paths", nargs="+", metavar="PATH", help="a YAML file or a folder of them")
+    validate.add_argument(
+        "--kubernetes-version",
+        default=ClusterConfig.model_fields["kubernetes_version"].default,
+        help="Kubernetes minor version to validate built-in kinds against (default: %(default)s, the "
+        "stack files' default cluster.kubernetes_version)",
+    )
+    validate.add_argument(
+        "--tier",
+        choices=[t.value for t in Tier],
+        default=Tier.PROD.value,
+        help="policy levels of this tier: which policies are mandatory (default: %(default)s)",
+    )
+    validate.add_argument(
+        "--crd-dir", help="folder of upstream CRD YAML files (default: $INFERSTACK_CRD_DIR)"
+    )
+    validate.add_argument(
+        "--checkov", help="checkov executable (default: $INFERSTACK_CHECKOV, .tools/checkov, PATH)"
+    )
+    validate.add_argument(
+        "--skip-checkov", action="store_true", help="do not run checkov (reported as not run)"
+    )
+    validate.set_defaults(func=cmd_validate)
 
     diff = sub.add_parser(
         "diff",

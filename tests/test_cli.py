@@ -66,12 +66,12 @@ def test_bare_inferstack_prints_the_help_not_an_error(capsys: pytest.CaptureFixt
     # 2: nothing was done, so a script that calls `inferstack` with no command must not carry on.
     assert code == EXIT_BAD_INPUT
     assert out.startswith("usage: inferstack")
-    assert all(command in out for command in ("plan", "check", "diff", "schema"))
+    assert all(command in out for command in ("plan", "check", "validate", "diff", "schema"))
     assert "examples:" in out
     assert "error" not in err and err == ""
 
 
-@pytest.mark.parametrize("command", ["", "plan", "check", "diff", "schema"])
+@pytest.mark.parametrize("command", ["", "plan", "check", "validate", "diff", "schema"])
 def test_every_help_shows_examples_line_by_line(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     argv = [command, "--help"] if command else ["--help"]
     code, out, _ = run(capsys, *argv)
