@@ -10,7 +10,8 @@ API server reads it:
 - `x-kubernetes-int-or-string: true` accepts an integer or a string;
 - `x-kubernetes-embedded-resource: true` objects are left open (they hold a whole object);
 - `nullable: true` also accepts null;
-- `x-kubernetes-validations` (CEL rules) are not evaluated: a note says how many were skipped;
+- `x-kubernetes-validations` (CEL rules) are evaluated by inferstack.validation.cel as on create; a rule
+  that gives false is a finding, one that cannot be evaluated a note, and a note counts both per kind;
 - `metadata` is the API server's ObjectMeta, not part of the CRD's schema: only its type is checked.
 """
 
@@ -18,13 +19,14 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
+from inferstack.validation.cel import evaluate_rules
 from inferstack.validation.common import (
     CheckOutcome,
     Finding,
@@ -194,7 +196,7 @@ def validate_custom_resources(manifests: list[dict[str, Any]], crd_dir: Path | N
     findings: list[Finding] = []
     notes = list(index.problems)
     missing: dict[str, list[str]] = {}
-    cel: dict[str, int] = {}
+    cel: dict[str, _CelCounts] = {}
     validated = 0
     for obj in custom:
         group, version = split_api_version(obj["apiVersion"])
@@ -227,16 +229,47 @@ def validate_custom_resources(manifests: list[dict[str, Any]], crd_dir: Path | N
             notes.append(f"{name}: the {kind} CRD ({crd.source}) has no schema for {version}; not validated")
             continue
         validator, rules = _validator(key, group, version, kind)
-        if rules:
-            cel[kind] = rules
         validated += 1
         findings.extend(schema_findings(CHECK, name, validator.iter_errors(obj)))
+        if rules:
+            counts = cel.setdefault(kind, _CelCounts(rules))
+            result = evaluate_rules(crd.schema, obj)
+            counts.evaluated += result.evaluated
+            counts.transition += result.transition
+            counts.rules_run |= result.rules_run
+            counts.not_evaluated += len(result.not_evaluated)
+            for path, message, rule in result.failures:
+                findings.append(Finding(CHECK, name, f"{path}: {message} (CEL rule: {rule})"))
+            for path, rule, why in result.not_evaluated:
+                notes.append(f"{CEL_NOTE} not evaluated on {name} at {path or '(top level)'}: {rule} — {why}")
     for kind_group, names in sorted(missing.items()):
         notes.append(f"no CRD for {kind_group} in {crd_dir}: {', '.join(names)} not validated")
     if cel:
-        listed = ", ".join(f"{kind} {count}" for kind, count in sorted(cel.items()))
-        notes.append(f"CEL rules (x-kubernetes-validations) in the CRDs were not evaluated: {listed}")
+        listed = "; ".join(f"{kind} {counts}" for kind, counts in sorted(cel.items()))
+        notes.append(
+            f"{CEL_NOTE} per kind, rules that ran of the CRD's (a rule on a field a resource leaves out does "
+            f"not run; one on a list item runs per item; oldSelf transition rules do not run on create): {listed}"
+        )
     return CheckOutcome(findings, notes, validated)
+
+
+# Every CEL note starts so (tests/components/schemas.py tells these notes from "not validated" ones by it).
+CEL_NOTE = "CEL rules (x-kubernetes-validations)"
+
+
+@dataclass
+class _CelCounts:
+    """CEL rule counts for one kind over every resource of it."""
+
+    in_crd: int  # rules in the CRD version's schema
+    evaluated: int = 0  # evaluations (a rule on a list item runs once per item)
+    not_evaluated: int = 0  # evaluations that could not run (each one is also a note)
+    transition: int = 0  # oldSelf rules, skipped on create as the API server does
+    rules_run: set[str] = field(default_factory=set)
+
+    def __str__(self) -> str:
+        text = f"{len(self.rules_run)}/{self.in_crd} rules ran ({self.evaluated} evaluations), {self.not_evaluated} not evaluated"
+        return text + (f", {self.transition} transition rules skipped" if self.transition else "")
 
 
 def crd_source(index: CrdIndex, group: str, kind: str) -> str:
