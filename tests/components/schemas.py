@@ -37,7 +37,8 @@ CHART_DIR = data_dir("charts")
 needs_crds = pytest.mark.skipif(missing_reason("crds") is not None, reason=missing_reason("crds") or "")
 needs_charts = pytest.mark.skipif(missing_reason("charts") is not None, reason=missing_reason("charts") or "")
 
-# The product notes that CEL rules were not evaluated; the tests never evaluated them either.
+# The product evaluates CEL rules (a false one is a finding, kept); its CEL notes are the per-kind counts
+# and any "not evaluated on" rule, which are not errors of the object.
 _CEL_NOTE = "CEL rules (x-kubernetes-validations)"
 
 
