@@ -108,3 +108,40 @@ def test_kubernetes_extension_functions_match_go(expression: str, value: Any, ex
 
 def test_every_extension_is_named_as_kubernetes_names_it() -> None:
     assert set(K8S_FUNCTIONS) == {"lowerAscii", "upperAscii", "trim", "split", "find", "findAll"}
+
+
+# --- what the API server accepts must pass (review of issue 14: false positives) --------------------------
+
+
+def test_rules_see_escaped_property_names() -> None:
+    # k8s.io/apiserver/pkg/cel/escaping.go: `namespace` is a CEL reserved word, so rules say __namespace__
+    # (Gateway API's parentRefs rule); `a.b`-style names get __dot__ and friends.
+    ref = {"type": "object", "properties": {"name": {"type": "string"}, "namespace": {"type": "string"}}}
+    rule = {
+        "rule": "self.all(p1, self.exists_one(p2, p1.name == p2.name && "
+        "(has(p1.__namespace__) ? p1.__namespace__ : '') == (has(p2.__namespace__) ? p2.__namespace__ : '')))",
+        "message": "duplicate parent",
+    }
+    schema = _schema([], parentRefs={"type": "array", "items": ref, "x-kubernetes-validations": [rule]})
+    two_namespaces = [{"name": "gw", "namespace": "team-a"}, {"name": "gw", "namespace": "team-b"}]
+    assert evaluate_rules(schema, {"spec": {"parentRefs": two_namespaces}}).failures == []
+    same = [{"name": "gw", "namespace": "team-a"}, {"name": "gw", "namespace": "team-a"}]
+    assert [f[1] for f in evaluate_rules(schema, {"spec": {"parentRefs": same}}).failures] == [
+        "duplicate parent"
+    ]
+    dotted = _schema(
+        [{"rule": "self.app__dot__kubernetes__dot__io__slash__name == 'llm'"}],
+        **{"app.kubernetes.io/name": {"type": "string"}},
+    )
+    assert evaluate_rules(dotted, {"spec": {"app.kubernetes.io/name": "llm"}}).failures == []
+    assert evaluate_rules(dotted, {"spec": {"app.kubernetes.io/name": "web"}}).failures
+
+
+def test_a_null_the_schema_does_not_allow_takes_the_default() -> None:
+    # apiextensions-apiserver schema/defaulting/algorithm.go: a non-nullable null counts as absent.
+    schema = _schema(
+        [{"rule": "self.mode == 'fast'", "message": "mode"}],
+        mode={"type": "string", "default": "fast"},
+    )
+    assert evaluate_rules(schema, {"spec": {"mode": None}}).failures == []
+    assert evaluate_rules(schema, {"spec": {"mode": "slow"}}).failures

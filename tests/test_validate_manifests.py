@@ -284,3 +284,29 @@ def test_a_kind_list_stands_for_its_items(tmp_path: Path) -> None:
         ("x", f"{path} document 1 item 0"),
         ("y", f"{path} document 1 item 1"),
     ]
+
+
+def test_a_required_field_with_a_default_is_no_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The API server defaults before it validates: BackendTrafficPolicy's response body `type` is
+    # required and defaulted (Inline), so leaving it out is fine there and must be here.
+    if (reason := missing_reason("crds")) is not None:
+        pytest.skip(reason)
+    path = tmp_path / "btp.yaml"
+    path.write_text(
+        """apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: p, namespace: app}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: r}]
+  responseOverride:
+  - match: {statusCodes: [{value: 500}]}
+    response:
+      contentType: text/plain
+      body: {inline: "oops"}
+""",
+        encoding="utf-8",
+    )
+    code, out, _ = run(capsys, "validate", str(path), "--tier", "dev", "--skip-checkov", *crd_args())
+    assert code == EXIT_OK, out

@@ -157,7 +157,8 @@ def _run(expression: str, value: Any) -> Any:
 
 
 def apply_defaults(schema: Any, value: Any) -> Any:
-    """`value` with the schema's `default`s filled in where a property is absent (a copy; the input stays).
+    """`value` with the schema's `default`s filled in where a property is absent or a null the schema
+    does not allow (a copy; the input stays).
 
     Structural defaulting as the API server runs it before validation (apiextensions-apiserver
     pkg/apiserver/schema/defaulting/algorithm.go): properties, array items and map values, recursively.
@@ -168,6 +169,10 @@ def apply_defaults(schema: Any, value: Any) -> Any:
         out = dict(value)
         properties = schema.get("properties") or {}
         for name, sub in properties.items():
+            # A null where the schema does not allow one counts as absent (isNonNullableNull): it takes
+            # the default, or is pruned when there is none.
+            if name in out and out[name] is None and isinstance(sub, dict) and not sub.get("nullable"):
+                del out[name]
             if name not in out and isinstance(sub, dict) and "default" in sub:
                 out[name] = copy.deepcopy(sub["default"])
             if name in out:
@@ -180,6 +185,76 @@ def apply_defaults(schema: Any, value: Any) -> Any:
         return out
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
         return [apply_defaults(schema["items"], item) for item in value]
+    return value
+
+
+#: CEL reserved words: a property with one of these names is seen by rules as `__<name>__`.
+_CEL_RESERVED = frozenset(
+    {
+        "true",
+        "false",
+        "null",
+        "in",
+        "as",
+        "break",
+        "const",
+        "continue",
+        "else",
+        "for",
+        "function",
+        "if",
+        "import",
+        "let",
+        "loop",
+        "package",
+        "namespace",
+        "return",
+        "var",
+        "void",
+        "while",
+    }
+)
+_ESCAPABLE = re.compile(r"^[a-zA-Z_.\-/][a-zA-Z0-9_.\-/]*$")
+
+
+def escape_property(name: str) -> str | None:
+    """The name a rule uses for object property `name`, or None when rules cannot see it.
+
+    k8s.io/apiserver/pkg/cel/escaping.go `Escape`: reserved words become `__word__`; in other names `__`
+    becomes `__underscores__`, `.` `__dot__`, `-` `__dash__` and `/` `__slash__`; a name with any other
+    character is not accessible. (Gateway API's rules say `has(p.__namespace__)`.)
+    """
+    if name in _CEL_RESERVED:
+        return f"__{name}__"
+    if not _ESCAPABLE.match(name):
+        return None
+    return (
+        name.replace("__", "__underscores__")
+        .replace(".", "__dot__")
+        .replace("-", "__dash__")
+        .replace("/", "__slash__")
+    )
+
+
+def cel_view(schema: Any, value: Any) -> Any:
+    """`value` as rules see it: the schema's declared properties under their escaped names, recursively
+    (map keys of `additionalProperties` are data, not property names, and stay as they are)."""
+    if not isinstance(schema, dict):
+        return value
+    if isinstance(value, dict):
+        properties = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if key in properties:
+                escaped = escape_property(key)
+                if escaped is not None:
+                    out[escaped] = cel_view(properties[key], item)
+            else:
+                out[key] = cel_view(extra, item) if isinstance(extra, dict) else item
+        return out
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [cel_view(schema["items"], item) for item in value]
     return value
 
 
@@ -217,8 +292,9 @@ def evaluate_rules(schema: dict[str, Any], obj: dict[str, Any]) -> CelResult:
                 else:
                     result.transition += 1
                 continue
+            seen = cel_view(node, value)
             try:
-                verdict = _run(rule, value)
+                verdict = _run(rule, seen)
                 if not isinstance(verdict, (bool, celtypes.BoolType)):
                     raise _NotEvaluated(f"it gave {type(verdict).__name__}, not a bool")
             except _NotEvaluated as exc:
@@ -227,7 +303,7 @@ def evaluate_rules(schema: dict[str, Any], obj: dict[str, Any]) -> CelResult:
             result.evaluated += 1
             result.rules_run.add(rule)
             if not bool(verdict):
-                result.failures.append((_field(path, entry), _message(entry, value, rule), rule))
+                result.failures.append((_field(path, entry), _message(entry, seen, rule), rule))
     return result
 
 

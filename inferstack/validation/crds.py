@@ -26,7 +26,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from inferstack.validation.cel import evaluate_rules
+from inferstack.validation.cel import apply_defaults, evaluate_rules
 from inferstack.validation.common import (
     CheckOutcome,
     Finding,
@@ -230,10 +230,13 @@ def validate_custom_resources(manifests: list[dict[str, Any]], crd_dir: Path | N
             continue
         validator, rules = _validator(key, group, version, kind)
         validated += 1
-        findings.extend(schema_findings(CHECK, name, validator.iter_errors(obj)))
+        # The API server defaults first, then validates the schema and the rules (a required field
+        # with a default, or a non-nullable null, is no error there).
+        defaulted = apply_defaults(crd.schema, obj)
+        findings.extend(schema_findings(CHECK, name, validator.iter_errors(defaulted)))
         if rules:
             counts = cel.setdefault(kind, _CelCounts(rules))
-            result = evaluate_rules(crd.schema, obj)
+            result = evaluate_rules(crd.schema, defaulted)
             counts.evaluated += result.evaluated
             counts.transition += result.transition
             counts.rules_run |= result.rules_run
