@@ -101,6 +101,26 @@ def gpus_per_pod(deployment: dict[str, Any]) -> int:
     return total
 
 
+def _cold_start(deployment: dict[str, Any], provisions_node: bool) -> tuple[int, str]:
+    """(seconds, "startup probe S + image pull P [+ GPU node N]"): the floor of one new pod's cold start
+    a plan can state (the weight download needs the model's size, which the objects do not carry)."""
+    startup = startup_budget_seconds(deployment)
+    node = NODE_PROVISIONING_SECONDS if provisions_node else 0
+    terms = f"startup probe {startup} + image pull {IMAGE_PULL_SECONDS}" + (
+        f" + GPU node {node}" if node else ""
+    )
+    return startup + IMAGE_PULL_SECONDS + node, terms
+
+
+def _replica_ceilings(manifests: Sequence[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    """(namespace, Deployment name) -> its ScaledObject's maxReplicaCount (KEDA's default 100 when unset)."""
+    return {
+        t: int((so.get("spec") or {}).get("maxReplicaCount", 100))
+        for so in _scaled_objects(manifests)
+        if (t := _target(so)) is not None
+    }
+
+
 def _provisions_gpu_nodes(manifests: Sequence[dict[str, Any]], resources: Iterable[RecordedResource]) -> bool:
     if any(
         m.get("kind") == "NodePool" and m.get("apiVersion", "").startswith("karpenter.sh/") for m in manifests
@@ -160,9 +180,7 @@ def cold_start_outcome(
             continue
         checked += 1
         deployment = deployments[target]
-        startup = startup_budget_seconds(deployment)
-        node = NODE_PROVISIONING_SECONDS if provisions and gpus_per_pod(deployment) else 0
-        least = startup + IMAGE_PULL_SECONDS + node
+        least, terms = _cold_start(deployment, provisions and bool(gpus_per_pod(deployment)))
         cooldown = int(spec.get("cooldownPeriod", KEDA_DEFAULT_COOLDOWN_SECONDS))
         if cooldown < least:
             findings.append(
@@ -170,10 +188,7 @@ def cold_start_outcome(
                     check=COLD_START_CHECK,
                     resource=resource_id(so),
                     message=f"spec.cooldownPeriod: {cooldown} s is shorter than a cold start of "
-                    f"{resource_id(deployment)} ({least} s = startup probe {startup} + image pull "
-                    f"{IMAGE_PULL_SECONDS}"
-                    + (f" + GPU node {node}" if node else "")
-                    + "): KEDA would scale a "
+                    f"{resource_id(deployment)} ({least} s = {terms}): KEDA would scale a "
                     "still-loading replica to zero; raise autoscaling.cooldown_seconds to at least "
                     f"{least} (or remove it: the default is the cold-start budget)",
                 )
@@ -186,11 +201,7 @@ def rollout_outcome(
 ) -> CheckOutcome:
     """One finding per GPU Deployment whose rolling-update surge has no room at its replica ceiling."""
     resources = list(resources)
-    ceilings = {
-        t: int((so.get("spec") or {}).get("maxReplicaCount", 100))
-        for so in _scaled_objects(manifests)
-        if (t := _target(so)) is not None
-    }
+    ceilings = _replica_ceilings(manifests)
     capacity = gpu_capacity(manifests, resources)
     findings: list[Finding] = []
     checked = 0
@@ -248,11 +259,7 @@ def deadline_outcome(
     that is still doing its cold starts."""
     resources = list(resources)
     provisions = _provisions_gpu_nodes(manifests, resources)
-    ceilings = {
-        t: int((so.get("spec") or {}).get("maxReplicaCount", 100))
-        for so in _scaled_objects(manifests)
-        if (t := _target(so)) is not None
-    }
+    ceilings = _replica_ceilings(manifests)
     timeouts = _pulumi_timeouts(resources)
     findings: list[Finding] = []
     checked = 0
@@ -261,12 +268,7 @@ def deadline_outcome(
             continue
         checked += 1
         spec = deployment.get("spec") or {}
-        startup = startup_budget_seconds(deployment)
-        node = NODE_PROVISIONING_SECONDS if provisions else 0
-        cold_start = startup + IMAGE_PULL_SECONDS + node
-        terms = f"startup probe {startup} + image pull {IMAGE_PULL_SECONDS}" + (
-            f" + GPU node {node}" if node else ""
-        )
+        cold_start, terms = _cold_start(deployment, provisions)
         deadline = int(spec.get("progressDeadlineSeconds", KUBERNETES_DEFAULT_PROGRESS_DEADLINE_SECONDS))
         if deadline < cold_start:
             findings.append(
