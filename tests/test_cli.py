@@ -19,6 +19,7 @@ from stacks.config import ConfigError, StackConfig, load_stack_file, parse_stack
 from stacks.config_base import QUANTITY_PATTERN
 from stacks.config_errors import model_class_names
 from stacks.stack_yaml import YamlError, load_yaml
+from tests.cli_run import run
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK_FILES = sorted((ROOT / "stacks").glob("Pulumi.*.yaml"))
@@ -40,16 +41,6 @@ def problems_of(values: dict[str, Any]) -> dict[str, str]:
     with pytest.raises(ConfigError) as caught:
         parse_stack_config(values)
     return dict(caught.value.problems)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """main(argv) -> (exit code, stdout, stderr); argparse's own exits (--help, --version) included."""
-    try:
-        code = main(list(argv))
-    except SystemExit as done:
-        code = int(done.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 # --- version and help ----------------------------------------------------------------------------------

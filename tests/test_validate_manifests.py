@@ -17,20 +17,12 @@ from inferstack.cli import EXIT_BAD_INPUT, EXIT_FINDINGS, EXIT_OK, main
 from inferstack.validation.engine import find_checkov
 from inferstack.validation.manifest_files import NOT_ON_MANIFESTS, read_file, type_token
 from inferstack.validation.policies import load_rules
+from tests.cli_run import run
 from tests.upstream_data import data_dir, missing_reason
 
 needs_checkov = pytest.mark.skipif(
     find_checkov() is None, reason="checkov not installed: `make tools` puts it in .tools/checkov"
 )
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as done:
-        code = int(done.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
