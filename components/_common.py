@@ -226,7 +226,7 @@ def helm_release(
     do not type, merged over ours.
 
     Where CRD_UPGRADES gives the chart a CRD chart, that chart is applied first as `<name>-crds`
-    (crd_objects, on `crd_provider` when given: see crd_provider()), and this release runs with skip_crds
+    (crd_objects, on `crd_provider` when given: the second of cluster_providers()), and this release runs with skip_crds
     and depends on it: a bump of the pins upgrades the CRDs before the controller. Depending on the
     returned release therefore also waits for the CRDs.
     """
@@ -278,7 +278,7 @@ def crd_objects(
     CRD survives `pulumi destroy` (deleting it deletes every object of its kinds in the whole cluster,
     other teams' too; Helm never deletes crds/), and its create waits until the API server serves it.
     A CRD already on the cluster (from the main chart's crds/ before, or another install) is adopted
-    only when `opts` carries the provider crd_provider() makes: pulumi-kubernetes creates new objects
+    only when `opts` carries the "cluster-crds" provider of cluster_providers(): pulumi-kubernetes creates new objects
     with a plain create, which fails with AlreadyExists otherwise.
     """
     return k8s.helm.v4.Chart(
@@ -313,17 +313,24 @@ def keep_crds(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformRes
     )
 
 
-def crd_provider(name: str, **cluster: Any) -> k8s.Provider:
-    """The provider CRD charts are applied with: the cluster's provider settings (`cluster`, the same
-    keyword arguments the stack gives its main k8s.Provider) plus
-    - upsert_existing_objects: a CRD that already exists is updated (server-side apply) instead of the
-      create failing with AlreadyExists; clusters deployed before the CRD charts, and clusters whose
-      Gateway API or prometheus-operator CRDs came from elsewhere, hold them already;
-    - enable_patch_force: that apply takes the fields over from their previous manager (Helm, which
-      created the crds/ objects), where a plain apply would stop on a field-manager conflict.
-    Kept apart from the main provider, so no other object of the stack silently adopts a namesake.
+def cluster_providers(**cluster: Any) -> tuple[k8s.Provider, k8s.Provider]:
+    """The stack's two Kubernetes providers on one cluster, from the same settings (`cluster`: k8s.Provider
+    keyword arguments such as kubeconfig, context, namespace, render_yaml_to_directory), both with
+    server-side apply:
+    - "cluster", for every object of the stack;
+    - "cluster-crds", for the CRD charts only (crd_objects), which adds
+      - upsert_existing_objects: a CRD that already exists is updated (server-side apply) instead of the
+        create failing with AlreadyExists; clusters deployed before the CRD charts, and clusters whose
+        Gateway API or prometheus-operator CRDs came from elsewhere, hold them already;
+      - enable_patch_force: that apply takes the fields over from their previous manager (Helm, which
+        created the crds/ objects), where a plain apply would stop on a field-manager conflict.
+      Kept apart from the main provider, so no other object of the stack silently adopts a namesake.
     """
-    return k8s.Provider(name, **{**cluster, "upsert_existing_objects": True, "enable_patch_force": True})
+    settings = {**cluster, "enable_server_side_apply": True}
+    return (
+        k8s.Provider("cluster", **settings),
+        k8s.Provider("cluster-crds", **settings, upsert_existing_objects=True, enable_patch_force=True),
+    )
 
 
 def _release(

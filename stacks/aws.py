@@ -14,13 +14,11 @@ object goes before the cluster, and the cluster before the VPC.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components._common import crd_provider
+from components._common import cluster_providers
 from components.choices import CapacityType, Dns01Provider, GpuProvisioner, LoadBalancerKind, TlsMode
 from components.clusters.aws.eks import EksCluster, EksClusterArgs
 from components.clusters.aws.gpu_node_pool import AwsGpuNodePool, AwsGpuNodePoolArgs
@@ -85,13 +83,7 @@ def deploy_aws(cfg: StackConfig) -> None:
         # Nodes and add-ons need the NAT routes to pull images; without them a node group never joins.
         opts=pulumi.ResourceOptions(providers=[aws_provider], depends_on=network.nat_gateways),
     )
-    cluster: dict[str, Any] = {
-        "kubeconfig": eks.kubeconfig,
-        "namespace": cfg.cluster.namespace,
-        "enable_server_side_apply": True,
-    }
-    kubernetes = k8s.Provider("cluster", **cluster)
-    crds = crd_provider("cluster-crds", **cluster)
+    kubernetes, crds = cluster_providers(kubeconfig=eks.kubeconfig, namespace=cfg.cluster.namespace)
     # Controllers need nodes to run on and their add-ons (DNS, CNI) in place.
     on_cluster = pulumi.ResourceOptions(
         providers=[aws_provider, kubernetes], depends_on=[eks.system_node_group, *eks.addons]

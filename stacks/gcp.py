@@ -20,13 +20,10 @@ key rings cannot be deleted at all: they and their keys are forgotten, not destr
 
 from __future__ import annotations
 
-from typing import Any
-
 import pulumi
 import pulumi_gcp as gcp
-import pulumi_kubernetes as k8s
 
-from components._common import crd_provider
+from components._common import cluster_providers
 from components.choices import Dns01Provider, LoadBalancerKind, TlsMode
 from components.clusters.gcp.apis import RESOURCE_MANAGER, GcpFeature, apis_for
 from components.clusters.gcp.gke import GkeCluster, GkeClusterArgs
@@ -170,13 +167,7 @@ def deploy_gcp(cfg: StackConfig) -> None:
         # Private nodes pull images through Cloud NAT; without it the system pool never becomes ready.
         opts=pulumi.ResourceOptions(provider=gcp_provider, depends_on=[*apis, network.nat]),
     )
-    cluster: dict[str, Any] = {
-        "kubeconfig": gke.kubeconfig,
-        "namespace": cfg.cluster.namespace,
-        "enable_server_side_apply": True,
-    }
-    kubernetes = k8s.Provider("cluster", **cluster)
-    crds = crd_provider("cluster-crds", **cluster)
+    kubernetes, crds = cluster_providers(kubeconfig=gke.kubeconfig, namespace=cfg.cluster.namespace)
 
     pool: GcpGpuNodePool | None = None
     if cfg.uses_gpu:

@@ -6,29 +6,23 @@ installs what makes them schedulable. Everything else is the shared workload (`s
 
 from __future__ import annotations
 
-from typing import Any
-
 import pulumi
-import pulumi_kubernetes as k8s
 
-from components._common import crd_provider
+from components._common import cluster_providers
 from components.gpu_node_pool import GpuNodePool, GpuNodePoolArgs, Taint
 from stacks.config import StackConfig
 from stacks.workload import NAME, ClusterContext, GatewayExposure, deploy_workload
 
 
 def deploy_onprem(cfg: StackConfig) -> None:
-    cluster: dict[str, Any] = {
-        "context": cfg.cluster.kube_context,
-        "kubeconfig": cfg.cluster.kubeconfig,
+    provider, crds = cluster_providers(
+        context=cfg.cluster.kube_context,
+        kubeconfig=cfg.cluster.kubeconfig,
         # Every object is created by this program; a stray default namespace is a mistake, not a default.
-        "namespace": cfg.cluster.namespace,
-        "enable_server_side_apply": True,
+        namespace=cfg.cluster.namespace,
         # GitOps: the provider writes manifests for Argo CD / Flux instead of talking to a cluster.
-        "render_yaml_to_directory": cfg.cluster.render_yaml_to_directory,
-    }
-    provider = k8s.Provider("cluster", **cluster)
-    crds = crd_provider("cluster-crds", **cluster)
+        render_yaml_to_directory=cfg.cluster.render_yaml_to_directory,
+    )
     pool = None
     if cfg.uses_gpu:
         pool = GpuNodePool(
