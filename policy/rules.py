@@ -805,6 +805,13 @@ def parse_quantity(value: Any) -> Decimal | None:
 _QOS_RESOURCES = ("cpu", "memory")
 
 
+def _requests_and_limits(container: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """A container's (requests, limits), a missing request defaulted to its limit as the API server does."""
+    resources = _dict(container.get("resources"))
+    limits = _dict(resources.get("limits"))
+    return {**limits, **_dict(resources.get("requests"))}, limits
+
+
 def pod_qos_class(spec: Mapping[str, Any]) -> str:
     """ "Guaranteed" | "Burstable" | "BestEffort", computed as Kubernetes does.
 
@@ -817,9 +824,7 @@ def pod_qos_class(spec: Mapping[str, Any]) -> str:
     limits: dict[str, Decimal] = {}
     guaranteed = True
     for c in _containers(spec):
-        resources = _dict(c.get("resources"))
-        own_limits = _dict(resources.get("limits"))
-        own_requests = {**own_limits, **_dict(resources.get("requests"))}
+        own_requests, own_limits = _requests_and_limits(c)
         for name in _QOS_RESOURCES:
             request, limit = parse_quantity(own_requests.get(name)), parse_quantity(own_limits.get(name))
             if request is not None and request > 0:
@@ -847,9 +852,7 @@ def serving_pods_guaranteed(type_token: str, props: Props) -> list[str]:
         return []
     offenders = []
     for c in _containers(spec):
-        resources = _dict(c.get("resources"))
-        own_limits = _dict(resources.get("limits"))
-        own_requests = {**own_limits, **_dict(resources.get("requests"))}
+        own_requests, own_limits = _requests_and_limits(c)
         for name in _QOS_RESOURCES:
             request, limit = parse_quantity(own_requests.get(name)), parse_quantity(own_limits.get(name))
             if limit is None or limit <= 0 or request != limit:
