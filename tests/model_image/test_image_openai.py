@@ -19,6 +19,8 @@ import openai
 import pytest
 from image_helpers import REPO_ROOT, free_port, launcher_env, run_launcher, stop, wait_http
 
+from tests import endpoint_checks
+
 SERVED = "acme/tiny-chat"
 # The module server's drain deadline: far above how long the drained reply takes even on a loaded machine.
 # The launcher runs the engine under GNU timeout, which SIGKILLs it SHUTDOWN_TIMEOUT seconds after SIGTERM
@@ -78,62 +80,30 @@ def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 def test_models_list_names_the_served_model(server: Server) -> None:
-    models = server.client().models.list()
-    assert [m.id for m in models.data] == [SERVED]
+    endpoint_checks.assert_models_list(server.client(), SERVED)
 
 
 def test_chat_completion_returns_text_and_usage(server: Server) -> None:
-    reply = server.client().chat.completions.create(
-        model=SERVED, messages=[{"role": "user", "content": "hello there"}], max_tokens=8
-    )
-    choice = reply.choices[0]
-    assert isinstance(choice.message.content, str) and choice.message.content.strip()
-    assert choice.finish_reason == "length"
-    assert reply.usage is not None
-    assert reply.usage.completion_tokens == 8
-    assert reply.usage.prompt_tokens > 0
-    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+    endpoint_checks.assert_chat_completion(server.client(), SERVED, max_tokens=8)
 
 
 def test_streaming_chat_yields_chunks_and_finishes(server: Server) -> None:
-    stream = server.client().chat.completions.create(
-        model=SERVED, messages=[{"role": "user", "content": "hello"}], max_tokens=6, stream=True
-    )
-    chunks = list(stream)
-    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
-    assert len(chunks) >= 3, "a stream is several chunks, not one reply"
-    assert text.strip()
-    assert finishes == ["length"]
+    endpoint_checks.assert_streaming_chat(server.client(), SERVED, max_tokens=6)
 
 
 def test_unknown_model_is_a_client_error(server: Server) -> None:
-    with pytest.raises(openai.APIStatusError) as err:
-        server.client().chat.completions.create(
-            model="acme/no-such-model", messages=[{"role": "user", "content": "hi"}], max_tokens=2
-        )
-    assert 400 <= err.value.status_code < 500
+    endpoint_checks.assert_unknown_model_rejected(server.client())
 
 
 def test_sigterm_drains_the_open_stream_and_exits_cleanly(server: Server) -> None:
     # Runs last in this module: it stops the shared server.
-    stream = server.client().chat.completions.create(
-        model=SERVED,
-        messages=[{"role": "user", "content": "tell me"}],
-        max_tokens=DRAINED_TOKENS,
-        stream=True,
-    )
-    chunks = iter(stream)
-    next(chunks)  # the stream is open when SIGTERM arrives
+    rest = endpoint_checks.open_stream(server.client(), SERVED, DRAINED_TOKENS)
     sent = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
-    rest = list(chunks)
+    endpoint_checks.assert_drained(rest, DRAINED_TOKENS)
     code = server.proc.wait(timeout=SHUTDOWN_TIMEOUT + 15)
     took = time.monotonic() - sent
     log = server.log.read_text()
-    assert rest and rest[-1].choices[0].finish_reason == "length", "the open stream was cut, not drained"
-    usage = rest[-1].usage
-    assert usage is not None and usage.completion_tokens == DRAINED_TOKENS, "the whole reply was delivered"
     # uvicorn logs this only when a response was still in flight once shutdown began: the stream was
     # drained, not already finished before the signal took effect.
     assert "Waiting for connections to close" in log, log[-3000:]
