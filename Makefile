@@ -35,7 +35,7 @@ PIP_LOCKED := --quiet --require-hashes --no-deps --only-binary :all:
 # index. The hash pins the file whichever index serves it.
 TORCH_FROM = $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 
-.PHONY: help runtime runtime-core venv tools policy-pack lock test lint plan check schema fetch-schemas up destroy bench clean
+.PHONY: help runtime runtime-core venv tools policy-pack lock test e2e e2e-host lint plan check schema fetch-schemas up destroy bench clean
 
 help:
 	@echo "make up STACK=local     check prerequisites, create a kind cluster if needed, build + load the image,"
@@ -44,6 +44,8 @@ help:
 	@echo "make plan STACK=local   offline plan: build/plan/STACK/{resources.json,manifests.yaml,summary.md}"
 	@echo "make check STACK=local  offline plan + manifest validation (kubernetes-validate, CRDs, checkov, values)"
 	@echo "make test               lint + type check + the whole test suite"
+	@echo "make e2e                build the images from their Dockerfiles, run the planned pods under Docker"
+	@echo "make e2e-host           (root, Debian/Ubuntu) install Docker's engine and debootstrap for make e2e"
 	@echo "make fetch-schemas      released charts' values and CRDs for check, into $(UPSTREAM_DIR) (needs helm)"
 	@echo "make runtime-core       .venv for on-prem/local stacks only (no AWS/GCP SDKs); make runtime: all platforms"
 	@echo "make lint               ruff, ruff format --check, mypy (the dev venv)"
@@ -160,6 +162,27 @@ lint: venv
 
 test: venv tools lint
 	$(BIN)/pytest -q
+
+# The images built from model_image/Dockerfile.cpu and Dockerfile, and the planned pods run in them under
+# Docker as the kubelet runs them (tests/pod_harness.py, tests/model_image/test_image_container.py): about
+# 5 minutes on 2 cores. Needs a Docker engine (or root with `make e2e-host` done, then it starts a private
+# dockerd), debootstrap (the base images: no registry is assumed), and Python 3.12 for the GPU image's
+# stand-in base (E2E_PYTHON312). Fails, never skips, when any of it is missing.
+e2e: venv $(UV)
+	INFERSTACK_E2E=1 $(BIN)/pytest -q tests/model_image/test_image_container.py
+
+# Debian's docker.io (Engine 20.10, which builds with BuildKit without the buildx plugin) and debootstrap,
+# from the distribution's archive, where they are missing. Not from a lock: Debian stable moves only by
+# security and point releases, and an exact version pin would break as soon as the archive drops it.
+e2e-host:
+	@if command -v dockerd >/dev/null && command -v debootstrap >/dev/null; then \
+	  echo "make e2e-host: dockerd and debootstrap are installed"; \
+	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+	  echo "make e2e-host: installs Debian's docker.io and debootstrap with apt-get, as root; or install Docker and debootstrap yourself" >&2; exit 1; \
+	else \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap \
+	  && dpkg-query -W docker.io debootstrap containerd runc; \
+	fi
 
 # The venv a stack needs, read from its stack file before any venv exists (scripts/up.py, standard library
 # only): on-prem and local stacks the core runtime (no AWS/GCP SDKs: 278 MB instead of 841 MB), cloud

@@ -19,7 +19,7 @@ from inferstack.planning.plan import Plan, plan_stack
 from inferstack.validation.policies import check_policies, load_rules
 from model_image.cli import build_parser
 from stacks.config import load_stack_file
-from tests.model_image.image_helpers import dockerfile_instructions
+from tests.model_image.image_helpers import base_image_default, dockerfile_instructions
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK_FILES = sorted(
@@ -44,8 +44,7 @@ DOCKERFILES = ["Dockerfile", "Dockerfile.cpu"]
 
 def base_image(name: str) -> str:
     """The repository of the first FROM (the runtime stage): 'vllm/vllm-openai', 'python'."""
-    first = next(rest for word, rest in dockerfile_instructions(name) if word == "FROM")
-    return first.split()[0].split(":")[0]
+    return base_image_default(name).split("@")[0].split(":")[0]
 
 
 @pytest.mark.parametrize("name", DOCKERFILES)

@@ -5,6 +5,7 @@ model made here (no hub downloads), and running the launcher the way the pod doe
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -176,3 +177,12 @@ def dockerfile_instructions(name: str) -> list[tuple[str, str]]:
             word, _, rest = line.partition(" ")
             out.append((word.upper(), rest.strip()))
     return out
+
+
+def base_image_default(name: str) -> str:
+    """The image model_image/<name>'s runtime stage builds on by default: its first FROM, with ${ARG}
+    replaced by the ARG's default (FROM ${BASE_IMAGE} AS runtime -> python:3.11-slim-bookworm@sha256:...)."""
+    ins = dockerfile_instructions(name)
+    defaults = dict(rest.split("=", 1) for word, rest in ins if word == "ARG" and "=" in rest)
+    first = next(rest for word, rest in ins if word == "FROM").split()[0]
+    return re.sub(r"\$\{(\w+)\}", lambda m: defaults[m.group(1)].strip('"'), first)
