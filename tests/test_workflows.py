@@ -550,7 +550,6 @@ def test_e2e_installs_the_kind_release_of_the_pinned_node_image_verified_by_sha2
         assert download < check < script.index("chmod +x"), f"{tool}: verified before it is made executable"
 
 
-
 def test_e2e_installs_the_pinned_pulumi_cli_with_deploys_action() -> None:
     pulumi = e2e_step("pulumi/actions@")
     assert "command" not in pulumi["with"], "install only: make up runs pulumi itself"
