@@ -373,11 +373,16 @@ def api_reachable_from_github_hosted_runners(stack: str) -> bool:
 
 
 def stack_jobs() -> list[tuple[str, str, dict[str, Any]]]:
-    """(workflow, job name, job) for every job that runs Pulumi against a cluster."""
+    """(workflow, job name, job) for every job that runs Pulumi against a cloud stack's cluster: a
+    pulumi/actions step with a `command`. Without one the action only installs the CLI (its README,
+    "Installation Only"), as e2e.yml uses it for the local stack on kind."""
     found = []
     for path in WORKFLOW_FILES:
         for job_name, job in load(path)["jobs"].items():
-            if any(s.get("uses", "").startswith("pulumi/actions@") for s in steps(job)):
+            if any(
+                s.get("uses", "").startswith("pulumi/actions@") and "command" in s.get("with", {})
+                for s in steps(job)
+            ):
                 found.append((path.name, job_name, job))
     return found
 
@@ -457,3 +462,177 @@ def test_deploy_jobs_and_aws_sessions_outlast_the_stacks_rollout(job_name: str) 
         if entry["cloud"] == "aws":
             # AssumeRoleWithWebIdentity allows up to the role's MaxSessionDuration, at most 12 hours.
             assert entry["timeout_minutes"] * 60 <= entry["role_duration_seconds"] <= 43200, entry["stack"]
+
+
+# --- e2e.yml: the local stack on a kind cluster -----------------------------------------------------------
+
+E2E = WORKFLOWS / "e2e.yml"
+E2E_TESTS = ROOT / "tests" / "e2e"
+KIND_CONFIG = ROOT / "deploy" / "kind" / "cluster.yaml"
+#: What a change must touch to run the kind end-to-end on its pull request.
+E2E_PATHS = [
+    "components/**",
+    "model_image/**",
+    "stacks/**",
+    "scripts/up.py",
+    "deploy/kind/**",
+    "tests/e2e/**",
+    "tests/endpoint_checks.py",
+    ".github/workflows/e2e.yml",
+]
+E2E_ENV = re.compile(r"\bINFERSTACK_E2E_[A-Z0-9_]+\b")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def e2e_job() -> dict[str, Any]:
+    (job,) = workflow("e2e.yml")["jobs"].values()
+    return job
+
+
+def e2e_step(predicate: str) -> dict[str, Any]:
+    """The one step of the e2e job whose `run` or `uses` contains `predicate`."""
+    found = [s for s in steps(e2e_job()) if predicate in s.get("run", s.get("uses", ""))]
+    assert len(found) == 1, f"e2e.yml: {len(found)} steps contain {predicate!r}"
+    return found[0]
+
+
+def e2e_step_index(step: dict[str, Any]) -> int:
+    return steps(e2e_job()).index(step)
+
+
+def test_e2e_runs_manually_nightly_and_on_pull_requests_that_touch_what_it_deploys() -> None:
+    on = triggers(workflow("e2e.yml"))
+    assert set(on) == {"workflow_dispatch", "schedule", "pull_request"}
+    assert sorted(on["pull_request"]["paths"]) == sorted(E2E_PATHS)
+    assert set(on["pull_request"]) == {"paths"}, "no branch filter: fork PRs run it too"
+    (cron,) = on["schedule"]
+    assert len(cron["cron"].split()) == 5
+    for path in E2E_PATHS:  # every path names something that exists
+        assert any(ROOT.glob(path.removesuffix("/**"))), path
+
+
+def test_e2e_has_a_read_only_token_no_secrets_a_time_limit_and_one_run_per_ref() -> None:
+    doc = workflow("e2e.yml")
+    text = E2E.read_text(encoding="utf-8")
+    assert doc["permissions"] == {"contents": "read"}
+    assert re.search(r"\bsecrets\.", text) is None, "fork PRs get no secrets; the local stack needs none"
+    assert "id-token" not in text
+    assert doc["concurrency"] == {"group": "e2e-${{ github.ref }}", "cancel-in-progress": True}
+    job = e2e_job()
+    assert job.get("permissions") is None
+    assert job["runs-on"] == "ubuntu-24.04"
+    assert isinstance(job["timeout-minutes"], int) and 30 <= job["timeout-minutes"] <= 360
+    checkout = e2e_step("actions/checkout@")
+    assert checkout["with"]["persist-credentials"] is False
+
+
+def test_e2e_installs_the_kind_release_of_the_pinned_node_image_verified_by_sha256() -> None:
+    env = workflow("e2e.yml")["env"]
+    up_py = (ROOT / "scripts" / "up.py").read_text(encoding="utf-8")
+    version = re.search(r"^KIND_VERSION = \((\d+), (\d+), (\d+)\)$", up_py, re.MULTILINE)
+    assert version
+    assert env["KIND_VERSION"] == "v" + ".".join(version.groups())
+    # deploy/kind/cluster.yaml pins the node image by tag and digest; kubectl matches its Kubernetes release.
+    node = re.search(
+        r"image: kindest/node:(v[\d.]+)@sha256:[0-9a-f]{64}$", KIND_CONFIG.read_text(), re.MULTILINE
+    )
+    assert node
+    assert env["KUBECTL_VERSION"] == node.group(1)
+    assert SHA256.match(env["KIND_SHA256"]) and SHA256.match(env["KUBECTL_SHA256"])
+    script = e2e_step("kind-linux-amd64")["run"]
+    assert "set -euo pipefail" in script
+    for tool, url in (
+        ("kind", "https://kind.sigs.k8s.io/dl/${KIND_VERSION}/kind-linux-amd64"),
+        ("kubectl", "https://dl.k8s.io/release/${KUBECTL_VERSION}/bin/linux/amd64/kubectl"),
+    ):
+        download = script.index(f'-o "$bin/{tool}" "{url}"')
+        check = script.index(f'echo "${{{tool.upper()}_SHA256}}  $bin/{tool}" | sha256sum --check --strict')
+        assert download < check < script.index("chmod +x"), f"{tool}: verified before it is made executable"
+
+
+def test_e2e_installs_the_pinned_pulumi_cli_with_deploys_action() -> None:
+    pulumi = e2e_step("pulumi/actions@")
+    assert "command" not in pulumi["with"], "install only: make up runs pulumi itself"
+    assert pulumi["with"]["pulumi-version"] == pyproject_pin("pulumi")
+    deploy_refs = {u for u in uses_of(workflow("deploy.yml")) if u.startswith("pulumi/actions@")}
+    assert deploy_refs == {pulumi["uses"]}
+    assert e2e_step_index(pulumi) < e2e_step_index(e2e_step('make up STACK="$STACK"'))
+
+
+def test_e2e_runs_make_up_then_the_tests_then_always_destroys_and_checks_nothing_is_left() -> None:
+    doc = workflow("e2e.yml")
+    assert doc["env"]["STACK"] == "local"
+    assert "--yes" in doc["env"]["PULUMI_ARGS"].split(), "pulumi up/destroy have no terminal to confirm on"
+    assert "PULUMI_CONFIG_PASSPHRASE" not in doc["env"], "scripts/up.py generates the passphrase"
+    up = e2e_step('make up STACK="$STACK"')
+    endpoint = e2e_step("pulumi stack output")
+    tests = e2e_step("pytest")
+    destroy = e2e_step('make destroy STACK="$STACK"')
+    left = e2e_step("kind get clusters")
+    order = [e2e_step_index(s) for s in (up, endpoint, tests, destroy, left)]
+    assert order == sorted(order)
+    assert tests["run"].split()[-1] == "tests/e2e"
+    for step in (up, endpoint, tests):
+        assert "if" not in step
+    assert destroy["if"] == "always()"
+    assert destroy["env"]["DELETE_CLUSTER"] == "yes"
+    assert left["if"] == "always()"
+    for needle in ("kind get clusters", "io.x-k8s.kind.cluster", "pulumi stack export", 'exit "$left"'):
+        assert needle in left["run"]
+
+
+def test_e2e_uploads_cluster_state_and_logs_on_failure_with_the_pr_workflows_action() -> None:
+    collect = e2e_step("logs")
+    upload = e2e_step("actions/upload-artifact@")
+    assert collect["if"] == upload["if"] == "failure()"
+    assert e2e_step_index(collect) < e2e_step_index(upload) < e2e_step_index(e2e_step("make destroy"))
+    assert upload["with"]["path"] in collect["run"]
+    pr_refs = {u for u in uses_of(workflow("pr.yml")) if u.startswith("actions/upload-artifact@")}
+    assert pr_refs == {upload["uses"]}
+    # The namespaces the local stack deploys into: its own and its Helm releases'.
+    namespaces = {load_stack_file(ROOT / "stacks" / "Pulumi.local.yaml").cluster.namespace}
+    namespaces |= {"envoy-gateway-system", "cert-manager"}
+    assert f"for ns in {' '.join(sorted(namespaces, key=collect['run'].find))}; do" in collect["run"]
+
+
+def test_e2e_sets_exactly_the_environment_tests_e2e_reads() -> None:
+    tests = e2e_step("pytest")
+    set_by_workflow = {name for name in tests["env"] if E2E_ENV.fullmatch(name)}
+    read_by_tests = {
+        name for path in sorted(E2E_TESTS.rglob("*.py")) for name in E2E_ENV.findall(path.read_text())
+    }
+    assert set_by_workflow and set_by_workflow == read_by_tests
+    # Every value comes from an output the endpoint step writes (or the workflow's STACK).
+    endpoint = e2e_step("pulumi stack output")
+    assert endpoint["id"] == "endpoint"
+    for name in set_by_workflow:
+        value = tests["env"][name]
+        output = re.fullmatch(r"\$\{\{ steps\.endpoint\.outputs\.([a-z_]+) \}\}", value)
+        if output is None:
+            assert value == "${{ env.STACK }}", name
+            continue
+        assert f'echo "{output.group(1)}=' in endpoint["run"], f"{name}: the endpoint step writes no {value}"
+    assert "::add-mask::$key" in endpoint["run"]
+
+
+def test_e2e_lowers_serving_cpu_to_a_value_the_stack_file_accepts(tmp_path: Path) -> None:
+    # The workflow's sed rewrites the one `    cpu: "N"` line of the stack file (serving.cpu). Done here the
+    # same way, the result must still be that stack, with the new value, and validate.
+    env = workflow("e2e.yml")["env"]
+    script = e2e_step("sed -i")["run"]
+    assert 's/^    cpu: \\"[0-9.]+\\"\\$/    cpu: \\"${E2E_SERVING_CPU}\\"/' in script
+    original = ROOT / "stacks" / f"Pulumi.{env['STACK']}.yaml"
+    text = original.read_text(encoding="utf-8")
+    line = re.compile(r'^    cpu: "[0-9.]+"$', re.MULTILINE)
+    assert len(line.findall(text)) == 1, "exactly one line for the workflow's sed to change"
+    edited = tmp_path / original.name
+    edited.write_text(line.sub(f'    cpu: "{env["E2E_SERVING_CPU"]}"', text), encoding="utf-8")
+    before, after = load_stack_file(original), load_stack_file(edited)
+    assert str(after.serving.cpu) == env["E2E_SERVING_CPU"] != str(before.serving.cpu)
+    assert after.model_dump(exclude={"serving"}) == before.model_dump(exclude={"serving"})
+
+
+def test_the_e2e_tests_skip_naming_the_workflow_and_their_environment() -> None:
+    source = (E2E_TESTS / "test_kind_endpoint.py").read_text(encoding="utf-8")
+    skip = source[source.index("pytest.skip(") :]
+    assert ".github/workflows/e2e.yml" in skip[:400] and "ENV_VARS" in skip[:400]
