@@ -15,8 +15,8 @@ be found out after that). Steps of `up`:
 2. the venv: `make runtime-core PYTHON=<that Python>` for onprem stacks (no AWS/GCP SDKs), `make runtime`
    for aws and gcp.
 3. the stack file, validated offline (`inferstack plan`, exit 2 with every problem).
-4. side-loaded image only: the memory the plan requests against what Docker's VM has (exit 2 before
-   anything is created when it does not fit); the cluster (an existing kind cluster "inferstack" whose
+4. side-loaded image only: the memory and CPU the plan requests against what Docker's VM has (exit 2
+   before anything is created when it does not fit); the cluster (an existing kind cluster "inferstack" whose
    node publishes the gateway's node ports, a k3d or minikube current context, or a new kind cluster made
    from deploy/kind/cluster.yaml, remembered in .pulumi-state so `destroy` can offer to delete it); the
    image built from model_image/ with BuildKit and the stack's tag, and loaded into the cluster.
@@ -532,6 +532,16 @@ ENVOY_GATEWAY_CONTROLLER_MEMORY = 256 * 2**20
 #: controller manager, kubelet, containerd and cert-manager's three pods (its chart sets no requests) use
 #: memory too; 1 GiB covers them.
 KIND_NODE_MEMORY = 1 * GIB
+#: The same three in CPU (millicores): the envoy container's DefaultDeploymentCPUResourceRequests 100m and
+#: the shutdown-manager's DefaultShutdownManagerCPUResourceRequests 10m (shared_types.go, v1.8); the
+#: gateway-helm chart's controller request 100m (values.yaml deployment.envoyGateway.resources).
+ENVOY_PROXY_MILLICPU = 100
+ENVOY_SHUTDOWN_MANAGER_MILLICPU = 10
+ENVOY_GATEWAY_CONTROLLER_MILLICPU = 100
+#: The kind node's own CPU requests: kube-apiserver 250m, kube-controller-manager 200m, kube-scheduler 100m,
+#: etcd 100m (kubeadm's static pod manifests), CoreDNS 2 x 100m (its Deployment), kindnet 100m (kind's
+#: manifest): 950m; cert-manager's chart sets none. Requests, not use: the scheduler counts these.
+KIND_NODE_MILLICPU = 950
 
 
 def quantity_bytes(value: object) -> int | None:
@@ -552,6 +562,58 @@ def _dig(data: Any, *keys: str) -> Any:
 
 def _request(container: Any) -> int:
     return quantity_bytes(_dig(container, "resources", "requests", "memory") or 0) or 0
+
+
+def millicpu(value: object) -> int | None:
+    """A Kubernetes CPU quantity ("2", "500m", "1.5") in millicores; None if it is not one."""
+    match = re.match(r"^([0-9]+(?:\.[0-9]+)?)(m?)$", str(value).strip())
+    if not match:
+        return None
+    return int(float(match[1]) * (1 if match[2] else 1000))
+
+
+def _cpu_request(container: Any) -> int:
+    # The scheduler defaults a request to the limit when only the limit is set (core/v1 defaults.go).
+    resources = _dig(container, "resources") or {}
+    value = _dig(resources, "requests", "cpu") or _dig(resources, "limits", "cpu") or 0
+    return millicpu(value) or 0
+
+
+def pod_cpu_request(pod_spec: dict[str, Any]) -> int:
+    """pod_memory_request's rule, in CPU millicores."""
+    inits = pod_spec.get("initContainers") or []
+    sidecars = sum(_cpu_request(c) for c in inits if c.get("restartPolicy") == "Always")
+    running = sum(_cpu_request(c) for c in pod_spec.get("containers") or []) + sidecars
+    one_at_a_time = max((_cpu_request(c) for c in inits if c.get("restartPolicy") != "Always"), default=0)
+    return max(running, one_at_a_time + sidecars)
+
+
+def planned_cpu(resources: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """[(what, millicores requested)]: planned_memory's list, in CPU."""
+    items: list[tuple[str, int]] = []
+    for resource in resources:
+        inputs = resource.get("inputs") or {}
+        kind = inputs.get("kind")
+        name = _dig(inputs, "metadata", "name") or resource.get("name")
+        if kind in ("Deployment", "StatefulSet", "DaemonSet"):
+            replicas = 1 if kind == "DaemonSet" else _dig(inputs, "spec", "replicas")
+            replicas = replicas if isinstance(replicas, int) else 1
+            pod = pod_cpu_request(_dig(inputs, "spec", "template", "spec") or {})
+            items.append((f"{kind} {name}: {replicas} x {pod / 1000:g} CPU", replicas * pod))
+        elif kind == "EnvoyProxy":
+            deployment = _dig(inputs, "spec", "provider", "kubernetes", "envoyDeployment") or {}
+            replicas = deployment["replicas"] if isinstance(deployment.get("replicas"), int) else 1
+            pod = (
+                _cpu_request(deployment.get("container")) or ENVOY_PROXY_MILLICPU
+            ) + ENVOY_SHUTDOWN_MANAGER_MILLICPU
+            items.append((f"Envoy proxy pods ({name}): {replicas} x {pod / 1000:g} CPU", replicas * pod))
+        elif resource.get("type", "").endswith("helm.sh/v3:Release") and "gateway-helm" in str(
+            inputs.get("chart")
+        ):
+            value = _dig(inputs, "values", "deployment", "envoyGateway", "resources", "requests", "cpu")
+            controller = (millicpu(value) if value else None) or ENVOY_GATEWAY_CONTROLLER_MILLICPU
+            items.append(("Envoy Gateway controller", controller))
+    return items
 
 
 def pod_memory_request(pod_spec: dict[str, Any]) -> int:
@@ -626,6 +688,41 @@ def check_memory(stack: str, sh: Shell) -> None:
             2,
         )
     say(f"memory: the stack requests about {need / GIB:.1f} GiB of Docker's {have / GIB:.1f} GiB")
+
+
+def docker_cpus(sh: Shell) -> int | None:
+    """CPUs Docker's engine has (Docker Desktop and colima: their VM's), None if unknown."""
+    code, out = sh.probe(["docker", "info", "--format", "{{.NCPU}}"])
+    return int(out.strip()) if code == 0 and out.strip().isdigit() else None
+
+
+def check_cpu(stack: str, sh: Shell) -> None:
+    """Stop(2) before anything is created when the stack's pods' CPU requests exceed Docker's CPUs: the
+    kind node's allocatable CPU is the machine's (kind reserves none), and a pod whose request does not
+    fit stays Pending while `pulumi up` waits for it (colima's default VM has 2 CPUs)."""
+    plan = sh.cwd / "build" / "plan" / stack / "resources.json"
+    try:
+        items = planned_cpu(json.loads(plan.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as err:
+        say(f"cannot read {plan} ({err}); skipping the CPU check")
+        return
+    items.append(("the kind node: control plane, CoreDNS, kindnet (their requests)", KIND_NODE_MILLICPU))
+    need = sum(m for _, m in items)
+    have = docker_cpus(sh)
+    if have is None:
+        say(f"could not read Docker's CPUs (docker info); the stack requests about {need / 1000:g} CPU")
+        return
+    if need > have * 1000:
+        lines = "\n".join(f"    {what}: {m / 1000:g} CPU" for what, m in items)
+        raise Stop(
+            f"Docker has {have} CPUs; the pods of stacks/Pulumi.{stack}.yaml request {need / 1000:g}, so the "
+            f"model pod would stay Pending (Insufficient cpu):\n{lines}\n"
+            f"  Give Docker at least {-(-need // 1000)} CPUs: Docker Desktop → Settings → Resources → CPU limit "
+            "(colima: colima stop && colima start --cpu N); or lower serving.cpu in "
+            f"stacks/Pulumi.{stack}.yaml. Nothing was created.",
+            2,
+        )
+    say(f"CPU: the stack requests {need / 1000:g} of Docker's {have} CPUs")
 
 
 def kind_port_mappings(config_text: str) -> dict[int, int]:
@@ -1133,6 +1230,7 @@ def up(stack: str, sh: Shell) -> None:
         target = choose_target(facts, sh)
         if target.load[0] in ("kind", "k3d"):  # their nodes are containers sharing Docker's memory
             check_memory(stack, sh)
+            check_cpu(stack, sh)
         if target.create_kind:
             create_kind_cluster(target.create_kind, facts, sh, stack)
             new_cluster = True

@@ -538,7 +538,9 @@ def endpoint(tmp_path: Path, bench: Bench) -> Iterator[tuple[str, Path, list[str
         yield url, ca, hits
 
 
-def _planned_deployment(name: str, memory: str, init_memory: str = "1Gi") -> dict[str, Any]:
+def _planned_deployment(
+    name: str, memory: str, init_memory: str = "1Gi", cpu: str | None = None
+) -> dict[str, Any]:
     """A model-server Deployment as it stands in a plan's resources.json (components/model_server.py)."""
     labels = {"app.kubernetes.io/component": "model-server", "app.kubernetes.io/name": name}
     return {
@@ -556,7 +558,14 @@ def _planned_deployment(name: str, memory: str, init_memory: str = "1Gi") -> dic
                         "initContainers": [
                             {"name": "fetch", "resources": {"requests": {"memory": init_memory}}}
                         ],
-                        "containers": [{"name": "server", "resources": {"requests": {"memory": memory}}}],
+                        "containers": [
+                            {
+                                "name": "server",
+                                "resources": {
+                                    "requests": {"memory": memory, **({"cpu": cpu} if cpu else {})}
+                                },
+                            }
+                        ],
                     }
                 },
             },
@@ -588,6 +597,7 @@ def test_the_happy_path_runs_every_step_in_order_and_prints_a_usable_snippet(
     bench.tool(
         "docker",
         [["info", "--format", "{{.MemTotal}}"], f"{8 * 2**30}\n", 0],
+        [["info", "--format", "{{.NCPU}}"], "4\n", 0],
         [["info"], "27.5.1\n", 0],
         [["image", "inspect"], "sha256:new\n", 0],
     )
@@ -635,6 +645,7 @@ def test_the_happy_path_runs_every_step_in_order_and_prints_a_usable_snippet(
         "inferstack plan local --out build/plan/local",
         "kind get clusters",
         "docker info --format {{.MemTotal}}",  # before anything is created
+        "docker info --format {{.NCPU}}",
         "kind version",
         "kind create cluster --name inferstack --config deploy/kind/cluster.yaml",
         "kubectl config view --minify --flatten --context kind-inferstack",
@@ -972,3 +983,46 @@ def test_a_failed_kind_load_names_the_image_archive_workaround(bench: Bench) -> 
     assert f"{IMAGE} -o build/image.tar && kind load image-archive --name inferstack build/image.tar" in str(
         stop.value
     )
+
+
+def test_the_local_stack_fits_four_cpus(tmp_path: Path) -> None:
+    """The local stack's CPU requests, with the kind node's own, fit a 4-CPU Docker (Docker Desktop on
+    most laptops); they do not fit colima's default 2-CPU VM, which check_cpu refuses before anything."""
+    done = subprocess.run(
+        [sys.executable, "-m", "inferstack.cli", "plan", "local", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    items = dict(up.planned_cpu(json.loads((tmp_path / "resources.json").read_text())))
+    stack = yaml.safe_load((ROOT / "stacks/Pulumi.local.yaml").read_text())["config"]
+    model = next(m for what, m in items.items() if what.startswith("Deployment "))
+    assert model == up.millicpu(stack["inferstack:serving"]["cpu"])
+    assert sum(items.values()) + up.KIND_NODE_MILLICPU <= 4000
+    assert sum(items.values()) + up.KIND_NODE_MILLICPU > 2000
+
+
+def test_too_few_docker_cpus_stop_before_anything_is_created_saying_how_to_raise_them(bench: Bench) -> None:
+    plan = bench.repo / "build/plan/local/resources.json"
+    plan.parent.mkdir(parents=True)
+    plan.write_text(json.dumps([_planned_deployment("llm", "4Gi", cpu="2")]))
+    bench.tool("docker", [["info", "--format", "{{.NCPU}}"], "2\n", 0])
+    with pytest.raises(up.Stop) as stop:
+        up.check_cpu("local", up.Shell(cwd=bench.repo, env=bench.env()))
+    message = str(stop.value)
+    assert stop.value.code == 2
+    assert "Docker has 2 CPUs; the pods of stacks/Pulumi.local.yaml request 2.95" in message
+    assert "Deployment llm: 1 x 2 CPU" in message and "Insufficient cpu" in message
+    assert "colima start --cpu N" in message and "Give Docker at least 3 CPUs" in message
+    assert bench.commands() == ["docker info --format {{.NCPU}}"]
+
+
+def test_cpu_quantities_and_the_request_defaulted_to_the_limit() -> None:
+    assert up.millicpu("2") == 2000 and up.millicpu("500m") == 500 and up.millicpu("1.5") == 1500
+    assert up.millicpu("two") is None
+    only_limit = {"name": "c", "resources": {"limits": {"cpu": "3"}}}
+    init = {"name": "i", "resources": {"requests": {"cpu": "4"}}}
+    assert up.pod_cpu_request({"containers": [only_limit]}) == 3000
+    assert up.pod_cpu_request({"initContainers": [init], "containers": [only_limit]}) == 4000
