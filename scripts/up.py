@@ -1271,9 +1271,11 @@ def destroy(stack: str, sh: Shell, ask: Callable[[str], str] = input) -> None:
     stack_file(stack, sh.cwd)
     if "PULUMI_BACKEND_URL" not in sh.env and not _has_local_state(sh.cwd / STATE_DIR, stack):
         # Nothing was deployed from here: say so, and create no passphrase or venv for a stack with no state.
+        # A kind cluster make up created before it failed (no state yet) is still offered for deletion.
         print(
             f"nothing to destroy: stack {stack} has no state in {STATE_DIR}/ (make up STACK={stack} makes it)"
         )
+        delete_created_cluster(stack, sh, ask)
         return
     if not sh.which("pulumi"):
         raise Stop(f"make destroy needs {missing('pulumi')}", 2)
@@ -1286,6 +1288,11 @@ def destroy(stack: str, sh: Shell, ask: Callable[[str], str] = input) -> None:
     extra = shlex.split(sh.env.get("PULUMI_ARGS", ""))
     say(f"pulumi destroy --stack {stack}")
     sh.step(["pulumi", "destroy", "--stack", stack, *extra], "pulumi destroy", env)
+    delete_created_cluster(stack, sh, ask)
+
+
+def delete_created_cluster(stack: str, sh: Shell, ask: Callable[[str], str]) -> None:
+    """Offer to delete the kind cluster `make up` created for `stack` (DELETE_CLUSTER=yes|no answers)."""
     marker = sh.cwd / STATE_DIR / f"{stack}.kind-cluster"
     if not marker.exists():
         return

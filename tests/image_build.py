@@ -21,6 +21,7 @@ import contextlib
 import functools
 import http.server
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,7 +33,22 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEBIAN_BASE = "inferstack-e2e/debian-python:bookworm"
 GPU_STAND_IN = "inferstack-e2e/python3.12-uv:bookworm"
-DEBIAN_MIRROR = os.environ.get("E2E_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+
+
+def debian_mirror() -> str:
+    """E2E_DEBIAN_MIRROR, else the Debian archive this host's apt uses (its sources' first `debian` URI),
+    else deb.debian.org."""
+    if os.environ.get("E2E_DEBIAN_MIRROR"):
+        return os.environ["E2E_DEBIAN_MIRROR"]
+    sources = [*sorted(Path("/etc/apt/sources.list.d").glob("*.sources")), Path("/etc/apt/sources.list")]
+    for path in sources:
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        for match in re.finditer(r"(?m)^(?:URIs:|deb)\s+(?:\[[^]]*\]\s+)?(\S+/debian)/?\s", text):
+            return match.group(1)
+    return "http://deb.debian.org/debian"
 
 
 class BuildError(AssertionError):
@@ -56,6 +72,21 @@ def docker_client() -> str:
     return os.environ.get("DOCKER", "docker")
 
 
+def building_client() -> str:
+    """A Docker client that builds with BuildKit: DOCKER if set; `docker` when it has the buildx plugin
+    (Docker 23+ needs it for BuildKit); else Debian's 20.10 client, which has BuildKit built in."""
+    if os.environ.get("DOCKER"):
+        return os.environ["DOCKER"]
+    try:
+        if subprocess.run(["docker", "buildx", "version"], capture_output=True, timeout=20).returncode == 0:
+            return "docker"
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        pass
+    if Path("/usr/bin/docker").exists():
+        return "/usr/bin/docker"
+    raise BuildError("no Docker client here builds with BuildKit: install the buildx plugin, or set DOCKER")
+
+
 def engine_answers(docker: str) -> bool:
     try:
         return subprocess.run([docker, "info"], capture_output=True, timeout=20).returncode == 0
@@ -70,7 +101,15 @@ def docker_engine(work: Path) -> Iterator[None]:
     Sets DOCKER (the client) and DOCKER_HOST in os.environ while it runs. Raises BuildError when there is
     neither, naming how to get one."""
     if engine_answers(docker_client()):
-        yield
+        saved_client = os.environ.get("DOCKER")
+        os.environ["DOCKER"] = building_client()
+        try:
+            yield
+        finally:
+            if saved_client is None:
+                os.environ.pop("DOCKER", None)
+            else:
+                os.environ["DOCKER"] = saved_client
         return
     dockerd = shutil.which("dockerd")
     if dockerd is None or os.geteuid() != 0:
@@ -82,9 +121,13 @@ def docker_engine(work: Path) -> Iterator[None]:
     root.mkdir(parents=True, exist_ok=True)
     sock = root / "docker.sock"
     log = open(root / "dockerd.log", "ab")  # noqa: SIM115 - closed in finally
+    # No iptables rules and no IP forwarding: the engine leaves the host's firewall as it found it. Nothing
+    # here needs them: ports are published on loopback by docker-proxy, containers reach this host (moto) on
+    # the bridge's own address, and builds use the host's network.
     proc = subprocess.Popen(
         [dockerd, "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
-         "--host", f"unix://{sock}", "--pidfile", str(root / "dockerd.pid")],
+         "--host", f"unix://{sock}", "--pidfile", str(root / "dockerd.pid"),
+         "--iptables=false", "--ip-forward=false"],
         stdout=log, stderr=log,
     )  # fmt: skip
     saved = {k: os.environ.get(k) for k in ("DOCKER", "DOCKER_HOST")}
@@ -124,7 +167,7 @@ def debian_base(work: Path) -> str:
     rootfs = work / "rootfs"
     shutil.rmtree(rootfs, ignore_errors=True)
     run(["debootstrap", "--variant=minbase", "--include=python3,python3-pip", "bookworm", str(rootfs),
-         DEBIAN_MIRROR], "debootstrap of Debian bookworm")  # fmt: skip
+         debian_mirror()], "debootstrap of Debian bookworm")  # fmt: skip
     # python:3.11-slim has no PEP 668 marker (its Python is not Debian's): pip installs system-wide there.
     (rootfs / "usr/lib/python3.11/EXTERNALLY-MANAGED").unlink(missing_ok=True)
     tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
@@ -166,7 +209,13 @@ def gpu_stand_in(work: Path) -> str:
     ctx = work / "gpu-stand-in"
     shutil.rmtree(ctx, ignore_errors=True)
     ctx.mkdir(parents=True)
-    shutil.copytree(python312_prefix(), ctx / "python3.12", symlinks=True)
+    # Without the host's site-packages: the image gets what the lock installs, nothing the host had.
+    shutil.copytree(
+        python312_prefix(),
+        ctx / "python3.12",
+        symlinks=True,
+        ignore=lambda folder, names: names if folder.endswith("/lib/python3.12/site-packages") else [],
+    )
     uv = shutil.which("uv") or str(REPO_ROOT / ".tools/uv/bin/uv")
     if not Path(uv).exists():
         raise BuildError("the GPU stand-in needs uv (make tools installs .tools/uv from the lock)")

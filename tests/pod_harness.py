@@ -29,8 +29,13 @@ What the kubelet does and this harness does the same way (Kubernetes 1.36 source
   ports, like the pod's pause container).
 
 What it does not do: admission (PodSecurity), scheduling, Services, NetworkPolicies, service account
-tokens, projected volumes, image pulls (the image must be local: imagePullPolicy IfNotPresent / Never).
-Anything in the pod it cannot reproduce is refused with PodRunError naming the field, never ignored.
+tokens, image pulls (the image must be local: imagePullPolicy IfNotPresent / Never), restarts (a failed
+liveness probe is reported, not acted on), the Service environment variables (the planned pods set
+enableServiceLinks: false; KUBERNETES_SERVICE_* are not injected), and a claim's ownership (its folder is
+used as given; fsGroup on a PersistentVolume depends on its driver and fsGroupChangePolicy). Every field of
+the pod outside what it reproduces (POD_FIELDS, CONTAINER_FIELDS, ...: sysctls, postStart, native
+sidecars, host namespaces, projected volumes, ...) is refused with PodRunError naming the field, never
+ignored. Linux only (it binds host folders and chowns them to fsGroup: run it as root).
 """
 
 from __future__ import annotations
@@ -195,6 +200,63 @@ class PodVolume:
     size_limit: int | None = None  # bytes, disk emptyDirs: checked when the pod stops
 
 
+# Every field the harness reproduces (or that has no effect on one pod's containers: scheduling, service
+# account, topology). Any other field in the planned pod is refused by name: the harness never runs a pod
+# while silently leaving out something the kubelet would do (a sysctl, a postStart hook, a native sidecar).
+POD_FIELDS = frozenset({
+    "containers", "initContainers", "volumes", "securityContext", "terminationGracePeriodSeconds",
+    "enableServiceLinks", "automountServiceAccountToken", "serviceAccountName", "topologySpreadConstraints",
+    "nodeSelector", "tolerations", "affinity", "priorityClassName", "restartPolicy", "dnsPolicy",
+    "schedulerName", "runtimeClassName",
+})  # fmt: skip
+POD_SECURITY_FIELDS = frozenset({"runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup", "supplementalGroups",
+                                 "seccompProfile", "fsGroupChangePolicy"})  # fmt: skip
+CONTAINER_FIELDS = frozenset({
+    "name", "image", "imagePullPolicy", "command", "args", "env", "envFrom", "workingDir", "ports",
+    "resources", "securityContext", "volumeMounts", "startupProbe", "readinessProbe", "livenessProbe",
+    "lifecycle", "terminationMessagePath", "terminationMessagePolicy",
+})  # fmt: skip
+CONTAINER_SECURITY_FIELDS = frozenset({"runAsUser", "runAsGroup", "runAsNonRoot", "readOnlyRootFilesystem",
+                                       "capabilities", "allowPrivilegeEscalation", "privileged",
+                                       "seccompProfile"})  # fmt: skip
+MOUNT_FIELDS = frozenset({"name", "mountPath", "readOnly", "subPath"})
+PORT_FIELDS = frozenset({"name", "containerPort", "protocol"})
+PROBE_FIELDS = frozenset({"httpGet", "initialDelaySeconds", "periodSeconds", "timeoutSeconds", "failureThreshold",
+                          "successThreshold", "terminationGracePeriodSeconds"})  # fmt: skip
+LIFECYCLE_FIELDS = frozenset({"preStop"})
+
+
+def unsupported_fields(pod_spec: Mapping[str, Any]) -> list[str]:
+    """Every field of the pod spec the harness does not reproduce, as `where: field` strings."""
+    found: list[str] = []
+
+    def extra(where: str, value: Mapping[str, Any] | None, allowed: frozenset[str]) -> None:
+        found.extend(f"{where}: {key}" for key in sorted(set(value or {}) - allowed))
+
+    extra("pod", pod_spec, POD_FIELDS)
+    extra("pod securityContext", pod_spec.get("securityContext"), POD_SECURITY_FIELDS)
+    if pod_spec.get("restartPolicy", "Always") != "Always":
+        found.append(f"pod: restartPolicy {pod_spec['restartPolicy']}")
+    for kind in ("initContainers", "containers"):
+        for c in pod_spec.get(kind) or []:
+            where = f"container {c.get('name')}"
+            extra(where, c, CONTAINER_FIELDS)
+            extra(f"{where} securityContext", c.get("securityContext"), CONTAINER_SECURITY_FIELDS)
+            extra(f"{where} lifecycle", c.get("lifecycle"), LIFECYCLE_FIELDS)
+            for m in c.get("volumeMounts") or []:
+                extra(f"{where} volumeMount {m.get('name')}", m, MOUNT_FIELDS)
+            for port in c.get("ports") or []:
+                extra(f"{where} port {port.get('containerPort')}", port, PORT_FIELDS)
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                if c.get(probe):
+                    extra(f"{where} {probe}", c[probe], PROBE_FIELDS)
+                    if c[probe].get("successThreshold", 1) != 1:
+                        found.append(f"{where} {probe}: successThreshold {c[probe]['successThreshold']}")
+            if kind == "initContainers" and c.get("restartPolicy"):
+                found.append(f"{where}: restartPolicy (a native sidecar)")
+    return found
+
+
 def security(container: Mapping[str, Any], pod_spec: Mapping[str, Any]) -> dict[str, Any]:
     """The container's effective security context: its own fields over the pod's."""
     pod_sc = pod_spec.get("securityContext") or {}
@@ -271,7 +333,9 @@ def container_args(
 
     limits = (container.get("resources") or {}).get("limits") or {}
     if "memory" in limits:
-        args += ["--memory", str(quantity_bytes(limits["memory"], f"container {cname}: limits.memory"))]
+        memory = str(quantity_bytes(limits["memory"], f"container {cname}: limits.memory"))
+        # --memory-swap equal to --memory: no swap, as the kubelet gives containers none by default (NoSwap).
+        args += ["--memory", memory, "--memory-swap", memory]
     if "cpu" in limits:
         cpus = quantity_cpus(limits["cpu"], f"container {cname}: limits.cpu")
         machine = os.cpu_count() or 1
@@ -335,6 +399,11 @@ def _fix_ownership(path: Path, fs_group: int | None) -> None:
     # empty_dir.go: 0777; with fsGroup, SetVolumeOwnership gives the group and the setgid bit.
     path.mkdir(parents=True, exist_ok=True)
     if fs_group is not None:
+        if os.geteuid() != 0:
+            raise PodRunError(
+                f"pod securityContext.fsGroup {fs_group}: giving a volume to that group needs root, as the "
+                "kubelet has; run make e2e as root"
+            )
         os.chown(path, 0, fs_group)
         path.chmod(0o2777)
     else:
@@ -395,13 +464,13 @@ class PlannedPod:
                 )
                 if ed.get("medium") == "Memory":
                     docker_name = f"{self.pod_name}-{name}"
-                    opts = (
-                        f"size={limit},mode={'2777' if fs_group is not None else '777'}"
-                        if limit
-                        else "mode=777"
-                    )
-                    if fs_group is not None:
-                        opts += f",gid={fs_group}"
+                    # empty_dir.go setupTmpfs: size = the smallest of sizeLimit, the pod's memory limit
+                    # (calculateEmptyDirMemorySize; node allocatable is this machine's); the tmpfs root is
+                    # 1777, and fsGroup's ownership change adds the group and setgid: 3777.
+                    sizes = [b for b in (limit, self._pod_memory_limit()) if b]
+                    opts = f"mode={'3777' if fs_group is not None else '1777'}"
+                    if sizes:
+                        opts += f",size={min(sizes)}"
                     docker("volume", "create", "--driver", "local", "--opt", "type=tmpfs", "--opt",
                            "device=tmpfs", "--opt", f"o={opts}", docker_name)  # fmt: skip
                     self.docker_volumes.append(docker_name)
@@ -428,13 +497,30 @@ class PlannedPod:
                     target = folder / item["path"]
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_bytes(items[item["key"]])
-                    target.chmod(item.get("mode", mode))
+                    file_mode = item.get("mode", mode)
                     if fs_group is not None:
+                        # volume_linux.go SetVolumeOwnership on a read-only volume: group, plus 0440.
                         os.chown(target, 0, fs_group)
+                        file_mode |= 0o440
+                    target.chmod(file_mode)
                 self.volumes[name] = PodVolume(name, "bind", str(folder), read_only=True)
             else:
                 kinds = sorted(k for k in vol if k != "name")
                 raise PodRunError(f"volume {name}: {kinds} is not supported by the harness")
+
+    def _pod_memory_limit(self) -> int | None:
+        """The pod's memory limit: its containers' sum, or its largest init container's, when every
+        container has one (resource.PodLimits); None otherwise."""
+
+        def limit(c: Mapping[str, Any]) -> int | None:
+            value = ((c.get("resources") or {}).get("limits") or {}).get("memory")
+            return quantity_bytes(value, f"container {c['name']}: limits.memory") if value else None
+
+        running = [limit(c) for c in self.pod_spec.get("containers") or []]
+        inits = [limit(c) for c in self.pod_spec.get("initContainers") or []]
+        if None in running or None in inits:
+            return None
+        return max(sum(b for b in running if b), max((b for b in inits if b), default=0))
 
     def _image_user(self, image: str) -> str:
         out = docker("image", "inspect", "--format", "{{json .Config.User}}", image).stdout
@@ -450,7 +536,11 @@ class PlannedPod:
 
     def start(self) -> None:
         """Create the volumes and the sandbox, run every init container to completion (in order), then
-        start the containers. Raises PodRunError naming the init container that failed and its log."""
+        start the containers. Raises PodRunError naming the init container that failed and its log, or
+        every field of the pod the harness does not reproduce."""
+        unsupported = unsupported_fields(self.pod_spec)
+        if unsupported:
+            raise PodRunError("the harness does not reproduce: " + "; ".join(unsupported))
         self._make_volumes()
         ports = sorted(
             {

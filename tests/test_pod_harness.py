@@ -18,6 +18,7 @@ from tests.pod_harness import (
     deployment_pod,
     expand,
     load_manifests,
+    unsupported_fields,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,3 +133,30 @@ def test_gpu_limits_are_dropped_only_when_asked_and_noted(local_pod: tuple[dict[
     assert float(pairs(args, "--cpus")[0]) <= 64
     assert any("nvidia.com/gpu" in n for n in notes)
     assert any("capped" in n for n in notes)
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (
+            lambda p: p["securityContext"].update(sysctls=[{"name": "net.core.somaxconn", "value": "1024"}]),
+            "sysctls",
+        ),
+        (
+            lambda p: p["containers"][0].update(lifecycle={"postStart": {"exec": {"command": ["true"]}}}),
+            "postStart",
+        ),
+        (lambda p: p["initContainers"][0].update(restartPolicy="Always"), "native sidecar"),
+        (lambda p: p.update(hostNetwork=True), "hostNetwork"),
+        (lambda p: p["containers"][0]["volumeMounts"][0].update(subPathExpr="$(POD)"), "subPathExpr"),
+        (lambda p: p["containers"][0]["readinessProbe"].update(successThreshold=2), "successThreshold"),
+    ],
+)
+def test_fields_the_harness_does_not_reproduce_are_named(
+    local_pod: tuple[dict[str, Any], Any], change: Any, named: str
+) -> None:
+    pod, _ = local_pod
+    pod = copy.deepcopy(pod)
+    assert unsupported_fields(pod) == []  # the planned pod: everything in it is reproduced
+    change(pod)
+    assert any(named in field for field in unsupported_fields(pod)), unsupported_fields(pod)

@@ -745,6 +745,20 @@ def test_destroy_of_a_stack_never_deployed_from_here_changes_nothing(bench: Benc
     assert not (bench.repo / ".pulumi-state").exists() and not (bench.repo / ".venv").exists()
 
 
+def test_destroy_deletes_a_cluster_up_created_before_it_failed_with_no_state(bench: Bench) -> None:
+    # make up created the kind cluster, then failed before `pulumi up` wrote any state: destroy still
+    # offers the cluster (e2e.yml's "nothing is left" relies on it).
+    bench.tool("pulumi")
+    bench.tool("kind")
+    state = bench.repo / ".pulumi-state"
+    state.mkdir()
+    (state / "local.kind-cluster").write_text("inferstack\n")
+    sh = up.Shell(cwd=bench.repo, env=bench.env(DELETE_CLUSTER="yes"))
+    up.destroy("local", sh, ask=lambda _: pytest.fail("must not ask"))
+    assert bench.commands() == ["kind delete cluster --name inferstack"]
+    assert not (state / "local.kind-cluster").exists()
+
+
 def test_destroy_without_pulumi_exits_2_naming_it(bench: Bench) -> None:
     deployed_state(bench.repo, "local")
     with pytest.raises(up.Stop) as stop:

@@ -113,7 +113,8 @@ def _arch() -> str:
 
 @pytest.fixture(scope="module")
 def model_claim(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The PersistentVolumeClaim's contents: tiny-chat/ with its SHA256SUMS, readable by the pod's user."""
+    """The PersistentVolumeClaim's contents: tiny-chat/ with its SHA256SUMS, world-readable as a volume
+    provisioned for a model would be (the harness uses a claim's folder as given)."""
     root = tmp_path_factory.mktemp("claim")
     shutil.copytree(tiny_model, root / "tiny-chat")
     for p in [root, *root.rglob("*")]:
@@ -196,12 +197,12 @@ def test_cpu_pod_serves_the_file_model_and_drains_on_sigterm(
         )
         endpoint_checks.assert_drained(streams[0], DRAINED_TOKENS)
         log = pod.logs("server")
-        # 143 (128 + SIGTERM), not 0: uvicorn 0.54 re-raises the signal it caught once its graceful
+        # 143 (128 + SIGTERM), not 0 (the kubelet records reason Error): uvicorn 0.54 re-raises the signal it caught once its graceful
         # shutdown is done (uvicorn/server.py capture_signals, signal.raise_signal), and the launcher execs
         # the engine (under GNU timeout, which passes the child's death by signal on). 137 would be the
         # SIGKILL at the end of the grace period; "Finished server process" is uvicorn's last line after
         # the drain.
-        assert code in (0, 143), f"the server exited {code} after SIGTERM:\n{log[-3000:]}"
+        assert code == 143, f"the server exited {code} after SIGTERM:\n{log[-3000:]}"
         assert "Waiting for connections to close" in log, "the stream was not open when SIGTERM arrived"
         assert "Finished server process" in log, log[-3000:]
         assert pod.over_size_limit() == []
