@@ -155,7 +155,7 @@ def parse_go_duration(text: str) -> int:
             raise GoDurationError(f"time: invalid duration {quoted}")
         digits = len(rest) - len(rest.lstrip("0123456789"))
         whole = int(rest[:digits]) if digits else 0
-        if whole >= _INT64_LIMIT:
+        if whole > _INT64_LIMIT:  # Go's leadingInt allows exactly 1<<63 (for the most negative duration)
             raise GoDurationError(f"time: invalid duration {quoted}")
         rest = rest[digits:]
         fraction, scale, post = 0, 1.0, False
