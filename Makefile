@@ -35,7 +35,7 @@ PIP_LOCKED := --quiet --require-hashes --no-deps --only-binary :all:
 # index. The hash pins the file whichever index serves it.
 TORCH_FROM = $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 
-.PHONY: help runtime runtime-core venv tools policy-pack lock test e2e e2e-host lint plan check schema fetch-schemas up destroy bench clean
+.PHONY: help runtime runtime-core venv tools policy-pack lock test e2e e2e-host lint plan check validate schema fetch-schemas up destroy bench clean
 
 help:
 	@echo "make up STACK=local     check prerequisites, create a kind cluster if needed, build + load the image,"
@@ -43,6 +43,7 @@ help:
 	@echo "make destroy STACK=local  pulumi destroy; offers to delete the kind cluster make up created"
 	@echo "make plan STACK=local   offline plan: build/plan/STACK/{resources.json,manifests.yaml,summary.md}"
 	@echo "make check STACK=local  offline plan + manifest validation (kubernetes-validate, CRDs, checkov, values)"
+	@echo "make validate PATHS=... the same validators on manifests made elsewhere (files or folders; TIER=dev|prod)"
 	@echo "make test               lint + type check + the whole test suite"
 	@echo "make e2e                build the images from their Dockerfiles, run the planned pods under Docker"
 	@echo "make e2e-host           (root, Debian/Ubuntu) install Docker's engine and debootstrap for make e2e"
@@ -195,6 +196,20 @@ plan: $(BIN)/.$(STACK_RUNTIME)
 
 check: $(BIN)/.$(STACK_RUNTIME) tools
 	$(BIN)/inferstack check $(STACK)
+
+# `inferstack validate` on manifests made elsewhere: PATHS names YAML files and folders (a rendered folder,
+# manifests.yaml, an overlay's output); TIER (prod, the CLI's default) sets the policies' levels. Like check,
+# it uses the CRD folder from INFERSTACK_CRD_DIR above and checkov from `make tools`.
+# Without PATHS it stops before building anything.
+PATHS ?=
+TIER ?= prod
+ifneq ($(filter validate,$(MAKECMDGOALS)),)
+ifeq ($(strip $(PATHS)),)
+$(error make validate: name the manifests, e.g. make validate PATHS='rendered/ build/plan/local/manifests.yaml')
+endif
+endif
+validate: $(BIN)/.$(STACK_RUNTIME) tools
+	$(BIN)/inferstack validate $(PATHS) --tier $(TIER)
 
 # The whole stack file's JSON Schema, which every stack file names for editors (yaml-language-server).
 schema: runtime

@@ -157,6 +157,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from inferstack.validation.core import UnsupportedKubernetesVersion, schema_version
+    from inferstack.validation.crds import split_cel_summary
     from inferstack.validation.manifest_files import (
         ManifestInputError,
         locations,
@@ -188,7 +189,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"file{'s' if files != 1 else ''}; Kubernetes {args.kubernetes_version}"
     )
     print(render_policy_results(policies, tier))
-    print(report.render())
+    # The per-kind CEL counts say what was validated: they go above the verdict, not under "Not validated".
+    cel_counts, report.notes = split_cel_summary(report.notes)
+    *body, verdict = report.render().split("\n")
+    if cel_counts:
+        body += ["Validated:", *(f"  - {line}" for line in cel_counts), ""]
+    print("\n".join([*body, verdict]))
     found_in = locations(report, documents)
     if found_in:
         print("\nFound in:")

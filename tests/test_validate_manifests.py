@@ -302,3 +302,80 @@ spec:
     )
     code, out, _ = run(capsys, "validate", str(path), "--tier", "dev", "--skip-checkov", *crd_args())
     assert code == EXIT_OK, out
+
+
+# --- review of issue 14: duplicates, scope of input CRDs, CEL counts among what was validated -------------
+
+
+def test_the_same_object_twice_is_a_finding_naming_both_places(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    namespace = "apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n"
+    first.write_text(namespace)
+    second.write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n---\n" + namespace)
+    code, out, _ = run(capsys, "validate", str(first), str(second), "--tier", "dev", "--skip-checkov")
+    assert code == EXIT_FINDINGS
+    assert "duplicate: 1 problem" in out
+    assert (
+        f"Namespace/team: {second} document 2 repeats the object of {first} document 1 (same API group, "
+        "kind, namespace and name); `kubectl apply` would make the later overwrite the earlier" in out
+    )
+    # the same name in another namespace, or another kind, is another object
+    second.write_text(
+        namespace.replace("Namespace", "ServiceAccount").replace("{name: team}", "{name: team, namespace: x}")
+    )
+    code, out, _ = run(capsys, "validate", str(first), str(second), "--tier", "dev", "--skip-checkov")
+    assert "duplicate:" not in out
+
+
+def test_a_kind_defined_only_by_an_input_crd_gets_the_scope_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    crd = copy.deepcopy(WIDGET_CRD)
+    crd["spec"]["scope"] = "Cluster"
+    widget = {
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w", "namespace": "team"},
+    }
+    path = tmp_path / "widgets.yaml"
+    path.write_text(yaml.safe_dump_all([crd, widget]))
+    code, out, _ = run(capsys, "validate", str(path), "--tier", "dev", "--skip-checkov")
+    assert code == EXIT_FINDINGS
+    assert "Widget/team/w: metadata.namespace: Widget is cluster-scoped" in out
+    assert "scope of example.com/Widget not validated" not in out
+    del widget["metadata"]["namespace"]
+    path.write_text(yaml.safe_dump_all([crd, widget]))
+    code, out, _ = run(capsys, "validate", str(path), "--tier", "dev", "--skip-checkov")
+    assert code == EXIT_OK, out
+
+
+def test_cel_counts_are_listed_as_validated_and_unevaluated_rules_as_not_validated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    crd = copy.deepcopy(WIDGET_CRD)
+    spec_schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    spec_schema["x-kubernetes-validations"] = [
+        {"rule": "self.size < 10", "message": "size must be below 10"},
+        {"rule": "isURL('x')", "message": "not implemented here"},
+    ]
+    widget = {
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w", "namespace": "team"},
+    }
+    widget["spec"] = {"size": 3}
+    path = tmp_path / "widgets.yaml"
+    path.write_text(yaml.safe_dump_all([crd, widget]))
+    code, out, _ = run(capsys, "validate", str(path), "--tier", "dev", "--skip-checkov")
+    assert code == EXIT_OK, out
+    validated = out.split("\nValidated:\n")[1].split("\n\n")[0]
+    assert (
+        "evaluated per kind" in validated
+        and "Widget 1/2 rules ran (1 evaluations), 1 not evaluated" in validated
+    )
+    not_validated = out.split("Not validated:\n")[1].split("\n\n")[0]
+    assert "evaluated per kind" not in not_validated
+    assert "not evaluated on Widget/team/w at spec: isURL('x')" in not_validated
+    assert out.index("Validated:") > out.index("Not validated:")  # right above the verdict line

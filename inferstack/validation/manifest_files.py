@@ -9,7 +9,9 @@ CRDs first, as the provider applies them.
 
 What runs: core kinds (kubernetes-validate), custom resources against their CRDs (the CRD folder, plus any
 CustomResourceDefinition among the inputs: a folder that carries its CRDs validates its custom resources
-without a CRD folder), checkov, the scope rule, and the policy pack's rules that read Kubernetes objects.
+without a CRD folder), checkov, the scope rule (kinds of input CRDs by their `spec.scope`), the policy
+pack's rules that read Kubernetes objects, and "duplicate": one object (API group, kind, namespace, name)
+given twice, which `kubectl apply` would apply twice, the later overwriting the earlier.
 What cannot run on manifests alone is listed under "Not validated": Helm values (a rendered chart is
 objects, not values) and the plan-level rules that read the Pulumi program's resources.
 """
@@ -27,10 +29,10 @@ from typing import Any
 import yaml
 
 from inferstack.validation.check import checkov_skips_for
-from inferstack.validation.common import CheckOutcome, Finding, resource_id
+from inferstack.validation.common import CheckOutcome, Finding, resource_id, split_api_version
 from inferstack.validation.engine import ValidationReport, find_checkov, validate_all
 from inferstack.validation.policies import load_rules
-from inferstack.validation.scopes import scope_outcome
+from inferstack.validation.scopes import Scope, ScopeTable, load_scope_table, scope_outcome
 from stacks.config import Tier
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -275,8 +277,9 @@ def validate_manifests(
                     "--checkov PATH (--skip-checkov to go without)",
                 )
             )
+    report.add("duplicate", duplicate_outcome(documents))
     try:
-        report.add("scope", scope_outcome(manifests))
+        report.add("scope", scope_outcome(manifests, scope_table(documents)))
     except (ValueError, TypeError, KeyError, AttributeError) as error:
         report.notes.append(f"scope was not applied: a value it could not read ({error})")
     results = run_policies(manifests, tier)
@@ -295,6 +298,60 @@ def validate_manifests(
     )
     report.notes.append(PLAN_ONLY_NOTE)
     return report, results
+
+
+def _identity(obj: dict[str, Any]) -> tuple[str, str, str, str]:
+    """What names one object on the API server: API group (not version: apps/v1 and apps/v1beta1 name the
+    same Deployment), kind, namespace ("" when none is given) and name."""
+    metadata: dict[str, Any] = obj["metadata"] if isinstance(obj.get("metadata"), dict) else {}
+    group = split_api_version(str(obj.get("apiVersion", "")))[0]
+    return (
+        group,
+        str(obj.get("kind", "")),
+        str(metadata.get("namespace") or ""),
+        str(metadata.get("name") or ""),
+    )
+
+
+def duplicate_outcome(documents: Sequence[ManifestDocument]) -> CheckOutcome:
+    """A finding for every object that an earlier input already holds (same group, kind, namespace and
+    name), naming both places: `kubectl apply` applies both and the later one overwrites the earlier, so
+    what the cluster holds depends on reading order. Objects without a name (generateName) are skipped."""
+    first: dict[tuple[str, str, str, str], ManifestDocument] = {}
+    findings: list[Finding] = []
+    for doc in documents:
+        key = _identity(doc.obj)
+        if not key[3]:
+            continue
+        earlier = first.setdefault(key, doc)
+        if earlier is not doc:
+            findings.append(
+                Finding(
+                    check="duplicate",
+                    resource=resource_id(doc.obj),
+                    message=f"{doc.where} repeats the object of {earlier.where} (same API group, kind, "
+                    "namespace and name); `kubectl apply` would make the later overwrite the earlier: keep one",
+                )
+            )
+    return CheckOutcome(findings=findings, notes=[], validated=len(documents))
+
+
+def scope_table(documents: Sequence[ManifestDocument]) -> ScopeTable:
+    """The shipped scope table plus the `spec.scope` of every CRD among the inputs, so that a kind defined
+    only there gets the same namespaced / cluster-scoped check as the kinds the table has from the CRD
+    folder. An input CRD whose scope is missing or not Namespaced/Cluster adds nothing (its kind is then
+    noted as not validated; the CRD itself is checked by kubernetes-validate)."""
+    table = load_scope_table()
+    kinds = dict(table.kinds)
+    for doc in documents:
+        if not _is_crd(doc.obj):
+            continue
+        spec: dict[str, Any] = doc.obj["spec"] if isinstance(doc.obj.get("spec"), dict) else {}
+        names: dict[str, Any] = spec["names"] if isinstance(spec.get("names"), dict) else {}
+        group, kind, scope = spec.get("group"), names.get("kind"), spec.get("scope")
+        if isinstance(group, str) and isinstance(kind, str) and scope in {s.value for s in Scope}:
+            kinds[f"{group}/{kind}"] = (Scope(scope), f"input CRD {doc.where}")
+    return ScopeTable(kinds=kinds, sources=table.sources)
 
 
 def locations(report: ValidationReport, documents: Sequence[ManifestDocument]) -> list[str]:
