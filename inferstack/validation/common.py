@@ -27,7 +27,7 @@ class CheckOutcome(NamedTuple):
     """What one validation step returns."""
 
     findings: list[Finding]
-    notes: list[str]  # what was not validated, and why
+    notes: list[str]  # what was not validated, and why (and the CEL rule counts: crds.split_cel_summary)
     validated: int  # how many objects (or Helm releases) the step validated
 
 

@@ -27,7 +27,7 @@ from typing import Any
 from inferstack.validation.checkov import CHECKOV_SKIPS, find_checkov, run_checkov
 from inferstack.validation.common import CheckOutcome, Finding, resource_id
 from inferstack.validation.core import schema_version, validate_core
-from inferstack.validation.crds import default_crd_dir, validate_custom_resources
+from inferstack.validation.crds import default_crd_dir, split_cel_summary, validate_custom_resources
 from inferstack.validation.helm import HelmValues, default_chart_dir, validate_helm_values
 
 __all__ = [
@@ -101,9 +101,15 @@ class ValidationReport:
                 rule = f" [{finding.rule}]" if finding.rule else ""
                 lines.append(f"  {finding.resource}: {finding.message}{rule}")
             lines.append("")
-        if self.notes:
+        # The per-kind count of CEL rules evaluated is information, not a gap.
+        info, gaps = split_cel_summary(self.notes)
+        if gaps:
             lines.append("Not validated:")
-            lines.extend(f"  - {note}" for note in self.notes)
+            lines.extend(f"  - {note}" for note in gaps)
+            lines.append("")
+        if info:
+            lines.append("Validated:")
+            lines.extend(f"  - {note}" for note in info)
             lines.append("")
         # A validator's zero matters ("0 custom resources": no CRD folder). A plan-level rule's zero only
         # says it had nothing to look at in this plan (a GCP rule on an AWS stack): leave it out.
