@@ -79,6 +79,10 @@ def disk_error(path: str, doing: str, error: OSError) -> FetchError:
     return FetchError(f"{path}: {doing} failed: {why}{hint}")
 
 
+def human_bytes(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
 def free_bytes(folder: Path) -> int:
     """Bytes an unprivileged writer may still use on `folder`'s file system (statvfs f_bavail x f_frsize).
 
@@ -98,7 +102,7 @@ def check_free_space(model_dir: Path, files: list[FileSpec]) -> None:
         raise disk_error(str(model_dir), "reading the free space of MODEL_DIR", e) from None
     if needed > free:
         raise FetchError(
-            f"MODEL_DIR {model_dir} has {free / 2**30:.2f} GiB free but the model is {needed / 2**30:.2f} GiB "
+            f"MODEL_DIR {model_dir} has {human_bytes(free)} free but the model is {human_bytes(needed)} "
             f"({needed} bytes in {len(files)} files): give the model cache volume room for the whole model "
             "(serving.model_cache_size, or the volume behind MODEL_DIR), or remove other models from it"
         )
