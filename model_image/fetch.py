@@ -2,10 +2,16 @@
 
 Big files are split into parts downloaded in parallel (like boto3's transfer manager); each file is
 hashed as its parts land, in order, so verification overlaps the download instead of following it.
+
+The disk is checked before anything is downloaded (free space against the model's size), and every
+OS error on the way — a full disk while writing a shard or the verified record, a path that is a file
+in one place and a folder in another — ends as one FetchError naming the file, never a traceback. Errors
+of the local disk are not retried: writing again does not free space.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -18,9 +24,18 @@ from pathlib import Path
 
 from model_image import cache
 from model_image.errors import FetchError
-from model_image.manifest import FileSpec, Hasher, hash_file, write_verified
+from model_image.manifest import (
+    SUMS_NAME,
+    VERIFIED_NAME,
+    FileSpec,
+    Hasher,
+    check_tree,
+    hash_file,
+    parse_sha256sums,
+    write_verified,
+)
 from model_image.sources import Source, open_source
-from model_image.uri import ModelURI
+from model_image.uri import ModelURI, parse_model_uri
 
 log = logging.getLogger("model_image.fetch")
 
@@ -40,6 +55,57 @@ class FetchResult:
 
 class _Cancelled(Exception):
     pass
+
+
+class _DiskError(Exception):
+    """Writing to the cache volume failed: not retried (the source is fine, the disk is not)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def disk_error(path: str, doing: str, error: OSError) -> FetchError:
+    """A FetchError for an OS error on the cache volume: names the file, and says what to do when full."""
+    why = error.strerror or str(error)
+    hint = ""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = (
+            "; the model cache volume is full: give it room for the whole model "
+            "(serving.model_cache_size, or the volume behind MODEL_DIR)"
+        )
+    elif error.errno == errno.EROFS:
+        hint = "; MODEL_DIR is mounted read-only"
+    return FetchError(f"{path}: {doing} failed: {why}{hint}")
+
+
+def human_bytes(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def free_bytes(folder: Path) -> int:
+    """Bytes an unprivileged writer may still use on `folder`'s file system (statvfs f_bavail x f_frsize).
+
+    An emptyDir's sizeLimit is not visible here (the kubelet enforces it by eviction, on the node's disk),
+    which is why the stack schema also checks the model's size against serving.model_cache_size.
+    """
+    st = os.statvfs(folder)
+    return st.f_bavail * st.f_frsize
+
+
+def check_free_space(model_dir: Path, files: list[FileSpec]) -> None:
+    """Refuse to start a download that cannot fit: better now than after an hour at 99%."""
+    needed = sum(f.size for f in files)
+    try:
+        free = free_bytes(model_dir)
+    except OSError as e:
+        raise disk_error(str(model_dir), "reading the free space of MODEL_DIR", e) from None
+    if needed > free:
+        raise FetchError(
+            f"MODEL_DIR {model_dir} has {human_bytes(free)} free but the model is {human_bytes(needed)} "
+            f"({needed} bytes in {len(files)} files): give the model cache volume room for the whole model "
+            "(serving.model_cache_size, or the volume behind MODEL_DIR), or remove other models from it"
+        )
 
 
 class Progress:
@@ -141,7 +207,10 @@ def _download_part(
     start, end = state.parts[index]
     for attempt in range(1, ATTEMPTS + 1):
         written = 0
-        fd = os.open(state.dest, os.O_WRONLY)
+        try:
+            fd = os.open(state.dest, os.O_WRONLY)
+        except OSError as e:
+            raise disk_error(state.spec.path, f"opening {state.dest}", e) from None
         try:
 
             def sink(block: bytes, fd: int = fd) -> None:
@@ -152,7 +221,10 @@ def _download_part(
                     raise OSError("more bytes than the object's listed size (changed while fetching?)")
                 view = memoryview(block)
                 while view:
-                    n = os.pwrite(fd, view, start + written)
+                    try:
+                        n = os.pwrite(fd, view, start + written)
+                    except OSError as e:
+                        raise _DiskError(e) from e
                     view = view[n:]
                     written += n
                 progress.add(len(block))
@@ -163,6 +235,10 @@ def _download_part(
             break
         except (_Cancelled, FetchError):
             raise
+        except _DiskError as e:
+            raise disk_error(
+                state.spec.path, f"writing bytes {start}-{end} to {state.dest}", e.error
+            ) from None
         except Exception as e:
             progress.add(-written)
             if attempt == ATTEMPTS:
@@ -171,7 +247,11 @@ def _download_part(
             time.sleep(0.5 * attempt)
         finally:
             os.close(fd)
-    if state.part_landed(index, cancel):
+    try:
+        whole = state.part_landed(index, cancel)
+    except OSError as e:
+        raise disk_error(state.spec.path, f"reading {state.dest} back to hash it", e) from None
+    if whole:
         _finish_file(state, progress)
 
 
@@ -185,10 +265,17 @@ def _download_whole(source: Source, spec: FileSpec, root: Path, progress: Progre
         source.download_file(spec.path, root)
     except FetchError:
         raise
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise disk_error(spec.path, f"writing {root / spec.path}", e) from None
+        raise FetchError(f"{spec.path}: download failed: {e}") from e
     except Exception as e:
         raise FetchError(f"{spec.path}: download failed: {e}") from e
     dest = root / spec.path
-    got = hash_file(dest, spec.digest, spec.size) if dest.is_file() else "(missing)"
+    try:
+        got = hash_file(dest, spec.digest, spec.size) if dest.is_file() else "(missing)"
+    except OSError as e:
+        raise disk_error(spec.path, f"reading {dest} to hash it", e) from None
     if got != spec.digest.hex:
         raise FetchError(
             f"{spec.path}: {spec.digest.algorithm} mismatch (expected {spec.digest.hex}, got {got})"
@@ -207,13 +294,20 @@ def download_all(
         futures: dict[Future[None], str] = {}
         for spec in files:
             dest = root / spec.path
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                if source.ranged:
+                    with open(dest, "wb") as out:
+                        out.truncate(spec.size)
+            except OSError as e:
+                cancel.set()
+                for f in futures:
+                    f.cancel()
+                raise disk_error(spec.path, f"creating {dest}", e) from None
             if not source.ranged:
                 futures[pool.submit(_download_whole, source, spec, root, progress)] = spec.path
                 continue
             parts = split_parts(spec.size, part_size)
-            with open(dest, "wb") as out:
-                out.truncate(spec.size)
             state = _FileState(spec, dest, parts)
             if not parts:  # an empty file: nothing to download, still checked
                 futures[pool.submit(_finish_file, state, progress)] = spec.path
@@ -254,7 +348,7 @@ def fetch(
 
     # A verified folder is immutable once renamed into place, so a hit needs no lock (and no write:
     # a baked image's MODEL_DIR may be read-only).
-    cached = cache.verified_files(final)
+    cached = cache.verified_files(final, uri.canonical)
     if cached is not None:
         log.info("cache hit: %s is verified (%d files); nothing to download", final, len(cached))
         return FetchResult(final, True, len(cached), 0, time.monotonic() - started)
@@ -262,7 +356,7 @@ def fetch(
         raise FetchError(f"MODEL_DIR {model_dir} is not writable by uid {os.getuid()}")
 
     with cache.fetch_lock(model_dir, key):
-        cached = cache.verified_files(final)
+        cached = cache.verified_files(final, uri.canonical)
         if cached is not None:  # another pod fetched it while we waited for the lock
             log.info("cache hit: %s is verified (%d files); nothing to download", final, len(cached))
             return FetchResult(final, True, len(cached), 0, time.monotonic() - started)
@@ -274,35 +368,88 @@ def fetch(
 
         src = source or open_source(uri, workers)
         files = src.plan()
+        try:
+            check_tree([f.path for f in files])
+        except ValueError as e:
+            raise FetchError(f"{src.description}: {e}") from None
         total = sum(f.size for f in files)
+        check_free_space(model_dir, files)
         log.info("fetching %s: %d files, %.1f MB, into %s", src.description, len(files), total / 1e6, final)
-        tmp = Path(tempfile.mkdtemp(prefix=cache.tmp_prefix(key), dir=model_dir))
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=cache.tmp_prefix(key), dir=model_dir))
+        except OSError as e:
+            raise disk_error(str(model_dir), "creating a download folder in MODEL_DIR", e) from None
         try:
             download_all(src, files, tmp, workers=workers, part_size=part_size, interval=progress_interval)
-            # Leftovers of huggingface_hub's local_dir bookkeeping are not part of the model.
-            shutil.rmtree(tmp / ".cache", ignore_errors=True)
-            write_verified(tmp, uri.canonical, files)
-            os.chmod(tmp, 0o755)
-            cache.fsync_dir(tmp)
-            os.rename(tmp, final)
-            cache.fsync_dir(model_dir)
+            _publish(tmp, final, model_dir, uri, files)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            cache.rmtree(tmp)
             raise
     seconds = time.monotonic() - started
     log.info("verified and published %s in %.1f s", final, seconds)
     return FetchResult(final, False, len(files), total, seconds)
 
 
-def verify(folder: Path) -> list[FileSpec]:
-    """Re-hash every file of a cached model against what was recorded when it was fetched."""
-    files = cache.verified_files(folder)
-    if files is None:
-        raise FetchError(f"{folder} is not a verified model (run fetch)")
-    for spec in files:
-        got = hash_file(folder / spec.path, spec.digest, spec.size)
-        if got != spec.digest.hex:
+def _publish(tmp: Path, final: Path, model_dir: Path, uri: ModelURI, files: list[FileSpec]) -> None:
+    """Record what was verified, make it read-only and rename it into place; OS errors name the file."""
+    # Leftovers of huggingface_hub's local_dir bookkeeping are not part of the model (nor can a model
+    # file live there: manifest.safe_relative_path refuses the name).
+    shutil.rmtree(tmp / ".cache", ignore_errors=True)
+    try:
+        write_verified(tmp, uri.canonical, files)
+    except OSError as e:
+        raise disk_error(VERIFIED_NAME, f"writing the verified record {tmp / VERIFIED_NAME}", e) from None
+    try:
+        cache.publish_read_only(tmp)
+        cache.fsync_dir(tmp)
+        os.rename(tmp, final)
+        cache.fsync_dir(model_dir)
+    except OSError as e:
+        raise disk_error(str(final), "publishing the verified model", e) from None
+
+
+def verify(folder: Path, *, source: Source | None = None, sums: Path | None = None) -> list[FileSpec]:
+    """Re-hash every file of a cached model against the source's own manifest, not only the record.
+
+    The record (what fetch wrote) is checked first as untrusted input (cache.check_verified). Then the
+    list of files and their digests must equal what the source says now: `sums`, a SHA256SUMS file
+    obtained from the source out of band (for a build that cannot reach it), else the source of the
+    record's MODEL_URI itself (its SHA256SUMS, or the hub's hashes at the pinned commit). A record
+    rewritten to agree with tampered files therefore fails here. Raises FetchError naming the file.
+    """
+    record = cache.check_verified(folder)
+    if sums is not None:
+        try:
+            expected = parse_sha256sums(sums.read_text(encoding="utf-8"), str(sums))
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise FetchError(f"{SUMS_NAME}: cannot use {sums}: {getattr(e, 'strerror', None) or e}") from None
+        origin = str(sums)
+    else:
+        src = source or open_source(parse_model_uri(record.source), 1)
+        planned = src.plan()
+        expected = {f.path: f.digest for f in planned}
+        sizes = {f.path: f.size for f in planned}
+        origin = f"the manifest of {src.description}"
+        for f in record.files:
+            if f.path in sizes and sizes[f.path] != f.size:
+                raise FetchError(f"{f.path}: {f.size} bytes in {folder}, {sizes[f.path]} in {origin}")
+    recorded = {f.path: f.digest for f in record.files}
+    for path in sorted(set(expected) | set(recorded)):
+        if path not in recorded:
+            raise FetchError(f"{path}: listed in {origin} but not in {folder}")
+        if path not in expected:
+            raise FetchError(f"{path}: in {folder} but not listed in {origin}")
+        if (expected[path].algorithm, expected[path].hex) != (recorded[path].algorithm, recorded[path].hex):
             raise FetchError(
-                f"{spec.path}: {spec.digest.algorithm} mismatch in {folder} (expected {spec.digest.hex})"
+                f"{path}: recorded as {recorded[path].algorithm} {recorded[path].hex} in {folder}, but "
+                f"{origin} says {expected[path].algorithm} {expected[path].hex}"
             )
-    return files
+    for spec in record.files:
+        digest = expected[spec.path]
+        try:
+            got = hash_file(folder / spec.path, digest, spec.size)
+        except OSError as e:
+            raise FetchError(f"{spec.path}: cannot read it in {folder}: {e.strerror or e}") from None
+        if got != digest.hex:
+            raise FetchError(f"{spec.path}: {digest.algorithm} mismatch in {folder} (expected {digest.hex})")
+    return record.files

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import re
+import stat
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -74,7 +75,12 @@ def _parse_sums(raw: bytes, origin: str) -> dict[str, Digest]:
 
 
 class LocalSource:
-    """A folder: `file:///models/x` or a mounted volume. Files are copied into the cache and verified."""
+    """A folder: `file:///models/x` or a mounted volume. Files are copied into the cache and verified.
+
+    Reads stay inside the folder: a listed file that is (or sits below) a symlink resolving outside it is
+    refused, so a link to /etc or to the pod's token cannot be fetched as a model file. Links that stay
+    inside are followed. The folder named in MODEL_URI may itself be a link (the operator chose it).
+    """
 
     ranged = True
 
@@ -82,21 +88,40 @@ class LocalSource:
         self.root = root
         self.description = f"file://{root}"
 
+    def _inside(self, rel: str) -> Path:
+        """The real path of `root/rel`, or FetchError when it leaves the root or is not a regular file."""
+        real_root = self.root.resolve()
+        real = (self.root / rel).resolve()
+        if not real.is_relative_to(real_root):
+            raise FetchError(
+                f"{rel}: a symlink leads out of the model folder {self.root} (to {real}); copy the file "
+                "into the folder (cp -L) instead of linking it"
+            )
+        return real
+
     def plan(self) -> list[FileSpec]:
         sums = self.root / SUMS_NAME
         try:
-            raw = sums.read_bytes()
+            raw = self._inside(SUMS_NAME).read_bytes()
         except OSError as e:
             raise FetchError(f"{SUMS_NAME}: cannot read {sums}: {e.strerror}") from None
         digests = _parse_sums(raw, str(sums))
         sizes = {}
         for rel in digests:
+            real = self._inside(rel)
             with contextlib.suppress(OSError):
-                sizes[rel] = (self.root / rel).stat().st_size
+                st = real.stat()
+                if not stat.S_ISREG(st.st_mode):
+                    raise FetchError(f"{rel}: not a regular file in {self.root}")
+                sizes[rel] = st.st_size
         return plan_from_listing(digests, sizes, str(self.root))
 
     def read_range(self, path: str, start: int, end: int, sink: Sink) -> None:
-        with open(self.root / path, "rb") as f:
+        # Checked again at read time (a link could be swapped after plan); O_NOFOLLOW on the resolved
+        # path refuses a link put in its place since.
+        real = self._inside(path)
+        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as f:
             f.seek(start)
             left = end - start
             while left > 0:
@@ -256,8 +281,11 @@ class HFSource:
             raise FetchError(f"cannot read {self.description} from the hub: {e}") from None
         self.commit = info.sha
         if self.commit != self.revision:
-            log.warning(
-                "%s resolves to commit %s; pin that sha so the model cannot change", self.revision, info.sha
+            # MODEL_URI pins a commit (uri.py), so the hub answering with another one means the
+            # revision was not what it looked like; files fetched now would not be the pinned ones.
+            raise FetchError(
+                f"{self.description}: the hub resolved the revision to commit {info.sha}; pin that "
+                "40-hex commit in MODEL_URI"
             )
         siblings = {s.rfilename: s for s in info.siblings or []}
         specs = []

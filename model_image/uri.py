@@ -9,7 +9,9 @@ from enum import StrEnum
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
-SCHEMES_HELP = "file:///path (or /path), s3://bucket/prefix, gs://bucket/prefix, hf://org/name@revision"
+SCHEMES_HELP = (
+    "file:///path (or /path), s3://bucket/prefix, gs://bucket/prefix, hf://org/name@<40-hex commit>"
+)
 
 _HF_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -40,11 +42,6 @@ class ModelURI:
             return f"hf://{self.location}@{self.revision}"
         return f"{self.scheme.value}://{self.location}/{self.path}".rstrip("/")
 
-    @property
-    def pinned(self) -> bool:
-        """True when the URI names immutable content (an hf:// commit hash)."""
-        return self.scheme is not Scheme.HF or bool(self.revision and _COMMIT.match(self.revision))
-
     def cache_key(self) -> str:
         """`<readable slug>-<12 hex of sha256(canonical URI)>`: stable, unique, safe as a folder name.
 
@@ -58,32 +55,63 @@ class ModelURI:
         return f"{slug}-{digest}"
 
 
+def redact(raw: str) -> str:
+    """`raw` fit for a message or a log line: any userinfo (`user:secret@`) replaced by `***@`.
+
+    Only s3://, gs:// and file:// have an authority that can carry one; an hf:// URI with a ':' or a
+    second '@' in it is hidden whole, since its one '@' separates the revision and a token could sit
+    anywhere before it.
+    """
+    scheme, sep, rest = raw.partition("://")
+    if not sep:
+        return raw
+    if scheme.lower() == "hf":
+        return f"{scheme}://***" if ":" in rest or rest.count("@") > 1 else raw
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"
+    return raw
+
+
 def parse_model_uri(raw: str) -> ModelURI:
-    """Parse MODEL_URI, or raise ValueError saying what is wrong and how to write it."""
+    """Parse MODEL_URI, or raise ValueError saying what is wrong and how to write it.
+
+    The launcher refuses what the stack schema refuses (stacks/config.py ModelConfig.uri): an hf://
+    revision that is not a 40-hex commit (a branch or tag moves, and every node would cache whatever it
+    pointed at under one key) and credentials written into the URI (they would land in the cache folder's
+    name, the lock file's and every message; the pod's identity or HF_TOKEN_PATH carries them instead).
+    Messages never repeat a URI's userinfo.
+    """
     raw = raw.strip()
     if not raw:
         raise ValueError(f"is empty; use one of {SCHEMES_HELP}")
     if raw.startswith("/"):
         return _file_uri(raw)
+    shown = redact(raw)
     parts = urlsplit(raw)
     scheme = parts.scheme.lower()
+    if scheme in ("file", "s3", "gs") and "@" in parts.netloc:
+        raise ValueError(
+            f"{shown!r} carries credentials (user:secret@) in the URI: remove them; the launcher reads "
+            "the pod's own identity (IRSA / EKS Pod Identity, GKE Workload Identity), never URI credentials"
+        )
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
-            raise ValueError(f"{raw!r}: a file:// URI needs an absolute path, e.g. file:///models/llama")
+            raise ValueError(f"{shown!r}: a file:// URI needs an absolute path, e.g. file:///models/llama")
         return _file_uri(parts.path)
     if scheme in ("s3", "gs"):
         if not parts.netloc:
-            raise ValueError(f"{raw!r} names no bucket; write {scheme}://bucket/prefix")
+            raise ValueError(f"{shown!r} names no bucket; write {scheme}://bucket/prefix")
         if parts.query or parts.fragment:
-            raise ValueError(f"{raw!r}: query strings and fragments are not supported in {scheme}:// URIs")
+            raise ValueError(f"{shown!r}: query strings and fragments are not supported in {scheme}:// URIs")
         prefix = parts.path.strip("/")
         if any(seg in ("", ".", "..") for seg in prefix.split("/")) and prefix:
-            raise ValueError(f"{raw!r}: the prefix may not contain empty, '.' or '..' segments")
+            raise ValueError(f"{shown!r}: the prefix may not contain empty, '.' or '..' segments")
         return ModelURI(Scheme(scheme), parts.netloc, prefix)
     if scheme == "hf":
         return _hf_uri(raw)
-    shown = f"scheme {scheme!r}" if scheme else "no scheme"
-    raise ValueError(f"{raw!r} has {shown}; use one of {SCHEMES_HELP}")
+    named = f"scheme {scheme!r}" if scheme else "no scheme"
+    raise ValueError(f"{shown!r} has {named}; use one of {SCHEMES_HELP}")
 
 
 def _file_uri(path: str) -> ModelURI:
@@ -95,6 +123,11 @@ def _file_uri(path: str) -> ModelURI:
 
 def _hf_uri(raw: str) -> ModelURI:
     body = raw[len("hf://") :]
+    if ":" in body or body.count("@") > 1:
+        raise ValueError(
+            f"{redact(raw)!r}: an hf:// URI carries no credentials or ports: write hf://org/name@<commit> "
+            "and give a gated repository's token as HF_TOKEN_PATH (model.hf_token_secret)"
+        )
     repo, sep, revision = body.partition("@")
     repo = repo.strip("/")
     if not sep or not revision:
@@ -104,6 +137,10 @@ def _hf_uri(raw: str) -> ModelURI:
         )
     if not _HF_REPO.match(repo) or "--" in repo:
         raise ValueError(f"{raw!r}: {repo!r} is not a hub repository id like org/name")
-    if "/" in revision or any(c.isspace() for c in revision):
-        raise ValueError(f"{raw!r}: {revision!r} is not a revision (a commit sha, tag or branch)")
+    if not _COMMIT.match(revision):
+        raise ValueError(
+            f"{raw!r}: revision {revision!r} is not a commit: pin the 40-hex commit sha (the hub's "
+            "'Files and versions' history, or `git ls-remote`); a branch or tag moves, so two nodes could "
+            "serve different weights under one cache key"
+        )
     return ModelURI(Scheme.HF, repo, "", revision)

@@ -49,6 +49,7 @@ from stacks.gpus import (
     smallest_gpu_type_that_fits,
     weight_bytes_per_parameter,
 )
+from stacks.model_cache import model_cache_problem
 from stacks.stack_yaml import YamlError, load_yaml
 
 CONFIG_NAMESPACE = "inferstack"
@@ -187,6 +188,14 @@ class ModelConfig(Section):
             raise ValueError(
                 f"unsupported model uri {uri!r}: use hf://org/name@<commit>, s3://bucket/prefix, "
                 "gs://bucket/prefix or file:///path"
+            )
+        hf_credentials = scheme == "hf" and (":" in rest or rest.count("@") > 1)
+        if hf_credentials or (scheme != "hf" and "@" in rest.partition("/")[0]):
+            # Never echo the uri: what precedes the @ is a secret (as model_image/uri.py refuses it).
+            raise ValueError(
+                f"the {scheme}:// uri carries credentials (user:secret@): remove them; the model server "
+                "reads the bucket with the pod's own identity (IRSA / Pod Identity / Workload Identity) "
+                "and a gated hub repository with model.hf_token_secret"
             )
         if scheme == "hf":
             repo, at, revision = rest.partition("@")
@@ -767,6 +776,7 @@ def _cross_field_problems(cfg: StackConfig) -> list[tuple[str, str]]:
         )
 
     problems.extend(_memory_problems(cfg))
+    problems.extend(_model_cache_problems(cfg))
     problems.extend(_managed_cluster_problems(cfg))
     problems.extend(aws_problems(cfg))
     problems.extend(gcp_problems(cfg))
@@ -802,6 +812,19 @@ def cooldown_seconds(cfg: StackConfig) -> int:
     """
     configured = cfg.autoscaling.cooldown_seconds
     return configured if configured is not None else cold_start_seconds(cfg)
+
+
+def _model_cache_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    """The weights at the model's dtype (or quantization) fit serving.model_cache_size (stacks/model_cache.py)."""
+    m = cfg.model
+    problem = model_cache_problem(
+        name=m.name,
+        parameters_b=m.parameters_b,
+        dtype=m.dtype.value,
+        quantization=m.quantization.value if m.quantization else None,
+        model_cache_size=cfg.serving.model_cache_size,
+    )
+    return [("serving.model_cache_size", problem)] if problem else []
 
 
 def _managed_cluster_problems(cfg: StackConfig) -> list[tuple[str, str]]:

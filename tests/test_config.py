@@ -272,7 +272,12 @@ def test_a_model_that_cannot_fit_is_rejected_with_numbers_and_ways_out() -> None
 def test_the_suggested_way_out_does_fit() -> None:
     values = minimal(
         model={"uri": LLAMA_70B, "parameters_b": 70},
-        serving={"image": "a/b:1", "gpu_type": "nvidia-h100-80gb", "gpus_per_replica": 4},
+        serving={
+            "image": "a/b:1",
+            "gpu_type": "nvidia-h100-80gb",
+            "gpus_per_replica": 4,
+            "model_cache_size": "140Gi",  # 70B x 2 bytes = 130.4 GiB, +5% (stacks/model_cache.py)
+        },
     )
     assert parse_stack_config(values).serving.gpus_per_replica == 4
     quantized = copy.deepcopy(values)
@@ -292,7 +297,8 @@ def test_an_8b_model_fits_one_l4_in_bf16() -> None:
 def test_the_cpu_engine_skips_the_gpu_check() -> None:
     cfg = parse_stack_config(
         minimal(
-            model={"uri": LLAMA_70B, "parameters_b": 70}, serving={"image": "a/b:1", "engine": "transformers"}
+            model={"uri": LLAMA_70B, "parameters_b": 70},
+            serving={"image": "a/b:1", "engine": "transformers", "model_cache_size": "140Gi"},
         )
     )
     assert not cfg.uses_gpu

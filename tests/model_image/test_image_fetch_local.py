@@ -45,12 +45,7 @@ def test_uris_parse() -> None:
         "s3://bucket/models/llama/v3",
     )
     hf = parse_model_uri("hf://acme/chat@0123456789abcdef0123456789abcdef01234567")
-    assert (hf.location, hf.revision, hf.pinned) == (
-        "acme/chat",
-        "0123456789abcdef0123456789abcdef01234567",
-        True,
-    )
-    assert not parse_model_uri("hf://acme/chat@main").pinned
+    assert (hf.location, hf.revision) == ("acme/chat", "0123456789abcdef0123456789abcdef01234567")
     assert parse_model_uri("/mnt/model").canonical == parse_model_uri("file:///mnt/model/").canonical
 
 
@@ -279,8 +274,8 @@ def test_hub_fetch_verifies_lfs_and_git_hashes(tmp_path: Path) -> None:
 def test_hub_file_that_does_not_match_its_hash_fails(tmp_path: Path) -> None:
     served = {**HUB_FILES, "config.json": b'{"model_type": "llama"}'}
     hub = FakeHub(HUB_FILES, lfs={"model.safetensors"}, served=served)
-    uri = parse_model_uri("hf://acme/tiny@main")
-    source = HFSource("acme/tiny", "main", api=hub, download=hub.download)
+    uri = parse_model_uri(f"hf://acme/tiny@{FakeHub.commit}")
+    source = HFSource("acme/tiny", FakeHub.commit, api=hub, download=hub.download)
     with pytest.raises(FetchError, match=r"^config\.json: git-sha1 mismatch"):
         fetch(uri, tmp_path / "models", source=source)
     assert leftovers(tmp_path / "models") == []

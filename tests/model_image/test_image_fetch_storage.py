@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -91,4 +92,25 @@ def test_missing_sha256sums_is_an_error(store: Store, tiny_model: Path, tmp_path
 
     assert result.returncode == 1
     assert "SHA256SUMS" in result.stderr
+    assert _leftovers(model_dir) == []
+
+
+def test_a_key_that_is_also_a_folder_is_a_clean_error(store: Store, tmp_path: Path) -> None:
+    # S3 and GCS hold `a` and `a/b` side by side; no file system can. Refused before any download.
+    src = tmp_path / "src"
+    (src / "a").mkdir(parents=True)
+    (src / "a" / "b").write_bytes(b"inner")
+    (src / "a.file").write_bytes(b"outer")
+    sums = hashlib.sha256(b"outer").hexdigest() + "  a\n" + hashlib.sha256(b"inner").hexdigest() + "  a/b\n"
+    (src / "SHA256SUMS").write_text(sums)
+    store.upload_file("clash/v1/a", src / "a.file")
+    store.upload_file("clash/v1/a/b", src / "a" / "b")
+    store.upload_file("clash/v1/SHA256SUMS", src / "SHA256SUMS")
+    model_dir = tmp_path / "cache"
+
+    result = _fetch(store, f"{store.scheme}://{store.bucket}/clash/v1", model_dir)
+
+    assert result.returncode == 1, result.stderr
+    assert "'a' is a file and also the folder of 'a/b'" in result.stderr
+    assert "Traceback" not in result.stderr
     assert _leftovers(model_dir) == []
