@@ -7,7 +7,10 @@ per-stack environments, and every `make` target a workflow or the README names e
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -170,13 +173,14 @@ def test_comment_workflow_is_privileged_but_never_runs_pr_code() -> None:
 def test_preview_runs_only_for_same_repository_prs_with_oidc_and_the_policy_pack() -> None:
     doc = workflow("preview.yml")
     assert set(triggers(doc)) == {"pull_request"}
-    assert doc["permissions"]["id-token"] == "write"
-    assert doc["permissions"]["contents"] == "read"
+    assert doc["permissions"] == {}
     (job,) = doc["jobs"].values()
+    assert job["permissions"] == {"contents": "read", "id-token": "write"}
     assert job["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
     pulumi = next(s for s in steps(job) if s.get("uses", "").startswith("pulumi/actions@"))
     assert pulumi["with"]["command"] == "preview"
-    assert pulumi["with"]["comment-on-pr"] is True
+    # pulumi/actions v7.0.0 (src/libs/pr.ts) posts the PR code's output raw inside <pre> as the bot.
+    assert pulumi["with"]["comment-on-pr"] is False
     assert pulumi["with"]["policyPacks"] == "policy"
     assert "matrix.stack" in pulumi["with"]["stack-name"]
 
@@ -202,8 +206,9 @@ def test_cloud_stacks_are_previewed_and_deployed_dev_before_prod() -> None:
 def test_deploy_binds_every_job_to_its_stack_environment_one_at_a_time() -> None:
     doc = workflow("deploy.yml")
     assert triggers(doc) == {"push": {"branches": ["main"]}}
-    assert doc["permissions"] == {"contents": "read", "id-token": "write"}
+    assert doc["permissions"] == {}
     for name, job in doc["jobs"].items():
+        assert job["permissions"] == {"contents": "read", "id-token": "write", "actions": "read"}, name
         assert job.get("environment") == "${{ matrix.stack }}", f"job {name} has no per-stack environment"
         assert job["concurrency"] == {"group": "deploy-${{ matrix.stack }}", "cancel-in-progress": False}
         pulumi = next(s for s in steps(job) if s.get("uses", "").startswith("pulumi/actions@"))
@@ -462,6 +467,307 @@ def test_deploy_jobs_and_aws_sessions_outlast_the_stacks_rollout(job_name: str) 
         if entry["cloud"] == "aws":
             # AssumeRoleWithWebIdentity allows up to the role's MaxSessionDuration, at most 12 hours.
             assert entry["timeout_minutes"] * 60 <= entry["role_duration_seconds"] <= 43200, entry["stack"]
+
+
+# --- issue 15: where secrets, OIDC tokens and pull-request code may go ----------------------------------
+
+#: Every action release the workflows pin, by commit. Each SHA was read from the tag in the action's own
+#: repository (issue 15's review checked them; configure-aws-credentials' e1253824…, once labelled v6.3.0,
+#: is in no upstream snapshot: v6.2.3 is e6de0542… in aws-actions/configure-aws-credentials).
+KNOWN_RELEASES = {
+    "actions/checkout": ("9c091bb21b7c1c1d1991bb908d89e4e9dddfe3e0", "v7.0.0"),
+    "actions/setup-python": ("ece7cb06caefa5fff74198d8649806c4678c61a1", "v6.3.0"),
+    "actions/download-artifact": ("3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c", "v8.0.1"),
+    "actions/upload-artifact": ("043fb46d1a93c77aae656e7c1c64a875d1fc6a0a", "v7.0.1"),
+    "aws-actions/configure-aws-credentials": ("e6de054238d6b7531b4efff3b6587d9aade6a06c", "v6.2.3"),
+    "google-github-actions/auth": ("7c6bc770dae815cd3e89ee6cdf493a5fab2cc093", "v3.0.0"),
+    "pulumi/actions": ("8e5e406f4007fca908480587cb9893c07090f58d", "v7.0.0"),
+}
+CREDENTIAL_ACTIONS = ("aws-actions/configure-aws-credentials@", "google-github-actions/auth@")
+#: Commands that install software; in a workflow only `make` targets may install (from the locks, with hashes).
+UNLOCKED_INSTALL = re.compile(
+    r"\b(apt-get|apt|yum|dnf|apk|brew|snap)\s+install\b|\bpip3?\s+install\b|\bnpm\s+(install|i|ci)\b"
+    r"|\bgcloud\s+components\s+install\b|\b(curl|wget)\b[^\n|]*\|\s*(sudo\s+)?(ba)?sh\b"
+)
+
+
+def secret_references(node: Any, where: str) -> list[str]:
+    """Where (a dotted path) each `secrets.` expression sits in a parsed workflow."""
+    if isinstance(node, dict):
+        return [ref for key, value in node.items() for ref in secret_references(value, f"{where}.{key}")]
+    if isinstance(node, list):
+        return [ref for i, value in enumerate(node) for ref in secret_references(value, f"{where}[{i}]")]
+    return [where] if isinstance(node, str) and re.search(r"\bsecrets\.|secrets:\s*inherit", node) else []
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_secrets_reach_only_the_pulumi_step_of_a_job_in_an_environment(path: Path) -> None:
+    doc = load(path)
+    assert "secrets" not in str(doc.get("env", {})), (
+        f"{path.name}: workflow-level env exposes secrets to every step"
+    )
+    for job_name, job in doc["jobs"].items():
+        assert job.get("secrets") != "inherit", f"{path.name} {job_name}"
+        allowed = {
+            f"jobs.{job_name}.steps[{i}].env.{key}"
+            for i, step in enumerate(steps(job))
+            if step.get("uses", "").startswith("pulumi/actions@")
+            for key in step.get("env", {})
+        }
+        found = secret_references(job, f"jobs.{job_name}")
+        assert set(found) <= allowed, (
+            f"{path.name}: secrets outside the Pulumi step's env: {set(found) - allowed}"
+        )
+        if found:
+            # Repository secrets would reach any job a branch writes; environment secrets only its own.
+            assert job.get("environment"), f"{path.name} {job_name}: secrets without a GitHub environment"
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_oidc_tokens_only_for_jobs_bound_to_an_environment(path: Path) -> None:
+    doc = load(path)
+    assert "id-token" not in (doc.get("permissions") or {}), f"{path.name}: id-token for every job"
+    for job_name, job in doc["jobs"].items():
+        if (job.get("permissions") or {}).get("id-token") == "write":
+            # The token's subject is then repo:<owner>/<repo>:environment:<name>, what deploy/bootstrap trusts.
+            assert job.get("environment"), (
+                f"{path.name} {job_name}: an OIDC token with no environment subject"
+            )
+
+
+def test_previews_run_in_preview_environments_and_never_on_a_deploy_runner() -> None:
+    (preview,) = workflow("preview.yml")["jobs"].values()
+    assert preview["environment"] == "preview-${{ matrix.stack }}"
+    deploy_runners = {
+        e["runner_variable"]
+        for job in workflow("deploy.yml")["jobs"].values()
+        for e in job["strategy"]["matrix"]["include"]
+        if "runner_variable" in e
+    }
+    assert deploy_runners, "deploy.yml names no self-hosted runner: this test would prove nothing"
+    for path in WORKFLOW_FILES:
+        doc = load(path)
+        if "pull_request" not in triggers(doc):
+            continue
+        text = path.read_text(encoding="utf-8")
+        for variable in deploy_runners:
+            assert not re.search(rf"\b{variable}\b", text), f"{path.name} runs PR code on {variable}"
+        for job_name, job in doc["jobs"].items():
+            for entry in (job.get("strategy") or {}).get("matrix", {}).get("include", []):
+                if "runner_variable" in entry:
+                    assert entry["runner_variable"].endswith("_PREVIEW_RUNNER"), f"{path.name} {job_name}"
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_workflows_install_nothing_outside_the_locks(path: Path) -> None:
+    for script in run_scripts(load(path)):
+        assert not UNLOCKED_INSTALL.search(script), f"{path.name}: an install outside a lock:\n{script}"
+
+
+@pytest.mark.parametrize("name", ["preview.yml", "deploy.yml"])
+def test_cloud_credentials_are_obtained_after_every_install_and_check(name: str) -> None:
+    for job_name, job in workflow(name)["jobs"].items():
+        job_steps = steps(job)
+        first_credential = min(
+            i for i, s in enumerate(job_steps) if s.get("uses", "").startswith(CREDENTIAL_ACTIONS)
+        )
+        installs = [i for i, s in enumerate(job_steps) if re.search(r"\bmake\b", s.get("run", ""))]
+        assert installs and max(installs) < first_credential, f"{name} {job_name}"
+
+
+def test_every_action_pin_is_a_release_seen_upstream() -> None:
+    for path in WORKFLOW_FILES:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not (match := USES_LINE.match(line)):
+                continue
+            action, sha = match.group(1).split("@")
+            assert action in KNOWN_RELEASES, f"{path.name}: {action} is not a release checked upstream"
+            known_sha, tag = KNOWN_RELEASES[action]
+            assert (sha, (match.group(2) or "").lstrip("# ").split()[0]) == (known_sha, tag), (
+                f"{path.name}: {action}@{sha} {match.group(2)} is not {known_sha} # {tag}"
+            )
+
+
+# The environment check deploy.yml runs before any credential, run here against a fake `gh`.
+
+FAKE_GH = """#!/bin/sh
+# gh api <path> [--jq FILTER]: the fixture for <path>, filtered by jq as gh would.
+path="$2"; shift 2
+case "$path" in
+  */deployment-branch-policies) file="$FIXTURES/policies.json" ;;
+  *) file="$FIXTURES/environment.json" ;;
+esac
+[ -f "$file" ] || { echo "HTTP 404: Not Found" >&2; exit 1; }
+if [ "$1" = "--jq" ]; then jq -r "$2" "$file"; else cat "$file"; fi
+"""
+
+
+def environment_check(job_name: str) -> dict[str, Any]:
+    (step,) = [
+        s
+        for s in steps(workflow("deploy.yml")["jobs"][job_name])
+        if "deployment-branch-policies" in s.get("run", "")
+    ]
+    return step
+
+
+def run_environment_check(
+    tmp_path: Path, tier: str, environment: dict[str, Any] | None, policies: list[dict[str, str]]
+) -> subprocess.CompletedProcess[str]:
+    import json
+    import shutil
+
+    if shutil.which("jq") is None:
+        pytest.skip("jq is not installed: deploy.yml's environment check reads the API's JSON with it")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "gh").write_text(FAKE_GH)
+    (bin_dir / "gh").chmod(0o755)
+    fixtures = tmp_path / "fixtures"
+    fixtures.mkdir()
+    if environment is not None:
+        (fixtures / "environment.json").write_text(json.dumps(environment))
+        (fixtures / "policies.json").write_text(json.dumps({"branch_policies": policies}))
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "FIXTURES": str(fixtures),
+        "REPO": "acme/inferstack",
+        "ENVIRONMENT": f"{tier}-aws",
+        "TIER": tier,
+    }
+    script = environment_check("prod" if tier == "prod" else "dev")["run"]
+    return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=30)
+
+
+PROTECTED = {
+    "deployment_branch_policy": {"protected_branches": False, "custom_branch_policies": True},
+    "protection_rules": [{"type": "required_reviewers", "reviewers": [{"type": "Team"}]}],
+}
+MAIN_ONLY = [{"name": "main", "type": "branch"}]
+
+
+@pytest.mark.parametrize(
+    ("tier", "environment", "policies", "refusal"),
+    [
+        ("prod", None, [], "cannot read it"),  # never created: GitHub would create it unprotected
+        ("prod", {"deployment_branch_policy": None, "protection_rules": []}, [], "admits every branch"),
+        ("prod", PROTECTED, [*MAIN_ONLY, {"name": "feature/*", "type": "branch"}], "not main alone"),
+        ("prod", PROTECTED, [{"name": "main", "type": "tag"}], "not main alone"),
+        (
+            "prod",
+            {**PROTECTED, "protection_rules": [{"type": "wait_timer"}]},
+            MAIN_ONLY,
+            "required reviewers",
+        ),
+        ("prod", PROTECTED, MAIN_ONLY, None),
+        ("dev", {**PROTECTED, "protection_rules": []}, MAIN_ONLY, None),
+    ],
+)
+def test_deploy_stops_before_credentials_when_its_environment_is_unprotected(
+    tmp_path: Path,
+    tier: str,
+    environment: dict[str, Any] | None,
+    policies: list[dict[str, str]],
+    refusal: str | None,
+) -> None:
+    result = run_environment_check(tmp_path, tier, environment, policies)
+    if refusal is None:
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "main only" in result.stdout
+    else:
+        assert result.returncode != 0
+        assert "::error title=environment" in result.stdout and refusal in result.stdout, result.stdout
+        assert "deploy/bootstrap" in result.stdout
+
+
+def test_dev_and_prod_deploys_run_the_same_environment_check() -> None:
+    # The cases above run the prod job's step; the dev job must hold the same one (TIER tells them apart).
+    assert environment_check("dev") == environment_check("prod")
+    assert environment_check("prod")["env"]["TIER"] == "${{ matrix.tier }}"
+
+
+@pytest.mark.parametrize("job_name", ["dev", "prod"])
+def test_the_environment_check_runs_before_checkout_and_credentials(job_name: str) -> None:
+    job_steps = steps(workflow("deploy.yml")["jobs"][job_name])
+    check = job_steps.index(environment_check(job_name))
+    assert check < min(
+        i
+        for i, s in enumerate(job_steps)
+        if s.get("uses", "").startswith(("actions/checkout@", *CREDENTIAL_ACTIONS))
+    )
+
+
+# The PR comment: the PR's own report, posted as github-actions[bot], must stay inert text.
+
+
+def comment_renderer() -> str:
+    """The Python program pr-comment.yml runs (its `python3 - ... <<'PY'` heredoc)."""
+    script = " ".join(run_scripts(workflow("pr-comment.yml")))
+    match = re.search(r"<<'PY'\n(.*?)\nPY\n", script, re.DOTALL)
+    assert match, "pr-comment.yml renders the comment with an inline python3 heredoc"
+    return match.group(1)
+
+
+def render_comment(tmp_path: Path, report: str) -> str:
+    source, target = tmp_path / "report.md", tmp_path / "comment.md"
+    source.write_text(report, encoding="utf-8")
+    marker, sha = "<!-- inferstack-plan-diff -->", "0123456789abcdef0123456789abcdef01234567"
+    subprocess.run(
+        [sys.executable, "-c", comment_renderer(), str(source), str(target), marker, sha],
+        check=True,
+        timeout=30,
+    )
+    return target.read_text(encoding="utf-8")
+
+
+HOSTILE_REPORTS = {
+    "mentions": "@acme/platform-team @octocat please merge\n",
+    "approval": "## Approved by platform-team\n\n:white_check_mark: **LGTM** — security review passed\n",
+    "image": '![ok](https://evil.example/pixel.png) <img src="https://evil.example/x.png">\n',
+    "unclosed html": "<details open><summary>x</summary>\n<table><tr><td>\n",
+    "breaks a 3-backtick fence": "```\n@acme/admins\n```\n<b>out</b>\n",
+    "longer backtick runs": "``````````\n`````` nested\n",
+    "carriage return": "line\r```\r@acme/admins\r\n<img src=x>",
+    "control and bidi": "a\x00b\x1b[31mred\u202eevil\u2066x\n",
+    "link": "[click](javascript:alert(1)) https://evil.example\n",
+}
+
+
+@pytest.mark.parametrize("report", list(HOSTILE_REPORTS.values()), ids=list(HOSTILE_REPORTS))
+def test_the_pr_comment_renders_the_report_as_one_inert_code_block(tmp_path: Path, report: str) -> None:
+    from markdown_it import MarkdownIt
+
+    body = render_comment(tmp_path, report)
+    assert body.startswith("<!-- inferstack-plan-diff -->\n"), "the marker the update looks for comes first"
+    tokens = MarkdownIt("commonmark").enable("table").parse(body)
+    fences = [t for t in tokens if t.type == "fence"]
+    assert len(fences) == 1, [t.type for t in tokens]
+    # Everything the PR wrote is inside that one fence; what is outside is ours alone.
+    outside = "".join(t.content for t in tokens if t is not fences[0])
+    for needle in ("@acme", "@octocat", "Approved", "evil", "<img", "<details", "<b>", "javascript"):
+        assert needle not in outside, needle
+    assert [t.content for t in tokens if t.type == "html_block"] == ["<!-- inferstack-plan-diff -->\n"]
+    inline_children = [c for t in tokens if t.children for c in t.children]
+    assert not any(c.type in ("image", "html_inline", "link_open") for c in inline_children)
+    assert "produced by this pull request's own code" in outside
+    # The report survives as text, less only control and bidi characters.
+    assert "@acme" in fences[0].content or "@acme" not in report
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]", body)
+
+
+def test_the_pr_comment_caps_a_long_report_under_githubs_limit_and_says_so(tmp_path: Path) -> None:
+    body = render_comment(tmp_path, ("| a | @team |\n" + "`" * 40 + "\n") * 20_000)
+    assert len(body) < 65_536
+    assert "Truncated" in body.splitlines()[-1]
+    short = render_comment(tmp_path, "| stack | change |\n|---|---|\n| prod-aws | 2 to update |\n")
+    assert "Truncated" not in short and "prod-aws | 2 to update" in short
+
+
+def test_the_pr_comment_is_written_by_the_renderer_and_matched_by_its_marker() -> None:
+    script = " ".join(run_scripts(workflow("pr-comment.yml")))
+    assert 'python3 - "$DIR/report.md" "$body" "$marker" "$HEAD_SHA" <<\'PY\'' in script
+    assert script.index("<<'PY'") < script.index('-F "body=@$body"')
+    assert "^[0-9a-f]{40}$" in script, "the head SHA is printed in the comment: it must be a SHA"
 
 
 # --- e2e.yml: the local stack on a kind cluster -----------------------------------------------------------
