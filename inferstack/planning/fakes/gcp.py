@@ -136,6 +136,20 @@ def outputs_for(
         out["name"] = f"projects/{project}/serviceAccounts/{email}"
         out["id"] = out["name"]
         out["uniqueId"] = str(int(seed[:20], 16))[:21]
+    elif type_token == "gcp:iam/workloadIdentityPool:WorkloadIdentityPool":
+        # terraform-provider-google: name = projects/{project_number}/locations/global/workloadIdentityPools/
+        # {workload_identity_pool_id}; the id names the project by its id.
+        pool = str(inputs.get("workloadIdentityPoolId") or physical)
+        out["name"] = f"projects/{FAKE_PROJECT_NUMBER}/locations/global/workloadIdentityPools/{pool}"
+        out["id"] = f"projects/{project}/locations/global/workloadIdentityPools/{pool}"
+        out["state"] = "ACTIVE"
+    elif type_token == "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider":
+        pool = str(inputs.get("workloadIdentityPoolId") or "pool")
+        provider = str(inputs.get("workloadIdentityPoolProviderId") or physical)
+        path = f"locations/global/workloadIdentityPools/{pool}/providers/{provider}"
+        out["name"] = f"projects/{FAKE_PROJECT_NUMBER}/{path}"
+        out["id"] = f"projects/{project}/{path}"
+        out["state"] = "ACTIVE"
     elif type_token == "gcp:kms/keyRing:KeyRing":
         out["id"] = f"projects/{project}/locations/{location}/keyRings/{physical}"
     elif type_token == "gcp:kms/cryptoKey:CryptoKey":
