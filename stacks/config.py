@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from components.address_space import covers_every_address
 from components.choices import (
     AcmeSolver,
     Dns01Provider,
@@ -695,7 +696,7 @@ def _cross_field_problems(cfg: StackConfig) -> list[tuple[str, str]]:
             problems.append(
                 ("tls.acme.dns01", "solver dns01 needs a dns01 section (provider and its settings)")
             )
-        if t.acme.solver is AcmeSolver.HTTP01 and cfg.gateway.allowed_source_cidrs != ["0.0.0.0/0"]:
+        if t.acme.solver is AcmeSolver.HTTP01 and not covers_every_address(cfg.gateway.allowed_source_cidrs):
             problems.append(
                 (
                     "tls.acme.solver",

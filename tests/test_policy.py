@@ -9,7 +9,10 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from components import address_space
 from inferstack.cli import EXIT_FINDINGS, main
 from inferstack.planning.plan import Plan, plan_stack
 from inferstack.validation.policies import check_policies, load_rules
@@ -133,8 +136,14 @@ def test_cluster_endpoint_eks() -> None:
     }
     assert rules.cluster_endpoint_not_open(eks, private) == []
     assert rules.cluster_endpoint_not_open(eks, listed) == []
-    open_ = {"name": "c", "vpcConfig": {"endpointPublicAccess": True, "publicAccessCidrs": ["0.0.0.0/0"]}}
-    assert "0.0.0.0/0" in rules.cluster_endpoint_not_open(eks, open_)[0]
+    for cidrs in (
+        ["0.0.0.0/0"],
+        ["0.0.0.0/1", "128.0.0.0/1"],
+        ["198.51.100.0/24", "0.0.0.0/2", "64.0.0.0/2"],
+    ):
+        open_ = {"name": "c", "vpcConfig": {"endpointPublicAccess": True, "publicAccessCidrs": cidrs}}
+        [problem] = rules.cluster_endpoint_not_open(eks, open_)
+        assert "publicAccessCidrs" in problem and "admit the internet" in problem
     # AWS defaults: public access on, open to everyone.
     assert "EKS cluster c" in rules.cluster_endpoint_not_open(eks, {"name": "c", "vpcConfig": {}})[0]
 
@@ -145,8 +154,11 @@ def test_cluster_endpoint_gke() -> None:
     listed = {"name": "g", "masterAuthorizedNetworksConfig": {"cidrBlocks": [{"cidrBlock": "10.0.0.0/8"}]}}
     assert rules.cluster_endpoint_not_open(gke, private) == []
     assert rules.cluster_endpoint_not_open(gke, listed) == []
-    open_ = {"name": "g", "masterAuthorizedNetworksConfig": {"cidrBlocks": [{"cidrBlock": "0.0.0.0/0"}]}}
-    assert "GKE cluster g" in rules.cluster_endpoint_not_open(gke, open_)[0]
+    for cidrs in (["0.0.0.0/0"], ["0.0.0.0/1", "128.0.0.0/1"], ["::/0"]):
+        blocks = [{"cidrBlock": c} for c in cidrs]
+        open_ = {"name": "g", "masterAuthorizedNetworksConfig": {"cidrBlocks": blocks}}
+        [problem] = rules.cluster_endpoint_not_open(gke, open_)
+        assert "GKE cluster g" in problem and "admit the internet" in problem
     assert rules.cluster_endpoint_not_open(gke, {"name": "g"})  # no authorized networks at all
     assert rules.cluster_endpoint_not_open("aws:s3/bucket:Bucket", {}) == []
 
@@ -242,7 +254,8 @@ def test_public_gateway_with_tls_and_keys_passes() -> None:
 
 
 def test_public_gateway_without_api_keys_fails_naming_the_route() -> None:
-    for ranges in (["0.0.0.0/0"], None):  # no source ranges = open to everyone
+    # No source ranges = open to everyone; and ranges are measured, not compared with "0.0.0.0/0".
+    for ranges in (["0.0.0.0/0"], None, ["0.0.0.0/1", "128.0.0.0/1"], ["10.0.0.0/8", "0.0.0.0/1", "::/0"]):
         [problem] = rules.public_endpoint_needs_tls_and_api_keys(
             gateway_stack(source_ranges=ranges, api_keys=False)
         )
@@ -418,3 +431,21 @@ def test_same_public_stack_with_keys_is_clean(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(stack))
     findings = check_policies(plan_stack(load_stack_file(path), "public"))
     assert [f for f in findings if f.mandatory] == []
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.builds(lambda a, p: f"{a}/{p}", st.ip_addresses(v=4), st.integers(0, 32)),
+            st.builds(lambda a, p: f"{a}/{p}", st.ip_addresses(v=6), st.integers(0, 128)),
+            st.sampled_from(["0.0.0.0/1", "128.0.0.0/1", "10.0.0.0/8", "2000::/3", "fc00::/7", "nope"]),
+        ),
+        max_size=6,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_the_packs_copy_of_the_address_measure_agrees_with_the_schemas(cidrs: list[str]) -> None:
+    """policy/rules.py keeps its own copy of components/address_space.py (the pack imports nothing of
+    InferStack): both must count the same addresses and draw the line in the same place."""
+    assert rules.public_addresses(cidrs) == address_space.public_addresses(cidrs)
+    assert rules.covers_internet(cidrs) == (address_space.internet_exposure(cidrs) is not None)
