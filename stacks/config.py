@@ -29,6 +29,7 @@ from components.choices import (
     TlsMode,
 )
 from components.monitoring import PROMETHEUS_POD_LABELS
+from model_image.engine_flags import TRANSFORMERS_MANAGED, VLLM_MANAGED, managed_flag_problems
 from stacks.cold_start import (
     IMAGE_PULL_SECONDS,
     NODE_PROVISIONING_SECONDS,
@@ -275,7 +276,11 @@ class ServingConfig(Section):
     )
     api_keys: ApiKeysConfig = Field(default_factory=ApiKeysConfig)  # type: ignore[arg-type]
     extra_engine_args: list[str] = Field(
-        default_factory=list, description="more engine flags, passed as they are"
+        default_factory=list,
+        description="more engine flags, one word per entry (e.g. ['--max-num-seqs', '64']); never a flag the "
+        "launcher sets (--host, --port, --api-key, --served-model-name, ..., in any spelling vLLM accepts) "
+        "nor --config; in prod, no flag that weakens the endpoint (--trust-remote-code, ...: policy "
+        "engine-flags-not-weakened)",
     )
     startup_timeout_seconds: int = Field(
         600, ge=60, le=3600, description="how long a model may take to load before the pod is restarted"
@@ -638,6 +643,13 @@ def _cross_field_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     s, a, t = cfg.serving, cfg.autoscaling, cfg.tls
 
     problems.extend(_metrics_server_problems(cfg))
+    # The launcher's own check (model_image/engine_flags.py), run at plan time: a flag the launcher sets,
+    # however vLLM's parser would read it (--api_key, --api-k, --config FILE), crash-loops the pods.
+    managed = VLLM_MANAGED if s.engine is Engine.VLLM else TRANSFORMERS_MANAGED
+    problems.extend(
+        ("serving.extra_engine_args", message)
+        for message in managed_flag_problems(s.extra_engine_args, managed, "serving.extra_engine_args")
+    )
     if a.min_replicas > a.max_replicas:
         problems.append(
             (
