@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -346,6 +347,75 @@ def cluster_endpoint_not_open(type_token: str, props: Props) -> list[str]:
                 "privateClusterConfig.enablePrivateEndpoint true"
             ]
     return []
+
+
+# --- engine flags (issue 15 kind 4) ----------------------------------------------------------------------
+# A copy of model_image/engine_flags.py's `normalise` and WEAKENING (the pack imports nothing of InferStack;
+# tests/test_policy.py checks that both agree): flags read as vLLM v0.31.0's FlexibleArgumentParser reads
+# them (underscores become dashes before the first ".", unique prefixes are taken by argparse).
+
+WEAKENING_ENGINE_FLAGS: Mapping[str, str] = {
+    "--trust-remote-code": "runs Python code shipped with the model, so whoever can write the model "
+    "store runs code in the serving pod",
+    "--trust-request-chat-template": "renders chat templates sent by clients on the server",
+    "--allowed-local-media-path": "lets any client read files of the serving pod through file:// media URLs",
+    "--middleware": "imports extra ASGI middleware into the request path",
+    "--tool-server": "connects the engine to tool servers (`demo` runs model-written Python)",
+    "--enable-log-requests": "writes clients' prompts to the logs",
+    "--enable-log-outputs": "writes the model's answers to the logs",
+}
+
+
+def normalise_engine_flag(arg: str) -> str | None:
+    """The flag an engine argument names (`--trust_remote_code=1` -> `--trust-remote-code`), None for a value."""
+    if not arg.startswith("-") or arg in ("-", "--"):
+        return None
+    if arg.startswith("--"):
+        name = arg[2:].split("=", 1)[0].split(".", 1)[0]
+        return "--" + name.replace("_", "-")
+    short = arg.split("=", 1)[0]
+    if len(short) > 2 and short[:2] in ("-q",):
+        return short[:2]
+    return short
+
+
+def weakening_engine_flags(args: Sequence[str]) -> list[tuple[str, str]]:
+    """(canonical flag, why) for each argument that sets a weakening flag, abbreviations included."""
+    found: list[tuple[str, str]] = []
+    for arg in args:
+        flag = normalise_engine_flag(arg)
+        if not flag:
+            continue
+        if flag in WEAKENING_ENGINE_FLAGS:
+            found.append((flag, WEAKENING_ENGINE_FLAGS[flag]))
+        elif flag.startswith("--") and len(flag) > 3:
+            matches = sorted(w for w in WEAKENING_ENGINE_FLAGS if w.startswith(flag))
+            if matches:
+                found.append((matches[0], WEAKENING_ENGINE_FLAGS[matches[0]]))
+    return found
+
+
+def engine_flags_not_weakened(type_token: str, props: Props) -> list[str]:
+    """No container is given EXTRA_ENGINE_ARGS (the model image's engine flags) that weaken the endpoint."""
+    spec = pod_spec(k8s_kind(type_token, props), props)
+    if spec is None:
+        return []
+    who = object_id(type_token, props)
+    problems: list[str] = []
+    for c in _containers(spec):
+        for env in _list(c.get("env")):
+            if _dict(env).get("name") != "EXTRA_ENGINE_ARGS":
+                continue
+            try:
+                args = shlex.split(str(_dict(env).get("value") or ""))
+            except ValueError:
+                args = str(_dict(env).get("value") or "").split()
+            for flag, why in weakening_engine_flags(args):
+                problems.append(
+                    f"{who} container {c.get('name') or '?'}: EXTRA_ENGINE_ARGS sets {flag}, which {why}; "
+                    "remove it from serving.extra_engine_args"
+                )
+    return problems
 
 
 # --- stack policies ------------------------------------------------------------------------------------
@@ -1169,6 +1239,14 @@ POLICIES: tuple[Policy, ...] = (
         "Serving pods are in the Guaranteed QoS class: every container, init containers too, has cpu and memory limits equal to requests.",
         "resource",
         serving_pods_guaranteed,
+        mandatory_in_dev=False,
+    ),
+    Policy(
+        "engine-flags-not-weakened",
+        "The engine gets no flag that weakens the endpoint (--trust-remote-code, --allowed-local-media-path, "
+        "prompt logging, ...), in any spelling vLLM's parser accepts.",
+        "resource",
+        engine_flags_not_weakened,
         mandatory_in_dev=False,
     ),
     # --- client addresses and redirects (issue 13 kinds 2 and 12) ---

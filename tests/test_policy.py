@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from components import address_space
-from inferstack.cli import EXIT_FINDINGS, main
+from inferstack.cli import EXIT_BAD_INPUT, EXIT_FINDINGS, main
 from inferstack.planning.plan import Plan, plan_stack
 from inferstack.validation.policies import check_policies, load_rules
 from stacks.config import load_stack_file
@@ -353,7 +353,7 @@ def test_gcs_bucket_needs_uniform_access_and_public_access_prevention() -> None:
 
 def test_registry_names_are_unique_and_prod_makes_everything_mandatory() -> None:
     names = [p.name for p in rules.POLICIES]
-    assert len(names) == len(set(names)) == 17
+    assert len(names) == len(set(names)) == 18
     assert all(p.mandatory("prod") for p in rules.POLICIES)
     advisory_in_dev = {p.name for p in rules.POLICIES if not p.mandatory("dev")}
     assert advisory_in_dev == {
@@ -361,6 +361,7 @@ def test_registry_names_are_unique_and_prod_makes_everything_mandatory() -> None
         "startup-probe-and-drain",
         "pdb-when-replicas-gt-1",
         "serving-pods-guaranteed",
+        "engine-flags-not-weakened",
     }
 
 
@@ -449,3 +450,101 @@ def test_the_packs_copy_of_the_address_measure_agrees_with_the_schemas(cidrs: li
     InferStack): both must count the same addresses and draw the line in the same place."""
     assert rules.public_addresses(cidrs) == address_space.public_addresses(cidrs)
     assert rules.covers_internet(cidrs) == (address_space.internet_exposure(cidrs) is not None)
+
+
+# --- engine flags (issue 15 kind 4) --------------------------------------------------------------------
+
+
+def server_with_extra_args(extra: str) -> dict[str, Any]:
+    dep = deployment()
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    container["env"] = [*container["env"], {"name": "EXTRA_ENGINE_ARGS", "value": extra}]
+    return dep
+
+
+@pytest.mark.parametrize(
+    ("extra", "flag"),
+    [
+        ("--trust-remote-code", "--trust-remote-code"),
+        ("--trust_remote_code", "--trust-remote-code"),  # vLLM reads _ as -
+        ("--max-num-seqs 8 --trust-rem", "--trust-remote-code"),  # argparse takes a unique prefix
+        ("--allowed_local_media_path=/", "--allowed-local-media-path"),
+        ("--enable-log-requests", "--enable-log-requests"),
+    ],
+)
+def test_weakening_engine_flags_are_found_in_any_spelling(extra: str, flag: str) -> None:
+    [problem] = rules.engine_flags_not_weakened(DEPLOYMENT, server_with_extra_args(extra))
+    assert f"EXTRA_ENGINE_ARGS sets {flag}" in problem and "container server" in problem
+
+
+def test_other_engine_flags_pass_the_policy() -> None:
+    ok = server_with_extra_args("--max-num-seqs 64 --enable-chunked-prefill --no-trust-remote-code")
+    assert rules.engine_flags_not_weakened(DEPLOYMENT, ok) == []
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(["--", "-", "-q", "-qfp8", "-tp", "--trust", "--enable-log", "--a=b", "8000"]),
+            st.builds(
+                lambda dashes, name, tail: dashes + name + tail,
+                st.sampled_from(["--", "-"]),
+                st.sampled_from(
+                    [
+                        "trust_remote_code",
+                        "trust-rem",
+                        "allowed-local",
+                        "middleware",
+                        "tool_server",
+                        "x",
+                        "api_key",
+                    ]
+                ),
+                st.sampled_from(["", "=1", ".a", ".a=b", "_x"]),
+            ),
+        ),
+        max_size=5,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_the_packs_copy_of_the_engine_flag_rules_agrees_with_the_launchers(args: list[str]) -> None:
+    from model_image import engine_flags
+
+    assert rules.WEAKENING_ENGINE_FLAGS == engine_flags.WEAKENING
+    assert [rules.normalise_engine_flag(a) for a in args] == [engine_flags.normalise(a) for a in args]
+    assert rules.weakening_engine_flags(args) == engine_flags.weakening_flags(args)
+
+
+def _prod_aws_stack(tmp_path: Path, **changes: Any) -> Path:
+    stack = yaml.safe_load((ROOT / "stacks" / "Pulumi.prod-aws.yaml").read_text())
+    for key, value in changes.items():
+        section, field = key.split("__")
+        stack["config"].setdefault(f"inferstack:{section}", {})[field] = value
+    path = tmp_path / "Pulumi.changed.yaml"
+    path.write_text(yaml.safe_dump(stack))
+    return path
+
+
+def test_prod_stack_with_trust_remote_code_fails_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _prod_aws_stack(tmp_path, serving__extra_engine_args=["--trust_remote_code"])
+    monkeypatch.chdir(ROOT)
+    code = main(["check", "--stack-file", str(path), "--skip-checkov", "--out", str(tmp_path / "plan")])
+    out = capsys.readouterr().out
+    assert code == EXIT_FINDINGS, out
+    assert (
+        "engine-flags-not-weakened (mandatory):" in out
+        and "EXTRA_ENGINE_ARGS sets --trust-remote-code" in out
+    )
+
+
+def test_prod_stack_with_the_internet_in_two_halves_fails_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _prod_aws_stack(tmp_path, aws__api_endpoint={"public_access_cidrs": ["0.0.0.0/1", "128.0.0.0/1"]})
+    monkeypatch.chdir(ROOT)
+    code = main(["check", "--stack-file", str(path), "--skip-checkov", "--out", str(tmp_path / "plan")])
+    captured = capsys.readouterr()
+    assert code == EXIT_BAD_INPUT, captured.out + captured.err
+    assert "aws.api_endpoint.public_access_cidrs" in captured.out + captured.err

@@ -229,7 +229,13 @@ def test_managed_flags_are_refused_however_they_are_spelled(extra: str, flag_nam
 
 @pytest.mark.parametrize(
     "extra",
-    ["--max-num-seqs 64", "--enable-chunked-prefill", "--config-format hf", "--compilation_config.level 3", "-O3"],
+    [
+        "--max-num-seqs 64",
+        "--enable-chunked-prefill",
+        "--config-format hf",
+        "--compilation_config.level 3",
+        "-O3",
+    ],
 )
 def test_other_flags_pass(extra: str) -> None:
     assert check_serve(settings(extra_engine_args=extra), gpus=1) == []
