@@ -113,6 +113,9 @@ def internet_exposure(cidrs: Iterable[str]) -> str | None:
 
 def covers_every_address(cidrs: Iterable[str], version: int = 4) -> bool:
     """True when the list admits every address of that IP version (0.0.0.0/0 however it is written)."""
-    whole = ipaddress.ip_network("0.0.0.0/0" if version == 4 else "::/0")
-    collapsed = list(ipaddress.collapse_addresses(n for n in networks(cidrs) if n.version == version))
-    return collapsed == [whole]
+    parsed = networks(cidrs)
+    if version == 4:
+        v4 = ipaddress.collapse_addresses(n for n in parsed if isinstance(n, ipaddress.IPv4Network))
+        return list(v4) == [ipaddress.IPv4Network("0.0.0.0/0")]
+    v6 = ipaddress.collapse_addresses(n for n in parsed if isinstance(n, ipaddress.IPv6Network))
+    return list(v6) == [ipaddress.IPv6Network("::/0")]
