@@ -175,7 +175,8 @@ class ModelConfig(Section):
 
     hf_token_secret: K8sName | None = Field(
         None,
-        description="gated or private hf:// repos: a Secret in the namespace with key `token`, mounted as a file",
+        description="gated or private hf:// repos: a Secret in the namespace with key `token`, mounted as a file "
+        "in the fetch-model init container only (the engine never sees it)",
     )
     volume_claim: K8sName | None = Field(
         None, description="file:// models: the PersistentVolumeClaim holding them (mounted read-only)"

@@ -63,7 +63,9 @@ class AwsNetworkConfig(Section):
 class AwsApiEndpointConfig(Section):
     public_access_cidrs: list[str] = Field(
         default_factory=list,
-        description="networks allowed to the public API endpoint; empty = private endpoint only",
+        description="networks allowed to the public API endpoint; empty = private endpoint only. A list that "
+        "admits more public addresses than a /8 (or an IPv6 /16), however written ([0.0.0.0/1, 128.0.0.0/1]), "
+        "is refused as open to the internet; private ranges do not count",
     )
     private_access_cidrs: list[str] = Field(
         default_factory=list,

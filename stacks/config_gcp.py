@@ -65,7 +65,8 @@ class GcpNetworkConfig(Section):
 class GcpApiEndpointConfig(Section):
     public_access_cidrs: list[str] = Field(
         default_factory=list,
-        description="networks allowed to the public IP endpoint; empty = no public IP endpoint",
+        description="networks allowed to the public IP endpoint; empty = no public IP endpoint. Measured like "
+        "aws.api_endpoint.public_access_cidrs: more public addresses than a /8 (IPv6: a /16) is refused",
     )
     private_access_cidrs: list[str] = Field(
         default_factory=list,
