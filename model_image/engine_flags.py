@@ -2,8 +2,10 @@
 
 The launcher sets some flags from typed settings (`--host`, `--api-key`, ...), and `EXTRA_ENGINE_ARGS`
 (stack file: `serving.extra_engine_args`) must not set them again. Comparing the raw words with
-`--api-key` is not enough, because vLLM's parser reads more spellings than that (vLLM v0.31.0,
-vllm/utils/argparse_utils.py `FlexibleArgumentParser.parse_args`):
+`--api-key` is not enough, because vLLM's parser reads more spellings than that
+(vllm/utils/argparse_utils.py `FlexibleArgumentParser.parse_args`; read at vllm-project/vllm commit
+00da11e, a snapshot near the pinned v0.31.0 image - the v0.31.0 tag itself was not in the searchable
+snapshot, so recheck these four points when the pin moves):
 
 - underscores: "Everything between the first -- and the first ." has `_` replaced by `-`, so
   `--api_key` is `--api-key`, and `--api-key.x` / `--api_key=...` are the same flag;
