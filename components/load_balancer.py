@@ -39,6 +39,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components._common import ENVOY_GATEWAY, child, helm_release, labels, reject_invalid_args
+from components.address_space import covers_every_address
 from components.choices import LoadBalancerKind
 
 #: Where Envoy Gateway runs and, in its default ControllerNamespace deploy mode, where it runs the Envoy
@@ -67,7 +68,6 @@ HTTP_LISTENER = "http"
 #: The one path prefix routed to the model server (Gateway API prefixes match whole path segments).
 PUBLIC_PATH_PREFIX = "/v1"
 HTTPS_LISTENER = "https"
-OPEN_CIDRS = frozenset({"0.0.0.0/0", "::/0"})
 #: The HTTP->HTTPS redirect's status: Permanent Redirect, which keeps the method (see redirect_route_spec).
 REDIRECT_STATUS_CODE = 308
 #: externalTrafficPolicy of every Service this component puts in front of Envoy. The SecurityPolicy's
@@ -137,8 +137,9 @@ class LoadBalancerArgs:
 
 
 def is_open(cidrs: list[str]) -> bool:
-    """True when the allow list lets every address in (then no CIDR restriction is written)."""
-    return any(c in OPEN_CIDRS for c in cidrs)
+    """True when the allow list lets every IPv4 or every IPv6 address in (then no CIDR restriction is
+    written): measured, so `[0.0.0.0/1, 128.0.0.0/1]` is as open as `[0.0.0.0/0]`."""
+    return covers_every_address(cidrs, 4) or covers_every_address(cidrs, 6)
 
 
 def validate_load_balancer_args(args: LoadBalancerArgs) -> list[str]:

@@ -74,6 +74,9 @@ _LAUNCHER_SETTINGS = frozenset(
     {"MAX_MODEL_LEN", "GPU_MEMORY_UTILIZATION", "QUANTIZATION", "EXTRA_ENGINE_ARGS", "HF_TOKEN_PATH"}
 )
 
+#: Launcher settings only `fetch` reads; the serving container does not get them (least privilege).
+FETCH_ONLY_SETTINGS = frozenset({"HF_TOKEN_PATH"})
+
 # Probe cadences. The startup probe alone covers the model load; after it passes, readiness reacts
 # quickly and liveness tolerates a busy engine for 90 s before restarting it.
 STARTUP_PERIOD_SECONDS = 10
@@ -207,6 +210,11 @@ def validate_model_server_args(args: ModelServerArgs) -> list[str]:
         for cidr in args.dns_cidrs
         if not _is_cidr(cidr)
     ]
+    if not args.gateway_pod_labels:
+        problems.append(
+            "gateway_pod_labels: name the Envoy proxy pods' labels; empty lets every pod in "
+            f"{args.gateway_namespace} reach port {SERVING_PORT}, where the engine checks no API key"
+        )
     if not args.monitoring_pod_labels:
         problems.append(
             "monitoring_pod_labels: name the Prometheus pods' labels; empty lets every pod in "
@@ -291,6 +299,29 @@ def probes(args: ModelServerArgs) -> dict[str, Any]:
             "failure_threshold": LIVENESS_FAILURES,
         },
     }
+
+
+def model_store_egress(args: ModelServerArgs) -> list[dict[str, Any]]:
+    """The egress rule `fetch` needs to reach the model store; none for a file:// model (a mounted claim).
+
+    A NetworkPolicy selects pods, not containers, so what `fetch` may reach the engine may reach too; the
+    narrower this rule, the less the engine can talk to. What each platform can express in it:
+    - on-prem, file://: nothing at all (the claim is a volume) - no rule;
+    - s3:// or gs://: the stores answer on public addresses that a NetworkPolicy cannot name (S3's and
+      Google's ranges are hundreds of prefixes that change, published in ip-ranges.json / goog.json; a
+      NetworkPolicy has no DNS-name or AWS prefix-list peer), so `model_store_cidrs` is the internet on
+      443 unless the cluster reaches the store on private addresses: an S3 interface VPC endpoint (its
+      subnets' CIDRs) or Private Google Access through private.googleapis.com (199.36.153.8/30);
+    - hf://: the Hub and its CDN likewise; use a mirror or proxy in `model_store_cidrs` / extra_egress.
+    """
+    if args.model_uri.startswith("file://") or not args.model_store_cidrs:
+        return []
+    return [
+        {
+            "to": [{"ip_block": {"cidr": cidr}} for cidr in args.model_store_cidrs],
+            "ports": [{"port": port, "protocol": "TCP"} for port in args.model_store_ports],
+        }
+    ]
 
 
 def _untyped(spec: dict[str, Any]) -> Any:
@@ -404,6 +435,10 @@ class ModelServer(pulumi.ComponentResource):
             {"name": "dshm", "empty_dir": {"medium": "Memory", "size_limit": args.shm_size}},
         ]
         source_mounts: list[dict[str, Any]] = []
+        # Secrets only where they are used: the hub token is read by `fetch` alone (the engine runs offline
+        # from the verified cache, HF_HUB_OFFLINE=1), so the serving container neither mounts it nor is
+        # told where it is. Whatever runs in the engine (a model's code, a request exploit) cannot read it.
+        fetch_only_mounts: list[dict[str, Any]] = []
         if args.model_volume_claim:
             volumes.append(
                 {
@@ -421,7 +456,7 @@ class ModelServer(pulumi.ComponentResource):
                     "secret": {"secret_name": args.hf_token_secret, "default_mode": 0o440},
                 }
             )
-            source_mounts.append({"name": "hf-token", "mount_path": HF_TOKEN_MOUNT, "read_only": True})
+            fetch_only_mounts.append({"name": "hf-token", "mount_path": HF_TOKEN_MOUNT, "read_only": True})
 
         compute: dict[str, Any] = {"cpu": args.cpu, "memory": args.memory}
         resources: dict[str, Any] = dict(compute)
@@ -438,6 +473,7 @@ class ModelServer(pulumi.ComponentResource):
                 *scratch_mounts,
                 {"name": "model-cache", "mount_path": MODEL_DIR},
                 *source_mounts,
+                *fetch_only_mounts,
             ],
             # requests == limits here too: Kubernetes computes a pod's QoS class over its init containers as
             # well (pkg/apis/core/v1/helper/qos/qos.go GetPodQOS: `allContainers = Containers +
@@ -454,7 +490,7 @@ class ModelServer(pulumi.ComponentResource):
             "image": args.image,
             "image_pull_policy": "IfNotPresent",
             "args": LAUNCHER_ARGS["serve"],
-            "env": env,
+            "env": [e for e in env if e["name"] not in FETCH_ONLY_SETTINGS],
             "ports": [{"name": "http", "container_port": SERVING_PORT, "protocol": "TCP"}],
             "volume_mounts": [
                 *scratch_mounts,
@@ -559,10 +595,7 @@ class ModelServer(pulumi.ComponentResource):
                     ],
                     "egress": [
                         dns_egress_rule(args.dns_cidrs),
-                        {
-                            "to": [{"ip_block": {"cidr": cidr}} for cidr in args.model_store_cidrs],
-                            "ports": [{"port": port, "protocol": "TCP"} for port in args.model_store_ports],
-                        },
+                        *model_store_egress(args),
                         *(
                             {
                                 "to": [{"ip_block": {"cidr": cidr}}],

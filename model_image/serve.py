@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import re
-import shlex
 import shutil
 import sys
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from model_image import cache
+from model_image.engine_flags import TRANSFORMERS_MANAGED, VLLM_MANAGED, managed_flag_problems, redacted
 from model_image.errors import LauncherError, SettingsError
 from model_image.manifest import FileSpec
 from model_image.settings import Engine, ServeSettings
@@ -27,27 +27,6 @@ log = logging.getLogger("model_image.serve")
 
 _NVIDIA_DEVICE = re.compile(r"^nvidia\d+$")
 
-# Flags the launcher sets from a setting; EXTRA_ENGINE_ARGS may not set them a second time.
-VLLM_MANAGED = {
-    "--served-model-name": "SERVED_MODEL_NAME",
-    "--host": "HOST",
-    "--port": "PORT",
-    "--tensor-parallel-size": "the number of visible GPUs (request more nvidia.com/gpu)",
-    "-tp": "the number of visible GPUs (request more nvidia.com/gpu)",
-    "--max-model-len": "MAX_MODEL_LEN",
-    "--dtype": "DTYPE",
-    "--quantization": "QUANTIZATION",
-    "-q": "QUANTIZATION",
-    "--gpu-memory-utilization": "GPU_MEMORY_UTILIZATION",
-    "--api-key": "API_KEY_FILE",
-    "--shutdown-timeout": "SHUTDOWN_TIMEOUT",
-    "--model": "MODEL_URI",
-}
-TRANSFORMERS_MANAGED = {
-    "--host": "HOST",
-    "--port": "PORT",
-    "--dtype": "DTYPE",
-}
 # Settings only vLLM honours; with the transformers engine they would be silently ignored.
 VLLM_ONLY = ("max_model_len", "gpu_memory_utilization", "quantization", "api_key_file")
 
@@ -77,10 +56,6 @@ def visible_gpus(env: Mapping[str, str], dev: Path = Path("/dev")) -> int:
     if any(d.startswith("-") for d in listed):  # "-1" hides every GPU
         return 0
     return min(len(listed), devices)
-
-
-def _flag_of(arg: str) -> str:
-    return arg.split("=", 1)[0]
 
 
 def check_serve(s: ServeSettings, gpus: int) -> list[str]:
@@ -119,14 +94,9 @@ def check_serve(s: ServeSettings, gpus: int) -> list[str]:
         else:
             if not key:
                 problems.append(f"API_KEY_FILE={s.api_key_file} is empty: put the key in the Secret")
+    # Normalised as vLLM's parser reads flags (model_image/engine_flags.py): --api_key, abbreviations, --config.
     managed = VLLM_MANAGED if s.engine is Engine.VLLM else TRANSFORMERS_MANAGED
-    for arg in s.extra_args:
-        flag = _flag_of(arg)
-        if flag in managed:
-            problems.append(
-                f"EXTRA_ENGINE_ARGS sets {flag}, which conflicts with {managed[flag]}: "
-                f"remove it from EXTRA_ENGINE_ARGS"
-            )
+    problems += managed_flag_problems(s.extra_args, managed, "EXTRA_ENGINE_ARGS")
     return problems
 
 
@@ -263,7 +233,9 @@ def prepare(s: ServeSettings, env: Mapping[str, str], dev: Path = Path("/dev")) 
 
 
 def shell_line(cmd: EngineCommand) -> str:
-    return shlex.join(cmd.argv)
+    """The command for the log: argv only (the environment, which holds VLLM_API_KEY, is never logged),
+    with the value of any flag named like a secret replaced by *** (engine_flags.redacted)."""
+    return redacted(cmd.argv)
 
 
 def exec_engine(cmd: EngineCommand) -> None:  # pragma: no cover - replaces the process

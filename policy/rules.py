@@ -14,7 +14,9 @@ may run a tag-pinned image, one replica without a PDB, or a short drain.
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -24,7 +26,6 @@ Props = Mapping[str, Any]
 ResourceValidate = Callable[[str, Props], list[str]]
 StackValidate = Callable[[Sequence[tuple[str, Props]]], list[str]]
 
-OPEN_CIDRS = frozenset({"0.0.0.0/0", "::/0"})
 GPU = "nvidia.com/gpu"
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 DEFAULT_GRACE_SECONDS = 30  # Kubernetes' default terminationGracePeriodSeconds
@@ -43,6 +44,59 @@ def _dict(value: Any) -> Mapping[str, Any]:
 
 def _list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else []
+
+
+# --- address space: how much of the internet a CIDR list admits -----------------------------------------
+# A copy of components/address_space.py (this module imports nothing of InferStack; tests/test_policy.py
+# checks that both agree). Measured with ipaddress, never compared with "0.0.0.0/0": [0.0.0.0/1,
+# 128.0.0.0/1] is the same internet. More public addresses than a /8 (IPv4) or a /16 (IPv6) is open.
+
+_NON_PUBLIC_V4 = tuple(
+    ipaddress.IPv4Network(n)
+    for n in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+        "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
+        "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+    )
+)  # fmt: skip
+_PUBLIC_V6 = ipaddress.IPv6Network("2000::/3")
+_NON_PUBLIC_V6 = (ipaddress.IPv6Network("2001:db8::/32"),)
+MAX_PUBLIC_V4 = 2**24
+MAX_PUBLIC_V6 = 2 ** (128 - 16)
+
+
+def _networks(cidrs: Any) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    found = []
+    for cidr in _list(cidrs):
+        try:
+            found.append(ipaddress.ip_network(str(cidr).strip(), strict=False))
+        except ValueError:
+            continue
+    return found
+
+
+def _overlap(
+    a: ipaddress.IPv4Network | ipaddress.IPv6Network, b: ipaddress.IPv4Network | ipaddress.IPv6Network
+) -> int:
+    if a.version != b.version or not a.overlaps(b):
+        return 0
+    return min(a.num_addresses, b.num_addresses)
+
+
+def public_addresses(cidrs: Any) -> tuple[int, int]:
+    """(public IPv4, public IPv6) addresses a CIDR list admits, overlaps merged; unparsable entries skipped."""
+    parsed = _networks(cidrs)
+    v4 = list(ipaddress.collapse_addresses(n for n in parsed if isinstance(n, ipaddress.IPv4Network)))
+    v6 = list(ipaddress.collapse_addresses(n for n in parsed if isinstance(n, ipaddress.IPv6Network)))
+    public_v4 = sum(n.num_addresses - sum(_overlap(n, x) for x in _NON_PUBLIC_V4) for n in v4)
+    public_v6 = sum(_overlap(n, _PUBLIC_V6) - sum(_overlap(n, x) for x in _NON_PUBLIC_V6) for n in v6)
+    return public_v4, public_v6
+
+
+def covers_internet(cidrs: Any) -> bool:
+    """True when the list admits the internet or nearly all of it (see above)."""
+    v4, v6 = public_addresses(cidrs)
+    return v4 > MAX_PUBLIC_V4 or v6 > MAX_PUBLIC_V6
 
 
 def k8s_kind(type_token: str, props: Props) -> str | None:
@@ -269,10 +323,10 @@ def cluster_endpoint_not_open(type_token: str, props: Props) -> list[str]:
                 f"{who}: the public API endpoint is on with no publicAccessCidrs (AWS opens it to 0.0.0.0/0); "
                 "set vpcConfig.endpointPublicAccess false, or list your networks in publicAccessCidrs"
             ]
-        if OPEN_CIDRS & {str(c) for c in cidrs}:
+        if covers_internet(cidrs):
             return [
-                f"{who}: vpcConfig.publicAccessCidrs includes 0.0.0.0/0; list your networks instead, "
-                "or turn endpointPublicAccess off"
+                f"{who}: vpcConfig.publicAccessCidrs {cidrs} admit the internet (more public addresses than "
+                "a /8); list your networks instead, or turn endpointPublicAccess off"
             ]
         return []
     if type_token == "gcp:container/cluster:Cluster":
@@ -285,13 +339,83 @@ def cluster_endpoint_not_open(type_token: str, props: Props) -> list[str]:
                 f"{who}: public control-plane endpoint with no masterAuthorizedNetworksConfig (open to everyone); "
                 "add authorized networks, or set privateClusterConfig.enablePrivateEndpoint true"
             ]
-        blocks = {str(_dict(b).get("cidrBlock")) for b in _list(authorized.get("cidrBlocks"))}
-        if OPEN_CIDRS & blocks:
+        blocks = [str(_dict(b).get("cidrBlock")) for b in _list(authorized.get("cidrBlocks"))]
+        if covers_internet(blocks):
             return [
-                f"{who}: masterAuthorizedNetworksConfig.cidrBlocks includes 0.0.0.0/0; list your networks instead, "
-                "or set privateClusterConfig.enablePrivateEndpoint true"
+                f"{who}: masterAuthorizedNetworksConfig.cidrBlocks {blocks} admit the internet (more public "
+                "addresses than a /8); list your networks instead, or set "
+                "privateClusterConfig.enablePrivateEndpoint true"
             ]
     return []
+
+
+# --- engine flags (issue 15 kind 4) ----------------------------------------------------------------------
+# A copy of model_image/engine_flags.py's `normalise` and WEAKENING (the pack imports nothing of InferStack;
+# tests/test_policy.py checks that both agree): flags read as vLLM v0.31.0's FlexibleArgumentParser reads
+# them (underscores become dashes before the first ".", unique prefixes are taken by argparse).
+
+WEAKENING_ENGINE_FLAGS: Mapping[str, str] = {
+    "--trust-remote-code": "runs Python code shipped with the model, so whoever can write the model "
+    "store runs code in the serving pod",
+    "--trust-request-chat-template": "renders chat templates sent by clients on the server",
+    "--allowed-local-media-path": "lets any client read files of the serving pod through file:// media URLs",
+    "--middleware": "imports extra ASGI middleware into the request path",
+    "--tool-server": "connects the engine to tool servers (`demo` runs model-written Python)",
+    "--enable-log-requests": "writes clients' prompts to the logs",
+    "--enable-log-outputs": "writes the model's answers to the logs",
+}
+
+
+def normalise_engine_flag(arg: str) -> str | None:
+    """The flag an engine argument names (`--trust_remote_code=1` -> `--trust-remote-code`), None for a value."""
+    if not arg.startswith("-") or arg in ("-", "--"):
+        return None
+    if arg.startswith("--"):
+        name = arg[2:].split("=", 1)[0].split(".", 1)[0]
+        return "--" + name.replace("_", "-")
+    short = arg.split("=", 1)[0]
+    if len(short) > 2 and short[:2] in ("-q",):
+        return short[:2]
+    return short
+
+
+def weakening_engine_flags(args: Sequence[str]) -> list[tuple[str, str]]:
+    """(canonical flag, why) for each argument that sets a weakening flag, abbreviations included."""
+    found: list[tuple[str, str]] = []
+    for arg in args:
+        flag = normalise_engine_flag(arg)
+        if not flag:
+            continue
+        if flag in WEAKENING_ENGINE_FLAGS:
+            found.append((flag, WEAKENING_ENGINE_FLAGS[flag]))
+        elif flag.startswith("--") and len(flag) > 3:
+            matches = sorted(w for w in WEAKENING_ENGINE_FLAGS if w.startswith(flag))
+            if matches:
+                found.append((matches[0], WEAKENING_ENGINE_FLAGS[matches[0]]))
+    return found
+
+
+def engine_flags_not_weakened(type_token: str, props: Props) -> list[str]:
+    """No container is given EXTRA_ENGINE_ARGS (the model image's engine flags) that weaken the endpoint."""
+    spec = pod_spec(k8s_kind(type_token, props), props)
+    if spec is None:
+        return []
+    who = object_id(type_token, props)
+    problems: list[str] = []
+    for c in _containers(spec):
+        for env in _list(c.get("env")):
+            if _dict(env).get("name") != "EXTRA_ENGINE_ARGS":
+                continue
+            try:
+                args = shlex.split(str(_dict(env).get("value") or ""))
+            except ValueError:
+                args = str(_dict(env).get("value") or "").split()
+            for flag, why in weakening_engine_flags(args):
+                problems.append(
+                    f"{who} container {c.get('name') or '?'}: EXTRA_ENGINE_ARGS sets {flag}, which {why}; "
+                    "remove it from serving.extra_engine_args"
+                )
+    return problems
 
 
 # --- stack policies ------------------------------------------------------------------------------------
@@ -306,14 +430,15 @@ _INTERNAL_LB_ANNOTATIONS = {
 
 
 def _is_public_load_balancer(service_spec: Mapping[str, Any], annotations: Mapping[str, Any]) -> bool:
-    """A LoadBalancer Service reachable from 0.0.0.0/0: not internal and no source ranges (or open ones)."""
+    """A LoadBalancer Service reachable from the internet: not internal, and no source ranges or ranges that
+    admit the internet or nearly all of it (measured: [0.0.0.0/1, 128.0.0.0/1] is as open as 0.0.0.0/0)."""
     if service_spec.get("type", "ClusterIP") != "LoadBalancer":
         return False
     for key, internal in _INTERNAL_LB_ANNOTATIONS.items():
         if str(annotations.get(key, "")).lower() in internal:
             return False
-    ranges = {str(r) for r in _list(service_spec.get("loadBalancerSourceRanges"))}
-    return not ranges or bool(ranges & OPEN_CIDRS)
+    ranges = _list(service_spec.get("loadBalancerSourceRanges"))
+    return not ranges or covers_internet(ranges)
 
 
 def _objects(resources: Sequence[tuple[str, Props]], kind: str) -> list[tuple[str, Props]]:
@@ -1114,6 +1239,14 @@ POLICIES: tuple[Policy, ...] = (
         "Serving pods are in the Guaranteed QoS class: every container, init containers too, has cpu and memory limits equal to requests.",
         "resource",
         serving_pods_guaranteed,
+        mandatory_in_dev=False,
+    ),
+    Policy(
+        "engine-flags-not-weakened",
+        "The engine gets no flag that weakens the endpoint (--trust-remote-code, --allowed-local-media-path, "
+        "prompt logging, ...), in any spelling vLLM's parser accepts.",
+        "resource",
+        engine_flags_not_weakened,
         mandatory_in_dev=False,
     ),
     # --- client addresses and redirects (issue 13 kinds 2 and 12) ---

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from components.address_space import covers_every_address
 from components.choices import (
     AcmeSolver,
     Dns01Provider,
@@ -28,6 +29,7 @@ from components.choices import (
     TlsMode,
 )
 from components.monitoring import PROMETHEUS_POD_LABELS
+from model_image.engine_flags import TRANSFORMERS_MANAGED, VLLM_MANAGED, managed_flag_problems
 from stacks.cold_start import (
     IMAGE_PULL_SECONDS,
     NODE_PROVISIONING_SECONDS,
@@ -174,7 +176,8 @@ class ModelConfig(Section):
 
     hf_token_secret: K8sName | None = Field(
         None,
-        description="gated or private hf:// repos: a Secret in the namespace with key `token`, mounted as a file",
+        description="gated or private hf:// repos: a Secret in the namespace with key `token`, mounted as a file "
+        "in the fetch-model init container only (the engine never sees it)",
     )
     volume_claim: K8sName | None = Field(
         None, description="file:// models: the PersistentVolumeClaim holding them (mounted read-only)"
@@ -283,7 +286,11 @@ class ServingConfig(Section):
     )
     api_keys: ApiKeysConfig = Field(default_factory=ApiKeysConfig)  # type: ignore[arg-type]
     extra_engine_args: list[str] = Field(
-        default_factory=list, description="more engine flags, passed as they are"
+        default_factory=list,
+        description="more engine flags, one word per entry (e.g. ['--max-num-seqs', '64']); never a flag the "
+        "launcher sets (--host, --port, --api-key, --served-model-name, ..., in any spelling vLLM accepts) "
+        "nor --config; in prod, no flag that weakens the endpoint (--trust-remote-code, ...: policy "
+        "engine-flags-not-weakened)",
     )
     startup_timeout_seconds: int = Field(
         600, ge=60, le=3600, description="how long a model may take to load before the pod is restarted"
@@ -646,6 +653,13 @@ def _cross_field_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     s, a, t = cfg.serving, cfg.autoscaling, cfg.tls
 
     problems.extend(_metrics_server_problems(cfg))
+    # The launcher's own check (model_image/engine_flags.py), run at plan time: a flag the launcher sets,
+    # however vLLM's parser would read it (--api_key, --api-k, --config FILE), crash-loops the pods.
+    managed = VLLM_MANAGED if s.engine is Engine.VLLM else TRANSFORMERS_MANAGED
+    problems.extend(
+        ("serving.extra_engine_args", message)
+        for message in managed_flag_problems(s.extra_engine_args, managed, "serving.extra_engine_args")
+    )
     if a.min_replicas > a.max_replicas:
         problems.append(
             (
@@ -704,7 +718,7 @@ def _cross_field_problems(cfg: StackConfig) -> list[tuple[str, str]]:
             problems.append(
                 ("tls.acme.dns01", "solver dns01 needs a dns01 section (provider and its settings)")
             )
-        if t.acme.solver is AcmeSolver.HTTP01 and cfg.gateway.allowed_source_cidrs != ["0.0.0.0/0"]:
+        if t.acme.solver is AcmeSolver.HTTP01 and not covers_every_address(cfg.gateway.allowed_source_cidrs):
             problems.append(
                 (
                     "tls.acme.solver",

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field, field_validator
 
+from components.address_space import internet_exposure
 from components.choices import (
     AwsLoadBalancerScheme,
     CapacityType,
@@ -20,7 +21,7 @@ from components.choices import (
     GpuProvisioner,
     TlsMode,
 )
-from stacks.config_base import NODE_DISK_OVERHEAD_GIB, OPEN_CIDRS, Section, parse_cidrs, quantity_bytes
+from stacks.config_base import NODE_DISK_OVERHEAD_GIB, Section, parse_cidrs, quantity_bytes
 from stacks.gpus import GpuType
 
 if TYPE_CHECKING:
@@ -62,7 +63,9 @@ class AwsNetworkConfig(Section):
 class AwsApiEndpointConfig(Section):
     public_access_cidrs: list[str] = Field(
         default_factory=list,
-        description="networks allowed to the public API endpoint; empty = private endpoint only",
+        description="networks allowed to the public API endpoint; empty = private endpoint only. A list that "
+        "admits more public addresses than a /8 (or an IPv6 /16), however written ([0.0.0.0/1, 128.0.0.0/1]), "
+        "is refused as open to the internet; private ranges do not count",
     )
     private_access_cidrs: list[str] = Field(
         default_factory=list,
@@ -229,15 +232,21 @@ def aws_problems(cfg: StackConfig) -> list[tuple[str, str]]:
                 f"a prod stack spans 3 zones so losing one keeps the endpoint up (got {aws.network.availability_zones})",
             )
         )
-    open_public = [c for c in endpoint.public_access_cidrs if c in OPEN_CIDRS]
-    if open_public:
-        problems.append(
-            (
-                "aws.api_endpoint.public_access_cidrs",
-                f"{', '.join(open_public)} opens the Kubernetes API to the whole internet: list your networks, "
-                "or leave it empty for a private endpoint",
+    # Measured, not compared with "0.0.0.0/0": [0.0.0.0/1, 128.0.0.0/1] is the same internet.
+    for field_name in ("public_access_cidrs", "private_access_cidrs"):
+        exposure = internet_exposure(getattr(endpoint, field_name))
+        if exposure:
+            problems.append(
+                (
+                    f"aws.api_endpoint.{field_name}",
+                    f"opens the Kubernetes API to the internet: the list {exposure}; list your own networks"
+                    + (
+                        ", or leave it empty for a private endpoint"
+                        if field_name.startswith("public")
+                        else ""
+                    ),
+                )
             )
-        )
 
     scheme = cfg.model.scheme
     if scheme == "gs":

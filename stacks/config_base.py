@@ -17,7 +17,6 @@ K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 DNS_NAME = re.compile(
     r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+$"
 )
-OPEN_CIDRS = frozenset({"0.0.0.0/0", "::/0"})
 
 _QUANTITY_FACTORS = {
     "": 1,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field, field_validator
 
+from components.address_space import internet_exposure
 from components.choices import (
     CapacityType,
     Dns01Provider,
@@ -24,7 +25,7 @@ from components.choices import (
     TlsMode,
 )
 from components.clusters.gcp.gpu_machines import GCP_GPU_MACHINES
-from stacks.config_base import NODE_DISK_OVERHEAD_GIB, OPEN_CIDRS, Section, parse_cidrs, quantity_bytes
+from stacks.config_base import NODE_DISK_OVERHEAD_GIB, Section, parse_cidrs, quantity_bytes
 
 if TYPE_CHECKING:
     from stacks.config import StackConfig
@@ -64,7 +65,8 @@ class GcpNetworkConfig(Section):
 class GcpApiEndpointConfig(Section):
     public_access_cidrs: list[str] = Field(
         default_factory=list,
-        description="networks allowed to the public IP endpoint; empty = no public IP endpoint",
+        description="networks allowed to the public IP endpoint; empty = no public IP endpoint. Measured like "
+        "aws.api_endpoint.public_access_cidrs: more public addresses than a /8 (IPv6: a /16) is refused",
     )
     private_access_cidrs: list[str] = Field(
         default_factory=list,
@@ -250,15 +252,21 @@ def gcp_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     problems.extend(_overlaps(ranges))
     if not net.control_plane_cidr.endswith("/28"):
         problems.append(("gcp.network.control_plane_cidr", "GKE's control plane range is a /28"))
-    open_public = [c for c in gcp.api_endpoint.public_access_cidrs if c in OPEN_CIDRS]
-    if open_public:
-        problems.append(
-            (
-                "gcp.api_endpoint.public_access_cidrs",
-                f"{', '.join(open_public)} opens the Kubernetes API to the whole internet: list your networks, "
-                "or leave it empty (the DNS endpoint still lets `pulumi up` in, through IAM)",
+    # Measured, not compared with "0.0.0.0/0": [0.0.0.0/1, 128.0.0.0/1] is the same internet.
+    for field_name in ("public_access_cidrs", "private_access_cidrs"):
+        exposure = internet_exposure(getattr(gcp.api_endpoint, field_name))
+        if exposure:
+            problems.append(
+                (
+                    f"gcp.api_endpoint.{field_name}",
+                    f"opens the Kubernetes API to the internet: the list {exposure}; list your own networks"
+                    + (
+                        ", or leave it empty (the DNS endpoint still lets `pulumi up` in, through IAM)"
+                        if field_name.startswith("public")
+                        else ""
+                    ),
+                )
             )
-        )
     endpoint = gcp.api_endpoint
     if not (endpoint.public_access_cidrs or endpoint.dns_endpoint or endpoint.private_access_cidrs):
         problems.append(

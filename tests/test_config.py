@@ -93,6 +93,37 @@ def test_wrong_type_names_the_field_and_the_value() -> None:
     assert "'lots'" in found["autoscaling.max_replicas"]
 
 
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--api_key", "sk-1"], "sets --api-key (written '--api_key')"),
+        (["--api-k=sk-1"], "sets --api-key (written '--api-k')"),
+        (["--config", "/etc/flags.yaml"], "sets --config"),
+        (["--port", "9000"], "sets --port"),
+    ],
+)
+def test_extra_engine_args_may_not_set_a_managed_flag_in_any_spelling(extra: list[str], says: str) -> None:
+    """The launcher's own check, at plan time: otherwise `check` passes and the pods crash-loop."""
+    found = problems_of(minimal(serving={"image": "a/b:1", "extra_engine_args": extra}))
+    assert says in found["serving.extra_engine_args"]
+
+
+def test_extra_engine_args_of_another_kind_pass() -> None:
+    cfg = parse_stack_config(
+        minimal(serving={"image": "a/b:1", "extra_engine_args": ["--max_num_seqs", "64"]})
+    )
+    assert cfg.serving.extra_engine_args == ["--max_num_seqs", "64"]
+
+
+def test_http01_needs_every_address_however_written() -> None:
+    """HTTP-01 needs the CA to reach the gateway: [0.0.0.0/1, 128.0.0.0/1] is as open as 0.0.0.0/0."""
+    tls = {"mode": "acme", "acme": {"email": "ops@example.com", "solver": "http01"}}
+    halves = {"hostname": "llm.example.com", "allowed_source_cidrs": ["0.0.0.0/1", "128.0.0.0/1"]}
+    assert parse_stack_config(minimal(tls=tls, gateway=halves)).tls.acme.solver.value == "http01"
+    narrow = {"hostname": "llm.example.com", "allowed_source_cidrs": ["0.0.0.0/1"]}
+    assert "HTTP-01" in problems_of(minimal(tls=tls, gateway=narrow))["tls.acme.solver"]
+
+
 def test_min_above_max_replicas() -> None:
     found = problems_of(minimal(autoscaling={"min_replicas": 5, "max_replicas": 2}))
     assert "above max_replicas 2" in found["autoscaling.min_replicas"]

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from components.address_space import internet_exposure
 from components.choices import CapacityType, GpuProvisioner, LoadBalancerKind
 from stacks.config import Platform, Tier, load_stack_file, parse_stack_config
 from stacks.config_aws import AWS_GPU_FAMILIES, gpu_limit
@@ -45,7 +46,7 @@ def test_the_repository_aws_stacks_load_with_the_promised_shape() -> None:
     assert dev.autoscaling.min_replicas == 0
     assert (
         dev.aws.api_endpoint.public_access_cidrs
-        and "0.0.0.0/0" not in dev.aws.api_endpoint.public_access_cidrs
+        and internet_exposure(dev.aws.api_endpoint.public_access_cidrs) is None
     )
     # prod: on-demand GPUs, at least 2 replicas, private endpoint, image pinned by digest, three zones
     assert prod.aws.gpu_nodes.capacity_types == [CapacityType.ON_DEMAND]
@@ -77,7 +78,25 @@ def test_defaults_are_the_production_safe_ones() -> None:
         (
             aws_stack(aws={"region": "us-east-1", "api_endpoint": {"public_access_cidrs": ["0.0.0.0/0"]}}),
             "aws.api_endpoint.public_access_cidrs",
-            "whole internet",
+            "opens the Kubernetes API to the internet",
+        ),
+        (  # the internet in two halves: measured, not compared with "0.0.0.0/0"
+            {
+                **aws_stack(tier="prod"),
+                "aws": {
+                    "region": "us-east-1",
+                    "api_endpoint": {"public_access_cidrs": ["0.0.0.0/1", "128.0.0.0/1"]},
+                },
+            },
+            "aws.api_endpoint.public_access_cidrs",
+            "admits 3,702,258,688 public IPv4 addresses (100% of the internet)",
+        ),
+        (
+            aws_stack(
+                aws={"region": "us-east-1", "api_endpoint": {"private_access_cidrs": ["::/1", "8000::/1"]}}
+            ),
+            "aws.api_endpoint.private_access_cidrs",
+            "public IPv6",
         ),
         (
             aws_stack(aws={"region": "us-east-1", "api_endpoint": {"public_access_cidrs": ["10.0.0.1/8"]}}),

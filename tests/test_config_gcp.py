@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from components.address_space import internet_exposure
 from components.choices import CapacityType, GcpLoadBalancerScheme
 from components.clusters.gcp.gpu_machines import GCP_GPU_MACHINES
 from stacks.config import Platform, Tier, load_stack_file, parse_stack_config
@@ -52,7 +53,7 @@ def test_the_repository_gcp_stacks_load_with_the_promised_shape() -> None:
     assert not dev.gcp.deletion_protection
     assert (
         dev.gcp.api_endpoint.public_access_cidrs
-        and "0.0.0.0/0" not in dev.gcp.api_endpoint.public_access_cidrs
+        and internet_exposure(dev.gcp.api_endpoint.public_access_cidrs) is None
     )
     # prod: regional, on-demand GPUs, at least 2 replicas, no public IP endpoint, pinned image, CMEK bucket
     assert prod.gcp.regional and prod.gcp.deletion_protection
@@ -102,7 +103,20 @@ def test_the_pool_grows_to_whole_machines() -> None:
         (
             gcp_stack(gcp=gcp_section(api_endpoint={"public_access_cidrs": ["0.0.0.0/0"]})),
             "gcp.api_endpoint.public_access_cidrs",
-            "whole internet",
+            "opens the Kubernetes API to the internet",
+        ),
+        (  # the internet in two halves: measured, not compared with "0.0.0.0/0"
+            {
+                **gcp_stack(tier="prod"),
+                "gcp": gcp_section(api_endpoint={"public_access_cidrs": ["0.0.0.0/1", "128.0.0.0/1"]}),
+            },
+            "gcp.api_endpoint.public_access_cidrs",
+            "admits 3,702,258,688 public IPv4 addresses (100% of the internet)",
+        ),
+        (
+            gcp_stack(gcp=gcp_section(api_endpoint={"private_access_cidrs": ["0.0.0.0/2", "64.0.0.0/2"]})),
+            "gcp.api_endpoint.private_access_cidrs",
+            "public IPv4 addresses",
         ),
         (
             gcp_stack(gcp=gcp_section(api_endpoint={"dns_endpoint": False})),

@@ -9,8 +9,11 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from inferstack.cli import EXIT_FINDINGS, main
+from components import address_space
+from inferstack.cli import EXIT_BAD_INPUT, EXIT_FINDINGS, main
 from inferstack.planning.plan import Plan, plan_stack
 from inferstack.validation.policies import check_policies, load_rules
 from stacks.config import load_stack_file
@@ -133,8 +136,14 @@ def test_cluster_endpoint_eks() -> None:
     }
     assert rules.cluster_endpoint_not_open(eks, private) == []
     assert rules.cluster_endpoint_not_open(eks, listed) == []
-    open_ = {"name": "c", "vpcConfig": {"endpointPublicAccess": True, "publicAccessCidrs": ["0.0.0.0/0"]}}
-    assert "0.0.0.0/0" in rules.cluster_endpoint_not_open(eks, open_)[0]
+    for cidrs in (
+        ["0.0.0.0/0"],
+        ["0.0.0.0/1", "128.0.0.0/1"],
+        ["198.51.100.0/24", "0.0.0.0/2", "64.0.0.0/2"],
+    ):
+        open_ = {"name": "c", "vpcConfig": {"endpointPublicAccess": True, "publicAccessCidrs": cidrs}}
+        [problem] = rules.cluster_endpoint_not_open(eks, open_)
+        assert "publicAccessCidrs" in problem and "admit the internet" in problem
     # AWS defaults: public access on, open to everyone.
     assert "EKS cluster c" in rules.cluster_endpoint_not_open(eks, {"name": "c", "vpcConfig": {}})[0]
 
@@ -145,8 +154,11 @@ def test_cluster_endpoint_gke() -> None:
     listed = {"name": "g", "masterAuthorizedNetworksConfig": {"cidrBlocks": [{"cidrBlock": "10.0.0.0/8"}]}}
     assert rules.cluster_endpoint_not_open(gke, private) == []
     assert rules.cluster_endpoint_not_open(gke, listed) == []
-    open_ = {"name": "g", "masterAuthorizedNetworksConfig": {"cidrBlocks": [{"cidrBlock": "0.0.0.0/0"}]}}
-    assert "GKE cluster g" in rules.cluster_endpoint_not_open(gke, open_)[0]
+    for cidrs in (["0.0.0.0/0"], ["0.0.0.0/1", "128.0.0.0/1"], ["::/0"]):
+        blocks = [{"cidrBlock": c} for c in cidrs]
+        open_ = {"name": "g", "masterAuthorizedNetworksConfig": {"cidrBlocks": blocks}}
+        [problem] = rules.cluster_endpoint_not_open(gke, open_)
+        assert "GKE cluster g" in problem and "admit the internet" in problem
     assert rules.cluster_endpoint_not_open(gke, {"name": "g"})  # no authorized networks at all
     assert rules.cluster_endpoint_not_open("aws:s3/bucket:Bucket", {}) == []
 
@@ -242,7 +254,8 @@ def test_public_gateway_with_tls_and_keys_passes() -> None:
 
 
 def test_public_gateway_without_api_keys_fails_naming_the_route() -> None:
-    for ranges in (["0.0.0.0/0"], None):  # no source ranges = open to everyone
+    # No source ranges = open to everyone; and ranges are measured, not compared with "0.0.0.0/0".
+    for ranges in (["0.0.0.0/0"], None, ["0.0.0.0/1", "128.0.0.0/1"], ["10.0.0.0/8", "0.0.0.0/1", "::/0"]):
         [problem] = rules.public_endpoint_needs_tls_and_api_keys(
             gateway_stack(source_ranges=ranges, api_keys=False)
         )
@@ -340,7 +353,7 @@ def test_gcs_bucket_needs_uniform_access_and_public_access_prevention() -> None:
 
 def test_registry_names_are_unique_and_prod_makes_everything_mandatory() -> None:
     names = [p.name for p in rules.POLICIES]
-    assert len(names) == len(set(names)) == 17
+    assert len(names) == len(set(names)) == 18
     assert all(p.mandatory("prod") for p in rules.POLICIES)
     advisory_in_dev = {p.name for p in rules.POLICIES if not p.mandatory("dev")}
     assert advisory_in_dev == {
@@ -348,6 +361,7 @@ def test_registry_names_are_unique_and_prod_makes_everything_mandatory() -> None
         "startup-probe-and-drain",
         "pdb-when-replicas-gt-1",
         "serving-pods-guaranteed",
+        "engine-flags-not-weakened",
     }
 
 
@@ -418,3 +432,119 @@ def test_same_public_stack_with_keys_is_clean(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(stack))
     findings = check_policies(plan_stack(load_stack_file(path), "public"))
     assert [f for f in findings if f.mandatory] == []
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.builds(lambda a, p: f"{a}/{p}", st.ip_addresses(v=4), st.integers(0, 32)),
+            st.builds(lambda a, p: f"{a}/{p}", st.ip_addresses(v=6), st.integers(0, 128)),
+            st.sampled_from(["0.0.0.0/1", "128.0.0.0/1", "10.0.0.0/8", "2000::/3", "fc00::/7", "nope"]),
+        ),
+        max_size=6,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_the_packs_copy_of_the_address_measure_agrees_with_the_schemas(cidrs: list[str]) -> None:
+    """policy/rules.py keeps its own copy of components/address_space.py (the pack imports nothing of
+    InferStack): both must count the same addresses and draw the line in the same place."""
+    assert rules.public_addresses(cidrs) == address_space.public_addresses(cidrs)
+    assert rules.covers_internet(cidrs) == (address_space.internet_exposure(cidrs) is not None)
+
+
+# --- engine flags (issue 15 kind 4) --------------------------------------------------------------------
+
+
+def server_with_extra_args(extra: str) -> dict[str, Any]:
+    dep = deployment()
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    container["env"] = [*container["env"], {"name": "EXTRA_ENGINE_ARGS", "value": extra}]
+    return dep
+
+
+@pytest.mark.parametrize(
+    ("extra", "flag"),
+    [
+        ("--trust-remote-code", "--trust-remote-code"),
+        ("--trust_remote_code", "--trust-remote-code"),  # vLLM reads _ as -
+        ("--max-num-seqs 8 --trust-rem", "--trust-remote-code"),  # argparse takes a unique prefix
+        ("--allowed_local_media_path=/", "--allowed-local-media-path"),
+        ("--enable-log-requests", "--enable-log-requests"),
+    ],
+)
+def test_weakening_engine_flags_are_found_in_any_spelling(extra: str, flag: str) -> None:
+    [problem] = rules.engine_flags_not_weakened(DEPLOYMENT, server_with_extra_args(extra))
+    assert f"EXTRA_ENGINE_ARGS sets {flag}" in problem and "container server" in problem
+
+
+def test_other_engine_flags_pass_the_policy() -> None:
+    ok = server_with_extra_args("--max-num-seqs 64 --enable-chunked-prefill --no-trust-remote-code")
+    assert rules.engine_flags_not_weakened(DEPLOYMENT, ok) == []
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(["--", "-", "-q", "-qfp8", "-tp", "--trust", "--enable-log", "--a=b", "8000"]),
+            st.builds(
+                lambda dashes, name, tail: dashes + name + tail,
+                st.sampled_from(["--", "-"]),
+                st.sampled_from(
+                    [
+                        "trust_remote_code",
+                        "trust-rem",
+                        "allowed-local",
+                        "middleware",
+                        "tool_server",
+                        "x",
+                        "api_key",
+                    ]
+                ),
+                st.sampled_from(["", "=1", ".a", ".a=b", "_x"]),
+            ),
+        ),
+        max_size=5,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_the_packs_copy_of_the_engine_flag_rules_agrees_with_the_launchers(args: list[str]) -> None:
+    from model_image import engine_flags
+
+    assert rules.WEAKENING_ENGINE_FLAGS == engine_flags.WEAKENING
+    assert [rules.normalise_engine_flag(a) for a in args] == [engine_flags.normalise(a) for a in args]
+    assert rules.weakening_engine_flags(args) == engine_flags.weakening_flags(args)
+
+
+def _prod_aws_stack(tmp_path: Path, **changes: Any) -> Path:
+    stack = yaml.safe_load((ROOT / "stacks" / "Pulumi.prod-aws.yaml").read_text())
+    for key, value in changes.items():
+        section, field = key.split("__")
+        stack["config"].setdefault(f"inferstack:{section}", {})[field] = value
+    path = tmp_path / "Pulumi.changed.yaml"
+    path.write_text(yaml.safe_dump(stack))
+    return path
+
+
+def test_prod_stack_with_trust_remote_code_fails_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _prod_aws_stack(tmp_path, serving__extra_engine_args=["--trust_remote_code"])
+    monkeypatch.chdir(ROOT)
+    code = main(["check", "--stack-file", str(path), "--skip-checkov", "--out", str(tmp_path / "plan")])
+    out = capsys.readouterr().out
+    assert code == EXIT_FINDINGS, out
+    assert (
+        "engine-flags-not-weakened (mandatory):" in out
+        and "EXTRA_ENGINE_ARGS sets --trust-remote-code" in out
+    )
+
+
+def test_prod_stack_with_the_internet_in_two_halves_fails_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _prod_aws_stack(tmp_path, aws__api_endpoint={"public_access_cidrs": ["0.0.0.0/1", "128.0.0.0/1"]})
+    monkeypatch.chdir(ROOT)
+    code = main(["check", "--stack-file", str(path), "--skip-checkov", "--out", str(tmp_path / "plan")])
+    captured = capsys.readouterr()
+    assert code == EXIT_BAD_INPUT, captured.out + captured.err
+    assert "aws.api_endpoint.public_access_cidrs" in captured.out + captured.err

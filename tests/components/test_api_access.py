@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from components.clusters.api_access import api_cidr_problems
 
 
@@ -13,16 +15,44 @@ def test_each_problem_names_the_entry_and_the_fix() -> None:
         ipv6_refusal="NO-IPV6",
     )
     assert problems == [
-        "public_access_cidrs[0]: 0.0.0.0/0 is open to the whole internet; OPEN-FIX",
         "public_access_cidrs[1]: 'nope' is not a CIDR; write it like 203.0.113.0/24",
         "public_access_cidrs[2]: '203.0.113.7/24' has host bits set; did you mean 203.0.113.0/24?",
         "public_access_cidrs[3]: 2001:db8::/32 is IPv6; NO-IPV6",
+        "public_access_cidrs: open to the internet, the list admits 3,702,258,688 public IPv4 addresses "
+        "(100% of the internet); an allow-list admits at most a /8 (16,777,216); OPEN-FIX",
         "public_access_cidrs: lists a CIDR twice; drop the repeat",
     ]
 
 
 def test_ipv6_networks_pass_where_the_cloud_takes_them_but_never_an_open_one() -> None:
     assert api_cidr_problems("x", ["2001:db8::/32"], open_fix="F", ipv6_refusal=None) == []
-    assert api_cidr_problems("x", ["::/0"], open_fix="F", ipv6_refusal=None) == [
-        "x[0]: ::/0 is open to the whole internet; F"
-    ]
+    (problem,) = api_cidr_problems("x", ["::/0"], open_fix="F", ipv6_refusal=None)
+    assert problem.startswith("x: open to the internet, the list admits 8,192 /16s of public IPv6")
+
+
+@pytest.mark.parametrize(
+    "cidrs",
+    [
+        ["0.0.0.0/1", "128.0.0.0/1"],  # the whole internet without writing 0.0.0.0/0
+        ["0.0.0.0/2", "64.0.0.0/2", "128.0.0.0/2"],  # most of it
+        ["16.0.0.0/7"],  # two /8s: more than any organisation holds
+        ["2000::/3"],  # all of the IPv6 internet
+        ["2a00::/12"],  # a whole RIR block
+    ],
+)
+def test_lists_covering_the_internet_are_refused_however_they_are_written(cidrs: list[str]) -> None:
+    problems = api_cidr_problems("x", cidrs, open_fix="F", ipv6_refusal=None)
+    assert [p for p in problems if p.startswith("x: open to the internet")], problems
+
+
+@pytest.mark.parametrize(
+    "cidrs",
+    [
+        ["17.0.0.0/8"],  # one organisation's /8: the limit itself
+        ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"],  # private space is not counted
+        ["fc00::/7", "2001:db8::/32"],  # ULA and documentation space neither
+        ["2a00:1450::/32", "203.0.113.0/24"],
+    ],
+)
+def test_allow_lists_of_real_networks_pass(cidrs: list[str]) -> None:
+    assert api_cidr_problems("x", cidrs, open_fix="F", ipv6_refusal=None) == []

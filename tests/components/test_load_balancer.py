@@ -31,6 +31,7 @@ from components.load_balancer import (
     LoadBalancer,
     LoadBalancerArgs,
     envoy_gateway_values,
+    is_open,
     validate_load_balancer_args,
 )
 from inferstack.planning.recording import SECRET_PLACEHOLDER, Recording, run_program
@@ -306,6 +307,20 @@ def test_cidr_restriction_appears_only_when_not_open() -> None:
     open_, _ = default_run()
     assert "authorization" not in open_.one(T_SECURITY).inputs["spec"]
     assert "loadBalancerSourceRanges" not in envoy_service(open_)
+
+
+@pytest.mark.parametrize(
+    ("cidrs", "open_"),
+    [
+        (["0.0.0.0/0"], True),
+        (["0.0.0.0/1", "128.0.0.0/1"], True),  # every address, not written as 0.0.0.0/0
+        (["::/0"], True),
+        (["0.0.0.0/1"], False),
+        (["10.0.0.0/8", "0.0.0.0/2"], False),
+    ],
+)
+def test_open_is_measured_not_read_off_the_string(cidrs: list[str], open_: bool) -> None:
+    assert is_open(cidrs) is open_
 
 
 ALLOW_LIST = ["10.0.0.0/8", "192.0.2.0/24"]

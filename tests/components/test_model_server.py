@@ -200,6 +200,34 @@ def test_private_hub_token_is_mounted_as_a_file() -> None:
     assert not any("valueFrom" in e for e in container(rec, "fetch-model")["env"])
 
 
+def test_hub_token_reaches_the_fetch_container_only() -> None:
+    """Least privilege: the engine runs offline from the verified cache, so it gets neither the token's
+    mount nor its path (issue 15 kind 6)."""
+    rec = render(gpu_args(hf_token_secret="hf-token"))
+    fetch, server = container(rec, "fetch-model"), container(rec, "server")
+    assert "hf-token" in {m["name"] for m in fetch["volumeMounts"]}
+    assert "hf-token" not in {m["name"] for m in server["volumeMounts"]}
+    assert "HF_TOKEN_PATH" in env_of(fetch) and "HF_TOKEN_PATH" not in env_of(server)
+
+
+def test_engine_ingress_names_the_gateway_pods() -> None:
+    """Port 8000 has no API key: only the Envoy proxies (and Prometheus) may reach it, not their namespaces."""
+    problems = validate_model_server_args(gpu_args(gateway_pod_labels={}))
+    assert [p.split(":")[0] for p in problems] == ["gateway_pod_labels"]
+    allow = render(gpu_args()).one(NETWORK_POLICY, "-allow")
+    for rule in allow.inputs["spec"]["ingress"]:
+        assert all(peer.get("podSelector", {}).get("matchLabels") for peer in rule["from"]), rule
+
+
+def test_file_models_get_no_model_store_egress() -> None:
+    rec = render(gpu_args(model_uri="file:///llama/8b", model_volume_claim="models"))
+    allow = rec.one(NETWORK_POLICY, "-allow")
+    blocks = [
+        p["ipBlock"]["cidr"] for rule in allow.inputs["spec"]["egress"] for p in rule["to"] if "ipBlock" in p
+    ]
+    assert "0.0.0.0/0" not in blocks
+
+
 def test_file_model_reads_from_a_read_only_claim() -> None:
     rec = render(gpu_args(model_uri="file:///llama/8b", model_volume_claim="models"))
     claim = next(v for v in pod_spec(rec)["volumes"] if v["name"] == "model-source")

@@ -200,3 +200,56 @@ def test_has_chat_template_reads_tokenizer_config(tmp_path: Path) -> None:
     assert has_chat_template(tmp_path)
     (tmp_path / "tokenizer_config.json").write_text('{"chat_template": ""}')
     assert not has_chat_template(tmp_path)
+
+
+# --- EXTRA_ENGINE_ARGS: managed flags however vLLM's parser would read them (issue 15 kind 4) ---------
+
+
+@pytest.mark.parametrize(
+    ("extra", "flag_name"),
+    [
+        ("--api-key sk-x", "--api-key"),
+        ("--api_key sk-x", "--api-key"),  # FlexibleArgumentParser turns _ into - before the first "."
+        ("--api_key=sk-x", "--api-key"),
+        ("--api-k sk-x", "--api-key"),  # argparse allow_abbrev: a unique prefix is the flag
+        ("--HOST_x=1 --host=::", "--host"),
+        ("--config /tmp/flags.yaml", "--config"),  # a YAML file's flags would be spliced in unchecked
+        ("--config=/tmp/flags.yaml", "--config"),
+        ("--uds /tmp/s.sock", "--uds"),
+        ("-qfp8", "-q"),  # a one-letter option with its value attached
+        ("--tensor_parallel_size 2", "--tensor-parallel-size"),
+        ("--hf_token hf_x", "--hf-token"),
+        ("--served_model_name.x y", "--served-model-name"),
+    ],
+)
+def test_managed_flags_are_refused_however_they_are_spelled(extra: str, flag_name: str) -> None:
+    problems = check_serve(settings(extra_engine_args=extra), gpus=1)
+    assert any(p.startswith(f"EXTRA_ENGINE_ARGS sets {flag_name}") for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "--max-num-seqs 64",
+        "--enable-chunked-prefill",
+        "--config-format hf",
+        "--compilation_config.level 3",
+        "-O3",
+    ],
+)
+def test_other_flags_pass(extra: str) -> None:
+    assert check_serve(settings(extra_engine_args=extra), gpus=1) == []
+
+
+def test_the_exec_log_line_carries_no_secret() -> None:
+    from model_image.serve import shell_line
+
+    cmd = vllm_command(
+        settings(extra_engine_args="--ssl-keyfile /k.pem --some_token=abc --speculative-config.hf_token xyz"),
+        Path("/models/m"),
+        gpus=1,
+        api_key="sk-secret",
+    )
+    line = shell_line(cmd)
+    assert "sk-secret" not in line and "abc" not in line and "xyz" not in line and "/k.pem" not in line
+    assert "--some_token=***" in line and "--served-model-name acme/chat" in line

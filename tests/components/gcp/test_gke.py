@@ -489,12 +489,13 @@ def test_default_args_have_no_problems() -> None:
         ({"services_range_name": "pods"}, "pods_range_name/services_range_name"),
         ({"control_plane_cidr": "172.16.0.0/24"}, "control_plane_cidr"),
         ({"control_plane_cidr": "172.16.0.1/28"}, "control_plane_cidr"),
-        ({"public_access_cidrs": ["0.0.0.0/0"]}, "public_access_cidrs[0]"),
-        ({"public_access_cidrs": ["::/0"]}, "public_access_cidrs[0]"),
+        ({"public_access_cidrs": ["0.0.0.0/0"]}, "public_access_cidrs"),
+        ({"public_access_cidrs": ["0.0.0.0/1", "128.0.0.0/1"]}, "public_access_cidrs"),
+        ({"public_access_cidrs": ["::/0"]}, "public_access_cidrs"),
         ({"public_access_cidrs": ["203.0.113.7/24"]}, "public_access_cidrs[0]"),
         ({"public_access_cidrs": ["office"]}, "public_access_cidrs[0]"),
         ({"public_access_cidrs": ["203.0.113.0/24", "203.0.113.0/24"]}, "public_access_cidrs"),
-        ({"private_access_cidrs": ["0.0.0.0/0"]}, "private_access_cidrs[0]"),
+        ({"private_access_cidrs": ["0.0.0.0/0"]}, "private_access_cidrs"),
         ({"public_access_cidrs": [PRIVATE[0]]}, "public_access_cidrs/private_access_cidrs"),
         ({"system_machine_type": "large"}, "system_machine_type"),
         ({"system_nodes_min": 0}, "system_nodes_min"),
@@ -526,7 +527,7 @@ def test_messages_say_the_fix() -> None:
     (host_bits,) = validate_gke_cluster_args(cluster_args(public_access_cidrs=["203.0.113.7/24"]))
     assert "did you mean 203.0.113.0/24" in host_bits
     (open_to_all,) = validate_gke_cluster_args(cluster_args(public_access_cidrs=["0.0.0.0/0"]))
-    assert "whole internet" in open_to_all and "dns_endpoint" in open_to_all
+    assert "open to the internet" in open_to_all and "dns_endpoint" in open_to_all
     (wrong_region,) = validate_gke_cluster_args(cluster_args(node_zones=["us-east1-b"]))
     assert "europe-west4" in wrong_region
 
@@ -535,7 +536,10 @@ def test_constructor_reports_every_problem_at_once() -> None:
     with pytest.raises(ValueError) as raised:
         GkeCluster("gke", cluster_args(public_access_cidrs=["0.0.0.0/0"], system_nodes_min=5))
     message = str(raised.value)
-    assert "public_access_cidrs[0]" in message and "system_nodes_min/system_nodes_max" in message
+    assert (
+        "public_access_cidrs: open to the internet" in message
+        and "system_nodes_min/system_nodes_max" in message
+    )
 
 
 @pytest.mark.parametrize("name", ["GKE", "gke_1", "9gke", "g" * 26])

@@ -1,0 +1,150 @@
+"""Engine flags as the engine's own parser reads them: one check for the launcher and the stack schema.
+
+The launcher sets some flags from typed settings (`--host`, `--api-key`, ...), and `EXTRA_ENGINE_ARGS`
+(stack file: `serving.extra_engine_args`) must not set them again. Comparing the raw words with
+`--api-key` is not enough, because vLLM's parser reads more spellings than that
+(vllm/utils/argparse_utils.py `FlexibleArgumentParser.parse_args`; read at vllm-project/vllm commit
+00da11e, a snapshot near the pinned v0.31.0 image - the v0.31.0 tag itself was not in the searchable
+snapshot, so recheck these four points when the pin moves):
+
+- underscores: "Everything between the first -- and the first ." has `_` replaced by `-`, so
+  `--api_key` is `--api-key`, and `--api-key.x` / `--api_key=...` are the same flag;
+- `--config FILE`: `_pull_args_from_config` splices the flags of a YAML file into argv, where no check
+  of ours can see them;
+- abbreviations: the parser is a plain `argparse.ArgumentParser` subclass built without
+  `allow_abbrev=False` (vllm/entrypoints/cli/main.py), so `--api-k` is read as `--api-key` when no
+  other flag starts so;
+- a short option concatenated with its value: `-qfp8` is `-q fp8` (argparse, one-letter options).
+
+A CLI `--api-key` also wins over `VLLM_API_KEY` (vLLM reads the env var only as the flag's fallback).
+`normalise` gives the canonical flag for a word; `managed_flag_problems` refuses managed flags however
+they are written; `weakening_flags` names flags that weaken the endpoint, which the policy pack refuses
+in prod (policy/rules.py keeps a copy of these two, tests check they agree).
+
+Standard library only: the model image imports this module, and the stack schema imports it from here.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable, Mapping
+
+#: vLLM flags the launcher sets from a setting (the flag's canonical spelling -> what sets it).
+VLLM_MANAGED: Mapping[str, str] = {
+    "--served-model-name": "SERVED_MODEL_NAME",
+    "--host": "HOST",
+    "--port": "PORT",
+    # A Unix socket makes vLLM ignore host and port, so the probes and the gateway find nothing.
+    "--uds": "HOST and PORT",
+    "--tensor-parallel-size": "the number of visible GPUs (request more nvidia.com/gpu)",
+    "-tp": "the number of visible GPUs (request more nvidia.com/gpu)",
+    "--max-model-len": "MAX_MODEL_LEN",
+    "--dtype": "DTYPE",
+    "--quantization": "QUANTIZATION",
+    "-q": "QUANTIZATION",
+    "--gpu-memory-utilization": "GPU_MEMORY_UTILIZATION",
+    "--api-key": "API_KEY_FILE (a CLI --api-key overrides the key the launcher passes in VLLM_API_KEY)",
+    "--shutdown-timeout": "SHUTDOWN_TIMEOUT",
+    "--model": "MODEL_URI",
+    # A token in argv is in the pod spec and `ps`; the engine runs offline from the verified cache.
+    "--hf-token": "HF_TOKEN_PATH (read by the fetch container only; the engine runs offline)",
+    "--config": "nothing: vLLM splices a YAML file's flags into argv unchecked; write the flags themselves",
+}
+TRANSFORMERS_MANAGED: Mapping[str, str] = {
+    "--host": "HOST",
+    "--port": "PORT",
+    "--dtype": "DTYPE",
+}
+
+#: vLLM flags that weaken the endpoint (canonical spelling -> why). The policy pack refuses them in prod.
+WEAKENING: Mapping[str, str] = {
+    "--trust-remote-code": "runs Python code shipped with the model, so whoever can write the model "
+    "store runs code in the serving pod",
+    "--trust-request-chat-template": "renders chat templates sent by clients on the server",
+    "--allowed-local-media-path": "lets any client read files of the serving pod through file:// media URLs",
+    "--middleware": "imports extra ASGI middleware into the request path",
+    "--tool-server": "connects the engine to tool servers (`demo` runs model-written Python)",
+    "--enable-log-requests": "writes clients' prompts to the logs",
+    "--enable-log-outputs": "writes the model's answers to the logs",
+}
+
+
+def normalise(arg: str) -> str | None:
+    """The flag `arg` names as vLLM's parser reads it before abbreviations, or None for a value.
+
+    `--api_key=x` -> `--api-key`; `--speculative_config.model` -> `--speculative-config`; `-qfp8` -> `-q`;
+    `-tp` -> `-tp`; `8000` -> None.
+    """
+    if not arg.startswith("-") or arg in ("-", "--"):
+        return None
+    if arg.startswith("--"):
+        name = arg[2:].split("=", 1)[0].split(".", 1)[0]
+        return "--" + name.replace("_", "-")
+    short = arg.split("=", 1)[0]
+    if len(short) > 2 and short[:2] in ("-q",):  # one-letter option with its value attached
+        return short[:2]
+    return short
+
+
+def _resolve(flag: str, guarded: Iterable[str]) -> str | None:
+    """The guarded flag `flag` stands for: itself, or the one it abbreviates (argparse allow_abbrev)."""
+    guarded = list(guarded)
+    if flag in guarded:
+        return flag
+    if flag.startswith("--") and len(flag) > 3:
+        # argparse takes a unique prefix of a long option; a prefix of ours may be unique in vLLM's set
+        # of several hundred flags or not (then vLLM stops with "ambiguous option"): refuse it either way.
+        matches = [g for g in guarded if g.startswith("--") and g.startswith(flag)]
+        if matches:
+            return sorted(matches)[0]
+    return None
+
+
+def managed_flag_problems(args: Iterable[str], managed: Mapping[str, str], where: str) -> list[str]:
+    """One message per word of `args` that sets a managed flag, naming the flag, `where` and the fix."""
+    problems: list[str] = []
+    for arg in args:
+        flag = normalise(arg)
+        target = _resolve(flag, managed) if flag else None
+        if target is None:
+            continue
+        written = "" if arg.split("=", 1)[0] == target else f" (written {arg.split('=', 1)[0]!r})"
+        problems.append(
+            f"{where} sets {target}{written}, which conflicts with {managed[target]}: remove it from {where}"
+        )
+    return problems
+
+
+def weakening_flags(args: Iterable[str]) -> list[tuple[str, str]]:
+    """(canonical flag, why it weakens the endpoint) for each word of `args` that sets one."""
+    found: list[tuple[str, str]] = []
+    for arg in args:
+        flag = normalise(arg)
+        target = _resolve(flag, WEAKENING) if flag else None
+        if target is not None:
+            found.append((target, WEAKENING[target]))
+    return found
+
+
+#: Words in a flag's name whose value is a secret: never written to a log line.
+_SECRET_WORDS = ("key", "token", "secret", "password", "passwd", "credential", "auth")
+
+
+def redacted(argv: list[str]) -> str:
+    """`argv` as one shell line for a log, with the value of every flag named like a secret replaced by
+    `***` (`--hf-token x`, `--api_key=x`, `--foo.secret_key x`): no secret ever reaches a log line."""
+    shown: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next and not arg.startswith("-"):
+            shown.append("***")
+            hide_next = False
+            continue
+        hide_next = False
+        secret = arg.startswith("-") and any(w in arg.split("=", 1)[0].lower() for w in _SECRET_WORDS)
+        if secret and "=" in arg:
+            shown.append(arg.split("=", 1)[0] + "=***")
+        else:
+            shown.append(arg)
+            hide_next = secret
+    return shlex.join(shown)
