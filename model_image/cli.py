@@ -22,7 +22,7 @@ log = logging.getLogger("model_image")
 COMMANDS: dict[str, tuple[type[BaseSettings], str]] = {
     "fetch": (FetchSettings, "download MODEL_URI into MODEL_DIR, verify it, publish it atomically"),
     "serve": (ServeSettings, "exec the engine (vLLM or transformers serve) on the fetched model"),
-    "verify": (FetchSettings, "re-hash the cached model against the digests recorded by fetch"),
+    "verify": (FetchSettings, "re-hash the cached model against the source's manifest (or --sums)"),
     "path": (FetchSettings, "print the folder where fetch puts MODEL_URI (what serve reads)"),
 }
 
@@ -49,6 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--dry-run", action="store_true", help="print the engine command instead of running it"
             )
+        if command == "verify":
+            p.add_argument(
+                "--sums",
+                type=Path,
+                default=None,
+                metavar="PATH",
+                help="compare with this SHA256SUMS, copied from the source out of band (a build that cannot "
+                "reach the bucket); default: read the source's own manifest",
+            )
     sums = sub.add_parser("sums", help="write DIR/SHA256SUMS for the files in DIR (before uploading a model)")
     sums.add_argument("folder", type=Path)
     return parser
@@ -71,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "verify":
         folder = cache.model_path(settings.model_dir, settings.uri)
-        files = verify(folder)
+        files = verify(folder, sums=args.sums)
         log.info("%s: %d files match their digests", folder, len(files))
         return 0
     assert isinstance(settings, ServeSettings)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from model_image import cache
 from model_image.engine_flags import TRANSFORMERS_MANAGED, VLLM_MANAGED, managed_flag_problems, redacted
-from model_image.errors import LauncherError, SettingsError
+from model_image.errors import FetchError, LauncherError, SettingsError
 from model_image.manifest import FileSpec
 from model_image.settings import Engine, ServeSettings
 
@@ -205,12 +205,20 @@ def prepare(s: ServeSettings, env: Mapping[str, str], dev: Path = Path("/dev")) 
     if problems:
         raise SettingsError(problems)
     model_path = cache.model_path(s.model_dir, s.uri)
-    files = cache.verified_files(model_path)
-    if files is None:
+    if not model_path.exists() and not model_path.is_symlink():
         raise LauncherError(
             f"no verified model for MODEL_URI={s.model_uri} at {model_path}: "
             "run `python -m model_image fetch` first (the init container) with the same MODEL_URI and MODEL_DIR"
         )
+    try:
+        # The record validated, its source MODEL_URI, the folder matching it (cache.check_verified): the
+        # operator sees why a model was refused, not only that it was.
+        files = cache.check_verified(model_path, s.uri.canonical).files
+    except FetchError as e:
+        raise LauncherError(
+            f"the cached model for MODEL_URI={s.model_uri} at {model_path} is not usable: {e}; "
+            "run `python -m model_image fetch` again (it replaces a damaged cache)"
+        ) from None
     if s.engine is Engine.VLLM:
         api_key = s.api_key_file.read_text().strip() if s.api_key_file is not None else None
         return vllm_command(s, model_path, gpus, api_key)

@@ -272,9 +272,13 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def build_image(dockerfile: str, tag: str, base: str, wheels_url: str) -> None:
-    """docker build of model_image/`dockerfile` from the repository root, on `base`, with the wheels."""
+def build_image(
+    dockerfile: str, tag: str, base: str, wheels_url: str, build_args: list[str] | None = None
+) -> None:
+    """docker build of model_image/`dockerfile` from the repository root, on `base`, with the wheels and
+    any other `NAME=value` build arguments."""
+    extra = [a for arg in build_args or [] for a in ("--build-arg", arg)]
     run([docker_client(), "build", "--network", "host", "--file", f"model_image/{dockerfile}",
-         "--build-arg", f"BASE_IMAGE={base}", "--build-arg", f"WHEELS={wheels_url}", "--tag", tag, "."],
+         "--build-arg", f"BASE_IMAGE={base}", "--build-arg", f"WHEELS={wheels_url}", *extra, "--tag", tag, "."],
         f"docker build of model_image/{dockerfile}", cwd=REPO_ROOT,
         env={**os.environ, "DOCKER_BUILDKIT": "1"})  # fmt: skip

@@ -21,6 +21,8 @@ python:3.11-slim-bookworm@sha256:...) and E2E_GPU_BASE (the vLLM image) replace 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -282,3 +284,42 @@ def test_a_write_outside_the_volumes_fails_naming_the_container(
         pod.start()
     message = str(err.value)
     assert "init container fetch-model exited 1" in message and "/models is not writable" in message, message
+
+
+def test_bake_mode_builds_only_a_model_that_matches_the_sources_sums(
+    cpu_image: str, tiny_model: Path, tmp_path: Path
+) -> None:
+    """Dockerfile.cpu with BAKE=true: the model fetched into bake/, the source's SHA256SUMS beside it, and
+    `verify --sums` in the build. A record rewritten to agree with a tampered file fails the build."""
+    bake = REPO_ROOT / "bake"
+    assert not bake.exists(), f"{bake} exists: move it away, make e2e builds its own"
+    uri = f"file://{tiny_model}"
+    env = {**os.environ, "MODEL_URI": uri, "MODEL_DIR": str(bake), "PYTHONPATH": str(REPO_ROOT)}
+    try:
+        fetched = subprocess.run([sys.executable, "-m", "model_image", "fetch"], env=env, capture_output=True,
+                                 text=True, timeout=120, cwd=REPO_ROOT)  # fmt: skip
+        assert fetched.returncode == 0, fetched.stderr
+        shutil.copy(tiny_model / "SHA256SUMS", bake / "source.SHA256SUMS")
+        base = image_build.cpu_base(WORK)
+        wheels = WORK / "wheels-cpu"
+        with image_build.served(wheels) as url:
+            image_build.build_image("Dockerfile.cpu", "inferstack-e2e/baked:test", base, url,
+                                    ["BAKE=true", f"MODEL_URI={uri}", "SOURCE_SUMS=source.SHA256SUMS"])  # fmt: skip
+            folder = Path(fetched.stdout.strip().splitlines()[-1])
+            config = folder / "config.json"
+            folder.chmod(0o755)
+            config.chmod(0o644)
+            config.write_text(config.read_text().replace("2", "3", 1))
+            record = folder / ".inferstack-verified.json"
+            record.chmod(0o644)
+            data = json.loads(record.read_text())
+            for f in data["files"]:
+                if f["path"] == "config.json":
+                    f["digest"]["hex"] = hashlib.sha256(config.read_bytes()).hexdigest()
+            record.write_text(json.dumps(data))
+            with pytest.raises(image_build.BuildError, match=r"config\.json: recorded as sha256"):
+                image_build.build_image("Dockerfile.cpu", "inferstack-e2e/baked:tampered", base, url,
+                                        ["BAKE=true", f"MODEL_URI={uri}", "SOURCE_SUMS=source.SHA256SUMS"])  # fmt: skip
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(bake)], check=False)
+        shutil.rmtree(bake, ignore_errors=True)

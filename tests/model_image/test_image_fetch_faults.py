@@ -388,3 +388,26 @@ def test_other_dot_files_are_still_model_files(tmp_path: Path) -> None:
     (src / "SHA256SUMS").write_text(f"{sha256(b'{}')}  config.json\n{sha256(b'*.bin lfs')}  .gitattributes\n")
     result = fetch(parse_model_uri(str(src)), tmp_path / "models")
     assert (result.path / ".gitattributes").read_bytes() == b"*.bin lfs"
+
+
+def test_the_verify_command_takes_the_sources_sums_offline(
+    fetched: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What the bake stage runs: `python3 -m model_image verify --sums <the source's SHA256SUMS>`.
+    from model_image.cli import main
+
+    src, folder = fetched
+    monkeypatch.setenv("MODEL_URI", str(src))
+    monkeypatch.setenv("MODEL_DIR", str(folder.parent))
+    sums = folder.parent.parent / "source.SHA256SUMS"
+    sums.write_bytes((src / "SHA256SUMS").read_bytes())
+    monkeypatch.setattr(
+        "model_image.fetch.open_source", lambda *a: pytest.fail("--sums: the source is not read")
+    )
+    assert main(["verify", "--sums", str(sums)]) == 0
+    tampered = b'{"a": 9}'
+    writable(folder / "config.json").write_bytes(tampered)
+    rewrite_record(folder, lambda r: r["files"][0]["digest"].update(hex=sha256(tampered)))
+    assert main(["verify", "--sums", str(sums)]) != 0
+    err = capsys.readouterr().err
+    assert "config.json: recorded as sha256" in err and "Traceback" not in err

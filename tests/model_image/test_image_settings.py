@@ -206,3 +206,21 @@ def test_readme_documents_every_setting() -> None:
     readme = (Path(__file__).resolve().parents[2] / "model_image" / "README.md").read_text()
     for name in ServeSettings.model_fields:
         assert f"| `{name.upper()}` | `--{name.replace('_', '-')}` |" in readme, name
+
+
+def test_serve_names_why_a_cached_model_is_refused(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A folder where the model belongs whose record is not one fetch wrote: serve says what is wrong with
+    # it, not only that no verified model exists.
+    from model_image import cache
+    from model_image.uri import parse_model_uri
+
+    _serve_env(monkeypatch, tmp_path)
+    folder = cache.model_path(tmp_path / "models", parse_model_uri("s3://bucket/models/m/v1"))
+    folder.mkdir(parents=True)
+    (folder / ".inferstack-verified.json").write_text('{"files": "x"}')
+    assert main(["serve"]) == 1
+    err = capsys.readouterr().err
+    assert "is not usable" in err and "run `python -m model_image fetch` again" in err
+    assert "Traceback" not in err
