@@ -33,11 +33,13 @@ def scaled_object(*trigger_types: str) -> dict[str, Any]:
 def cpu_engine_form(path: Path, **cluster: Any) -> StackConfig:
     """The stack file with the CPU engine scaling on CPU: the form that puts a `cpu` trigger in the plan."""
     values = config_values_from_stack_yaml(yaml.safe_load(path.read_text(encoding="utf-8")), path.name)
+    cache = {k: v for k, v in values.get("serving", {}).items() if k == "model_cache_size"}
     values["serving"] = {
         "engine": "transformers",
         "image": "registry.example.com/inferstack/model-cpu:0.1.0",
         "cpu": "2",
         "memory": "4Gi",
+        **cache,  # the model must still fit its cache (stacks/model_cache.py)
     }
     values["autoscaling"] = {"min_replicas": 1, "max_replicas": 2}
     values["model"].pop("quantization", None)
