@@ -76,6 +76,9 @@ _LAUNCHER_SETTINGS = frozenset(
 
 #: Launcher settings only `fetch` reads; the serving container does not get them (least privilege).
 FETCH_ONLY_SETTINGS = frozenset({"HF_TOKEN_PATH"})
+#: And the other way: the engine's own flags mean nothing to `fetch` (model_image/settings.py
+#: FetchSettings), so its container is not given them (nor does a policy on engine flags see them twice).
+SERVE_ONLY_SETTINGS = frozenset({"EXTRA_ENGINE_ARGS"})
 
 # Probe cadences. The startup probe alone covers the model load; after it passes, readiness reacts
 # quickly and liveness tolerates a busy engine for 90 s before restarting it.
@@ -468,7 +471,7 @@ class ModelServer(pulumi.ComponentResource):
             "image": args.image,
             "image_pull_policy": "IfNotPresent",
             "args": LAUNCHER_ARGS["fetch"],
-            "env": env,
+            "env": [e for e in env if e["name"] not in SERVE_ONLY_SETTINGS],
             "volume_mounts": [
                 *scratch_mounts,
                 {"name": "model-cache", "mount_path": MODEL_DIR},

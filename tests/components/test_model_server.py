@@ -210,6 +210,12 @@ def test_hub_token_reaches_the_fetch_container_only() -> None:
     assert "HF_TOKEN_PATH" in env_of(fetch) and "HF_TOKEN_PATH" not in env_of(server)
 
 
+def test_engine_flags_reach_the_server_container_only() -> None:
+    rec = render(gpu_args(extra_engine_args=["--enable-chunked-prefill"]))
+    fetch, server = container(rec, "fetch-model"), container(rec, "server")
+    assert "EXTRA_ENGINE_ARGS" in env_of(server) and "EXTRA_ENGINE_ARGS" not in env_of(fetch)
+
+
 def test_engine_ingress_names_the_gateway_pods() -> None:
     """Port 8000 has no API key: only the Envoy proxies (and Prometheus) may reach it, not their namespaces."""
     problems = validate_model_server_args(gpu_args(gateway_pod_labels={}))
