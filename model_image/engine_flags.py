@@ -64,6 +64,12 @@ WEAKENING: Mapping[str, str] = {
     "--allowed-local-media-path": "lets any client read files of the serving pod through file:// media URLs",
     "--middleware": "imports extra ASGI middleware into the request path",
     "--tool-server": "connects the engine to tool servers (`demo` runs model-written Python)",
+    # Both import a Python file named by path (vLLM's ToolParserManager / ReasoningParserManager
+    # import_*_plugin): a .py in the model cache, which whoever writes the model store chooses, would run.
+    "--tool-parser-plugin": "imports a Python file as a tool-call parser, so whoever can write that path "
+    "(the model store, for a file in the cache) runs code in the serving pod",
+    "--reasoning-parser-plugin": "imports a Python file as a reasoning parser, so whoever can write that path "
+    "runs code in the serving pod",
     "--enable-log-requests": "writes clients' prompts to the logs",
     "--enable-log-outputs": "writes the model's answers to the logs",
 }

@@ -56,7 +56,8 @@ class ModelURI:
 
 
 def redact(raw: str) -> str:
-    """`raw` fit for a message or a log line: any userinfo (`user:secret@`) replaced by `***@`.
+    """`raw` fit for a message or a log line: any userinfo (`user:secret@`) replaced by `***@`, and any
+    query or fragment by `***`.
 
     Only s3://, gs:// and file:// have an authority that can carry one; an hf:// URI with a ':' or a
     second '@' in it is hidden whole, since its one '@' separates the revision and a token could sit
@@ -65,6 +66,12 @@ def redact(raw: str) -> str:
     scheme, sep, rest = raw.partition("://")
     if not sep:
         return raw
+    # A query or fragment can carry a presigned URL's credentials (?AWSAccessKeyId=...&Signature=...):
+    # never shown.
+    for mark in ("?", "#"):
+        if mark in rest:
+            rest = rest.partition(mark)[0] + mark + "***"
+    raw = f"{scheme}{sep}{rest}"
     if scheme.lower() == "hf":
         return f"{scheme}://***" if ":" in rest or rest.count("@") > 1 else raw
     authority, slash, path = rest.partition("/")

@@ -470,6 +470,8 @@ def server_with_extra_args(extra: str) -> dict[str, Any]:
         ("--max-num-seqs 8 --trust-rem", "--trust-remote-code"),  # argparse takes a unique prefix
         ("--allowed_local_media_path=/", "--allowed-local-media-path"),
         ("--enable-log-requests", "--enable-log-requests"),
+        ("--tool_parser_plugin /models/x/p.py --tool-call-parser p", "--tool-parser-plugin"),
+        ("--reasoning-parser-plugin=/models/x/r.py", "--reasoning-parser-plugin"),
     ],
 )
 def test_weakening_engine_flags_are_found_in_any_spelling(extra: str, flag: str) -> None:

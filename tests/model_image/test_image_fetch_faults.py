@@ -355,6 +355,18 @@ def test_credentials_in_model_uri_are_refused_and_never_echoed(uri: str, tmp_pat
     assert "MODEL_URI" in str(settings_err.value) and "s3cr3t-value" not in str(settings_err.value)
 
 
+@pytest.mark.parametrize(
+    "uri", ["s3://bucket/x?AWSAccessKeyId=AKIA&Signature=s3cr3t-value", "gs://bucket/x#s3cr3t-value"]
+)
+def test_a_query_or_fragment_is_refused_and_never_echoed(uri: str, tmp_path: Path) -> None:
+    # A presigned URL pasted as MODEL_URI carries its credentials in the query string.
+    with pytest.raises(ValueError) as err:
+        parse_model_uri(uri)
+    assert "s3cr3t-value" not in str(err.value) and "not supported" in str(err.value)
+    result = run_launcher("fetch", env=launcher_env(MODEL_URI=uri, MODEL_DIR=str(tmp_path / "m")))
+    assert result.returncode == 2 and "s3cr3t-value" not in result.stderr + result.stdout
+
+
 def test_the_launcher_never_prints_uri_credentials(tmp_path: Path) -> None:
     uri = "s3://AKIAEXAMPLE:s3cr3t-value@bucket/models/x"
     result = run_launcher("fetch", env=launcher_env(MODEL_URI=uri, MODEL_DIR=str(tmp_path / "m")))
