@@ -289,3 +289,63 @@ def test_branch_policies_other_than_main_are_deleted_and_main_made_once() -> Non
 def test_subjects_use_githubs_environment_template() -> None:
     env = Environment("dev-aws", "aws", "dev", Kind.PREVIEW)
     assert subject(REPO, env) == "repo:acme/inferstack:environment:preview-dev-aws"
+
+
+def test_preview_identities_read_configuration_not_data() -> None:
+    # A preview job runs a branch's code with no reviewer: its identity may not read objects, logs or
+    # secrets, even where prod shares the account or project (an explicit deny beats ReadOnlyAccess).
+    recording = run_program(lambda: build(settings_for_program(), ENVS), project="inferstack-bootstrap")
+    inline = {
+        r.name: json.loads(r.inputs["policy"]) for r in recording.of_type("aws:iam/rolePolicy:RolePolicy")
+    }
+    previews = {e.name for e in ENVS if e.cloud == "aws" and e.kind is not Kind.DEPLOY}
+    assert set(inline) == {f"{name}-no-data" for name in previews}
+    for policy in inline.values():
+        (statement,) = policy["Statement"]
+        assert statement["Effect"] == "Deny" and statement["Resource"] == "*"
+        assert {"s3:GetObject", "logs:GetLogEvents", "kms:Decrypt"} <= set(statement["Action"])
+    (deny,) = recording.of_type("gcp:iam/denyPolicy:DenyPolicy")
+    assert (
+        deny.inputs["parent"]
+        == "cloudresourcemanager.googleapis.com%2Fprojects%2F" + settings_for_program().gcp.project
+    )
+    (rule,) = deny.inputs["rules"]
+    principals = rule["denyRule"]["deniedPrincipals"]
+    gcp_previews = [e for e in ENVS if e.cloud == "gcp" and e.kind is not Kind.DEPLOY]
+    assert len(principals) == len(gcp_previews)
+    assert all(p.startswith("principal://iam.googleapis.com/projects/-/serviceAccounts/") for p in principals)
+    assert rule["denyRule"]["deniedPermissions"] == ["storage.googleapis.com/objects.get"]
+
+
+def test_the_deploy_runner_group_admits_deploy_yml_on_main_of_this_repository_only() -> None:
+    from deploy.bootstrap.github_environments import runner_group_body
+
+    body = runner_group_body("acme/inferstack", "inferstack-deploy")
+    assert body["restricted_to_workflows"] is True
+    assert body["selected_workflows"] == ["acme/inferstack/.github/workflows/deploy.yml@refs/heads/main"]
+    assert body["visibility"] == "selected" and body["allows_public_repositories"] is False
+    with pytest.raises(BootstrapConfigError, match="--deploy-runner-group"):
+        runner_group_body("acme/inferstack", "bad/name")
+
+
+def test_the_script_creates_the_runner_group_and_admits_the_repository(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from deploy.bootstrap.github_environments import main
+
+    code = main(
+        [
+            "--repo",
+            "acme/inferstack",
+            "--reviewer",
+            "team:platform",
+            "--deploy-runner-group",
+            "deploy",
+            "--dry-run",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "gh api --method POST orgs/acme/actions/runner-groups --input -" in out
+    assert "deploy.yml@refs/heads/main" in out
+    assert "orgs/acme/actions/runner-groups/0/repositories" in out

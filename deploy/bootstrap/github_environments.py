@@ -10,7 +10,9 @@ policies"), run by a repository administrator:
     python -m deploy.bootstrap.github_environments --repo acme/inferstack --reviewer team:platform \
         --variables build/variables.json
 
-`--dry-run` prints the calls instead. Every call is idempotent (PUT, or created only when missing), and a
+`--deploy-runner-group NAME` also puts the self-hosted deploy runners' organisation runner group under
+the rule that only deploy.yml on main may use it (see runner_group_body). `--dry-run` prints the calls
+instead. Every call is idempotent (PUT, or created only when missing), and a
 branch policy other than `main` on a deploy environment is deleted. Exit status 2 on bad input, with a
 message naming the option; 1 when a `gh` call fails.
 """
@@ -77,6 +79,54 @@ def environment_calls(repo: str, env: Environment, reviewers: list[Reviewer]) ->
             )
         )
     return calls
+
+
+#: The one workflow, at the one ref, that may run on the deploy runners.
+DEPLOY_WORKFLOW = ".github/workflows/deploy.yml@refs/heads/main"
+_RUNNER_GROUP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
+
+
+def runner_group_body(repo: str, name: str) -> dict[str, Any]:
+    """The organisation runner group the deploy runners belong to: this repository only, and only
+    deploy.yml on main (GitHub REST API "Self-hosted runner groups": restricted_to_workflows,
+    selected_workflows as OWNER/REPO/PATH@REF). A workflow a branch pusher writes (`runs-on:` the deploy
+    runner's label, no environment needed) is then not given these runners, so it cannot leave anything
+    on them for the next prod deploy. Runners registered to one repository cannot be restricted this way:
+    register them in the group, ephemeral (just-in-time)."""
+    if not _RUNNER_GROUP.match(name):
+        raise BootstrapConfigError(
+            f"--deploy-runner-group {name!r}: letters, digits, space, . _ - (64 at most)"
+        )
+    return {
+        "name": name,
+        "visibility": "selected",
+        "allows_public_repositories": False,
+        "restricted_to_workflows": True,
+        "selected_workflows": [f"{repo}/{DEPLOY_WORKFLOW}"],
+    }
+
+
+def _apply_runner_group(gh: _Gh, repo: str, name: str) -> None:
+    """Create or update the deploy runner group, and admit this repository alone to it."""
+    org = repo.split("/")[0]
+    body = runner_group_body(repo, name)
+    repo_id = int(gh("api", f"repos/{repo}", "--jq", ".id").strip() or "0")
+    listing = "" if gh.dry_run else gh("api", f"orgs/{org}/actions/runner-groups", "--jq", ".runner_groups")
+    groups = json.loads(listing) if listing.strip() else []
+    found = [g for g in groups if g.get("name") == name]
+    if found:
+        group_id = int(found[0]["id"])
+        gh.api(ApiCall("PATCH", f"orgs/{org}/actions/runner-groups/{group_id}", body))
+    else:
+        created = gh.api(ApiCall("POST", f"orgs/{org}/actions/runner-groups", body))
+        group_id = int(json.loads(created)["id"]) if created.strip() else 0
+    gh.api(
+        ApiCall(
+            "PUT",
+            f"orgs/{org}/actions/runner-groups/{group_id}/repositories",
+            {"selected_repository_ids": [repo_id]},
+        )
+    )
 
 
 def parse_reviewer(value: str) -> tuple[str, str]:
@@ -152,6 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--variables", type=Path, help="the bootstrap's `variables` output (JSON)")
     parser.add_argument("--stacks", type=Path, default=ROOT / "stacks")
+    parser.add_argument(
+        "--deploy-runner-group",
+        help="an organisation runner group for the self-hosted deploy runners (DEV_AWS_RUNNER, PROD_AWS_RUNNER): "
+        "created or updated so that only deploy.yml on main, of this repository, may use it",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the gh calls, change nothing")
     args = parser.parse_args(argv)
     try:
@@ -168,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"--reviewer: {names} need a required reviewer (team:<slug> or user:<login>)"
             )
         variables = load_variables(args.variables, envs) if args.variables else {}
+        if args.deploy_runner_group is not None:
+            runner_group_body(args.repo, args.deploy_runner_group)
     except BootstrapConfigError as error:
         print(f"github_environments: {error}", file=sys.stderr)
         return 2
@@ -192,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{', required reviewer' if env.needs_reviewer else ''}",
                 file=sys.stderr,
             )
+        if args.deploy_runner_group is not None:
+            _apply_runner_group(gh, args.repo, args.deploy_runner_group)
+            print(f"runner group {args.deploy_runner_group!r}: deploy.yml on main only", file=sys.stderr)
     except RuntimeError as error:
         print(f"github_environments: {error}", file=sys.stderr)
         return 1

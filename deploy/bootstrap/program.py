@@ -9,6 +9,7 @@ environment (AWS_DEPLOY_ROLE_ARN, GCP_PREVIEW_SERVICE_ACCOUNT, GCP_WORKLOAD_IDEN
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import Callable
 
 import pulumi
@@ -18,6 +19,7 @@ import pulumi_gcp as gcp
 from deploy.bootstrap.trust import (
     AWS_AUDIENCE,
     GCP_ATTRIBUTE_MAPPING,
+    GCP_PREVIEW_DENIED_PERMISSIONS,
     GITHUB_OIDC_ISSUER,
     AwsSettings,
     Environment,
@@ -25,10 +27,12 @@ from deploy.bootstrap.trust import (
     GitHubRepository,
     Kind,
     Settings,
+    aws_preview_deny_policy,
     aws_trust_policy,
     check_clouds,
     gcp_account_id,
     gcp_attribute_condition,
+    gcp_deny_principal,
     gcp_principal,
 )
 
@@ -86,6 +90,10 @@ def _aws(
         policies = settings.deploy_policy_arns if env.kind is Kind.DEPLOY else settings.preview_policy_arns
         for i, policy_arn in enumerate(policies):
             aws.iam.RolePolicyAttachment(f"{env.name}-policy-{i}", role=role.name, policy_arn=policy_arn)
+        if env.kind is not Kind.DEPLOY:
+            aws.iam.RolePolicy(
+                f"{env.name}-no-data", role=role.id, policy=json.dumps(aws_preview_deny_policy())
+            )
         arns[env.name] = role.arn
     return arns
 
@@ -133,4 +141,24 @@ def _gcp(
                 member=account.email.apply(lambda email: f"serviceAccount:{email}"),
             )
         accounts[env.name] = account.email
+    previews = [accounts[e.name] for e in envs if e.kind is not Kind.DEPLOY]
+    if previews:
+        # Preview accounts read configuration, not object contents (trust.GCP_PREVIEW_DENIED_PERMISSIONS).
+        gcp.iam.DenyPolicy(
+            "preview-no-data",
+            name="inferstack-preview-no-data",
+            parent=urllib.parse.quote(
+                f"cloudresourcemanager.googleapis.com/projects/{settings.project}", safe=""
+            ),
+            display_name="InferStack preview identities read no data",
+            rules=[
+                {
+                    "description": "GitHub preview jobs (no reviewer) may not read objects",
+                    "deny_rule": {
+                        "denied_principals": [e.apply(gcp_deny_principal) for e in previews],
+                        "denied_permissions": list(GCP_PREVIEW_DENIED_PERMISSIONS),
+                    },
+                }
+            ],
+        )
     return provider.name, accounts

@@ -220,6 +220,54 @@ def gcp_principal(pool_name: str, repo: GitHubRepository, environment: Environme
     return f"principal://iam.googleapis.com/{pool_name}/subject/{sub}"
 
 
+#: What a preview identity may not read, though its read-only policy would allow it: the data, not the
+#: configuration. A branch pusher runs preview jobs without a reviewer; where prod shares the account, the
+#: managed ReadOnlyAccess alone would let that job read prod's model weights (s3:Get*), logs (which can hold
+#: prompts) and decrypt with KMS keys it can describe. An explicit Deny wins over any Allow (IAM policy
+#: evaluation logic). `pulumi preview` reads resources' configuration and the state (through Pulumi, not
+#: these), never object contents.
+AWS_PREVIEW_DENIED_ACTIONS = (
+    "s3:GetObject",
+    "s3:GetObjectVersion",
+    "s3:GetObjectAttributes",
+    "s3:GetObjectTorrent",
+    "logs:GetLogEvents",
+    "logs:FilterLogEvents",
+    "logs:StartQuery",
+    "logs:GetQueryResults",
+    "logs:StartLiveTail",
+    "kms:Decrypt",
+    "secretsmanager:GetSecretValue",
+    "ssm:GetParameter",
+    "ssm:GetParameters",
+    "ssm:GetParametersByPath",
+)
+#: The same for GCP preview service accounts, as an IAM deny policy (roles/viewer lists and reads object
+#: metadata; the deny keeps object contents out of reach). Permissions in deny policies are written
+#: <service>/<resource>.<verb> (IAM "Permissions supported in deny policies").
+GCP_PREVIEW_DENIED_PERMISSIONS = ("storage.googleapis.com/objects.get",)
+
+
+def aws_preview_deny_policy() -> dict[str, Any]:
+    """The inline policy every AWS preview role carries: AWS_PREVIEW_DENIED_ACTIONS on every resource."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "PreviewReadsConfigurationNotData",
+                "Effect": "Deny",
+                "Action": list(AWS_PREVIEW_DENIED_ACTIONS),
+                "Resource": "*",
+            }
+        ],
+    }
+
+
+def gcp_deny_principal(email: str) -> str:
+    """A service account as a deny policy names it (pulumi_gcp iam.DenyPolicy's example)."""
+    return f"principal://iam.googleapis.com/projects/-/serviceAccounts/{email}"
+
+
 class AwsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
