@@ -134,11 +134,12 @@ def vllm_command(s: ServeSettings, model_path: Path, gpus: int, api_key: str | N
 def transformers_command(s: ServeSettings, hub_cache: Path, python: str) -> EngineCommand:
     """`transformers serve` pinned to the served model, found in a hub-cache layout made for it.
 
-    uvicorn drains open requests on SIGTERM but without a deadline; GNU timeout (duration 0: none)
-    forwards SIGTERM and sends SIGKILL SHUTDOWN_TIMEOUT seconds later.
+    uvicorn drains open requests on SIGTERM but without a deadline; model_image.drain forwards SIGTERM,
+    sends SIGKILL SHUTDOWN_TIMEOUT seconds later, and exits 0 after a drain that ended on the SIGTERM
+    (uvicorn re-raises it once done; GNU timeout, used before, turned that into exit 143).
     """
     argv = [
-        "timeout", f"--kill-after={s.shutdown_timeout}s", "0",
+        python, "-m", "model_image.drain", f"--kill-after={s.shutdown_timeout}", "--",
         python, "-m", "transformers.cli.transformers", "serve", s.served_model_name,
         "--host", s.host,
         "--port", str(s.port),

@@ -88,8 +88,8 @@ def test_transformers_command_drains_within_shutdown_timeout() -> None:
         engine="transformers", dtype="float32", port=9000, shutdown_timeout=20, extra_engine_args="--compile"
     )
     cmd = transformers_command(s, Path("/home/u/.cache/inferstack/hub"), "/usr/bin/python3")
-    assert cmd.argv[:3] == ["timeout", "--kill-after=20s", "0"]
-    assert cmd.argv[3:8] == ["/usr/bin/python3", "-m", "transformers.cli.transformers", "serve", "acme/chat"]
+    assert cmd.argv[:5] == ["/usr/bin/python3", "-m", "model_image.drain", "--kill-after=20", "--"]
+    assert cmd.argv[5:10] == ["/usr/bin/python3", "-m", "transformers.cli.transformers", "serve", "acme/chat"]
     assert flag(cmd.argv, "--port") == "9000"
     assert flag(cmd.argv, "--dtype") == "float32"
     assert cmd.argv[-1] == "--compile"
@@ -253,3 +253,18 @@ def test_the_exec_log_line_carries_no_secret() -> None:
     line = shell_line(cmd)
     assert "sk-secret" not in line and "abc" not in line and "xyz" not in line and "/k.pem" not in line
     assert "--some_token=***" in line and "--served-model-name acme/chat" in line
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ("import sys; sys.exit(3)", 3),  # an engine's own exit status passes through
+        ("import os, signal; os.kill(os.getpid(), signal.SIGABRT)", 128 + 6),  # death by another signal
+    ],
+)
+def test_drain_passes_other_endings_on(script: str, expected: int) -> None:
+    import sys
+
+    from model_image.drain import run
+
+    assert run([sys.executable, "-c", script], kill_after=5) == expected

@@ -23,7 +23,7 @@ from tests import endpoint_checks
 
 SERVED = "acme/tiny-chat"
 # The module server's drain deadline: far above how long the drained reply takes even on a loaded machine.
-# The launcher runs the engine under GNU timeout, which SIGKILLs it SHUTDOWN_TIMEOUT seconds after SIGTERM
+# The launcher runs the engine under model_image.drain, which SIGKILLs it SHUTDOWN_TIMEOUT seconds after SIGTERM
 # (model_image/serve.py): with 10 s and a 400-token reply (14.5 s measured on a loaded 2-core machine),
 # the kill cut the stream ("incomplete chunked read") -- the deadline working, not the drain failing.
 # test_sigterm_drain_is_cut_at_shutdown_timeout tests the deadline itself, with its own server.
@@ -107,7 +107,8 @@ def test_sigterm_drains_the_open_stream_and_exits_cleanly(server: Server) -> Non
     # uvicorn logs this only when a response was still in flight once shutdown began: the stream was
     # drained, not already finished before the signal took effect.
     assert "Waiting for connections to close" in log, log[-3000:]
-    assert code in (0, -signal.SIGTERM, 128 + signal.SIGTERM), log[-3000:]
+    # 0: the engine drained and ended on the SIGTERM it was passed (model_image/drain.py), not 143.
+    assert code == 0, log[-3000:]
     assert took < SHUTDOWN_TIMEOUT, "the engine was killed at the deadline instead of finishing the drain"
     assert "Finished server process" in log
 
