@@ -58,13 +58,13 @@ def run(argv: list[str], kill_after: float) -> int:
             break
     signal.setitimer(signal.ITIMER_REAL, 0)
     if state["killed"]:
-        return 128 + signal.SIGKILL
+        return 128 + int(signal.SIGKILL)
     if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        if sig == state["forwarded"]:
-            _log(f"the engine drained and ended on the {signal.Signals(sig).name} it was passed: exit 0")
+        died_by = os.WTERMSIG(status)
+        if died_by == state["forwarded"]:
+            _log(f"the engine drained and ended on the {signal.Signals(died_by).name} it was passed: exit 0")
             return 0
-        return 128 + sig
+        return 128 + died_by
     return os.waitstatus_to_exitcode(status)
 
 
