@@ -560,10 +560,6 @@ def _dig(data: Any, *keys: str) -> Any:
     return data
 
 
-def _request(container: Any) -> int:
-    return quantity_bytes(_dig(container, "resources", "requests", "memory") or 0) or 0
-
-
 def millicpu(value: object) -> int | None:
     """A Kubernetes CPU quantity ("2", "500m", "1.5") in millicores; None if it is not one."""
     match = re.match(r"^([0-9]+(?:\.[0-9]+)?)(m?)$", str(value).strip())
@@ -572,62 +568,44 @@ def millicpu(value: object) -> int | None:
     return int(float(match[1]) * (1 if match[2] else 1000))
 
 
-def _cpu_request(container: Any) -> int:
-    # The scheduler defaults a request to the limit when only the limit is set (core/v1 defaults.go).
-    resources = _dig(container, "resources") or {}
-    value = _dig(resources, "requests", "cpu") or _dig(resources, "limits", "cpu") or 0
-    return millicpu(value) or 0
+@dataclass(frozen=True)
+class Requested:
+    """One resource the scheduler counts (memory in bytes, cpu in millicores): how to read it, what the
+    controllers' pods request when the plan does not say, and how to show an amount."""
+
+    key: str  # "memory" | "cpu"
+    parse: Callable[[object], int | None]
+    envoy: int  # an Envoy proxy pod's envoy container
+    shutdown_manager: int  # and its shutdown-manager
+    controller: int  # the Envoy Gateway controller
+    show: Callable[[int], str]
+
+    def of(self, container: Any) -> int:
+        """A container's request; the API server defaults a missing request to the limit (core/v1
+        defaults.go SetDefaults_ResourceList)."""
+        resources = _dig(container, "resources") or {}
+        value = _dig(resources, "requests", self.key) or _dig(resources, "limits", self.key) or 0
+        return self.parse(value) or 0
 
 
-def pod_cpu_request(pod_spec: dict[str, Any]) -> int:
-    """pod_memory_request's rule, in CPU millicores."""
-    inits = pod_spec.get("initContainers") or []
-    sidecars = sum(_cpu_request(c) for c in inits if c.get("restartPolicy") == "Always")
-    running = sum(_cpu_request(c) for c in pod_spec.get("containers") or []) + sidecars
-    one_at_a_time = max((_cpu_request(c) for c in inits if c.get("restartPolicy") != "Always"), default=0)
-    return max(running, one_at_a_time + sidecars)
+MEMORY = Requested("memory", quantity_bytes, ENVOY_PROXY_MEMORY, ENVOY_SHUTDOWN_MANAGER_MEMORY,
+                   ENVOY_GATEWAY_CONTROLLER_MEMORY, lambda b: f"{b / GIB:.2f} GiB")  # fmt: skip
+CPU = Requested("cpu", millicpu, ENVOY_PROXY_MILLICPU, ENVOY_SHUTDOWN_MANAGER_MILLICPU,
+                ENVOY_GATEWAY_CONTROLLER_MILLICPU, lambda m: f"{m / 1000:g} CPU")  # fmt: skip
 
 
-def planned_cpu(resources: list[dict[str, Any]]) -> list[tuple[str, int]]:
-    """[(what, millicores requested)]: planned_memory's list, in CPU."""
-    items: list[tuple[str, int]] = []
-    for resource in resources:
-        inputs = resource.get("inputs") or {}
-        kind = inputs.get("kind")
-        name = _dig(inputs, "metadata", "name") or resource.get("name")
-        if kind in ("Deployment", "StatefulSet", "DaemonSet"):
-            replicas = 1 if kind == "DaemonSet" else _dig(inputs, "spec", "replicas")
-            replicas = replicas if isinstance(replicas, int) else 1
-            pod = pod_cpu_request(_dig(inputs, "spec", "template", "spec") or {})
-            items.append((f"{kind} {name}: {replicas} x {pod / 1000:g} CPU", replicas * pod))
-        elif kind == "EnvoyProxy":
-            deployment = _dig(inputs, "spec", "provider", "kubernetes", "envoyDeployment") or {}
-            replicas = deployment["replicas"] if isinstance(deployment.get("replicas"), int) else 1
-            pod = (
-                _cpu_request(deployment.get("container")) or ENVOY_PROXY_MILLICPU
-            ) + ENVOY_SHUTDOWN_MANAGER_MILLICPU
-            items.append((f"Envoy proxy pods ({name}): {replicas} x {pod / 1000:g} CPU", replicas * pod))
-        elif resource.get("type", "").endswith("helm.sh/v3:Release") and "gateway-helm" in str(
-            inputs.get("chart")
-        ):
-            value = _dig(inputs, "values", "deployment", "envoyGateway", "resources", "requests", "cpu")
-            controller = (millicpu(value) if value else None) or ENVOY_GATEWAY_CONTROLLER_MILLICPU
-            items.append(("Envoy Gateway controller", controller))
-    return items
-
-
-def pod_memory_request(pod_spec: dict[str, Any]) -> int:
+def pod_request(pod_spec: dict[str, Any], what: Requested = MEMORY) -> int:
     """What the scheduler reserves for a pod: the larger of its containers' sum and its largest init
     container (sidecar init containers, restartPolicy Always, run beside the containers: added)."""
     inits = pod_spec.get("initContainers") or []
-    sidecars = sum(_request(c) for c in inits if c.get("restartPolicy") == "Always")
-    running = sum(_request(c) for c in pod_spec.get("containers") or []) + sidecars
-    one_at_a_time = max((_request(c) for c in inits if c.get("restartPolicy") != "Always"), default=0)
+    sidecars = sum(what.of(c) for c in inits if c.get("restartPolicy") == "Always")
+    running = sum(what.of(c) for c in pod_spec.get("containers") or []) + sidecars
+    one_at_a_time = max((what.of(c) for c in inits if c.get("restartPolicy") != "Always"), default=0)
     return max(running, one_at_a_time + sidecars)
 
 
-def planned_memory(resources: list[dict[str, Any]]) -> list[tuple[str, int]]:
-    """[(what, bytes requested)] from a plan's resources.json: the workloads it declares, and the pods
+def planned(resources: list[dict[str, Any]], what: Requested = MEMORY) -> list[tuple[str, int]]:
+    """[(what, amount requested)] from a plan's resources.json: the workloads it declares, and the pods
     its EnvoyProxy and the Envoy Gateway chart make the controllers create (not in the plan)."""
     items: list[tuple[str, int]] = []
     for resource in resources:
@@ -637,20 +615,20 @@ def planned_memory(resources: list[dict[str, Any]]) -> list[tuple[str, int]]:
         if kind in ("Deployment", "StatefulSet", "DaemonSet"):
             replicas = 1 if kind == "DaemonSet" else _dig(inputs, "spec", "replicas")
             replicas = replicas if isinstance(replicas, int) else 1
-            pod = pod_memory_request(_dig(inputs, "spec", "template", "spec") or {})
-            items.append((f"{kind} {name}: {replicas} x {pod / GIB:.2f} GiB", replicas * pod))
+            pod = pod_request(_dig(inputs, "spec", "template", "spec") or {}, what)
+            items.append((f"{kind} {name}: {replicas} x {what.show(pod)}", replicas * pod))
         elif kind == "EnvoyProxy":
             deployment = _dig(inputs, "spec", "provider", "kubernetes", "envoyDeployment") or {}
             replicas = deployment["replicas"] if isinstance(deployment.get("replicas"), int) else 1
-            envoy = _request(deployment.get("container")) or ENVOY_PROXY_MEMORY
-            pod = envoy + ENVOY_SHUTDOWN_MANAGER_MEMORY
-            items.append((f"Envoy proxy pods ({name}): {replicas} x {pod / GIB:.2f} GiB", replicas * pod))
+            pod = (what.of(deployment.get("container")) or what.envoy) + what.shutdown_manager
+            items.append((f"Envoy proxy pods ({name}): {replicas} x {what.show(pod)}", replicas * pod))
         elif resource.get("type", "").endswith("helm.sh/v3:Release") and "gateway-helm" in str(
             inputs.get("chart")
         ):
-            values = _dig(inputs, "values", "deployment", "envoyGateway", "resources", "requests", "memory")
-            controller = quantity_bytes(values) if values else ENVOY_GATEWAY_CONTROLLER_MEMORY
-            items.append(("Envoy Gateway controller", controller or ENVOY_GATEWAY_CONTROLLER_MEMORY))
+            value = _dig(inputs, "values", "deployment", "envoyGateway", "resources", "requests", what.key)
+            items.append(
+                ("Envoy Gateway controller", (what.parse(value) if value else None) or what.controller)
+            )
     return items
 
 
@@ -665,7 +643,7 @@ def check_memory(stack: str, sh: Shell) -> None:
     pod would stay Pending while `pulumi up` waits for it (up to its startup timeout)."""
     plan = sh.cwd / "build" / "plan" / stack / "resources.json"
     try:
-        items = planned_memory(json.loads(plan.read_text(encoding="utf-8")))
+        items = planned(json.loads(plan.read_text(encoding="utf-8")), MEMORY)
     except (OSError, ValueError) as err:
         say(f"cannot read {plan} ({err}); skipping the memory check")
         return
@@ -702,7 +680,7 @@ def check_cpu(stack: str, sh: Shell) -> None:
     fit stays Pending while `pulumi up` waits for it (colima's default VM has 2 CPUs)."""
     plan = sh.cwd / "build" / "plan" / stack / "resources.json"
     try:
-        items = planned_cpu(json.loads(plan.read_text(encoding="utf-8")))
+        items = planned(json.loads(plan.read_text(encoding="utf-8")), CPU)
     except (OSError, ValueError) as err:
         say(f"cannot read {plan} ({err}); skipping the CPU check")
         return

@@ -856,26 +856,31 @@ def test_a_pods_request_is_the_larger_of_its_containers_and_its_largest_init_con
     def c(memory: str, **extra: Any) -> dict[str, Any]:
         return {"resources": {"requests": {"memory": memory}}, **extra}
 
-    assert (
-        up.pod_memory_request({"initContainers": [c("4Gi")], "containers": [c("1Gi"), c("1Gi")]}) == 4 * 2**30
-    )
-    assert up.pod_memory_request({"initContainers": [c("1Gi")], "containers": [c("3Gi")]}) == 3 * 2**30
+    assert up.pod_request({"initContainers": [c("4Gi")], "containers": [c("1Gi"), c("1Gi")]}) == 4 * 2**30
+    assert up.pod_request({"initContainers": [c("1Gi")], "containers": [c("3Gi")]}) == 3 * 2**30
     sidecar = c("1Gi", restartPolicy="Always")
-    assert up.pod_memory_request({"initContainers": [sidecar], "containers": [c("3Gi")]}) == 4 * 2**30
+    assert up.pod_request({"initContainers": [sidecar], "containers": [c("3Gi")]}) == 4 * 2**30
 
 
-def test_the_local_stack_fits_docker_desktops_default_vm_on_a_16_gb_mac(tmp_path: Path) -> None:
-    """Docker Desktop gives its VM half the Mac's memory by default: 8 GB of a 16 GB Mac, of which the
-    VM's kernel reports a little less. The local stack, as planned, with the kind node, fits 7.5 GiB."""
+def _planned_local(out: Path) -> list[dict[str, Any]]:
+    """The local stack's plan (resources.json), as make up plans it."""
     done = subprocess.run(
-        [sys.executable, "-m", "inferstack.cli", "plan", "local", "--out", str(tmp_path)],
+        [sys.executable, "-m", "inferstack.cli", "plan", "local", "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    items = dict(up.planned_memory(json.loads((tmp_path / "resources.json").read_text())))
+    resources: list[dict[str, Any]] = json.loads((out / "resources.json").read_text())
+    return resources
+
+
+def test_the_local_stack_fits_docker_desktops_default_vm_on_a_16_gb_mac(tmp_path: Path) -> None:
+    """Docker Desktop gives its VM half the Mac's memory by default: 8 GB of a 16 GB Mac, of which the
+    VM's kernel reports a little less. The local stack, as planned, with the kind node, fits 7.5 GiB."""
+    resources = _planned_local(tmp_path)
+    items = dict(up.planned(resources))
     stack = yaml.safe_load((ROOT / "stacks/Pulumi.local.yaml").read_text())["config"]
     model = next(b for what, b in items.items() if what.startswith("Deployment "))
     assert model == up.quantity_bytes(stack["inferstack:serving"]["memory"])
@@ -1002,15 +1007,8 @@ def test_a_failed_kind_load_names_the_image_archive_workaround(bench: Bench) -> 
 def test_the_local_stack_fits_four_cpus(tmp_path: Path) -> None:
     """The local stack's CPU requests, with the kind node's own, fit a 4-CPU Docker (Docker Desktop on
     most laptops); they do not fit colima's default 2-CPU VM, which check_cpu refuses before anything."""
-    done = subprocess.run(
-        [sys.executable, "-m", "inferstack.cli", "plan", "local", "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    items = dict(up.planned_cpu(json.loads((tmp_path / "resources.json").read_text())))
+    resources = _planned_local(tmp_path)
+    items = dict(up.planned(resources, up.CPU))
     stack = yaml.safe_load((ROOT / "stacks/Pulumi.local.yaml").read_text())["config"]
     model = next(m for what, m in items.items() if what.startswith("Deployment "))
     assert model == up.millicpu(stack["inferstack:serving"]["cpu"])
@@ -1038,5 +1036,5 @@ def test_cpu_quantities_and_the_request_defaulted_to_the_limit() -> None:
     assert up.millicpu("two") is None
     only_limit = {"name": "c", "resources": {"limits": {"cpu": "3"}}}
     init = {"name": "i", "resources": {"requests": {"cpu": "4"}}}
-    assert up.pod_cpu_request({"containers": [only_limit]}) == 3000
-    assert up.pod_cpu_request({"initContainers": [init], "containers": [only_limit]}) == 4000
+    assert up.pod_request({"containers": [only_limit]}, up.CPU) == 3000
+    assert up.pod_request({"initContainers": [init], "containers": [only_limit]}, up.CPU) == 4000

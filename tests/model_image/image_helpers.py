@@ -186,3 +186,17 @@ def base_image_default(name: str) -> str:
     defaults = dict(rest.split("=", 1) for word, rest in ins if word == "ARG" and "=" in rest)
     first = next(rest for word, rest in ins if word == "FROM").split()[0]
     return re.sub(r"\$\{(\w+)\}", lambda m: defaults[m.group(1)].strip('"'), first)
+
+
+def make_model(root: Path, files: dict[str, bytes]) -> Path:
+    """A model folder of `files` (relative path -> bytes) with its SHA256SUMS."""
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    write_sha256sums(root)
+    return root
+
+
+def leftovers(model_dir: Path) -> list[str]:
+    """What a fetch left in MODEL_DIR, lock files aside."""
+    return sorted(p.name for p in model_dir.iterdir() if not p.name.endswith(".lock"))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from image_helpers import launcher_env, run_launcher
+from image_helpers import launcher_env, leftovers, make_model, run_launcher
 
 from model_image import cache
 from model_image import fetch as fetch_module
@@ -27,18 +27,6 @@ from model_image.sources import LocalSource
 from model_image.uri import parse_model_uri
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-def make_model(root: Path, files: dict[str, bytes]) -> Path:
-    for rel, data in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_bytes(data)
-    write_sha256sums(root)
-    return root
-
-
-def leftovers(model_dir: Path) -> list[str]:
-    return sorted(p.name for p in model_dir.iterdir() if not p.name.endswith(".lock"))
 
 
 def sha256(data: bytes) -> str:

@@ -12,26 +12,14 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from image_helpers import leftovers, make_model
 
 from model_image import cache
 from model_image.errors import FetchError
 from model_image.fetch import fetch, split_parts, verify
-from model_image.manifest import VERIFIED_NAME, Digest, parse_sha256sums, write_sha256sums
+from model_image.manifest import VERIFIED_NAME, Digest, parse_sha256sums
 from model_image.sources import HFSource, LocalSource, choose_hub_files
 from model_image.uri import Scheme, parse_model_uri
-
-
-def make_model(root: Path, files: dict[str, bytes]) -> Path:
-    for rel, data in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_bytes(data)
-    write_sha256sums(root)
-    return root
-
-
-def leftovers(model_dir: Path) -> list[str]:
-    return sorted(p.name for p in model_dir.iterdir() if not p.name.endswith(".lock"))
-
 
 # --- MODEL_URI and the cache key -------------------------------------------------------------------
 
