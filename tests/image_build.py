@@ -143,6 +143,9 @@ def docker_engine(work: Path) -> Iterator[None]:
             time.sleep(0.5)
         yield
     finally:
+        # This engine is ours: drop the images a rebuild left untagged, so repeated runs do not fill the disk
+        # (the bases, the built images and BuildKit's cache stay for the next run).
+        subprocess.run([os.environ["DOCKER"], "image", "prune", "--force"], capture_output=True, timeout=300)
         proc.terminate()
         try:
             proc.wait(30)
