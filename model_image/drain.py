@@ -31,23 +31,30 @@ def _log(message: str) -> None:
 def run(argv: list[str], kill_after: float) -> int:
     """Run `argv` to its end under the rules above; returns the exit status for this process."""
     state: dict[str, int | bool] = {"forwarded": 0, "killed": False}
-    child = subprocess.Popen(argv)
+    engine: list[subprocess.Popen[bytes]] = []  # empty until started: a signal before then is kept
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         if not state["forwarded"]:
             state["forwarded"] = signum
             signal.setitimer(signal.ITIMER_REAL, kill_after)
             _log(f"{signal.Signals(signum).name}: passed to the engine, which has {kill_after:g} s to drain")
-        child.send_signal(signum)
+        for child in engine:
+            child.send_signal(signum)
 
     def deadline(_signum: int, _frame: FrameType | None) -> None:
         state["killed"] = True
         _log(f"the engine did not finish within {kill_after:g} s: SIGKILL")
-        child.kill()
+        for child in engine:
+            child.kill()
 
+    # The handlers first: a SIGTERM while the engine starts is not lost (nor kills this PID 1 by default).
     for sig in FORWARDED:
         signal.signal(sig, forward)
     signal.signal(signal.SIGALRM, deadline)
+    child = subprocess.Popen(argv)
+    engine.append(child)
+    if state["forwarded"]:
+        child.send_signal(int(state["forwarded"]))
 
     while True:
         try:
