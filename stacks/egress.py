@@ -105,7 +105,10 @@ def model_store_cidrs(cfg: StackConfig, private_cidrs: list[str]) -> list[str]:
     the platform made (`private_cidrs`, e.g. the S3 endpoint's subnets), else the internet on 443 where
     the schema allows it (dev, or `network.allow_internet_egress`). [] for file:// models.
 
-    Raises ValueError when none applies; `model_store_egress_problems` refuses such a stack first."""
+    [] too where none applies: fail closed (`fetch` cannot connect) rather than open. The schema
+    (`model_store_egress_problems`) refuses such a stack file first, naming the fix; only a composition
+    that promised a private path and made none lands here. Not an exception: raised inside a running
+    Pulumi program after resources were registered, it leaves the offline plan waiting forever."""
     if cfg.model.scheme == "file":
         return []
     if cfg.network.model_store_cidrs is not None:
@@ -114,10 +117,7 @@ def model_store_cidrs(cfg: StackConfig, private_cidrs: list[str]) -> list[str]:
         return list(private_cidrs)
     if cfg.tier.value != "prod" or cfg.network.allow_internet_egress:
         return list(INTERNET)
-    raise ValueError(
-        f"model.uri: a prod {cfg.model.scheme}:// model has no private path on {cfg.platform.value}; set "
-        f"network.model_store_cidrs or {ACCEPTING_FIELD}"
-    )
+    return []
 
 
 def internet_egress_accepted(cfg: StackConfig, cidrs: list[str]) -> bool:
