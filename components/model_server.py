@@ -140,8 +140,13 @@ class ModelServerArgs:
     # Labels added to the PodMonitor so that the Prometheus's podMonitorSelector picks it (an existing
     # kube-prometheus-stack selects `release: <its release name>` only; see components/monitoring.py).
     pod_monitor_labels: dict[str, str] = field(default_factory=dict)
-    model_store_cidrs: list[str] = field(default_factory=lambda: ["0.0.0.0/0"])  # egress for `fetch`
+    # Egress for `fetch` (and, since a NetworkPolicy selects pods, for the engine too). The default, the
+    # internet on 443, is what a store without private addresses needs; stacks narrow it (stacks/egress.py).
+    model_store_cidrs: list[str] = field(default_factory=lambda: ["0.0.0.0/0"])
     model_store_ports: list[int] = field(default_factory=lambda: [443])  # ports `fetch` may reach
+    # The stack field that accepted internet egress, written on the allow NetworkPolicy as
+    # INTERNET_EGRESS_ANNOTATION so that the prod policy `egress-not-open-to-internet` lets it pass.
+    internet_egress_accepted_by: str | None = None
     # More (cidr, port) the pods may reach, e.g. the EKS Pod Identity agent (169.254.170.23/32, 80) that
     # hands out the model store's credentials.
     extra_egress: list[tuple[str, int]] = field(default_factory=list)
@@ -203,6 +208,11 @@ def validate_model_server_args(args: ModelServerArgs) -> list[str]:
         problems.append(
             f"extra_env: {', '.join(clashes)} are the launcher's own settings; set them through their fields"
         )
+    problems += [
+        f"model_store_cidrs: {cidr!r} is not a network in CIDR form (e.g. 10.0.0.0/19)"
+        for cidr in args.model_store_cidrs
+        if not _is_cidr(cidr)
+    ]
     for cidr, port in args.extra_egress:
         if not _is_cidr(cidr):
             problems.append(f"extra_egress: {cidr!r} is not a network in CIDR form (e.g. 10.0.0.0/8)")
@@ -304,6 +314,10 @@ def probes(args: ModelServerArgs) -> dict[str, Any]:
     }
 
 
+#: Annotation naming the stack field that accepted internet egress for these pods (policy/rules.py reads it).
+INTERNET_EGRESS_ANNOTATION = "inferstack.dev/internet-egress-accepted"
+
+
 def model_store_egress(args: ModelServerArgs) -> list[dict[str, Any]]:
     """The egress rule `fetch` needs to reach the model store; none for a file:// model (a mounted claim).
 
@@ -314,7 +328,8 @@ def model_store_egress(args: ModelServerArgs) -> list[dict[str, Any]]:
       Google's ranges are hundreds of prefixes that change, published in ip-ranges.json / goog.json; a
       NetworkPolicy has no DNS-name or AWS prefix-list peer), so `model_store_cidrs` is the internet on
       443 unless the cluster reaches the store on private addresses: an S3 interface VPC endpoint (its
-      subnets' CIDRs) or Private Google Access through private.googleapis.com (199.36.153.8/30);
+      subnets' CIDRs) or Private Google Access through private.googleapis.com (199.36.153.8/30). Prod
+      stacks on AWS and GCP build exactly these (stacks/egress.py);
     - hf://: the Hub and its CDN likewise; use a mirror or proxy in `model_store_cidrs` / extra_egress.
     """
     if args.model_uri.startswith("file://") or not args.model_store_cidrs:
@@ -573,9 +588,12 @@ class ModelServer(pulumi.ComponentResource):
         }
         if args.gateway_pod_labels:
             gateway_peer["pod_selector"] = {"match_labels": args.gateway_pod_labels}
+        allow_metadata = metadata("-allow")
+        if args.internet_egress_accepted_by:
+            allow_metadata["annotations"] = {INTERNET_EGRESS_ANNOTATION: args.internet_egress_accepted_by}
         k8s.networking.v1.NetworkPolicy(
             f"{name}-allow",
-            metadata=metadata("-allow"),
+            metadata=allow_metadata,
             spec=_untyped(
                 {
                     "pod_selector": pods,

@@ -1154,6 +1154,60 @@ def ingress_peer_selects_pods(type_token: str, props: Props) -> list[str]:
     return problems
 
 
+#: Annotation on a NetworkPolicy naming the stack field that accepted internet egress for its pods
+#: (components/model_server.py INTERNET_EGRESS_ANNOTATION; set from network.allow_internet_egress).
+INTERNET_EGRESS_ANNOTATION = "inferstack.dev/internet-egress-accepted"
+
+
+def _ip_block_networks(block: Mapping[str, Any]) -> list[str]:
+    """The networks an ipBlock admits: its `cidr` less its `except` entries (Kubernetes requires each to lie
+    inside `cidr`; one that does not takes nothing away, one that holds `cidr` takes it all)."""
+    admitted = _networks([block.get("cidr")])
+    for hole in _networks(block.get("except")):
+        kept: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        for network in admitted:
+            if network.version != hole.version or not network.overlaps(hole):
+                kept.append(network)
+            elif network.num_addresses > hole.num_addresses:
+                kept.extend(network.address_exclude(hole))  # type: ignore[arg-type]
+        admitted = kept
+    return [str(n) for n in admitted]
+
+
+def egress_not_open_to_internet(type_token: str, props: Props) -> list[str]:
+    """No NetworkPolicy egress rule admits the internet (or nearly all of it, measured with ipaddress): a rule
+    with no `to` admits every destination, ipBlock peers are counted less their `except`. The model server's
+    egress serves `fetch`, but the engine shares the pod's network, so a wide rule lets a compromised engine
+    send prompts or weights anywhere. A policy carrying INTERNET_EGRESS_ANNOTATION (the stack file's
+    network.allow_internet_egress: true) passes: the stack accepted it in so many words."""
+    if k8s_kind(type_token, props) != "NetworkPolicy":
+        return []
+    if str(_dict(_dict(props.get("metadata")).get("annotations")).get(INTERNET_EGRESS_ANNOTATION) or ""):
+        return []
+    fix = (
+        "limit it to the model store's network (stack file: network.model_store_cidrs; prod aws and gcp stacks "
+        "reach s3:// and gs:// privately by default), or accept internet egress with "
+        "network.allow_internet_egress: true"
+    )
+    problems = []
+    for i, rule in enumerate(_list(_dict(props.get("spec")).get("egress"))):
+        peers = _list(_dict(rule).get("to"))
+        if not peers:
+            problems.append(
+                f"{object_id(type_token, props)}: spec.egress[{i}] has no `to`, so it admits every destination, "
+                f"the internet included: {fix}"
+            )
+            continue
+        cidrs = [c for peer in peers for c in _ip_block_networks(_dict(_dict(peer).get("ipBlock")))]
+        if covers_internet(cidrs):
+            v4, v6 = public_addresses(cidrs)
+            problems.append(
+                f"{object_id(type_token, props)}: spec.egress[{i}] admits the internet ({v4:,} public IPv4 "
+                f"addresses, {v6:,} public IPv6; an allow-list admits at most a /8 or a /16): {fix}"
+            )
+    return problems
+
+
 @dataclass(frozen=True)
 class Policy:
     name: str
@@ -1308,6 +1362,14 @@ POLICIES: tuple[Policy, ...] = (
         "resource",
         ingress_peer_selects_pods,
         mandatory_in_dev=True,
+    ),
+    Policy(
+        "egress-not-open-to-internet",
+        "NetworkPolicy egress admits no internet-wide destination (no rule without `to`, no ipBlock covering the "
+        "internet) unless the stack accepted it with network.allow_internet_egress.",
+        "resource",
+        egress_not_open_to_internet,
+        mandatory_in_dev=False,
     ),
 )
 

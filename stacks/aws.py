@@ -35,6 +35,7 @@ from components.clusters.aws.network import Network, NetworkArgs
 from components.tls import CERT_MANAGER_NAMESPACE, cert_manager_service_account
 from stacks.config import StackConfig
 from stacks.config_aws import AwsConfig, gpu_limit
+from stacks.egress import builds_private_path
 from stacks.workload import NAME, ClusterContext, GatewayExposure, deploy_workload
 
 #: The EKS Pod Identity agent: pods fetch their role's credentials from it (port 80, link-local).
@@ -61,6 +62,7 @@ def deploy_aws(cfg: StackConfig) -> None:
             availability_zone_count=a.network.availability_zones,
             nat_gateway_per_zone=a.network.nat_gateway_per_zone,
             cluster_name=cluster_name,
+            s3_interface_endpoint=builds_private_path(cfg),
         ),
         opts=on_aws,
     )
@@ -157,7 +159,9 @@ def deploy_aws(cfg: StackConfig) -> None:
             gateway_after=[lb_controller],
             tls_after=tls_after,
             model_extra_env={"AWS_REGION": a.region, "AWS_DEFAULT_REGION": a.region},
+            # Pod Identity: the pod asks the node's agent only; the agent calls EKS Auth from the node.
             model_extra_egress=[POD_IDENTITY_AGENT],
+            model_store_private_cidrs=network.s3_private_cidrs,
         ),
     )
 

@@ -40,6 +40,7 @@ from stacks.config_aws import AwsConfig, aws_problems
 from stacks.config_base import DNS_NAME, K8sName, Quantity, Section, parse_cidrs
 from stacks.config_errors import ConfigError, CrossFieldErrors, field_path, problems_from, unknown_key_message
 from stacks.config_gcp import GcpConfig, gcp_problems
+from stacks.egress import model_store_egress_problems
 from stacks.gpus import (
     DTYPE_BYTES,
     GIB,
@@ -425,10 +426,25 @@ class NetworkConfig(Section):
         description="more destinations the model server's pods may reach (e.g. an internal model mirror "
         "or HTTPS proxy): a list of {cidr, ports}",
     )
+    model_store_cidrs: list[str] | None = Field(
+        None,
+        description="networks the model server's pods may reach on 443 to fetch the model (ipBlock peers; the "
+        "engine shares the pod's network). Default: prod aws with s3:// - the private subnets, where the "
+        "stack's S3 interface endpoint answers; prod gcp with gs:// - 199.36.153.8/30 (private.googleapis.com, "
+        "through the stack's private googleapis.com zone); dev stacks - 0.0.0.0/0. A prod stack with any other "
+        "store (hf://, on-prem buckets) sets this to its mirror's or proxy's network, or sets "
+        "allow_internet_egress. A list that admits the internet is refused in prod",
+    )
+    allow_internet_egress: bool = Field(
+        False,
+        description="prod stacks: accept that the model server's pods reach the internet on 443 where the model "
+        "store has no private range (hf://, a bucket on another cloud). The engine can then reach the "
+        "internet too; mirror the model to the stack's bucket instead where you can",
+    )
 
-    @field_validator("dns_cidrs")
+    @field_validator("dns_cidrs", "model_store_cidrs")
     @classmethod
-    def _dns_cidrs(cls, cidrs: list[str] | None) -> list[str] | None:
+    def _cidr_lists(cls, cidrs: list[str] | None) -> list[str] | None:
         return None if cidrs is None else parse_cidrs(cidrs)
 
 
@@ -789,6 +805,7 @@ def _cross_field_problems(cfg: StackConfig) -> list[tuple[str, str]]:
             )
         )
 
+    problems.extend(model_store_egress_problems(cfg))
     problems.extend(_memory_problems(cfg))
     problems.extend(_model_cache_problems(cfg))
     problems.extend(_managed_cluster_problems(cfg))

@@ -35,6 +35,7 @@ from components.clusters.gcp.workload_identity import WORKLOAD_IDENTITY_EGRESS, 
 from components.tls import CERT_MANAGER_NAMESPACE, cert_manager_service_account
 from stacks.config import StackConfig
 from stacks.config_gcp import GcpConfig, gcp_max_gpu_nodes
+from stacks.egress import builds_private_path
 from stacks.workload import NAME, ClusterContext, GatewayExposure, deploy_workload
 
 #: cert-manager's Cloud DNS rights, granted on one managed zone only.
@@ -77,7 +78,8 @@ def required_features(cfg: StackConfig) -> list[GcpFeature]:
         features.append(GcpFeature.GKE_IMAGE_STREAMING)
     if cfg.model.uri.startswith("gs://"):
         features.append(GcpFeature.STORAGE)
-    if cfg.gcp.dns_zone or _clouddns_zone(cfg):
+    # The private googleapis.com zone of a prod stack's model path is a Cloud DNS zone too.
+    if cfg.gcp.dns_zone or _clouddns_zone(cfg) or builds_private_path(cfg):
         features.append(GcpFeature.CLOUD_DNS)
     return features
 
@@ -136,6 +138,7 @@ def deploy_gcp(cfg: StackConfig) -> None:
             pods_cidr=g.network.pods_cidr,
             services_cidr=g.network.services_cidr,
             control_plane_cidr=g.network.control_plane_cidr,
+            private_google_apis_dns=builds_private_path(cfg),
         ),
         opts=after_apis,
     )
@@ -253,6 +256,7 @@ def deploy_gcp(cfg: StackConfig) -> None:
             tls_after=tls_after,
             model_extra_env={"GOOGLE_CLOUD_PROJECT": g.project},
             model_extra_egress=list(WORKLOAD_IDENTITY_EGRESS),
+            model_store_private_cidrs=network.google_apis_cidrs,
         ),
     )
 

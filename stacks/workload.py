@@ -32,6 +32,7 @@ from components.network_policy import acme_http01_solver_allow, namespace_defaul
 from components.tls import TlsCertificates, TlsCertificatesArgs
 from stacks.cold_start import progress_deadline_seconds, rollout_timeout_seconds
 from stacks.config import Platform, StackConfig, cold_start_seconds, cooldown_seconds
+from stacks.egress import ACCEPTING_FIELD, internet_egress_accepted, model_store_cidrs
 from stacks.rollout import most_replicas, stack_rollout_strategy
 
 #: Component name shared by the server, its gateway, certificate and autoscaler (one model per stack).
@@ -64,6 +65,9 @@ class ClusterContext:
     tls_after: list[pulumi.Resource] = field(default_factory=list)  # e.g. cert-manager's DNS identity
     model_extra_env: dict[str, str] = field(default_factory=dict)  # storage SDK settings (AWS_REGION)
     model_extra_egress: list[tuple[str, int]] = field(default_factory=list)  # e.g. the credentials agent
+    # Where the model store answers on private addresses, when the composition made such a path (the S3
+    # interface endpoint's subnets, private.googleapis.com); stacks/egress.py decides what the pods get.
+    model_store_private_cidrs: list[str] = field(default_factory=list)
     # The provider CRD charts go through (components/_common.py crd_provider: adopts existing CRDs).
     crd_provider: k8s.Provider | None = None
 
@@ -183,6 +187,7 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
 
     rollout = stack_rollout_strategy(cfg)
     cold_start = cold_start_seconds(cfg)
+    store_cidrs = model_store_cidrs(cfg, ctx.model_store_private_cidrs)
     server = ModelServer(
         NAME,
         ModelServerArgs(
@@ -225,6 +230,10 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             pod_monitor_labels=cfg.monitoring.pod_monitor_labels,
             extra_env=ctx.model_extra_env,
             extra_egress=extra_egress(cfg, ctx),
+            model_store_cidrs=store_cidrs,
+            internet_egress_accepted_by=(
+                ACCEPTING_FIELD if internet_egress_accepted(cfg, store_cidrs) else None
+            ),
             dns_cidrs=dns_cidrs(cfg),
         ),
         opts=pulumi.ResourceOptions(

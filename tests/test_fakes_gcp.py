@@ -33,7 +33,8 @@ ID_FORMATS = {
     "gcp:projects/service:Service": r"{p}/[a-z]+\.googleapis\.com",
     "gcp:storage/bucket:Bucket": r"[a-z0-9][a-z0-9._-]+",
     "gcp:storage/bucketIAMMember:BucketIAMMember": r"b/[a-z0-9._-]+/roles/storage\.objectViewer/principal://\S+",
-    "gcp:dns/recordSet:RecordSet": r"projects/{p}/managedZones/[a-z0-9-]+/rrsets/\S+/A",
+    "gcp:dns/recordSet:RecordSet": r"projects/{p}/managedZones/[a-z0-9-]+/rrsets/\S+/(A|CNAME)",
+    "gcp:dns/managedZone:ManagedZone": r"projects/{p}/managedZones/[a-z][a-z0-9-]+",
     "gcp:dns/dnsManagedZoneIamMember:DnsManagedZoneIamMember": r"[a-z0-9-]+/roles/dns\.admin/principal://\S+",
 }
 

@@ -223,7 +223,7 @@ def test_prod_cert_manager_may_write_only_in_its_zone_and_the_hostname_points_at
     [solver] = issuer["acme"]["solvers"]
     assert solver["dns01"]["cloudDNS"]["hostedZoneName"] == plan.config.gcp.dns_zone
     assert "serviceAccountSecretRef" not in solver["dns01"]["cloudDNS"]  # no key file
-    record = plan.recording.one("gcp:dns/recordSet:RecordSet").inputs
+    record = plan.recording.one("gcp:dns/recordSet:RecordSet", "hostname").inputs
     assert record["name"] == f"{plan.config.gateway.hostname}." and record["type"] == "A"
     assert record["rrdatas"] == [plan.recording.exports["load_balancer_ip"]]
 

@@ -13,13 +13,17 @@ from typing import Any
 import pytest
 import yaml
 
+from components.address_space import internet_exposure
 from components.choices import AcmeSolver
-from components.model_server import NODE_LOCAL_DNS_CIDRS, SERVING_PORT
+from components.clusters.aws.network import subnet_cidrs
+from components.clusters.gcp.workload_identity import WORKLOAD_IDENTITY_EGRESS
+from components.model_server import INTERNET_EGRESS_ANNOTATION, NODE_LOCAL_DNS_CIDRS, SERVING_PORT
 from components.monitoring import PROMETHEUS_POD_LABELS
 from components.network_policy import HTTP01_SOLVER_POD_LABELS, HTTP01_SOLVER_PORT
 from inferstack.planning.plan import plan_stack
 from inferstack.validation.policies import load_rules
 from stacks.config import ConfigError, load_stack_file, parse_stack_config
+from stacks.egress import internet_egress_accepted, model_store_cidrs
 from stacks.workload import ONPREM_KUBE_DNS_SERVICE_IPS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -209,3 +213,121 @@ def test_bad_network_settings_name_the_field(network: dict[str, Any], field: str
         parse_stack_config(_local_values(**network))
     message = str(err.value)
     assert field in message and text in message
+
+
+# --- egress limited to what `fetch` needs (issue 15 kind 6) ----------------------------------------------
+
+EGRESS_NOT_OPEN = "egress-not-open-to-internet"
+PROD_STACKS = [
+    p for p in STACK_FILES if yaml.safe_load(p.read_text())["config"].get("inferstack:tier") == "prod"
+]
+
+
+def store_rule(allow: dict[str, Any]) -> dict[str, Any]:
+    """The model server's egress rule on 443 (the model store's)."""
+    (rule,) = [r for r in allow["spec"]["egress"] if {p["port"] for p in r["ports"]} == {443}]
+    return rule
+
+
+def egress_findings(objs: list[dict[str, Any]]) -> list[str]:
+    (policy,) = [p for p in RULES.POLICIES if p.name == EGRESS_NOT_OPEN]
+    return [m for _, m in policy.run([(f"kubernetes:{o['apiVersion']}:{o['kind']}", o) for o in objs])]
+
+
+@pytest.mark.parametrize("path", PROD_STACKS, ids=lambda p: p.stem)
+def test_prod_stacks_pass_the_egress_policy(path: Path) -> None:
+    assert egress_findings(manifests(path)) == []
+
+
+def test_prod_aws_pods_reach_s3_through_the_private_subnets_only() -> None:
+    cfg = load_stack_file(ROOT / "stacks" / "Pulumi.prod-aws.yaml")
+    assert cfg.aws is not None
+    private = subnet_cidrs(cfg.aws.network.vpc_cidr, cfg.aws.network.availability_zones).private
+    rule = store_rule(server_allow(manifests(ROOT / "stacks" / "Pulumi.prod-aws.yaml")))
+    cidrs = [peer["ipBlock"]["cidr"] for peer in rule["to"]]
+    assert cidrs == private and internet_exposure(cidrs) is None
+
+
+def test_prod_gcp_pods_reach_storage_through_private_googleapis_only() -> None:
+    allow = server_allow(manifests(ROOT / "stacks" / "Pulumi.prod-gcp.yaml"))
+    assert store_rule(allow)["to"] == [{"ipBlock": {"cidr": "199.36.153.8/30"}}]
+    # Workload Identity's metadata server stays reachable (the token path of the storage client).
+    peers = {
+        peer["ipBlock"]["cidr"] for r in allow["spec"]["egress"] for peer in r["to"] if "ipBlock" in peer
+    }
+    assert {cidr for cidr, _ in WORKLOAD_IDENTITY_EGRESS} <= peers
+
+
+def test_onprem_hub_model_carries_its_acceptance_and_dev_stacks_keep_the_internet() -> None:
+    onprem = server_allow(manifests(ROOT / "stacks" / "Pulumi.onprem.yaml"))
+    assert onprem["metadata"]["annotations"] == {INTERNET_EGRESS_ANNOTATION: "network.allow_internet_egress"}
+    dev = server_allow(manifests(ROOT / "stacks" / "Pulumi.dev-aws.yaml"))
+    assert "annotations" not in dev["metadata"] and egress_findings([dev])  # advisory in dev, still reported
+
+
+@pytest.mark.parametrize(
+    ("to", "open_"),
+    [
+        ([{"ipBlock": {"cidr": "0.0.0.0/1"}}, {"ipBlock": {"cidr": "128.0.0.0/1"}}], True),
+        (None, True),  # no `to`: every destination
+        ([], True),
+        ([{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["0.0.0.0/1"]}}], True),  # still half the internet
+        ([{"ipBlock": {"cidr": "::/0"}}], True),
+        ([{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["0.0.0.0/0"]}}], False),
+        ([{"ipBlock": {"cidr": "10.0.0.0/8"}}, {"ipBlock": {"cidr": "199.36.153.8/30"}}], False),
+        ([{"namespaceSelector": {}}], False),  # pods of the cluster, not the internet
+    ],
+)
+def test_internet_wide_egress_fails_the_policy(to: list[dict[str, Any]] | None, open_: bool) -> None:
+    allow = server_allow(manifests(ROOT / "stacks" / "Pulumi.prod-aws.yaml"))
+    rule = store_rule(allow)
+    if to is None:
+        del rule["to"]
+    else:
+        rule["to"] = to
+    findings = egress_findings([allow])
+    assert bool(findings) is open_
+    assert all("network.model_store_cidrs" in f and "allow_internet_egress" in f for f in findings)
+    allow["metadata"]["annotations"] = {INTERNET_EGRESS_ANNOTATION: "network.allow_internet_egress"}
+    assert egress_findings([allow]) == []
+
+
+def _values(stack: str, **sections: Any) -> dict[str, Any]:
+    document = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())
+    values = {k.removeprefix("inferstack:"): v for k, v in document["config"].items()}
+    for key, section in sections.items():
+        values[key] = section if not isinstance(values.get(key), dict) else {**values[key], **section}
+    return values
+
+
+@pytest.mark.parametrize(
+    ("stack", "sections", "field", "text"),
+    [
+        # A hub model in prod without a narrow range or an explicit acceptance.
+        ("onprem", {"network": {"allow_internet_egress": False}}, "model.uri", "network.model_store_cidrs"),
+        # A bucket the stack has no private path to (gs:// from AWS).
+        ("prod-aws", {"model": {"uri": "gs://other-cloud/models/x"}}, "model.uri", "allow_internet_egress"),
+        # The internet, however it is written, is no model-store range in prod.
+        ("prod-aws", {"network": {"model_store_cidrs": ["0.0.0.0/1", "128.0.0.0/1"]}}, "network.model_store_cidrs", "allow_internet_egress"),
+        ("prod-gcp", {"network": {"model_store_cidrs": ["0.0.0.0/0"]}}, "network.model_store_cidrs", "public IPv4"),
+        ("prod-aws", {"network": {"model_store_cidrs": []}}, "network.model_store_cidrs", "empty"),
+        ("prod-aws", {"network": {"model_store_cidrs": ["10.0.0.1/8"]}}, "network.model_store_cidrs", "CIDR"),
+    ],
+)  # fmt: skip
+def test_prod_egress_the_schema_refuses_names_the_field_and_the_fix(
+    stack: str, sections: dict[str, Any], field: str, text: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_stack_config(_values(stack, **sections))
+    message = str(err.value)
+    assert field in message and text in message
+
+
+def test_model_store_cidrs_reach_the_policy_and_dev_may_keep_the_internet() -> None:
+    cfg = parse_stack_config(_values("prod-aws", network={"model_store_cidrs": ["10.99.0.0/24"]}))
+    assert model_store_cidrs(cfg, ["10.40.0.0/19"]) == ["10.99.0.0/24"]  # the stack file wins
+    assert model_store_cidrs(parse_stack_config(_values("prod-aws")), ["10.40.0.0/19"]) == ["10.40.0.0/19"]
+    dev = parse_stack_config(_values("dev-aws", network={"model_store_cidrs": ["0.0.0.0/0"]}))
+    assert model_store_cidrs(dev, []) == ["0.0.0.0/0"]
+    hub = parse_stack_config(_values("onprem"))
+    assert model_store_cidrs(hub, []) == ["0.0.0.0/0"] and internet_egress_accepted(hub, ["0.0.0.0/0"])

@@ -353,7 +353,7 @@ def test_gcs_bucket_needs_uniform_access_and_public_access_prevention() -> None:
 
 def test_registry_names_are_unique_and_prod_makes_everything_mandatory() -> None:
     names = [p.name for p in rules.POLICIES]
-    assert len(names) == len(set(names)) == 18
+    assert len(names) == len(set(names)) == 19
     assert all(p.mandatory("prod") for p in rules.POLICIES)
     advisory_in_dev = {p.name for p in rules.POLICIES if not p.mandatory("dev")}
     assert advisory_in_dev == {
@@ -362,6 +362,7 @@ def test_registry_names_are_unique_and_prod_makes_everything_mandatory() -> None
         "pdb-when-replicas-gt-1",
         "serving-pods-guaranteed",
         "engine-flags-not-weakened",
+        "egress-not-open-to-internet",
     }
 
 

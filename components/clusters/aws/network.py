@@ -6,6 +6,24 @@ internet-facing load balancers. Private subnets leave through a NAT gateway (one
 production, one shared for dev) and reach S3 through a gateway endpoint, so model downloads and image
 layers pulled from S3-backed registries do not pay NAT data charges.
 
+With `s3_interface_endpoint` (prod stacks whose model is in S3) the VPC also gets an S3 *interface*
+endpoint in the private subnets with private DNS, so `s3.<region>.amazonaws.com` and
+`*.s3.<region>.amazonaws.com` resolve to addresses inside the private subnets and the model server's
+NetworkPolicy can limit its egress to those subnets on 443 (a NetworkPolicy has no prefix-list or DNS-name
+peer, so the gateway endpoint, which routes S3's public addresses, cannot be expressed in one). Sources
+(AWS, Amazon S3 user guide, "AWS PrivateLink for Amazon S3", section "Private DNS"; EC2 API reference,
+DnsOptionsSpecification):
+- private DNS for an S3 interface endpoint does not need the gateway endpoint; only the option
+  `PrivateDnsOnlyForInboundResolverEndpoint` does, which "routes traffic that originates from the VPC to
+  the gateway endpoint and traffic that originates from on-premises to the interface endpoint". We set it
+  to false (pulumi-aws 7 VpcEndpointDnsOptionsArgs: "A gateway endpoint for the same service must be
+  created before an interface endpoint is created" applies to that option only; false is its default, set
+  here so that no provider default can flip it): traffic from the VPC must reach the interface endpoint, or
+  S3 names resolve to public addresses again and the pod's narrowed egress drops every download;
+- with private DNS on for all resolvers, every S3 request in the VPC (nodes' ECR layer pulls too) goes
+  through the interface endpoint, billed per GB processed, where the gateway endpoint is free. The gateway
+  endpoint stays for dev stacks and so that turning the option off never breaks S3 for the nodes.
+
 Subnets carry the tags the AWS Load Balancer Controller and Karpenter discover them by.
 """
 
@@ -47,6 +65,9 @@ class NetworkArgs:
     nat_gateway_per_zone: bool  # one NAT per zone (survives a zone outage) or one shared NAT (cheaper)
     cluster_name: str  # the exact EKS cluster name; subnet discovery tags carry it
     tags: dict[str, str] = field(default_factory=dict)  # added to every resource that takes tags
+    # An S3 interface endpoint with private DNS in the private subnets (see the module docstring), so pods
+    # reach S3 on private addresses only; costs an hourly fee per zone and a per-GB fee.
+    s3_interface_endpoint: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,8 +146,13 @@ def subnet_tags(tier: str, cluster_name: str, zone: str, tags: dict[str, str]) -
     return {**tags, "Name": f"{cluster_name}-{tier}-{zone}", **discovery, **role}
 
 
+#: The port S3's interface endpoint is reached on (HTTPS; the launcher's boto3 client uses TLS).
+S3_HTTPS_PORT = 443
+
+
 class Network(pulumi.ComponentResource):
-    """VPC, per-zone private and public subnets, NAT, routes and an S3 gateway endpoint."""
+    """VPC, per-zone private and public subnets, NAT, routes, an S3 gateway endpoint and, optionally, an
+    S3 interface endpoint with private DNS."""
 
     vpc_id: pulumi.Output[str]
     private_subnet_ids: pulumi.Output[list[str]]
@@ -134,6 +160,9 @@ class Network(pulumi.ComponentResource):
     availability_zones: list[str]
     private_route_table_ids: pulumi.Output[list[str]]
     nat_gateways: list[aws.ec2.NatGateway]
+    #: Where S3 answers on private addresses: the private subnets' CIDRs when the interface endpoint is
+    #: made (its network interfaces live there), else [] (S3 is reached on its public addresses).
+    s3_private_cidrs: list[str]
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         reject_invalid_args("Network", name, validate_network_args(args))
@@ -265,6 +294,45 @@ class Network(pulumi.ComponentResource):
             opts=child(self),
         )
 
+        self.s3_private_cidrs = []
+        if args.s3_interface_endpoint:
+            # The endpoint's network interfaces accept HTTPS from inside the VPC only.
+            endpoint_sg = aws.ec2.SecurityGroup(
+                f"{name}-s3-endpoint",
+                description="S3 interface endpoint: HTTPS from inside the VPC",
+                vpc_id=vpc.id,
+                ingress=[
+                    aws.ec2.SecurityGroupIngressArgs(
+                        description="HTTPS to S3 from the VPC (pods and nodes)",
+                        protocol="tcp",
+                        from_port=S3_HTTPS_PORT,
+                        to_port=S3_HTTPS_PORT,
+                        cidr_blocks=[args.cidr],
+                    )
+                ],
+                # No egress: an endpoint's interfaces only answer; they open no connection.
+                egress=[],
+                tags=tagged("s3-endpoint"),
+                opts=child(self),
+            )
+            aws.ec2.VpcEndpoint(
+                f"{name}-s3-interface",
+                vpc_id=vpc.id,
+                service_name=region.apply(lambda r: f"com.amazonaws.{r}.s3"),
+                vpc_endpoint_type="Interface",
+                subnet_ids=[s.id for s in private_subnets],
+                security_group_ids=[endpoint_sg.id],
+                private_dns_enabled=True,
+                # False: requests from the VPC resolve to this endpoint, not to the gateway endpoint's
+                # public addresses (see the module docstring).
+                dns_options=aws.ec2.VpcEndpointDnsOptionsArgs(
+                    dns_record_ip_type="ipv4", private_dns_only_for_inbound_resolver_endpoint=False
+                ),
+                tags=tagged("s3-interface"),
+                opts=child(self),
+            )
+            self.s3_private_cidrs = list(plan.private)
+
         self.vpc_id = vpc.id
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private_subnets])
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets])
@@ -276,5 +344,6 @@ class Network(pulumi.ComponentResource):
                 "public_subnet_ids": self.public_subnet_ids,
                 "availability_zones": self.availability_zones,
                 "private_route_table_ids": self.private_route_table_ids,
+                "s3_private_cidrs": self.s3_private_cidrs,
             }
         )

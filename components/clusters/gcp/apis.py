@@ -55,7 +55,7 @@ class GcpFeature(StrEnum):
     PROJECT_IAM = "project-iam"  # gcp.projects.IAMMember: the project's IAM policy
     PROJECT_LOOKUP = "project-lookup"  # gcp.organizations.get_project (the project number)
     STORAGE = "storage"  # buckets, their IAM, the Cloud Storage service agent lookup
-    CLOUD_DNS = "cloud-dns"  # record sets and managed-zone IAM
+    CLOUD_DNS = "cloud-dns"  # managed zones, record sets and managed-zone IAM
 
 
 Predicate = Callable[[Mapping[str, Any]], bool]
@@ -217,7 +217,11 @@ API_TABLE: tuple[ApiRequirement, ...] = (
     ),
     ApiRequirement(
         GcpFeature.CLOUD_DNS,
-        ("gcp:dns/recordSet:RecordSet", "gcp:dns/dnsManagedZoneIamMember:DnsManagedZoneIamMember"),
+        (
+            "gcp:dns/recordSet:RecordSet",
+            "gcp:dns/dnsManagedZoneIamMember:DnsManagedZoneIamMember",
+            "gcp:dns/managedZone:ManagedZone",
+        ),
         (DNS,),
         "Cloud DNS docs 'Quickstart', Before you begin: enable the Cloud DNS API",
     ),

@@ -10,6 +10,19 @@ A custom-mode VPC has no firewall rules of its own (the implied rules deny all i
 rules a cluster needs, including control plane -> nodes on 443 and 10250 only; we add the one rule GKE
 does not: the control plane reaching the admission webhooks and aggregated APIs our charts serve on
 other ports (see WEBHOOK_PORTS).
+
+With `private_google_apis_dns` (prod stacks whose model is in Cloud Storage) the VPC also gets a private
+Cloud DNS zone for googleapis.com: `*.googleapis.com` is a CNAME to `private.googleapis.com`, whose A
+records are 199.36.153.8/30. Storage (storage.googleapis.com) then resolves to those four addresses from
+every node and pod, so the model server's NetworkPolicy can limit its egress to 199.36.153.8/30 on 443; a
+NetworkPolicy has no DNS-name peer, and Google's public API ranges (goog.json) are hundreds of prefixes.
+Sources: Google Cloud VPC docs, "Configure Private Google Access", sections "Domain options"
+(private.googleapis.com = 199.36.153.8/30, "most Google APIs and services", Cloud Storage included) and
+"DNS configuration" (the private zone, the A records and the wildcard CNAME); the subnet already has
+Private Google Access, and the route there is the VPC's default route to the default internet gateway,
+which this VPC keeps (`delete_default_routes_on_create=False`): the docs' routing requirement for
+199.36.153.8/30. Every googleapis.com name in the VPC changes with the zone (GKE's own calls to
+container.googleapis.com, logging, monitoring too); all of them are served on private.googleapis.com.
 """
 
 from __future__ import annotations
@@ -53,6 +66,15 @@ ZONE = re.compile(r"^([a-z]+-[a-z]+[0-9]+)-[a-z]$")  # europe-west4-a; group 1 i
 # Compute Engine resource names (RFC 1035): auto-names add "-" and 7 characters to ours.
 _RESOURCE_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _LONGEST_CHILD_ROLE = "-control-plane-webhooks"
+
+#: private.googleapis.com: the Private Google Access range for "most Google APIs and services" (Google
+#: Cloud VPC docs, "Configure Private Google Access", Domain options), and its four A records.
+PRIVATE_GOOGLE_APIS_CIDR = "199.36.153.8/30"
+PRIVATE_GOOGLE_APIS_ADDRESSES = tuple(
+    str(a) for a in ipaddress.IPv4Network(PRIVATE_GOOGLE_APIS_CIDR)
+)  # 199.36.153.8 .. 199.36.153.11
+GOOGLE_APIS_DOMAIN = "googleapis.com."
+PRIVATE_GOOGLE_APIS_NAME = "private.googleapis.com."
 _AUTONAME_SUFFIX = 8
 _MAX_RESOURCE_NAME = 63
 
@@ -66,6 +88,8 @@ class NetworkArgs:
     pods_cidr: str  # secondary range for pods, e.g. 10.16.0.0/14
     services_cidr: str  # secondary range for Services, e.g. 10.20.0.0/20
     control_plane_cidr: str  # the GKE control plane's /28, e.g. 172.16.0.0/28
+    # A private googleapis.com zone sending Google APIs to private.googleapis.com (see the module docstring).
+    private_google_apis_dns: bool = False
 
 
 def region_problems(field_name: str, region: str) -> list[str]:
@@ -145,6 +169,8 @@ class Network(pulumi.ComponentResource):
     pods_range_name: str
     services_range_name: str
     nat: gcp.compute.RouterNat
+    #: Where Google APIs answer for this VPC: [PRIVATE_GOOGLE_APIS_CIDR] with the private zone, else [].
+    google_apis_cidrs: list[str]
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         reject_invalid_args("Network", name, component_name_problems(name) + validate_network_args(args))
@@ -225,6 +251,38 @@ class Network(pulumi.ComponentResource):
             opts=child(self),
         )
 
+        self.google_apis_cidrs = []
+        if args.private_google_apis_dns:
+            zone = gcp.dns.ManagedZone(
+                f"{name}-googleapis",
+                description="InferStack: Google APIs through private.googleapis.com (Private Google Access)",
+                dns_name=GOOGLE_APIS_DOMAIN,
+                visibility="private",
+                private_visibility_config=gcp.dns.ManagedZonePrivateVisibilityConfigArgs(
+                    networks=[gcp.dns.ManagedZonePrivateVisibilityConfigNetworkArgs(network_url=vpc.id)]
+                ),
+                opts=child(self),
+            )
+            gcp.dns.RecordSet(
+                f"{name}-googleapis-private",
+                managed_zone=zone.name,
+                name=PRIVATE_GOOGLE_APIS_NAME,
+                type="A",
+                ttl=300,
+                rrdatas=list(PRIVATE_GOOGLE_APIS_ADDRESSES),
+                opts=child(self),
+            )
+            gcp.dns.RecordSet(
+                f"{name}-googleapis-wildcard",
+                managed_zone=zone.name,
+                name=f"*.{GOOGLE_APIS_DOMAIN}",
+                type="CNAME",
+                ttl=300,
+                rrdatas=[PRIVATE_GOOGLE_APIS_NAME],
+                opts=child(self),
+            )
+            self.google_apis_cidrs = [PRIVATE_GOOGLE_APIS_CIDR]
+
         self.network_id = vpc.id
         self.network_name = vpc.name
         self.subnetwork_id = subnet.id
@@ -237,5 +295,6 @@ class Network(pulumi.ComponentResource):
                 "subnetwork_name": self.subnetwork_name,
                 "pods_range_name": self.pods_range_name,
                 "services_range_name": self.services_range_name,
+                "google_apis_cidrs": self.google_apis_cidrs,
             }
         )

@@ -106,6 +106,19 @@ def outputs_for(type_token: str, name: str, inputs: dict[str, Any], region: str 
     elif type_token == "aws:ec2/securityGroup:SecurityGroup":
         out["arn"] = f"arn:aws:ec2:{region}:{account}:security-group/{rid}"
         out["name"] = physical
+    elif type_token == "aws:ec2/vpcEndpoint:VpcEndpoint":
+        out["arn"] = f"arn:aws:ec2:{region}:{account}:vpc-endpoint/{rid}"
+        out["state"] = "available"
+        if inputs.get("vpcEndpointType") == "Interface":
+            # An interface endpoint's own DNS names (EC2 DescribeVpcEndpoints DnsEntries): the regional
+            # name, then one per zone; for S3 they start with `*.` (bucket.vpce-....s3.<region>...).
+            service = str(inputs.get("serviceName") or f"com.amazonaws.{region}.s3").rsplit(".", 1)[-1]
+            host = f"{rid}-{seed[:8]}.{service}.{region}.vpce.amazonaws.com"
+            out["dnsEntries"] = [{"dnsName": f"*.{host}"}]
+            out["networkInterfaceIds"] = [
+                f"eni-0{_digest(type_token, name, str(i))[:16]}"
+                for i, _ in enumerate(inputs.get("subnetIds") or [])
+            ]
     elif type_token == "aws:ec2/eip:Eip":
         out["allocationId"] = rid
         out["publicIp"] = f"198.51.100.{int(seed[:2], 16) % 250 + 1}"  # TEST-NET-2, RFC 5737

@@ -165,6 +165,13 @@ def outputs_for(
         out["selfLink"] = f"https://www.googleapis.com/storage/v1/b/{bucket}"
         out["location"] = str(inputs.get("location") or region).upper()
         out["projectNumber"] = int(FAKE_PROJECT_NUMBER)
+    elif type_token == "gcp:dns/managedZone:ManagedZone":
+        # The provider's id is projects/<project>/managedZones/<name>; Cloud DNS adds a numeric id and, for a
+        # private zone, the name servers it answers from (the VPC's resolver, no public delegation).
+        out["name"] = physical
+        out["id"] = f"projects/{project}/managedZones/{physical}"
+        out["managedZoneId"] = str(int(seed[:12], 16))
+        out["nameServers"] = ["ns-gcp-private.googledomains.com."]
     elif type_token == "gcp:dns/recordSet:RecordSet":
         out["id"] = (
             f"projects/{project}/managedZones/{inputs.get('managedZone', 'zone')}/rrsets/{inputs.get('name', name)}/{inputs.get('type', 'A')}"

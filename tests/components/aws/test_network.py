@@ -277,3 +277,40 @@ def test_constructor_reports_every_problem_at_once() -> None:
     with pytest.raises(ValueError) as raised:
         Network("net", network_args(cidr="10.0.0.0/24", availability_zone_count=9))
     assert "cidr" in str(raised.value) and "availability_zone_count" in str(raised.value)
+
+
+# --- S3 interface endpoint: the private path for prod model downloads (stacks/egress.py) ---------------
+
+SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
+
+
+def test_no_interface_endpoint_unless_asked() -> None:
+    rec, network = render(network_args())
+    assert [e.inputs["vpcEndpointType"] for e in rec.of_type(ENDPOINT)] == ["Gateway"]
+    assert rec.of_type(SECURITY_GROUP) == [] and network.s3_private_cidrs == []
+
+
+def test_s3_interface_endpoint_resolves_s3_inside_the_private_subnets() -> None:
+    rec, network = render(network_args(s3_interface_endpoint=True))
+    (interface,) = [e for e in rec.of_type(ENDPOINT) if e.inputs["vpcEndpointType"] == "Interface"]
+    endpoint = interface.inputs
+    assert endpoint["serviceName"] == "com.amazonaws.us-east-1.s3"
+    assert sorted(endpoint["subnetIds"]) == sorted(s.id for s in subnets(rec, "private"))
+    # Private DNS for every resolver in the VPC: with the inbound-only option S3 would resolve to the
+    # gateway endpoint's public addresses from inside the VPC, which the pods' egress does not admit.
+    assert endpoint["privateDnsEnabled"] is True
+    assert endpoint["dnsOptions"]["privateDnsOnlyForInboundResolverEndpoint"] is False
+    # What the pods get: the subnets holding the endpoint's interfaces, nothing public.
+    assert network.s3_private_cidrs == [s.inputs["cidrBlock"] for s in subnets(rec, "private")]
+    assert all(ipaddress.ip_network(c).is_private for c in network.s3_private_cidrs)
+
+
+def test_s3_interface_endpoint_takes_https_from_the_vpc_only_and_opens_nothing() -> None:
+    rec, _ = render(network_args(s3_interface_endpoint=True))
+    (interface,) = [e for e in rec.of_type(ENDPOINT) if e.inputs["vpcEndpointType"] == "Interface"]
+    (group,) = rec.of_type(SECURITY_GROUP)
+    assert interface.inputs["securityGroupIds"] == [group.id]
+    assert [
+        (r["protocol"], r["fromPort"], r["toPort"], r["cidrBlocks"]) for r in group.inputs["ingress"]
+    ] == [("tcp", 443, 443, ["10.0.0.0/16"])]
+    assert not group.inputs.get("egress")

@@ -270,3 +270,40 @@ def test_overlap_is_reported_exactly_when_ranges_overlap(a: int, b: int) -> None
     overlapping = services_cidr.overlaps(control_cidr)
     assert any(p.startswith("services_cidr/control_plane_cidr:") for p in problems) == overlapping
     assert len(problems) == int(overlapping)
+
+
+# --- private googleapis.com zone: the private path for prod model downloads (stacks/egress.py) ---------
+
+ZONE = "gcp:dns/managedZone:ManagedZone"
+RECORD = "gcp:dns/recordSet:RecordSet"
+
+
+def test_no_google_apis_zone_unless_asked(default: tuple[Recording, Network]) -> None:
+    rec, network = default
+    assert rec.of_type(ZONE) == [] and rec.of_type(RECORD) == [] and network.google_apis_cidrs == []
+
+
+def test_google_apis_resolve_to_private_googleapis_inside_the_vpc() -> None:
+    rec, network = render(network_args(private_google_apis_dns=True))
+    zone = rec.one(ZONE)
+    assert zone.inputs["dnsName"] == "googleapis.com."
+    # Private, and seen from this VPC only: a public zone for googleapis.com would not be used at all.
+    assert zone.inputs["visibility"] == "private"
+    assert [n["networkUrl"] for n in zone.inputs["privateVisibilityConfig"]["networks"]] == [rec.one(VPC).id]
+    records = {(r.inputs["name"], r.inputs["type"]): r.inputs for r in rec.of_type(RECORD)}
+    assert set(records) == {("private.googleapis.com.", "A"), ("*.googleapis.com.", "CNAME")}
+    assert all(r["managedZone"] == zone.outputs["name"] for r in records.values())
+    assert records[("*.googleapis.com.", "CNAME")]["rrdatas"] == ["private.googleapis.com."]
+    # Exactly the addresses the pods' egress admits: the A records fill the /30 and leave it nowhere.
+    addresses = records[("private.googleapis.com.", "A")]["rrdatas"]
+    (cidr,) = network.google_apis_cidrs
+    assert cidr == "199.36.153.8/30"
+    assert set(addresses) == {str(a) for a in ipaddress.ip_network(cidr)} and len(addresses) == 4
+
+
+def test_the_subnet_keeps_private_google_access_and_the_vpc_its_default_route() -> None:
+    # Private Google Access needs both: the subnet flag and a route to 199.36.153.8/30 through the default
+    # internet gateway, which the VPC's default route is.
+    rec, _ = render(network_args(private_google_apis_dns=True))
+    assert rec.one(SUBNET).inputs["privateIpGoogleAccess"] is True
+    assert rec.one(VPC).inputs.get("deleteDefaultRoutesOnCreate") is False
