@@ -70,6 +70,9 @@ WEAKENING: Mapping[str, str] = {
     "(the model store, for a file in the cache) runs code in the serving pod",
     "--reasoning-parser-plugin": "imports a Python file as a reasoning parser, so whoever can write that path "
     "runs code in the serving pod",
+    "--enable-prompt-embeds": "makes the engine deserialise tensors sent by clients (the class of "
+    "CVE-2025-62164)",
+    "--otlp-traces-endpoint": "sends request traces to an address of the stack file's choosing",
     "--enable-log-requests": "writes clients' prompts to the logs",
     "--enable-log-outputs": "writes the model's answers to the logs",
 }

@@ -149,7 +149,15 @@ class S3Source:
         self.description = f"s3://{bucket}/{self.prefix}"
         self.client: Any = boto3.client(
             "s3",
-            config=Config(max_pool_connections=workers + 4, retries={"mode": "standard", "max_attempts": 5}),
+            config=Config(
+                max_pool_connections=workers + 4,
+                retries={"mode": "standard", "max_attempts": 5},
+                # In us-east-1 botocore addresses bucket.s3.amazonaws.com (the global name) unless told
+                # otherwise; an S3 interface endpoint's private DNS answers only s3.<region>.amazonaws.com
+                # and *.s3.<region>.amazonaws.com (AWS PrivateLink for Amazon S3, "Private DNS"), so a prod
+                # pod whose egress is the endpoint's subnets would reach for S3's public addresses.
+                s3={"us_east_1_regional_endpoint": "regional"},
+            ),
         )
 
     def plan(self) -> list[FileSpec]:

@@ -367,6 +367,9 @@ WEAKENING_ENGINE_FLAGS: Mapping[str, str] = {
     "(the model store, for a file in the cache) runs code in the serving pod",
     "--reasoning-parser-plugin": "imports a Python file as a reasoning parser, so whoever can write that path "
     "runs code in the serving pod",
+    "--enable-prompt-embeds": "makes the engine deserialise tensors sent by clients (the class of "
+    "CVE-2025-62164)",
+    "--otlp-traces-endpoint": "sends request traces to an address of the stack file's choosing",
     "--enable-log-requests": "writes clients' prompts to the logs",
     "--enable-log-outputs": "writes the model's answers to the logs",
 }
@@ -1190,6 +1193,7 @@ def egress_not_open_to_internet(type_token: str, props: Props) -> list[str]:
         "network.allow_internet_egress: true"
     )
     problems = []
+    every: list[str] = []  # ipBlocks of every rule: a pod may use them all, so they count as one list
     for i, rule in enumerate(_list(_dict(props.get("spec")).get("egress"))):
         peers = _list(_dict(rule).get("to"))
         if not peers:
@@ -1199,12 +1203,19 @@ def egress_not_open_to_internet(type_token: str, props: Props) -> list[str]:
             )
             continue
         cidrs = [c for peer in peers for c in _ip_block_networks(_dict(_dict(peer).get("ipBlock")))]
+        every.extend(cidrs)
         if covers_internet(cidrs):
             v4, v6 = public_addresses(cidrs)
             problems.append(
                 f"{object_id(type_token, props)}: spec.egress[{i}] admits the internet ({v4:,} public IPv4 "
                 f"addresses, {v6:,} public IPv6; an allow-list admits at most a /8 or a /16): {fix}"
             )
+    if not problems and covers_internet(every):
+        v4, v6 = public_addresses(every)
+        problems.append(
+            f"{object_id(type_token, props)}: its egress rules together admit the internet ({v4:,} public IPv4 "
+            f"addresses, {v6:,} public IPv6, in rules each narrower than a /8 or a /16): {fix}"
+        )
     return problems
 
 

@@ -53,7 +53,7 @@ def builds_private_path(cfg: StackConfig) -> bool:
 
 def model_store_egress_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     """(field path, message with the fix) for each way the stack's model-store egress breaks the rule."""
-    problems: list[tuple[str, str]] = []
+    problems = _all_egress_problems(cfg)
     net, scheme, prod = cfg.network, cfg.model.scheme, cfg.tier.value == "prod"
     if scheme == "file":
         for field, set_ in (
@@ -98,6 +98,28 @@ def model_store_egress_problems(cfg: StackConfig) -> list[tuple[str, str]]:
             )
         )
     return problems
+
+
+def _all_egress_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    """A prod model server's ipBlock egress measured as one list: `network.extra_egress` and `dns_cidrs`
+    land in the same NetworkPolicy as the model-store rule, and a pod may use every rule of it, so 221
+    separate /8s are the internet as surely as one 0.0.0.0/0 (each alone passes the /8 bound)."""
+    net = cfg.network
+    if cfg.tier.value != "prod" or net.allow_internet_egress:
+        return []
+    cidrs = [*(net.model_store_cidrs or []), *(r.cidr for r in net.extra_egress), *(net.dns_cidrs or [])]
+    exposure = internet_exposure(cidrs)
+    if not exposure or internet_exposure(net.model_store_cidrs or []):
+        return []  # none, or model_store_cidrs alone is already refused below, with its own message
+    return [
+        (
+            "network.extra_egress",
+            f"together with network.model_store_cidrs and network.dns_cidrs, the list {exposure}: every "
+            "egress rule of the model server's NetworkPolicy serves the whole pod, the engine included, so "
+            "the rules count as one allow-list; list only the networks the pods need, or accept internet "
+            f"egress explicitly with {ACCEPTING_FIELD}: true",
+        )
+    ]
 
 
 def model_store_cidrs(cfg: StackConfig, private_cidrs: list[str]) -> list[str]:

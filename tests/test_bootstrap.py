@@ -349,3 +349,16 @@ def test_the_script_creates_the_runner_group_and_admits_the_repository(
     assert "gh api --method POST orgs/acme/actions/runner-groups --input -" in out
     assert "deploy.yml@refs/heads/main" in out
     assert "orgs/acme/actions/runner-groups/0/repositories" in out
+
+
+def test_a_self_managed_state_bucket_stays_readable_by_previews() -> None:
+    from deploy.bootstrap.trust import aws_preview_deny_policy
+
+    policy = aws_preview_deny_policy("acme-pulumi-state", "arn:aws:kms:us-east-1:111122223333:key/k")
+    everywhere, *exempted = policy["Statement"]
+    assert "s3:GetObject" not in everywhere["Action"] and "kms:Decrypt" not in everywhere["Action"]
+    assert "logs:GetLogEvents" in everywhere["Action"] and "ecr:BatchGetImage" in everywhere["Action"]
+    by_resource = {st["NotResource"]: st["Action"] for st in exempted}
+    assert "s3:GetObject" in by_resource["arn:aws:s3:::acme-pulumi-state/*"]  # denied on every other object
+    assert by_resource["arn:aws:kms:us-east-1:111122223333:key/k"] == ["kms:Decrypt"]
+    assert all(st["Effect"] == "Deny" for st in policy["Statement"])

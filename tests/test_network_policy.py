@@ -331,3 +331,29 @@ def test_model_store_cidrs_reach_the_policy_and_dev_may_keep_the_internet() -> N
     assert model_store_cidrs(dev, []) == ["0.0.0.0/0"]
     hub = parse_stack_config(_values("onprem"))
     assert model_store_cidrs(hub, []) == ["0.0.0.0/0"] and internet_egress_accepted(hub, ["0.0.0.0/0"])
+
+
+# 221 separate /8s (every public first octet but 10 and 127): each narrower than the bound, together the
+# whole IPv4 internet (the second security review's bypass through network.extra_egress).
+EIGHTS = [f"{n}.0.0.0/8" for n in range(1, 224) if n not in (10, 127)]
+
+
+def test_egress_rules_that_together_admit_the_internet_fail_the_policy() -> None:
+    allow = server_allow(manifests(ROOT / "stacks" / "Pulumi.prod-aws.yaml"))
+    rules = allow["spec"]["egress"]
+    rules.extend(
+        {"to": [{"ipBlock": {"cidr": c}}], "ports": [{"port": 443, "protocol": "TCP"}]} for c in EIGHTS
+    )
+    findings = egress_findings([allow])
+    assert findings and "together admit the internet" in findings[0]
+
+
+def test_extra_egress_that_together_admits_the_internet_is_refused_in_prod() -> None:
+    extra = [{"cidr": c, "ports": [443]} for c in EIGHTS]
+    for stack in ("prod-aws", "prod-gcp"):
+        with pytest.raises(ConfigError) as err:
+            parse_stack_config(_values(stack, network={"extra_egress": extra}))
+        assert "network.extra_egress" in str(err.value) and "allow_internet_egress" in str(err.value)
+    # One /8 is a network, not the internet; dev may list what it wants.
+    parse_stack_config(_values("prod-aws", network={"extra_egress": extra[:1]}))
+    parse_stack_config(_values("dev-aws", network={"extra_egress": extra}))

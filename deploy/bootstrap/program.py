@@ -91,9 +91,8 @@ def _aws(
         for i, policy_arn in enumerate(policies):
             aws.iam.RolePolicyAttachment(f"{env.name}-policy-{i}", role=role.name, policy_arn=policy_arn)
         if env.kind is not Kind.DEPLOY:
-            aws.iam.RolePolicy(
-                f"{env.name}-no-data", role=role.id, policy=json.dumps(aws_preview_deny_policy())
-            )
+            deny = aws_preview_deny_policy(settings.state_bucket, settings.state_kms_key_arn)
+            aws.iam.RolePolicy(f"{env.name}-no-data", role=role.id, policy=json.dumps(deny))
         arns[env.name] = role.arn
     return arns
 
@@ -142,7 +141,7 @@ def _gcp(
             )
         accounts[env.name] = account.email
     previews = [accounts[e.name] for e in envs if e.kind is not Kind.DEPLOY]
-    if previews:
+    if previews and settings.deny_preview_object_reads:
         # Preview accounts read configuration, not object contents (trust.GCP_PREVIEW_DENIED_PERMISSIONS).
         gcp.iam.DenyPolicy(
             "preview-no-data",

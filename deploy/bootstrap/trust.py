@@ -226,11 +226,15 @@ def gcp_principal(pool_name: str, repo: GitHubRepository, environment: Environme
 #: prompts) and decrypt with KMS keys it can describe. An explicit Deny wins over any Allow (IAM policy
 #: evaluation logic). `pulumi preview` reads resources' configuration and the state (through Pulumi, not
 #: these), never object contents.
-AWS_PREVIEW_DENIED_ACTIONS = (
+AWS_PREVIEW_DENIED_OBJECT_READS = (
     "s3:GetObject",
     "s3:GetObjectVersion",
     "s3:GetObjectAttributes",
+    "s3:GetObjectVersionAttributes",
     "s3:GetObjectTorrent",
+)
+AWS_PREVIEW_DENIED_ACTIONS = (
+    *AWS_PREVIEW_DENIED_OBJECT_READS,
     "logs:GetLogEvents",
     "logs:FilterLogEvents",
     "logs:StartQuery",
@@ -241,6 +245,11 @@ AWS_PREVIEW_DENIED_ACTIONS = (
     "ssm:GetParameter",
     "ssm:GetParameters",
     "ssm:GetParametersByPath",
+    "ssm:GetParameterHistory",
+    # Images (a bake-mode image carries the weights) and function code.
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:BatchGetImage",
+    "lambda:GetFunction",
 )
 #: The same for GCP preview service accounts, as an IAM deny policy (roles/viewer lists and reads object
 #: metadata; the deny keeps object contents out of reach). Permissions in deny policies are written
@@ -248,19 +257,36 @@ AWS_PREVIEW_DENIED_ACTIONS = (
 GCP_PREVIEW_DENIED_PERMISSIONS = ("storage.googleapis.com/objects.get",)
 
 
-def aws_preview_deny_policy() -> dict[str, Any]:
-    """The inline policy every AWS preview role carries: AWS_PREVIEW_DENIED_ACTIONS on every resource."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "PreviewReadsConfigurationNotData",
-                "Effect": "Deny",
-                "Action": list(AWS_PREVIEW_DENIED_ACTIONS),
-                "Resource": "*",
-            }
-        ],
+def aws_preview_deny_policy(
+    state_bucket: str | None = None, state_kms_key_arn: str | None = None
+) -> dict[str, Any]:
+    """The inline policy every AWS preview role carries: AWS_PREVIEW_DENIED_ACTIONS everywhere, except, for a
+    self-managed state backend (`PULUMI_BACKEND_URL=s3://state_bucket`), reading the state objects and
+    decrypting with the state's KMS key: a preview must read its stack's state."""
+    exempt = {
+        **{a: f"arn:aws:s3:::{state_bucket}/*" for a in AWS_PREVIEW_DENIED_OBJECT_READS if state_bucket},
+        **({"kms:Decrypt": state_kms_key_arn} if state_kms_key_arn else {}),
     }
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "PreviewReadsConfigurationNotData",
+            "Effect": "Deny",
+            "Action": [a for a in AWS_PREVIEW_DENIED_ACTIONS if a not in exempt],
+            "Resource": "*",
+        }
+    ]
+    for resource in sorted(set(exempt.values())):
+        statements.append(
+            {
+                "Sid": "PreviewReadsOnlyItsStateHere"
+                if resource.endswith("/*")
+                else "PreviewDecryptsOnlyItsState",
+                "Effect": "Deny",
+                "Action": sorted(a for a, r in exempt.items() if r == resource),
+                "NotResource": resource,
+            }
+        )
+    return {"Version": "2012-10-17", "Statement": statements}
 
 
 def gcp_deny_principal(email: str) -> str:
@@ -286,6 +312,16 @@ class AwsSettings(BaseModel):
     max_session_seconds: int = Field(
         43200, ge=3600, le=43200, description="deploy.yml asks for sessions as long as a job (up to 18000 s)"
     )
+    state_bucket: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        description="a self-managed Pulumi state bucket (PULUMI_BACKEND_URL=s3://...): the one bucket whose "
+        "objects preview roles may read",
+    )
+    state_kms_key_arn: str | None = Field(
+        None,
+        description="the KMS key that encrypts that bucket's objects, the one preview roles may decrypt with",
+    )
 
 
 class GcpSettings(BaseModel):
@@ -296,6 +332,12 @@ class GcpSettings(BaseModel):
     provider_id: str = Field("inferstack", pattern=r"^[a-z0-9-]{4,32}$")
     deploy_roles: list[str] = Field(min_length=1, description="project roles of the deploy service accounts")
     preview_roles: list[str] = Field(default_factory=lambda: ["roles/viewer"])
+    deny_preview_object_reads: bool = Field(
+        True,
+        description="an IAM deny policy on the project against preview accounts reading objects; a deny policy "
+        "cannot exempt one bucket (its conditions match tags only), so a Pulumi state bucket (gs://) must live "
+        "in another project, or set this false",
+    )
 
 
 class Settings(BaseModel):

@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from image_helpers import Store, launcher_env, run_launcher
 
 from model_image.manifest import VERIFIED_NAME
@@ -114,3 +115,20 @@ def test_a_key_that_is_also_a_folder_is_a_clean_error(store: Store, tmp_path: Pa
     assert "'a' is a file and also the folder of 'a/b'" in result.stderr
     assert "Traceback" not in result.stderr
     assert _leftovers(model_dir) == []
+
+
+def test_s3_requests_name_the_regional_endpoint_in_us_east_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What the S3 interface endpoint's private DNS answers: s3.<region>.amazonaws.com, never the global
+    # s3.amazonaws.com (which resolves to public addresses the prod pod's egress does not admit).
+    from model_image.sources import S3Source
+
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    source = S3Source("mybucket", "models/x", workers=1)
+    url = source.client.generate_presigned_url("get_object", Params={"Bucket": "mybucket", "Key": "k"})
+    assert url.startswith("https://mybucket.s3.us-east-1.amazonaws.com/") or url.startswith(
+        "https://s3.us-east-1.amazonaws.com/mybucket/"
+    ), url
