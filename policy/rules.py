@@ -83,9 +83,35 @@ def _overlap(
     return min(a.num_addresses, b.num_addresses)
 
 
+# IPv6 ranges that carry IPv4 addresses: IPv4-mapped (RFC 4291, ::ffff:a.b.c.d), the NAT64 well-known prefix
+# (RFC 6052, 64:ff9b::a.b.c.d: DNS64 clusters reach the IPv4 internet through it) and 6to4 (RFC 3056,
+# 2002:AABB:CCDD::/48). An allow-list entry in them admits the IPv4 addresses it embeds.
+_V4_IN_V6 = (
+    (ipaddress.IPv6Network("::ffff:0:0/96"), 0),
+    (ipaddress.IPv6Network("64:ff9b::/96"), 0),
+    (ipaddress.IPv6Network("2002::/16"), 80),
+)
+
+
+def _embedded_v4(net: ipaddress.IPv6Network) -> list[ipaddress.IPv4Network]:
+    """The IPv4 networks an IPv6 network admits through the ranges above."""
+    found = []
+    for block, shift in _V4_IN_V6:
+        if not net.overlaps(block):
+            continue
+        if net.prefixlen <= block.prefixlen:  # the whole block: every IPv4 address
+            found.append(ipaddress.IPv4Network("0.0.0.0/0"))
+            continue
+        bits = min(net.prefixlen - block.prefixlen, 32)
+        address = (int(net.network_address) >> shift) & 0xFFFFFFFF
+        found.append(ipaddress.IPv4Network((address, bits), strict=False))
+    return found
+
+
 def public_addresses(cidrs: Any) -> tuple[int, int]:
     """(public IPv4, public IPv6) addresses a CIDR list admits, overlaps merged; unparsable entries skipped."""
     parsed = _networks(cidrs)
+    parsed += [m for n in parsed if isinstance(n, ipaddress.IPv6Network) for m in _embedded_v4(n)]
     v4 = list(ipaddress.collapse_addresses(n for n in parsed if isinstance(n, ipaddress.IPv4Network)))
     v6 = list(ipaddress.collapse_addresses(n for n in parsed if isinstance(n, ipaddress.IPv6Network)))
     public_v4 = sum(n.num_addresses - sum(_overlap(n, x) for x in _NON_PUBLIC_V4) for n in v4)

@@ -38,6 +38,9 @@ def test_ipv6_networks_pass_where_the_cloud_takes_them_but_never_an_open_one() -
         ["16.0.0.0/7"],  # two /8s: more than any organisation holds
         ["2000::/3"],  # all of the IPv6 internet
         ["2a00::/12"],  # a whole RIR block
+        ["::ffff:0.0.0.0/96"],  # IPv4-mapped: the IPv4 internet in IPv6 notation
+        ["64:ff9b::/96"],  # NAT64: the IPv4 internet from a DNS64 cluster
+        ["64:ff9b::/97", "64:ff9b::8000:0/97"],  # the same in two halves
     ],
 )
 def test_lists_covering_the_internet_are_refused_however_they_are_written(cidrs: list[str]) -> None:
@@ -52,6 +55,7 @@ def test_lists_covering_the_internet_are_refused_however_they_are_written(cidrs:
         ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"],  # private space is not counted
         ["fc00::/7", "2001:db8::/32"],  # ULA and documentation space neither
         ["2a00:1450::/32", "203.0.113.0/24"],
+        ["64:ff9b::808:808/128", "::ffff:10.0.0.0/104"],  # one mapped host, mapped private space
     ],
 )
 def test_allow_lists_of_real_networks_pass(cidrs: list[str]) -> None:
