@@ -124,15 +124,16 @@ def internet_exposure(cidrs: Iterable[str]) -> str | None:
     internet); an allow-list admits at most a /8 (16,777,216)".
     """
     v4, v6 = public_addresses(cidrs)
-    if v4 > MAX_PUBLIC_V4:
-        return (
-            f"admits {v4:,} public IPv4 addresses ({_percent(v4, PUBLIC_V4_TOTAL)} of the internet); "
-            f"an allow-list admits at most a /8 ({MAX_PUBLIC_V4:,})"
-        )
+    # IPv6 first: an IPv6 list that also carries IPv4 (::/0 holds ::ffff:0:0/96) is named by its own family.
     if v6 > MAX_PUBLIC_V6:
         return (
             f"admits {v6 / MAX_PUBLIC_V6:,.0f} /16s of public IPv6 space ({_percent(v6, PUBLIC_V6_TOTAL)} of "
             "2000::/3); an allow-list admits at most one /16"
+        )
+    if v4 > MAX_PUBLIC_V4:
+        return (
+            f"admits {v4:,} public IPv4 addresses ({_percent(v4, PUBLIC_V4_TOTAL)} of the internet); "
+            f"an allow-list admits at most a /8 ({MAX_PUBLIC_V4:,})"
         )
     return None
 
