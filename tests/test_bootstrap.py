@@ -362,3 +362,34 @@ def test_a_self_managed_state_bucket_stays_readable_by_previews() -> None:
     assert "s3:GetObject" in by_resource["arn:aws:s3:::acme-pulumi-state/*"]  # denied on every other object
     assert by_resource["arn:aws:kms:us-east-1:111122223333:key/k"] == ["kms:Decrypt"]
     assert all(st["Effect"] == "Deny" for st in policy["Statement"])
+
+
+def test_a_runner_group_that_reads_back_unrestricted_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An enterprise policy can keep the workflow restriction from applying: the script must not report
+    # success for a group that still admits every workflow.
+    import deploy.bootstrap.github_environments as ge
+
+    answers = {
+        "repos/acme/inferstack": "42",
+        "orgs/acme/actions/runner-groups": "[]",
+        "orgs/acme/actions/runner-groups/7": json.dumps(
+            {"restricted_to_workflows": False, "selected_workflows": [], "visibility": "selected"}
+        ),
+    }
+
+    def fake_call(self: ge._Gh, *args: str, stdin: str | None = None) -> str:
+        if args[:2] == ("api", "--method"):
+            return json.dumps({"id": 7}) if args[2] == "POST" else ""
+        return answers[args[1]]
+
+    monkeypatch.setattr(ge._Gh, "__call__", fake_call)
+    with pytest.raises(RuntimeError, match="reads back as restricted_to_workflows=False"):
+        ge._apply_runner_group(ge._Gh(dry_run=False), "acme/inferstack", "deploy")
+    answers["orgs/acme/actions/runner-groups/7"] = json.dumps(
+        {
+            "restricted_to_workflows": True,
+            "selected_workflows": ["acme/inferstack/.github/workflows/deploy.yml@refs/heads/main"],
+            "visibility": "selected",
+        }
+    )
+    ge._apply_runner_group(ge._Gh(dry_run=False), "acme/inferstack", "deploy")

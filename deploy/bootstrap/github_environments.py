@@ -127,6 +127,19 @@ def _apply_runner_group(gh: _Gh, repo: str, name: str) -> None:
             {"selected_repository_ids": [repo_id]},
         )
     )
+    if gh.dry_run:
+        return
+    # Read it back: an enterprise policy can make the workflow restriction read-only
+    # (workflow_restrictions_read_only), and a group that still admits every workflow protects nothing.
+    got = json.loads(gh("api", f"orgs/{org}/actions/runner-groups/{group_id}"))
+    wanted = (True, body["selected_workflows"], "selected")
+    actual = (got.get("restricted_to_workflows"), got.get("selected_workflows"), got.get("visibility"))
+    if actual != wanted:
+        raise RuntimeError(
+            f"runner group {name!r} reads back as restricted_to_workflows={actual[0]}, selected_workflows="
+            f"{actual[1]}, visibility={actual[2]}, not deploy.yml on main of {repo} only: fix it in the "
+            "organisation's Actions settings (Runner groups) before registering deploy runners in it"
+        )
 
 
 def parse_reviewer(value: str) -> tuple[str, str]:
