@@ -73,6 +73,15 @@ WEAKENING: Mapping[str, str] = {
     "--enable-prompt-embeds": "makes the engine deserialise tensors sent by clients (the class of "
     "CVE-2025-62164)",
     "--otlp-traces-endpoint": "sends request traces to an address of the stack file's choosing",
+    # Flags whose JSON or names reach outside the pod or import code: prompts (KV-cache events carry the
+    # prompt's token ids, vLLM ZmqEventPublisher connects out to a non-wildcard endpoint), the KV cache
+    # itself, or modules chosen by name.
+    "--kv-events-config": "publishes KV-cache events, with the prompts' token ids, to an endpoint of its JSON",
+    "--kv-transfer-config": "sends the KV cache to peers named in its JSON and imports kv_connector_module_path",
+    "--logits-processors": "imports logits processor classes by name into the engine",
+    "--worker-extension-cls": "imports a worker extension class by name into every GPU worker",
+    "--worker-cls": "replaces the GPU worker with a class imported by name",
+    "--uvicorn-log-level": "at trace, writes every request's headers (the API key among them) to the logs",
     "--enable-log-requests": "writes clients' prompts to the logs",
     "--enable-log-outputs": "writes the model's answers to the logs",
 }

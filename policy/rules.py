@@ -396,6 +396,15 @@ WEAKENING_ENGINE_FLAGS: Mapping[str, str] = {
     "--enable-prompt-embeds": "makes the engine deserialise tensors sent by clients (the class of "
     "CVE-2025-62164)",
     "--otlp-traces-endpoint": "sends request traces to an address of the stack file's choosing",
+    # Flags whose JSON or names reach outside the pod or import code: prompts (KV-cache events carry the
+    # prompt's token ids, vLLM ZmqEventPublisher connects out to a non-wildcard endpoint), the KV cache
+    # itself, or modules chosen by name.
+    "--kv-events-config": "publishes KV-cache events, with the prompts' token ids, to an endpoint of its JSON",
+    "--kv-transfer-config": "sends the KV cache to peers named in its JSON and imports kv_connector_module_path",
+    "--logits-processors": "imports logits processor classes by name into the engine",
+    "--worker-extension-cls": "imports a worker extension class by name into every GPU worker",
+    "--worker-cls": "replaces the GPU worker with a class imported by name",
+    "--uvicorn-log-level": "at trace, writes every request's headers (the API key among them) to the logs",
     "--enable-log-requests": "writes clients' prompts to the logs",
     "--enable-log-outputs": "writes the model's answers to the logs",
 }
@@ -1211,8 +1220,12 @@ def egress_not_open_to_internet(type_token: str, props: Props) -> list[str]:
     network.allow_internet_egress: true) passes: the stack accepted it in so many words."""
     if k8s_kind(type_token, props) != "NetworkPolicy":
         return []
-    if str(_dict(_dict(props.get("metadata")).get("annotations")).get(INTERNET_EGRESS_ANNOTATION) or ""):
-        return []
+    # The stack's acceptance (network.allow_internet_egress) covers the model store's rule, TCP 443 and
+    # nothing else: the other rules are still measured.
+    accepted = (
+        str(_dict(_dict(props.get("metadata")).get("annotations")).get(INTERNET_EGRESS_ANNOTATION) or "")
+        == "network.allow_internet_egress"
+    )
     fix = (
         "limit it to the model store's network (stack file: network.model_store_cidrs; prod aws and gcp stacks "
         "reach s3:// and gs:// privately by default), or accept internet egress with "
@@ -1222,6 +1235,11 @@ def egress_not_open_to_internet(type_token: str, props: Props) -> list[str]:
     every: list[str] = []  # ipBlocks of every rule: a pod may use them all, so they count as one list
     for i, rule in enumerate(_list(_dict(props.get("spec")).get("egress"))):
         peers = _list(_dict(rule).get("to"))
+        ports = [
+            (_dict(p).get("port"), _dict(p).get("protocol", "TCP")) for p in _list(_dict(rule).get("ports"))
+        ]
+        if accepted and ports == [(443, "TCP")]:
+            continue
         if not peers:
             problems.append(
                 f"{object_id(type_token, props)}: spec.egress[{i}] has no `to`, so it admits every destination, "

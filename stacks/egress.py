@@ -105,19 +105,22 @@ def _all_egress_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     land in the same NetworkPolicy as the model-store rule, and a pod may use every rule of it, so 221
     separate /8s are the internet as surely as one 0.0.0.0/0 (each alone passes the /8 bound)."""
     net = cfg.network
-    if cfg.tier.value != "prod" or net.allow_internet_egress:
+    if cfg.tier.value != "prod":
         return []
-    cidrs = [*(net.model_store_cidrs or []), *(r.cidr for r in net.extra_egress), *(net.dns_cidrs or [])]
+    # allow_internet_egress accepts the internet for the model store on 443, nothing more: then the other
+    # rules are measured on their own.
+    store = [] if net.allow_internet_egress else list(net.model_store_cidrs or [])
+    cidrs = [*store, *(r.cidr for r in net.extra_egress), *(net.dns_cidrs or [])]
     exposure = internet_exposure(cidrs)
-    if not exposure or internet_exposure(net.model_store_cidrs or []):
+    if not exposure or internet_exposure(store):
         return []  # none, or model_store_cidrs alone is already refused below, with its own message
     return [
         (
             "network.extra_egress",
             f"together with network.model_store_cidrs and network.dns_cidrs, the list {exposure}: every "
             "egress rule of the model server's NetworkPolicy serves the whole pod, the engine included, so "
-            "the rules count as one allow-list; list only the networks the pods need, or accept internet "
-            f"egress explicitly with {ACCEPTING_FIELD}: true",
+            "the rules count as one allow-list; list only the networks the pods need "
+            f"({ACCEPTING_FIELD} accepts the internet for the model store on 443 only)",
         )
     ]
 

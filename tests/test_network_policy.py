@@ -357,3 +357,18 @@ def test_extra_egress_that_together_admits_the_internet_is_refused_in_prod() -> 
     # One /8 is a network, not the internet; dev may list what it wants.
     parse_stack_config(_values("prod-aws", network={"extra_egress": extra[:1]}))
     parse_stack_config(_values("dev-aws", network={"extra_egress": extra}))
+
+
+def test_accepting_internet_egress_covers_the_model_store_on_443_only() -> None:
+    # network.allow_internet_egress (the onprem prod stack's hf:// model) is not a licence for every port.
+    wide = [{"cidr": "0.0.0.0/0", "ports": [22, 25, 80]}]
+    with pytest.raises(ConfigError) as err:
+        parse_stack_config(_values("onprem", network={"extra_egress": wide}))
+    assert "network.extra_egress" in str(err.value)
+    allow = server_allow(manifests(ROOT / "stacks" / "Pulumi.onprem.yaml"))
+    assert allow["metadata"]["annotations"][INTERNET_EGRESS_ANNOTATION] == "network.allow_internet_egress"
+    assert egress_findings([allow]) == []  # the store's 443 rule: accepted
+    allow["spec"]["egress"].append(
+        {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"port": 22, "protocol": "TCP"}]}
+    )
+    assert egress_findings([allow]), "another port to the internet is not what the stack accepted"

