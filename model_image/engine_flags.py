@@ -144,6 +144,53 @@ def weakening_flags(args: Iterable[str]) -> list[tuple[str, str]]:
     return found
 
 
+#: vLLM flags a prod stack may pass without naming them in `serving.reviewed_engine_flags`: scheduling,
+#: memory and parsing knobs that read no file, reach no address, import nothing and log nothing of a
+#: request. Every other flag needs that explicit entry in the stack file (reviewed in its pull request):
+#: vLLM has several hundred flags and three security reviews each found one more that a deny-list of
+#: weakening flags missed. `--no-X` is allowed where `--X` is.
+PROD_REVIEWED: frozenset[str] = frozenset(
+    {
+        "--max-num-seqs",
+        "--max-num-batched-tokens",
+        "--enable-chunked-prefill",
+        "--long-prefill-token-threshold",
+        "--max-num-partial-prefills",
+        "--enable-prefix-caching",
+        "--kv-cache-dtype",
+        "--block-size",
+        "--swap-space",
+        "--enforce-eager",
+        "--disable-log-stats",
+        "--scheduling-policy",
+        "--max-logprobs",
+        "--seed",
+        "--enable-auto-tool-choice",
+        "--tool-call-parser",
+        "--reasoning-parser",
+        "--limit-mm-per-prompt",
+        "--async-scheduling",
+        "--pipeline-parallel-size",
+        "--enable-expert-parallel",
+    }
+)
+
+
+def unreviewed_flags(args: Iterable[str], reviewed: Iterable[str] = ()) -> list[str]:
+    """The flags of `args` (canonical spelling) that are neither in PROD_REVIEWED nor in `reviewed`. An
+    abbreviation is never taken as the flag it may stand for: it is unreviewed until written out."""
+    allowed = set(PROD_REVIEWED) | {f for f in (normalise(r) for r in reviewed) if f}
+    found: set[str] = set()
+    for arg in args:
+        flag = normalise(arg)
+        if flag is None:
+            continue
+        positive = "--" + flag.removeprefix("--no-") if flag.startswith("--no-") else flag
+        if flag not in allowed and positive not in allowed:
+            found.add(flag)
+    return sorted(found)
+
+
 #: Words in a flag's name whose value is a secret: never written to a log line.
 _SECRET_WORDS = ("key", "token", "secret", "password", "passwd", "credential", "auth")
 

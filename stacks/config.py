@@ -29,7 +29,13 @@ from components.choices import (
     TlsMode,
 )
 from components.monitoring import PROMETHEUS_POD_LABELS
-from model_image.engine_flags import TRANSFORMERS_MANAGED, VLLM_MANAGED, managed_flag_problems
+from model_image.engine_flags import (
+    TRANSFORMERS_MANAGED,
+    VLLM_MANAGED,
+    managed_flag_problems,
+    unreviewed_flags,
+    weakening_flags,
+)
 from stacks.cold_start import (
     IMAGE_PULL_SECONDS,
     NODE_PROVISIONING_SECONDS,
@@ -291,7 +297,14 @@ class ServingConfig(Section):
         description="more engine flags, one word per entry (e.g. ['--max-num-seqs', '64']); never a flag the "
         "launcher sets (--host, --port, --api-key, --served-model-name, ..., in any spelling vLLM accepts) "
         "nor --config; in prod, no flag that weakens the endpoint (--trust-remote-code, ...: policy "
-        "engine-flags-not-weakened)",
+        "engine-flags-not-weakened), and only flags of the reviewed list (model_image/engine_flags.py "
+        "PROD_REVIEWED: scheduling and memory knobs) or of serving.reviewed_engine_flags",
+    )
+    reviewed_engine_flags: list[str] = Field(
+        default_factory=list,
+        description="prod stacks: engine flags beyond the reviewed list that this stack's owners have checked "
+        "(reads no file, reaches no address, imports no code, logs no request), written out in full "
+        "(e.g. ['--max-seq-len-to-capture']); a weakening flag cannot be listed",
     )
     startup_timeout_seconds: int = Field(
         600, ge=60, le=3600, description="how long a model may take to load before the pod is restarted"
@@ -663,6 +676,43 @@ def _metrics_server_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     return problems
 
 
+def _reviewed_flag_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    """Prod stacks pass the engine only reviewed flags (model_image/engine_flags.py PROD_REVIEWED, or
+    serving.reviewed_engine_flags), and no weakening flag can be declared reviewed."""
+    s = cfg.serving
+    problems = [
+        (
+            "serving.reviewed_engine_flags",
+            f"{flag} weakens the endpoint ({why}): it cannot be reviewed in; remove it",
+        )
+        for flag, why in weakening_flags(s.reviewed_engine_flags)
+    ]
+    if cfg.tier.value != "prod" or s.engine is not Engine.VLLM:
+        return problems
+    weakening = weakening_flags(s.extra_engine_args)
+    problems.extend(
+        ("serving.extra_engine_args", f"{flag} weakens the endpoint ({why}): a prod stack may not pass it")
+        for flag, why in weakening
+    )
+    unreviewed = [
+        f
+        for f in unreviewed_flags(s.extra_engine_args, s.reviewed_engine_flags)
+        if f not in {w for w, _ in weakening}
+    ]
+    if unreviewed:
+        problems.append(
+            (
+                "serving.extra_engine_args",
+                f"a prod stack passes the engine only reviewed flags, and {', '.join(unreviewed)} "
+                f"{'is' if len(unreviewed) == 1 else 'are'} not on the list (model_image/engine_flags.py "
+                "PROD_REVIEWED: scheduling and memory knobs): check in vLLM's docs that each reads no file, "
+                "reaches no address, imports no code and logs no request, then add it, written out in full, "
+                "to serving.reviewed_engine_flags",
+            )
+        )
+    return problems
+
+
 def _cross_field_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     """Rules that span sections. Returns (field path, message with the fix) for each violation."""
     problems: list[tuple[str, str]] = []
@@ -676,6 +726,7 @@ def _cross_field_problems(cfg: StackConfig) -> list[tuple[str, str]]:
         ("serving.extra_engine_args", message)
         for message in managed_flag_problems(s.extra_engine_args, managed, "serving.extra_engine_args")
     )
+    problems.extend(_reviewed_flag_problems(cfg))
     if a.min_replicas > a.max_replicas:
         problems.append(
             (

@@ -551,3 +551,33 @@ def test_kubernetes_older_than_the_prestop_sleep_hook_is_refused_naming_why(
     else:
         problem = problems_of(values)["cluster.kubernetes_version"]
         assert f"Kubernetes {version} is older than 1.30" in problem and "preStop `sleep`" in problem
+
+
+def test_prod_stacks_pass_the_engine_only_reviewed_flags() -> None:
+    # A deny-list of weakening flags kept missing one (three security reviews, three more flags): in prod
+    # every flag outside the reviewed list must be declared reviewed by the stack, in full spelling.
+    prod: dict[str, Any] = {"tier": "prod", "network": {"allow_internet_egress": True}}
+    found = problems_of(
+        minimal(**prod, serving={"image": "a/b:1", "extra_engine_args": ["--kv-cache-memory", "1"]})
+    )
+    assert "--kv-cache-memory is not on the list" in found["serving.extra_engine_args"]
+    assert "serving.reviewed_engine_flags" in found["serving.extra_engine_args"]
+    # An abbreviation of a reviewed flag is not taken as it: written out or refused.
+    found = problems_of(
+        minimal(**prod, serving={"image": "a/b:1", "extra_engine_args": ["--max-num-s", "64"]})
+    )
+    assert "--max-num-s is not on the list" in found["serving.extra_engine_args"]
+    ok = {"image": "a/b:1", "extra_engine_args": ["--max_num_seqs", "64", "--no-enable-prefix-caching"]}
+    parse_stack_config(minimal(**prod, serving=ok))
+    declared = {
+        **ok,
+        "extra_engine_args": ["--kv-cache-memory", "1"],
+        "reviewed_engine_flags": ["--kv-cache-memory"],
+    }
+    parse_stack_config(minimal(**prod, serving=declared))
+    # Dev stacks are not held to the list; nobody can review a weakening flag in.
+    parse_stack_config(minimal(serving={"image": "a/b:1", "extra_engine_args": ["--kv-cache-memory", "1"]}))
+    bad = {"image": "a/b:1", "reviewed_engine_flags": ["--trust_remote_code"]}
+    assert (
+        "cannot be reviewed in" in problems_of(minimal(**prod, serving=bad))["serving.reviewed_engine_flags"]
+    )
