@@ -405,6 +405,29 @@ WEAKENING_ENGINE_FLAGS: Mapping[str, str] = {
     "--worker-extension-cls": "imports a worker extension class by name into every GPU worker",
     "--worker-cls": "replaces the GPU worker with a class imported by name",
     "--uvicorn-log-level": "at trace, writes every request's headers (the API key among them) to the logs",
+    # Flags a stack could otherwise declare reviewed (the fourth security review): each reads a file, names
+    # something imported, fetches a model, or changes who may call the engine.
+    "--chat-template": "reads a template file of its choosing (put the template in the model's files: "
+    "chat_template.jinja, fetched and verified)",
+    "--compilation-config": "its JSON names a compile backend imported by qualified name",
+    "-O": "sets the compilation config, whose JSON names a backend imported by qualified name",
+    "--scheduler-cls": "imports the scheduler class by name",
+    "--distributed-executor-backend": "imports an executor class by qualified name",
+    "--ec-transfer-config": "sends encoder caches to peers named in its JSON and imports its connector",
+    "--speculative-config": "loads a draft model that fetch neither downloads nor verifies",
+    "--tokenizer": "loads a tokenizer from a path or repository that fetch neither downloads nor verifies",
+    "--hf-config-path": "reads the model config from another path or repository",
+    "--generation-config": "reads generation defaults from another path",
+    "--hf-overrides": "rewrites the model's config (auto_map among it)",
+    "--lora-modules": "loads adapter weights that fetch neither downloads nor verifies",
+    "--load-format": "changes how weights are read, past the verified cache",
+    "--model-loader-extra-config": "passes loader options past the verified cache",
+    "--download-dir": "points the engine at another weights folder",
+    "--allowed-origins": "lets browsers on other origins call the engine (CORS)",
+    "--allow-credentials": "lets browsers send credentials cross-origin (CORS)",
+    "--ssl-keyfile": "serves TLS from a key file of its choosing (the gateway terminates TLS)",
+    "--ssl-certfile": "serves TLS from a certificate file of its choosing (the gateway terminates TLS)",
+    "--ssl-ca-certs": "changes which clients the engine trusts (the gateway terminates TLS)",
     "--enable-log-requests": "writes clients' prompts to the logs",
     "--enable-log-outputs": "writes the model's answers to the logs",
 }
@@ -418,7 +441,7 @@ def normalise_engine_flag(arg: str) -> str | None:
         name = arg[2:].split("=", 1)[0].split(".", 1)[0]
         return "--" + name.replace("_", "-")
     short = arg.split("=", 1)[0]
-    if len(short) > 2 and short[:2] in ("-q",):
+    if len(short) > 2 and short[:2] in ("-q", "-O"):
         return short[:2]
     return short
 

@@ -581,3 +581,28 @@ def test_prod_stacks_pass_the_engine_only_reviewed_flags() -> None:
     assert (
         "cannot be reviewed in" in problems_of(minimal(**prod, serving=bad))["serving.reviewed_engine_flags"]
     )
+
+
+@pytest.mark.parametrize(
+    "flag",
+    [
+        "--chat-template",
+        "--compilation-config",
+        "-O",
+        "--scheduler-cls",
+        "--speculative-config",
+        "--tokenizer",
+    ],
+)
+def test_a_flag_that_reads_a_file_or_imports_by_name_cannot_be_declared_reviewed(flag: str) -> None:
+    # The fourth security review: these passed prod check once listed in serving.reviewed_engine_flags.
+    prod: dict[str, Any] = {"tier": "prod", "network": {"allow_internet_egress": True}}
+    found = problems_of(minimal(**prod, serving={"image": "a/b:1", "reviewed_engine_flags": [flag]}))
+    assert "cannot be reviewed in" in found["serving.reviewed_engine_flags"]
+    found = problems_of(
+        minimal(
+            **prod,
+            serving={"image": "a/b:1", "extra_engine_args": [flag + "3" if flag == "-O" else flag, "x"]},
+        )
+    )
+    assert "weakens the endpoint" in found["serving.extra_engine_args"]
