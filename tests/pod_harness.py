@@ -52,8 +52,11 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from inferstack.validation.policies import load_rules
 
 # The Docker client: `make e2e` names Debian's (/usr/bin/docker, which builds with BuildKit without the
 # buildx plugin) when it started Debian's engine itself (tests/image_build.py).
@@ -66,29 +69,27 @@ class PodRunError(AssertionError):
 
 # --- quantities ------------------------------------------------------------------------------------
 
-_SUFFIX = {
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
-    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "": 1,
-}  # fmt: skip
+
+_parse_quantity = load_rules().parse_quantity
+
+
+def _quantity(value: str | int, what: str) -> Decimal:
+    """A Kubernetes quantity in base units, read by the policy pack's parser (policy/rules.py
+    parse_quantity: the whole grammar, "500m", "4Gi", "1e3"); PodRunError naming `what` when malformed."""
+    parsed = _parse_quantity(value)
+    if parsed is None:
+        raise PodRunError(f"{what}: {value!r} is not a Kubernetes quantity (e.g. 4Gi, 512M, 2, 500m)")
+    return Decimal(parsed)
 
 
 def quantity_bytes(value: str | int, what: str) -> int:
     """A Kubernetes memory/storage quantity ("4Gi", "512M", "1000") in bytes."""
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGT]i|[kMGT])?", str(value))
-    if not m:
-        raise PodRunError(f"{what}: quantity {value!r} is not one the harness reads (e.g. 4Gi, 512M)")
-    return int(float(m.group(1)) * _SUFFIX[m.group(2) or ""])
+    return int(_quantity(value, what))
 
 
 def quantity_cpus(value: str | int, what: str) -> str:
     """A CPU quantity ("2", "500m") as Docker's --cpus decimal."""
-    text = str(value)
-    if text.endswith("m"):
-        return f"{int(text[:-1]) / 1000:g}"
-    try:
-        return f"{float(text):g}"
-    except ValueError:
-        raise PodRunError(f"{what}: cpu {value!r} is not a quantity (e.g. 2, 500m)") from None
+    return f"{float(_quantity(value, what)):g}"
 
 
 # --- the pod in the plan ---------------------------------------------------------------------------
