@@ -16,7 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, ValidatorFunctionWrapHandler, create_model, field_validator, model_validator
 
 from components.address_space import covers_every_address
 from components.choices import (
@@ -484,6 +484,40 @@ class RateLimitConfig(Section):
     )
 
 
+class TokenQuotaConfig(Section):
+    """One API client's token budget, counted from the responses' `usage` (components/token_quota.py)."""
+
+    client: K8sName = Field(..., description="the API client id (one of serving.api_keys.clients)")
+    tokens_per_minute: int | None = Field(
+        None, ge=1, le=10**12, description="prompt + completion tokens per minute, all models together"
+    )
+    tokens_per_day: int | None = Field(
+        None, ge=1, le=10**15, description="prompt + completion tokens per day, all models together"
+    )
+
+    @model_validator(mode="after")
+    def _some_budget(self) -> TokenQuotaConfig:
+        if self.tokens_per_minute is None and self.tokens_per_day is None:
+            raise ValueError(
+                f"token quota for {self.client!r} sets no budget: give tokens_per_minute, tokens_per_day or both"
+            )
+        return self
+
+
+class QuotaStoreConfig(Section):
+    """The Redis the gateway's global rate limit counts tokens in (only with gateway.token_quotas)."""
+
+    persistence: bool = Field(
+        False,
+        description="keep the counters on a PersistentVolumeClaim across Redis restarts; off: a restart "
+        "forgets the minute's and the day's counts (clients get their full budget back)",
+    )
+    size: Quantity = Field("1Gi", description="size of the claim when persistence is on")
+    storage_class: K8sName | None = Field(
+        None, description="StorageClass of the claim (default: the cluster's default class)"
+    )
+
+
 class GatewayConfig(Section):
     hostname: str = Field(..., description="DNS name clients use; the certificate is issued for it")
     load_balancer: LoadBalancerConfig = Field(default_factory=LoadBalancerConfig)  # type: ignore[arg-type]
@@ -491,6 +525,12 @@ class GatewayConfig(Section):
         default_factory=lambda: ["0.0.0.0/0"], min_length=1, description="client networks let through"
     )
     rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)  # type: ignore[arg-type]
+    token_quotas: list[TokenQuotaConfig] = Field(
+        default_factory=list,
+        description="token budgets per API client (per minute and/or per day), enforced by the gateway from "
+        "each response's usage, streamed ones included; 429 with Retry-After when spent",
+    )
+    quota_store: QuotaStoreConfig = Field(default_factory=QuotaStoreConfig)  # type: ignore[arg-type]
     envoy_replicas: int = Field(
         2,
         ge=1,
@@ -595,6 +635,177 @@ class GpuPoolConfig(Section):
     )
 
 
+# --- several models ---------------------------------------------------------------------------------
+
+#: The sections a model (or a variant) may override; everything else is the stack's, shared by all models.
+PER_MODEL_SECTIONS = ("model", "serving", "autoscaling")
+#: Per-variant: a variant is the same public model served another way (other weights, image, flags).
+PER_VARIANT_SECTIONS = ("model", "serving")
+#: Fields a model may not override: the public name is the entry's `name`; API keys are the stack's.
+_NOT_PER_MODEL = {"model": {"served_name"}, "serving": {"api_keys"}, "autoscaling": set()}
+#: The component name of the single-model form (stacks/workload.py NAME): its objects keep their names.
+SINGLE_MODEL_RESOURCE_NAME = "llm"
+#: Longest `id`: object names are `llm-<id>[-<variant>]` plus suffixes such as `-fetch-model-egress`,
+#: and Service names are DNS labels (63 characters).
+_MAX_ID = 24
+_ID = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+def _override_of(section: type[Section], per: str) -> type[Section]:
+    """`section` with every field optional and no default: what a model or variant sets over the stack's
+    section. Validators run on the merged section (the real class), so an override is checked exactly as
+    the same keys would be at the top level."""
+    fields: dict[str, Any] = {
+        name: (info.annotation | None, Field(None, description=info.description))
+        for name, info in section.model_fields.items()
+        if name not in _NOT_PER_MODEL[section.__name__.removesuffix("Config").lower()]
+    }
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        f"{per}{section.__name__.removesuffix('Config')}Override",
+        __base__=Section,
+        __doc__=f"Keys of `{section.__name__.removesuffix('Config').lower()}` this {per.lower()} sets "
+        "differently from the stack's section.",
+        **fields,
+    )
+
+
+ModelModelOverride = _override_of(ModelConfig, "Model")
+ModelServingOverride = _override_of(ServingConfig, "Model")
+ModelAutoscalingOverride = _override_of(AutoscalingConfig, "Model")
+VariantModelOverride = _override_of(ModelConfig, "Variant")
+VariantServingOverride = _override_of(ServingConfig, "Variant")
+
+
+class VariantEntry(Section):
+    """One version of a model behind the same public name (A/B, canary)."""
+
+    name: str = Field(
+        ..., pattern=r"^[a-z0-9]([-a-z0-9]{0,10}[a-z0-9])?$", description="label, e.g. v1 or canary (12 chars)"
+    )
+    weight: int = Field(
+        ...,
+        ge=0,
+        le=100,
+        description="percent of the model's API clients sent to this variant (each client sticks to one); "
+        "a model's weights sum to 100",
+    )
+    model: VariantModelOverride | None = Field(None, description="model keys that differ for this variant")  # type: ignore[valid-type]
+    serving: VariantServingOverride | None = Field(  # type: ignore[valid-type]
+        None, description="serving keys that differ for this variant"
+    )
+
+
+class ModelEntry(Section):
+    """One model the stack serves, under its public name. Unset keys come from the stack's sections."""
+
+    name: str = Field(
+        ...,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$",
+        description="the public model name clients send as `model` (and /v1/models lists)",
+    )
+    id: str | None = Field(
+        None,
+        pattern=_ID,
+        max_length=_MAX_ID,
+        description="short name for the model's Kubernetes objects (llm-<id>); default: from name",
+    )
+    model: ModelModelOverride | None = Field(None, description="model keys that differ for this model")  # type: ignore[valid-type]
+    serving: ModelServingOverride | None = Field(None, description="serving keys that differ for this model")  # type: ignore[valid-type]
+    autoscaling: ModelAutoscalingOverride | None = Field(  # type: ignore[valid-type]
+        None, description="autoscaling keys that differ for this model (min_replicas 0: scale to zero)"
+    )
+    variants: list[VariantEntry] = Field(
+        default_factory=list,
+        description="weighted versions of this model (A/B, canary); none: one version",
+    )
+
+    @property
+    def object_id(self) -> str:
+        """`id`, or the name made into a DNS label: lowercase, other characters as '-'."""
+        if self.id:
+            return self.id
+        slug = re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")
+        return slug[:_MAX_ID].rstrip("-")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServedVariant:
+    """One Deployment the stack runs: a model, or one variant of it, with the stack as it sees it.
+
+    `config` is the whole stack validated with this variant's model/serving/autoscaling merged over the
+    stack's sections (variant over model over stack), so every single-model rule (memory, cache size,
+    GPU family, egress) holds per variant. `resource_name` names its objects: `llm` in the single-model
+    form (unchanged from before models existed), `llm-<id>` or `llm-<id>-<variant>` otherwise.
+    """
+
+    model_name: str
+    variant: str | None
+    weight: int
+    # Not compared or shown: the single-model form's variant is the stack itself (a cycle).
+    config: StackConfig = dataclasses.field(compare=False, repr=False)
+    resource_name: str = ""
+    path: str = ""  # where in the stack file it is defined, for messages: "" or "models[1].variants[0]"
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over`'s keys over `base`'s, recursing into mappings; None in `over` means unset."""
+    merged = dict(base)
+    for key, value in over.items():
+        if value is None:
+            continue
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _variant_values(data: dict[str, Any], entry: dict[str, Any], variant: dict[str, Any] | None) -> dict[str, Any]:
+    """The stack's values as one model variant sees them (no `models` key)."""
+    values = {k: v for k, v in data.items() if k != "models"}
+    for section in PER_MODEL_SECTIONS:
+        merged = _deep_merge(_as_dict(data.get(section)), _as_dict(entry.get(section)))
+        if variant is not None and section in PER_VARIANT_SECTIONS:
+            merged = _deep_merge(merged, _as_dict(variant.get(section)))
+        if section == "model" and entry.get("name") is not None:
+            merged["served_name"] = entry["name"]
+        values[section] = merged
+    return values
+
+
+def _located(
+    problems: list[tuple[str, str]], entry: dict[str, Any], variant: dict[str, Any] | None, i: int, j: int | None
+) -> list[tuple[str, str]]:
+    """Problems of a variant's merged stack, located at the key that set the value: the variant's, the
+    model's, or the stack's own section (then said to be for this model). Problems already located in
+    `models` (an override's own type errors) stay as they are, and a relocated problem is dropped where
+    one is already reported at the same place."""
+    located: list[tuple[str, str]] = []
+    for path, message in problems:
+        section, _, rest = path.partition(".")
+        key = rest.partition(".")[0].partition("[")[0]
+        if path.startswith("models["):
+            where = path
+        elif section not in PER_MODEL_SECTIONS:
+            where = path  # a shared section: the same for every model
+        elif variant is not None and key and key in _as_dict(variant.get(section)):
+            where = f"models[{i}].variants[{j}].{path}"
+        elif key and key in _as_dict(entry.get(section)):
+            where = f"models[{i}].{path}"
+        else:
+            label = entry.get("name", f"models[{i}]")
+            suffix = f" variant {variant.get('name')}" if variant is not None else ""
+            where = path
+            message = f"for model {label}{suffix}: {message}"
+        if not any(w == where for w, _ in located):
+            located.append((where, message))
+    return located
+
+
 # --- the whole file -----------------------------------------------------------------------------------
 
 
@@ -622,15 +833,96 @@ class StackConfig(Section):
     gcp: GcpConfig | None = Field(
         None, description="platform gcp: project, region, network, GKE, GPU nodes, model bucket"
     )
-    # Several model variants with traffic weights (A/B rollouts) will arrive as a `variants` list whose
-    # entries carry their own model + serving; the components already take a list of weighted backends.
+    models: list[ModelEntry] | None = Field(
+        None,
+        min_length=1,
+        max_length=16,
+        description="several models behind one hostname and one set of API keys: each entry's unset keys "
+        "come from the stack's model/serving/autoscaling sections (shared defaults, written once); "
+        "absent: the stack serves the one model of those sections",
+    )
 
-    @model_validator(mode="after")
-    def _cross_field_rules(self) -> StackConfig:
-        problems = [*_cross_field_problems(self)]
+    _served: list[ServedVariant] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _resolve_models(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> StackConfig:
+        """With `models`, the stack-level model/serving/autoscaling are the first model's (so every
+        single-model rule runs on it), and every other model and variant is validated as a stack of its
+        own; its problems are located at the key that set the value."""
+        entries = data.get("models") if isinstance(data, dict) else None
+        if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+            cfg = _validated(handler, data)
+            if cfg.models is None:
+                cfg._served = [ServedVariant(cfg.model.name, None, 100, cfg, SINGLE_MODEL_RESOURCE_NAME, "")]
+            return cfg
+        plan: list[tuple[int, dict[str, Any], int | None, dict[str, Any] | None]] = []
+        for i, entry in enumerate(entries):
+            variants = entry.get("variants") or []
+            if isinstance(variants, list) and variants and all(isinstance(v, dict) for v in variants):
+                plan.extend((i, entry, j, variant) for j, variant in enumerate(variants))
+            else:
+                plan.append((i, entry, None, None))
+        first_i, first_entry, first_j, first_variant = plan[0]
+        try:
+            cfg = _validated(handler, {**data, **_variant_values(data, first_entry, first_variant)})
+        except ValidationError as err:
+            problems = problems_from(err, StackConfig)
+            raise CrossFieldErrors(_located(problems, first_entry, first_variant, first_i, first_j)) from None
+        served: list[ServedVariant] = []
+        problems = []
+        assert cfg.models is not None
+        for i, entry, j, variant in plan:
+            model = cfg.models[i]
+            name = f"{SINGLE_MODEL_RESOURCE_NAME}-{model.object_id}"
+            path = f"models[{i}]" + (f".variants[{j}]" if j is not None else "")
+            if variant is not None:
+                name = f"{name}-{variant['name']}"
+            if (i, j) == (first_i, first_j):
+                variant_cfg = cfg
+            else:
+                try:
+                    variant_cfg = StackConfig.model_validate(_variant_values(data, entry, variant))
+                except ValidationError as err:
+                    problems.extend(_located(problems_from(err, StackConfig), entry, variant, i, j))
+                    continue
+            weight = model.variants[j].weight if j is not None else 100
+            served.append(
+                ServedVariant(model.name, model.variants[j].name if j is not None else None, weight, variant_cfg, name, path)
+            )
+        problems.extend(_models_problems(cfg))
         if problems:
-            raise CrossFieldErrors(problems)
-        return self
+            raise CrossFieldErrors(list(dict.fromkeys(problems)))
+        cfg._served = served
+        return cfg
+
+    @property
+    def served(self) -> list[ServedVariant]:
+        """Every Deployment the stack runs, in file order: one per model, or per variant of a model."""
+        return list(self._served)
+
+    @property
+    def model_names(self) -> list[str]:
+        """The public model names, in file order (what /v1/models lists)."""
+        return list(dict.fromkeys(v.model_name for v in self._served))
+
+    @property
+    def routes_by_model(self) -> bool:
+        """Whether the gateway reads the `model` field (Envoy AI Gateway): several models or variants,
+        token quotas, or a model that scales to zero (its requests are held and /v1/models answered by
+        the gateway). A single model without these keeps the plain HTTPRoute to its Service."""
+        return (
+            self.models is not None
+            and (len(self._served) > 1 or any(v.variant is not None for v in self._served))
+            or bool(self.gateway.token_quotas)
+            or any(v.config.scales_to_zero for v in self._served)
+        )
+
+    @property
+    def scales_to_zero(self) -> bool:
+        """Queue-depth autoscaling that may reach zero replicas (the vLLM engine only)."""
+        a = self.autoscaling
+        return a.enabled and a.min_replicas == 0 and self.serving.engine is Engine.VLLM
 
     @property
     def uses_gpu(self) -> bool:
@@ -652,6 +944,71 @@ class StackConfig(Section):
         if install is None:
             return "platform" if self.platform is Platform.GCP else "stack"
         return "stack" if install else "cluster"
+
+
+def _validated(handler: ValidatorFunctionWrapHandler, data: Any) -> StackConfig:
+    """The fields validated by pydantic, then the cross-field rules (raised as one ValidationError so a
+    caller may locate them)."""
+    cfg = handler(data)
+    problems = _cross_field_problems(cfg)
+    if problems:
+        raise ValidationError.from_exception_data(
+            "StackConfig",
+            [{"type": "value_error", "loc": (), "input": data, "ctx": {"error": CrossFieldErrors(problems)}}],
+        )
+    return cfg  # type: ignore[no-any-return]
+
+
+def _models_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    """Rules across the models of one stack: unique names and ids, weights that sum to 100."""
+    problems: list[tuple[str, str]] = []
+    seen_names: dict[str, int] = {}
+    seen_ids: dict[str, int] = {}
+    for i, model in enumerate(cfg.models or []):
+        if model.name in seen_names:
+            problems.append((f"models[{i}].name", f"{model.name!r} is also models[{seen_names[model.name]}]: names are unique"))
+        seen_names.setdefault(model.name, i)
+        if not model.object_id:
+            problems.append((f"models[{i}].id", f"{model.name!r} makes no object name: set id, e.g. llama-8b"))
+        elif model.object_id in seen_ids:
+            problems.append(
+                (
+                    f"models[{i}].id",
+                    f"objects of {model.name!r} would be named like models[{seen_ids[model.object_id]}]'s "
+                    f"(llm-{model.object_id}): set a distinct id",
+                )
+            )
+        seen_ids.setdefault(model.object_id, i)
+        if model.variants:
+            total = sum(v.weight for v in model.variants)
+            if total != 100:
+                weights = " + ".join(f"{v.name} {v.weight}" for v in model.variants)
+                problems.append(
+                    (f"models[{i}].variants", f"weights sum to {total} ({weights}): make them sum to 100")
+                )
+            names = [v.name for v in model.variants]
+            for dup in sorted({n for n in names if names.count(n) > 1}):
+                problems.append((f"models[{i}].variants", f"variant {dup!r} appears twice: names are unique"))
+    return problems
+
+
+def _token_quota_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    """Every quota names a known API client, once."""
+    clients = cfg.serving.api_keys.clients
+    problems: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for i, quota in enumerate(cfg.gateway.token_quotas):
+        if quota.client not in clients:
+            problems.append(
+                (
+                    f"gateway.token_quotas[{i}].client",
+                    f"{quota.client!r} is not an API client: use one of serving.api_keys.clients ({', '.join(clients)})",
+                )
+            )
+        if quota.client in seen:
+            problems.append((f"gateway.token_quotas[{i}].client", f"{quota.client!r} has two quotas: merge them"))
+        seen.add(quota.client)
+    return problems
 
 
 def _metrics_server_problems(cfg: StackConfig) -> list[tuple[str, str]]:
@@ -858,6 +1215,7 @@ def _cross_field_problems(cfg: StackConfig) -> list[tuple[str, str]]:
 
     problems.extend(model_store_egress_problems(cfg))
     problems.extend(_memory_problems(cfg))
+    problems.extend(_token_quota_problems(cfg))
     problems.extend(_model_cache_problems(cfg))
     problems.extend(_managed_cluster_problems(cfg))
     problems.extend(aws_problems(cfg))
@@ -1122,10 +1480,32 @@ def decode_pulumi_config(raw: dict[str, str]) -> dict[str, Any]:
     return values
 
 
+#: The stack's `model` section when `models` is set: shared defaults, so no key is required.
+StackModelDefaults = _override_of(ModelConfig, "Stack")
+
+
+def _sections_schema(prefix: str = "") -> dict[str, Any]:
+    """StackConfig's JSON Schema, with `model` required only when `models` is absent (then it holds
+    defaults: every key optional). `prefix` is put before the section names in the conditional."""
+    schema = StackConfig.model_json_schema(ref_template="#/$defs/{model}")
+    defaults = StackModelDefaults.model_json_schema(ref_template="#/$defs/{model}")
+    schema.setdefault("$defs", {}).update(defaults.pop("$defs", {}))
+    schema["$defs"][StackModelDefaults.__name__] = defaults
+    schema["required"] = [r for r in schema.get("required", []) if r != "model"]
+    full = schema["properties"]["model"]
+    schema["properties"]["model"] = {
+        "description": "the model (without `models`), or the defaults every entry of `models` starts from"
+    }
+    schema["if"] = {"required": [f"{prefix}models"]}
+    schema["then"] = {"properties": {f"{prefix}model": {"$ref": f"#/$defs/{StackModelDefaults.__name__}"}}}
+    schema["else"] = {"required": [f"{prefix}model"], "properties": {f"{prefix}model": full}}
+    return schema
+
+
 def json_schema() -> dict[str, Any]:
     """JSON Schema of the `inferstack:*` values alone, keyed by section without the namespace (`model`,
     `serving`, ...): what `parse_stack_config` and the Pulumi program validate."""
-    schema = StackConfig.model_json_schema()
+    schema = _sections_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "InferStack stack configuration (the inferstack: keys of Pulumi.<env>.yaml)"
     return schema
@@ -1140,7 +1520,7 @@ def stack_file_json_schema() -> dict[str, Any]:
     other namespaces (`kubernetes:context`, `aws:region`, `pulumi:tags`) are allowed with any value,
     since they belong to their providers. An editor's YAML language server validates stack files with it.
     """
-    sections = StackConfig.model_json_schema()
+    sections = _sections_schema(prefix=f"{CONFIG_NAMESPACE}:")
     definitions = sections.pop("$defs", {})
     config = {
         "type": "object",
@@ -1154,6 +1534,9 @@ def stack_file_json_schema() -> dict[str, Any]:
         # matches neither this nor `properties`, so additionalProperties refuses it.
         "patternProperties": {f"^(?!{CONFIG_NAMESPACE}:)[^:\\s]+:.+$": {}},
         "additionalProperties": False,
+        "if": sections["if"],
+        "then": sections["then"],
+        "else": sections["else"],
     }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

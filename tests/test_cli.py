@@ -134,7 +134,9 @@ def test_schema_sections_flag_prints_the_values_form(capsys: pytest.CaptureFixtu
     code, out, _ = run(capsys, "schema", "--sections")
     assert code == EXIT_OK
     schema = json.loads(out)
-    assert {"model", "serving", "gateway"} <= set(schema["required"])
+    assert {"serving", "gateway"} <= set(schema["required"])
+    # `model` is required unless `models` lists the models (then it holds their shared defaults).
+    assert schema["if"] == {"required": ["models"]} and schema["else"]["required"] == ["model"]
     assert schema["additionalProperties"] is False
 
 
@@ -248,7 +250,10 @@ def test_every_quantity_field_says_the_expected_form() -> None:
         section, key = path.rsplit(".", 1)
         for bad in (64, "64 GB"):
             values = minimal()
-            values.setdefault(section, {})[key] = bad
+            target = values
+            for part in section.split("."):  # nested sections, e.g. gateway.quota_store
+                target = target.setdefault(part, {})
+            target[key] = bad
             message = problems_of(values)[path]
             assert f'a Kubernetes quantity string such as "{field.default}"' in message, message
             assert "Input should" not in message and "pattern" not in message
