@@ -1235,6 +1235,20 @@ def _weight_bytes(cfg: StackConfig) -> float:
     return m.parameters_b * 1e9 * weight_bytes_per_parameter(m.dtype.value, quant)
 
 
+def gpu_range(cfg: StackConfig) -> tuple[int, int]:
+    """GPUs the stack's model servers use at their fewest and most replicas, summed over every model and
+    variant (each: GPUs per replica x min/max replicas, or x the fixed count; 0 for the CPU engine)."""
+    low = high = 0
+    for variant in cfg.served:
+        v = variant.config
+        if not v.uses_gpu:
+            continue
+        per, a = v.serving.gpus_per_replica, v.autoscaling
+        fewest, most = (a.min_replicas, a.max_replicas) if a.enabled else (v.serving.replicas, v.serving.replicas)
+        low, high = low + per * fewest, high + per * most
+    return low, high
+
+
 def cold_start_seconds(cfg: StackConfig) -> int:
     """One replica's cold start for this stack (seconds): GPU node, image pull, weight download and the
     startup probe's budget (stacks/cold_start.py). The scale-to-zero cooldown's floor, and the unit of

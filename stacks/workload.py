@@ -31,7 +31,7 @@ from components.monitoring import Monitoring, MonitoringArgs
 from components.network_policy import acme_http01_solver_allow, namespace_default_deny
 from components.tls import TlsCertificates, TlsCertificatesArgs
 from stacks.cold_start import progress_deadline_seconds, rollout_timeout_seconds
-from stacks.config import Platform, StackConfig, cold_start_seconds, cooldown_seconds
+from stacks.config import Platform, ServedVariant, StackConfig, cold_start_seconds, cooldown_seconds
 from stacks.egress import ACCEPTING_FIELD, internet_egress_accepted, model_store_cidrs
 from stacks.rollout import most_replicas, stack_rollout_strategy
 
@@ -147,18 +147,8 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             "acme-http01-solver-allow", ns, ENVOY_PROXY_NAMESPACE, ENVOY_PROXY_POD_LABELS, in_namespace
         )
 
-    node_selector: dict[str, str] = {}
-    tolerations: list[dict[str, str]] = []
-    gpu_resource = "nvidia.com/gpu"
-    if ctx.placement is not None:
-        node_selector, tolerations, gpu_resource = (
-            ctx.placement.node_selector,
-            ctx.placement.tolerations,
-            ctx.placement.gpu_resource_name,
-        )
-
-    queue_scaling = cfg.autoscaling.enabled and cfg.serving.engine is Engine.VLLM
-    scale_to_zero = queue_scaling and cfg.autoscaling.min_replicas == 0
+    served = cfg.served
+    scale_to_zero = any(v.config.scales_to_zero for v in served)
     # The Envoy PodMonitor goes into envoy-gateway-system, which the Envoy Gateway release (created with
     # the gateway, below) makes with create_namespace: Monitoring waits for that release. The gateway
     # needs the model server, which needs Monitoring's CRDs, so the release is handed over once it
@@ -185,61 +175,11 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
         [monitoring.release] if monitoring is not None and monitoring.release is not None else []
     )
 
-    rollout = stack_rollout_strategy(cfg)
-    cold_start = cold_start_seconds(cfg)
-    store_cidrs = model_store_cidrs(cfg, ctx.model_store_private_cidrs)
-    server = ModelServer(
-        NAME,
-        ModelServerArgs(
-            namespace=ns,
-            engine=cfg.serving.engine,
-            image=cfg.serving.image,
-            model_uri=cfg.model.uri,
-            served_model_name=cfg.model.name,
-            max_model_len=cfg.model.max_model_len,
-            replicas=cfg.autoscaling.min_replicas if cfg.autoscaling.enabled else cfg.serving.replicas,
-            autoscaled=cfg.autoscaling.enabled,
-            cpu=cfg.serving.cpu,
-            memory=cfg.serving.memory,
-            progress_deadline_seconds=progress_deadline_seconds(cold_start),
-            # A rollout replaces every replica the autoscaler may have made, one after another.
-            rollout_timeout_seconds=rollout_timeout_seconds(cold_start, most_replicas(cfg)),
-            dtype=cfg.model.dtype.value,
-            quantization=cfg.model.quantization.value if cfg.model.quantization else None,
-            gpus=cfg.serving.gpus_per_replica if cfg.uses_gpu else 0,
-            gpu_resource_name=gpu_resource,
-            gpu_memory_utilization=cfg.serving.gpu_memory_utilization,
-            extra_engine_args=cfg.serving.extra_engine_args,
-            model_cache_size=cfg.serving.model_cache_size,
-            shm_size=cfg.serving.shm_size,
-            model_volume_claim=cfg.model.volume_claim,
-            hf_token_secret=cfg.model.hf_token_secret,
-            node_selector=node_selector,
-            tolerations=tolerations,
-            startup_timeout_seconds=cfg.serving.startup_timeout_seconds,
-            pre_stop_seconds=cfg.serving.pre_stop_seconds,
-            drain_seconds=cfg.serving.drain_seconds,
-            termination_grace_seconds=cfg.serving.termination_grace_seconds,
-            max_surge=rollout.max_surge,
-            max_unavailable=rollout.max_unavailable,
-            gateway_namespace=ENVOY_PROXY_NAMESPACE,
-            gateway_pod_labels=ENVOY_PROXY_POD_LABELS,
-            monitoring_namespace=cfg.monitoring.prometheus_namespace,
-            monitoring_pod_labels=cfg.monitoring.prometheus_pod_labels,
-            pod_monitor=cfg.monitoring.pod_monitor and monitoring is not None,
-            pod_monitor_labels=cfg.monitoring.pod_monitor_labels,
-            extra_env=ctx.model_extra_env,
-            extra_egress=extra_egress(cfg, ctx),
-            model_store_cidrs=store_cidrs,
-            internet_egress_accepted_by=(
-                ACCEPTING_FIELD if internet_egress_accepted(cfg, store_cidrs) else None
-            ),
-            dns_cidrs=dns_cidrs(cfg),
-        ),
-        opts=pulumi.ResourceOptions(
-            provider=provider, depends_on=[namespace, *after_monitoring, *ctx.server_after]
-        ),
-    )
+    servers = [
+        _model_server(variant, ctx, monitoring is not None, [namespace, *after_monitoring, *ctx.server_after])
+        for variant in served
+    ]
+    server = servers[0]
 
     exposure = ctx.exposure
     gateway = LoadBalancer(
@@ -315,21 +255,26 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             )
         )
 
-    if cfg.autoscaling.enabled:
-        a = cfg.autoscaling
-        Autoscaler(
-            NAME,
+    keda: Autoscaler | None = None
+    for variant, variant_server in zip(served, servers, strict=True):
+        vcfg = variant.config
+        if not vcfg.autoscaling.enabled:
+            continue
+        a = vcfg.autoscaling
+        queue_scaling = vcfg.serving.engine is Engine.VLLM
+        keda = Autoscaler(
+            variant.resource_name,
             AutoscalerArgs(
                 namespace=ns,
-                deployment_name=server.deployment_name,
-                served_model_name=cfg.model.name,
+                deployment_name=variant_server.deployment_name,
+                served_model_name=vcfg.model.name,
                 signal=ScalingSignal.QUEUE_DEPTH if queue_scaling else ScalingSignal.CPU,
                 min_replicas=a.min_replicas,
                 max_replicas=a.max_replicas,
                 target_queue_depth=a.target_queue_depth,
                 cpu_target_percent=a.cpu_target_percent,
                 polling_interval_seconds=a.polling_interval_seconds,
-                cooldown_seconds=cooldown_seconds(cfg),
+                cooldown_seconds=cooldown_seconds(vcfg),
                 scale_down_stabilization_seconds=a.scale_down_stabilization_seconds,
                 prometheus_url=monitoring.prometheus_url
                 if monitoring is not None and queue_scaling
@@ -337,18 +282,94 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
                 envoy_route_hint=EnvoyRouteHint(
                     gateway_namespace=ns, gateway_name=NAME, route_namespace=ns, route_name=f"{NAME}-api"
                 )
-                if scale_to_zero
+                if vcfg.scales_to_zero
                 else None,
+                # One KEDA per cluster: the first autoscaler installs it, the others wait for it.
+                install_keda=keda is None,
             ),
             opts=pulumi.ResourceOptions(
-                provider=provider, depends_on=[namespace, *after_monitoring, *metrics_api]
+                provider=provider,
+                depends_on=[namespace, *after_monitoring, *metrics_api, *([keda] if keda is not None else [])],
             ),
         )
 
     pulumi.export("url", gateway.url)
     pulumi.export("model", cfg.model.name)
+    if cfg.models is not None:
+        pulumi.export("models", cfg.model_names)
     pulumi.export("namespace", ns)
     pulumi.export("api_keys", gateway.api_keys)
     pulumi.export("ca_certificate_pem", tls.ca_certificate_pem)
     pulumi.export("tls_secret", tls.secret_name)
     return Workload(server=server, gateway=gateway, tls=tls)
+
+
+def _model_server(
+    variant: ServedVariant, ctx: ClusterContext, monitored: bool, after: list[pulumi.Resource]
+) -> ModelServer:
+    """The Deployment (and its Service, policies, monitor) of one model, or one variant of a model, from
+    the stack as that variant sees it (`variant.config`: its model/serving/autoscaling merged over the
+    stack's)."""
+    cfg = variant.config
+    node_selector: dict[str, str] = {}
+    tolerations: list[dict[str, str]] = []
+    gpu_resource = "nvidia.com/gpu"
+    if ctx.placement is not None:
+        node_selector, tolerations, gpu_resource = (
+            ctx.placement.node_selector,
+            ctx.placement.tolerations,
+            ctx.placement.gpu_resource_name,
+        )
+    rollout = stack_rollout_strategy(cfg)
+    cold_start = cold_start_seconds(cfg)
+    store_cidrs = model_store_cidrs(cfg, ctx.model_store_private_cidrs)
+    return ModelServer(
+        variant.resource_name,
+        ModelServerArgs(
+            namespace=cfg.cluster.namespace,
+            engine=cfg.serving.engine,
+            image=cfg.serving.image,
+            model_uri=cfg.model.uri,
+            served_model_name=cfg.model.name,
+            max_model_len=cfg.model.max_model_len,
+            replicas=cfg.autoscaling.min_replicas if cfg.autoscaling.enabled else cfg.serving.replicas,
+            autoscaled=cfg.autoscaling.enabled,
+            cpu=cfg.serving.cpu,
+            memory=cfg.serving.memory,
+            progress_deadline_seconds=progress_deadline_seconds(cold_start),
+            # A rollout replaces every replica the autoscaler may have made, one after another.
+            rollout_timeout_seconds=rollout_timeout_seconds(cold_start, most_replicas(cfg)),
+            dtype=cfg.model.dtype.value,
+            quantization=cfg.model.quantization.value if cfg.model.quantization else None,
+            gpus=cfg.serving.gpus_per_replica if cfg.uses_gpu else 0,
+            gpu_resource_name=gpu_resource,
+            gpu_memory_utilization=cfg.serving.gpu_memory_utilization,
+            extra_engine_args=cfg.serving.extra_engine_args,
+            model_cache_size=cfg.serving.model_cache_size,
+            shm_size=cfg.serving.shm_size,
+            model_volume_claim=cfg.model.volume_claim,
+            hf_token_secret=cfg.model.hf_token_secret,
+            node_selector=node_selector,
+            tolerations=tolerations,
+            startup_timeout_seconds=cfg.serving.startup_timeout_seconds,
+            pre_stop_seconds=cfg.serving.pre_stop_seconds,
+            drain_seconds=cfg.serving.drain_seconds,
+            termination_grace_seconds=cfg.serving.termination_grace_seconds,
+            max_surge=rollout.max_surge,
+            max_unavailable=rollout.max_unavailable,
+            gateway_namespace=ENVOY_PROXY_NAMESPACE,
+            gateway_pod_labels=ENVOY_PROXY_POD_LABELS,
+            monitoring_namespace=cfg.monitoring.prometheus_namespace,
+            monitoring_pod_labels=cfg.monitoring.prometheus_pod_labels,
+            pod_monitor=cfg.monitoring.pod_monitor and monitored,
+            pod_monitor_labels=cfg.monitoring.pod_monitor_labels,
+            extra_env=ctx.model_extra_env,
+            extra_egress=extra_egress(cfg, ctx),
+            model_store_cidrs=store_cidrs,
+            internet_egress_accepted_by=(
+                ACCEPTING_FIELD if internet_egress_accepted(cfg, store_cidrs) else None
+            ),
+            dns_cidrs=dns_cidrs(cfg),
+        ),
+        opts=pulumi.ResourceOptions(provider=ctx.provider, depends_on=after),
+    )

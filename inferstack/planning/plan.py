@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from inferstack.planning.recording import SECRET_PLACEHOLDER, RecordedResource, Recording, run_program
-from stacks.config import StackConfig
+from stacks.config import StackConfig, gpu_range
 
 HELM_RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 #: A chart rendered and applied object by object by Pulumi (the CRD charts; components/_common.py).
@@ -158,14 +158,8 @@ class Plan:
         return f"{str(url).rstrip('/')}/v1" if isinstance(url, str) and url else None
 
     def gpus(self) -> tuple[int, int]:
-        """GPUs the model server uses at its fewest and most replicas."""
-        if not self.config.uses_gpu:
-            return 0, 0
-        per = self.config.serving.gpus_per_replica
-        a = self.config.autoscaling
-        if a.enabled:
-            return per * a.min_replicas, per * a.max_replicas
-        return per * self.config.serving.replicas, per * self.config.serving.replicas
+        """GPUs the model servers use at their fewest and most replicas, all models together."""
+        return gpu_range(self.config)
 
     def summary(self) -> str:
         """summary.md: what the stack creates, in a page a reviewer reads (inferstack.reporting.summary)."""

@@ -15,6 +15,8 @@ it carries; `note`s (how a figure was made) stay in prices.yaml.
 
 from __future__ import annotations
 
+import dataclasses
+
 import datetime
 import enum
 from dataclasses import dataclass
@@ -339,4 +341,45 @@ def estimate_cost(cfg: StackConfig, table: PriceTable | None = None) -> CostEsti
         per_hour_max=price * high,
         per_month_min=price * low * HOURS_PER_MONTH,
         per_month_max=price * high * HOURS_PER_MONTH,
+    )
+
+
+def estimate_stack_cost(cfg: StackConfig, table: PriceTable | None = None) -> CostEstimate:
+    """GPU-node cost of every model and variant of the stack together (`estimate_cost` of each, summed).
+
+    One model: exactly its estimate. Several: replicas, GPU-hours and money summed (a money figure only
+    where every model has one; otherwise the models' problems, joined); the machine named once when all
+    models use the same one, else every one of them, and `gpus_per_replica` the largest (0 only when no
+    model uses a GPU).
+    """
+    table = table or load_price_table()
+    estimates = [estimate_cost(variant.config, table) for variant in cfg.served]
+    if len(estimates) == 1:
+        return estimates[0]
+    first = estimates[0]
+    gpu_priced = [e for e in estimates if e.gpus_per_replica]
+    money = all(e.per_hour_min is not None for e in gpu_priced) and bool(gpu_priced)
+
+    def total(name: str) -> Any:
+        return sum(getattr(e, name) for e in gpu_priced) if money else None
+
+    machines = list(dict.fromkeys(e.machine for e in estimates if e.machine))
+    problems = list(dict.fromkeys(e.problem for e in estimates if e.problem))
+    return dataclasses.replace(
+        first,
+        replicas_min=sum(e.replicas_min for e in estimates),
+        replicas_max=sum(e.replicas_max for e in estimates),
+        gpus_per_replica=max(e.gpus_per_replica for e in estimates),
+        gpu_hours_per_day_min=sum(e.gpu_hours_per_day_min for e in estimates),
+        gpu_hours_per_day_max=sum(e.gpu_hours_per_day_max for e in estimates),
+        machine=", ".join(machines) or None,
+        gpus_per_node=first.gpus_per_node if len(machines) == 1 else None,
+        price_per_hour=first.price_per_hour if len(machines) == 1 else None,
+        estimated=any(e.estimated for e in estimates),
+        caveats=tuple(dict.fromkeys(c for e in estimates for c in e.caveats)),
+        per_hour_min=total("per_hour_min"),
+        per_hour_max=total("per_hour_max"),
+        per_month_min=total("per_month_min"),
+        per_month_max=total("per_month_max"),
+        problem="; ".join(problems) or None,
     )

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from inferstack.planning.plan import Plan, plan_stack
-from stacks.config import ConfigError, StackConfig, load_stack_file
+from stacks.config import ConfigError, StackConfig, gpu_range, load_stack_file
 
 #: Paths listed per changed resource before the rest are summarised (a chart's values can differ in many).
 MAX_PATHS = 12
@@ -111,20 +111,15 @@ def _side(config: StackConfig, plan: Plan | None = None) -> Side:
 
 
 def _gpus(config: StackConfig) -> tuple[int, int]:
-    if not config.uses_gpu:
-        return 0, 0
-    per, a = config.serving.gpus_per_replica, config.autoscaling
-    if a.enabled:
-        return per * a.min_replicas, per * a.max_replicas
-    return per * config.serving.replicas, per * config.serving.replicas
+    return gpu_range(config)
 
 
 def _cost(config: StackConfig) -> dict[str, Any] | None:
     try:
-        from inferstack.reporting.cost import estimate_cost
+        from inferstack.reporting.cost import estimate_stack_cost
     except ImportError:  # pragma: no cover - the price table ships with the package
         return None
-    estimate = estimate_cost(config)
+    estimate = estimate_stack_cost(config)
     return asdict(estimate) if estimate is not None else None
 
 

@@ -7,8 +7,8 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from inferstack.planning.plan import is_placeholder_digest
-from inferstack.reporting.cost import estimate_cost
-from stacks.config import StackConfig, cooldown_seconds
+from inferstack.reporting.cost import estimate_cost, estimate_stack_cost
+from stacks.config import StackConfig, cold_start_seconds, cooldown_seconds
 from stacks.rollout import stack_rollout_strategy
 from stacks.workload import NAME as WORKLOAD_NAME
 
@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 def render_summary(plan: Plan) -> str:
     """The plan's summary.md: platform, model, replicas, GPUs, cost, endpoint, resources and releases."""
     cfg = plan.config
-    by_type = Counter(r.type for r in plan.recording.resources if r.custom)
+    if cfg.models is not None:
+        return _multi_model_summary(plan)
     low, high = plan.gpus()
     replicas = (
         f"{cfg.autoscaling.min_replicas} to {cfg.autoscaling.max_replicas} (autoscaled)"
@@ -49,7 +50,15 @@ def render_summary(plan: Plan) -> str:
             "autoscaling.cooldown_seconds)"
         )
     lines.append(estimate_cost(cfg).summary_line())
-    lines += [
+    lines += _common_tail(plan)
+    return "\n".join(lines)
+
+
+def _common_tail(plan: Plan) -> list[str]:
+    """Endpoint, TLS, resources, releases and outputs: the same for one model or several."""
+    cfg = plan.config
+    by_type = Counter(r.type for r in plan.recording.resources if r.custom)
+    lines = [
         f"- endpoint: {_endpoint(plan)} (OpenAI-compatible base URL, API keys required)",
         f"- TLS: {cfg.tls.mode.value}; load balancer: {_load_balancer(cfg)}",
         "",
@@ -78,7 +87,61 @@ def render_summary(plan: Plan) -> str:
                 "format (inferstack/planning/fakes/); `pulumi up` gets the real value from the provider.",
                 "",
             ]
+    return lines
+
+
+def _multi_model_summary(plan: Plan) -> str:
+    """summary.md of a stack with `models`: one row per model (or variant), then the totals."""
+    cfg = plan.config
+    low, high = plan.gpus()
+    lines = [
+        f"# Plan: stack `{plan.stack}`",
+        "",
+        f"- platform: {cfg.platform.value}, tier: {cfg.tier.value}, Kubernetes {cfg.cluster.kubernetes_version}",
+        f"- models: {', '.join(f'`{name}`' for name in cfg.model_names)} behind one hostname and one set of "
+        "API keys; clients choose with the OpenAI `model` field, GET /v1/models lists them all",
+        f"- GPUs: {low} to {high} in total, all models (GPU-hours per day at max: {high * 24})",
+        estimate_stack_cost(cfg).summary_line().replace("- cost (GPU nodes)", "- cost (GPU nodes, all models)", 1),
+    ]
+    if cfg.gateway.token_quotas:
+        quotas = ", ".join(
+            f"{q.client} {_budget(q.tokens_per_minute, 'min')}{' / ' if q.tokens_per_minute and q.tokens_per_day else ''}"
+            f"{_budget(q.tokens_per_day, 'day')}"
+            for q in cfg.gateway.token_quotas
+        )
+        lines.append(f"- token quotas (per API client, all models): {quotas}")
+    lines += [
+        "",
+        "## Models",
+        "",
+        "| model | variant | weight | weights from | engine | replicas | GPUs per replica | at zero | cost |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for variant in cfg.served:
+        v = variant.config
+        replicas = (
+            f"{v.autoscaling.min_replicas}-{v.autoscaling.max_replicas}"
+            if v.autoscaling.enabled
+            else f"{v.serving.replicas} (fixed)"
+        )
+        gpus = f"{v.serving.gpus_per_replica} x {v.serving.gpu_type.value}" if v.uses_gpu else "none (CPU)"
+        at_zero = (
+            f"held up to {cold_start_seconds(v)} s, idle {cooldown_seconds(v)} s to zero"
+            if v.scales_to_zero
+            else "—"
+        )
+        cost = estimate_cost(v).summary_line().removeprefix("- cost (GPU nodes): ").split("\n")[0]
+        lines.append(
+            f"| `{variant.model_name}` | {variant.variant or '—'} | {variant.weight} % | `{v.model.uri}` | "
+            f"{v.serving.engine.value} | {replicas} | {gpus} | {at_zero} | {cost} |"
+        )
+    lines += [""]
+    lines += _common_tail(plan)
     return "\n".join(lines)
+
+
+def _budget(tokens: int | None, per: str) -> str:
+    return f"{tokens:,} tokens/{per}" if tokens else ""
 
 
 #: How summary.md marks a value the offline plan made up (a fake certificate, IP, hostname, ARN, id).
