@@ -115,8 +115,9 @@ def deploy_aws(cfg: StackConfig) -> None:
                     force_destroy=a.model_store.force_destroy,
                     cluster_name=eks.cluster_name,
                     namespace=cfg.cluster.namespace,
-                    # ModelServer names its ServiceAccount after the component.
-                    service_account=NAME,
+                    # ModelServer names its ServiceAccount after the component: the first model's (the
+                    # stack's own model; the schema keeps every other model off the store).
+                    service_account=cfg.served[0].resource_name,
                 ),
                 opts=on_aws,
             )

@@ -989,6 +989,20 @@ def _models_problems(cfg: StackConfig) -> list[tuple[str, str]]:
             names = [v.name for v in model.variants]
             for dup in sorted({n for n in names if names.count(n) > 1}):
                 problems.append((f"models[{i}].variants", f"variant {dup!r} appears twice: names are unique"))
+    if len(cfg.served) > 1:
+        for variant in cfg.served[1:]:
+            v = variant.config
+            if v.model.scheme in {"s3", "gs"} and v.platform is not Platform.ONPREM:
+                problems.append(
+                    (
+                        f"{variant.path}.model.uri",
+                        f"{v.model.uri}: with several models on {v.platform.value}, only the first may come "
+                        f"from the stack's {v.model.scheme}:// model store (its reader role is granted to one "
+                        "ServiceAccount in this version); serve the others from hf:// or file://, or run them "
+                        "as stacks of their own",
+                    )
+                )
+                break
     return problems
 
 

@@ -204,9 +204,10 @@ def deploy_gcp(cfg: StackConfig) -> None:
                     create_bucket=g.model_store.create_bucket,
                     project=g.project,
                     location=g.region,
-                    # ModelServer names its ServiceAccount after the component.
+                    # ModelServer names its ServiceAccount after the component: the first model's (the
+                    # stack's own model; the schema keeps every other model off the store).
                     reader_member=workload_identity_principal(
-                        project_number, gke.workload_pool, cfg.cluster.namespace, NAME
+                        project_number, gke.workload_pool, cfg.cluster.namespace, cfg.served[0].resource_name
                     ),
                     kms_key_name=g.model_store.kms_key_name,
                     create_kms_key=g.model_store.cmek,
