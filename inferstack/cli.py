@@ -267,7 +267,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
     except p.StackEditError as err:
         raise UsageError(f"{path}: {err}") from None
     weight = found.weights[args.variant]
-    client = p.PrometheusClient(args.prometheus)
+    client = p.PrometheusClient(args.prometheus, at=args.at)
     try:
         measurement = p.measure(client, series, objectives.window)
     except p.PrometheusError as err:
@@ -577,6 +577,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--prometheus",
         default="http://127.0.0.1:9090",
         help="Prometheus base URL (default: %(default)s, i.e. a `kubectl port-forward` to it)",
+    )
+    promote.add_argument(
+        "--at",
+        type=float,
+        help="evaluate the window ending at this time, Unix seconds (default: now): replays a past decision",
     )
     promote.add_argument("--write", action="store_true", help="write the new weights into the stack file")
     promote.add_argument("--format", choices=["text", "json"], default="text", help="report format")

@@ -296,11 +296,13 @@ class PrometheusClient:
 
     base_url: str
     timeout_seconds: float = 10.0
+    at: float | None = None  # evaluation time, Unix seconds; None: Prometheus's now
 
     def query(self, promql: str) -> float | None:
         """The single value of an instant query; None when the result is empty. A NaN (histogram_quantile
         without observations) is returned as None too. Raises PrometheusError."""
-        url = f"{self.base_url.rstrip('/')}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
+        params = {"query": promql, **({"time": f"{self.at:.3f}"} if self.at is not None else {})}
+        url = f"{self.base_url.rstrip('/')}/api/v1/query?{urllib.parse.urlencode(params)}"
         try:
             with urllib.request.urlopen(
                 url, timeout=self.timeout_seconds
