@@ -248,7 +248,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
         raise UsageError(f"{path}: cannot read the stack file: {err}") from None
     series = p.VariantSeries(
         namespace=args.namespace or p.namespace_of(text),
-        workload=args.workload or p.default_workload(args.model, args.variant),
+        workload=args.workload or p.default_workload(text, args.model, args.variant),
         select_by=p.SelectBy(args.select_by),
     )
     problems = [
@@ -620,7 +620,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     where.add_argument(
         "--workload",
-        help="the variant's model-server Deployment name (default: MODEL-VARIANT, lowercased)",
+        help="the variant's model-server Deployment name (default: llm-<the model's id>-VARIANT, as the stack "
+        "names it)",
     )
     where.add_argument(
         "--select-by",

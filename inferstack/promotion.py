@@ -510,10 +510,29 @@ def namespace_of(text: str) -> str:
 DEFAULT_NAMESPACE = "inferstack"
 
 
-def default_workload(model: str, variant: str) -> str:
-    """The variant's model-server name (Deployment, pods' app.kubernetes.io/name) when the caller does not
-    pass one. It must follow the names stacks/workload.py gives the variants' ModelServer components."""
-    return re.sub(r"[^a-z0-9-]+", "-", f"{model}-{variant}".lower()).strip("-")[:63].rstrip("-")
+#: The object-name prefix and id rules of stacks/config.py (ModelEntry.object_id, ServedVariant.resource_name
+#: on main at 3b787c4): a variant's objects are `llm-<id>-<variant>`, `id` defaulting to the model's name
+#: made a DNS label of at most 24 characters.
+RESOURCE_PREFIX = "llm"
+MODEL_ID_KEY = "id"
+_MAX_ID = 24
+
+
+def default_workload(text: str, model: str, variant: str) -> str:
+    """The variant's model-server name (its Deployment, and its pods' `app.kubernetes.io/name`) as the stack
+    composition names it: `llm-<id>-<variant>`, with the model entry's `id` or its name made a DNS label."""
+    object_id = ""
+    try:
+        models = _child(_child(yaml.compose(text, Loader=yaml.SafeLoader), "config"), MODELS_KEY)
+    except yaml.YAMLError:
+        models = None
+    entry = _named(models, model, MODEL_NAME_KEYS) if models is not None else None
+    id_node = _child(entry, MODEL_ID_KEY)
+    if isinstance(id_node, ScalarNode) and id_node.value:
+        object_id = id_node.value
+    else:
+        object_id = re.sub(r"[^a-z0-9]+", "-", model.lower()).strip("-")[:_MAX_ID].rstrip("-")
+    return f"{RESOURCE_PREFIX}-{object_id}-{variant}"
 
 
 __all__ = [

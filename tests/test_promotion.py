@@ -170,6 +170,14 @@ config:
 """
 
 
+def test_default_workload_follows_the_stack_object_names() -> None:
+    # llm-<id>-<variant>; id from the entry, else the name as a DNS label (stacks/config.py object_id).
+    assert p.default_workload(STACK, "llama", "v2") == "llm-llama-v2"
+    with_id = STACK.replace("    - name: llama\n", "    - name: llama\n      id: llama-8b\n")
+    assert p.default_workload(with_id, "llama", "v2") == "llm-llama-8b-v2"
+    assert p.default_workload("", "Llama-3.1-8B-Instruct", "v2") == "llm-llama-3-1-8b-instruct-v2"
+
+
 def test_reads_weights_and_namespace() -> None:
     found = p.read_variant_weights(STACK, "llama", "v2")
     assert found.weights == {"v1": 90, "v2": 10}
@@ -248,13 +256,13 @@ class Traffic:
 SERVED_NAME = "llama-3.1-8b"
 NAMESPACE = "serving"
 TRAFFIC = (
-    Traffic("llama-v2-7d9f8c6b5-x2k4q", requests=5, errors=0, ttft_seconds=0.3, itl_seconds=0.02),
-    # A Deployment named llama-v2-big: its pods must not count as llama-v2's (two segments after the name).
-    Traffic("llama-v2-big-6c8d7b9f4-p9s7t", requests=50, errors=25, ttft_seconds=9.0, itl_seconds=0.4),
-    Traffic("llama-v3-5b7c9d8f6-m3n8r", requests=5, errors=0, ttft_seconds=4.0, itl_seconds=0.02),
-    Traffic("llama-v4-8f6d5c7b9-q4w2e", requests=5, errors=1, ttft_seconds=0.3, itl_seconds=0.02),
-    Traffic("llama-v5-9d7f6b8c5-r5t6y", requests=5, errors=0, ttft_seconds=0.3, itl_seconds=0.3),
-    Traffic("llama-v6-4c6b8d9f7-z8x7c", requests=0, errors=0, ttft_seconds=0.3, itl_seconds=0.02),
+    Traffic("llm-llama-v2-7d9f8c6b5-x2k4q", requests=5, errors=0, ttft_seconds=0.3, itl_seconds=0.02),
+    # A Deployment named llm-llama-v2-big: its pods must not count as llm-llama-v2's (two segments after the name).
+    Traffic("llm-llama-v2-big-6c8d7b9f4-p9s7t", requests=50, errors=25, ttft_seconds=9.0, itl_seconds=0.4),
+    Traffic("llm-llama-v3-5b7c9d8f6-m3n8r", requests=5, errors=0, ttft_seconds=4.0, itl_seconds=0.02),
+    Traffic("llm-llama-v4-8f6d5c7b9-q4w2e", requests=5, errors=1, ttft_seconds=0.3, itl_seconds=0.02),
+    Traffic("llm-llama-v5-9d7f6b8c5-r5t6y", requests=5, errors=0, ttft_seconds=0.3, itl_seconds=0.3),
+    Traffic("llm-llama-v6-4c6b8d9f7-z8x7c", requests=0, errors=0, ttft_seconds=0.3, itl_seconds=0.02),
 )
 
 
@@ -363,7 +371,7 @@ def _measure(prom: RunningPrometheus, workload: str) -> p.Measurement:
 
 @needs_prometheus
 def test_measures_the_variant_pods_only(prometheus: RunningPrometheus) -> None:
-    m = _measure(prometheus, "llama-v2")
+    m = _measure(prometheus, "llm-llama-v2")
     # 5 requests every 15 s for 10 minutes; increase() extrapolates at the window's edges, so a little slack.
     assert m.requests == pytest.approx(200, rel=0.05)
     assert m.errors == 0
@@ -376,12 +384,12 @@ def test_measures_the_variant_pods_only(prometheus: RunningPrometheus) -> None:
 @pytest.mark.parametrize(
     ("workload", "decision", "slo"),
     [
-        ("llama-v2", p.Decision.PROMOTE, None),
-        ("llama-v3", p.Decision.ROLLBACK, "max_ttft_p95_seconds"),
-        ("llama-v4", p.Decision.ROLLBACK, "max_error_ratio"),
-        ("llama-v5", p.Decision.ROLLBACK, "max_itl_p95_seconds"),
-        ("llama-v6", p.Decision.HOLD, None),  # scraped, no traffic
-        ("llama-v9", p.Decision.HOLD, None),  # no series at all
+        ("llm-llama-v2", p.Decision.PROMOTE, None),
+        ("llm-llama-v3", p.Decision.ROLLBACK, "max_ttft_p95_seconds"),
+        ("llm-llama-v4", p.Decision.ROLLBACK, "max_error_ratio"),
+        ("llm-llama-v5", p.Decision.ROLLBACK, "max_itl_p95_seconds"),
+        ("llm-llama-v6", p.Decision.HOLD, None),  # scraped, no traffic
+        ("llm-llama-v9", p.Decision.HOLD, None),  # no series at all
     ],
 )
 def test_decisions_against_prometheus(
@@ -395,7 +403,7 @@ def test_decisions_against_prometheus(
 @needs_prometheus
 def test_min_requests_holds_a_healthy_canary(prometheus: RunningPrometheus) -> None:
     strict = p.Objectives(min_requests=1000)
-    assert p.decide(_measure(prometheus, "llama-v2"), strict, 10, 10).decision is p.Decision.HOLD
+    assert p.decide(_measure(prometheus, "llm-llama-v2"), strict, 10, 10).decision is p.Decision.HOLD
 
 
 def _stack(tmp_path: Path, canary: str) -> Path:
