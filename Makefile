@@ -46,7 +46,7 @@ help:
 	@echo "make validate PATHS=... the same validators on manifests made elsewhere (files or folders; TIER=dev|prod)"
 	@echo "make test               lint + type check + the whole test suite"
 	@echo "make e2e                build the images from their Dockerfiles, run the planned pods under Docker"
-	@echo "make e2e-host           (root, Debian/Ubuntu) install Docker's engine and debootstrap for make e2e"
+	@echo "make e2e-host           (root, Debian/Ubuntu) install Docker's engine, debootstrap and Prometheus for make e2e"
 	@echo "make fetch-schemas      released charts' values and CRDs for check, into $(UPSTREAM_DIR) (needs helm)"
 	@echo "make runtime-core       .venv for on-prem/local stacks only (no AWS/GCP SDKs); make runtime: all platforms"
 	@echo "make lint               ruff, ruff format --check, mypy (the dev venv)"
@@ -175,14 +175,17 @@ e2e: venv $(UV)
 # Debian's docker.io (Engine 20.10, which builds with BuildKit without the buildx plugin) and debootstrap,
 # from the distribution's archive, where they are missing. Not from a lock: Debian stable moves only by
 # security and point releases, and an exact version pin would break as soon as the archive drops it.
+# And Debian's prometheus (2.42 in bookworm: /usr/bin/prometheus and promtool), which
+# tests/test_promotion.py runs on loopback against series promtool writes (skipped without it). The
+# package enables its own prometheus.service on :9090; the tests start theirs on a free port.
 e2e-host:
-	@if command -v dockerd >/dev/null && command -v debootstrap >/dev/null; then \
-	  echo "make e2e-host: dockerd and debootstrap are installed"; \
+	@if command -v dockerd >/dev/null && command -v debootstrap >/dev/null && command -v promtool >/dev/null; then \
+	  echo "make e2e-host: dockerd, debootstrap and prometheus are installed"; \
 	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
-	  echo "make e2e-host: installs Debian's docker.io and debootstrap with apt-get, as root; or install Docker and debootstrap yourself" >&2; exit 1; \
+	  echo "make e2e-host: installs Debian's docker.io, debootstrap and prometheus with apt-get, as root; or install Docker, debootstrap and Prometheus yourself" >&2; exit 1; \
 	else \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap \
-	  && dpkg-query -W docker.io debootstrap containerd runc; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap prometheus \
+	  && dpkg-query -W docker.io debootstrap containerd runc prometheus; \
 	fi
 
 # The venv a stack needs, read from its stack file before any venv exists (scripts/up.py, standard library

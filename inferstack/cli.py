@@ -3,7 +3,8 @@
 Exit codes: 0 fine; 1 `check` or `validate` found problems; 2 the stack file, a manifest file given to
 `validate` (the message names the file and document) or the command line is wrong, and a bare
 `inferstack` with no command (it prints the help: nothing was done, so a script calling it must not
-carry on as if it had); 3 a bug in InferStack (INFERSTACK_DEBUG=1 shows the trace).
+carry on as if it had); 3 a bug in InferStack (INFERSTACK_DEBUG=1 shows the trace). `promote` adds two:
+4 the canary breached an SLO (roll back), 5 Prometheus could not be queried (nothing decided).
 Bad input never produces a traceback: every problem is listed with its field path and the fix.
 """
 
@@ -17,6 +18,7 @@ import textwrap
 import time
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stacks.config import (
     ClusterConfig,
@@ -27,6 +29,9 @@ from stacks.config import (
     load_stack_file,
     stack_file_json_schema,
 )
+
+if TYPE_CHECKING:
+    from inferstack.promotion import Measurement, Queries, Verdict
 
 EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -226,6 +231,97 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_promote(args: argparse.Namespace) -> int:
+    from inferstack import promotion as p
+
+    _, path = resolve_stack(args.stack, args.stack_file)
+    objectives = p.Objectives(
+        max_error_ratio=args.max_error_ratio,
+        max_ttft_p95_seconds=args.max_ttft_p95,
+        max_itl_p95_seconds=args.max_itl_p95,
+        min_requests=args.min_requests,
+        window=args.window,
+    )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"{path}: cannot read the stack file: {err}") from None
+    series = p.VariantSeries(
+        namespace=args.namespace or p.namespace_of(text),
+        workload=args.workload or p.default_workload(text, args.model, args.variant),
+        select_by=p.SelectBy(args.select_by),
+    )
+    problems = [
+        *p.validate_objectives(objectives),
+        *p.validate_series(series),
+        *p.validate_prometheus_url(args.prometheus),
+    ]
+    if not 1 <= args.step <= 100:
+        problems.append(f"--step {args.step}: a weight step from 1 to 100")
+    if problems:
+        raise UsageError("; ".join(problems))
+    try:
+        found = p.read_variant_weights(text, args.model, args.variant)
+    except p.YamlError as err:
+        raise UsageError(err.located(str(path))) from None
+    except p.StackEditError as err:
+        raise UsageError(f"{path}: {err}") from None
+    weight = found.weights[args.variant]
+    client = p.PrometheusClient(args.prometheus, at=args.at)
+    try:
+        measurement = p.measure(client, series, objectives.window)
+    except p.PrometheusError as err:
+        print(f"inferstack promote: {err}; nothing decided, the weight stays {weight}", file=sys.stderr)
+        return p.EXIT_UNMEASURED
+    verdict = p.decide(measurement, objectives, weight, args.step)
+    try:
+        weights = p.new_weights(found.weights, args.variant, verdict.next_weight)
+    except p.StackEditError as err:
+        raise UsageError(f"{path}: {args.model}: {err}") from None
+    queries = p.queries(series, objectives.window)
+    if args.format == "json":
+        print(
+            json.dumps(_verdict_json(args, verdict, measurement, queries, weights, found.weights), indent=2)
+        )
+    else:
+        print(
+            f"{args.model}/{args.variant}: {verdict.decision.value} "
+            f"(weight {verdict.weight} -> {verdict.next_weight})\n  {verdict.reason}"
+        )
+        print(f"  measured in {args.prometheus} over {objectives.window}:")
+        for name, promql in vars(queries).items():
+            print(f"    {name}: {promql}")
+    if args.write and weights != found.weights:
+        path.write_text(p.write_weights(text, args.model, weights), encoding="utf-8")
+        changes = ", ".join(
+            f"{v} {found.weights[v]} -> {w}" for v, w in weights.items() if w != found.weights[v]
+        )
+        print(f"wrote {path}: {args.model}: {changes}", file=sys.stderr)
+    return p.EXIT_ROLLBACK if verdict.decision is p.Decision.ROLLBACK else EXIT_OK
+
+
+def _verdict_json(
+    args: argparse.Namespace,
+    verdict: Verdict,
+    measurement: Measurement,
+    queries: Queries,
+    weights: dict[str, int],
+    before: dict[str, int],
+) -> dict[str, object]:
+    from dataclasses import asdict
+
+    return {
+        "model": args.model,
+        "variant": args.variant,
+        "verdict": asdict(verdict),
+        "measurement": asdict(measurement),
+        "queries": asdict(queries),
+        "weights_before": before,
+        "weights_after": weights,
+        "written": bool(args.write and weights != before),
+    }
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     if args.markdown:
         from inferstack.reporting.reference import markdown_table
@@ -261,9 +357,11 @@ examples:
   inferstack diff prod-aws --base origin/main  what this change does to a stack (offline, no credentials)
   inferstack validate rendered/                validate manifests made elsewhere (GitOps folders, overlays)
   inferstack schema > stack-file.schema.json   JSON Schema of a stack file, for an editor
+  inferstack promote multi-onprem --model llama-3.1-8b --variant v2 --write
+                                               one SLO-gated step of a canary's weight (Prometheus)
 
 exit codes: 0 fine, 1 `check` or `validate` found problems, 2 bad stack file, manifest file or command line,
-3 internal error
+3 internal error; promote: 4 roll back (an SLO breached), 5 Prometheus could not be queried
 """
 
 _PLAN_EXAMPLES = """\
@@ -297,6 +395,18 @@ examples:
   inferstack diff --stack-file ~/lab/Pulumi.lab.yaml --base origin/main
       a file outside the repository: both sides plan this same file, so the report shows what the
       code change does to it
+"""
+
+_PROMOTE_EXAMPLES = """\
+examples:
+  inferstack promote multi-onprem --model llama-3.1-8b --variant v2 --prometheus http://127.0.0.1:9090
+      measure v2 over 10 minutes and print promote / hold / rollback with the queries used
+  inferstack promote multi-onprem --model llama-3.1-8b --variant v2 --step 20 --write
+      and write the next weights into stacks/Pulumi.multi-onprem.yaml (comments kept): review them with
+      `inferstack diff multi-onprem --base origin/main`, commit, open a pull request
+
+exit codes: 0 promote or hold, 4 rollback (an SLO breached; with --write the variant's weight is now 0),
+5 Prometheus could not be queried (nothing decided, nothing written), 2 bad input, 3 internal error
 """
 
 _SCHEMA_EXAMPLES = """\
@@ -439,6 +549,88 @@ def build_parser() -> argparse.ArgumentParser:
         help="the configuration reference table (docs/configuration.md) instead",
     )
     schema.set_defaults(func=cmd_schema)
+
+    promote = sub.add_parser(
+        "promote",
+        help="one SLO-gated step of a canary variant's weight: measure it in Prometheus, then promote, hold or "
+        "roll back (--write edits the stack file)",
+        description=_wrap(
+            "Query Prometheus for a model variant's error rate (5xx share of its /v1 responses), time to "
+            "first token p95 and inter-token latency p95 over a window, compare them with the objectives and "
+            "print the decision: promote (weight + step, at most 100), hold (not enough traffic) or roll back "
+            "(weight 0), naming the breached SLO and the value measured. With --write the weights in the stack "
+            "file change (the other variant takes the difference; comments and layout are kept), so "
+            "`inferstack diff` shows the step and a pull request carries it. A GitOps step, not a controller: "
+            "run it on a schedule (docs/multi-model.md, Promotion)."
+        ),
+        epilog=_PROMOTE_EXAMPLES,
+        formatter_class=_FORMATTER,
+    )
+    promote.add_argument("stack", nargs="?", help="stack name: reads stacks/Pulumi.STACK.yaml in the project")
+    promote.add_argument("--stack-file", help="use this stack file instead")
+    promote.add_argument("--model", required=True, help="the model's name in the stack file's models list")
+    promote.add_argument("--variant", required=True, help="the canary variant to step")
+    promote.add_argument(
+        "--step", type=int, default=10, help="weight added on promote (default: %(default)s)"
+    )
+    promote.add_argument(
+        "--prometheus",
+        default="http://127.0.0.1:9090",
+        help="Prometheus base URL (default: %(default)s, i.e. a `kubectl port-forward` to it)",
+    )
+    promote.add_argument(
+        "--at",
+        type=float,
+        help="evaluate the window ending at this time, Unix seconds (default: now): replays a past decision",
+    )
+    promote.add_argument("--write", action="store_true", help="write the new weights into the stack file")
+    promote.add_argument("--format", choices=["text", "json"], default="text", help="report format")
+    from inferstack.promotion import Objectives  # light: PyYAML and the stack-file reader
+
+    defaults = Objectives()
+    slo = promote.add_argument_group("objectives")
+    slo.add_argument("--window", default=defaults.window, help="PromQL range measured (default: %(default)s)")
+    slo.add_argument(
+        "--max-error-ratio",
+        type=float,
+        default=defaults.max_error_ratio,
+        help="largest share of 5xx among the variant's /v1 responses, 0-1 (default: %(default)s)",
+    )
+    slo.add_argument(
+        "--max-ttft-p95",
+        type=float,
+        default=defaults.max_ttft_p95_seconds,
+        help="largest time-to-first-token p95, seconds (default: %(default)s)",
+    )
+    slo.add_argument(
+        "--max-itl-p95",
+        type=float,
+        default=defaults.max_itl_p95_seconds,
+        help="largest inter-token latency p95, seconds (default: %(default)s)",
+    )
+    slo.add_argument(
+        "--min-requests",
+        type=int,
+        default=defaults.min_requests,
+        help="fewer /v1 requests in the window: hold (default: %(default)s)",
+    )
+    where = promote.add_argument_group("which series are the variant's")
+    where.add_argument(
+        "--namespace", help="the model servers' namespace (default: the stack file's cluster.namespace)"
+    )
+    where.add_argument(
+        "--workload",
+        help="the variant's model-server Deployment name (default: llm-<the model's id>-VARIANT, as the stack "
+        "names it)",
+    )
+    where.add_argument(
+        "--select-by",
+        choices=["pod", "label"],
+        default="pod",
+        help="pod: match its pods' names (works with the PodMonitor as it is); label: match "
+        "app_kubernetes_io_name (needs podTargetLabels on the PodMonitor) (default: %(default)s)",
+    )
+    promote.set_defaults(func=cmd_promote)
     return parser
 
 
