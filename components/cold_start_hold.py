@@ -410,9 +410,9 @@ class ColdStartHold(pulumi.ComponentResource):
                 ("scaler", scaler_policy_spec()),
             ):
                 k8s.networking.v1.NetworkPolicy(
-                    f"{name}-allow-{role}",
+                    f"{name}-allow-to-{role}",
                     metadata={
-                        "name": f"{name}-allow-{role}",
+                        "name": f"{name}-allow-to-{role}",
                         "namespace": args.add_on_namespace,
                         "labels": labels(name, "cold-start-hold"),
                     },
@@ -441,9 +441,9 @@ class ColdStartHold(pulumi.ComponentResource):
             opts=child(self, depends_on=depends_on or None),
         )
         k8s.networking.v1.NetworkPolicy(
-            f"{name}-allow-interceptor",
+            f"{name}-allow-from-interceptor",
             metadata={
-                "name": f"{name}-allow-interceptor",
+                "name": f"{name}-allow-from-interceptor",
                 "namespace": args.namespace,
                 "labels": labels(name, "cold-start-hold"),
             },
