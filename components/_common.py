@@ -77,6 +77,15 @@ METRICS_SERVER = HelmChart(
     "metrics-server", "3.13.1", "https://kubernetes-sigs.github.io/metrics-server/", "metrics-server"
 )
 
+# kedacore/charts c4b92e9 "feat(http-add-on): release v0.15.0 (#878)", 2026-06-15: chart keda-add-ons-http
+# 0.15.0 serving the interceptor, scaler and operator of kedacore/http-add-on v0.15.0 (tag commit 4ea8a863).
+# ../shared/charts/keda-http-add-on is kedacore/charts main at 1444d00 (2026-08-13), still labelled 0.15.0
+# but with keys the released chart and the v0.15.0 interceptor do not have (interceptor.directPodRouting,
+# interceptor.coldStart.maxPendingRequests, extraVolumes): components/cold_start_hold.py sets none of them.
+KEDA_HTTP_ADD_ON = HelmChart(
+    "keda-add-ons-http", "0.15.0", "https://kedacore.github.io/charts", "keda-http-add-on"
+)
+
 
 # --- CRDs that follow a pin bump ----------------------------------------------------------------------
 # Helm installs a chart's crds/ folder on first install and never again: "There is no support at this time
@@ -208,6 +217,11 @@ CRD_UPGRADES: dict[str, CrdUpgrade] = {
         "by hand before `helm upgrade`: kubectl apply -k "
         '"github.com/aws/eks-charts/stable/aws-load-balancer-controller/crds?ref=master". InferStack creates '
         "none of these objects; docs/aws.md gives the step for a pin bump",
+    ),
+    KEDA_HTTP_ADD_ON.chart: CrdUpgrade(
+        CrdLocation.TEMPLATES,
+        "kedacore/charts keda-add-ons-http 0.15.0 renders HTTPScaledObject and InterceptorRoute CRDs from "
+        "templates/crds/ while crds.install is true (the default): upgrades update them",
     ),
 }
 

@@ -11,10 +11,25 @@ CPU (`transformers serve`): that engine exports no queue metric, so a `cpu` trig
 utilisation. A CPU trigger cannot wake a Deployment from zero (there is no pod to measure), so
 min_replicas 0 is rejected with it.
 
-Scale from zero, and its trade-off
-----------------------------------
-At zero replicas the vLLM metrics do not exist, so with min_replicas 0 a second prometheus trigger
-watches the gateway instead (Envoy's stats, scraped by the Monitoring component's PodMonitor):
+Scale from zero: held, not failed (cold_start_hold)
+---------------------------------------------------
+With min_replicas 0 and `cold_start_hold` (components/cold_start_hold.py), requests to the model go
+through the KEDA HTTP add-on's interceptor (v0.15.0), which holds each one until the model's Service has
+a ready endpoint or the hold timeout passes (then the gateway answers a retryable 503 with Retry-After in
+the OpenAI error shape). The ScaledObject stays this one - KEDA refuses a second ScaledObject for the same
+Deployment - and gets two triggers:
+
+* queue-depth, as below, but with kube-state-metrics as the witness that zero is real (the gateway's
+  route now ends at the interceptor, whose endpoints are always ready);
+* wake-from-zero: the add-on's `external-push` trigger (metadata `scalerAddress`, `interceptorRoute`).
+  Its scaler pushes "active" as soon as a request is in flight or held for the route, so the first
+  request wakes the Deployment (no scrape interval, no polling interval), and keeps it active while
+  requests wait, so the cooldown does not remove a replica that is still loading under held clients.
+
+Without a hold (legacy; `envoy_route_hint`)
+-------------------------------------------
+Until every caller passes cold_start_hold, min_replicas 0 may instead give `envoy_route_hint`: a second
+prometheus trigger watches the gateway (Envoy's stats, scraped by the Monitoring component's PodMonitor):
 
 * 5xx answers from the Gateway's proxies. While the Service has no endpoints Envoy Gateway answers
   the route with a 500 of its own (a direct response; envoyproxy/gateway#8288) and never touches an
@@ -24,17 +39,9 @@ watches the gateway instead (Envoy's stats, scraped by the Monitoring component'
   `httproute/<ns>/<name>/rule/<n>`), so that a replica busy with running but not waiting requests is
   not scaled to zero under its clients.
 
-Both are rates over WAKE_WINDOW, clamped to 1 with a target of 1: the trigger asks for at most one
-replica (the queue trigger scales beyond that), and it stays active until the gateway has been quiet
-for WAKE_WINDOW, after which KEDA waits `cooldown_seconds` more before scaling to zero.
-
-The price: the requests that arrive while the model is scaled to zero are not held - they get an error
-(a 500 from Envoy Gateway today, a 503 once that issue is resolved) and clients must retry with backoff
-until a replica is ready. That takes the scrape interval plus `polling_interval_seconds` to notice, then
-the model load (minutes for a large model), and on a cluster whose GPU nodes also scale to zero, the
-node's provisioning and driver start-up first (several minutes more). Keep min_replicas >= 1 where
-that first-request latency is unacceptable; a request-holding proxy (KEDA's HTTP add-on) would remove
-the errors but puts one more hop in front of every token stream.
+Both are rates over WAKE_WINDOW, clamped to 1 with a target of 1. The price: the requests that arrive
+while the model is at zero are not held - they get an error and clients must retry until a replica is
+ready (scrape interval + polling interval to notice, then node, image, weights and model load).
 
 A missing metric is an error, never a silent 0
 ----------------------------------------------
@@ -60,11 +67,17 @@ real, and use the gateway's own series as the witness that scraping works:
 * queue depth, min_replicas >= 1: a replica always runs, so no vLLM series means it is not scraped:
   the bare query, which fails when empty (also while the first replica is still loading; the fallback
   then holds the current count, which is what a loading replica needs).
-* queue depth, min_replicas 0: 0 when the route has no ready endpoint in Envoy
+* queue depth, min_replicas 0 with a hold: 0 while kube-state-metrics reports no available replica of
+  the Deployment (`kube_deployment_status_replicas_available`); empty - an error - when replicas are
+  available but no vLLM series exists, or when kube-state-metrics is not scraped (then the fallback
+  wakes one replica: a stack with a hold needs kube-state-metrics, or it never stays at zero).
+* wake-up with a hold: the add-on scaler answers or the trigger fails; a failing external-push
+  trigger is in fallback like any other, so an unreachable scaler wakes one replica, visibly.
+* queue depth, min_replicas 0 without a hold: 0 when the route has no ready endpoint in Envoy
   (`envoy_cluster_membership_healthy` of the HTTPRoute's clusters is 0 or the cluster is absent) and
   Envoy itself is scraped (`envoy_server_live` of the Gateway's proxies); empty - an error - when the
   route has ready endpoints but no vLLM series, or when the gateway is not scraped either.
-* wake-up: each counter falls back to 0 only while the Gateway's proxies are scraped, so an unscraped
+* wake-up without a hold: each counter falls back to 0 only while the Gateway's proxies are scraped, so an unscraped
   gateway is an error (and the fallback wakes one replica) rather than a gateway that never saw a request.
 
 Prometheus outages are the same case: `fallback` holds at least max(min_replicas, 1) replicas after
@@ -115,6 +128,14 @@ class EnvoyRouteHint:
 
 
 @dataclass(frozen=True)
+class ColdStartHoldRef:
+    """The KEDA HTTP add-on route that holds this model's requests at zero (components/cold_start_hold.py)."""
+
+    interceptor_route_name: str  # the InterceptorRoute, in the ScaledObject's namespace
+    scaler_address: str  # host:port of the add-on's external scaler (cold_start_hold.scaler_address())
+
+
+@dataclass(frozen=True)
 class AutoscalerArgs:
     """How the model server's Deployment scales; tuning fields default to the stack schema's values."""
 
@@ -130,7 +151,8 @@ class AutoscalerArgs:
     cooldown_seconds: int = 300  # idle time before scaling to zero
     scale_down_stabilization_seconds: int = 300  # HPA looks this far back before removing a replica
     prometheus_url: pulumi.Input[str] | None = None  # Prometheus the queue-depth triggers query
-    envoy_route_hint: EnvoyRouteHint | None = None  # gateway + route watched to wake from zero
+    envoy_route_hint: EnvoyRouteHint | None = None  # min 0 without a hold: gateway + route woken by 5xx
+    cold_start_hold: ColdStartHoldRef | None = None  # min 0 with a hold: the add-on's route wakes it
     install_keda: bool = True  # install KEDA; off when the cluster already runs it
     keda_values: dict[str, Any] = field(default_factory=dict)  # escape hatch: KEDA chart values
 
@@ -168,11 +190,28 @@ def validate_autoscaler_args(args: AutoscalerArgs) -> list[str]:
         ):
             problems.append(f"prometheus_url: {args.prometheus_url!r} must start with http:// or https://")
         if args.min_replicas == 0:
-            if args.envoy_route_hint is None:
+            if args.cold_start_hold is not None and args.envoy_route_hint is not None:
                 problems.append(
-                    "envoy_route_hint and min_replicas: scaling from zero needs the Gateway and HTTPRoute "
-                    "in front of the model (no vLLM metric exists while no replica runs); give "
-                    "envoy_route_hint or set min_replicas to 1"
+                    "cold_start_hold and envoy_route_hint: give one wake-up signal; with a cold-start hold "
+                    "the add-on's route wakes the model, so drop envoy_route_hint"
+                )
+            elif args.cold_start_hold is not None:
+                hold = args.cold_start_hold
+                if not _DNS_LABEL.match(hold.interceptor_route_name or ""):
+                    problems.append(
+                        f"cold_start_hold.interceptor_route_name: {hold.interceptor_route_name!r} is not a "
+                        "valid object name"
+                    )
+                if not re.match(r"^[a-z0-9.-]+:[0-9]{1,5}$", hold.scaler_address or ""):
+                    problems.append(
+                        f"cold_start_hold.scaler_address: {hold.scaler_address!r} must be host:port, e.g. "
+                        "keda-add-ons-http-external-scaler.keda:9090"
+                    )
+            elif args.envoy_route_hint is None:
+                problems.append(
+                    "cold_start_hold and min_replicas: scaling from zero needs a wake-up signal (no vLLM "
+                    "metric exists while no replica runs); give cold_start_hold (the ColdStartHold "
+                    "component's route) or set min_replicas to 1"
                 )
             else:
                 hint = args.envoy_route_hint
@@ -184,6 +223,11 @@ def validate_autoscaler_args(args: AutoscalerArgs) -> list[str]:
                             f"envoy_route_hint.{attr}: {value!r} must be a DNS label (lowercase letters, "
                             "digits, '-'; no dots)"
                         )
+        if args.min_replicas > 0 and args.cold_start_hold is not None:
+            problems.append(
+                "cold_start_hold and min_replicas: a hold only matters for a model that scales to zero; "
+                "drop cold_start_hold or set min_replicas to 0"
+            )
     elif args.signal is ScalingSignal.CPU:
         if args.min_replicas == 0:
             problems.append(
@@ -247,6 +291,45 @@ def queue_depth_query(namespace: str, served_model_name: str, hint: EnvoyRouteHi
     return f"{waiting} or ({ready} == 0) or ({_gateway_scraped(hint)} unless on() ({ready}))"
 
 
+def held_queue_depth_query(namespace: str, served_model_name: str, deployment_name: str) -> str:
+    """Waiting requests of a model behind a cold-start hold (min_replicas 0): the vLLM sum, or 0 while
+    kube-state-metrics says the Deployment has no available replica; empty (a KEDA error, so the
+    fallback wakes one replica) when replicas are available but no vLLM series exists, or when
+    kube-state-metrics is not scraped either.
+
+    The Envoy witness of queue_depth_query cannot serve here: the route's Envoy cluster is the
+    interceptor's Service, whose endpoints are always ready. `kube_deployment_status_replicas_available`
+    is kube-state-metrics' per-Deployment gauge (labels namespace, deployment), present whenever the
+    Deployment exists and kube-state-metrics is scraped."""
+    waiting = (
+        "sum(vllm:num_requests_waiting{"
+        f"namespace={_promql_string(namespace)}, model_name={_promql_string(served_model_name)}"
+        "})"
+    )
+    available = (
+        "sum(kube_deployment_status_replicas_available{"
+        f"namespace={_promql_string(namespace)}, deployment={_promql_string(deployment_name)}"
+        "})"
+    )
+    return f"{waiting} or ({available} == 0)"
+
+
+def external_push_trigger(hold: ColdStartHoldRef) -> dict[str, Any]:
+    """The KEDA HTTP add-on's trigger (kedacore/http-add-on v0.15.0 scaler/handlers.go): its scaler reads
+    the InterceptorRoute named here in the ScaledObject's namespace and pushes IsActive = "a request is
+    in flight or held" over a stream, so the first held request wakes the Deployment within the
+    scaler's streamInterval (200 ms by default). Its metric (in-flight requests per replica against the
+    route's concurrency target) joins the queue-depth one; the HPA follows the larger."""
+    return {
+        "type": "external-push",
+        "name": "wake-from-zero",
+        "metadata": {
+            "scalerAddress": hold.scaler_address,
+            "interceptorRoute": hold.interceptor_route_name,
+        },
+    }
+
+
 def wake_up_query(hint: EnvoyRouteHint) -> str:
     """0 when the gateway has seen nothing for this model in WAKE_WINDOW, otherwise a value in (0, 1];
     empty (a KEDA error, so the fallback wakes one replica) when the Gateway's proxies are not scraped."""
@@ -278,8 +361,10 @@ def _prometheus_trigger(name: str, server: str, query: str, threshold: str) -> d
     }
 
 
-def triggers(args: AutoscalerArgs, prometheus_url: str | None) -> list[dict[str, Any]]:
-    """The ScaledObject's triggers for these args (prometheus_url resolved)."""
+def triggers(
+    args: AutoscalerArgs, prometheus_url: str | None, deployment_name: str | None = None
+) -> list[dict[str, Any]]:
+    """The ScaledObject's triggers for these args (prometheus_url and deployment_name resolved)."""
     if args.signal is ScalingSignal.CPU:
         return [
             {
@@ -290,6 +375,17 @@ def triggers(args: AutoscalerArgs, prometheus_url: str | None) -> list[dict[str,
             }
         ]
     assert prometheus_url is not None
+    if args.min_replicas == 0 and args.cold_start_hold is not None:
+        assert deployment_name is not None
+        return [
+            _prometheus_trigger(
+                "queue-depth",
+                prometheus_url,
+                held_queue_depth_query(args.namespace, args.served_model_name, deployment_name),
+                str(args.target_queue_depth),
+            ),
+            external_push_trigger(args.cold_start_hold),
+        ]
     found = [
         _prometheus_trigger(
             "queue-depth",
@@ -339,7 +435,7 @@ def scaled_object_spec(
                 }
             }
         },
-        "triggers": triggers(args, prometheus_url),
+        "triggers": triggers(args, prometheus_url, deployment_name),
     }
     if args.signal is ScalingSignal.QUEUE_DEPTH:
         spec["fallback"] = {

@@ -152,6 +152,14 @@ CRD_SOURCES: tuple[CrdSource, ...] = (
         lambda r: True,
         "aws/karpenter-provider-aws 1.14.1 charts/karpenter-crd/templates/",
     ),
+    CrdSource(
+        "keda-add-ons-http",
+        frozenset({"http.keda.sh"}),
+        # templates/crds/crd-interceptorroutes.yaml and crd-httpscaledobjects.yaml, each wrapped in
+        # `if .Values.crds.install` (default true).
+        lambda r: _get(_values(r), "crds", "install") is not False,
+        "kedacore/charts keda-add-ons-http 0.15.0 (c4b92e9) http-add-on/templates/crds/, `crds.install`",
+    ),
 )
 
 

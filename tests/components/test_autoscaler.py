@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import re
 from typing import Any
 
@@ -16,6 +17,7 @@ from components._common import KEDA
 from components.autoscaler import (
     Autoscaler,
     AutoscalerArgs,
+    ColdStartHoldRef,
     EnvoyRouteHint,
     keda_values,
     scaled_object_spec,
@@ -276,12 +278,13 @@ def test_cpu_signal_rejects_min_zero() -> None:
     assert any("signal" in p and "min_replicas" in p and "zero" in p for p in problems)
 
 
-def test_queue_signal_needs_prometheus_and_min_zero_needs_the_route_hint() -> None:
+def test_queue_signal_needs_prometheus_and_min_zero_needs_a_wake_up_signal() -> None:
     problems = validate_autoscaler_args(
         queue_args(prometheus_url=None, min_replicas=0, envoy_route_hint=None)
     )
     assert any(p.startswith("prometheus_url") for p in problems)
-    assert any(p.startswith("envoy_route_hint") for p in problems)
+    # The message names the hold, the way to scale from zero without failing requests.
+    assert any(p.startswith("cold_start_hold and min_replicas") for p in problems)
     assert validate_autoscaler_args(queue_args(envoy_route_hint=None)) == []  # min 1 needs no hint
 
 
@@ -373,3 +376,73 @@ def test_any_numbers_give_a_crd_valid_spec_or_a_clean_problem_list(
     assert has_wake == (min_replicas == 0)
     if signal is ScalingSignal.QUEUE_DEPTH:
         assert spec["triggers"][0]["metadata"]["threshold"] == str(target)
+
+
+# --- scale from zero behind a cold-start hold (KEDA HTTP add-on) ---------------------------------------
+
+HOLD = ColdStartHoldRef(
+    interceptor_route_name="llm-hold", scaler_address="keda-add-ons-http-external-scaler.keda:9090"
+)
+
+
+def held_args(**changes: Any) -> AutoscalerArgs:
+    return queue_args(**{"min_replicas": 0, "envoy_route_hint": None, "cold_start_hold": HOLD, **changes})
+
+
+def test_hold_replaces_the_envoy_wake_trigger_with_the_add_on_external_push_trigger() -> None:
+    rec = render(held_args(deployment_name=pulumi.Output.from_input("llm-7f3a2c1")))
+    triggers = triggers_by_name(rec)
+    assert set(triggers) == {"queue-depth", "wake-from-zero"}
+    wake = triggers["wake-from-zero"]
+    assert wake == {
+        "type": "external-push",
+        "name": "wake-from-zero",
+        "metadata": {
+            "scalerAddress": "keda-add-ons-http-external-scaler.keda:9090",
+            "interceptorRoute": "llm-hold",
+        },
+    }
+    # No Envoy series at all: the gateway's route ends at the interceptor now.
+    assert "envoy_" not in json.dumps(scaled_object(rec)["spec"]["triggers"])
+    assert scaled_object(rec)["spec"]["minReplicaCount"] == 0
+
+
+def test_held_queue_depth_is_zero_only_where_kube_state_metrics_sees_no_available_replica() -> None:
+    rec = render(held_args(deployment_name=pulumi.Output.from_input("llm-7f3a2c1")))
+    queue = triggers_by_name(rec)["queue-depth"]["metadata"]
+    assert queue["query"] == (
+        'sum(vllm:num_requests_waiting{namespace="inferstack", model_name="llama-3.1-8b-instruct"}) or '
+        '(sum(kube_deployment_status_replicas_available{namespace="inferstack", deployment="llm-7f3a2c1"}) == 0)'
+    )
+    # Still an error (not a silent 0) when the series is missing for another reason.
+    assert queue["ignoreNullValues"] == "false"
+
+
+@needs_crds
+def test_held_scaled_object_is_a_valid_keda_object_with_its_fallback() -> None:
+    obj = scaled_object(render(held_args()))
+    assert scaled_object_errors(obj) == []
+    # external-push is an AverageValue trigger, so KEDA accepts the fallback (CheckFallbackValid).
+    assert obj["spec"]["fallback"]["replicas"] == 1
+
+
+def test_hold_and_route_hint_together_are_refused_naming_both() -> None:
+    problems = validate_autoscaler_args(held_args(envoy_route_hint=HINT))
+    assert problems == [
+        "cold_start_hold and envoy_route_hint: give one wake-up signal; with a cold-start hold the add-on's "
+        "route wakes the model, so drop envoy_route_hint"
+    ]
+
+
+def test_hold_for_a_model_that_never_scales_to_zero_is_refused() -> None:
+    problems = validate_autoscaler_args(held_args(min_replicas=1))
+    assert [p.split(":")[0] for p in problems] == ["cold_start_hold and min_replicas"]
+
+
+def test_hold_reference_fields_are_checked() -> None:
+    bad = ColdStartHoldRef(interceptor_route_name="Llm_Hold", scaler_address="scaler")
+    problems = validate_autoscaler_args(held_args(cold_start_hold=bad))
+    assert [p.split(":")[0] for p in problems] == [
+        "cold_start_hold.interceptor_route_name",
+        "cold_start_hold.scaler_address",
+    ]
