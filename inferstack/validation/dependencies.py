@@ -152,6 +152,14 @@ CRD_SOURCES: tuple[CrdSource, ...] = (
         lambda r: True,
         "aws/karpenter-provider-aws 1.14.1 charts/karpenter-crd/templates/",
     ),
+    # envoyproxy/ai-gateway v1.1.0 manifests/charts/ai-gateway-crds-helm/templates/aigateway.envoyproxy.io_*.yaml:
+    # rendered unconditionally (the chart has no values); ai-gateway-helm itself ships none.
+    CrdSource(
+        "ai-gateway-crds-helm",
+        frozenset({"aigateway.envoyproxy.io"}),
+        lambda r: True,
+        "envoyproxy/ai-gateway v1.1.0 manifests/charts/ai-gateway-crds-helm/templates/",
+    ),
 )
 
 
