@@ -136,7 +136,9 @@ PROMETHEUS_OPERATOR_VERSION = "v0.93.1"
 # envoyproxy/ai-gateway v1.1.0 manifests/charts/ai-gateway-crds-helm: the AI Gateway CRDs as templates/
 # (aigateway.envoyproxy.io_*.yaml), no values (values.yaml is a licence header only). ai-gateway-helm v1.1.0
 # itself ships no CRDs (no crds/ folder, none in templates/), so this chart is the only source.
-AI_GATEWAY_CRDS = HelmChart("oci://docker.io/envoyproxy/ai-gateway-crds-helm", "v1.1.0", None, "ai-gateway-crds")
+AI_GATEWAY_CRDS = HelmChart(
+    "oci://docker.io/envoyproxy/ai-gateway-crds-helm", "v1.1.0", None, "ai-gateway-crds"
+)
 
 
 class CrdLocation(StrEnum):
