@@ -509,9 +509,9 @@ def variant_header_lua(namespace: str, route_name: str, models: list[RoutedModel
         f"local variants = {{{entries}}}\n"
         "function envoy_on_response(response_handle)\n"
         f'  local md = response_handle:streamInfo():dynamicMetadata():get("{AI_GATEWAY_METADATA_NAMESPACE}")\n'
-        "  if md == nil then return end\n"
+        '  if type(md) ~= "table" then return end\n'
         f'  local backend = md["{AI_GATEWAY_BACKEND_NAME_KEY}"]\n'
-        "  if backend == nil then return end\n"
+        '  if type(backend) ~= "string" then return end\n'
         '  local variant = variants[string.match(backend, "^[^/]+/[^/]+")]\n'
         f'  if variant ~= nil then response_handle:headers():replace("{VARIANT_HEADER}", variant) end\n'
         "end\n"
