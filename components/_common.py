@@ -86,6 +86,12 @@ KEDA_HTTP_ADD_ON = HelmChart(
     "keda-add-ons-http", "0.15.0", "https://kedacore.github.io/charts", "keda-http-add-on"
 )
 
+# envoyproxy/ai-gateway tag v1.1.0: manifests/charts/ai-gateway-helm, published with the release tag as its
+# version (Chart.yaml: "we ... use the release tag for both"); the docs' install step is
+# `helm upgrade -i aieg oci://docker.io/envoyproxy/ai-gateway-helm --version v1.1.0 -n envoy-ai-gateway-system`.
+# site/docs/compatibility.md at v1.1.0: Envoy Gateway v1.8.1+ (ENVOY_GATEWAY above is v1.8.3).
+AI_GATEWAY = HelmChart("oci://docker.io/envoyproxy/ai-gateway-helm", "v1.1.0", None, "ai-gateway")
+
 
 # --- CRDs that follow a pin bump ----------------------------------------------------------------------
 # Helm installs a chart's crds/ folder on first install and never again: "There is no support at this time
@@ -135,6 +141,13 @@ PROMETHEUS_OPERATOR_CRDS = HelmChart(
 )
 #: The Prometheus operator version each of the two charts above carries (their Chart.yaml appVersion).
 PROMETHEUS_OPERATOR_VERSION = "v0.93.1"
+
+# envoyproxy/ai-gateway v1.1.0 manifests/charts/ai-gateway-crds-helm: the AI Gateway CRDs as templates/
+# (aigateway.envoyproxy.io_*.yaml), no values (values.yaml is a licence header only). ai-gateway-helm v1.1.0
+# itself ships no CRDs (no crds/ folder, none in templates/), so this chart is the only source.
+AI_GATEWAY_CRDS = HelmChart(
+    "oci://docker.io/envoyproxy/ai-gateway-crds-helm", "v1.1.0", None, "ai-gateway-crds"
+)
 
 
 class CrdLocation(StrEnum):
@@ -222,6 +235,12 @@ CRD_UPGRADES: dict[str, CrdUpgrade] = {
         CrdLocation.TEMPLATES,
         "kedacore/charts keda-add-ons-http 0.15.0 renders HTTPScaledObject and InterceptorRoute CRDs from "
         "templates/crds/ while crds.install is true (the default): upgrades update them",
+    ),
+    AI_GATEWAY.chart: CrdUpgrade(
+        CrdLocation.NONE,
+        "ai-gateway-helm v1.1.0 has no crds/ folder and renders no CRD; the aigateway.envoyproxy.io CRDs come "
+        "from ai-gateway-crds-helm at the same version (templates/, so a bump of the pin updates them)",
+        AI_GATEWAY_CRDS,
     ),
 }
 

@@ -71,6 +71,8 @@ CRD_SOURCES: dict[str, CrdSource] = {
     ),
     "prometheus-operator-crds": CrdSource((), frozenset({"monitoring.coreos.com"})),
     "karpenter-crd": CrdSource((), frozenset({"karpenter.sh", "karpenter.k8s.aws"})),
+    # envoyproxy/ai-gateway v1.1.0 ai-gateway-crds-helm: templates/, no switches (components/_common.py).
+    "ai-gateway-crds": CrdSource((), frozenset({"aigateway.envoyproxy.io"})),
 }
 
 

@@ -160,6 +160,14 @@ CRD_SOURCES: tuple[CrdSource, ...] = (
         lambda r: _get(_values(r), "crds", "install") is not False,
         "kedacore/charts keda-add-ons-http 0.15.0 (c4b92e9) http-add-on/templates/crds/, `crds.install`",
     ),
+    # envoyproxy/ai-gateway v1.1.0 manifests/charts/ai-gateway-crds-helm/templates/aigateway.envoyproxy.io_*.yaml:
+    # rendered unconditionally (the chart has no values); ai-gateway-helm itself ships none.
+    CrdSource(
+        "ai-gateway-crds-helm",
+        frozenset({"aigateway.envoyproxy.io"}),
+        lambda r: True,
+        "envoyproxy/ai-gateway v1.1.0 manifests/charts/ai-gateway-crds-helm/templates/",
+    ),
 )
 
 
