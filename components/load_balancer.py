@@ -38,7 +38,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components._common import ENVOY_GATEWAY, child, helm_release, labels, reject_invalid_args
+from components._common import ENVOY_GATEWAY, child, deep_merge, helm_release, labels, reject_invalid_args
 from components.address_space import covers_every_address
 from components.choices import LoadBalancerKind
 
@@ -130,6 +130,17 @@ class LoadBalancerArgs:
     # The provider CRD charts are applied with (components/_common.py crd_provider): adopts CRDs already on
     # the cluster. None: the inherited provider (a fresh cluster only).
     crd_provider: pulumi.ProviderResource | None = None
+    # The API route is an Envoy AI Gateway AIGatewayRoute named `<name>-api` (components/model_routing.py),
+    # whose controller writes the HTTPRoute of that name: this component then makes no HTTPRoute of its own
+    # (the controller would fight it) and `backends` stays empty; its policies target that route by name.
+    model_routing: bool = False
+    # Envoy Gateway values the model routing needs (model_routing.envoy_gateway_values_for_ai_gateway),
+    # merged over ours and under `envoy_gateway_values`.
+    model_routing_values: dict[str, Any] = field(default_factory=dict)
+    # More BackendTrafficPolicy spec for the API route (camelCase), merged into its one policy: Envoy
+    # Gateway attaches one BackendTrafficPolicy per route, a second is Conflicted
+    # (internal/gatewayapi/backendtrafficpolicy.go at v1.8.3). Lists (responseOverride, rules) are joined.
+    api_traffic_policy: dict[str, Any] = field(default_factory=dict)
     cloud_service_annotations: dict[str, str] = field(default_factory=dict)  # kind cloud: for its controller
     cloud_load_balancer_class: str | None = (
         None  # kind cloud: spec.loadBalancerClass (e.g. service.k8s.aws/nlb)
@@ -152,7 +163,12 @@ def validate_load_balancer_args(args: LoadBalancerArgs) -> list[str]:
             f"hostname: {args.hostname!r} is not a lowercase DNS name with a domain (e.g. llm.example.com)"
         )
 
-    if not args.backends:
+    if args.model_routing and args.backends:
+        problems.append(
+            "backends: with model_routing the AIGatewayRoute names the backends (components/model_routing.py); "
+            "leave backends empty"
+        )
+    if not args.backends and not args.model_routing:
         problems.append("backends: at least one backend Service is needed")
     if len(args.backends) > MAX_BACKENDS:
         problems.append(f"backends: at most {MAX_BACKENDS} backends per route (HTTPRoute limit)")
@@ -275,7 +291,7 @@ class LoadBalancer(pulumi.ComponentResource):
                 f"{name}-envoy-gateway",
                 ENVOY_GATEWAY,
                 namespace=ENVOY_PROXY_NAMESPACE,
-                values=envoy_gateway_values(),
+                values=deep_merge(envoy_gateway_values(), args.model_routing_values),
                 extra_values=args.envoy_gateway_values,
                 crd_provider=args.crd_provider,
                 opts=child(self),
@@ -374,14 +390,27 @@ class LoadBalancer(pulumi.ComponentResource):
             opts=child(self, depends_on=[*after_crds, gateway]),
         )
         api_route_name = f"{name}-api"
-        api_route = k8s.apiextensions.CustomResource(
-            f"{name}-api-route",
-            api_version="gateway.networking.k8s.io/v1",
-            kind="HTTPRoute",
-            metadata=meta(api_route_name),
-            spec=api_route_spec(name, args),
-            opts=child(self, depends_on=[*after_crds, gateway]),
-        )
+        route_deps: list[pulumi.Resource] = [gateway]
+        if not args.model_routing:
+            route_deps.append(
+                k8s.apiextensions.CustomResource(
+                    f"{name}-api-route",
+                    api_version="gateway.networking.k8s.io/v1",
+                    kind="HTTPRoute",
+                    metadata=meta(api_route_name),
+                    spec=api_route_spec(name, args),
+                    opts=child(self, depends_on=[*after_crds, gateway]),
+                )
+            )
+        else:
+            k8s.apiextensions.CustomResource(
+                f"{name}-client-traffic",
+                api_version="gateway.envoyproxy.io/v1alpha1",
+                kind="ClientTrafficPolicy",
+                metadata=meta(name),
+                spec=client_traffic_spec(name),
+                opts=child(self, depends_on=[*after_crds, gateway]),
+            )
 
         # Keys: generated one per client unless the caller owns a Secret already.
         keys: dict[str, pulumi.Output[str]] = {}
@@ -413,19 +442,27 @@ class LoadBalancer(pulumi.ComponentResource):
             kind="SecurityPolicy",
             metadata=meta(f"{name}-api"),
             spec=security_policy_spec(api_route_name, key_secret_name, args.allowed_source_cidrs),
-            opts=child(self, depends_on=[*after_crds, api_route, *key_secret_deps]),
+            opts=child(self, depends_on=[*after_crds, *route_deps, *key_secret_deps]),
         )
+        traffic_policy: dict[str, Any] = {}
         if args.rate_limit_requests_per_minute is not None:
+            traffic_policy = rate_limit_spec(
+                api_route_name, args.api_key_clients, args.rate_limit_requests_per_minute
+            )
+        if args.api_traffic_policy:
+            traffic_policy = join_policy_specs(
+                traffic_policy or {"targetRefs": [gateway_api_ref("HTTPRoute", api_route_name)]},
+                args.api_traffic_policy,
+            )
+        if traffic_policy:
             k8s.apiextensions.CustomResource(
                 f"{name}-rate-limit",
                 api_version="gateway.envoyproxy.io/v1alpha1",
                 kind="BackendTrafficPolicy",
                 metadata=meta(f"{name}-api"),
-                spec=rate_limit_spec(
-                    api_route_name, args.api_key_clients, args.rate_limit_requests_per_minute
-                ),
+                spec=traffic_policy,
                 # The limit keys on the header the API-key filter sets: no policy, no header.
-                opts=child(self, depends_on=[*after_crds, api_route, security_policy]),
+                opts=child(self, depends_on=[*after_crds, *route_deps, security_policy]),
             )
 
         self.url = pulumi.Output.from_input(public_url(args))
@@ -664,6 +701,36 @@ def security_policy_spec(
             ],
         }
     return spec
+
+
+def join_policy_specs(base: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    """`more` merged into `base` (policy specs, camelCase): mappings recursively, lists joined (base's
+    items first), scalars from `more`. Neither argument is changed."""
+    joined = dict(base)
+    for key, value in more.items():
+        if isinstance(value, dict) and isinstance(joined.get(key), dict):
+            joined[key] = join_policy_specs(joined[key], value)
+        elif isinstance(value, list) and isinstance(joined.get(key), list):
+            joined[key] = [*joined[key], *value]
+        else:
+            joined[key] = value
+    return joined
+
+
+#: Per-connection buffer for routed models. Envoy AI Gateway's filter reads the whole request body to find
+#: `model`; Envoy Gateway's default buffer (32 KiB, ClientTrafficPolicy CRD `connection.bufferLimit`) would
+#: refuse long prompts. 50Mi is what envoyproxy/ai-gateway v1.1.0 examples/basic/basic.yaml sets; it is a
+#: ceiling per connection, not an allocation.
+MODEL_ROUTING_BUFFER_LIMIT = "50Mi"
+
+
+def client_traffic_spec(gateway_name: str) -> dict[str, Any]:
+    """The ClientTrafficPolicy on the Gateway when models are routed: the request buffer only (no client
+    IP detection: the address rules keep reading the TCP peer, see EXTERNAL_TRAFFIC_POLICY)."""
+    return {
+        "targetRefs": [gateway_api_ref("Gateway", gateway_name)],
+        "connection": {"bufferLimit": MODEL_ROUTING_BUFFER_LIMIT},
+    }
 
 
 def rate_limit_spec(route_name: str, clients: list[str], requests_per_minute: int) -> dict[str, Any]:

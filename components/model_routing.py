@@ -95,6 +95,12 @@ class ServiceBackend:
 
     service_name: str  # the model server's Service (components/model_server.py)
     port: int  # its HTTP port
+    # The Service's namespace when it is not the route's: the KEDA HTTP add-on's interceptor, which holds a
+    # model's requests while it scales from zero (components/cold_start_hold.py hold_backend).
+    namespace: str | None = None
+    # Request headers set on the way to this backend (AIGatewayRoute backendRef headerMutation.set), e.g.
+    # the header that selects the model's InterceptorRoute. Not applied to InferencePool backends.
+    set_headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -359,8 +365,13 @@ def _backend_ref(route_name: str, model: RoutedModel, variant: Variant, weight: 
     ref: dict[str, Any] = {"name": variant_backend_name(route_name, model, variant), "weight": weight}
     if isinstance(variant.backend, InferencePoolBackend):
         ref.update({"group": INFERENCE_POOL_GROUP, "kind": "InferencePool"})
-    elif variant.model_name_override:
+        return ref
+    if variant.model_name_override:
         ref["modelNameOverride"] = variant.model_name_override
+    if variant.backend.set_headers:
+        ref["headerMutation"] = {
+            "set": [{"name": k, "value": v} for k, v in sorted(variant.backend.set_headers.items())]
+        }
     return ref
 
 
@@ -461,7 +472,7 @@ def envoy_backend_spec(namespace: str, backend: ServiceBackend) -> dict[str, Any
         "endpoints": [
             {
                 "fqdn": {
-                    "hostname": f"{backend.service_name}.{namespace}.svc.cluster.local",
+                    "hostname": f"{backend.service_name}.{backend.namespace or namespace}.svc.cluster.local",
                     "port": backend.port,
                 }
             }

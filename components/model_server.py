@@ -140,6 +140,12 @@ class ModelServerArgs:
     # Labels added to the PodMonitor so that the Prometheus's podMonitorSelector picks it (an existing
     # kube-prometheus-stack selects `release: <its release name>` only; see components/monitoring.py).
     pod_monitor_labels: dict[str, str] = field(default_factory=dict)
+    # Pod labels the PodMonitor copies onto every series (podTargetLabels; prometheus-operator writes
+    # `app.kubernetes.io/name` as app_kubernetes_io_name): tells apart variants that share a model_name.
+    pod_monitor_target_labels: list[str] = field(default_factory=list)
+    # The endpoint picker of this server's InferencePool (components/inference_pool.py), in the same
+    # namespace: it scrapes /metrics on port 8000 to score the replicas. None: no picker, no rule.
+    endpoint_picker_pod_labels: dict[str, str] | None = None
     # Egress for `fetch` (and, since a NetworkPolicy selects pods, for the engine too). The default, the
     # internet on 443, is what a store without private addresses needs; stacks narrow it (stacks/egress.py).
     model_store_cidrs: list[str] = field(default_factory=lambda: ["0.0.0.0/0"])
@@ -430,6 +436,11 @@ class ModelServer(pulumi.ComponentResource):
                 spec={
                     "selector": {"matchLabels": selector},
                     "podMetricsEndpoints": [{"port": "http", "path": METRICS_PATH, "interval": "15s"}],
+                    **(
+                        {"podTargetLabels": list(args.pod_monitor_target_labels)}
+                        if args.pod_monitor_target_labels
+                        else {}
+                    ),
                 },
                 opts=child(self),
             )
@@ -613,6 +624,20 @@ class ModelServer(pulumi.ComponentResource):
                             ],
                             "ports": [{"port": SERVING_PORT, "protocol": "TCP"}],
                         },
+                        *(
+                            [
+                                {
+                                    # The endpoint picker reads vLLM's /metrics (queue, KV cache) to pick
+                                    # a replica; it also holds no API key, so only its own pods.
+                                    "from": [
+                                        {"pod_selector": {"match_labels": dict(args.endpoint_picker_pod_labels)}}
+                                    ],
+                                    "ports": [{"port": SERVING_PORT, "protocol": "TCP"}],
+                                }
+                            ]
+                            if args.endpoint_picker_pod_labels
+                            else []
+                        ),
                     ],
                     "egress": [
                         dns_egress_rule(args.dns_cidrs),

@@ -16,7 +16,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, PrivateAttr, ValidationError, ValidatorFunctionWrapHandler, create_model, field_validator, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from components.address_space import covers_every_address
 from components.choices import (
@@ -306,6 +314,13 @@ class ServingConfig(Section):
         "(reads no file, reaches no address, imports no code, logs no request), written out in full "
         "(e.g. ['--max-seq-len-to-capture']); a weakening flag cannot be listed",
     )
+    prefix_aware_routing: bool | None = Field(
+        None,
+        description="route each request to the replica most likely to hold its prompt's prefix in KV cache "
+        "(Gateway API Inference Extension: InferencePool + endpoint picker); default: on for vllm when the "
+        "model may run 2 or more replicas and never scales to zero (held models go through the KEDA HTTP "
+        "add-on's interceptor instead)",
+    )
     startup_timeout_seconds: int = Field(
         600, ge=60, le=3600, description="how long a model may take to load before the pod is restarted"
     )
@@ -455,7 +470,14 @@ class NetworkConfig(Section):
         "internet too; mirror the model to the stack's bucket instead where you can",
     )
 
-    @field_validator("dns_cidrs", "model_store_cidrs")
+    api_server_cidrs: list[str] | None = Field(
+        None,
+        description="the Kubernetes API server's addresses (`kubectl get endpoints kubernetes -n default`), "
+        "which the endpoint pickers of prefix-aware routing watch; needed on-prem where a model uses it "
+        "(aws: the VPC; gcp: the control plane and node ranges)",
+    )
+
+    @field_validator("dns_cidrs", "model_store_cidrs", "api_server_cidrs")
     @classmethod
     def _cidr_lists(cls, cidrs: list[str] | None) -> list[str] | None:
         return None if cidrs is None else parse_cidrs(cidrs)
@@ -910,13 +932,27 @@ class StackConfig(Section):
     def routes_by_model(self) -> bool:
         """Whether the gateway reads the `model` field (Envoy AI Gateway): several models or variants,
         token quotas, or a model that scales to zero (its requests are held and /v1/models answered by
-        the gateway). A single model without these keeps the plain HTTPRoute to its Service."""
+        the gateway), or prefix-aware routing (an InferencePool backend). A single model without these keeps
+        the plain HTTPRoute to its Service."""
         return (
-            self.models is not None
-            and (len(self._served) > 1 or any(v.variant is not None for v in self._served))
+            (self.models is not None
+            and (len(self._served) > 1 or any(v.variant is not None for v in self._served)))
             or bool(self.gateway.token_quotas)
-            or any(v.config.scales_to_zero for v in self._served)
+            or any(v.config.scales_to_zero or v.config.uses_inference_pool for v in self._served)
         )
+
+    @property
+    def uses_inference_pool(self) -> bool:
+        """Prefix-cache-aware routing (InferencePool + endpoint picker) for this stack's model:
+        serving.prefix_aware_routing, by default on for vLLM that may run 2 or more replicas and never
+        scales to zero (a held model is reached through the KEDA HTTP add-on's interceptor, which proxies
+        to the Service; AI Gateway does not apply header mutations to InferencePool backends)."""
+        if self.serving.engine is not Engine.VLLM or self.scales_to_zero:
+            return False
+        if self.serving.prefix_aware_routing is not None:
+            return self.serving.prefix_aware_routing
+        most = self.autoscaling.max_replicas if self.autoscaling.enabled else self.serving.replicas
+        return most >= 2
 
     @property
     def scales_to_zero(self) -> bool:
@@ -1003,6 +1039,39 @@ def _models_problems(cfg: StackConfig) -> list[tuple[str, str]]:
                     )
                 )
                 break
+    return problems
+
+
+def _prefix_routing_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    """An explicit prefix_aware_routing that cannot be built, and a picker with nowhere to watch from."""
+    problems: list[tuple[str, str]] = []
+    wanted = cfg.serving.prefix_aware_routing
+    if wanted and cfg.serving.engine is not Engine.VLLM:
+        problems.append(
+            (
+                "serving.prefix_aware_routing",
+                "the transformers engine exports none of the metrics the endpoint picker scores on: remove it",
+            )
+        )
+    elif wanted and cfg.scales_to_zero:
+        problems.append(
+            (
+                "serving.prefix_aware_routing",
+                "a model that scales to zero is reached through the KEDA HTTP add-on's interceptor while "
+                "it wakes, which proxies to its Service: set autoscaling.min_replicas to 1 or more, or "
+                "remove prefix_aware_routing",
+            )
+        )
+    if cfg.uses_inference_pool and cfg.platform is Platform.ONPREM and cfg.network.api_server_cidrs is None:
+        problems.append(
+            (
+                "network.api_server_cidrs",
+                f"model {cfg.model.name} uses prefix-aware routing, whose endpoint picker watches the "
+                "Kubernetes API, and the namespace's NetworkPolicies must let it reach the API server: list "
+                "its addresses (`kubectl get endpoints kubernetes -n default`), or set "
+                "serving.prefix_aware_routing: false",
+            )
+        )
     return problems
 
 
@@ -1230,6 +1299,7 @@ def _cross_field_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     problems.extend(model_store_egress_problems(cfg))
     problems.extend(_memory_problems(cfg))
     problems.extend(_token_quota_problems(cfg))
+    problems.extend(_prefix_routing_problems(cfg))
     problems.extend(_model_cache_problems(cfg))
     problems.extend(_managed_cluster_problems(cfg))
     problems.extend(aws_problems(cfg))

@@ -16,7 +16,6 @@ it carries; `note`s (how a figure was made) stay in prices.yaml.
 from __future__ import annotations
 
 import dataclasses
-
 import datetime
 import enum
 from dataclasses import dataclass
