@@ -210,14 +210,16 @@ def scaler_address(add_on_namespace: str = ADD_ON_NAMESPACE) -> str:
     return f"{SCALER_SERVICE}.{add_on_namespace}:{SCALER_GRPC_PORT}"
 
 
-def not_ready_body(served_model_name: str, hold_timeout_seconds: int) -> str:
+def not_ready_body(served_model_name: str | None, hold_timeout_seconds: int) -> str:
     """The OpenAI-shaped error body of the 503 (OpenAI API reference, "Error codes": an `error` object
-    with message, type, param, code)."""
+    with message, type, param, code). `served_model_name` None: one body for several held models (one
+    route, one override), naming none of them."""
+    model = f"The model '{served_model_name}'" if served_model_name else "The requested model"
     return json.dumps(
         {
             "error": {
                 "message": (
-                    f"The model '{served_model_name}' is starting from zero and was not ready within "
+                    f"{model} is starting from zero and was not ready within "
                     f"{hold_timeout_seconds} s; retry after the Retry-After delay."
                 ),
                 "type": "service_unavailable",
@@ -263,6 +265,20 @@ def gateway_policy_fragment(args: ColdStartHoldArgs) -> dict[str, Any]:
             "http": {"streamIdleTimeout": f"{args.hold_timeout_seconds + ROUTE_TIMEOUT_MARGIN_SECONDS}s"}
         },
     }
+
+
+def gateway_policy_fragment_for(holds: list[ColdStartHoldArgs]) -> dict[str, Any]:
+    """gateway_policy_fragment for the one route that carries several held models: Envoy Gateway applies
+    the first responseOverride that matches, so one override whose body names no model and gives the
+    longest hold, and a stream idle timeout above the longest hold."""
+    if len(holds) == 1:
+        return gateway_policy_fragment(holds[0])
+    longest = max(holds, key=lambda h: h.hold_timeout_seconds)
+    fragment = gateway_policy_fragment(longest)
+    response = fragment["responseOverride"][0]["response"]
+    response["body"]["inline"] = not_ready_body(None, longest.hold_timeout_seconds)
+    response["header"]["set"][0]["value"] = str(max(h.retry_after_seconds for h in holds))
+    return fragment
 
 
 def required_route_timeout_seconds(hold_timeout_seconds: int, generation_seconds: int) -> int:

@@ -630,7 +630,11 @@ class ModelServer(pulumi.ComponentResource):
                                     # The endpoint picker reads vLLM's /metrics (queue, KV cache) to pick
                                     # a replica; it also holds no API key, so only its own pods.
                                     "from": [
-                                        {"pod_selector": {"match_labels": dict(args.endpoint_picker_pod_labels)}}
+                                        {
+                                            "pod_selector": {
+                                                "match_labels": dict(args.endpoint_picker_pod_labels)
+                                            }
+                                        }
                                     ],
                                     "ports": [{"port": SERVING_PORT, "protocol": "TCP"}],
                                 }

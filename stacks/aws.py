@@ -163,6 +163,11 @@ def deploy_aws(cfg: StackConfig) -> None:
             # Pod Identity: the pod asks the node's agent only; the agent calls EKS Auth from the node.
             model_extra_egress=[POD_IDENTITY_AGENT],
             model_store_private_cidrs=network.s3_private_cidrs,
+            # The API server as pods reach it: the `kubernetes` Service's endpoints are the cluster's
+            # cross-account ENIs, which EKS places in the subnets it was given, inside the VPC (EKS user
+            # guide, "Amazon EKS networking": "EKS creates up to 4 cross-account elastic network interfaces
+            # in the subnets that you specify").
+            api_server_cidrs=[a.network.vpc_cidr],
         ),
     )
 

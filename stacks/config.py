@@ -702,7 +702,9 @@ class VariantEntry(Section):
     """One version of a model behind the same public name (A/B, canary)."""
 
     name: str = Field(
-        ..., pattern=r"^[a-z0-9]([-a-z0-9]{0,10}[a-z0-9])?$", description="label, e.g. v1 or canary (12 chars)"
+        ...,
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,10}[a-z0-9])?$",
+        description="label, e.g. v1 or canary (12 chars)",
     )
     weight: int = Field(
         ...,
@@ -786,7 +788,9 @@ def _as_dict(value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, dict) else {}
 
 
-def _variant_values(data: dict[str, Any], entry: dict[str, Any], variant: dict[str, Any] | None) -> dict[str, Any]:
+def _variant_values(
+    data: dict[str, Any], entry: dict[str, Any], variant: dict[str, Any] | None
+) -> dict[str, Any]:
     """The stack's values as one model variant sees them (no `models` key)."""
     values = {k: v for k, v in data.items() if k != "models"}
     for section in PER_MODEL_SECTIONS:
@@ -800,7 +804,11 @@ def _variant_values(data: dict[str, Any], entry: dict[str, Any], variant: dict[s
 
 
 def _located(
-    problems: list[tuple[str, str]], entry: dict[str, Any], variant: dict[str, Any] | None, i: int, j: int | None
+    problems: list[tuple[str, str]],
+    entry: dict[str, Any],
+    variant: dict[str, Any] | None,
+    i: int,
+    j: int | None,
 ) -> list[tuple[str, str]]:
     """Problems of a variant's merged stack, located at the key that set the value: the variant's, the
     model's, or the stack's own section (then said to be for this model). Problems already located in
@@ -910,7 +918,14 @@ class StackConfig(Section):
                     continue
             weight = model.variants[j].weight if j is not None else 100
             served.append(
-                ServedVariant(model.name, model.variants[j].name if j is not None else None, weight, variant_cfg, name, path)
+                ServedVariant(
+                    model.name,
+                    model.variants[j].name if j is not None else None,
+                    weight,
+                    variant_cfg,
+                    name,
+                    path,
+                )
             )
         problems.extend(_models_problems(cfg))
         if problems:
@@ -935,8 +950,10 @@ class StackConfig(Section):
         the gateway), or prefix-aware routing (an InferencePool backend). A single model without these keeps
         the plain HTTPRoute to its Service."""
         return (
-            (self.models is not None
-            and (len(self._served) > 1 or any(v.variant is not None for v in self._served)))
+            (
+                self.models is not None
+                and (len(self._served) > 1 or any(v.variant is not None for v in self._served))
+            )
             or bool(self.gateway.token_quotas)
             or any(v.config.scales_to_zero or v.config.uses_inference_pool for v in self._served)
         )
@@ -1002,10 +1019,17 @@ def _models_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     seen_ids: dict[str, int] = {}
     for i, model in enumerate(cfg.models or []):
         if model.name in seen_names:
-            problems.append((f"models[{i}].name", f"{model.name!r} is also models[{seen_names[model.name]}]: names are unique"))
+            problems.append(
+                (
+                    f"models[{i}].name",
+                    f"{model.name!r} is also models[{seen_names[model.name]}]: names are unique",
+                )
+            )
         seen_names.setdefault(model.name, i)
         if not model.object_id:
-            problems.append((f"models[{i}].id", f"{model.name!r} makes no object name: set id, e.g. llama-8b"))
+            problems.append(
+                (f"models[{i}].id", f"{model.name!r} makes no object name: set id, e.g. llama-8b")
+            )
         elif model.object_id in seen_ids:
             problems.append(
                 (
@@ -1089,7 +1113,9 @@ def _token_quota_problems(cfg: StackConfig) -> list[tuple[str, str]]:
                 )
             )
         if quota.client in seen:
-            problems.append((f"gateway.token_quotas[{i}].client", f"{quota.client!r} has two quotas: merge them"))
+            problems.append(
+                (f"gateway.token_quotas[{i}].client", f"{quota.client!r} has two quotas: merge them")
+            )
         seen.add(quota.client)
     return problems
 
@@ -1328,7 +1354,9 @@ def gpu_range(cfg: StackConfig) -> tuple[int, int]:
         if not v.uses_gpu:
             continue
         per, a = v.serving.gpus_per_replica, v.autoscaling
-        fewest, most = (a.min_replicas, a.max_replicas) if a.enabled else (v.serving.replicas, v.serving.replicas)
+        fewest, most = (
+            (a.min_replicas, a.max_replicas) if a.enabled else (v.serving.replicas, v.serving.replicas)
+        )
         low, high = low + per * fewest, high + per * most
     return low, high
 

@@ -258,6 +258,10 @@ def deploy_gcp(cfg: StackConfig) -> None:
             model_extra_env={"GOOGLE_CLOUD_PROJECT": g.project},
             model_extra_egress=list(WORKLOAD_IDENTITY_EGRESS),
             model_store_private_cidrs=network.google_apis_cidrs,
+            # The API server as pods reach it: the control plane's private endpoint in its /28 (VPC
+            # peering clusters), or an address of the node subnet (Private Service Connect clusters, GKE's
+            # default since 1.29); GKE docs "About network isolation in GKE".
+            api_server_cidrs=[g.network.control_plane_cidr, g.network.subnet_cidr],
         ),
     )
 

@@ -9,15 +9,23 @@ platform's extras (a model store identity, cluster pieces to wait for). Names ar
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.autoscaler import Autoscaler, AutoscalerArgs, EnvoyRouteHint
+from components._common import labels
+from components.autoscaler import Autoscaler, AutoscalerArgs, ColdStartHoldRef
 from components.choices import AcmeSolver, Engine, LoadBalancerKind, ScalingSignal, TlsMode
+from components.cold_start_hold import (
+    ColdStartHold,
+    ColdStartHoldArgs,
+    gateway_policy_fragment_for,
+    scaler_address,
+)
 from components.gpu_node_pool import GpuPlacement
+from components.inference_pool import InferencePoolRouting, InferencePoolRoutingArgs, inference_pool_crd
 from components.load_balancer import (
     ENVOY_PROXY_NAMESPACE,
     ENVOY_PROXY_POD_LABELS,
@@ -26,14 +34,16 @@ from components.load_balancer import (
     LoadBalancerArgs,
 )
 from components.metrics_server import MetricsServer, MetricsServerArgs
+from components.model_routing import ModelRouting, ModelRoutingArgs, envoy_gateway_values_for_ai_gateway
 from components.model_server import NODE_LOCAL_DNS_CIDRS, SERVING_PORT, ModelServer, ModelServerArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.network_policy import acme_http01_solver_allow, namespace_default_deny
 from components.tls import TlsCertificates, TlsCertificatesArgs
 from stacks.cold_start import progress_deadline_seconds, rollout_timeout_seconds
-from stacks.config import Platform, ServedVariant, StackConfig, cold_start_seconds, cooldown_seconds
+from stacks.config import Platform, StackConfig, cold_start_seconds, cooldown_seconds
 from stacks.egress import ACCEPTING_FIELD, internet_egress_accepted, model_store_cidrs
 from stacks.rollout import most_replicas, stack_rollout_strategy
+from stacks.routing import VariantRoute, plan_routes, route_timeout_seconds, routed_models
 
 #: Component name shared by the server, its gateway, certificate and autoscaler (one model per stack).
 NAME = "llm"
@@ -68,6 +78,9 @@ class ClusterContext:
     # Where the model store answers on private addresses, when the composition made such a path (the S3
     # interface endpoint's subnets, private.googleapis.com); stacks/egress.py decides what the pods get.
     model_store_private_cidrs: list[str] = field(default_factory=list)
+    # The Kubernetes API server's addresses as pods reach them (post-DNAT), for the endpoint pickers'
+    # egress: the VPC on EKS, the control plane and node ranges on GKE; on-prem network.api_server_cidrs.
+    api_server_cidrs: list[str] = field(default_factory=list)
     # The provider CRD charts go through (components/_common.py crd_provider: adopts existing CRDs).
     crd_provider: k8s.Provider | None = None
 
@@ -147,15 +160,8 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             "acme-http01-solver-allow", ns, ENVOY_PROXY_NAMESPACE, ENVOY_PROXY_POD_LABELS, in_namespace
         )
 
-    served = cfg.served
-    scale_to_zero = any(v.config.scales_to_zero for v in served)
-    # The Envoy PodMonitor goes into envoy-gateway-system, which the Envoy Gateway release (created with
-    # the gateway, below) makes with create_namespace: Monitoring waits for that release. The gateway
-    # needs the model server, which needs Monitoring's CRDs, so the release is handed over once it
-    # exists (pulumi.deferred_output); no cycle at run time, the release waits for neither.
-    envoy_release: pulumi.Output[pulumi.Resource]
-    resolve_envoy_release: Callable[[pulumi.Output[pulumi.Resource]], None]
-    envoy_release, resolve_envoy_release = pulumi.deferred_output()
+    routes = plan_routes(cfg)
+    holds = [r for r in routes if r.hold_name is not None]
     monitoring = None
     if cfg.monitoring.install_prometheus or cfg.monitoring.prometheus_url:
         monitoring = Monitoring(
@@ -163,23 +169,50 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             MonitoringArgs(
                 prometheus_url=None if cfg.monitoring.install_prometheus else cfg.monitoring.prometheus_url,
                 namespace=cfg.monitoring.prometheus_namespace,
-                scrape_envoy=scale_to_zero,
+                # A held model wakes through the KEDA HTTP add-on's own signal, not Envoy's 5xx.
+                scrape_envoy=False,
+                # A held model's queue trigger reads 0 only while its Deployment has no available
+                # replica (kube-state-metrics), components/autoscaler.py.
+                kube_state_metrics=bool(holds),
                 pod_monitor_labels=cfg.monitoring.pod_monitor_labels,
                 crd_provider=ctx.crd_provider,
             ),
-            opts=pulumi.ResourceOptions.merge(
-                on_cluster, pulumi.ResourceOptions(depends_on=[envoy_release] if scale_to_zero else [])
-            ),
+            opts=on_cluster,
         )
     after_monitoring = (
         [monitoring.release] if monitoring is not None and monitoring.release is not None else []
     )
 
     servers = [
-        _model_server(variant, ctx, monitoring is not None, [namespace, *after_monitoring, *ctx.server_after])
-        for variant in served
+        _model_server(
+            route,
+            ctx,
+            monitoring is not None,
+            # Series of variants that share a model_name are told apart by this label (promotion).
+            ["app.kubernetes.io/name"] if cfg.models is not None else [],
+            [namespace, *after_monitoring, *ctx.server_after],
+        )
+        for route in routes
     ]
     server = servers[0]
+
+    # The InferencePool CRD (GIE v1.6.0) before Envoy Gateway, which watches InferencePools once its
+    # extension manager lists them (components/inference_pool.py), and before any pool.
+    pool_crd = (
+        inference_pool_crd(
+            "inference-pool-crd",
+            pulumi.ResourceOptions(provider=ctx.crd_provider or provider, depends_on=list(ctx.cluster_ready)),
+        )
+        if any(r.pool_name for r in routes)
+        else None
+    )
+    hold_args = {r.hold_name: _hold_args(r, ns, install=i == 0) for i, r in enumerate(holds) if r.hold_name}
+    routing_values: dict[str, Any] = {}
+    traffic_policy: dict[str, Any] = {}
+    if cfg.routes_by_model:
+        routing_values = envoy_gateway_values_for_ai_gateway(inference_pool=pool_crd is not None)
+    if hold_args:
+        traffic_policy = gateway_policy_fragment_for(list(hold_args.values()))
 
     exposure = ctx.exposure
     gateway = LoadBalancer(
@@ -187,8 +220,13 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
         LoadBalancerArgs(
             namespace=ns,
             hostname=cfg.gateway.hostname,
-            # Several weighted backends (A/B variants) slot in here when stack files grow `variants`.
-            backends=[Backend(service_name=server.service_name, port=SERVING_PORT, weight=1)],
+            # With model routing the AIGatewayRoute (below) names the backends; else the one Service.
+            backends=[]
+            if cfg.routes_by_model
+            else [Backend(service_name=server.service_name, port=SERVING_PORT, weight=1)],
+            model_routing=cfg.routes_by_model,
+            model_routing_values=routing_values,
+            api_traffic_policy=traffic_policy,
             # The Secret TlsCertificates fills (or the existing one); a Gateway waits for it by itself.
             tls_secret_name=tls_secret_name(cfg),
             api_key_clients=cfg.serving.api_keys.clients,
@@ -203,15 +241,42 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             allowed_source_cidrs=cfg.gateway.allowed_source_cidrs,
             rate_limit_requests_per_minute=cfg.gateway.rate_limit.requests_per_minute,
             envoy_replicas=cfg.gateway.envoy_replicas,
-            request_timeout_seconds=max(600, cfg.serving.drain_seconds),
+            request_timeout_seconds=route_timeout_seconds(cfg, routes),
             crd_provider=ctx.crd_provider,
         ),
         # On destroy the gateway (and a cloud balancer's Service) goes before what it waited for.
-        opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, *ctx.gateway_after]),
+        opts=pulumi.ResourceOptions(
+            provider=provider,
+            depends_on=[namespace, *ctx.gateway_after, *([pool_crd] if pool_crd is not None else [])],
+        ),
     )
-    # Without our Envoy Gateway release the namespace is someone else's: nothing more to wait for than
-    # our namespace, which waits only for the cluster (no cycle).
-    resolve_envoy_release(pulumi.Output.from_input(gateway.envoy_gateway_release or namespace))
+
+    pools: list[pulumi.Resource] = []
+    for route, variant_server in zip(routes, servers, strict=True):
+        if route.pool_name is None:
+            continue
+        others = [labels(r.variant.resource_name, "model-server") for r in routes if r is not route]
+        pools.append(
+            InferencePoolRouting(
+                route.pool_name,
+                InferencePoolRoutingArgs(
+                    namespace=ns,
+                    pod_selector={
+                        "app.kubernetes.io/name": route.variant.resource_name,
+                        "app.kubernetes.io/component": "model-server",
+                    },
+                    other_variant_pod_labels=others,
+                    api_server_cidrs=list(ctx.api_server_cidrs or cfg.network.api_server_cidrs or []),
+                    # AI Gateway v1.1.0 calls the picker fail-closed: a second one keeps the model up
+                    # through a node drain in prod (leader election: one active at a time).
+                    epp_replicas=2 if cfg.tier.value == "prod" else 1,
+                ),
+                opts=pulumi.ResourceOptions(
+                    provider=provider,
+                    depends_on=[namespace, variant_server, *([pool_crd] if pool_crd is not None else [])],
+                ),
+            )
+        )
 
     acme, dns01 = cfg.tls.acme, cfg.tls.acme.dns01
     tls = TlsCertificates(
@@ -256,8 +321,8 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
         )
 
     keda: Autoscaler | None = None
-    for variant, variant_server in zip(served, servers, strict=True):
-        vcfg = variant.config
+    for route, variant_server in zip(routes, servers, strict=True):
+        variant, vcfg = route.variant, route.variant.config
         if not vcfg.autoscaling.enabled:
             continue
         a = vcfg.autoscaling
@@ -279,18 +344,52 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
                 prometheus_url=monitoring.prometheus_url
                 if monitoring is not None and queue_scaling
                 else None,
-                envoy_route_hint=EnvoyRouteHint(
-                    gateway_namespace=ns, gateway_name=NAME, route_namespace=ns, route_name=f"{NAME}-api"
-                )
-                if vcfg.scales_to_zero
+                cold_start_hold=ColdStartHoldRef(route.hold_name, scaler_address())
+                if route.hold_name is not None
                 else None,
                 # One KEDA per cluster: the first autoscaler installs it, the others wait for it.
                 install_keda=keda is None,
             ),
             opts=pulumi.ResourceOptions(
                 provider=provider,
-                depends_on=[namespace, *after_monitoring, *metrics_api, *([keda] if keda is not None else [])],
+                depends_on=[
+                    namespace,
+                    *after_monitoring,
+                    *metrics_api,
+                    *([keda] if keda is not None else []),
+                ],
             ),
+        )
+
+    held: list[pulumi.Resource] = [
+        ColdStartHold(
+            name,
+            args,
+            # The add-on's chart makes a ScaledObject for its interceptor: KEDA's CRDs first.
+            opts=pulumi.ResourceOptions(
+                provider=provider,
+                depends_on=[namespace, *([keda] if keda is not None and args.install_add_on else [])],
+            ),
+        )
+        for name, args in hold_args.items()
+    ]
+
+    if cfg.routes_by_model:
+        ModelRouting(
+            # Its AIGatewayRoute (and the HTTPRoute AI Gateway writes from it) is `<gateway>-api`, the route
+            # the gateway's SecurityPolicy and BackendTrafficPolicy target.
+            f"{NAME}-api",
+            ModelRoutingArgs(
+                namespace=ns,
+                gateway_name=NAME,
+                hostnames=[cfg.gateway.hostname],
+                models=routed_models(routes),
+                client_ids=list(cfg.serving.api_keys.clients),
+                request_timeout_seconds=route_timeout_seconds(cfg, routes),
+                crd_provider=ctx.crd_provider,
+                depends_on=[namespace, gateway, *pools, *held],
+            ),
+            opts=pulumi.ResourceOptions(provider=provider),
         )
 
     pulumi.export("url", gateway.url)
@@ -305,11 +404,16 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
 
 
 def _model_server(
-    variant: ServedVariant, ctx: ClusterContext, monitored: bool, after: list[pulumi.Resource]
+    route: VariantRoute,
+    ctx: ClusterContext,
+    monitored: bool,
+    target_labels: list[str],
+    after: list[pulumi.Resource],
 ) -> ModelServer:
     """The Deployment (and its Service, policies, monitor) of one model, or one variant of a model, from
     the stack as that variant sees it (`variant.config`: its model/serving/autoscaling merged over the
     stack's)."""
+    variant = route.variant
     cfg = variant.config
     node_selector: dict[str, str] = {}
     tolerations: list[dict[str, str]] = []
@@ -363,6 +467,8 @@ def _model_server(
             monitoring_pod_labels=cfg.monitoring.prometheus_pod_labels,
             pod_monitor=cfg.monitoring.pod_monitor and monitored,
             pod_monitor_labels=cfg.monitoring.pod_monitor_labels,
+            pod_monitor_target_labels=target_labels,
+            endpoint_picker_pod_labels=route.epp_pod_labels,
             extra_env=ctx.model_extra_env,
             extra_egress=extra_egress(cfg, ctx),
             model_store_cidrs=store_cidrs,
@@ -372,4 +478,24 @@ def _model_server(
             dns_cidrs=dns_cidrs(cfg),
         ),
         opts=pulumi.ResourceOptions(provider=ctx.provider, depends_on=after),
+    )
+
+
+def _hold_args(route: VariantRoute, namespace: str, install: bool) -> ColdStartHoldArgs:
+    """The hold of one model that scales to zero; the first one installs the KEDA HTTP add-on."""
+    assert route.hold_timeout_seconds is not None
+    variant = route.variant
+    return ColdStartHoldArgs(
+        namespace=namespace,
+        served_model_name=variant.model_name,
+        service_name=variant.resource_name,
+        model_pod_labels={
+            "app.kubernetes.io/name": variant.resource_name,
+            "app.kubernetes.io/component": "model-server",
+        },
+        hold_timeout_seconds=route.hold_timeout_seconds,
+        route_key=route.hold_name,
+        gateway_namespace=ENVOY_PROXY_NAMESPACE,
+        gateway_pod_labels=ENVOY_PROXY_POD_LABELS,
+        install_add_on=install,
     )
