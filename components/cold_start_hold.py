@@ -135,6 +135,11 @@ class ColdStartHoldArgs:
     install_add_on: bool = False  # install the add-on (+ its namespace's policies): once per cluster
     interceptor_replicas: int = 2  # add-on: minimum interceptor replicas (>= 2 survives one node loss)
     add_on_values: dict[str, Any] = field(default_factory=dict)  # escape hatch: add-on chart values
+    # A ReferenceGrant in the add-on's namespace letting the serving namespace's HTTPRoutes name the
+    # interceptor Service (a plain HTTPRoute backendRef across namespaces). Off where the route reaches the
+    # interceptor by an Envoy Gateway Backend's FQDN (AIGatewayRoute, components/model_routing.py), which
+    # needs no grant: then none is made.
+    reference_grant: bool = True
 
 
 def route_key(name: str, args: ColdStartHoldArgs) -> str:
@@ -444,18 +449,19 @@ class ColdStartHold(pulumi.ComponentResource):
             spec=interceptor_route_spec(name, args),
             opts=child(self, depends_on=depends_on or None),
         )
-        k8s.apiextensions.CustomResource(
-            f"{name}-grant",
-            api_version="gateway.networking.k8s.io/v1beta1",
-            kind="ReferenceGrant",
-            metadata={
-                "name": f"{name}-to-interceptor",
-                "namespace": args.add_on_namespace,
-                "labels": labels(name, "cold-start-hold"),
-            },
-            spec=reference_grant_spec(args),
-            opts=child(self, depends_on=depends_on or None),
-        )
+        if args.reference_grant:
+            k8s.apiextensions.CustomResource(
+                f"{name}-grant",
+                api_version="gateway.networking.k8s.io/v1beta1",
+                kind="ReferenceGrant",
+                metadata={
+                    "name": f"{name}-to-interceptor",
+                    "namespace": args.add_on_namespace,
+                    "labels": labels(name, "cold-start-hold"),
+                },
+                spec=reference_grant_spec(args),
+                opts=child(self, depends_on=depends_on or None),
+            )
         k8s.networking.v1.NetworkPolicy(
             f"{name}-allow-from-interceptor",
             metadata={

@@ -498,4 +498,7 @@ def _hold_args(route: VariantRoute, namespace: str, install: bool) -> ColdStartH
         gateway_namespace=ENVOY_PROXY_NAMESPACE,
         gateway_pod_labels=ENVOY_PROXY_POD_LABELS,
         install_add_on=install,
+        # The AIGatewayRoute reaches the interceptor by an Envoy Gateway Backend's FQDN (stacks/routing.py):
+        # no cross-namespace backendRef, so no ReferenceGrant.
+        reference_grant=False,
     )

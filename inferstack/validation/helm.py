@@ -37,6 +37,34 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _FREE_FORM_SUFFIXES = ("annotations", "labels", "nodeselector", "securitycontext")
 _FREE_FORM_NAMES = frozenset({"affinity", "resources", "env", "extraenv", "extraargs"})
 
+#: Maps a chart passes whole into a configuration object of its own rather than into Kubernetes fields,
+#: by chart folder: their defaults list only what the chart sets, so their keys are checked against the
+#: object's own fields instead, and anything below those goes.
+_PASSED_THROUGH: dict[str, dict[tuple[str, ...], frozenset[str]]] = {
+    # gateway-helm v1.8.3 templates/envoy-gateway-config.yaml merges .Values.config.envoyGateway over its
+    # defaults and writes it whole as the EnvoyGateway configuration; its keys are EnvoyGatewaySpec's json
+    # fields (api/v1alpha1/envoygateway_types.go at v1.8.3).
+    "envoy-gateway": {
+        ("config", "envoyGateway"): frozenset(
+            {
+                "gateway",
+                "provider",
+                "logging",
+                "admin",
+                "telemetry",
+                "xdsServer",
+                "rateLimit",
+                "extensionManager",
+                "extensionManagers",
+                "extensionApis",
+                "gatewayAPI",
+                "runtimeFlags",
+                "envoyProxy",
+            }
+        )
+    },
+}
+
 
 @dataclass(frozen=True)
 class HelmValues:
@@ -148,9 +176,21 @@ def _unknown_keys(
     schemas: list[dict[str, Any]],
     chart: ChartData,
     path: tuple[str, ...],
+    passed_through: dict[tuple[str, ...], frozenset[str]] | None = None,
 ) -> list[tuple[tuple[str, ...], str]]:
     """(key path, problem) for every key we set that the chart does not know, or sets with another shape."""
     problems: list[tuple[tuple[str, ...], str]] = []
+    passed_through = passed_through or {}
+    if path in passed_through:
+        return [
+            (
+                (*path, str(key)),
+                f"is not a field of the object the chart writes this map into (it takes "
+                f"{', '.join(sorted(passed_through[path]))})",
+            )
+            for key in values
+            if key not in passed_through[path]
+        ]
     for key, value in values.items():
         key_path = (*path, str(key))
         has_default = isinstance(defaults, dict) and key in defaults
@@ -183,7 +223,7 @@ def _unknown_keys(
                 (key_path, f"is a {type(default).__name__} in the chart's values.yaml, not a map")
             )
             continue
-        problems.extend(_unknown_keys(value, default, sub_schemas, chart, key_path))
+        problems.extend(_unknown_keys(value, default, sub_schemas, chart, key_path, passed_through))
     return problems
 
 
@@ -231,7 +271,8 @@ def validate_helm_values(releases: list[HelmValues], chart_dir: Path | None) -> 
                 )
                 schema_problems.add(finding.message.split(":", 1)[0])
         roots = [chart.schema] if chart.schema is not None else []
-        for key_path, problem in _unknown_keys(release.values, chart.defaults, roots, chart, ()):
+        passed = _PASSED_THROUGH.get(release.values_dir)
+        for key_path, problem in _unknown_keys(release.values, chart.defaults, roots, chart, (), passed):
             where = format_path(key_path)
             if where not in schema_problems:
                 findings.append(

@@ -275,6 +275,14 @@ def test_without_install_add_on_nothing_is_made_in_the_add_on_namespace_but_the_
     assert [p["metadata"]["namespace"] for p in policies(rec).values()] == ["inferstack"]
 
 
+def test_no_grant_where_the_route_reaches_the_interceptor_by_a_backend_fqdn() -> None:
+    # An AIGatewayRoute reaches the interceptor through an Envoy Gateway Backend (an FQDN): no
+    # cross-namespace backendRef, so no ReferenceGrant widens what the namespace's routes may name.
+    rec = render(hold_args(reference_grant=False))
+    assert rec.of_type(GRANT) == []
+    assert len(rec.of_type(ROUTE)) == 1
+
+
 # --- validation ---------------------------------------------------------------------------------------------
 
 
