@@ -101,7 +101,9 @@ def _multi_model_summary(plan: Plan) -> str:
         f"- models: {', '.join(f'`{name}`' for name in cfg.model_names)} behind one hostname and one set of "
         "API keys; clients choose with the OpenAI `model` field, GET /v1/models lists them all",
         f"- GPUs: {low} to {high} in total, all models (GPU-hours per day at max: {high * 24})",
-        estimate_stack_cost(cfg).summary_line().replace("- cost (GPU nodes)", "- cost (GPU nodes, all models)", 1),
+        estimate_stack_cost(cfg)
+        .summary_line()
+        .replace("- cost (GPU nodes)", "- cost (GPU nodes, all models)", 1),
     ]
     if cfg.gateway.token_quotas:
         quotas = ", ".join(
