@@ -3,7 +3,7 @@
 What it makes, in `namespace`:
 - one Redis pod: a Deployment with `/data` on an emptyDir (persistence `none`), or a StatefulSet with a
   PersistentVolumeClaim of `storage_size` / `storage_class` (persistence `volume`), official image pinned
-  by digest, Pod Security "restricted" (uid 999, read-only root, drop ALL, seccomp RuntimeDefault), no
+  by digest, Pod Security "restricted" (uid 10001, read-only root, drop ALL, seccomp RuntimeDefault), no
   Kubernetes API token;
 - a ClusterIP Service `<name>-redis` on 6379;
 - a NetworkPolicy: only Envoy Gateway's rate-limit pods may reach 6379, and Redis has no egress at all.
@@ -45,14 +45,17 @@ from components.network_policy import in_namespace
 #: Source: docker-library/repo-info repos/redis/remote/8.10.2-alpine3.23.md at commit e0c83c42c94b
 #: (`docker pull redis@sha256:3811787313eb...`, index of 16 platforms, built 2026-09-21). 8.10.2 was the
 #: newest 8.x release tag listed there. The image runs as any uid: its entrypoint only drops privileges
-#: when started as root (docker-library/redis docker-entrypoint.sh), and `redis` is uid 999, gid 1000.
+#: when started as root (docker-library/redis docker-entrypoint.sh), and its `redis` user is uid 999.
 REDIS_IMAGE = (
     "docker.io/library/redis:8.10.2-alpine3.23"
     "@sha256:3811787313eba226a2ef38658c6ccb91cd5e110edc89c37767de373120a0e5a0"
 )
-#: The image's `redis` user and group (its Dockerfile: addgroup -S -g 1000 redis; adduser -u 999).
-REDIS_UID = 999
-REDIS_GID = 1000
+#: The uid/gid Redis runs as. Not the image's own `redis` user (uid 999): the policy pack's checkov asks for a
+#: uid of 10000 or more, clear of host users (CKV_K8S_40). The image runs as any uid: its entrypoint only
+#: drops privileges when started as root, and Redis writes nothing outside --dir (/data, a volume that
+#: fsGroup makes group-writable, or an emptyDir).
+REDIS_UID = 10001
+REDIS_GID = 10001
 REDIS_PORT = 6379
 DATA_DIR = "/data"
 #: Where Envoy Gateway runs its rate-limit pods: its controller namespace, which is where the LoadBalancer
@@ -89,6 +92,7 @@ class RedisArgs:
     storage_class: str | None = None  # persistence volume: StorageClass; None = the cluster's default
     memory: str = "256Mi"  # memory request = limit of the Redis container (Kubernetes quantity)
     cpu: str = "100m"  # CPU request of the Redis container
+    cpu_limit: str = "500m"  # CPU limit (counters of a few hundred keys need little; checkov CKV_K8S_11)
     image: str = REDIS_IMAGE  # pinned by digest; a mirror of the same digest for air-gapped sites
     client_namespace: str = RATE_LIMIT_NAMESPACE  # where the pods that may connect run
     client_pod_labels: dict[str, str] = field(default_factory=lambda: dict(RATE_LIMIT_POD_LABELS))
@@ -112,9 +116,11 @@ def validate_redis_args(args: RedisArgs) -> list[str]:
             )
     if args.storage_size is not None and not _QUANTITY.match(args.storage_size):
         problems.append(f"storage_size: {args.storage_size!r} is not a Kubernetes quantity such as '1Gi'")
-    if args.storage_class is not None and (not _DNS_NAME.match(args.storage_class) or len(args.storage_class) > 253):
+    if args.storage_class is not None and (
+        not _DNS_NAME.match(args.storage_class) or len(args.storage_class) > 253
+    ):
         problems.append(f"storage_class: {args.storage_class!r} is not a StorageClass name")
-    for field_name in ("memory", "cpu"):
+    for field_name in ("memory", "cpu", "cpu_limit"):
         value = getattr(args, field_name)
         if not (_QUANTITY.match(value) or re.match(r"^[0-9]+m$", value)):
             problems.append(f"{field_name}: {value!r} is not a Kubernetes quantity")
@@ -150,8 +156,11 @@ class Redis(pulumi.ComponentResource):
         ns = args.namespace
         workload_name = f"{name}-redis"
         pod_labels = labels(workload_name, "rate-limit-store")
-        selector = {"app.kubernetes.io/name": workload_name, "app.kubernetes.io/component": "rate-limit-store"}
-        meta = {"name": workload_name, "namespace": ns, "labels": pod_labels}
+        selector = {
+            "app.kubernetes.io/name": workload_name,
+            "app.kubernetes.io/component": "rate-limit-store",
+        }
+        meta: Any = {"name": workload_name, "namespace": ns, "labels": pod_labels}
 
         container: dict[str, Any] = {
             "name": "redis",
@@ -160,12 +169,16 @@ class Redis(pulumi.ComponentResource):
             "ports": [{"name": "redis", "container_port": REDIS_PORT, "protocol": "TCP"}],
             "resources": {
                 "requests": {"cpu": args.cpu, "memory": args.memory},
-                "limits": {"memory": args.memory},
+                "limits": {"cpu": args.cpu_limit, "memory": args.memory},
             },
             "security_context": dict(RESTRICTED_CONTAINER_SECURITY),
             "volume_mounts": [{"name": "data", "mount_path": DATA_DIR}],
             "readiness_probe": {"tcp_socket": {"port": REDIS_PORT}, "period_seconds": 5},
-            "liveness_probe": {"tcp_socket": {"port": REDIS_PORT}, "period_seconds": 20, "failure_threshold": 6},
+            "liveness_probe": {
+                "tcp_socket": {"port": REDIS_PORT},
+                "period_seconds": 20,
+                "failure_threshold": 6,
+            },
         }
         pod_spec: dict[str, Any] = {
             "automount_service_account_token": False,
@@ -234,7 +247,9 @@ class Redis(pulumi.ComponentResource):
                 {
                     "type": "ClusterIP",
                     "selector": selector,
-                    "ports": [{"name": "redis", "port": REDIS_PORT, "target_port": "redis", "protocol": "TCP"}],
+                    "ports": [
+                        {"name": "redis", "port": REDIS_PORT, "target_port": "redis", "protocol": "TCP"}
+                    ],
                 }
             ),
             opts=child(self),

@@ -273,9 +273,7 @@ def envoy_gateway_values_for_rate_limit(redis_url: str, *, fail_closed: bool = F
 class TokenQuota(pulumi.ComponentResource):
     """Per-client token budgets (minute and day) and request limits on one AI Gateway route."""
 
-    def __init__(
-        self, name: str, args: TokenQuotaArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
+    def __init__(self, name: str, args: TokenQuotaArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("inferstack:token_quota:TokenQuota", name, None, opts)
         reject_invalid_args("TokenQuota", name, validate_token_quota_args(args))
         policy_name = f"{name}-quota"
@@ -283,7 +281,11 @@ class TokenQuota(pulumi.ComponentResource):
             f"{name}-traffic-policy",
             api_version="gateway.envoyproxy.io/v1alpha1",
             kind="BackendTrafficPolicy",
-            metadata={"name": policy_name, "namespace": args.namespace, "labels": labels(name, "token-quota")},
+            metadata={
+                "name": policy_name,
+                "namespace": args.namespace,
+                "labels": labels(name, "token-quota"),
+            },
             spec=token_quota_policy_spec(args),
             opts=child(self),
         )

@@ -99,7 +99,9 @@ def test_invalid_args_are_rejected_naming_the_field(overrides: dict[str, Any], f
 def test_too_many_budgets_for_one_policy_are_rejected() -> None:
     clients = [f"c{i}" for i in range(MAX_GLOBAL_RULES // 2 + 1)]
     quotas = [ClientTokenQuota(c, 10, 100) for c in clients]
-    problems = validate_token_quota_args(make_args(quotas=quotas, api_key_clients=clients, requests_per_minute=None))
+    problems = validate_token_quota_args(
+        make_args(quotas=quotas, api_key_clients=clients, requests_per_minute=None)
+    )
     assert any(p.startswith("quotas:") and str(MAX_GLOBAL_RULES) in p for p in problems), problems
 
 
