@@ -91,8 +91,10 @@ class RedisArgs:
     storage_size: str | None = None  # persistence volume: the claim's size, a Kubernetes quantity ("1Gi")
     storage_class: str | None = None  # persistence volume: StorageClass; None = the cluster's default
     memory: str = "256Mi"  # memory request = limit of the Redis container (Kubernetes quantity)
-    cpu: str = "100m"  # CPU request of the Redis container
-    cpu_limit: str = "500m"  # CPU limit (counters of a few hundred keys need little; checkov CKV_K8S_11)
+    # CPU request = limit: a Guaranteed pod (the policy pack's serving-pods-guaranteed, and the rate limiter
+    # waits on every call) that the kubelet evicts last; counters of a few hundred keys need little.
+    cpu: str = "250m"
+    cpu_limit: str = "250m"
     image: str = REDIS_IMAGE  # pinned by digest; a mirror of the same digest for air-gapped sites
     client_namespace: str = RATE_LIMIT_NAMESPACE  # where the pods that may connect run
     client_pod_labels: dict[str, str] = field(default_factory=lambda: dict(RATE_LIMIT_POD_LABELS))
@@ -173,7 +175,16 @@ class Redis(pulumi.ComponentResource):
             },
             "security_context": dict(RESTRICTED_CONTAINER_SECURITY),
             "volume_mounts": [{"name": "data", "mount_path": DATA_DIR}],
+            # Loading an appendonly file takes a moment; until the port answers the pod is starting, not dead.
+            "startup_probe": {
+                "tcp_socket": {"port": REDIS_PORT},
+                "period_seconds": 2,
+                "failure_threshold": 30,
+            },
             "readiness_probe": {"tcp_socket": {"port": REDIS_PORT}, "period_seconds": 5},
+            # The Service drops the pod's endpoint before Redis stops, so the rate-limit service's pool
+            # moves on (5 s: a few of kube-proxy's sync periods) rather than meeting a closing socket.
+            "lifecycle": {"pre_stop": {"sleep": {"seconds": 5}}},
             "liveness_probe": {
                 "tcp_socket": {"port": REDIS_PORT},
                 "period_seconds": 20,

@@ -15,7 +15,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components._common import labels
+from components._common import deep_merge, labels
 from components.autoscaler import Autoscaler, AutoscalerArgs, ColdStartHoldRef
 from components.choices import AcmeSolver, Engine, LoadBalancerKind, ScalingSignal, TlsMode
 from components.cold_start_hold import (
@@ -32,13 +32,22 @@ from components.load_balancer import (
     Backend,
     LoadBalancer,
     LoadBalancerArgs,
+    join_policy_specs,
 )
 from components.metrics_server import MetricsServer, MetricsServerArgs
 from components.model_routing import ModelRouting, ModelRoutingArgs, envoy_gateway_values_for_ai_gateway
 from components.model_server import NODE_LOCAL_DNS_CIDRS, SERVING_PORT, ModelServer, ModelServerArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.network_policy import acme_http01_solver_allow, namespace_default_deny
+from components.redis import Redis, RedisArgs, RedisPersistence, redis_url
 from components.tls import TlsCertificates, TlsCertificatesArgs
+from components.token_quota import (
+    LLM_REQUEST_COSTS,
+    ClientTokenQuota,
+    TokenQuotaArgs,
+    envoy_gateway_values_for_rate_limit,
+    token_quota_policy_spec,
+)
 from stacks.cold_start import progress_deadline_seconds, rollout_timeout_seconds
 from stacks.config import Platform, StackConfig, cold_start_seconds, cooldown_seconds
 from stacks.egress import ACCEPTING_FIELD, internet_egress_accepted, model_store_cidrs
@@ -211,8 +220,47 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
     traffic_policy: dict[str, Any] = {}
     if cfg.routes_by_model:
         routing_values = envoy_gateway_values_for_ai_gateway(inference_pool=pool_crd is not None)
+    requests_per_minute: int | None = cfg.gateway.rate_limit.requests_per_minute
+    quota_store: Redis | None = None
+    if cfg.gateway.token_quotas:
+        # Token budgets count in Envoy Gateway's global rate limit, whose counters live in this Redis.
+        store = cfg.gateway.quota_store
+        quota_store = Redis(
+            f"{NAME}-quota",
+            RedisArgs(
+                namespace=ns,
+                persistence=RedisPersistence.VOLUME if store.persistence else RedisPersistence.NONE,
+                storage_size=store.size if store.persistence else None,
+                storage_class=store.storage_class if store.persistence else None,
+            ),
+            opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace]),
+        )
+        routing_values = deep_merge(
+            routing_values, envoy_gateway_values_for_rate_limit(redis_url(f"{NAME}-quota-redis", ns))
+        )
+        # One BackendTrafficPolicy per route (Envoy Gateway v1.8.3): the request limit moves into the
+        # token quota's spec, global and local rules side by side, with the OpenAI-shaped 429.
+        traffic_policy = token_quota_policy_spec(
+            TokenQuotaArgs(
+                namespace=ns,
+                route_name=f"{NAME}-api",
+                quotas=[
+                    ClientTokenQuota(
+                        client_id=q.client,
+                        tokens_per_minute=q.tokens_per_minute,
+                        tokens_per_day=q.tokens_per_day,
+                    )
+                    for q in cfg.gateway.token_quotas
+                ],
+                api_key_clients=list(cfg.serving.api_keys.clients),
+                requests_per_minute=requests_per_minute,
+            )
+        )
+        requests_per_minute = None
     if hold_args:
-        traffic_policy = gateway_policy_fragment_for(list(hold_args.values()))
+        traffic_policy = join_policy_specs(
+            traffic_policy, gateway_policy_fragment_for(list(hold_args.values()))
+        )
 
     exposure = ctx.exposure
     gateway = LoadBalancer(
@@ -239,7 +287,7 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             cloud_service_annotations=exposure.cloud_service_annotations,
             cloud_load_balancer_class=exposure.cloud_load_balancer_class,
             allowed_source_cidrs=cfg.gateway.allowed_source_cidrs,
-            rate_limit_requests_per_minute=cfg.gateway.rate_limit.requests_per_minute,
+            rate_limit_requests_per_minute=requests_per_minute,
             envoy_replicas=cfg.gateway.envoy_replicas,
             request_timeout_seconds=route_timeout_seconds(cfg, routes),
             crd_provider=ctx.crd_provider,
@@ -247,7 +295,13 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
         # On destroy the gateway (and a cloud balancer's Service) goes before what it waited for.
         opts=pulumi.ResourceOptions(
             provider=provider,
-            depends_on=[namespace, *ctx.gateway_after, *([pool_crd] if pool_crd is not None else [])],
+            depends_on=[
+                namespace,
+                *ctx.gateway_after,
+                *([pool_crd] if pool_crd is not None else []),
+                # The rate-limit service Envoy Gateway starts reads its counters there.
+                *([quota_store] if quota_store is not None else []),
+            ],
         ),
     )
 
@@ -386,6 +440,8 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
                 models=routed_models(routes),
                 client_ids=list(cfg.serving.api_keys.clients),
                 request_timeout_seconds=route_timeout_seconds(cfg, routes),
+                # AI Gateway writes each response's usage where the token budgets' cost reads it.
+                llm_request_costs=list(LLM_REQUEST_COSTS) if cfg.gateway.token_quotas else [],
                 crd_provider=ctx.crd_provider,
                 depends_on=[namespace, gateway, *pools, *held],
             ),

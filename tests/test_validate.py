@@ -625,6 +625,23 @@ def test_unknown_helm_key_fails_naming_the_key_path(chart_dir: Path) -> None:
     assert "Helm would ignore it" in findings[0].message
 
 
+def test_envoy_gateway_config_is_read_against_the_envoy_gateway_spec(chart_dir: Path) -> None:
+    # gateway-helm writes config.envoyGateway whole as the EnvoyGateway configuration: fields its
+    # values.yaml does not list (extensionManager, rateLimit) are real, a misspelt one is still caught.
+    values = {
+        "config": {
+            "envoyGateway": {
+                "extensionManager": {"service": {"fqdn": {"hostname": "x.y.svc", "port": 1063}}},
+                "rateLimit": {"backend": {"type": "Redis", "redis": {"url": "r.ns.svc:6379"}}},
+                "ratelimit": {},
+            }
+        }
+    }
+    findings = validate_helm_values([HelmValues("eg", "envoy-gateway", values)], chart_dir).findings
+    assert [f.message.split(":")[0] for f in findings] == ["config.envoyGateway.ratelimit"]
+    assert "rateLimit" in findings[0].message  # the fields it takes are named
+
+
 def test_a_map_set_as_a_scalar_fails(chart_dir: Path) -> None:
     findings = validate_helm_values([HelmValues("keda", "keda", {"operator": True})], chart_dir).findings
     assert messages(findings) == ["operator: is a map in the chart's values.yaml, not a bool (chart keda)"]

@@ -221,7 +221,6 @@ def test_add_on_runs_restricted_with_at_least_two_interceptors() -> None:
 def test_add_on_crds_have_a_known_source_and_follow_upgrades() -> None:
     assert CRD_UPGRADES[KEDA_HTTP_ADD_ON.chart].location is CrdLocation.TEMPLATES
     assert any(s.chart == "keda-add-ons-http" and "http.keda.sh" in s.groups for s in CRD_SOURCES)
-    assert CRD_SOURCES[-1].chart == "keda-add-ons-http"  # appended at the end (merge rule)
 
 
 # --- NetworkPolicies --------------------------------------------------------------------------------------

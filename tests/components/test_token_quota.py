@@ -217,11 +217,6 @@ def test_a_redis_url_that_is_not_host_port_is_refused(url: str) -> None:
 
 
 @needs_charts
-@pytest.mark.xfail(
-    strict=True,
-    reason="inferstack/validation/helm.py does not yet know that gateway-helm writes config.envoyGateway "
-    "verbatim into the EnvoyGateway config (templates/envoy-gateway-config.yaml); remove this mark with that fix",
-)
 def test_envoy_gateway_values_pass_the_chart_check() -> None:
     values = envoy_gateway_values_for_rate_limit("llm-redis.inferstack.svc:6379")
     assert chart_value_errors("envoy-gateway", values) == []
