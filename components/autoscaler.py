@@ -142,6 +142,10 @@ class AutoscalerArgs:
     namespace: str  # namespace of the Deployment (the ScaledObject goes next to it)
     deployment_name: pulumi.Input[str]  # the model server's Deployment
     served_model_name: str  # vLLM's model_name label (the name clients send)
+    # The Deployment's pods' name prefix (the Deployment name) when another Deployment serves the same
+    # model_name (A/B variants): the queue is then this variant's alone, `pod=~"<prefix>-<hash>-<id>"`
+    # (pods of a Deployment are named <deployment>-<pod-template-hash>-<suffix>; PromQL anchors regexes).
+    pod_name_prefix: str | None = None
     signal: ScalingSignal = ScalingSignal.QUEUE_DEPTH  # queue depth (vLLM) or CPU (transformers)
     min_replicas: int = 1  # 0 scales to zero (queue-depth signal only)
     max_replicas: int = 4  # upper bound on replicas
@@ -271,18 +275,28 @@ def _gateway_scraped(hint: EnvoyRouteHint) -> str:
     )
 
 
-def queue_depth_query(namespace: str, served_model_name: str, hint: EnvoyRouteHint | None = None) -> str:
+def _waiting(namespace: str, served_model_name: str, pod_name_prefix: str | None) -> str:
+    """`sum(vllm:num_requests_waiting{...})` of this model's (or, with a prefix, this Deployment's) pods."""
+    selector = f"namespace={_promql_string(namespace)}, model_name={_promql_string(served_model_name)}"
+    if pod_name_prefix is not None:
+        # A Deployment name is a DNS label: no regex metacharacter to escape.
+        selector += f", pod=~{_promql_string(pod_name_prefix + '-[a-z0-9]+-[a-z0-9]+')}"
+    return "sum(vllm:num_requests_waiting{" + selector + "})"
+
+
+def queue_depth_query(
+    namespace: str,
+    served_model_name: str,
+    hint: EnvoyRouteHint | None = None,
+    pod_name_prefix: str | None = None,
+) -> str:
     """Waiting requests of this model, summed over replicas; an empty result (a KEDA error) when the vLLM
     series is missing though it should exist.
 
     Without `hint` (min_replicas >= 1) the bare sum: a replica always runs. With `hint` (min_replicas 0)
     also 0 while Envoy sees no ready endpoint behind the route and the gateway is scraped - a deployment
     at zero is not "missing" - but still empty when the route has ready endpoints and no vLLM series."""
-    waiting = (
-        "sum(vllm:num_requests_waiting{"
-        f"namespace={_promql_string(namespace)}, model_name={_promql_string(served_model_name)}"
-        "})"
-    )
+    waiting = _waiting(namespace, served_model_name, pod_name_prefix)
     if hint is None:
         return waiting
     ready = f"sum(envoy_cluster_membership_healthy{{{_route_clusters(hint)}}})"
@@ -291,7 +305,9 @@ def queue_depth_query(namespace: str, served_model_name: str, hint: EnvoyRouteHi
     return f"{waiting} or ({ready} == 0) or ({_gateway_scraped(hint)} unless on() ({ready}))"
 
 
-def held_queue_depth_query(namespace: str, served_model_name: str, deployment_name: str) -> str:
+def held_queue_depth_query(
+    namespace: str, served_model_name: str, deployment_name: str, pod_name_prefix: str | None = None
+) -> str:
     """Waiting requests of a model behind a cold-start hold (min_replicas 0): the vLLM sum, or 0 while
     kube-state-metrics says the Deployment has no available replica; empty (a KEDA error, so the
     fallback wakes one replica) when replicas are available but no vLLM series exists, or when
@@ -301,11 +317,7 @@ def held_queue_depth_query(namespace: str, served_model_name: str, deployment_na
     interceptor's Service, whose endpoints are always ready. `kube_deployment_status_replicas_available`
     is kube-state-metrics' per-Deployment gauge (labels namespace, deployment), present whenever the
     Deployment exists and kube-state-metrics is scraped."""
-    waiting = (
-        "sum(vllm:num_requests_waiting{"
-        f"namespace={_promql_string(namespace)}, model_name={_promql_string(served_model_name)}"
-        "})"
-    )
+    waiting = _waiting(namespace, served_model_name, pod_name_prefix)
     available = (
         "sum(kube_deployment_status_replicas_available{"
         f"namespace={_promql_string(namespace)}, deployment={_promql_string(deployment_name)}"
@@ -381,7 +393,9 @@ def triggers(
             _prometheus_trigger(
                 "queue-depth",
                 prometheus_url,
-                held_queue_depth_query(args.namespace, args.served_model_name, deployment_name),
+                held_queue_depth_query(
+                    args.namespace, args.served_model_name, deployment_name, args.pod_name_prefix
+                ),
                 str(args.target_queue_depth),
             ),
             external_push_trigger(args.cold_start_hold),
@@ -394,6 +408,7 @@ def triggers(
                 args.namespace,
                 args.served_model_name,
                 args.envoy_route_hint if args.min_replicas == 0 else None,
+                args.pod_name_prefix,
             ),
             str(args.target_queue_depth),
         )

@@ -387,6 +387,8 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
                 namespace=ns,
                 deployment_name=variant_server.deployment_name,
                 served_model_name=vcfg.model.name,
+                # Variants of one model share its model_name: each scales on its own pods' queue.
+                pod_name_prefix=variant.resource_name if variant.variant is not None else None,
                 signal=ScalingSignal.QUEUE_DEPTH if queue_scaling else ScalingSignal.CPU,
                 min_replicas=a.min_replicas,
                 max_replicas=a.max_replicas,

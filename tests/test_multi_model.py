@@ -215,6 +215,19 @@ def test_a_held_models_scaled_object_wakes_on_the_add_ons_signal() -> None:
     assert all("external-push" not in t for name, t in triggers.items() if name != "llm-qwen-7b")
 
 
+def test_each_variant_scales_on_its_own_pods_queue() -> None:
+    # The variants of one model share vLLM's model_name label; a queue summed over both would scale the
+    # 10 % canary on the 90 % variant's load.
+    cfg, plan = example()
+    scaled = {s["metadata"]["name"]: s["spec"] for s in objects(plan, SCALED_OBJECT)}
+    pod_names = {"llm-llama-8b-v1": "llm-llama-8b-v1-6d4f8b7c9-x2k4p", "llm-llama-8b-v2": "llm-llama-8b-v2-55c9d-q9z8w"}
+    for name, pod in pod_names.items():
+        (queue,) = [t for t in scaled[name]["triggers"] if t["name"] == "queue-depth"]
+        pattern = re.search(r'pod=~"([^"]+)"', queue["metadata"]["query"])
+        assert pattern is not None, queue["metadata"]["query"]
+        assert [p for p in pod_names.values() if re.fullmatch(pattern.group(1), p)] == [pod]
+
+
 def test_the_route_outlasts_the_hold_and_a_generation() -> None:
     cfg, plan = example()
     qwen = next(v for v in cfg.served if v.config.scales_to_zero)
