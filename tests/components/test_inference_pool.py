@@ -4,6 +4,7 @@ NetworkPolicies admit exactly Envoy -> picker and picker -> the variant's pods."
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,11 @@ import yaml
 from components.choices import Engine
 from components.inference_pool import (
     EPP_GRPC_PORT,
+    EPP_HEALTH_PORT,
     EPP_IMAGE,
+    EPP_IMAGE_TAG,
+    EPP_PRE_STOP_SECONDS,
+    EPP_TOKEN_SKIP_REASON,
     EPP_VLLM_METRICS,
     INFERENCE_POOL_CRD_FILE,
     INFERENCEPOOL_CHART_DEFAULTS,
@@ -29,6 +34,7 @@ from components.inference_pool import (
 from components.load_balancer import ENVOY_PROXY_NAMESPACE, ENVOY_PROXY_POD_LABELS
 from components.model_server import SERVING_PORT
 from inferstack.planning.recording import Recording, run_program
+from inferstack.validation.policies import load_rules
 from tests.components.schemas import (
     CHART_DIR,
     CRD_DIR,
@@ -45,6 +51,8 @@ T_DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 T_SERVICE = "kubernetes:core/v1:Service"
 T_ROLE = "kubernetes:rbac.authorization.k8s.io/v1:Role"
 T_CRD = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
+T_PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+rules = load_rules()  # the project's policy pack (policy/rules.py), the rules `inferstack check` runs
 
 NS = "inferstack"
 # Two variants of one model as the coordinator labels them: ModelServer's labels plus a per-variant label.
@@ -102,6 +110,8 @@ def test_valid_args_have_no_problems() -> None:
         ("llama-v1", {"failure_mode": "Open"}, "failure_mode"),
         ("llama-v1", {"gateway_pod_labels": {}}, "gateway_pod_labels"),
         ("llama-v1", {"target_port": 70000}, "target_port"),
+        ("llama-v1", {"epp_image": EPP_IMAGE_TAG}, "epp_image"),  # a tag can be re-pushed
+        ("llama-v1", {"epp_image": EPP_IMAGE_TAG + "@sha256:abc"}, "epp_image"),
         ("Llama", {}, "name"),
         ("x" * 47, {}, "name"),  # <name>-epp-default-deny would pass 63
         ("llama-v1", {"namespace": "Bad_NS"}, "namespace"),
@@ -231,6 +241,103 @@ def test_leader_election_comes_with_its_rbac() -> None:
     assert "--ha-enable-leader-election" in args
 
 
+# --- the picker passes the project's policy pack like every serving Deployment ----------------------
+
+
+def _deployment(rec: Recording) -> dict[str, Any]:
+    return rec.one(T_DEPLOYMENT).inputs
+
+
+def _epp_container(rec: Recording) -> dict[str, Any]:
+    return _deployment(rec)["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_the_picker_image_is_the_charts_tag_pinned_by_digest() -> None:
+    image = _epp_container(default_run())["image"]
+    tag, digest = image.split("@")
+    assert tag == EPP_IMAGE_TAG  # still v1.5.0, the chart's tag (checked against values.yaml below)
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), digest
+    assert rules.images_pinned_by_digest(T_DEPLOYMENT, _deployment(default_run())) == []
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_the_picker_has_a_startup_probe_on_its_grpc_health_port(replicas: int) -> None:
+    container = _epp_container(deploy(epp_replicas=replicas))
+    startup, liveness = container["startupProbe"], container["livenessProbe"]
+    assert startup["grpc"]["port"] == EPP_HEALTH_PORT
+    # The liveness service, not readiness: a leader-election standby is never ready, yet it has started.
+    assert startup["grpc"]["service"] == liveness["grpc"]["service"]
+    if replicas > 1:
+        assert (startup["grpc"]["service"], container["readinessProbe"]["grpc"]["service"]) == (
+            "liveness",
+            "readiness",
+        )
+    # Long enough for informer sync, short enough that a picker which never starts is restarted.
+    assert 30 <= startup["periodSeconds"] * startup["failureThreshold"] <= 120
+
+
+def test_the_picker_sleeps_before_sigterm_within_its_grace_period() -> None:
+    rec = default_run()
+    pod = _deployment(rec)["spec"]["template"]["spec"]
+    sleep = _epp_container(rec)["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert sleep == EPP_PRE_STOP_SECONDS
+    # Long enough for the EndpointSlice change to reach kube-proxy; leaves most of the grace period for
+    # GracefulStop to finish in-flight ext_proc streams.
+    assert 5 <= sleep <= pod["terminationGracePeriodSeconds"] // 2
+    assert rules.startup_probe_and_drain(T_DEPLOYMENT, _deployment(rec)) == []
+
+
+@pytest.mark.parametrize("overrides", [{}, {"epp_cpu": "2", "epp_memory": "4Gi"}])
+def test_the_picker_pod_is_guaranteed(overrides: dict[str, Any]) -> None:
+    rec = deploy(**overrides)
+    resources = _epp_container(rec)["resources"]
+    assert resources["requests"] == resources["limits"]
+    assert set(resources["limits"]) == {"cpu", "memory"}
+    assert rules.pod_qos_class(_deployment(rec)["spec"]["template"]["spec"]) == "Guaranteed"
+    assert rules.serving_pods_guaranteed(T_DEPLOYMENT, _deployment(rec)) == []
+
+
+def test_the_default_size_is_the_charts_validated_request() -> None:
+    limits = _epp_container(default_run())["resources"]["limits"]
+    chart = INFERENCEPOOL_CHART_DEFAULTS["inferenceExtension"]["resources"]["requests"]
+    assert limits == chart == {"cpu": "4", "memory": "8Gi"}
+
+
+def test_a_replicated_picker_has_a_pdb_selecting_its_pods() -> None:
+    rec = deploy(epp_replicas=2)
+    pdb = rec.one(T_PDB).inputs
+    pod_labels = _deployment(rec)["spec"]["template"]["metadata"]["labels"]
+    assert pdb["metadata"]["namespace"] == NS
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert selector_matches(pdb["spec"]["selector"]["matchLabels"], pod_labels)
+    assert not selector_matches(pdb["spec"]["selector"]["matchLabels"], V1_PODS)  # not the model's pods
+    resources = [(r.type, r.inputs) for r in rec.resources]
+    assert rules.pdb_when_replicas_gt_1(resources) == []
+
+
+def test_a_single_picker_has_no_pdb() -> None:
+    """maxUnavailable 1 over one pod protects nothing; the rule asks for a PDB only above one replica."""
+    rec = default_run()
+    assert rec.of_type(T_PDB) == []
+    assert rules.pdb_when_replicas_gt_1([(r.type, r.inputs) for r in rec.resources]) == []
+
+
+def test_the_token_skip_is_on_the_picker_only_with_a_reason_checkov_reads() -> None:
+    rec = default_run()
+    deployment = _deployment(rec)
+    assert deployment["spec"]["template"]["spec"]["automountServiceAccountToken"] is True
+    skip = deployment["metadata"]["annotations"]["checkov.io/skip1"]
+    check, reason = skip.split("=")  # checkov's own parsing: exactly one '=' or it fails on the object
+    assert check == "CKV_K8S_38" and reason == EPP_TOKEN_SKIP_REASON and "InferencePool" in reason
+    # Only CKV_K8S_38 is waived: the digest, CPU limit and the rest are met, not skipped.
+    assert [k for k in deployment["metadata"]["annotations"] if k.startswith("checkov.io/")] == [
+        "checkov.io/skip1"
+    ]
+    for other in rec.kubernetes_objects():
+        if other is not rec.one(T_DEPLOYMENT):
+            assert "checkov.io/skip1" not in ((other.inputs.get("metadata") or {}).get("annotations") or {})
+
+
 # --- NetworkPolicies: exactly Envoy -> picker, picker -> the variant's pods (and the API server) -----
 
 
@@ -353,7 +460,8 @@ def test_what_we_follow_is_the_inferencepool_charts_defaults() -> None:
 
     assert same(INFERENCEPOOL_CHART_DEFAULTS, chart) == []
     image = chart["inferenceExtension"]["image"]
-    assert f"{image['registry']}/{image['repository']}:{image['tag']}" == EPP_IMAGE
+    assert f"{image['registry']}/{image['repository']}:{image['tag']}" == EPP_IMAGE_TAG
+    assert EPP_IMAGE.startswith(EPP_IMAGE_TAG + "@sha256:")
 
 
 def test_the_picker_config_scores_prefix_queue_and_kv_cache() -> None:
