@@ -512,6 +512,17 @@ def _objects(resources: Sequence[tuple[str, Props]], kind: str) -> list[tuple[st
     return [(t, p) for t, p in resources if k8s_kind(t, p) == kind]
 
 
+#: Envoy AI Gateway's route kind: its controller writes an HTTPRoute of the same name and namespace, with
+#: the same parentRefs and hostnames, from it (envoyproxy/ai-gateway v1.1.0 internal/controller/
+#: ai_gateway_route.go), and policies target that HTTPRoute by name. So for these rules it is an HTTPRoute.
+AI_GATEWAY_ROUTE = "AIGatewayRoute"
+
+
+def _http_routes(resources: Sequence[tuple[str, Props]]) -> list[tuple[str, Props]]:
+    """HTTPRoutes, and the AIGatewayRoutes that become HTTPRoutes of their name on the cluster."""
+    return [(t, p) for t, p in resources if k8s_kind(t, p) in ("HTTPRoute", AI_GATEWAY_ROUTE)]
+
+
 def _targets(policy: Props) -> list[Mapping[str, Any]]:
     spec = _dict(policy.get("spec"))
     return [_dict(t) for t in [*_list(spec.get("targetRefs")), spec.get("targetRef")] if t]
@@ -556,7 +567,7 @@ def public_endpoint_needs_tls_and_api_keys(resources: Sequence[tuple[str, Props]
                 f"EnvoyProxy {proxy_key[1] if proxy is not None and proxy_key else '(Envoy Gateway default)'}",
             )
 
-    routes = _objects(resources, "HTTPRoute")
+    routes = _http_routes(resources)
     security = [p for _, p in _objects(resources, "SecurityPolicy") if _api_key_auth(p)]
     for type_token, gw in gateways:
         key = (_namespace(gw), _name(gw))
@@ -752,9 +763,10 @@ def _gateways_of(policy: Props, resources: Sequence[tuple[str, Props]]) -> set[t
     """(namespace, name) of every Gateway a policy applies to, directly or through the routes it targets."""
     namespace = _namespace(policy)
     routes = {
-        (k8s_kind(t, p), _namespace(p), _name(p)): p
+        # An AIGatewayRoute is found as the HTTPRoute its controller writes (AI_GATEWAY_ROUTE).
+        ("HTTPRoute" if k8s_kind(t, p) == AI_GATEWAY_ROUTE else k8s_kind(t, p), _namespace(p), _name(p)): p
         for t, p in resources
-        if k8s_kind(t, p) in ("HTTPRoute", "GRPCRoute", "TCPRoute", "TLSRoute", "UDPRoute")
+        if k8s_kind(t, p) in ("HTTPRoute", "GRPCRoute", "TCPRoute", "TLSRoute", "UDPRoute", AI_GATEWAY_ROUTE)
     }
     gateways: set[tuple[str | None, str | None]] = set()
     for target in _targets(policy):

@@ -422,7 +422,9 @@ def test_public_prod_gateway_without_api_keys_fails_check(
     out = capsys.readouterr().out
     assert code == EXIT_FINDINGS, out
     assert "public-endpoint-needs-tls-and-api-keys (mandatory): 1 finding" in out
-    assert "[public-endpoint-needs-tls-and-api-keys]" in out and "HTTPRoute/inferstack/llm-api" in out
+    # prod-aws routes through Envoy AI Gateway (prefix-aware routing): its AIGatewayRoute is the route
+    # AI Gateway writes as HTTPRoute llm-api, and the rule reads it as that route.
+    assert "[public-endpoint-needs-tls-and-api-keys]" in out and "AIGatewayRoute/inferstack/llm-api" in out
 
 
 def test_same_public_stack_with_keys_is_clean(tmp_path: Path) -> None:
