@@ -14,7 +14,7 @@ import json
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from pydantic import (
     Field,
@@ -319,7 +319,7 @@ class ServingConfig(Section):
         description="route each request to the replica most likely to hold its prompt's prefix in KV cache "
         "(Gateway API Inference Extension: InferencePool + endpoint picker); default: on for vllm when the "
         "model may run 2 or more replicas and never scales to zero (held models go through the KEDA HTTP "
-        "add-on's interceptor instead)",
+        "add-on's interceptor instead); on-prem only once network.api_server_cidrs is set",
     )
     startup_timeout_seconds: int = Field(
         600, ge=60, le=3600, description="how long a model may take to load before the pod is restarted"
@@ -678,11 +678,11 @@ def _override_of(section: type[Section], per: str) -> type[Section]:
     section. Validators run on the merged section (the real class), so an override is checked exactly as
     the same keys would be at the top level."""
     fields: dict[str, Any] = {
-        name: (info.annotation | None, Field(None, description=info.description))
+        name: (Optional[info.annotation], Field(None, description=info.description))  # noqa: UP045
         for name, info in section.model_fields.items()
         if name not in _NOT_PER_MODEL[section.__name__.removesuffix("Config").lower()]
     }
-    return create_model(  # type: ignore[call-overload, no-any-return]
+    return create_model(
         f"{per}{section.__name__.removesuffix('Config')}Override",
         __base__=Section,
         __doc__=f"Keys of `{section.__name__.removesuffix('Config').lower()}` this {per.lower()} sets "
@@ -968,6 +968,10 @@ class StackConfig(Section):
             return False
         if self.serving.prefix_aware_routing is not None:
             return self.serving.prefix_aware_routing
+        if self.platform is Platform.ONPREM and self.network.api_server_cidrs is None:
+            # The endpoint picker's egress to the API server needs its addresses, which only the site
+            # knows; without them the default is off (the summary says how to turn it on).
+            return False
         most = self.autoscaling.max_replicas if self.autoscaling.enabled else self.serving.replicas
         return most >= 2
 
@@ -1009,7 +1013,7 @@ def _validated(handler: ValidatorFunctionWrapHandler, data: Any) -> StackConfig:
             "StackConfig",
             [{"type": "value_error", "loc": (), "input": data, "ctx": {"error": CrossFieldErrors(problems)}}],
         )
-    return cfg  # type: ignore[no-any-return]
+    return cfg
 
 
 def _models_problems(cfg: StackConfig) -> list[tuple[str, str]]:

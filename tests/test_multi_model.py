@@ -220,7 +220,10 @@ def test_each_variant_scales_on_its_own_pods_queue() -> None:
     # 10 % canary on the 90 % variant's load.
     cfg, plan = example()
     scaled = {s["metadata"]["name"]: s["spec"] for s in objects(plan, SCALED_OBJECT)}
-    pod_names = {"llm-llama-8b-v1": "llm-llama-8b-v1-6d4f8b7c9-x2k4p", "llm-llama-8b-v2": "llm-llama-8b-v2-55c9d-q9z8w"}
+    pod_names = {
+        "llm-llama-8b-v1": "llm-llama-8b-v1-6d4f8b7c9-x2k4p",
+        "llm-llama-8b-v2": "llm-llama-8b-v2-55c9d-q9z8w",
+    }
     for name, pod in pod_names.items():
         (queue,) = [t for t in scaled[name]["triggers"] if t["name"] == "queue-depth"]
         pattern = re.search(r'pod=~"([^"]+)"', queue["metadata"]["query"])

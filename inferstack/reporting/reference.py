@@ -20,6 +20,11 @@ def _section_of(annotation: Any) -> type[BaseModel] | None:
     for candidate in (annotation, *typing.get_args(annotation)):
         if isinstance(candidate, type) and issubclass(candidate, BaseModel):
             return candidate
+        inner = typing.get_args(candidate)  # list[Section] | None: the list's item
+        if inner and candidate is not annotation:
+            found = _section_of(candidate)
+            if found is not None:
+                return found
     return None
 
 
@@ -49,6 +54,10 @@ def rows(model: type[BaseModel] = StackConfig, prefix: str = "") -> Iterator[tup
     """(dotted key, default, meaning) for every leaf key of a stack file."""
     for name, field in model.model_fields.items():
         section = _section_of(field.annotation)
+        if section is not None and section.__name__.endswith("Override"):
+            # A model's or variant's overrides take the keys of the stack's own section, listed above.
+            yield f"{prefix}{name}", "—", f"{field.description}: any key of the stack's `{name}` section"
+            continue
         if section is not None and name not in _SHOWN_WHOLE:
             yield from rows(section, f"{prefix}{name}.")
             continue
