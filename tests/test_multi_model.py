@@ -326,3 +326,37 @@ def test_the_local_stack_keeps_its_plain_route() -> None:
     assert not cfg.routes_by_model
     values = copy.deepcopy(BASELINE["stacks"]["local"])
     assert values == {k: v for k, v in _now("local").items() if k in values}
+
+
+# --- weights in diff and summary ---------------------------------------------------------------------------
+
+
+def _with_weights(v1: int, v2: int) -> StackConfig:
+    values = example_values()
+    values["models"][0]["variants"][0]["weight"], values["models"][0]["variants"][1]["weight"] = v1, v2
+    return parse_stack_config(values)
+
+
+def test_a_weight_change_shows_in_diff_with_the_clients_it_moves() -> None:
+    from inferstack.reporting.diff import Side, StackDiff, render_markdown, traffic_of
+
+    def side(cfg: StackConfig) -> Side:
+        return Side(gpus_min=0, gpus_max=0, traffic=traffic_of(cfg))
+
+    d = StackDiff("multi-onprem", "main", [], side(_with_weights(90, 10)), side(_with_weights(60, 40)))
+    text = render_markdown(d)
+    assert (
+        "- traffic of `llama-3.1-8b-instruct`: weights v1 90 % -> 60 %, v2 10 % -> 40 %; "
+        "clients moved: intranet-assistant v1 -> v2"
+    ) in text
+    same = StackDiff("multi-onprem", "main", [], side(_with_weights(90, 10)), side(_with_weights(90, 10)))
+    assert "traffic of" not in render_markdown(same)
+
+
+def test_the_summary_names_each_variants_clients_and_warns_of_an_idle_canary() -> None:
+    _, plan = example()
+    summary = plan.summary()
+    assert "| `llama-3.1-8b-instruct` | v2 | 10 % | batch-jobs |" in summary
+    assert "No API client lands" not in summary
+    idle = plan_stack(_with_weights(95, 5), "multi-onprem").summary()
+    assert "**No API client lands on llama-3.1-8b-instruct v2**" in idle

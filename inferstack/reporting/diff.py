@@ -45,6 +45,8 @@ class Side:
     gpus_min: int
     gpus_max: int
     cost: dict[str, Any] | None = None  # inferstack.reporting.cost's estimate, as plain data
+    # Per public model with variants: {"weights": {variant: percent}, "clients": {client id: variant}}.
+    traffic: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -107,7 +109,22 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def _side(config: StackConfig, plan: Plan | None = None) -> Side:
     gpus = plan.gpus() if plan is not None else _gpus(config)
-    return Side(gpus_min=gpus[0], gpus_max=gpus[1], cost=_cost(config))
+    return Side(gpus_min=gpus[0], gpus_max=gpus[1], cost=_cost(config), traffic=traffic_of(config))
+
+
+def traffic_of(config: StackConfig) -> dict[str, dict[str, dict[str, Any]]]:
+    """Each model's variant weights and which API client each variant serves (the sticky assignment the
+    AIGatewayRoute's rules encode, components/model_routing.py assign_variants): what a weight step moves."""
+    from components.model_routing import assign_variants
+
+    traffic: dict[str, dict[str, dict[str, Any]]] = {}
+    for model in config.models or []:
+        if not model.variants:
+            continue
+        weights = {v.name: v.weight for v in model.variants}
+        clients = assign_variants(model.name, list(weights.items()), config.serving.api_keys.clients)
+        traffic[model.name] = {"weights": weights, "clients": clients}
+    return traffic
 
 
 def _gpus(config: StackConfig) -> tuple[int, int]:
@@ -278,4 +295,32 @@ def _capacity_lines(d: StackDiff) -> list[str]:
     return [
         f"- GPUs (min-max replicas): {gpus(d.before)} -> {gpus(d.after)}",
         f"- estimated GPU cost: {cost(d.before)} -> {cost(d.after)}",
+        *_traffic_lines(d),
     ]
+
+
+def _traffic_lines(d: StackDiff) -> list[str]:
+    """One line per model whose variant weights or client assignment changed: the weights, then the API
+    clients that move (each client sticks to one variant; a step moves whole clients)."""
+    before = d.before.traffic if d.before is not None else {}
+    after = d.after.traffic if d.after is not None else {}
+    lines = []
+    for model in sorted(set(before) | set(after)):
+        old, new = before.get(model, {}), after.get(model, {})
+        if old == new:
+            continue
+        old_w, new_w = old.get("weights", {}), new.get("weights", {})
+        weights = ", ".join(
+            f"{v} {old_w.get(v, 0)} % -> {new_w.get(v, 0)} %"
+            for v in list(dict.fromkeys([*old_w, *new_w]))
+            if old_w.get(v) != new_w.get(v)
+        )
+        old_c, new_c = old.get("clients", {}), new.get("clients", {})
+        moved = ", ".join(
+            f"{c} {old_c.get(c, '(none)')} -> {new_c.get(c, '(none)')}"
+            for c in sorted(set(old_c) | set(new_c))
+            if old_c.get(c) != new_c.get(c)
+        )
+        parts = [p for p in (weights and f"weights {weights}", moved and f"clients moved: {moved}") if p]
+        lines.append(f"- traffic of `{model}`: {'; '.join(parts) or 'unchanged'}")
+    return lines

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from inferstack.planning.plan import is_placeholder_digest
 from inferstack.reporting.cost import estimate_cost, estimate_stack_cost
+from inferstack.reporting.diff import traffic_of
 from stacks.config import StackConfig, cold_start_seconds, cooldown_seconds
 from stacks.rollout import stack_rollout_strategy
 from stacks.workload import NAME as WORKLOAD_NAME
@@ -49,9 +50,35 @@ def render_summary(plan: Plan) -> str:
             f"- scale to zero: after {cooldown_seconds(cfg)} s without traffic (at least a cold start: "
             "autoscaling.cooldown_seconds)"
         )
+    lines.append(_routing_line(cfg))
     lines.append(estimate_cost(cfg).summary_line())
     lines += _common_tail(plan)
     return "\n".join(lines)
+
+
+def _routing_line(cfg: StackConfig) -> str:
+    """How requests reach the model (stacks/routing.py), and why prefix-aware routing is off where a user
+    might expect it on."""
+    most = cfg.autoscaling.max_replicas if cfg.autoscaling.enabled else cfg.serving.replicas
+    hint = ""
+    if (
+        not cfg.uses_inference_pool
+        and not cfg.scales_to_zero
+        and cfg.uses_gpu
+        and most >= 2
+        and cfg.serving.prefix_aware_routing is None
+    ):
+        hint = " (prefix-cache-aware routing off: set network.api_server_cidrs to turn it on)"
+    if not cfg.routes_by_model:
+        return "- routing: one HTTPRoute to the model's Service" + hint
+    ways = ["Envoy AI Gateway reads `model` (GET /v1/models answered by the gateway)"]
+    if cfg.uses_inference_pool:
+        ways.append("prefix-cache-aware: InferencePool + endpoint picker")
+    if cfg.scales_to_zero:
+        ways.append(f"held at zero by the KEDA HTTP add-on for up to {cold_start_seconds(cfg)} s, then 503")
+    if cfg.gateway.token_quotas:
+        ways.append("token quotas per API client")
+    return "- routing: " + "; ".join(ways) + hint
 
 
 def _common_tail(plan: Plan) -> list[str]:
@@ -116,9 +143,12 @@ def _multi_model_summary(plan: Plan) -> str:
         "",
         "## Models",
         "",
-        "| model | variant | weight | weights from | engine | replicas | GPUs per replica | at zero | cost |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | variant | weight | API clients | weights from | engine | replicas | GPUs per replica | at zero "
+        "| cost |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    traffic = traffic_of(cfg)
+    idle: list[str] = []
     for variant in cfg.served:
         v = variant.config
         replicas = (
@@ -133,11 +163,26 @@ def _multi_model_summary(plan: Plan) -> str:
             else "—"
         )
         cost = estimate_cost(v).summary_line().removeprefix("- cost (GPU nodes): ").split("\n")[0]
+        clients = "all"
+        if variant.variant is not None:
+            assigned = [
+                c for c, name in traffic[variant.model_name]["clients"].items() if name == variant.variant
+            ]
+            clients = ", ".join(assigned) or "none"
+            if not assigned and variant.weight > 0:
+                idle.append(f"{variant.model_name} {variant.variant}")
         lines.append(
-            f"| `{variant.model_name}` | {variant.variant or '—'} | {variant.weight} % | `{v.model.uri}` | "
-            f"{v.serving.engine.value} | {replicas} | {gpus} | {at_zero} | {cost} |"
+            f"| `{variant.model_name}` | {variant.variant or '—'} | {variant.weight} % | {clients} | "
+            f"`{v.model.uri}` | {v.serving.engine.value} | {replicas} | {gpus} | {at_zero} | {cost} |"
         )
     lines += [""]
+    if idle:
+        lines += [
+            f"**No API client lands on {', '.join(idle)}**: each client sticks to one variant, and with "
+            f"{len(cfg.serving.api_keys.clients)} clients these weights assign none to it, so it gets no "
+            "traffic (and `inferstack promote` can only hold). Raise its weight or add API clients.",
+            "",
+        ]
     lines += _common_tail(plan)
     return "\n".join(lines)
 
