@@ -705,13 +705,17 @@ def security_policy_spec(
 
 def join_policy_specs(base: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
     """`more` merged into `base` (policy specs, camelCase): mappings recursively, lists joined (base's
-    items first), scalars from `more`. Neither argument is changed."""
+    items first, an item equal to one already there dropped), scalars from `more`. Neither argument is
+    changed."""
     joined = dict(base)
     for key, value in more.items():
         if isinstance(value, dict) and isinstance(joined.get(key), dict):
             joined[key] = join_policy_specs(joined[key], value)
         elif isinstance(value, list) and isinstance(joined.get(key), list):
-            joined[key] = [*joined[key], *value]
+            # Joined without repeats: a targetRef listed twice makes Envoy Gateway v1.8.3 attach the
+            # policy twice and report it Conflicted with itself (getPolicyTargetRefs dedupes only
+            # targetSelectors, internal/gatewayapi/helpers.go).
+            joined[key] = [*joined[key], *(item for item in value if item not in joined[key])]
         else:
             joined[key] = value
     return joined

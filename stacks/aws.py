@@ -166,8 +166,11 @@ def deploy_aws(cfg: StackConfig) -> None:
             # The API server as pods reach it: the `kubernetes` Service's endpoints are the cluster's
             # cross-account ENIs, which EKS places in the subnets it was given, inside the VPC (EKS user
             # guide, "Amazon EKS networking": "EKS creates up to 4 cross-account elastic network interfaces
-            # in the subnets that you specify").
-            api_server_cidrs=[a.network.vpc_cidr],
+            # in the subnets that you specify"); and the Service's ClusterIP itself, for a network policy
+            # agent that matches before DNAT. The stack sets no service range, so EKS picks 10.100.0.0/16
+            # or 172.20.0.0/16 (EKS API KubernetesNetworkConfigRequest.serviceIpv4Cidr) and the Service is
+            # the range's first address: both /32s, port 443 only.
+            api_server_cidrs=[a.network.vpc_cidr, "10.100.0.1/32", "172.20.0.1/32"],
         ),
     )
 

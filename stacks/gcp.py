@@ -20,6 +20,8 @@ key rings cannot be deleted at all: they and their keys are forgotten, not destr
 
 from __future__ import annotations
 
+import ipaddress
+
 import pulumi
 import pulumi_gcp as gcp
 
@@ -261,7 +263,13 @@ def deploy_gcp(cfg: StackConfig) -> None:
             # The API server as pods reach it: the control plane's private endpoint in its /28 (VPC
             # peering clusters), or an address of the node subnet (Private Service Connect clusters, GKE's
             # default since 1.29); GKE docs "About network isolation in GKE".
-            api_server_cidrs=[g.network.control_plane_cidr, g.network.subnet_cidr],
+            # And the `kubernetes` Service's ClusterIP (the first address of the Services range) for a
+            # dataplane that matches before DNAT.
+            api_server_cidrs=[
+                g.network.control_plane_cidr,
+                g.network.subnet_cidr,
+                f"{ipaddress.ip_network(g.network.services_cidr)[1]}/32",
+            ],
         ),
     )
 

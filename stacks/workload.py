@@ -374,14 +374,42 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             )
         )
 
-    keda: Autoscaler | None = None
+    # KEDA is installed by the first autoscaler; the KEDA HTTP add-on by the first hold, after KEDA (its
+    # chart makes a ScaledObject); a held model's ScaledObject after its hold where KEDA is already there
+    # (its external-push trigger names the hold's InterceptorRoute: before it exists KEDA only retries).
+    installer: Autoscaler | None = None
+    made_holds: dict[str, ColdStartHold] = {}
+
+    def hold_for(name: str) -> ColdStartHold:
+        if name not in made_holds:
+            args = hold_args[name]
+            first = next(iter(hold_args))
+            after: list[pulumi.Resource] = [namespace]
+            if args.install_add_on and installer is not None:
+                after.append(installer)
+            elif not args.install_add_on:
+                after.append(hold_for(first))  # the add-on's CRDs (InterceptorRoute) come with it
+            made_holds[name] = ColdStartHold(
+                name, args, opts=pulumi.ResourceOptions(provider=provider, depends_on=after)
+            )
+        return made_holds[name]
+
+    previous: Autoscaler | None = None
     for route, variant_server in zip(routes, servers, strict=True):
         variant, vcfg = route.variant, route.variant.config
         if not vcfg.autoscaling.enabled:
             continue
         a = vcfg.autoscaling
         queue_scaling = vcfg.serving.engine is Engine.VLLM
-        keda = Autoscaler(
+        after_autoscaler: list[pulumi.Resource] = [
+            namespace,
+            *after_monitoring,
+            *metrics_api,
+            *([previous] if previous is not None else []),
+        ]
+        if route.hold_name is not None and installer is not None:
+            after_autoscaler.append(hold_for(route.hold_name))
+        previous = Autoscaler(
             variant.resource_name,
             AutoscalerArgs(
                 namespace=ns,
@@ -404,31 +432,13 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
                 if route.hold_name is not None
                 else None,
                 # One KEDA per cluster: the first autoscaler installs it, the others wait for it.
-                install_keda=keda is None,
+                install_keda=installer is None,
             ),
-            opts=pulumi.ResourceOptions(
-                provider=provider,
-                depends_on=[
-                    namespace,
-                    *after_monitoring,
-                    *metrics_api,
-                    *([keda] if keda is not None else []),
-                ],
-            ),
+            opts=pulumi.ResourceOptions(provider=provider, depends_on=after_autoscaler),
         )
+        installer = installer or previous
 
-    held: list[pulumi.Resource] = [
-        ColdStartHold(
-            name,
-            args,
-            # The add-on's chart makes a ScaledObject for its interceptor: KEDA's CRDs first.
-            opts=pulumi.ResourceOptions(
-                provider=provider,
-                depends_on=[namespace, *([keda] if keda is not None and args.install_add_on else [])],
-            ),
-        )
-        for name, args in hold_args.items()
-    ]
+    held: list[pulumi.Resource] = [hold_for(name) for name in hold_args]
 
     if cfg.routes_by_model:
         ModelRouting(

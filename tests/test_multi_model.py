@@ -360,3 +360,53 @@ def test_the_summary_names_each_variants_clients_and_warns_of_an_idle_canary() -
     assert "No API client lands" not in summary
     idle = plan_stack(_with_weights(95, 5), "multi-onprem").summary()
     assert "**No API client lands on llama-3.1-8b-instruct v2**" in idle
+
+
+def test_the_api_routes_one_traffic_policy_targets_the_route_once() -> None:
+    # A targetRef listed twice makes Envoy Gateway v1.8.3 attach the policy twice and report it Conflicted
+    # with itself (the review of this issue found it: two spec fragments joined).
+    _, plan = example()
+    (policy,) = objects(plan, "kubernetes:gateway.envoyproxy.io/v1alpha1:BackendTrafficPolicy")
+    assert policy["spec"]["targetRefs"] == [
+        {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "llm-api"}
+    ]
+    assert {o["match"]["statusCodes"][0]["value"] for o in policy["spec"]["responseOverride"]} == {429, 504}
+    assert policy["spec"]["rateLimit"]["global"]["rules"] and policy["spec"]["rateLimit"]["local"]["rules"]
+
+
+def test_a_held_models_scaled_object_waits_for_its_hold() -> None:
+    from tests.stack_graph import ancestors_and_dependencies, covers
+
+    _, plan = example()
+    scaled = next(
+        r
+        for r in plan.recording.resources
+        if r.type == SCALED_OBJECT and r.name == "llm-qwen-7b-scaledobject"
+    )
+    waits_for = ancestors_and_dependencies(plan, scaled)
+    assert covers(plan, waits_for, INTERCEPTOR_ROUTE, "llm-qwen-7b-hold-route")
+
+
+def test_each_clients_token_budget_is_in_the_rate_limit_config() -> None:
+    cfg, plan = example()
+    (policy,) = objects(plan, "kubernetes:gateway.envoyproxy.io/v1alpha1:BackendTrafficPolicy")
+    rules = policy["spec"]["rateLimit"]["global"]["rules"]
+
+    def budget(client: str, unit: str) -> list[int]:
+        return [
+            r["limit"]["requests"]
+            for r in rules
+            if r["limit"]["unit"] == unit
+            and r["clientSelectors"]
+            == [{"headers": [{"name": CLIENT_ID_HEADER, "type": "Exact", "value": client}]}]
+            and r["cost"]["response"]["metadata"]["key"] == "llm_total_token"
+        ]
+
+    for quota in cfg.gateway.token_quotas:
+        assert budget(quota.client, "Minute") == [quota.tokens_per_minute]
+        assert budget(quota.client, "Day") == [quota.tokens_per_day]
+    assert budget("intranet-assistant", "Minute") == []  # no quota: requests are limited, tokens are not
+    # AI Gateway writes each response's usage where those rules read it.
+    assert the_route(plan)["spec"]["llmRequestCosts"] == [
+        {"metadataKey": "llm_total_token", "type": "TotalToken"}
+    ]
