@@ -52,7 +52,9 @@ with a RequestHeaderModifier) sends it to the interceptor's proxy Service in the
 pick another model's route). The InterceptorRoute matches that header on /v1, with no host (the add-on's
 routing table files a rule without hosts under its catch-all host, pkg/routing/key.go), and proxies to
 the model server's Service, keeping the Host header. `hold_backend()` gives the coordinator that
-backend, and the ReferenceGrant here lets routes in the serving namespace name the Service.
+backend. A plain HTTPRoute naming that Service across namespaces needs the ReferenceGrant this component
+makes (`reference_grant`); the stacks' AIGatewayRoute reaches it by an Envoy Gateway Backend's FQDN, which
+needs none, so they turn it off.
 
 Timeouts (seconds) end to end
 -----------------------------
