@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from inferstack.planning.recording import Recording, RecordedResource
+from inferstack.planning.recording import RecordedResource, Recording
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 COMPONENT = "app.kubernetes.io/component"

@@ -19,8 +19,8 @@ from inferstack.planning.plan import Plan, plan_stack
 from inferstack.validation.policies import check_policies, load_rules
 from model_image.cli import build_parser
 from stacks.config import load_stack_file
-from tests.model_servers import model_server_deployments, model_server_manifests
 from tests.model_image.image_helpers import base_image_default, dockerfile_instructions
+from tests.model_servers import model_server_deployments, model_server_manifests
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK_FILES = sorted(

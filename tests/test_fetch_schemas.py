@@ -151,7 +151,8 @@ def test_crds_are_rendered_with_their_switches_on_and_readable_by_check(helm: Pa
     assert "inference.networking.k8s.io" in fetch_schemas.vendored_crd_groups()
     assert groups == fetch_schemas.covered_groups()
     assert sorted(p.name for p in (out / "crds").iterdir()) == sorted(
-        [f"{d}.yaml" for d in fetch_schemas.CRD_SOURCES] + [p.name for p in fetch_schemas.vendored_crd_files()]
+        [f"{d}.yaml" for d in fetch_schemas.CRD_SOURCES]
+        + [p.name for p in fetch_schemas.vendored_crd_files()]
     )
     # Copied as they are: check validates against exactly what `pulumi up` applies.
     for vendored in fetch_schemas.vendored_crd_files():

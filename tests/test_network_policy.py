@@ -71,7 +71,8 @@ def server_allows(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for p in policies(objs)
         if p["metadata"]["name"].endswith("-allow")
         and "egress" in p["spec"]
-        and p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/component") == "model-server"
+        and p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/component")
+        == "model-server"
     ]
     assert found, "no model server allow policy"
     return found
