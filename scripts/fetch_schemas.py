@@ -6,6 +6,7 @@ writes, in the layout of the ../shared data folders:
 
     build/upstream/charts/<values_dir>/{Chart.yaml,values.yaml,values.schema.json}
     build/upstream/crds/<values_dir>.yaml      every CustomResourceDefinition the chart installs
+    build/upstream/crds/<file>.yaml            the CRDs Pulumi applies itself (components/crds/, copied)
 
 then point INFERSTACK_CHART_DIR / INFERSTACK_CRD_DIR at the two folders. Used where ../shared is not
 beside the checkout: a CI runner (.github/workflows/pr.yml), a laptop. It needs the `helm` CLI (3.8 or
@@ -73,7 +74,36 @@ CRD_SOURCES: dict[str, CrdSource] = {
     "karpenter-crd": CrdSource((), frozenset({"karpenter.sh", "karpenter.k8s.aws"})),
     # envoyproxy/ai-gateway v1.1.0 ai-gateway-crds-helm: templates/, no switches (components/_common.py).
     "ai-gateway-crds": CrdSource((), frozenset({"aigateway.envoyproxy.io"})),
+    # kedacore/charts keda-add-ons-http 0.15.0: HTTPScaledObject and InterceptorRoute from templates/crds/
+    # while crds.install is true (values.yaml default; components/_common.py CRD_UPGRADES). InferStack
+    # creates InterceptorRoutes for every model that scales to zero (components/cold_start_hold.py).
+    "keda-http-add-on": CrdSource(("crds.install=true",), frozenset({"http.keda.sh"})),
 }
+
+#: CRDs no pinned chart installs: Pulumi applies these files itself (the InferencePool CRD of the Gateway
+#: API Inference Extension v1.6.0, components/inference_pool.py inference_pool_crd), so they are copied
+#: into the CRD folder as they are: `inferstack check` validates against exactly what `pulumi up` applies.
+VENDORED_CRD_DIR = ROOT / "components" / "crds"
+
+
+def vendored_crd_files() -> list[Path]:
+    """The CRD files Pulumi applies from VENDORED_CRD_DIR, sorted by name."""
+    return sorted(VENDORED_CRD_DIR.glob("*.yaml"))
+
+
+def vendored_crd_groups() -> frozenset[str]:
+    """The API groups of the vendored CRD files."""
+    return frozenset(
+        str(doc["spec"]["group"])
+        for path in vendored_crd_files()
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8"))
+        if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition"
+    )
+
+
+def covered_groups() -> frozenset[str]:
+    """Every API group the fetched CRD folder holds CRDs of: the charts' (CRD_SOURCES) and the vendored."""
+    return frozenset().union(*(s.groups for s in CRD_SOURCES.values()), vendored_crd_groups())
 
 
 class FetchError(Exception):
@@ -175,6 +205,9 @@ def fetch(out: Path, charts: list[HelmChart]) -> list[str]:
                     )
                     line += f", {len(crds)} CRDs"
                 lines.append(line)
+        for path in vendored_crd_files():
+            shutil.copyfile(path, crds_out / path.name)
+            lines.append(f"{path.name}: vendored CRD (components/crds)")
         for name in ("charts", "crds"):
             shutil.rmtree(out / name, ignore_errors=True)
             (staging / name).rename(out / name)

@@ -987,8 +987,13 @@ class StackConfig(Section):
 
     @property
     def uses_cpu_trigger(self) -> bool:
-        """KEDA scales on CPU utilisation (the CPU engine exports no queue metric), through metrics.k8s.io."""
-        return self.autoscaling.enabled and self.serving.engine is Engine.TRANSFORMERS
+        """KEDA scales some model on CPU utilisation (the CPU engine exports no queue metric), through
+        metrics.k8s.io: this stack's own sections, or any model or variant it serves (with `models`, the
+        stack's sections are the first model's, and a later model may be the CPU one)."""
+        if self.autoscaling.enabled and self.serving.engine is Engine.TRANSFORMERS:
+            return True
+        # The single-model form's one variant is the stack itself (no recursion there).
+        return any(v.config is not self and v.config.uses_cpu_trigger for v in self._served)
 
     @property
     def metrics_api_provider(self) -> str | None:

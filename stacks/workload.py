@@ -181,8 +181,10 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
                 # A held model wakes through the KEDA HTTP add-on's own signal, not Envoy's 5xx.
                 scrape_envoy=False,
                 # A held model's queue trigger reads 0 only while its Deployment has no available
-                # replica (kube-state-metrics), components/autoscaler.py.
-                kube_state_metrics=bool(holds),
+                # replica (kube-state-metrics), components/autoscaler.py. With an existing Prometheus
+                # nothing is installed (Monitoring refuses install switches): that Prometheus must scrape
+                # kube-state-metrics itself (kube-prometheus-stack does by default; docs/multi-model.md).
+                kube_state_metrics=bool(holds) and cfg.monitoring.install_prometheus,
                 pod_monitor_labels=cfg.monitoring.pod_monitor_labels,
                 crd_provider=ctx.crd_provider,
             ),

@@ -14,6 +14,7 @@ from components.load_balancer import ENVOY_PRIVILEGED_PORT_SHIFT
 from inferstack.planning.plan import Plan, plan_stack
 from stacks.config import load_stack_file, parse_stack_config
 from stacks.config_aws import gpu_limit
+from tests.model_servers import model_server_deployments
 from tests.stack_graph import ancestors_and_dependencies, covers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,11 +91,14 @@ def test_gpu_node_pool_is_tainted_limited_and_where_the_server_lands(stack: str)
     ]
     assert int(pool.inputs["spec"]["limits"]["nvidia.com/gpu"]) == gpu_limit(plan.config)
     assert pool.inputs["spec"]["disruption"]["consolidationPolicy"] == "WhenEmpty"
-    pod = plan.recording.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
-    # The server selects the pool's label and tolerates its taint.
-    for key, value in pod["nodeSelector"].items():
-        assert template["metadata"]["labels"][key] == value
-    assert any(t.get("key") == "nvidia.com/gpu" for t in pod["tolerations"])
+    # Every model server selects the pool's label and tolerates its taint (an endpoint picker, which needs
+    # no GPU, is not a model server: tests/model_servers.py).
+    for deployment in model_server_deployments(plan.recording):
+        pod = deployment.inputs["spec"]["template"]["spec"]
+        assert pod["nodeSelector"], deployment.name
+        for key, value in pod["nodeSelector"].items():
+            assert template["metadata"]["labels"][key] == value
+        assert any(t.get("key") == "nvidia.com/gpu" for t in pod["tolerations"])
 
 
 @pytest.mark.parametrize("stack", AWS_STACKS)
@@ -159,14 +163,21 @@ def test_serving_role_reads_only_its_model_prefix(stack: str) -> None:
 def test_serving_pods_reach_the_pod_identity_agent_and_know_their_region(stack: str) -> None:
     plan = planned(stack)
     assert plan.config.aws is not None
-    pod = plan.recording.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
-    fetch = pod["initContainers"][0]
-    assert {"name": "AWS_REGION", "value": plan.config.aws.region} in fetch["env"]
-    allow = plan.recording.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "-allow").inputs["spec"]
-    assert {
-        "to": [{"ipBlock": {"cidr": "169.254.170.23/32"}}],
-        "ports": [{"port": 80, "protocol": "TCP"}],
-    } in allow["egress"]
+    for deployment in model_server_deployments(plan.recording):
+        pod = deployment.inputs["spec"]["template"]["spec"]
+        fetch = pod["initContainers"][0]
+        assert {"name": "AWS_REGION", "value": plan.config.aws.region} in fetch["env"]
+        # The model server's own allow policy (`<deployment>-allow`), not another workload's.
+        name = deployment.inputs["metadata"]["name"]
+        [allow] = [
+            p.inputs["spec"]
+            for p in plan.recording.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+            if p.inputs["metadata"]["name"] == f"{name}-allow"
+        ]
+        assert {
+            "to": [{"ipBlock": {"cidr": "169.254.170.23/32"}}],
+            "ports": [{"port": 80, "protocol": "TCP"}],
+        } in allow["egress"]
 
 
 @pytest.mark.parametrize("stack", AWS_STACKS)

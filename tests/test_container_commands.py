@@ -20,6 +20,7 @@ from inferstack.validation.policies import check_policies, load_rules
 from model_image.cli import build_parser
 from stacks.config import load_stack_file
 from tests.model_image.image_helpers import base_image_default, dockerfile_instructions
+from tests.model_servers import model_server_deployments, model_server_manifests
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK_FILES = sorted(
@@ -80,6 +81,7 @@ def plan_of(path: Path) -> Plan:
 
 
 def serving_deployments(plan: Plan) -> list[dict[str, Any]]:
+    """Every Deployment: the model servers and, with prefix-aware routing, the endpoint pickers."""
     deployments = [m for m in plan.manifests() if m["kind"] == "Deployment"]
     assert deployments, "every stack serves a model"
     return deployments
@@ -88,7 +90,8 @@ def serving_deployments(plan: Plan) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("path", STACK_FILES, ids=lambda p: p.name)
 def test_every_stack_runs_the_image_entrypoint_with_launcher_args(path: Path) -> None:
     parser = build_parser()
-    for deployment in serving_deployments(plan_of(path)):
+    # The model image's launcher runs in the model servers; an endpoint picker runs upstream's image.
+    for deployment in model_server_manifests(plan_of(path).manifests()):
         pod = deployment["spec"]["template"]["spec"]
         expected = {"fetch-model": "fetch", "server": "serve"}
         for c in [*pod.get("initContainers", []), *pod["containers"]]:
@@ -108,10 +111,9 @@ def test_every_stack_serving_pod_is_guaranteed(path: Path) -> None:
 # --- the policies fail on the defective forms, in every stack ------------------------------------------
 
 
-def _recorded_pod(plan: Plan) -> dict[str, Any]:
-    (deployment,) = [r for r in plan.recording.resources if r.type == "kubernetes:apps/v1:Deployment"]
-    pod: dict[str, Any] = deployment.inputs["spec"]["template"]["spec"]
-    return pod
+def _recorded_pods(plan: Plan) -> list[dict[str, Any]]:
+    """The pod templates of the model servers (one per model or variant), as recorded: editable in place."""
+    return [d.inputs["spec"]["template"]["spec"] for d in model_server_deployments(plan.recording)]
 
 
 def _mandatory(plan: Plan, policy: str) -> list[str]:
@@ -122,12 +124,14 @@ def _mandatory(plan: Plan, policy: str) -> list[str]:
 def test_a_python_command_fails_the_policy_in_every_stack(path: Path) -> None:
     plan = plan_of(path)
     assert _mandatory(plan, "containers-run-image-entrypoint") == []
-    pod = _recorded_pod(plan)
-    # The form issue 13 found: `command` naming an interpreter the vLLM image does not have.
-    for c, sub in ((pod["initContainers"][0], "fetch"), (pod["containers"][0], "serve")):
-        c["command"] = ["python", "-m", "model_image", sub]
+    pods = _recorded_pods(plan)
+    # The form issue 13 found: `command` naming an interpreter the vLLM image does not have, in every
+    # model server; each of its two containers is reported.
+    for pod in pods:
+        for c, sub in ((pod["initContainers"][0], "fetch"), (pod["containers"][0], "serve")):
+            c["command"] = ["python", "-m", "model_image", sub]
     messages = _mandatory(plan, "containers-run-image-entrypoint")
-    assert len(messages) == 2 and all("remove command" in m for m in messages), messages
+    assert len(messages) == 2 * len(pods) and all("remove command" in m for m in messages), messages
 
 
 @pytest.mark.parametrize("path", STACK_FILES, ids=lambda p: p.name)
@@ -135,14 +139,18 @@ def test_a_burstable_init_container_fails_the_qos_policy_in_every_stack(path: Pa
     plan = plan_of(path)
     findings = [f for f in check_policies(plan) if f.policy == "serving-pods-guaranteed"]
     assert findings == []
-    # The form issue 13 found: the fetch init container with requests below its limits.
-    _recorded_pod(plan)["initContainers"][0]["resources"] = {
-        "requests": {"cpu": "1", "memory": "2Gi"},
-        "limits": {"cpu": "2", "memory": "4Gi"},
-    }
-    (finding,) = [f for f in check_policies(plan) if f.policy == "serving-pods-guaranteed"]
-    assert "Burstable" in finding.message and "fetch-model cpu" in finding.message
-    assert finding.mandatory == (plan.config.tier.value == "prod")
+    # The form issue 13 found: the fetch init container with requests below its limits, in each model
+    # server in turn (every one of them is checked, not only the first).
+    for pod in _recorded_pods(plan):
+        saved = pod["initContainers"][0]["resources"]
+        pod["initContainers"][0]["resources"] = {
+            "requests": {"cpu": "1", "memory": "2Gi"},
+            "limits": {"cpu": "2", "memory": "4Gi"},
+        }
+        (finding,) = [f for f in check_policies(plan) if f.policy == "serving-pods-guaranteed"]
+        assert "Burstable" in finding.message and "fetch-model cpu" in finding.message
+        assert finding.mandatory == (plan.config.tier.value == "prod")
+        pod["initContainers"][0]["resources"] = saved
 
 
 # --- the rules on their own ----------------------------------------------------------------------------

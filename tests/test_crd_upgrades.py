@@ -33,6 +33,7 @@ STACK_FILES = sorted((ROOT / "stacks").glob("Pulumi.*.yaml")) + sorted(
     (ROOT / "docs" / "examples").glob("Pulumi.*.yaml")
 )
 STACKS = [p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in STACK_FILES]
+CRD = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
 CRD_CHARTS = {u.crd_chart.chart: u.crd_chart for u in CRD_UPGRADES.values() if u.crd_chart is not None}
 
 
@@ -147,19 +148,26 @@ def _provider_inputs(resources: list[RecordedResource], reference: str) -> dict[
 @pytest.mark.parametrize("stack", STACKS)
 def test_crd_charts_adopt_existing_crds_and_nothing_else_does(stack: str) -> None:
     # pulumi-kubernetes creates a new object with a plain create (AlreadyExists on a cluster that holds
-    # the CRD) unless its provider upserts; only the CRD charts' provider does, so no other object of the
-    # stack silently takes over a namesake.
+    # the CRD) unless its provider upserts; only the CRDs' provider does, so no other object of the
+    # stack silently takes over a namesake. CRDs come from the CRD charts and, for a CRD no chart of ours
+    # ships (the InferencePool CRD, components/inference_pool.py inference_pool_crd), from a
+    # CustomResourceDefinition resource applied by Pulumi: it is adopted and kept like the charts' CRDs
+    # (retained on destroy, waiting until Established: components/_common.py keep_crds).
     resources = plan_of(stack).recording.resources
     charts = [r for r in resources if r.type == HELM_CHART]
+    crds = [r for r in resources if r.type == CRD]
     assert charts
-    for chart in charts:
+    for chart in [*charts, *crds]:
         inputs = _provider_inputs(resources, chart.provider)
         assert inputs.get("upsertExistingObjects") == "true", chart.name
         assert inputs.get("enablePatchForce") == "true", chart.name
+    for crd in crds:
+        assert crd.retain_on_delete, crd.name
+        assert crd.inputs["metadata"]["annotations"]["pulumi.com/waitFor"] == "condition=Established"
     others = {
         r.provider
         for r in resources
-        if r.provider and r.type != HELM_CHART and r.type.startswith("kubernetes:")
+        if r.provider and r.type not in (HELM_CHART, CRD) and r.type.startswith("kubernetes:")
     }
     assert all(_provider_inputs(resources, p).get("upsertExistingObjects") != "true" for p in others)
 

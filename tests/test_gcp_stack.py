@@ -14,6 +14,7 @@ from inferstack.planning.plan import Plan, plan_stack
 from stacks.config import load_stack_file, parse_stack_config
 from stacks.config_gcp import gcp_max_gpu_nodes
 from stacks.gcp import REQUIRED_APIS
+from tests.model_servers import model_server_deployments
 from tests.stack_graph import ancestors_and_dependencies, covers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +27,6 @@ KEY_GRANT = "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember"
 BUCKET = "gcp:storage/bucket:Bucket"
 BUCKET_GRANT = "gcp:storage/bucketIAMMember:BucketIAMMember"
 SERVICE = "kubernetes:core/v1:Service"
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 READ_ONLY_ROLES = {"roles/storage.objectViewer"}
 
 
@@ -136,13 +136,16 @@ def test_gpu_pool_has_accelerators_driver_install_min_zero_autoscaling_and_the_t
     ]
     assert pool["nodeConfig"]["gcfsConfig"]["enabled"] is True  # image streaming
     assert pool["nodeConfig"]["spot"] is (plan.config.gcp.gpu_nodes.capacity_type.value == "spot")
-    # The server selects the pool's label and tolerates its taint, and asks for the machine's GPUs.
-    pod = plan.recording.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]
-    for key, value in pod["nodeSelector"].items():
-        assert pool["nodeConfig"]["labels"][key] == value
-    assert any(t.get("key") == "nvidia.com/gpu" for t in pod["tolerations"])
-    server = next(c for c in pod["containers"] if c["name"] == "server")
-    assert int(server["resources"]["limits"]["nvidia.com/gpu"]) == plan.config.serving.gpus_per_replica
+    # Every model server selects the pool's label and tolerates its taint, and asks for the machine's GPUs
+    # (an endpoint picker, which needs no GPU, is not a model server: tests/model_servers.py).
+    for deployment in model_server_deployments(plan.recording):
+        pod = deployment.inputs["spec"]["template"]["spec"]
+        assert pod["nodeSelector"], deployment.name
+        for key, value in pod["nodeSelector"].items():
+            assert pool["nodeConfig"]["labels"][key] == value
+        assert any(t.get("key") == "nvidia.com/gpu" for t in pod["tolerations"])
+        server = next(c for c in pod["containers"] if c["name"] == "server")
+        assert int(server["resources"]["limits"]["nvidia.com/gpu"]) == plan.config.serving.gpus_per_replica
 
 
 def test_dev_gpus_are_spot_and_prod_gpus_on_demand() -> None:
@@ -192,14 +195,21 @@ def test_serving_identity_reads_only_its_model_prefix(stack: str) -> None:
 def test_serving_pods_reach_the_gke_metadata_server_and_know_their_project(stack: str) -> None:
     plan = planned(stack)
     assert plan.config.gcp is not None
-    pod = plan.recording.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]
-    fetch = pod["initContainers"][0]
-    assert {"name": "GOOGLE_CLOUD_PROJECT", "value": plan.config.gcp.project} in fetch["env"]
-    allow = plan.recording.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "-allow").inputs["spec"]
-    assert {
-        "to": [{"ipBlock": {"cidr": "169.254.169.252/32"}}],
-        "ports": [{"port": 988, "protocol": "TCP"}],
-    } in allow["egress"]
+    for deployment in model_server_deployments(plan.recording):
+        pod = deployment.inputs["spec"]["template"]["spec"]
+        fetch = pod["initContainers"][0]
+        assert {"name": "GOOGLE_CLOUD_PROJECT", "value": plan.config.gcp.project} in fetch["env"]
+        # The model server's own allow policy (`<deployment>-allow`), not another workload's.
+        name = deployment.inputs["metadata"]["name"]
+        [allow] = [
+            p.inputs["spec"]
+            for p in plan.recording.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+            if p.inputs["metadata"]["name"] == f"{name}-allow"
+        ]
+        assert {
+            "to": [{"ipBlock": {"cidr": "169.254.169.252/32"}}],
+            "ports": [{"port": 988, "protocol": "TCP"}],
+        } in allow["egress"]
 
 
 @pytest.mark.parametrize("stack", GCP_STACKS)

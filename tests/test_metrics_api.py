@@ -33,16 +33,26 @@ def scaled_object(*trigger_types: str) -> dict[str, Any]:
 def cpu_engine_form(path: Path, **cluster: Any) -> StackConfig:
     """The stack file with the CPU engine scaling on CPU: the form that puts a `cpu` trigger in the plan."""
     values = config_values_from_stack_yaml(yaml.safe_load(path.read_text(encoding="utf-8")), path.name)
-    cache = {k: v for k, v in values.get("serving", {}).items() if k == "model_cache_size"}
+    # The model must still fit its cache (stacks/model_cache.py), and the API clients stay the stack's
+    # (token quotas name them).
+    cache = {k: v for k, v in values.get("serving", {}).items() if k in ("model_cache_size", "api_keys")}
     values["serving"] = {
         "engine": "transformers",
         "image": "registry.example.com/inferstack/model-cpu:0.1.0",
         "cpu": "2",
         "memory": "4Gi",
-        **cache,  # the model must still fit its cache (stacks/model_cache.py)
+        **cache,
     }
     values["autoscaling"] = {"min_replicas": 1, "max_replicas": 2}
     values["model"].pop("quantization", None)
+    # Every model of a multi-model stack (and each variant) in the same form: the stack's CPU serving and
+    # autoscaling (a CPU-scaled model cannot scale to zero), no quantized checkpoint.
+    for entry in values.get("models") or []:
+        entry.pop("serving", None)
+        entry.pop("autoscaling", None)
+        for where in [entry, *entry.get("variants", [])]:
+            where.pop("serving", None)
+            (where.get("model") or {}).pop("quantization", None)
     if cluster:
         values.setdefault("cluster", {})["metrics_server"] = cluster
     return parse_stack_config(values, path.name)
@@ -130,3 +140,28 @@ def test_the_cpu_form_plan_installs_metrics_server_before_the_scaled_object(stac
         # Pulumi expands a component in depends_on into its children: the release itself is listed.
         ms = next(r for r in plan.recording.resources if r.name == "llm-metrics-server")
         assert ms.urn in autoscaler.dependencies
+
+
+def test_a_later_cpu_model_of_a_multi_model_stack_gets_metrics_server() -> None:
+    # With `models` the stack's own sections are the first model's (vLLM here); a later model on the CPU
+    # engine still puts a cpu trigger in the plan, so the stack must install metrics-server for it.
+    from inferstack.planning.plan import plan_stack
+
+    path = ROOT / "stacks" / "Pulumi.multi-onprem.yaml"
+    values = config_values_from_stack_yaml(yaml.safe_load(path.read_text(encoding="utf-8")), path.name)
+    qwen = values["models"][1]
+    qwen["serving"] = {
+        "engine": "transformers",
+        "image": "registry.example.internal/inferstack/model-cpu:0.1.0@sha256:" + "0" * 64,
+        "cpu": "4",
+        "memory": "32Gi",
+    }
+    qwen["autoscaling"] = {"min_replicas": 1, "max_replicas": 2}
+    cfg = parse_stack_config(values, path.name)
+    assert cfg.serving.engine.value == "vllm" and cfg.metrics_api_provider == "stack"
+    plan = plan_stack(cfg, "multi-onprem")
+    manifests = plan.manifests()
+    assert resource_metric_readers(manifests) == ["ScaledObject/inference/llm-qwen-7b"]
+    charts = [r.chart for r in plan.helm_releases()]
+    assert "metrics-server" in charts
+    assert metrics_api_outcome(manifests, charts, plan.config.metrics_api_provider).findings == []

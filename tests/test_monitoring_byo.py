@@ -108,13 +108,17 @@ def test_a_null_tolerant_trigger_fails_the_policy_in_every_stack(path: Path) -> 
     scaled = recorded(plan, "ScaledObject")
     if not queue_scaled(plan.config):
         pytest.skip(f"{path.name} has no prometheus trigger")
-    # The form issue 13 found: KEDA's default, which turns "no series" into 0.
-    for t in scaled[0]["spec"]["triggers"]:
+    # The form issue 13 found: KEDA's default, which turns "no series" into 0, on every prometheus trigger
+    # of every ScaledObject (one per model or variant). A held model's wake-up trigger is the KEDA HTTP
+    # add-on's external-push, which has no such setting: only the prometheus triggers are the rule's.
+    prometheus = [t for so in scaled for t in so["spec"]["triggers"] if t["type"] == "prometheus"]
+    assert prometheus
+    for t in prometheus:
         t["metadata"]["ignoreNullValues"] = "true"
     messages = _mandatory(plan, "prometheus-triggers-fail-loudly")
-    assert len(messages) == len(scaled[0]["spec"]["triggers"]) and all(
-        'ignoreNullValues: "false"' in m for m in messages
-    ), messages
+    assert len(messages) == len(prometheus) and all('ignoreNullValues: "false"' in m for m in messages), (
+        messages
+    )
 
 
 def test_the_queue_query_is_empty_when_vllm_is_absent_unless_no_replica_runs() -> None:

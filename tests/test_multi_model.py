@@ -218,7 +218,7 @@ def test_a_held_models_scaled_object_wakes_on_the_add_ons_signal() -> None:
 def test_each_variant_scales_on_its_own_pods_queue() -> None:
     # The variants of one model share vLLM's model_name label; a queue summed over both would scale the
     # 10 % canary on the 90 % variant's load.
-    cfg, plan = example()
+    _cfg, plan = example()
     scaled = {s["metadata"]["name"]: s["spec"] for s in objects(plan, SCALED_OBJECT)}
     pod_names = {
         "llm-llama-8b-v1": "llm-llama-8b-v1-6d4f8b7c9-x2k4p",

@@ -63,10 +63,24 @@ def policies(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [o for o in objs if o["kind"] == "NetworkPolicy"]
 
 
+def server_allows(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The model servers' allow policies (one per model or variant), selected by the pods they apply to:
+    an endpoint picker's allow (prefix-aware routing) is not a model server's."""
+    found = [
+        p
+        for p in policies(objs)
+        if p["metadata"]["name"].endswith("-allow")
+        and "egress" in p["spec"]
+        and p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/component")
+        == "model-server"
+    ]
+    assert found, "no model server allow policy"
+    return found
+
+
 def server_allow(objs: list[dict[str, Any]]) -> dict[str, Any]:
-    return next(
-        p for p in policies(objs) if p["metadata"]["name"].endswith("-allow") and "egress" in p["spec"]
-    )
+    """The first model server's allow policy (the only one in a single-model stack)."""
+    return server_allows(objs)[0]
 
 
 def network_findings(objs: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -100,25 +114,30 @@ def test_every_namespace_with_pods_has_a_default_deny(path: Path) -> None:
 
 @pytest.mark.parametrize("path", STACK_FILES, ids=lambda p: p.stem)
 def test_dns_egress_reaches_node_local_caches_and_scrapes_come_from_prometheus_pods(path: Path) -> None:
-    spec = server_allow(manifests(path))["spec"]
-    dns = next(r for r in spec["egress"] if {p["port"] for p in r["ports"]} == {53})
-    assert {p["protocol"] for p in dns["ports"]} == {"UDP", "TCP"}
-    cidrs = {peer["ipBlock"]["cidr"] for peer in dns["to"] if "ipBlock" in peer}
-    assert set(NODE_LOCAL_DNS_CIDRS) <= cidrs
-    if load_stack_file(path).platform.value == "onprem":
-        # The upstream node cache binds the kube-dns Service IP and skips the DNAT: the policy sees it.
-        assert set(ONPREM_KUBE_DNS_SERVICE_IPS) <= cidrs
-    assert any(
-        peer.get("podSelector", {}).get("matchLabels") == {"k8s-app": "kube-dns"} for peer in dns["to"]
-    )
-    scrape = [
-        peer
-        for r in spec["ingress"]
-        for peer in r["from"]
-        if peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == "monitoring"
-    ]
-    assert scrape and all(peer["podSelector"]["matchLabels"] == PROMETHEUS_POD_LABELS for peer in scrape)
-    assert all(p["port"] == SERVING_PORT for r in spec["ingress"] for p in r["ports"])
+    onprem = load_stack_file(path).platform.value == "onprem"
+    for allow in server_allows(manifests(path)):
+        spec = allow["spec"]
+        dns = next(r for r in spec["egress"] if {p["port"] for p in r["ports"]} == {53})
+        assert {p["protocol"] for p in dns["ports"]} == {"UDP", "TCP"}
+        cidrs = {peer["ipBlock"]["cidr"] for peer in dns["to"] if "ipBlock" in peer}
+        assert set(NODE_LOCAL_DNS_CIDRS) <= cidrs
+        if onprem:
+            # The upstream node cache binds the kube-dns Service IP and skips the DNAT: the policy sees it.
+            assert set(ONPREM_KUBE_DNS_SERVICE_IPS) <= cidrs
+        assert any(
+            peer.get("podSelector", {}).get("matchLabels") == {"k8s-app": "kube-dns"} for peer in dns["to"]
+        )
+        # Peers from another namespace (the gateway's proxies, Prometheus) name pods there too; a peer
+        # without a namespaceSelector is a pod of the model's own namespace (its endpoint picker).
+        scrape = [
+            peer
+            for r in spec["ingress"]
+            for peer in r["from"]
+            if peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
+            == "monitoring"
+        ]
+        assert scrape and all(peer["podSelector"]["matchLabels"] == PROMETHEUS_POD_LABELS for peer in scrape)
+        assert all(p["port"] == SERVING_PORT for r in spec["ingress"] for p in r["ports"])
 
 
 # --- the check fails on each defective form, on every stack ---------------------------------------
@@ -132,10 +151,13 @@ def test_a_namespace_without_default_deny_fails(path: Path) -> None:
 
 @pytest.mark.parametrize("path", STACK_FILES, ids=lambda p: p.stem)
 def test_dns_egress_by_pod_labels_only_fails(path: Path) -> None:
-    objs = manifests(path)
-    dns = next(r for r in server_allow(objs)["spec"]["egress"] if {p["port"] for p in r["ports"]} == {53})
-    dns["to"] = [peer for peer in dns["to"] if "ipBlock" not in peer]
-    assert DNS_EGRESS_NOT_POD_LABEL_ONLY in rules(network_findings(objs))
+    # In each model server's policy in turn: every one of them is checked, not only the first.
+    for i in range(len(server_allows(manifests(path)))):
+        objs = manifests(path)
+        allow = server_allows(objs)[i]
+        dns = next(r for r in allow["spec"]["egress"] if {p["port"] for p in r["ports"]} == {53})
+        dns["to"] = [peer for peer in dns["to"] if "ipBlock" not in peer]
+        assert DNS_EGRESS_NOT_POD_LABEL_ONLY in rules(network_findings(objs)), allow["metadata"]["name"]
 
 
 @pytest.mark.parametrize("path", STACK_FILES, ids=lambda p: p.stem)

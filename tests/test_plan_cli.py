@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -88,12 +89,17 @@ def test_no_public_endpoint_without_tls_and_api_keys() -> None:
         gateway = next(m for m in manifests if m["kind"] == "Gateway")
         https = [listener for listener in gateway["spec"]["listeners"] if listener["protocol"] == "HTTPS"]
         assert https and all(listener["tls"]["certificateRefs"] for listener in https)
+        # A stack that routes by model has an AIGatewayRoute instead of its own API HTTPRoute: Envoy AI
+        # Gateway's controller writes an HTTPRoute of the same name from it (policy/rules.py AI_GATEWAY_ROUTE),
+        # which the SecurityPolicy targets by that name. Either way the API route must be HTTPS-only and
+        # guarded by API keys.
         api_routes = [
             m
             for m in manifests
-            if m["kind"] == "HTTPRoute" and any("backendRefs" in rule for rule in m["spec"]["rules"])
+            if m["kind"] in ("HTTPRoute", "AIGatewayRoute")
+            and any("backendRefs" in rule for rule in m["spec"]["rules"])
         ]
-        assert api_routes
+        assert api_routes, f"{stack}: no API route"
         for route in api_routes:
             assert all(ref.get("sectionName") == "https" for ref in route["spec"]["parentRefs"])
             guarded = [
@@ -174,7 +180,14 @@ def test_bad_stack_files_exit_2_naming_the_field(
 def test_schema_prints_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schema", "--sections"]) == EXIT_OK
     schema = json.loads(capsys.readouterr().out)
-    assert schema["additionalProperties"] is False and "model" in schema["required"]
+    assert schema["additionalProperties"] is False
+    # `model` is required unless the stack lists `models` (then `model` holds the entries' shared defaults).
+    assert schema["if"] == {"required": ["models"]} and "model" in schema["else"]["required"]
+    validator = jsonschema.Draft202012Validator(schema)
+    values = _local_values()
+    assert not list(validator.iter_errors(values))
+    without_model = {k: v for k, v in values.items() if k != "model"}
+    assert any("'model' is a required property" in e.message for e in validator.iter_errors(without_model))
 
 
 _MUTATIONS = st.sampled_from(

@@ -15,6 +15,7 @@ import copy
 import dataclasses
 import functools
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ from stacks.cold_start import (
 )
 from stacks.config import (
     ConfigError,
+    StackConfig,
     cold_start_seconds,
     config_values_from_stack_yaml,
     cooldown_seconds,
@@ -52,6 +54,7 @@ from stacks.config import (
 from stacks.gpus import weight_bytes_per_parameter
 from stacks.rollout import ONE_AT_A_TIME, SURGE, most_replicas, rollout_strategy, stack_rollout_strategy
 from stacks.stack_yaml import load_yaml
+from tests.model_servers import model_server_deployments, model_server_manifests
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK_FILES = {
@@ -83,6 +86,12 @@ def of_kind(manifests: Manifests, kind: str) -> list[dict[str, Any]]:
 
 def gpu_deployments(manifests: Manifests) -> list[dict[str, Any]]:
     return [d for d in of_kind(manifests, "Deployment") if gpus_per_pod(d)]
+
+
+def variant_configs(plan: Plan) -> dict[str, StackConfig]:
+    """Each model server Deployment's name -> the stack as its model (or variant) sees it: `llm` -> the
+    stack in the single-model form, `llm-<id>[-<variant>]` -> that entry merged over the stack's sections."""
+    return {v.resource_name: v.config for v in plan.config.served}
 
 
 # --- pure parts -----------------------------------------------------------------------------------------
@@ -125,7 +134,12 @@ def test_a_cooldown_shorter_than_the_cold_start_is_rejected_in_every_stack(stack
     values.setdefault("serving", {})["engine"] = "vllm"
     with pytest.raises(ConfigError) as raised:
         parse_stack_config(values, stack)
-    assert "autoscaling.cooldown_seconds: 300 s is shorter than a cold start" in str(raised.value)
+    # With `models` the stack's section is every model's default: the problem stays at that key and says
+    # for which model (and variant) it was found.
+    assert re.search(
+        r"  autoscaling\.cooldown_seconds: (for model \S+( variant \S+)?: )?300 s is shorter than a cold start",
+        str(raised.value),
+    ), str(raised.value)
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -159,25 +173,28 @@ def test_every_stack_passes_both_rules(stack: str) -> None:
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_deployment_strategy_is_the_one_derived_from_capacity(stack: str) -> None:
     plan = plan_of(stack)
-    (server,) = [
-        d for d in of_kind(plan.manifests(), "Deployment") if d["metadata"]["name"].startswith("llm")
-    ]
-    expected = stack_rollout_strategy(plan.config)
-    assert server["spec"]["strategy"]["rollingUpdate"] == {
-        "maxSurge": expected.max_surge,
-        "maxUnavailable": expected.max_unavailable,
-    }
+    configs = variant_configs(plan)
+    servers = model_server_manifests(plan.manifests())
+    assert sorted(d["metadata"]["name"] for d in servers) == sorted(configs)
+    for server in servers:
+        expected = stack_rollout_strategy(configs[server["metadata"]["name"]])
+        assert server["spec"]["strategy"]["rollingUpdate"] == {
+            "maxSurge": expected.max_surge,
+            "maxUnavailable": expected.max_unavailable,
+        }
 
 
 @pytest.mark.parametrize("stack", [s for s in STACKS if of_kind(plan_of(s).manifests(), "ScaledObject")])
 def test_keda_default_cooldown_on_scale_to_zero_fails_in_every_stack(stack: str) -> None:
     manifests = manifests_of(stack)
-    for so in of_kind(manifests, "ScaledObject"):
+    scaled = of_kind(manifests, "ScaledObject")
+    for so in scaled:
         so["spec"]["minReplicaCount"] = 0
         so["spec"]["cooldownPeriod"] = 300
     findings = cold_start_outcome(manifests, plan_of(stack).recording.resources).findings
-    assert [f.check for f in findings] == [COLD_START_CHECK]
-    assert "autoscaling.cooldown_seconds" in findings[0].message
+    # One finding per ScaledObject (one per model or variant that autoscales).
+    assert [f.check for f in findings] == [COLD_START_CHECK] * len(scaled)
+    assert all("autoscaling.cooldown_seconds" in f.message for f in findings)
     # A cooldown absent from the ScaledObject is KEDA's default, 300 s: the same finding.
     for so in of_kind(manifests, "ScaledObject"):
         del so["spec"]["cooldownPeriod"]
@@ -196,13 +213,16 @@ def test_the_startup_budget_reads_the_probe() -> None:
 
 
 def _exact_capacity(stack: str, manifests: Manifests) -> list[RecordedResource]:
-    """The stack's GPU pool capped at exactly max_replicas x GPUs (the defect's shape), as a copy."""
+    """The stack's GPU pool capped at exactly what its GPU Deployments use at their replica ceilings (the
+    defect's shape: max_replicas x GPUs, summed over the models), as a copy."""
     ceiling = {
         so["spec"]["scaleTargetRef"]["name"]: so["spec"]["maxReplicaCount"]
         for so in of_kind(manifests, "ScaledObject")
     }
-    (server,) = gpu_deployments(manifests)
-    exact = ceiling.get(server["metadata"]["name"], server["spec"]["replicas"]) * gpus_per_pod(server)
+    exact = sum(
+        ceiling.get(server["metadata"]["name"], server["spec"]["replicas"]) * gpus_per_pod(server)
+        for server in gpu_deployments(manifests)
+    )
     for pool in of_kind(manifests, "NodePool"):
         pool["spec"]["limits"]["nvidia.com/gpu"] = exact
     resources = []
@@ -221,16 +241,20 @@ def _exact_capacity(stack: str, manifests: Manifests) -> list[RecordedResource]:
 def test_a_surge_on_an_exactly_sized_pool_fails_in_every_gpu_stack(stack: str) -> None:
     manifests = manifests_of(stack)
     resources = _exact_capacity(stack, manifests)
-    (server,) = gpu_deployments(manifests)
-    server["spec"]["strategy"] = {
-        "type": "RollingUpdate",
-        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
-    }
-    findings = rollout_outcome(manifests, resources).findings
-    assert [f.check for f in findings] == [ROLLOUT_CHECK]
-    # One replica at a time always fits.
-    server["spec"]["strategy"]["rollingUpdate"] = {"maxSurge": 0, "maxUnavailable": 1}
-    assert rollout_outcome(manifests, resources).findings == []
+    # Each GPU model server in turn (the others as planned): its surge pod has no room.
+    for server in gpu_deployments(manifests):
+        planned = copy.deepcopy(server["spec"]["strategy"])
+        server["spec"]["strategy"] = {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+        }
+        findings = rollout_outcome(manifests, resources).findings
+        assert [f.check for f in findings] == [ROLLOUT_CHECK], server["metadata"]["name"]
+        assert server["metadata"]["name"] in findings[0].resource
+        # One replica at a time always fits.
+        server["spec"]["strategy"]["rollingUpdate"] = {"maxSurge": 0, "maxUnavailable": 1}
+        assert rollout_outcome(manifests, resources).findings == []
+        server["spec"]["strategy"] = planned
 
 
 # --- rollout deadlines: Kubernetes' per pod, Pulumi's per rollout -----------------------------------------
@@ -245,40 +269,37 @@ def test_the_deadlines_are_one_cold_start_and_every_replica_one_after_another() 
     assert rollout_timeout_seconds(1600, 0) == rollout_timeout_seconds(1600, 1)
 
 
-def _server(stack: str) -> tuple[dict[str, Any], RecordedResource]:
+def _servers(stack: str) -> list[tuple[dict[str, Any], RecordedResource, StackConfig]]:
+    """Each model server: its manifest, its recorded Deployment and the stack as its model sees it."""
     plan = plan_of(stack)
-    (manifest,) = [
-        d for d in of_kind(plan.manifests(), "Deployment") if d["metadata"]["name"].startswith("llm")
-    ]
-    (resource,) = [
-        r
-        for r in plan.recording.resources
-        if r.type == DEPLOYMENT_TYPE and r.inputs["metadata"]["name"].startswith("llm")
-    ]
-    return manifest, resource
+    configs = variant_configs(plan)
+    resources = {r.inputs["metadata"]["name"]: r for r in model_server_deployments(plan.recording)}
+    manifests = model_server_manifests(plan.manifests())
+    assert sorted(resources) == sorted(configs) == sorted(m["metadata"]["name"] for m in manifests)
+    return [(m, resources[m["metadata"]["name"]], configs[m["metadata"]["name"]]) for m in manifests]
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_server_deadlines_are_derived_from_the_stacks_cold_start(stack: str) -> None:
-    manifest, resource = _server(stack)
-    cfg = plan_of(stack).config
-    cold_start = cold_start_seconds(cfg)
-    assert cold_start == minimum_cooldown_seconds(
-        cfg.serving.startup_timeout_seconds,
-        cfg.platform.value != "onprem",
-        cfg.model.parameters_b
-        * 1e9
-        * weight_bytes_per_parameter(
-            cfg.model.dtype.value, cfg.model.quantization.value if cfg.model.quantization else None
-        ),
-    )
-    deadline = manifest["spec"]["progressDeadlineSeconds"]
-    assert deadline == progress_deadline_seconds(cold_start)
-    # Longer than Kubernetes' default, which the defect left in place, in every stack.
-    assert deadline > 600
-    timeout = f"{rollout_timeout_seconds(cold_start, most_replicas(cfg))}s"
-    assert resource.custom_timeouts == {"create": timeout, "update": timeout}
-    assert int(timeout[:-1]) >= most_replicas(cfg) * cold_start
+    # Every model server, from its own model's cold start (models differ in size, so in deadlines).
+    for manifest, resource, cfg in _servers(stack):
+        cold_start = cold_start_seconds(cfg)
+        assert cold_start == minimum_cooldown_seconds(
+            cfg.serving.startup_timeout_seconds,
+            cfg.platform.value != "onprem",
+            cfg.model.parameters_b
+            * 1e9
+            * weight_bytes_per_parameter(
+                cfg.model.dtype.value, cfg.model.quantization.value if cfg.model.quantization else None
+            ),
+        )
+        deadline = manifest["spec"]["progressDeadlineSeconds"]
+        assert deadline == progress_deadline_seconds(cold_start)
+        # Longer than Kubernetes' default, which the defect left in place, in every stack.
+        assert deadline > 600
+        timeout = f"{rollout_timeout_seconds(cold_start, most_replicas(cfg))}s"
+        assert resource.custom_timeouts == {"create": timeout, "update": timeout}
+        assert int(timeout[:-1]) >= most_replicas(cfg) * cold_start
 
 
 @pytest.mark.parametrize("stack", STACKS)

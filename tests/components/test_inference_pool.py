@@ -3,6 +3,7 @@ NetworkPolicies admit exactly Envoy -> picker and picker -> the variant's pods."
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 from pathlib import Path
@@ -482,10 +483,16 @@ def test_the_picker_reads_the_vllm_metrics_the_autoscaler_and_docs_name() -> Non
 def test_envoy_gateway_values_exist_in_its_chart() -> None:
     # gateway-helm v1.8.3 templates/envoy-gateway-config.yaml merges `config.envoyGateway` whole into the
     # EnvoyGateway API object (values.yaml: "Visit .../extension_types/#envoygateway to view all options"),
-    # so extensionManager is a real setting although values.yaml does not list it. The product's values
-    # check does not know that map is free-form yet (reported to the coordinator); everything else passes.
+    # so extensionManager is a real setting although values.yaml does not list it. The values check takes
+    # that map's keys from EnvoyGatewaySpec's fields (inferstack/validation/helm.py _PASSED_THROUGH), so
+    # every value we set is known, and a misspelt EnvoyGateway field is still caught.
     errors = chart_value_errors("envoy-gateway", envoy_gateway_values())
-    assert [e.split(":", 1)[0] for e in errors] == ["config.envoyGateway.extensionManager"], errors
+    assert errors == []
+    misspelt = copy.deepcopy(envoy_gateway_values())
+    eg = misspelt["config"]["envoyGateway"]
+    eg["extensionManger"] = eg.pop("extensionManager")
+    errors = chart_value_errors("envoy-gateway", misspelt)
+    assert [e.split(":", 1)[0] for e in errors] == ["config.envoyGateway.extensionManger"], errors
     resources = envoy_gateway_values()["config"]["envoyGateway"]["extensionManager"]["backendResources"]
     assert resources == [{"group": "inference.networking.k8s.io", "kind": "InferencePool", "version": "v1"}]
 
