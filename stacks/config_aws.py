@@ -21,7 +21,7 @@ from components.choices import (
     GpuProvisioner,
     TlsMode,
 )
-from stacks.config_base import NODE_DISK_OVERHEAD_GIB, Section, parse_cidrs, quantity_bytes
+from stacks.config_base import pool_gpus_with_surge, NODE_DISK_OVERHEAD_GIB, Section, parse_cidrs, quantity_bytes
 from stacks.gpus import GpuType
 
 if TYPE_CHECKING:
@@ -200,13 +200,13 @@ class AwsConfig(Section):
 
 
 def gpu_limit(cfg: StackConfig) -> int:
-    """The pool's GPU ceiling: the configured one, or max_replicas + 1 replicas' GPUs.
+    """The pool's GPU ceiling: the configured one, or max_replicas + 1 replicas' GPUs (of every model).
 
     The extra replica is room for a rolling update's surge pod at max_replicas (stacks/rollout.py); the
     autoscaler never asks for more than max_replicas, so only a rollout uses it, for as long as it runs.
     """
     assert cfg.aws is not None
-    return cfg.aws.gpu_nodes.gpu_limit or (cfg.autoscaling.max_replicas + 1) * cfg.serving.gpus_per_replica
+    return cfg.aws.gpu_nodes.gpu_limit or pool_gpus_with_surge(cfg)
 
 
 def aws_problems(cfg: StackConfig) -> list[tuple[str, str]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated
+from typing import Any, Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -73,3 +73,17 @@ def quantity_bytes(quantity: str) -> float:
 #: What a GPU node's disk holds besides the model cache: the vLLM image (compressed layers + unpacked
 #: snapshot, ~20 GiB each) and the OS.
 NODE_DISK_OVERHEAD_GIB = 60
+
+
+def pool_gpus_with_surge(cfg: Any) -> int:
+    """GPUs the stack's GPU pool must hold for every model server at max_replicas plus one surge replica
+    each (a rolling update's extra pod; Pulumi may update several Deployments at once): the default pool
+    ceiling (stacks/config_aws.gpu_limit, stacks/config_gcp.gcp_gpu_limit; stacks/rollout.py).
+
+    `cfg` is a StackConfig (typed Any: this module is imported by the schema). One model:
+    (max_replicas + 1) x gpus_per_replica. Several models (`cfg.served`, resolved once the whole stack is
+    validated): the sum of that over the models and variants on GPUs.
+    """
+    served = [v.config for v in getattr(cfg, "served", [])]
+    variants = [v for v in served if v.uses_gpu] if len(served) > 1 else [cfg]
+    return sum((v.autoscaling.max_replicas + 1) * v.serving.gpus_per_replica for v in variants)

@@ -25,7 +25,7 @@ from components.choices import (
     TlsMode,
 )
 from components.clusters.gcp.gpu_machines import GCP_GPU_MACHINES
-from stacks.config_base import NODE_DISK_OVERHEAD_GIB, Section, parse_cidrs, quantity_bytes
+from stacks.config_base import pool_gpus_with_surge, NODE_DISK_OVERHEAD_GIB, Section, parse_cidrs, quantity_bytes
 
 if TYPE_CHECKING:
     from stacks.config import StackConfig
@@ -199,13 +199,13 @@ class GcpConfig(Section):
 
 
 def gcp_gpu_limit(cfg: StackConfig) -> int:
-    """The pool's GPU ceiling: the configured one, or max_replicas + 1 replicas' GPUs.
+    """The pool's GPU ceiling: the configured one, or max_replicas + 1 replicas' GPUs (of every model).
 
     The extra replica is room for a rolling update's surge pod at max_replicas (stacks/rollout.py); the
     autoscaler never asks for more than max_replicas, so only a rollout uses it, for as long as it runs.
     """
     assert cfg.gcp is not None
-    return cfg.gcp.gpu_nodes.gpu_limit or (cfg.autoscaling.max_replicas + 1) * cfg.serving.gpus_per_replica
+    return cfg.gcp.gpu_nodes.gpu_limit or pool_gpus_with_surge(cfg)
 
 
 def gcp_max_gpu_nodes(cfg: StackConfig) -> int:

@@ -75,5 +75,16 @@ def rollout_strategy(capacity_gpus: int | None, max_replicas: int, gpus_per_repl
     return SURGE if replicas_that_fit >= max_replicas + 1 else ONE_AT_A_TIME
 
 
-def stack_rollout_strategy(cfg: StackConfig) -> RollingUpdate:
-    return rollout_strategy(pool_gpu_capacity(cfg), most_replicas(cfg), cfg.serving.gpus_per_replica)
+def stack_rollout_strategy(cfg: StackConfig, variant: StackConfig | None = None) -> RollingUpdate:
+    """The strategy of one model server (`variant`, a model or variant of `cfg.served`; default: the
+    stack's own model). The pool is shared: the room for its surge pod is what the other GPU model servers
+    leave at their max_replicas."""
+    own = variant if variant is not None else cfg
+    capacity = pool_gpu_capacity(cfg)
+    if capacity is not None:
+        capacity -= sum(
+            most_replicas(v.config) * v.config.serving.gpus_per_replica
+            for v in cfg.served
+            if v.config is not own and v.config.uses_gpu
+        )
+    return rollout_strategy(capacity, most_replicas(own), own.serving.gpus_per_replica)

@@ -196,6 +196,7 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
 
     servers = [
         _model_server(
+            cfg,
             route,
             ctx,
             monitoring is not None,
@@ -474,6 +475,7 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
 
 
 def _model_server(
+    stack: StackConfig,
     route: VariantRoute,
     ctx: ClusterContext,
     monitored: bool,
@@ -494,7 +496,7 @@ def _model_server(
             ctx.placement.tolerations,
             ctx.placement.gpu_resource_name,
         )
-    rollout = stack_rollout_strategy(cfg)
+    rollout = stack_rollout_strategy(stack, cfg)
     cold_start = cold_start_seconds(cfg)
     store_cidrs = model_store_cidrs(cfg, ctx.model_store_private_cidrs)
     return ModelServer(

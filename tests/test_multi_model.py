@@ -410,3 +410,54 @@ def test_each_clients_token_budget_is_in_the_rate_limit_config() -> None:
     assert the_route(plan)["spec"]["llmRequestCosts"] == [
         {"metadataKey": "llm_total_token", "type": "TotalToken"}
     ]
+
+
+# --- several models on one cloud GPU pool -------------------------------------------------------------------
+
+
+def _two_models_on_dev_aws() -> StackConfig:
+    document = yaml.safe_load((ROOT / "stacks" / "Pulumi.dev-aws.yaml").read_text())
+    values = config_values_from_stack_yaml(document, "dev-aws")
+    values["models"] = [
+        {"name": "llama-3.1-8b-instruct", "id": "llama"},  # the stack's own model, from its bucket
+        {
+            "name": "qwen2.5-7b-instruct",
+            "id": "qwen",
+            "model": {
+                "uri": "hf://Qwen/Qwen2.5-7B-Instruct@a09a35458c702b33eeacc393d103063234e8bc28",
+                "parameters_b": 7.6,
+            },
+            "autoscaling": {"min_replicas": 1, "max_replicas": 3},
+        },
+    ]
+    return parse_stack_config(values)
+
+
+def test_the_gpu_pool_holds_every_model_at_its_most_with_a_surge_each() -> None:
+    cfg = _two_models_on_dev_aws()
+    plan = plan_stack(cfg, "dev-aws")
+    (pool,) = objects(plan, "kubernetes:karpenter.sh/v1:NodePool")
+    # llama: (2 + 1) x 1 GPU, qwen: (3 + 1) x 1 GPU.
+    assert pool["spec"]["limits"]["nvidia.com/gpu"] == 7
+    strategies = {
+        d["metadata"]["name"]: d["spec"]["strategy"]["rollingUpdate"]
+        for d in objects(plan, DEPLOYMENT)
+        if d["metadata"]["name"] in ("llm-llama", "llm-qwen")
+    }
+    assert strategies == {
+        "llm-llama": {"maxSurge": 1, "maxUnavailable": 0},
+        "llm-qwen": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+
+
+def test_a_pool_capped_below_both_models_and_a_surge_replaces_one_at_a_time() -> None:
+    cfg = _two_models_on_dev_aws()
+    values = cfg.model_dump(mode="json", exclude_none=True, exclude_unset=True)
+    values["aws"]["gpu_nodes"]["gpu_limit"] = 5  # llama 2 + qwen 3 at their most: no room to surge
+    plan = plan_stack(parse_stack_config(values), "dev-aws")
+    rolling = {
+        d["metadata"]["name"]: d["spec"]["strategy"]["rollingUpdate"]["maxSurge"]
+        for d in objects(plan, DEPLOYMENT)
+        if d["metadata"]["name"] in ("llm-llama", "llm-qwen")
+    }
+    assert rolling == {"llm-llama": 0, "llm-qwen": 0}
