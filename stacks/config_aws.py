@@ -21,7 +21,13 @@ from components.choices import (
     GpuProvisioner,
     TlsMode,
 )
-from stacks.config_base import pool_gpus_with_surge, NODE_DISK_OVERHEAD_GIB, Section, parse_cidrs, quantity_bytes
+from stacks.config_base import (
+    NODE_DISK_OVERHEAD_GIB,
+    Section,
+    parse_cidrs,
+    pool_gpus_with_surge,
+    quantity_bytes,
+)
 from stacks.gpus import GpuType
 
 if TYPE_CHECKING:

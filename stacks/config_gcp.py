@@ -25,7 +25,13 @@ from components.choices import (
     TlsMode,
 )
 from components.clusters.gcp.gpu_machines import GCP_GPU_MACHINES
-from stacks.config_base import pool_gpus_with_surge, NODE_DISK_OVERHEAD_GIB, Section, parse_cidrs, quantity_bytes
+from stacks.config_base import (
+    NODE_DISK_OVERHEAD_GIB,
+    Section,
+    parse_cidrs,
+    pool_gpus_with_surge,
+    quantity_bytes,
+)
 
 if TYPE_CHECKING:
     from stacks.config import StackConfig
