@@ -88,25 +88,6 @@ def test_cert_manager_with_gateway_api_waits_for_the_gateway_api_crds(stack: str
     assert "llm-envoy-gateway" in findings[0].message
 
 
-@pytest.mark.parametrize("stack", STACKS)
-def test_the_envoy_pod_monitor_waits_for_the_release_that_creates_its_namespace(stack: str) -> None:
-    resources = plan_of(stack).recording.resources
-    monitors = [r for r in resources if r.name.endswith("-envoy-podmonitor")]
-    if not monitors:
-        pytest.skip(f"{stack} does not scrape Envoy (no scale-to-zero)")
-    envoy = next(r for r in resources if r.type == HELM_RELEASE and r.name.endswith("-envoy-gateway"))
-    # The defect as it was: Monitoring (the PodMonitor's parent) did not depend on the Envoy release.
-    broken = [
-        dataclasses.replace(r, dependencies=[d for d in r.dependencies if d != envoy.urn])
-        if r.type == "inferstack:monitoring:Monitoring"
-        else r
-        for r in resources
-    ]
-    findings = dependency_outcome(broken).findings
-    assert [f.resource for f in findings] == ["PodMonitor/envoy-gateway-system/llm-envoy"], findings
-    assert "namespace 'envoy-gateway-system'" in findings[0].message
-
-
 def test_a_custom_resource_of_an_unknown_group_is_a_note_not_a_finding() -> None:
     resources = plan_of("local").recording.resources
     some = next(r for r in resources if r.kind == "Deployment")
