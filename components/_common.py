@@ -28,6 +28,20 @@ def labels(name: str, component: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": name, "app.kubernetes.io/component": component, **MANAGED_BY}
 
 
+#: The securityContext of a distroless "nonroot" container (uid/gid 65532) in chart values (camelCase):
+#: what Envoy Gateway's and Envoy AI Gateway's charts default to, written out because setting the key
+#: replaces the chart's default wholesale. No readOnlyRootFilesystem: Envoy writes files (upstream's choice).
+NONROOT_CONTAINER_SECURITY_VALUES: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "privileged": False,
+    "runAsNonRoot": True,
+    "runAsUser": 65532,
+    "runAsGroup": 65532,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
 @dataclass(frozen=True)
 class HelmChart:
     """A chart pinned to an exact version. `values_dir` names its folder under the charts data directory

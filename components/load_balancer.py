@@ -38,7 +38,15 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components._common import ENVOY_GATEWAY, child, deep_merge, helm_release, labels, reject_invalid_args
+from components._common import (
+    ENVOY_GATEWAY,
+    NONROOT_CONTAINER_SECURITY_VALUES,
+    child,
+    deep_merge,
+    helm_release,
+    labels,
+    reject_invalid_args,
+)
 from components.address_space import covers_every_address
 from components.choices import LoadBalancerKind
 
@@ -147,6 +155,21 @@ class LoadBalancerArgs:
     )
 
 
+def request_limit_problems(clients: list[str], requests_per_minute: int | None, field_name: str) -> list[str]:
+    """The per-client request limit (rate_limit_spec), each problem naming `field_name` or api_key_clients."""
+    if requests_per_minute is None:
+        return []
+    problems = []
+    if requests_per_minute < 1:
+        problems.append(f"{field_name}: must be >= 1, or None for no limit")
+    if len(clients) > MAX_RATE_LIMITED_CLIENTS:
+        problems.append(
+            f"api_key_clients: {len(clients)} clients, but a local rate limit holds at most "
+            f"{MAX_RATE_LIMITED_CLIENTS} per-client rules: use fewer client ids or {field_name}=None"
+        )
+    return problems
+
+
 def is_open(cidrs: list[str]) -> bool:
     """True when the allow list lets every IPv4 or every IPv6 address in (then no CIDR restriction is
     written): measured, so `[0.0.0.0/1, 128.0.0.0/1]` is as open as `[0.0.0.0/0]`."""
@@ -195,15 +218,11 @@ def validate_load_balancer_args(args: LoadBalancerArgs) -> list[str]:
             f"existing_api_key_secret: {args.existing_api_key_secret!r} is not a Kubernetes Secret name"
         )
 
-    if args.rate_limit_requests_per_minute is not None:
-        if args.rate_limit_requests_per_minute < 1:
-            problems.append("rate_limit_requests_per_minute: must be >= 1, or None for no limit")
-        if len(args.api_key_clients) > MAX_RATE_LIMITED_CLIENTS:
-            problems.append(
-                f"api_key_clients: {len(args.api_key_clients)} clients, but a local rate limit holds at most "
-                f"{MAX_RATE_LIMITED_CLIENTS} per-client rules: use fewer client ids or "
-                "rate_limit_requests_per_minute=None"
-            )
+    problems.extend(
+        request_limit_problems(
+            args.api_key_clients, args.rate_limit_requests_per_minute, "rate_limit_requests_per_minute"
+        )
+    )
     if args.request_timeout_seconds < 1 or args.request_timeout_seconds > 99999:
         problems.append("request_timeout_seconds: must be between 1 and 99999")
     if args.envoy_replicas < 1:
@@ -493,17 +512,8 @@ def envoy_gateway_values() -> dict[str, Any]:
     }
 
 
-_RESTRICTED_ENVOY_CONTAINER: dict[str, Any] = {
-    # Envoy Gateway's own default, written out: setting it replaces the default wholesale.
-    # readOnlyRootFilesystem stays unset: Envoy and the shutdown manager write files (upstream's choice).
-    "allowPrivilegeEscalation": False,
-    "capabilities": {"drop": ["ALL"]},
-    "privileged": False,
-    "runAsNonRoot": True,
-    "runAsUser": 65532,
-    "runAsGroup": 65532,
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
+#: Envoy Gateway's own default, written out: setting it replaces the default wholesale.
+_RESTRICTED_ENVOY_CONTAINER = NONROOT_CONTAINER_SECURITY_VALUES
 
 
 #: The Service annotation prefixes MetalLB's controller reads, newest first. metallb/metallb

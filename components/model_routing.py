@@ -26,6 +26,7 @@ rule (model + client id) therefore wins over its model's weighted rule (model on
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import re
@@ -36,7 +37,14 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components._common import AI_GATEWAY, child, helm_release, labels, reject_invalid_args
+from components._common import (
+    AI_GATEWAY,
+    NONROOT_CONTAINER_SECURITY_VALUES,
+    child,
+    helm_release,
+    labels,
+    reject_invalid_args,
+)
 from components.load_balancer import CLIENT_ID_HEADER, HTTPS_LISTENER, gateway_api_ref
 
 #: Where the AI Gateway controller runs (the namespace of the upstream install guide and of
@@ -531,16 +539,8 @@ def variant_header_lua(namespace: str, route_name: str, models: list[RoutedModel
 
 def ai_gateway_values(controller_replicas: int) -> dict[str, Any]:
     """The ai-gateway-helm v1.1.0 values we decide; every key exists in its values.yaml."""
-    container_security = {
-        # The chart's default, written out (setting it replaces the default wholesale).
-        "allowPrivilegeEscalation": False,
-        "capabilities": {"drop": ["ALL"]},
-        "privileged": False,
-        "runAsNonRoot": True,
-        "runAsUser": 65532,
-        "runAsGroup": 65532,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
+    # The chart's default, written out (setting it replaces the default wholesale).
+    container_security = copy.deepcopy(NONROOT_CONTAINER_SECURITY_VALUES)
     values: dict[str, Any] = {
         # Every replica serves the extension server and the webhook (cmd/controller/main.go starts the gRPC
         # extension server outside leader election; reconcilers are leader-elected), so two keep xDS

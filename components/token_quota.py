@@ -53,7 +53,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components._common import child, labels, reject_invalid_args
-from components.load_balancer import CLIENT_ID_HEADER, gateway_api_ref, rate_limit_spec
+from components.load_balancer import (
+    CLIENT_ID_HEADER,
+    gateway_api_ref,
+    rate_limit_spec,
+    request_limit_problems,
+)
 
 #: Where AI Gateway's filter writes the token counts (aigateway.envoyproxy.io v1beta1
 #: AIGatewayFilterMetadataNamespace, api/v1beta1/shared_types.go at v1.1.0).
@@ -67,8 +72,6 @@ LLM_REQUEST_COSTS: list[dict[str, str]] = [{"metadataKey": TOTAL_TOKENS_METADATA
 #: client; a limit is a uint32 (RateLimitValue.Requests, CRD maximum 4294967295).
 MAX_GLOBAL_RULES = 256
 MAX_LIMIT = 4_294_967_295
-#: Same cap as the LoadBalancer's local per-client rules (LocalRateLimit.Rules MaxItems 16).
-MAX_LOCAL_RULES = 16
 RATE_LIMITED = 429
 #: Seconds in Retry-After. The header is static (Envoy Gateway's responseOverride sets fixed header values),
 #: and a minute window restarts within 60 s; after a spent day budget the client is refused again until the
@@ -150,14 +153,9 @@ def validate_token_quota_args(args: TokenQuotaArgs) -> list[str]:
     duplicates = sorted({c for c in args.api_key_clients if args.api_key_clients.count(c) > 1})
     if duplicates:
         problems.append(f"api_key_clients: duplicate client ids {duplicates}")
-    if args.requests_per_minute is not None:
-        if args.requests_per_minute < 1:
-            problems.append("requests_per_minute: must be >= 1, or None for no request limit")
-        if len(args.api_key_clients) > MAX_LOCAL_RULES:
-            problems.append(
-                f"api_key_clients: {len(args.api_key_clients)} clients, but a local rate limit "
-                f"holds at most {MAX_LOCAL_RULES} per-client rules; use requests_per_minute=None"
-            )
+    problems.extend(
+        request_limit_problems(args.api_key_clients, args.requests_per_minute, "requests_per_minute")
+    )
     if not 1 <= args.retry_after_seconds <= 86_400:
         problems.append("retry_after_seconds: must be between 1 and 86400")
     return problems
