@@ -77,7 +77,8 @@ RATE_LIMITED = 429
 #: and a minute window restarts within 60 s; after a spent day budget the client is refused again until the
 #: day window restarts (envoyproxy/ratelimit fixed windows: the next UTC day). `x-ratelimit-reset`, which
 #: Envoy adds for global limits (EG v1.8.3 sets enable_x_ratelimit_headers DRAFT_VERSION_03 unless a
-#: ClientTrafficPolicy turns rate-limit headers off), carries the exact seconds.
+#: ClientTrafficPolicy turns rate-limit headers off), carries the exact seconds where it reaches the
+#: client; that it survives the response override replacing the 429's body is not confirmed (not run here).
 DEFAULT_RETRY_AFTER_SECONDS = 60
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
