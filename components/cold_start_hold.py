@@ -419,29 +419,7 @@ class ColdStartHold(pulumi.ComponentResource):
 
         depends_on: list[pulumi.Resource] = []
         if args.install_add_on:
-            release = helm_release(
-                f"{name}-keda-http",
-                KEDA_HTTP_ADD_ON,
-                namespace=args.add_on_namespace,
-                values=add_on_values(args),
-                extra_values=args.add_on_values,
-                opts=child(self),
-            )
-            depends_on.append(release)
-            for role, spec in (
-                ("interceptor", interceptor_policy_spec(args)),
-                ("scaler", scaler_policy_spec()),
-            ):
-                k8s.networking.v1.NetworkPolicy(
-                    f"{name}-allow-to-{role}",
-                    metadata={
-                        "name": f"{name}-allow-to-{role}",
-                        "namespace": args.add_on_namespace,
-                        "labels": labels(name, "cold-start-hold"),
-                    },
-                    spec=_untyped(spec),
-                    opts=child(self, depends_on=[release]),
-                )
+            depends_on.append(_install_add_on(self, name, args))
 
         route = k8s.apiextensions.CustomResource(
             f"{name}-route",
@@ -480,3 +458,46 @@ class ColdStartHold(pulumi.ComponentResource):
         self.register_outputs(
             {"interceptor_route_name": self.interceptor_route_name, "scaler_address": self.scaler_address}
         )
+
+
+def _install_add_on(owner: pulumi.ComponentResource, name: str, args: ColdStartHoldArgs) -> pulumi.Resource:
+    """The add-on's release (`<name>-keda-http`) and the NetworkPolicies of its namespace, as children of
+    `owner`; returns the release (its CRDs come with it)."""
+    release = helm_release(
+        f"{name}-keda-http",
+        KEDA_HTTP_ADD_ON,
+        namespace=args.add_on_namespace,
+        values=add_on_values(args),
+        extra_values=args.add_on_values,
+        opts=child(owner),
+    )
+    for role, spec in (
+        ("interceptor", interceptor_policy_spec(args)),
+        ("scaler", scaler_policy_spec()),
+    ):
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-allow-to-{role}",
+            metadata={
+                "name": f"{name}-allow-to-{role}",
+                "namespace": args.add_on_namespace,
+                "labels": labels(name, "cold-start-hold"),
+            },
+            spec=_untyped(spec),
+            opts=child(owner, depends_on=[release]),
+        )
+    return release
+
+
+class KedaHttpAddOn(pulumi.ComponentResource):
+    """The KEDA HTTP add-on alone, once per cluster, for a stack whose holds do not install it: its name
+    does not follow any one model, so reordering or removing models does not replace the cluster's add-on.
+    `args` gives the add-on's settings (add_on_namespace, gateway pods, interceptor replicas, the global
+    readiness fallback from hold_timeout_seconds, add_on_values); its per-model fields are unused."""
+
+    def __init__(
+        self, name: str, args: ColdStartHoldArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        reject_invalid_args("KedaHttpAddOn", name, validate_cold_start_hold_args(args, name))
+        super().__init__("inferstack:cold_start_hold:KedaHttpAddOn", name, None, opts)
+        self.release = _install_add_on(self, name, args)
+        self.register_outputs({"release": self.release})

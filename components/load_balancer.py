@@ -138,10 +138,16 @@ class LoadBalancerArgs:
     # The provider CRD charts are applied with (components/_common.py crd_provider): adopts CRDs already on
     # the cluster. None: the inherited provider (a fresh cluster only).
     crd_provider: pulumi.ProviderResource | None = None
-    # The API route is an Envoy AI Gateway AIGatewayRoute named `<name>-api` (components/model_routing.py),
-    # whose controller writes the HTTPRoute of that name: this component then makes no HTTPRoute of its own
-    # (the controller would fight it) and `backends` stays empty; its policies target that route by name.
+    # The API route is an Envoy AI Gateway AIGatewayRoute named `model_route_name` (components/
+    # model_routing.py), whose controller writes the HTTPRoute of that name: this component then makes no
+    # HTTPRoute of its own and `backends` stays empty; its policies target that route by name, and the
+    # plain route's name `<name>-api` as well. The names differ on purpose: the AI Gateway controller adopts
+    # an HTTPRoute of its route's name without an owner reference (envoyproxy/ai-gateway v1.1.0
+    # internal/controller/ai_gateway_route.go), so a stack moving from the plain route would have Pulumi
+    # delete the adopted route at the end of the update (and the way back fails with AlreadyExists); while
+    # the old route exists until that delete, the policies keep covering it.
     model_routing: bool = False
+    model_route_name: str = ""
     # Envoy Gateway values the model routing needs (model_routing.envoy_gateway_values_for_ai_gateway),
     # merged over ours and under `envoy_gateway_values`.
     model_routing_values: dict[str, Any] = field(default_factory=dict)
@@ -186,6 +192,11 @@ def validate_load_balancer_args(args: LoadBalancerArgs) -> list[str]:
             f"hostname: {args.hostname!r} is not a lowercase DNS name with a domain (e.g. llm.example.com)"
         )
 
+    if args.model_routing and not _is_k8s_name(args.model_route_name):
+        problems.append(
+            f"model_route_name: {args.model_route_name!r} must name the AIGatewayRoute (a Kubernetes name) "
+            "when model_routing is on"
+        )
     if args.model_routing and args.backends:
         problems.append(
             "backends: with model_routing the AIGatewayRoute names the backends (components/model_routing.py); "
@@ -409,6 +420,8 @@ class LoadBalancer(pulumi.ComponentResource):
             opts=child(self, depends_on=[*after_crds, gateway]),
         )
         api_route_name = f"{name}-api"
+        route_names = [args.model_route_name, api_route_name] if args.model_routing else [api_route_name]
+        route_refs = [gateway_api_ref("HTTPRoute", route) for route in route_names]
         route_deps: list[pulumi.Resource] = [gateway]
         if not args.model_routing:
             route_deps.append(
@@ -460,7 +473,10 @@ class LoadBalancer(pulumi.ComponentResource):
             api_version="gateway.envoyproxy.io/v1alpha1",
             kind="SecurityPolicy",
             metadata=meta(f"{name}-api"),
-            spec=security_policy_spec(api_route_name, key_secret_name, args.allowed_source_cidrs),
+            spec={
+                **security_policy_spec(api_route_name, key_secret_name, args.allowed_source_cidrs),
+                "targetRefs": route_refs,
+            },
             opts=child(self, depends_on=[*after_crds, *route_deps, *key_secret_deps]),
         )
         traffic_policy: dict[str, Any] = {}
@@ -469,11 +485,10 @@ class LoadBalancer(pulumi.ComponentResource):
                 api_route_name, args.api_key_clients, args.rate_limit_requests_per_minute
             )
         if args.api_traffic_policy:
-            traffic_policy = join_policy_specs(
-                traffic_policy or {"targetRefs": [gateway_api_ref("HTTPRoute", api_route_name)]},
-                args.api_traffic_policy,
-            )
+            more = {k: v for k, v in args.api_traffic_policy.items() if k != "targetRefs"}
+            traffic_policy = join_policy_specs(traffic_policy, more)
         if traffic_policy:
+            traffic_policy["targetRefs"] = route_refs
             k8s.apiextensions.CustomResource(
                 f"{name}-rate-limit",
                 api_version="gateway.envoyproxy.io/v1alpha1",

@@ -159,6 +159,9 @@ class ModelRoutingArgs:
     llm_request_costs: list[dict[str, Any]] = field(default_factory=list)
     install_ai_gateway: bool = True  # install the pinned chart; False: one already runs in the cluster
     controller_replicas: int = 2  # AI Gateway controller pods (extension server + webhook in each)
+    # cert-manager issues and renews the controller's webhook certificate (it must run in the cluster, and
+    # the release wait for it: put it in depends_on); False: the chart's own 365-day certificate.
+    webhook_cert_manager: bool = False
     ai_gateway_values: dict[str, Any] = field(default_factory=dict)  # escape hatch, merged over ours
     crd_provider: pulumi.ProviderResource | None = (
         None  # the "cluster-crds" provider (_common.cluster_providers)
@@ -537,7 +540,7 @@ def variant_header_lua(namespace: str, route_name: str, models: list[RoutedModel
     )
 
 
-def ai_gateway_values(controller_replicas: int) -> dict[str, Any]:
+def ai_gateway_values(controller_replicas: int, webhook_cert_manager: bool = False) -> dict[str, Any]:
     """The ai-gateway-helm v1.1.0 values we decide; every key exists in its values.yaml."""
     # The chart's default, written out (setting it replaces the default wholesale).
     container_security = copy.deepcopy(NONROOT_CONTAINER_SECURITY_VALUES)
@@ -560,6 +563,13 @@ def ai_gateway_values(controller_replicas: int) -> dict[str, Any]:
     }
     if controller_replicas > 1:
         values["controller"]["podDisruptionBudget"] = {"enabled": True, "minAvailable": 1}
+    if webhook_cert_manager:
+        # Without it the chart signs the pod-mutating webhook's certificate itself for 365 days and reuses
+        # that Secret on every upgrade (templates/admission_webhook.yaml: genSignedCert ... 365, lookup): a
+        # year on, the webhook (failurePolicy Fail, on every Envoy Gateway-managed pod) refuses every new
+        # Envoy proxy pod. With cert-manager the chart makes an Issuer and a Certificate that cert-manager
+        # renews, and the controller reloads the rotated certificate (cmd/controller/main.go cert watcher).
+        values["controller"].setdefault("mutatingWebhook", {})["certManager"] = {"enable": True}
     return values
 
 
@@ -633,7 +643,7 @@ class ModelRouting(pulumi.ComponentResource):
                 f"{name}-ai-gateway",
                 AI_GATEWAY,
                 namespace=AI_GATEWAY_NAMESPACE,
-                values=ai_gateway_values(args.controller_replicas),
+                values=ai_gateway_values(args.controller_replicas, args.webhook_cert_manager),
                 extra_values=args.ai_gateway_values,
                 crd_provider=args.crd_provider,
                 opts=child(self, depends_on=list(args.depends_on)),

@@ -523,6 +523,12 @@ class TokenQuotaConfig(Section):
             raise ValueError(
                 f"token quota for {self.client!r} sets no budget: give tokens_per_minute, tokens_per_day or both"
             )
+        if self.tokens_per_minute and self.tokens_per_day and self.tokens_per_minute > self.tokens_per_day:
+            raise ValueError(
+                f"token quota for {self.client!r}: tokens_per_minute ({self.tokens_per_minute:,}) is more than "
+                f"tokens_per_day ({self.tokens_per_day:,}), so the minute budget can never bind: lower it, or "
+                "check the two numbers are not swapped"
+            )
         return self
 
 
@@ -661,8 +667,9 @@ class GpuPoolConfig(Section):
 
 #: The sections a model (or a variant) may override; everything else is the stack's, shared by all models.
 PER_MODEL_SECTIONS = ("model", "serving", "autoscaling")
-#: Per-variant: a variant is the same public model served another way (other weights, image, flags).
-PER_VARIANT_SECTIONS = ("model", "serving")
+#: Per-variant: a variant is the same public model served another way (other weights, image, flags), and
+#: sized on its own (a 10 % canary needs fewer replicas).
+PER_VARIANT_SECTIONS = ("model", "serving", "autoscaling")
 #: Fields a model may not override: the public name is the entry's `name`; API keys are the stack's.
 _NOT_PER_MODEL = {"model": {"served_name"}, "serving": {"api_keys"}, "autoscaling": set()}
 #: The component name of the single-model form (stacks/workload.py NAME): its objects keep their names.
@@ -696,6 +703,7 @@ ModelServingOverride = _override_of(ServingConfig, "Model")
 ModelAutoscalingOverride = _override_of(AutoscalingConfig, "Model")
 VariantModelOverride = _override_of(ModelConfig, "Variant")
 VariantServingOverride = _override_of(ServingConfig, "Variant")
+VariantAutoscalingOverride = _override_of(AutoscalingConfig, "Variant")
 
 
 class VariantEntry(Section):
@@ -717,6 +725,19 @@ class VariantEntry(Section):
     serving: VariantServingOverride | None = Field(  # type: ignore[valid-type]
         None, description="serving keys that differ for this variant"
     )
+    autoscaling: VariantAutoscalingOverride | None = Field(  # type: ignore[valid-type]
+        None, description="autoscaling keys that differ for this variant (e.g. fewer replicas for a canary)"
+    )
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _short_label(cls, name: Any) -> Any:
+        if isinstance(name, str) and len(name) > 12:
+            raise ValueError(
+                f"variant name {name!r} has {len(name)} characters, at most 12 (it is part of the objects' "
+                "names): lowercase letters, digits and '-', e.g. v2 or canary"
+            )
+        return name
 
 
 class ModelEntry(Section):
@@ -803,6 +824,41 @@ def _variant_values(
     return values
 
 
+def _shared_pool_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    """Several models on one cloud GPU pool: a gpu_limit the stack file sets must hold every model at its
+    min_replicas together (each model alone is checked against it as a stack of its own)."""
+    section = cfg.aws if cfg.platform is Platform.AWS else cfg.gcp if cfg.platform is Platform.GCP else None
+    limit = section.gpu_nodes.gpu_limit if section is not None else None
+    if not limit:
+        return []
+    needed = sum(
+        v.config.autoscaling.min_replicas * v.config.serving.gpus_per_replica
+        for v in cfg.served
+        if v.config.uses_gpu
+    )
+    if needed <= limit:
+        return []
+    return [
+        (
+            f"{cfg.platform.value}.gpu_nodes.gpu_limit",
+            f"{limit} GPUs cannot hold every model at its min_replicas together ({needed} GPUs): raise it to "
+            f"at least {needed}, or lower a model's autoscaling.min_replicas",
+        )
+    ]
+
+
+def _without_model_store(values: dict[str, Any]) -> dict[str, Any]:
+    """A later model's view of the stack: the platform's `model_store` (the bucket the stack makes, read
+    by the first model's ServiceAccount) is the first model's, so its rules (e.g. "only used with a gs://
+    model") are not asked of the others."""
+    trimmed = dict(values)
+    for platform in ("aws", "gcp"):
+        section = trimmed.get(platform)
+        if isinstance(section, dict) and "model_store" in section:
+            trimmed[platform] = {k: v for k, v in section.items() if k != "model_store"}
+    return trimmed
+
+
 def _located(
     problems: list[tuple[str, str]],
     entry: dict[str, Any],
@@ -824,6 +880,9 @@ def _located(
             where = path  # a shared section: the same for every model
         elif variant is not None and key and key in _as_dict(variant.get(section)):
             where = f"models[{i}].variants[{j}].{path}"
+        elif message.startswith("required"):
+            # Set nowhere: ask for it where this model (or variant) is written, not in the shared section.
+            where = f"models[{i}]" + (f".variants[{j}]" if variant is not None else "") + f".{path}"
         elif key and key in _as_dict(entry.get(section)):
             where = f"models[{i}].{path}"
         else:
@@ -912,7 +971,9 @@ class StackConfig(Section):
                 variant_cfg = cfg
             else:
                 try:
-                    variant_cfg = StackConfig.model_validate(_variant_values(data, entry, variant))
+                    variant_cfg = StackConfig.model_validate(
+                        _without_model_store(_variant_values(data, entry, variant))
+                    )
                 except ValidationError as err:
                     problems.extend(_located(problems_from(err, StackConfig), entry, variant, i, j))
                     continue
@@ -927,10 +988,11 @@ class StackConfig(Section):
                     path,
                 )
             )
+        # The rules across models read cfg.served: resolved first (a failure below discards cfg anyway).
+        cfg._served = served
         problems.extend(_models_problems(cfg))
         if problems:
             raise CrossFieldErrors(list(dict.fromkeys(problems)))
-        cfg._served = served
         return cfg
 
     @property
@@ -1055,10 +1117,32 @@ def _models_problems(cfg: StackConfig) -> list[tuple[str, str]]:
                 problems.append(
                     (f"models[{i}].variants", f"weights sum to {total} ({weights}): make them sum to 100")
                 )
+            explicit = [
+                v.name
+                for v in model.variants
+                if (v.serving or {}) and getattr(v.serving, "prefix_aware_routing", None)
+            ]
+            wanted = model.serving is not None and getattr(model.serving, "prefix_aware_routing", None)
+            held = [
+                s.variant
+                for s in cfg.served
+                if s.model_name == model.name and s.config.scales_to_zero and s.variant is not None
+            ]
+            if (explicit or wanted or cfg.serving.prefix_aware_routing) and held:
+                problems.append(
+                    (
+                        f"models[{i}].variants",
+                        f"variant(s) {', '.join(held)} scale to zero (their requests go through the KEDA HTTP "
+                        "add-on to a Service), and the variants of one model share one route rule, which "
+                        "cannot mix Services and InferencePools: drop prefix_aware_routing for this model, or "
+                        "keep every variant at min_replicas 1 or more",
+                    )
+                )
             names = [v.name for v in model.variants]
             for dup in sorted({n for n in names if names.count(n) > 1}):
                 problems.append((f"models[{i}].variants", f"variant {dup!r} appears twice: names are unique"))
     if len(cfg.served) > 1:
+        problems.extend(_shared_pool_problems(cfg))
         for variant in cfg.served[1:]:
             v = variant.config
             if v.model.scheme in {"s3", "gs"} and v.platform is not Platform.ONPREM:

@@ -215,9 +215,23 @@ def gcp_gpu_limit(cfg: StackConfig) -> int:
 
 
 def gcp_max_gpu_nodes(cfg: StackConfig) -> int:
-    """GPU machines the pool may grow to: the GPU ceiling in whole machines."""
+    """GPU machines the pool may grow to: the GPU ceiling in whole machines.
+
+    With several models on the pool and no gpu_limit, one machine per replica (replicas of different
+    models do not share a machine's CPU and memory reliably; the cost estimate assumes the same), each
+    model at max_replicas plus one surge replica: sum of (max_replicas + 1) x ceil(gpus_per_replica /
+    GPUs per machine)."""
     assert cfg.gcp is not None
     per_machine = GCP_GPU_MACHINES[cfg.gcp.gpu_nodes.machine_type].count
+    served = [v.config for v in cfg.served if v.config.uses_gpu]
+    if len(cfg.served) > 1 and not cfg.gcp.gpu_nodes.gpu_limit:
+        return max(
+            1,
+            sum(
+                (v.autoscaling.max_replicas + 1) * math.ceil(v.serving.gpus_per_replica / per_machine)
+                for v in served
+            ),
+        )
     return max(1, math.ceil(gcp_gpu_limit(cfg) / per_machine))
 
 

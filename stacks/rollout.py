@@ -80,6 +80,20 @@ def stack_rollout_strategy(cfg: StackConfig, variant: StackConfig | None = None)
     stack's own model). The pool is shared: the room for its surge pod is what the other GPU model servers
     leave at their max_replicas."""
     own = variant if variant is not None else cfg
+    if cfg.platform is Platform.GCP and len(cfg.served) > 1 and own.uses_gpu:
+        # Several models on a GKE pool: counted in machines, one replica per machine (gcp_max_gpu_nodes).
+        assert cfg.gcp is not None
+        per_machine = GCP_GPU_MACHINES[cfg.gcp.gpu_nodes.machine_type].count
+
+        def machines(v: StackConfig) -> int:
+            return math.ceil(v.serving.gpus_per_replica / per_machine)
+
+        room = gcp_max_gpu_nodes(cfg) - sum(
+            most_replicas(v.config) * machines(v.config)
+            for v in cfg.served
+            if v.config is not own and v.config.uses_gpu
+        )
+        return SURGE if room >= (most_replicas(own) + 1) * machines(own) else ONE_AT_A_TIME
     capacity = pool_gpu_capacity(cfg)
     if capacity is not None:
         capacity -= sum(

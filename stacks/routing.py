@@ -52,6 +52,13 @@ def plan_routes(cfg: StackConfig) -> list[VariantRoute]:
     """One VariantRoute per served model/variant, in file order. The hold timeout is the variant's cold-
     start budget (stacks/config.py cold_start_seconds: GPU node, image pull, weight download, startup
     window): a request waits as long as a replica may take to appear, and no longer."""
+    # AI Gateway allows one kind of backend per rule (InferencePools or Services, AIGatewayRouteRule CEL),
+    # and a model's variants share its rule: a model is pooled only where every variant of it is.
+    pooled = {
+        name
+        for name in cfg.model_names
+        if all(v.config.uses_inference_pool for v in cfg.served if v.model_name == name)
+    }
     routes = []
     for variant in cfg.served:
         v = variant.config
@@ -59,7 +66,7 @@ def plan_routes(cfg: StackConfig) -> list[VariantRoute]:
         routes.append(
             VariantRoute(
                 variant=variant,
-                pool_name=f"{variant.resource_name}-pool" if v.uses_inference_pool else None,
+                pool_name=f"{variant.resource_name}-pool" if variant.model_name in pooled else None,
                 hold_name=f"{variant.resource_name}-hold" if held else None,
                 hold_timeout_seconds=cold_start_seconds(v) if held else None,
             )

@@ -15,12 +15,13 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components._common import deep_merge, labels
-from components.autoscaler import Autoscaler, AutoscalerArgs, ColdStartHoldRef
+from components._common import KEDA, deep_merge, helm_release, labels
+from components.autoscaler import KEDA_NAMESPACE, Autoscaler, AutoscalerArgs, ColdStartHoldRef, keda_values
 from components.choices import AcmeSolver, Engine, LoadBalancerKind, ScalingSignal, TlsMode
 from components.cold_start_hold import (
     ColdStartHold,
     ColdStartHoldArgs,
+    KedaHttpAddOn,
     gateway_policy_fragment_for,
     scaler_address,
 )
@@ -56,6 +57,9 @@ from stacks.routing import VariantRoute, plan_routes, route_timeout_seconds, rou
 
 #: Component name shared by the server, its gateway, certificate and autoscaler (one model per stack).
 NAME = "llm"
+#: The AIGatewayRoute (and the HTTPRoute AI Gateway writes from it) where the stack routes by model. Not
+#: the plain route's name (`llm-api`): see LoadBalancerArgs.model_route_name.
+MODEL_ROUTE = f"{NAME}-models"
 
 
 @dataclass(frozen=True)
@@ -218,7 +222,7 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
         if any(r.pool_name for r in routes)
         else None
     )
-    hold_args = {r.hold_name: _hold_args(r, ns, install=i == 0) for i, r in enumerate(holds) if r.hold_name}
+    hold_args = {r.hold_name: _hold_args(r, ns) for r in holds if r.hold_name}
     routing_values: dict[str, Any] = {}
     traffic_policy: dict[str, Any] = {}
     if cfg.routes_by_model:
@@ -246,7 +250,7 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
         traffic_policy = token_quota_policy_spec(
             TokenQuotaArgs(
                 namespace=ns,
-                route_name=f"{NAME}-api",
+                route_name=MODEL_ROUTE,
                 quotas=[
                     ClientTokenQuota(
                         client_id=q.client,
@@ -276,6 +280,7 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             if cfg.routes_by_model
             else [Backend(service_name=server.service_name, port=SERVING_PORT, weight=1)],
             model_routing=cfg.routes_by_model,
+            model_route_name=MODEL_ROUTE,
             model_routing_values=routing_values,
             api_traffic_policy=traffic_policy,
             # The Secret TlsCertificates fills (or the existing one); a Gateway waits for it by itself.
@@ -377,23 +382,39 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             )
         )
 
-    # KEDA is installed by the first autoscaler; the KEDA HTTP add-on by the first hold, after KEDA (its
-    # chart makes a ScaledObject); a held model's ScaledObject after its hold where KEDA is already there
-    # (its external-push trigger names the hold's InterceptorRoute: before it exists KEDA only retries).
-    installer: Autoscaler | None = None
+    # KEDA, once per cluster: a single-model stack's autoscaler installs it (its release `llm-keda` as it
+    # always was); with `models` a release of its own, named after no model, so that reordering or removing
+    # models never replaces the cluster's KEDA. The KEDA HTTP add-on likewise, once, after KEDA (its chart
+    # makes a ScaledObject). A held model's ScaledObject waits for its hold where KEDA is already there (its
+    # external-push trigger names the hold's InterceptorRoute; before that KEDA only retries).
+    installer: pulumi.Resource | None = None
+    if cfg.models is not None and any(r.variant.config.autoscaling.enabled for r in routes):
+        installer = helm_release(
+            f"{NAME}-keda",
+            KEDA,
+            namespace=KEDA_NAMESPACE,
+            values=keda_values(),
+            opts=pulumi.ResourceOptions(provider=provider, depends_on=list(ctx.cluster_ready)),
+        )
+    add_on: KedaHttpAddOn | None = None
     made_holds: dict[str, ColdStartHold] = {}
 
     def hold_for(name: str) -> ColdStartHold:
+        nonlocal add_on
+        if add_on is None:
+            longest = max(hold_args.values(), key=lambda h: h.hold_timeout_seconds)
+            add_on = KedaHttpAddOn(
+                NAME,  # its release: llm-keda-http
+                longest,
+                opts=pulumi.ResourceOptions(
+                    provider=provider, depends_on=[namespace, *([installer] if installer else [])]
+                ),
+            )
         if name not in made_holds:
-            args = hold_args[name]
-            first = next(iter(hold_args))
-            after: list[pulumi.Resource] = [namespace]
-            if args.install_add_on and installer is not None:
-                after.append(installer)
-            elif not args.install_add_on:
-                after.append(hold_for(first))  # the add-on's CRDs (InterceptorRoute) come with it
             made_holds[name] = ColdStartHold(
-                name, args, opts=pulumi.ResourceOptions(provider=provider, depends_on=after)
+                name,
+                hold_args[name],
+                opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, add_on]),
             )
         return made_holds[name]
 
@@ -409,6 +430,7 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             *after_monitoring,
             *metrics_api,
             *([previous] if previous is not None else []),
+            *([installer] if installer is not None else []),
         ]
         if route.hold_name is not None and installer is not None:
             after_autoscaler.append(hold_for(route.hold_name))
@@ -434,8 +456,7 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
                 cold_start_hold=ColdStartHoldRef(route.hold_name, scaler_address())
                 if route.hold_name is not None
                 else None,
-                # One KEDA per cluster: the first autoscaler installs it, the others wait for it.
-                install_keda=installer is None,
+                install_keda=installer is None and previous is None,
             ),
             opts=pulumi.ResourceOptions(provider=provider, depends_on=after_autoscaler),
         )
@@ -445,9 +466,9 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
 
     if cfg.routes_by_model:
         ModelRouting(
-            # Its AIGatewayRoute (and the HTTPRoute AI Gateway writes from it) is `<gateway>-api`, the route
-            # the gateway's SecurityPolicy and BackendTrafficPolicy target.
-            f"{NAME}-api",
+            # Its AIGatewayRoute (and the HTTPRoute AI Gateway writes from it) is the route the gateway's
+            # SecurityPolicy and BackendTrafficPolicy target.
+            MODEL_ROUTE,
             ModelRoutingArgs(
                 namespace=ns,
                 gateway_name=NAME,
@@ -458,7 +479,9 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
                 # AI Gateway writes each response's usage where the token budgets' cost reads it.
                 llm_request_costs=list(LLM_REQUEST_COSTS) if cfg.gateway.token_quotas else [],
                 crd_provider=ctx.crd_provider,
-                depends_on=[namespace, gateway, *pools, *held],
+                # The stack's cert-manager (TlsCertificates installs it) renews the webhook's certificate.
+                webhook_cert_manager=True,
+                depends_on=[namespace, gateway, tls, *pools, *held],
             ),
             opts=pulumi.ResourceOptions(provider=provider),
         )
@@ -553,8 +576,8 @@ def _model_server(
     )
 
 
-def _hold_args(route: VariantRoute, namespace: str, install: bool) -> ColdStartHoldArgs:
-    """The hold of one model that scales to zero; the first one installs the KEDA HTTP add-on."""
+def _hold_args(route: VariantRoute, namespace: str) -> ColdStartHoldArgs:
+    """The hold of one model that scales to zero (the stack installs the KEDA HTTP add-on itself)."""
     assert route.hold_timeout_seconds is not None
     variant = route.variant
     return ColdStartHoldArgs(
@@ -569,7 +592,8 @@ def _hold_args(route: VariantRoute, namespace: str, install: bool) -> ColdStartH
         route_key=route.hold_name,
         gateway_namespace=ENVOY_PROXY_NAMESPACE,
         gateway_pod_labels=ENVOY_PROXY_POD_LABELS,
-        install_add_on=install,
+        # The stack installs the add-on once, named after no model (KedaHttpAddOn in deploy_workload).
+        install_add_on=False,
         # The AIGatewayRoute reaches the interceptor by an Envoy Gateway Backend's FQDN (stacks/routing.py):
         # no cross-namespace backendRef, so no ReferenceGrant.
         reference_grant=False,

@@ -287,8 +287,9 @@ BASELINE = json.loads((ROOT / "tests" / "data" / "plans-before-multi-model.json"
 #: differs from the plans before it (tests/data/plans-before-multi-model.json) fails the test below.
 NAMED_CHANGES = {
     # Routed stacks (a model at zero: onprem, dev-*; prefix-aware routing: prod-*) reach the model through
-    # an AIGatewayRoute named llm-api, whose controller writes the HTTPRoute of that name.
-    "llm-api-route": "removed: the HTTPRoute is AI Gateway's, written from the AIGatewayRoute llm-api",
+    # an AIGatewayRoute named llm-models, whose controller writes the HTTPRoute of that name.
+    "llm-api-route": "removed: the API route is AI Gateway's HTTPRoute llm-models, written from the AIGatewayRoute",
+    "llm-security-policy": "the API-key SecurityPolicy also targets llm-models (and keeps llm-api while it exists)",
     "llm-envoy-podmonitor": "removed: a model at zero wakes on the KEDA HTTP add-on's signal, not Envoy's 5xx",
     "llm-envoy-gateway": "Envoy Gateway values: AI Gateway's extension manager, InferencePool backends",
     "llm-rate-limit": "the API route's one BackendTrafficPolicy gains the hold's 503 response override",
@@ -362,13 +363,32 @@ def test_the_summary_names_each_variants_clients_and_warns_of_an_idle_canary() -
     assert "**No API client lands on llama-3.1-8b-instruct v2**" in idle
 
 
+def test_the_model_route_is_not_named_like_the_plain_route() -> None:
+    # The AI Gateway controller adopts an existing HTTPRoute of its AIGatewayRoute's name without an owner
+    # reference (ai-gateway v1.1.0 internal/controller/ai_gateway_route.go): with one name, a stack moving
+    # from the plain route would have Pulumi delete the adopted route at the end of `pulumi up` (found by the
+    # second review). The policies name both while the old route may still exist.
+    _, plan = example()
+    assert the_route(plan)["metadata"]["name"] == "llm-models"
+    plain = plan_stack(load_stack_file(ROOT / "stacks" / "Pulumi.local.yaml"), "local")
+    assert [
+        r["metadata"]["name"] for r in objects(plain, "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute")
+    ] == [
+        "llm-redirect",
+        "llm-api",
+    ]
+    (security,) = objects(plan, "kubernetes:gateway.envoyproxy.io/v1alpha1:SecurityPolicy")
+    assert [t["name"] for t in security["spec"]["targetRefs"]] == ["llm-models", "llm-api"]
+
+
 def test_the_api_routes_one_traffic_policy_targets_the_route_once() -> None:
     # A targetRef listed twice makes Envoy Gateway v1.8.3 attach the policy twice and report it Conflicted
     # with itself (the review of this issue found it: two spec fragments joined).
     _, plan = example()
     (policy,) = objects(plan, "kubernetes:gateway.envoyproxy.io/v1alpha1:BackendTrafficPolicy")
     assert policy["spec"]["targetRefs"] == [
-        {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "llm-api"}
+        {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "llm-models"},
+        {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "llm-api"},
     ]
     assert {o["match"]["statusCodes"][0]["value"] for o in policy["spec"]["responseOverride"]} == {429, 504}
     assert policy["spec"]["rateLimit"]["global"]["rules"] and policy["spec"]["rateLimit"]["local"]["rules"]
@@ -461,3 +481,112 @@ def test_a_pool_capped_below_both_models_and_a_surge_replaces_one_at_a_time() ->
         if d["metadata"]["name"] in ("llm-llama", "llm-qwen")
     }
     assert rolling == {"llm-llama": 0, "llm-qwen": 0}
+
+
+def test_a_variant_at_zero_percent_that_still_runs_is_named_in_the_summary() -> None:
+    values = example_values()
+    values["models"][0]["variants"][0]["weight"], values["models"][0]["variants"][1]["weight"] = 100, 0
+    summary = plan_stack(parse_stack_config(values), "multi-onprem").summary()
+    assert "**At 0 % but running**: llama-3.1-8b-instruct v2 (1 x 1 GPU)" in summary
+    values["models"][0]["variants"][1]["autoscaling"] = {"min_replicas": 0}  # a variant sizes itself
+    cfg = parse_stack_config(values)
+    assert (
+        cfg.served[1].config.autoscaling.min_replicas == 0
+        and cfg.served[0].config.autoscaling.min_replicas == 1
+    )
+    assert "At 0 % but running" not in plan_stack(cfg, "multi-onprem").summary()
+
+
+def test_the_clusters_keda_and_http_add_on_follow_no_model() -> None:
+    # Named after a model, the cluster's one KEDA (and add-on) release would be replaced when models are
+    # reordered or a variant is removed (found by the newcomer review of this issue).
+    def releases(values: dict[str, Any]) -> set[str]:
+        plan = plan_stack(parse_stack_config(values), "multi-onprem")
+        return {
+            r.urn.split("::", 2)[2]
+            for r in plan.recording.resources
+            if r.type == "kubernetes:helm.sh/v3:Release" and "keda" in r.name
+        }
+
+    values = example_values()
+    before = releases(values)
+    values["models"].reverse()
+    del values["models"][1]["variants"][0]  # and the A/B test ended: v2 alone at 100 %
+    values["models"][1]["variants"][0]["weight"] = 100
+    assert releases(values) == before and len(before) == 2
+
+
+def test_a_second_model_from_the_stacks_bucket_is_refused_on_aws() -> None:
+    document = yaml.safe_load((ROOT / "stacks" / "Pulumi.dev-aws.yaml").read_text())
+    values = config_values_from_stack_yaml(document, "dev-aws")
+    values["models"] = [
+        {"name": "llama-3.1-8b-instruct", "id": "llama"},
+        {
+            "name": "qwen",
+            "id": "qwen",
+            "model": {"uri": "s3://example-inferstack-dev-models/qwen", "parameters_b": 7},
+        },
+    ]
+    with pytest.raises(ConfigError) as err:
+        parse_stack_config(values)
+    assert [p for p, _ in err.value.problems] == ["models[1].model.uri"]
+    assert "only the first may come from the stack's s3:// model store" in err.value.problems[0][1]
+
+
+def test_ai_gateways_webhook_certificate_is_renewed_by_cert_manager() -> None:
+    # The chart's own webhook certificate lasts 365 days and is never renewed (ai-gateway-helm v1.1.0
+    # templates/admission_webhook.yaml); a year on, no new Envoy pod could start (found by the second review).
+    from tests.stack_graph import ancestors_and_dependencies
+
+    _, plan = example()
+    (release,) = [
+        r
+        for r in plan.recording.resources
+        if r.type == "kubernetes:helm.sh/v3:Release" and r.name == "llm-models-ai-gateway"
+    ]
+    assert release.inputs["values"]["controller"]["mutatingWebhook"]["certManager"] == {"enable": True}
+    waits_for = ancestors_and_dependencies(plan, release)
+    cert_manager = next(r for r in plan.recording.resources if r.name == "llm-cert-manager")
+    assert cert_manager.urn in waits_for
+
+
+def _two_models_on_prod_gcp(**gpu_nodes: Any) -> dict[str, Any]:
+    document = yaml.safe_load((ROOT / "stacks" / "Pulumi.prod-gcp.yaml").read_text())
+    values = config_values_from_stack_yaml(document, "prod-gcp")
+    values["gcp"]["gpu_nodes"].update(gpu_nodes)
+    values["network"] = {**values.get("network", {}), "allow_internet_egress": True}
+    values["models"] = [
+        {"name": "llama-3.1-8b-instruct", "id": "llama"},
+        {
+            "name": "qwen2.5-7b-instruct",
+            "id": "qwen",
+            "model": {
+                "uri": "hf://Qwen/Qwen2.5-7B-Instruct@a09a35458c702b33eeacc393d103063234e8bc28",
+                "parameters_b": 7.6,
+            },
+            "autoscaling": {"min_replicas": 1, "max_replicas": 3},
+        },
+    ]
+    return values
+
+
+def test_several_models_on_a_gke_pool_get_one_machine_per_replica() -> None:
+    from stacks.config_gcp import GCP_GPU_MACHINES, gcp_max_gpu_nodes
+
+    values = _two_models_on_prod_gcp(gpu_limit=None)
+    cfg = parse_stack_config(values)
+    per_machine = GCP_GPU_MACHINES[cfg.gcp.gpu_nodes.machine_type].count  # type: ignore[union-attr]
+    expected = sum(
+        (v.config.autoscaling.max_replicas + 1) * -(-v.config.serving.gpus_per_replica // per_machine)
+        for v in cfg.served
+    )
+    assert gcp_max_gpu_nodes(cfg) == expected
+
+
+def test_a_gpu_limit_below_every_models_minimum_together_is_refused() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_stack_config(_two_models_on_prod_gcp(gpu_limit=5))  # each fits alone, not both
+    assert any(
+        p == "gcp.gpu_nodes.gpu_limit" and "every model at its min_replicas" in m
+        for p, m in err.value.problems
+    )

@@ -424,7 +424,7 @@ def test_public_prod_gateway_without_api_keys_fails_check(
     assert "public-endpoint-needs-tls-and-api-keys (mandatory): 1 finding" in out
     # prod-aws routes through Envoy AI Gateway (prefix-aware routing): its AIGatewayRoute is the route
     # AI Gateway writes as HTTPRoute llm-api, and the rule reads it as that route.
-    assert "[public-endpoint-needs-tls-and-api-keys]" in out and "AIGatewayRoute/inferstack/llm-api" in out
+    assert "[public-endpoint-needs-tls-and-api-keys]" in out and "AIGatewayRoute/inferstack/llm-models" in out
 
 
 def test_same_public_stack_with_keys_is_clean(tmp_path: Path) -> None:

@@ -321,6 +321,6 @@ def _traffic_lines(d: StackDiff) -> list[str]:
             for c in sorted(set(old_c) | set(new_c))
             if old_c.get(c) != new_c.get(c)
         )
-        parts = [p for p in (weights and f"weights {weights}", moved and f"clients moved: {moved}") if p]
+        parts = [p for p in (weights and f"weights {weights}", f"clients moved: {moved or 'none'}") if p]
         lines.append(f"- traffic of `{model}`: {'; '.join(parts) or 'unchanged'}")
     return lines

@@ -149,6 +149,7 @@ def _multi_model_summary(plan: Plan) -> str:
     ]
     traffic = traffic_of(cfg)
     idle: list[str] = []
+    parked: list[str] = []
     for variant in cfg.served:
         v = variant.config
         replicas = (
@@ -171,6 +172,11 @@ def _multi_model_summary(plan: Plan) -> str:
             clients = ", ".join(assigned) or "none"
             if not assigned and variant.weight > 0:
                 idle.append(f"{variant.model_name} {variant.variant}")
+            if variant.weight == 0 and v.autoscaling.min_replicas > 0 and v.uses_gpu:
+                parked.append(
+                    f"{variant.model_name} {variant.variant} ({v.autoscaling.min_replicas} x "
+                    f"{v.serving.gpus_per_replica} GPU)"
+                )
         lines.append(
             f"| `{variant.model_name}` | {variant.variant or '—'} | {variant.weight} % | {clients} | "
             f"`{v.model.uri}` | {v.serving.engine.value} | {replicas} | {gpus} | {at_zero} | {cost} |"
@@ -181,6 +187,13 @@ def _multi_model_summary(plan: Plan) -> str:
             f"**No API client lands on {', '.join(idle)}**: each client sticks to one variant, and with "
             f"{len(cfg.serving.api_keys.clients)} clients these weights assign none to it, so it gets no "
             "traffic (and `inferstack promote` can only hold). Raise its weight or add API clients.",
+            "",
+        ]
+    if parked:
+        lines += [
+            f"**At 0 % but running**: {', '.join(parked)} gets no traffic and still holds its min_replicas "
+            "(`inferstack promote` rolls back to 0 % and leaves it so): remove the variant, or give it "
+            "`autoscaling: {min_replicas: 0}` to scale it to zero.",
             "",
         ]
     lines += _common_tail(plan)
