@@ -28,7 +28,8 @@ Deployment - and gets two triggers:
 
 Without a hold (legacy; `envoy_route_hint`)
 -------------------------------------------
-Until every caller passes cold_start_hold, min_replicas 0 may instead give `envoy_route_hint`: a second
+The stacks always pass cold_start_hold. A caller without the KEDA HTTP add-on may instead give
+`envoy_route_hint` with min_replicas 0: a second
 prometheus trigger watches the gateway (Envoy's stats, scraped by the Monitoring component's PodMonitor):
 
 * 5xx answers from the Gateway's proxies. While the Service has no endpoints Envoy Gateway answers

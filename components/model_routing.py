@@ -521,8 +521,10 @@ def unknown_model_filter_spec() -> dict[str, Any]:
 
 def variant_header_lua(namespace: str, route_name: str, models: list[RoutedModel]) -> str:
     """Lua for the response path: read the backend AI Gateway chose from its dynamic metadata and set
-    VARIANT_HEADER to that backend's variant name. Runs after the AI Gateway filter on responses (Lua
-    order 12 < ext_proc 100+ on requests, reversed on responses: Envoy Gateway httpfilters.go)."""
+    VARIANT_HEADER to that backend's variant name. AI Gateway inserts its router filter before the first
+    lua filter (ai-gateway v1.1.0 post_translate_modify.go, afterExtProcFilterPrefixes), so on responses
+    this runs before it; the metadata is there all the same: the upstream filter writes it in the request
+    headers phase into the downstream stream info (processor_impl.go), which every filter reads."""
     table = {
         f"{namespace}/{variant_backend_name(route_name, m, v)}": v.name for m in models for v in m.variants
     }

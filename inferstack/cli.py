@@ -357,7 +357,7 @@ examples:
   inferstack diff prod-aws --base origin/main  what this change does to a stack (offline, no credentials)
   inferstack validate rendered/                validate manifests made elsewhere (GitOps folders, overlays)
   inferstack schema > stack-file.schema.json   JSON Schema of a stack file, for an editor
-  inferstack promote multi-onprem --model llama-3.1-8b --variant v2 --write
+  inferstack promote multi-onprem --model llama-3.1-8b-instruct --variant v2 --write
                                                one SLO-gated step of a canary's weight (Prometheus)
 
 exit codes: 0 fine, 1 `check` or `validate` found problems, 2 bad stack file, manifest file or command line,
@@ -399,9 +399,9 @@ examples:
 
 _PROMOTE_EXAMPLES = """\
 examples:
-  inferstack promote multi-onprem --model llama-3.1-8b --variant v2 --prometheus http://127.0.0.1:9090
+  inferstack promote multi-onprem --model llama-3.1-8b-instruct --variant v2 --prometheus http://127.0.0.1:9090
       measure v2 over 10 minutes and print promote / hold / rollback with the queries used
-  inferstack promote multi-onprem --model llama-3.1-8b --variant v2 --step 20 --write
+  inferstack promote multi-onprem --model llama-3.1-8b-instruct --variant v2 --step 20 --write
       and write the next weights into stacks/Pulumi.multi-onprem.yaml (comments kept): review them with
       `inferstack diff multi-onprem --base origin/main`, commit, open a pull request
 
@@ -628,7 +628,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["pod", "label"],
         default="pod",
         help="pod: match its pods' names (works with the PodMonitor as it is); label: match "
-        "app_kubernetes_io_name (needs podTargetLabels on the PodMonitor) (default: %(default)s)",
+        "app_kubernetes_io_name (the PodMonitor of a stack with `models` copies it; podTargetLabels) "
+        "(default: %(default)s)",
     )
     promote.set_defaults(func=cmd_promote)
     return parser
