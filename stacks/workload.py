@@ -394,7 +394,19 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             KEDA,
             namespace=KEDA_NAMESPACE,
             values=keda_values(),
-            opts=pulumi.ResourceOptions(provider=provider, depends_on=list(ctx.cluster_ready)),
+            opts=pulumi.ResourceOptions(
+                provider=provider,
+                depends_on=list(ctx.cluster_ready),
+                # The same Helm release (`llm-keda`) a single-model stack's Autoscaler `llm` made: moving such
+                # a stack to `models` moves the release instead of creating a second `llm-keda` beside it
+                # (Helm refuses a name in use) and deleting the first (its CRDs, every ScaledObject).
+                aliases=[
+                    pulumi.Alias(
+                        name=f"{NAME}-keda",
+                        parent=pulumi.create_urn(NAME, "inferstack:autoscaler:Autoscaler"),
+                    )
+                ],
+            ),
         )
     add_on: KedaHttpAddOn | None = None
     made_holds: dict[str, ColdStartHold] = {}
