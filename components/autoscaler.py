@@ -489,7 +489,10 @@ class Autoscaler(pulumi.ComponentResource):
                     namespace=KEDA_NAMESPACE,
                     values=keda_values(),
                     extra_values=args.keda_values,
-                    opts=child(self),
+                    # A multi-model stack installs the same release at the stack's top level
+                    # (stacks/workload.py); going back to one model moves it here instead of installing a
+                    # second one of that name (Helm refuses a name in use).
+                    opts=child(self, aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)]),
                 )
             )
 

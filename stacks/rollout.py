@@ -80,8 +80,15 @@ def stack_rollout_strategy(cfg: StackConfig, variant: StackConfig | None = None)
     stack's own model). The pool is shared: the room for its surge pod is what the other GPU model servers
     leave at their max_replicas."""
     own = variant if variant is not None else cfg
-    if cfg.platform is Platform.GCP and len(cfg.served) > 1 and own.uses_gpu:
-        # Several models on a GKE pool: counted in machines, one replica per machine (gcp_max_gpu_nodes).
+    if (
+        cfg.platform is Platform.GCP
+        and len(cfg.served) > 1
+        and own.uses_gpu
+        and cfg.gcp is not None
+        and not cfg.gcp.gpu_nodes.gpu_limit
+    ):
+        # Several models on a GKE pool sized by the stack: counted in machines, one replica per machine
+        # (gcp_max_gpu_nodes); a gpu_limit from the stack file is counted in GPUs, as below.
         assert cfg.gcp is not None
         per_machine = GCP_GPU_MACHINES[cfg.gcp.gpu_nodes.machine_type].count
 
