@@ -36,3 +36,14 @@ def model_server_manifests(manifests: list[dict[str, Any]]) -> list[dict[str, An
     found = [m for m in manifests if m["kind"] == "Deployment" and is_model_server(m)]
     assert found, "no model server Deployment in the plan"
     return found
+
+
+def model_server_allow(recording: Recording, deployment: RecordedResource) -> dict[str, Any]:
+    """The spec of a model server's own allow NetworkPolicy (`<deployment>-allow`), not another workload's."""
+    name = deployment.inputs["metadata"]["name"]
+    [allow] = [
+        p.inputs["spec"]
+        for p in recording.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+        if p.inputs["metadata"]["name"] == f"{name}-allow"
+    ]
+    return dict(allow)

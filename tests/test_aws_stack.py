@@ -14,7 +14,7 @@ from components.load_balancer import ENVOY_PRIVILEGED_PORT_SHIFT
 from inferstack.planning.plan import Plan, plan_stack
 from stacks.config import load_stack_file, parse_stack_config
 from stacks.config_aws import gpu_limit
-from tests.model_servers import model_server_deployments
+from tests.model_servers import model_server_allow, model_server_deployments
 from tests.stack_graph import ancestors_and_dependencies, covers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,13 +167,7 @@ def test_serving_pods_reach_the_pod_identity_agent_and_know_their_region(stack: 
         pod = deployment.inputs["spec"]["template"]["spec"]
         fetch = pod["initContainers"][0]
         assert {"name": "AWS_REGION", "value": plan.config.aws.region} in fetch["env"]
-        # The model server's own allow policy (`<deployment>-allow`), not another workload's.
-        name = deployment.inputs["metadata"]["name"]
-        [allow] = [
-            p.inputs["spec"]
-            for p in plan.recording.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
-            if p.inputs["metadata"]["name"] == f"{name}-allow"
-        ]
+        allow = model_server_allow(plan.recording, deployment)
         assert {
             "to": [{"ipBlock": {"cidr": "169.254.170.23/32"}}],
             "ports": [{"port": 80, "protocol": "TCP"}],

@@ -14,7 +14,7 @@ from inferstack.planning.plan import Plan, plan_stack
 from stacks.config import load_stack_file, parse_stack_config
 from stacks.config_gcp import gcp_max_gpu_nodes
 from stacks.gcp import REQUIRED_APIS
-from tests.model_servers import model_server_deployments
+from tests.model_servers import model_server_allow, model_server_deployments
 from tests.stack_graph import ancestors_and_dependencies, covers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -199,13 +199,7 @@ def test_serving_pods_reach_the_gke_metadata_server_and_know_their_project(stack
         pod = deployment.inputs["spec"]["template"]["spec"]
         fetch = pod["initContainers"][0]
         assert {"name": "GOOGLE_CLOUD_PROJECT", "value": plan.config.gcp.project} in fetch["env"]
-        # The model server's own allow policy (`<deployment>-allow`), not another workload's.
-        name = deployment.inputs["metadata"]["name"]
-        [allow] = [
-            p.inputs["spec"]
-            for p in plan.recording.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
-            if p.inputs["metadata"]["name"] == f"{name}-allow"
-        ]
+        allow = model_server_allow(plan.recording, deployment)
         assert {
             "to": [{"ipBlock": {"cidr": "169.254.169.252/32"}}],
             "ports": [{"port": 988, "protocol": "TCP"}],

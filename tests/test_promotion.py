@@ -9,7 +9,6 @@ import shutil
 import socket
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from hypothesis import strategies as st
 
 from inferstack import promotion as p
 from tests.cli_run import run
+from tests.processes import wait_until_ready
 
 OK = p.Objectives()
 
@@ -342,17 +342,8 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningProm
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as ready:
-                    if ready.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"Prometheus did not start: {(root / 'prometheus.log').read_text()[-2000:]}")
-            time.sleep(0.2)
+        if not wait_until_ready(f"{url}/-/ready", server, 60):
+            pytest.fail(f"Prometheus did not start: {(root / 'prometheus.log').read_text()[-2000:]}")
         yield RunningPrometheus(url, float(end))
     finally:
         server.terminate()

@@ -34,7 +34,6 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from image_helpers import REPO_ROOT, free_port, stop
 
 from tests import endpoint_checks, envoy_routes, image_build
 from tests.pod_harness import PlannedPod, load_manifests
+from tests.processes import wait_until_ready
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("INFERSTACK_E2E") != "1",
@@ -211,19 +211,8 @@ def gateway(
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{admin}/ready", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(
-                    f"Envoy did not become ready:\n{(folder / 'envoy.log').read_text()[-3000:]}"
-                )
-            time.sleep(0.2)
+        if not wait_until_ready(f"http://127.0.0.1:{admin}/ready", proc, 30):
+            raise AssertionError(f"Envoy did not become ready:\n{(folder / 'envoy.log').read_text()[-3000:]}")
         yield f"http://127.0.0.1:{listen}"
     finally:
         stop(proc)
