@@ -51,7 +51,7 @@ with a RequestHeaderModifier) sends it to the interceptor's proxy Service in the
 *sets* HOLD_HEADER to this model's route key (set overwrites a value a client sent, so a client cannot
 pick another model's route). The InterceptorRoute matches that header on /v1, with no host (the add-on's
 routing table files a rule without hosts under its catch-all host, pkg/routing/key.go), and proxies to
-the model server's Service, keeping the Host header. `hold_backend()` gives the coordinator that
+the model server's Service, keeping the Host header. `hold_backend()` gives a plain HTTPRoute that
 backend. A plain HTTPRoute naming that Service across namespaces needs the ReferenceGrant this component
 makes (`reference_grant`); the stacks' AIGatewayRoute reaches it by an Envoy Gateway Backend's FQDN, which
 needs none, so they turn it off.
@@ -295,7 +295,8 @@ def required_route_timeout_seconds(hold_timeout_seconds: int, generation_seconds
 
 
 def hold_backend(name: str, args: ColdStartHoldArgs) -> dict[str, Any]:
-    """What the coordinator puts on the gateway rule for this model: the interceptor Service as the
+    """What a plain HTTPRoute's rule for this model carries (stacks/routing.py does the same on the
+    AIGatewayRoute with an Envoy Gateway Backend): the interceptor Service as the
     backend and the header that selects this model's InterceptorRoute (camelCase Gateway API fields)."""
     return {
         "backendRef": {

@@ -56,15 +56,15 @@ T_PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 rules = load_rules()  # the project's policy pack (policy/rules.py), the rules `inferstack check` runs
 
 NS = "inferstack"
-# Two variants of one model as the coordinator labels them: ModelServer's labels plus a per-variant label.
+# Two variants of one model as stacks/workload.py makes them: each its own ModelServer, whose pods differ in
+# app.kubernetes.io/name (the variant's object name) only.
 V1_PODS = {
     "app.kubernetes.io/name": "llama-v1",
     "app.kubernetes.io/component": "model-server",
     "app.kubernetes.io/managed-by": "inferstack",
     "app.kubernetes.io/part-of": "inferstack",
-    "inferstack.io/variant": "llama-v1",
 }
-V2_PODS = {**V1_PODS, "app.kubernetes.io/name": "llama-v2", "inferstack.io/variant": "llama-v2"}
+V2_PODS = {**V1_PODS, "app.kubernetes.io/name": "llama-v2"}
 V1_SELECTOR = {"app.kubernetes.io/name": "llama-v1", "app.kubernetes.io/component": "model-server"}
 
 
