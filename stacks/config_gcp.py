@@ -222,17 +222,24 @@ def gcp_max_gpu_nodes(cfg: StackConfig) -> int:
     model at max_replicas plus one surge replica: sum of (max_replicas + 1) x ceil(gpus_per_replica /
     GPUs per machine)."""
     assert cfg.gcp is not None
-    per_machine = GCP_GPU_MACHINES[cfg.gcp.gpu_nodes.machine_type].count
-    served = [v.config for v in cfg.served if v.config.uses_gpu]
     if len(cfg.served) > 1 and not cfg.gcp.gpu_nodes.gpu_limit:
         return max(
             1,
             sum(
-                (v.autoscaling.max_replicas + 1) * math.ceil(v.serving.gpus_per_replica / per_machine)
-                for v in served
+                (v.config.autoscaling.max_replicas + 1) * machines_per_replica(cfg, v.config)
+                for v in cfg.served
+                if v.config.uses_gpu
             ),
         )
+    per_machine = GCP_GPU_MACHINES[cfg.gcp.gpu_nodes.machine_type].count
     return max(1, math.ceil(gcp_gpu_limit(cfg) / per_machine))
+
+
+def machines_per_replica(cfg: StackConfig, model: StackConfig) -> int:
+    """Machines of the stack's GPU pool one replica of `model` (a model or variant of cfg.served) takes
+    when each replica gets machines of its own: its GPUs over the machine type's, rounded up."""
+    assert cfg.gcp is not None
+    return math.ceil(model.serving.gpus_per_replica / GCP_GPU_MACHINES[cfg.gcp.gpu_nodes.machine_type].count)
 
 
 def gcp_problems(cfg: StackConfig) -> list[tuple[str, str]]:

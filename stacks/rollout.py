@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from components.choices import GpuProvisioner
 from stacks.config import Platform, StackConfig
 from stacks.config_aws import gpu_limit
-from stacks.config_gcp import GCP_GPU_MACHINES, gcp_max_gpu_nodes
+from stacks.config_gcp import GCP_GPU_MACHINES, gcp_max_gpu_nodes, machines_per_replica
 
 
 @dataclass(frozen=True)
@@ -89,18 +89,12 @@ def stack_rollout_strategy(cfg: StackConfig, variant: StackConfig | None = None)
     ):
         # Several models on a GKE pool sized by the stack: counted in machines, one replica per machine
         # (gcp_max_gpu_nodes); a gpu_limit from the stack file is counted in GPUs, as below.
-        assert cfg.gcp is not None
-        per_machine = GCP_GPU_MACHINES[cfg.gcp.gpu_nodes.machine_type].count
-
-        def machines(v: StackConfig) -> int:
-            return math.ceil(v.serving.gpus_per_replica / per_machine)
-
         room = gcp_max_gpu_nodes(cfg) - sum(
-            most_replicas(v.config) * machines(v.config)
+            most_replicas(v.config) * machines_per_replica(cfg, v.config)
             for v in cfg.served
             if v.config is not own and v.config.uses_gpu
         )
-        return SURGE if room >= (most_replicas(own) + 1) * machines(own) else ONE_AT_A_TIME
+        return SURGE if room >= (most_replicas(own) + 1) * machines_per_replica(cfg, own) else ONE_AT_A_TIME
     capacity = pool_gpu_capacity(cfg)
     if capacity is not None:
         capacity -= sum(
