@@ -1117,18 +1117,11 @@ def _models_problems(cfg: StackConfig) -> list[tuple[str, str]]:
                 problems.append(
                     (f"models[{i}].variants", f"weights sum to {total} ({weights}): make them sum to 100")
                 )
-            explicit = [
-                v.name
-                for v in model.variants
-                if (v.serving or {}) and getattr(v.serving, "prefix_aware_routing", None)
-            ]
-            wanted = model.serving is not None and getattr(model.serving, "prefix_aware_routing", None)
-            held = [
-                s.variant
-                for s in cfg.served
-                if s.model_name == model.name and s.config.scales_to_zero and s.variant is not None
-            ]
-            if (explicit or wanted or cfg.serving.prefix_aware_routing) and held:
+            mine = [s for s in cfg.served if s.model_name == model.name]
+            # Asked for by the stack, the model or a variant: each lands in the variant's resolved config.
+            asked = any(s.config.serving.prefix_aware_routing for s in mine)
+            held = [s.variant for s in mine if s.config.scales_to_zero and s.variant is not None]
+            if asked and held:
                 problems.append(
                     (
                         f"models[{i}].variants",

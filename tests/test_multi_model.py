@@ -590,3 +590,21 @@ def test_a_gpu_limit_below_every_models_minimum_together_is_refused() -> None:
         p == "gcp.gpu_nodes.gpu_limit" and "every model at its min_replicas" in m
         for p, m in err.value.problems
     )
+
+
+def test_prefix_routing_asked_for_beside_a_held_variant_is_refused_for_that_model_only() -> None:
+    # A model's variants share one route rule, which cannot mix InferencePools and the hold's Service.
+    values = example_values()
+    values["models"][0]["variants"][0]["serving"] = {"prefix_aware_routing": True}
+    values["models"][0]["variants"][1]["autoscaling"] = {"min_replicas": 0}
+    with pytest.raises(ConfigError) as err:
+        parse_stack_config(values)
+    assert [p for p, _ in err.value.problems] == ["models[0].variants"]
+    # The first model asking for it says nothing about the second's variants.
+    values = example_values()
+    values["models"][0]["serving"] = {"prefix_aware_routing": True}
+    values["models"][1]["variants"] = [
+        {"name": "a", "weight": 50},
+        {"name": "b", "weight": 50, "autoscaling": {"min_replicas": 0}},
+    ]
+    assert [v.variant for v in parse_stack_config(values).served][-2:] == ["a", "b"]
