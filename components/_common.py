@@ -106,6 +106,15 @@ KEDA_HTTP_ADD_ON = HelmChart(
 # site/docs/compatibility.md at v1.1.0: Envoy Gateway v1.8.1+ (ENVOY_GATEWAY above is v1.8.3).
 AI_GATEWAY = HelmChart("oci://docker.io/envoyproxy/ai-gateway-helm", "v1.1.0", None, "ai-gateway")
 
+# NVIDIA/dcgm-exporter tag 4.5.3-4.8.2 (commit 691c927, "DCGM-Exporter 4.5.3-4.8.2 (#656)"): deployment/
+# Chart.yaml version and appVersion 4.8.2, image nvcr.io/nvidia/k8s/dcgm-exporter:4.5.3-4.8.2-distroless
+# (DCGM 4.5.3 paired with exporter 4.8.2); published at https://nvidia.github.io/dcgm-exporter/helm-charts
+# (the repository's README install step). Used where the GPU operator does not run its own exporter
+# (components/gpu_telemetry.py).
+DCGM_EXPORTER = HelmChart(
+    "dcgm-exporter", "4.8.2", "https://nvidia.github.io/dcgm-exporter/helm-charts", "dcgm-exporter"
+)
+
 
 # --- CRDs that follow a pin bump ----------------------------------------------------------------------
 # Helm installs a chart's crds/ folder on first install and never again: "There is no support at this time
@@ -255,6 +264,11 @@ CRD_UPGRADES: dict[str, CrdUpgrade] = {
         "ai-gateway-helm v1.1.0 has no crds/ folder and renders no CRD; the aigateway.envoyproxy.io CRDs come "
         "from ai-gateway-crds-helm at the same version (templates/, so a bump of the pin updates them)",
         AI_GATEWAY_CRDS,
+    ),
+    DCGM_EXPORTER.chart: CrdUpgrade(
+        CrdLocation.NONE,
+        "dcgm-exporter 4.8.2 has no crds/ folder and renders no CRD (deployment/templates at tag 4.5.3-4.8.2); "
+        "its ServiceMonitor template needs the Prometheus operator's CRDs, which we turn off for our own PodMonitor",
     ),
 }
 

@@ -48,11 +48,21 @@ PROMETHEUS_POD_LABELS = {
 HELM_RELEASE_SELECTOR_LABEL = "release"
 
 ENVOY_GATEWAY_NAMESPACE = "envoy-gateway-system"
-#: Labels Envoy Gateway puts on every proxy pod it runs for a Gateway.
+#: Labels Envoy Gateway puts on every proxy pod it runs for a Gateway (v1.8.3
+#: internal/infrastructure/kubernetes/proxy/resource.go `EnvoyAppLabel`, which also sets
+#: app.kubernetes.io/managed-by: envoy-gateway).
 ENVOY_PROXY_POD_LABELS = {"app.kubernetes.io/name": "envoy", "app.kubernetes.io/component": "proxy"}
-#: The proxy container's port named "metrics" (19001) serves Envoy's stats in Prometheus format here.
+#: The proxy container's port named "metrics" (19001, bootstrap.EnvoyStatsPort) serves Envoy's stats in
+#: Prometheus format at /stats/prometheus (v1.8.3 proxy/resource.go `expectedProxyContainers` and
+#: resource_provider.go `getPodAnnotations`), unless the EnvoyProxy turns Prometheus metrics off.
 ENVOY_METRICS_PORT = "metrics"
 ENVOY_METRICS_PATH = "/stats/prometheus"
+#: Envoy AI Gateway v1.1.0 runs its external processor as a native sidecar (an init container with
+#: restartPolicy Always) injected into the same proxy pods (internal/controller/gateway_mutator.go,
+#: container `ai-gateway-extproc`); its admin server serves /metrics and /health on port 1064, named
+#: "aigw-admin" (internal/controller/extproc_builder.go `extProcAdminPort`; cmd/extproc/mainlib/admin.go).
+AI_GATEWAY_EXTPROC_METRICS_PORT = "aigw-admin"
+AI_GATEWAY_EXTPROC_METRICS_PATH = "/metrics"
 #: Pod labels copied onto every Envoy series; Prometheus turns them into
 #: gateway_envoyproxy_io_owning_gateway_name / ..._namespace.
 ENVOY_GATEWAY_POD_LABELS = [
@@ -74,6 +84,9 @@ class MonitoringArgs:
     node_exporter: bool = False  # also run node exporter on every node
     kube_state_metrics: bool = False  # also install kube-state-metrics
     scrape_envoy: bool = True  # PodMonitor for the Envoy Gateway proxies (scale-from-zero signal)
+    # PodMonitor for Envoy AI Gateway's ext_proc sidecar in the same proxy pods (token usage, per-model
+    # request metrics); only stacks that route through AI Gateway have the sidecar.
+    scrape_ai_gateway_extproc: bool = False
     envoy_namespace: str = ENVOY_GATEWAY_NAMESPACE  # where Envoy Gateway runs its proxy pods
     # Labels put on every PodMonitor: what an existing Prometheus's podMonitorSelector matches, e.g.
     # {"release": "<its Helm release>"} for a kube-prometheus-stack with default values.
@@ -108,8 +121,10 @@ def validate_monitoring_args(args: MonitoringArgs) -> list[str]:
             )
     if not args.namespace:
         problems.append("namespace: must not be empty")
-    if args.scrape_envoy and not args.envoy_namespace:
-        problems.append("envoy_namespace: must not be empty when scrape_envoy is on")
+    if (args.scrape_envoy or args.scrape_ai_gateway_extproc) and not args.envoy_namespace:
+        problems.append(
+            "envoy_namespace: must not be empty when scrape_envoy or scrape_ai_gateway_extproc is on"
+        )
     for key in ("retention", "retention_size"):
         if not getattr(args, key):
             problems.append(f"{key}: must not be empty")
@@ -162,6 +177,23 @@ def envoy_pod_monitor_spec() -> dict[str, Any]:
     }
 
 
+def ai_gateway_extproc_pod_monitor_spec() -> dict[str, Any]:
+    """The extproc sidecar's admin port on every proxy pod; pods without the sidecar give no target.
+    Prometheus's pod discovery lists init containers' ports too (`__meta_kubernetes_pod_container_init`),
+    which is where a native sidecar's port is declared."""
+    return {
+        "selector": {"matchLabels": dict(ENVOY_PROXY_POD_LABELS)},
+        "podTargetLabels": list(ENVOY_GATEWAY_POD_LABELS),
+        "podMetricsEndpoints": [
+            {
+                "port": AI_GATEWAY_EXTPROC_METRICS_PORT,
+                "path": AI_GATEWAY_EXTPROC_METRICS_PATH,
+                "interval": "15s",
+            }
+        ],
+    }
+
+
 class Monitoring(pulumi.ComponentResource):
     """Prometheus for the autoscaler: installed here, or an existing one passed through."""
 
@@ -200,6 +232,23 @@ class Monitoring(pulumi.ComponentResource):
                     "labels": {**labels(f"{name}-envoy", "monitoring"), **args.pod_monitor_labels},
                 },
                 spec=envoy_pod_monitor_spec(),
+                opts=child(self, depends_on=[self.release] if self.release else None),
+            )
+
+        if args.scrape_ai_gateway_extproc:
+            k8s.apiextensions.CustomResource(
+                f"{name}-ai-gateway-extproc-podmonitor",
+                api_version="monitoring.coreos.com/v1",
+                kind="PodMonitor",
+                metadata={
+                    "name": f"{name}-ai-gateway-extproc",
+                    "namespace": args.envoy_namespace,
+                    "labels": {
+                        **labels(f"{name}-ai-gateway-extproc", "monitoring"),
+                        **args.pod_monitor_labels,
+                    },
+                },
+                spec=ai_gateway_extproc_pod_monitor_spec(),
                 opts=child(self, depends_on=[self.release] if self.release else None),
             )
 

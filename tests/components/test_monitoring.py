@@ -163,3 +163,24 @@ def test_bad_fields_are_named(changes: dict[str, Any], field_name: str) -> None:
 def test_constructor_raises_with_the_problems() -> None:
     with pytest.raises(ValueError, match="prometheus_url"):
         Monitoring("m", MonitoringArgs(prometheus_url="ftp://x"))
+
+
+def test_ai_gateway_extproc_pod_monitor_scrapes_the_sidecars_admin_port() -> None:
+    rec = render(MonitoringArgs(scrape_ai_gateway_extproc=True, pod_monitor_labels={"release": "prom"}))
+    monitor = rec.one(POD_MONITOR, "-ai-gateway-extproc-podmonitor")
+    assert monitor.inputs["metadata"]["namespace"] == "envoy-gateway-system"
+    assert monitor.inputs["metadata"]["labels"]["release"] == "prom"
+    spec = monitor.inputs["spec"]
+    # The sidecar is injected into the Envoy proxy pods, so the selector is the proxies'.
+    assert spec["selector"] == rec.one(POD_MONITOR, "-envoy-podmonitor").inputs["spec"]["selector"]
+    (endpoint,) = spec["podMetricsEndpoints"]
+    # ai-gateway v1.1.0 extproc_builder.go: port "aigw-admin" (1064) serves /metrics.
+    assert (endpoint["port"], endpoint["path"]) == ("aigw-admin", "/metrics")
+    assert rec.one(RELEASE, "-prometheus-stack").urn in monitor.dependencies
+    assert len(render(MonitoringArgs()).of_type(POD_MONITOR)) == 1
+
+
+@needs_crds
+def test_ai_gateway_extproc_pod_monitor_validates_against_the_crd() -> None:
+    rec = render(MonitoringArgs(scrape_ai_gateway_extproc=True))
+    assert crd_errors(manifest_of(rec.one(POD_MONITOR, "-ai-gateway-extproc-podmonitor"))) == []
