@@ -194,6 +194,38 @@ def ai_gateway_extproc_pod_monitor_spec() -> dict[str, Any]:
     }
 
 
+def gateway_pod_monitors(
+    name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions
+) -> list[k8s.apiextensions.CustomResource]:
+    """The PodMonitors for the gateway's proxies that `scrape_envoy` / `scrape_ai_gateway_extproc` ask for,
+    in `envoy_namespace`, next to the proxies (no namespaceSelector needed). That namespace is made by the
+    Envoy Gateway release: a composition that installs the gateway after Monitoring creates these itself,
+    after that release (Monitoring's own args then leave both off), parented to the Monitoring component."""
+    monitors = []
+    wanted = (
+        (args.scrape_envoy, "envoy", envoy_pod_monitor_spec()),
+        (args.scrape_ai_gateway_extproc, "ai-gateway-extproc", ai_gateway_extproc_pod_monitor_spec()),
+    )
+    for on, role, spec in wanted:
+        if not on:
+            continue
+        monitors.append(
+            k8s.apiextensions.CustomResource(
+                f"{name}-{role}-podmonitor",
+                api_version="monitoring.coreos.com/v1",
+                kind="PodMonitor",
+                metadata={
+                    "name": f"{name}-{role}",
+                    "namespace": args.envoy_namespace,
+                    "labels": {**labels(f"{name}-{role}", "monitoring"), **args.pod_monitor_labels},
+                },
+                spec=spec,
+                opts=opts,
+            )
+        )
+    return monitors
+
+
 class Monitoring(pulumi.ComponentResource):
     """Prometheus for the autoscaler: installed here, or an existing one passed through."""
 
@@ -220,37 +252,7 @@ class Monitoring(pulumi.ComponentResource):
         else:
             url = args.prometheus_url
 
-        if args.scrape_envoy:
-            k8s.apiextensions.CustomResource(
-                f"{name}-envoy-podmonitor",
-                api_version="monitoring.coreos.com/v1",
-                kind="PodMonitor",
-                metadata={
-                    "name": f"{name}-envoy",
-                    # Next to the proxies, so no namespaceSelector is needed.
-                    "namespace": args.envoy_namespace,
-                    "labels": {**labels(f"{name}-envoy", "monitoring"), **args.pod_monitor_labels},
-                },
-                spec=envoy_pod_monitor_spec(),
-                opts=child(self, depends_on=[self.release] if self.release else None),
-            )
-
-        if args.scrape_ai_gateway_extproc:
-            k8s.apiextensions.CustomResource(
-                f"{name}-ai-gateway-extproc-podmonitor",
-                api_version="monitoring.coreos.com/v1",
-                kind="PodMonitor",
-                metadata={
-                    "name": f"{name}-ai-gateway-extproc",
-                    "namespace": args.envoy_namespace,
-                    "labels": {
-                        **labels(f"{name}-ai-gateway-extproc", "monitoring"),
-                        **args.pod_monitor_labels,
-                    },
-                },
-                spec=ai_gateway_extproc_pod_monitor_spec(),
-                opts=child(self, depends_on=[self.release] if self.release else None),
-            )
+        gateway_pod_monitors(name, args, child(self, depends_on=[self.release] if self.release else None))
 
         self.prometheus_url = pulumi.Output.from_input(url)
         self.register_outputs({"prometheus_url": self.prometheus_url})

@@ -54,6 +54,14 @@ from stacks.config_aws import AwsConfig, aws_problems
 from stacks.config_base import DNS_NAME, K8sName, Quantity, Section, parse_cidrs
 from stacks.config_errors import ConfigError, CrossFieldErrors, field_path, problems_from, unknown_key_message
 from stacks.config_gcp import GcpConfig, gcp_problems
+from stacks.config_operations import (
+    AlertsConfig,
+    ChatUiConfig,
+    DashboardsConfig,
+    GpuTelemetryConfig,
+    GuardrailConfig,
+    SloConfig,
+)
 from stacks.egress import model_store_egress_problems
 from stacks.gpus import (
     DTYPE_BYTES,
@@ -403,6 +411,9 @@ class MonitoringConfig(Section):
         default_factory=lambda: dict(PROMETHEUS_POD_LABELS),
         description="labels of the Prometheus server pods, the only pods allowed to scrape the model server",
     )
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)  # type: ignore[arg-type]
+    dashboards: DashboardsConfig = Field(default_factory=DashboardsConfig)  # type: ignore[arg-type]
+    gpu_telemetry: GpuTelemetryConfig = Field(default_factory=GpuTelemetryConfig)  # type: ignore[arg-type]
 
     @field_validator("pod_monitor_labels", "prometheus_pod_labels")
     @classmethod
@@ -666,12 +677,12 @@ class GpuPoolConfig(Section):
 # --- several models ---------------------------------------------------------------------------------
 
 #: The sections a model (or a variant) may override; everything else is the stack's, shared by all models.
-PER_MODEL_SECTIONS = ("model", "serving", "autoscaling")
+PER_MODEL_SECTIONS = ("model", "serving", "autoscaling", "slo")
 #: Per-variant: a variant is the same public model served another way (other weights, image, flags), and
 #: sized on its own (a 10 % canary needs fewer replicas).
 PER_VARIANT_SECTIONS = ("model", "serving", "autoscaling")
 #: Fields a model may not override: the public name is the entry's `name`; API keys are the stack's.
-_NOT_PER_MODEL = {"model": {"served_name"}, "serving": {"api_keys"}, "autoscaling": set()}
+_NOT_PER_MODEL = {"model": {"served_name"}, "serving": {"api_keys"}, "autoscaling": set(), "slo": set()}
 #: The component name of the single-model form (stacks/workload.py NAME): its objects keep their names.
 SINGLE_MODEL_RESOURCE_NAME = "llm"
 #: Longest `id`: object names are `llm-<id>[-<variant>]` plus suffixes such as `-fetch-model-egress`,
@@ -701,6 +712,7 @@ def _override_of(section: type[Section], per: str) -> type[Section]:
 ModelModelOverride = _override_of(ModelConfig, "Model")
 ModelServingOverride = _override_of(ServingConfig, "Model")
 ModelAutoscalingOverride = _override_of(AutoscalingConfig, "Model")
+ModelSloOverride = _override_of(SloConfig, "Model")
 VariantModelOverride = _override_of(ModelConfig, "Variant")
 VariantServingOverride = _override_of(ServingConfig, "Variant")
 VariantAutoscalingOverride = _override_of(AutoscalingConfig, "Variant")
@@ -758,6 +770,9 @@ class ModelEntry(Section):
     serving: ModelServingOverride | None = Field(None, description="serving keys that differ for this model")  # type: ignore[valid-type]
     autoscaling: ModelAutoscalingOverride | None = Field(  # type: ignore[valid-type]
         None, description="autoscaling keys that differ for this model (min_replicas 0: scale to zero)"
+    )
+    slo: ModelSloOverride | None = Field(  # type: ignore[valid-type]
+        None, description="service-level objectives that differ for this model (alerts burn against them)"
     )
     variants: list[VariantEntry] = Field(
         default_factory=list,
@@ -916,6 +931,12 @@ class StackConfig(Section):
     tls: TlsConfig = Field(default_factory=TlsConfig)  # type: ignore[arg-type]
     gpu_pool: GpuPoolConfig = Field(default_factory=GpuPoolConfig)  # type: ignore[arg-type]
     network: NetworkConfig = Field(default_factory=NetworkConfig)  # type: ignore[arg-type]
+    slo: SloConfig = Field(
+        default_factory=SloConfig,  # type: ignore[arg-type]
+        description="what each model promises (availability, time to first token); models[].slo overrides",
+    )
+    guardrail: GuardrailConfig = Field(default_factory=GuardrailConfig)  # type: ignore[arg-type]
+    chat_ui: ChatUiConfig = Field(default_factory=ChatUiConfig)  # type: ignore[arg-type]
     aws: AwsConfig | None = Field(
         None, description="platform aws: region, network, EKS, GPU nodes, model bucket"
     )
@@ -944,6 +965,8 @@ class StackConfig(Section):
             cfg = _validated(handler, data)
             if cfg.models is None:
                 cfg._served = [ServedVariant(cfg.model.name, None, 100, cfg, SINGLE_MODEL_RESOURCE_NAME, "")]
+                if problems := _operations_problems(cfg):
+                    raise CrossFieldErrors(problems)
             return cfg
         plan: list[tuple[int, dict[str, Any], int | None, dict[str, Any] | None]] = []
         for i, entry in enumerate(entries):
@@ -991,6 +1014,7 @@ class StackConfig(Section):
         # The rules across models read cfg.served: resolved first (a failure below discards cfg anyway).
         cfg._served = served
         problems.extend(_models_problems(cfg))
+        problems.extend(_operations_problems(cfg))
         if problems:
             raise CrossFieldErrors(list(dict.fromkeys(problems)))
         return cfg
@@ -1081,6 +1105,70 @@ def _validated(handler: ValidatorFunctionWrapHandler, data: Any) -> StackConfig:
             [{"type": "value_error", "loc": (), "input": data, "ctx": {"error": CrossFieldErrors(problems)}}],
         )
     return cfg
+
+
+def _operations_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    """Rules between the operating sections (stacks/config_operations.py) and the rest of the stack: the
+    guardrail's classifier is one of the stack's models, and the clients named are the stack's API
+    clients."""
+    problems: list[tuple[str, str]] = []
+    clients = list(cfg.serving.api_keys.clients)
+    g = cfg.guardrail
+    if g.enabled and g.classifier_model is not None:
+        names = cfg.model_names
+        if g.classifier_model not in names:
+            problems.append(
+                (
+                    "guardrail.classifier_model",
+                    f"{g.classifier_model!r} is not one of the stack's models ({', '.join(names)}): add the "
+                    "moderation model to models (e.g. {name: llama-guard-3-1b, ...}) and name it here",
+                )
+            )
+        elif len(names) < 2:
+            problems.append(
+                (
+                    "guardrail.classifier_model",
+                    "the classifier would classify its own requests: serve it beside the model it guards "
+                    "(a models: list of two or more)",
+                )
+            )
+    for client in g.clients:
+        if client not in clients:
+            problems.append(
+                (
+                    f"guardrail.clients.{client}",
+                    f"{client!r} is not an API client (serving.api_keys.clients: {', '.join(clients)})",
+                )
+            )
+    m = cfg.monitoring
+    if m.dashboards.install_grafana and not m.install_prometheus:
+        problems.append(
+            (
+                "monitoring.dashboards.install_grafana",
+                "Grafana is installed with the stack's kube-prometheus-stack, which install_prometheus false "
+                "leaves out: turn install_prometheus on, or point an existing Grafana's dashboard sidecar at "
+                "monitoring.dashboards.namespace",
+            )
+        )
+    chat = cfg.chat_ui
+    if chat.enabled:
+        if chat.client not in clients:
+            problems.append(
+                (
+                    "chat_ui.client",
+                    f"{chat.client!r} is not an API client: add it to serving.api_keys.clients (the chat UI "
+                    "calls the endpoint with its own key)",
+                )
+            )
+        if chat.hostname == cfg.gateway.hostname:
+            problems.append(
+                (
+                    "chat_ui.hostname",
+                    f"{chat.hostname} is the API's hostname (gateway.hostname): give the chat UI its own, "
+                    "e.g. chat.<your domain>",
+                )
+            )
+    return problems
 
 
 def _models_problems(cfg: StackConfig) -> list[tuple[str, str]]:

@@ -11,6 +11,7 @@ import pulumi
 from components._common import cluster_providers
 from components.gpu_node_pool import GpuNodePool, GpuNodePoolArgs, Taint
 from stacks.config import StackConfig
+from stacks.operations import gpu_operator_values
 from stacks.workload import NAME, ClusterContext, GatewayExposure, deploy_workload
 
 
@@ -31,6 +32,8 @@ def deploy_onprem(cfg: StackConfig) -> None:
                 driver_stack=cfg.gpu_pool.driver_stack,
                 node_selector=cfg.gpu_pool.node_selector,
                 taints=[Taint(key=t.key, value=t.value, effect=t.effect) for t in cfg.gpu_pool.taints],
+                # With the GPU operator, its own DCGM exporter is the GPU telemetry (stacks/operations.py).
+                values=gpu_operator_values(cfg),
             ),
             opts=pulumi.ResourceOptions(provider=provider),
         )

@@ -52,6 +52,7 @@ from components.token_quota import (
 from stacks.cold_start import progress_deadline_seconds, rollout_timeout_seconds
 from stacks.config import Platform, StackConfig, cold_start_seconds, cooldown_seconds
 from stacks.egress import ACCEPTING_FIELD, internet_egress_accepted, model_store_cidrs
+from stacks.operations import OperationsContext, deploy_operations, reads_gateway_series
 from stacks.rollout import most_replicas, stack_rollout_strategy
 from stacks.routing import VariantRoute, plan_routes, route_timeout_seconds, routed_models
 
@@ -182,13 +183,17 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             MonitoringArgs(
                 prometheus_url=None if cfg.monitoring.install_prometheus else cfg.monitoring.prometheus_url,
                 namespace=cfg.monitoring.prometheus_namespace,
-                # A held model wakes through the KEDA HTTP add-on's own signal, not Envoy's 5xx.
+                # The gateway's PodMonitors come after its release (stacks/operations.py), which makes
+                # their namespace.
                 scrape_envoy=False,
                 # A held model's queue trigger reads 0 only while its Deployment has no available
-                # replica (kube-state-metrics), components/autoscaler.py. With an existing Prometheus
-                # nothing is installed (Monitoring refuses install switches): that Prometheus must scrape
-                # kube-state-metrics itself (kube-prometheus-stack does by default; docs/multi-model.md).
-                kube_state_metrics=bool(holds) and cfg.monitoring.install_prometheus,
+                # replica (kube-state-metrics), components/autoscaler.py; the alerts and the replicas panel
+                # read it too. With an existing Prometheus nothing is installed (Monitoring refuses install
+                # switches): that Prometheus must scrape kube-state-metrics itself (kube-prometheus-stack
+                # does by default; docs/multi-model.md).
+                kube_state_metrics=(bool(holds) or reads_gateway_series(cfg))
+                and cfg.monitoring.install_prometheus,
+                grafana=cfg.monitoring.dashboards.install_grafana,
                 pod_monitor_labels=cfg.monitoring.pod_monitor_labels,
                 crd_provider=ctx.crd_provider,
             ),
@@ -497,6 +502,19 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             ),
             opts=pulumi.ResourceOptions(provider=provider),
         )
+
+    deploy_operations(
+        cfg,
+        OperationsContext(
+            provider=provider,
+            placement=ctx.placement,
+            monitors_possible=monitoring is not None
+            and (cfg.monitoring.install_prometheus or cfg.monitoring.pod_monitor),
+            monitors_after=after_monitoring,
+            monitoring=monitoring,
+            gateway_release=gateway.envoy_gateway_release,
+        ),
+    )
 
     pulumi.export("url", gateway.url)
     pulumi.export("model", cfg.model.name)

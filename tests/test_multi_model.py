@@ -297,6 +297,13 @@ NAMED_CHANGES = {
     "llm-prometheus-stack": "kube-state-metrics on: a held model's queue trigger reads 0 only at 0 replicas",
     "llm-allow": "the endpoint picker may scrape the engine's /metrics on 8000",
 }
+#: What issue 17 (operating the stack) changes in the same plans.
+NAMED_CHANGES.update(
+    {
+        "llm-gpu-operator": "GPU telemetry: the GPU operator's own DCGM exporter and ServiceMonitor on",
+        "llm-prometheus-stack": "kube-state-metrics on for the alerts and dashboards (and Grafana where asked)",
+    }
+)
 
 
 def _now(stack: str) -> dict[str, str]:

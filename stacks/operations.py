@@ -1,0 +1,133 @@
+"""What makes a deployed stack operable and guarded (docs/operating.md): dashboards, alert rules, GPU
+telemetry, the content-filter guardrail and the chat front end, composed from the stack file's operating
+sections (stacks/config_operations.py) once the workload (stacks/workload.py) has its namespace, Prometheus,
+gateway and model servers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.choices import GpuDriverStack
+from components.dashboards import Dashboards, DashboardsArgs
+from components.gpu_node_pool import GpuPlacement
+from components.gpu_telemetry import (
+    GpuTelemetry,
+    GpuTelemetryArgs,
+    GpuTelemetrySource,
+    gpu_operator_telemetry_values,
+)
+from components.monitoring import Monitoring, MonitoringArgs, gateway_pod_monitors
+from stacks.config import Platform, StackConfig
+
+#: Component name of every operating piece (objects `llm-...`, as the workload's).
+NAME = "llm"
+
+
+@dataclass(frozen=True)
+class OperationsContext:
+    """What the workload hands over: the provider, where the monitors may go, what they wait for."""
+
+    provider: k8s.Provider
+    placement: GpuPlacement | None  # where GPU replicas land (None: no GPU)
+    monitors_possible: bool  # the Prometheus operator's CRDs are there (installed or the cluster's)
+    monitors_after: list[pulumi.Resource]  # the release that installs those CRDs, when the stack does
+    monitoring: Monitoring | None = None  # the stack's Monitoring (its gateway PodMonitors are its children)
+    gateway_release: pulumi.Resource | None = None  # Envoy Gateway's release: makes the proxies' namespace
+
+
+def reads_gateway_series(cfg: StackConfig) -> bool:
+    """Whether alerts or dashboards read the gateway's and the cluster's series (Envoy's stats,
+    kube-state-metrics), so that the stack's Prometheus must scrape them."""
+    m = cfg.monitoring
+    return (m.alerts.enabled or m.dashboards.enabled) and (m.install_prometheus or m.pod_monitor)
+
+
+def uses_gpus(cfg: StackConfig) -> bool:
+    return any(v.config.uses_gpu for v in cfg.served)
+
+
+def telemetry_source(cfg: StackConfig) -> GpuTelemetrySource:
+    """How the DCGM exporter reaches the GPUs, by how the stack's GPU nodes got their driver stack
+    (components/gpu_telemetry.py GpuTelemetrySource)."""
+    if cfg.platform is Platform.GCP:
+        return GpuTelemetrySource.GKE
+    if cfg.platform is Platform.ONPREM and cfg.gpu_pool.driver_stack is GpuDriverStack.GPU_OPERATOR:
+        return GpuTelemetrySource.GPU_OPERATOR
+    return GpuTelemetrySource.NVIDIA_RUNTIME
+
+
+def gpu_telemetry_args(cfg: StackConfig, placement: GpuPlacement | None) -> GpuTelemetryArgs | None:
+    """The exporter's args, or None where the stack has no GPU, no monitors, or the file turns it off.
+    With the GPU operator the args only yield values for the operator's release (stacks/onprem.py)."""
+    m = cfg.monitoring
+    if not (m.gpu_telemetry.enabled and uses_gpus(cfg) and (m.install_prometheus or m.pod_monitor)):
+        return None
+    source = telemetry_source(cfg)
+    if source is GpuTelemetrySource.GPU_OPERATOR:
+        return GpuTelemetryArgs(source=source, pod_monitor_labels=dict(m.pod_monitor_labels))
+    if placement is None:
+        return None
+    return GpuTelemetryArgs(
+        source=source,
+        node_selector=dict(placement.node_selector),
+        tolerations=list(placement.tolerations),
+        namespace=m.gpu_telemetry.namespace,
+        prometheus_namespace=m.prometheus_namespace,
+        prometheus_pod_labels=dict(m.prometheus_pod_labels),
+        pod_monitor_labels=dict(m.pod_monitor_labels),
+        runtime_class_name=m.gpu_telemetry.runtime_class_name,
+    )
+
+
+def gpu_operator_values(cfg: StackConfig) -> dict[str, Any]:
+    """Values for the GPU operator's release that turn on its own DCGM exporter and ServiceMonitor, or {}
+    where the stack has no GPU operator or no GPU telemetry."""
+    telemetry = gpu_telemetry_args(cfg, None)
+    if telemetry is None or telemetry.source is not GpuTelemetrySource.GPU_OPERATOR:
+        return {}
+    return gpu_operator_telemetry_values(telemetry)
+
+
+def deploy_operations(cfg: StackConfig, ctx: OperationsContext) -> None:
+    """Dashboards and GPU telemetry for the stack (each only where the stack file asks and it can work)."""
+    m = cfg.monitoring
+    opts = pulumi.ResourceOptions(provider=ctx.provider, depends_on=list(ctx.monitors_after))
+    # The ConfigMaps need a namespace that exists: the installed Prometheus's (its release makes it), or
+    # the one the stack file names for an existing Grafana.
+    if m.dashboards.enabled and (m.install_prometheus or m.dashboards.namespace is not None):
+        Dashboards(
+            NAME,
+            DashboardsArgs(
+                namespace=m.dashboards.namespace or m.prometheus_namespace,
+                sidecar_label=m.dashboards.sidecar_label,
+                sidecar_label_value=m.dashboards.sidecar_label_value,
+            ),
+            opts=opts,
+        )
+    if ctx.monitoring is not None and reads_gateway_series(cfg):
+        # Envoy's stats (5xx, 429, per-route traffic) for the alerts and dashboards; AI Gateway's sidecar
+        # adds per-model token usage where the stack routes by model.
+        gateway_pod_monitors(
+            NAME,
+            MonitoringArgs(
+                scrape_envoy=True,
+                scrape_ai_gateway_extproc=cfg.routes_by_model,
+                pod_monitor_labels=dict(m.pod_monitor_labels),
+            ),
+            pulumi.ResourceOptions(
+                parent=ctx.monitoring,
+                depends_on=[*ctx.monitors_after, *([ctx.gateway_release] if ctx.gateway_release else [])],
+            ),
+        )
+    telemetry = gpu_telemetry_args(cfg, ctx.placement)
+    if telemetry is not None and telemetry.source is not GpuTelemetrySource.GPU_OPERATOR:
+        GpuTelemetry(
+            NAME,
+            GpuTelemetryArgs(**{**telemetry.__dict__, "monitors_after": list(ctx.monitors_after)}),
+            opts=pulumi.ResourceOptions(provider=ctx.provider),
+        )
