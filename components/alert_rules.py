@@ -267,7 +267,9 @@ def validate_alert_rules_args(args: AlertRulesArgs) -> list[str]:
         for name in ("availability", "ttft_target"):
             value = getattr(o, name)
             if not _is_ratio(value):
-                problems.append(f"{where}.{name}: {value!r} must be a share strictly between 0 and 1, e.g. 0.995")
+                problems.append(
+                    f"{where}.{name}: {value!r} must be a share strictly between 0 and 1, e.g. 0.995"
+                )
             elif (1 - value) * BURN_WINDOWS[0][2] >= 1:
                 # With a budget this large a 14.4x burn means more than every request failing: never fires.
                 problems.append(
@@ -282,22 +284,37 @@ def validate_alert_rules_args(args: AlertRulesArgs) -> list[str]:
         if o.interceptor_route is not None:
             ns, route = o.interceptor_route
             if not _DNS_LABEL.match(ns) or not route:
-                problems.append(f"{where}.interceptor_route: {o.interceptor_route!r} must be (namespace, name)")
+                problems.append(
+                    f"{where}.interceptor_route: {o.interceptor_route!r} must be (namespace, name)"
+                )
         if o.gateway_clusters is not None:
             try:
                 re.compile(o.gateway_clusters)
             except re.error as exc:
-                problems.append(f"{where}.gateway_clusters: {o.gateway_clusters!r} is not a regular expression: {exc}")
+                problems.append(
+                    f"{where}.gateway_clusters: {o.gateway_clusters!r} is not a regular expression: {exc}"
+                )
     t = args.thresholds
-    for name in ("queue_for", "kv_cache_for", "gpu_memory_for", "pod_not_ready_for", "gateway_for", "stuck_at_zero_for"):
+    for name in (
+        "queue_for",
+        "kv_cache_for",
+        "gpu_memory_for",
+        "pod_not_ready_for",
+        "gateway_for",
+        "stuck_at_zero_for",
+    ):
         value = getattr(t, name)
         if not _DURATION.match(value):
             problems.append(f"thresholds.{name}: {value!r} is not a Prometheus duration such as '10m'")
     for name in ("kv_cache_usage", "gpu_memory_usage", "gateway_5xx_ratio", "gateway_429_ratio"):
         if not _is_ratio(getattr(t, name)):
-            problems.append(f"thresholds.{name}: {getattr(t, name)!r} must be a share strictly between 0 and 1")
+            problems.append(
+                f"thresholds.{name}: {getattr(t, name)!r} must be a share strictly between 0 and 1"
+            )
     if not t.queue_waiting_per_replica > 0:
-        problems.append("thresholds.queue_waiting_per_replica: must be above 0 (requests waiting per replica)")
+        problems.append(
+            "thresholds.queue_waiting_per_replica: must be above 0 (requests waiting per replica)"
+        )
     if t.restarts_in_30m < 0:
         problems.append("thresholds.restarts_in_30m: must be 0 or more")
     if not t.certificate_days > 0:
@@ -307,8 +324,10 @@ def validate_alert_rules_args(args: AlertRulesArgs) -> list[str]:
             problems.append(f"rule_labels: {key!r}: {value!r} is not a Kubernetes label")
     if not args.runbook_base_url:
         problems.append("runbook_base_url: must not be empty (where docs/operating.md is published)")
-    if any(o.interceptor_route for o in args.objectives) and args.sources.keda_http and not (
-        args.sources.kube_state_metrics
+    if (
+        any(o.interceptor_route for o in args.objectives)
+        and args.sources.keda_http
+        and not (args.sources.kube_state_metrics)
     ):
         problems.append(
             "sources.keda_http: the stuck-at-zero alert also needs kube-state-metrics (replicas available); "
@@ -429,13 +448,25 @@ def _slo_groups(args: AlertRulesArgs) -> list[dict[str, Any]]:
     for model, o in _objectives_by_model(args).items():
         where = "the gateway" if args.sources.gateway and o.gateway_clusters is not None else "the engine"
         slos = (
-            ("availability", o.availability, _availability_ratio, f"requests answered 5xx (measured at {where})"),
-            ("ttft", o.ttft_target, _latency_ratio, f"requests with time to first token over {o.ttft_seconds:g} s"),
+            (
+                "availability",
+                o.availability,
+                _availability_ratio,
+                f"requests answered 5xx (measured at {where})",
+            ),
+            (
+                "ttft",
+                o.ttft_target,
+                _latency_ratio,
+                f"requests with time to first token over {o.ttft_seconds:g} s",
+            ),
         )
         for slo, target, ratio, what in slos:
             for window in SLO_WINDOWS:
                 recording.append(
-                    _record(slo_record_name(slo, window), ratio(args, o, window), {"model": model, "slo": slo})
+                    _record(
+                        slo_record_name(slo, window), ratio(args, o, window), {"model": model, "slo": slo}
+                    )
                 )
             budget = 1 - target
             for severity, name_suffix in ((SEVERITY_PAGE, "Fast"), (SEVERITY_TICKET, "Slow")):
@@ -564,7 +595,7 @@ def _pods_group(args: AlertRulesArgs) -> dict[str, Any]:
                 SEVERITY_TICKET,
                 f"{v.model}/{v.variant}: pod {{{{ $labels.pod }}}} restarting",
                 f"Pod {{{{ $labels.namespace }}}}/{{{{ $labels.pod }}}} of Deployment {v.deployment} restarted "
-                f"{{{{ $value | printf \"%.0f\" }}}} times in 30 minutes (more than {t.restarts_in_30m}).",
+                f'{{{{ $value | printf "%.0f" }}}} times in 30 minutes (more than {t.restarts_in_30m}).',
                 args.runbook_base_url,
                 extra,
             )

@@ -32,9 +32,7 @@ from components.alert_rules import (
 )
 
 PROMTOOL = shutil.which("promtool")
-_MISSING = (
-    "promtool not installed: `apt-get install prometheus` (Debian; `make e2e-host` does it) gives /usr/bin/promtool"
-)
+_MISSING = "promtool not installed: `apt-get install prometheus` (Debian; `make e2e-host` does it) gives /usr/bin/promtool"
 
 
 def promtool() -> str:
@@ -116,11 +114,19 @@ def test_le_matcher_matches_the_bucket_as_both_prometheus_versions_store_it() ->
 
 def test_ai_gateway_cluster_pattern_finds_the_models_rules_by_header() -> None:
     rules = [
-        {"name": "llama-all", "matches": [{"headers": [{"type": "Exact", "name": "x-ai-eg-model", "value": "llama"}]}]},
-        {"name": "qwen-all", "matches": [{"headers": [{"type": "Exact", "name": "x-ai-eg-model", "value": "qwen"}]}]},
+        {
+            "name": "llama-all",
+            "matches": [{"headers": [{"type": "Exact", "name": "x-ai-eg-model", "value": "llama"}]}],
+        },
+        {
+            "name": "qwen-all",
+            "matches": [{"headers": [{"type": "Exact", "name": "x-ai-eg-model", "value": "qwen"}]}],
+        },
         {
             "name": "llama-v2-clients",
-            "matches": [{"headers": [{"type": "RegularExpression", "name": "x-ai-eg-model", "value": "^llama$"}]}],
+            "matches": [
+                {"headers": [{"type": "RegularExpression", "name": "x-ai-eg-model", "value": "^llama$"}]}
+            ],
         },
     ]
     pattern = ai_gateway_cluster_pattern(NS, "llm", rules, "llama")
@@ -166,7 +172,11 @@ def _case(
         "interval": "1m",
         "input_series": series,
         "alert_rule_test": [
-            {"eval_time": eval_time, "alertname": alertname, "exp_alerts": [{"exp_labels": lab} for lab in fired]}
+            {
+                "eval_time": eval_time,
+                "alertname": alertname,
+                "exp_alerts": [{"exp_labels": lab} for lab in fired],
+            }
         ],
     }
 
@@ -175,12 +185,22 @@ def _availability(total_per_min: int, errors_per_min: int) -> list[dict[str, str
     cl = {"envoy_cluster_name": CLUSTER, **GATEWAY}
     return [
         _series("envoy_cluster_upstream_rq_total", cl, f"0+{total_per_min}x300"),
-        _series("envoy_cluster_upstream_rq_xx", {**cl, "envoy_response_code_class": "5"}, f"0+{errors_per_min}x300"),
-        _series("envoy_cluster_upstream_rq_xx", {**cl, "envoy_response_code_class": "2"}, f"0+{total_per_min}x300"),
+        _series(
+            "envoy_cluster_upstream_rq_xx",
+            {**cl, "envoy_response_code_class": "5"},
+            f"0+{errors_per_min}x300",
+        ),
+        _series(
+            "envoy_cluster_upstream_rq_xx", {**cl, "envoy_response_code_class": "2"}, f"0+{total_per_min}x300"
+        ),
         # Another route's errors are not this model's.
         _series(
             "envoy_cluster_upstream_rq_xx",
-            {"envoy_cluster_name": "httproute/serving/llm/rule/1", "envoy_response_code_class": "5", **GATEWAY},
+            {
+                "envoy_cluster_name": "httproute/serving/llm/rule/1",
+                "envoy_response_code_class": "5",
+                **GATEWAY,
+            },
             "0+1000x300",
         ),
     ]
@@ -360,7 +380,8 @@ def test_promtool_proves_each_alert_fires_and_stays_quiet(tmp_path: Path) -> Non
     tests = tmp_path / "tests.yaml"
     tests.write_text(
         yaml.safe_dump(
-            {"rule_files": [rules.name], "evaluation_interval": "1m", "tests": promtool_cases()}, sort_keys=False
+            {"rule_files": [rules.name], "evaluation_interval": "1m", "tests": promtool_cases()},
+            sort_keys=False,
         )
     )
     out = _run([promtool(), "test", "rules", str(tests)])
