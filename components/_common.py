@@ -163,6 +163,13 @@ AI_GATEWAY_CRDS = HelmChart(
     "oci://docker.io/envoyproxy/ai-gateway-crds-helm", "v1.1.0", None, "ai-gateway-crds"
 )
 
+# open-webui/helm-charts tag open-webui-16.0.0 (commit a6305e705ee1, "feat: release v0.11.0", 2026-07-30):
+# chart open-webui 16.0.0, appVersion 0.11.0, published at https://helm.openwebui.com (the repository its
+# Chart.yaml names for its own pipelines/terminals subcharts). No CRDs (templates/ holds workload, service,
+# pvc, route, ingress, service account, websocket redis, extra resources; no crds/ folder); the subcharts
+# that could bring any (ollama, pipelines, tika, terminals) are off in components/chat_ui.py.
+OPEN_WEBUI = HelmChart("open-webui", "16.0.0", "https://helm.openwebui.com", "open-webui")
+
 
 class CrdLocation(StrEnum):
     """Where a chart keeps its CRDs at the pinned version."""
@@ -255,6 +262,11 @@ CRD_UPGRADES: dict[str, CrdUpgrade] = {
         "ai-gateway-helm v1.1.0 has no crds/ folder and renders no CRD; the aigateway.envoyproxy.io CRDs come "
         "from ai-gateway-crds-helm at the same version (templates/, so a bump of the pin updates them)",
         AI_GATEWAY_CRDS,
+    ),
+    OPEN_WEBUI.chart: CrdUpgrade(
+        CrdLocation.NONE,
+        "open-webui 16.0.0 has no crds/ folder and renders no CRD; its subcharts (ollama, pipelines, tika, "
+        "terminals) are disabled by components/chat_ui.py",
     ),
 }
 
