@@ -172,6 +172,13 @@ AI_GATEWAY_CRDS = HelmChart(
     "oci://docker.io/envoyproxy/ai-gateway-crds-helm", "v1.1.0", None, "ai-gateway-crds"
 )
 
+# open-webui/helm-charts tag open-webui-16.0.0 (commit a6305e705ee1, "feat: release v0.11.0", 2026-07-30):
+# chart open-webui 16.0.0, appVersion 0.11.0, published at https://helm.openwebui.com (the repository its
+# Chart.yaml names for its own pipelines/terminals subcharts). No CRDs (templates/ holds workload, service,
+# pvc, route, ingress, service account, websocket redis, extra resources; no crds/ folder); the subcharts
+# that could bring any (ollama, pipelines, tika, terminals) are off in components/chat_ui.py.
+OPEN_WEBUI = HelmChart("open-webui", "16.0.0", "https://helm.openwebui.com", "open-webui")
+
 
 class CrdLocation(StrEnum):
     """Where a chart keeps its CRDs at the pinned version."""
@@ -269,6 +276,11 @@ CRD_UPGRADES: dict[str, CrdUpgrade] = {
         CrdLocation.NONE,
         "dcgm-exporter 4.8.2 has no crds/ folder and renders no CRD (deployment/templates at tag 4.5.3-4.8.2); "
         "its ServiceMonitor template needs the Prometheus operator's CRDs, which we turn off for our own PodMonitor",
+    ),
+    OPEN_WEBUI.chart: CrdUpgrade(
+        CrdLocation.NONE,
+        "open-webui 16.0.0 has no crds/ folder and renders no CRD; its subcharts (ollama, pipelines, tika, "
+        "terminals) are disabled by components/chat_ui.py",
     ),
 }
 

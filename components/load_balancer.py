@@ -112,6 +112,30 @@ class Backend:
     weight: int = 1  # share of requests, relative to the other backends' weights
 
 
+@dataclass(frozen=True)
+class ExtraHostname:
+    """One more DNS name served by the same Gateway and certificate, for a front end of its own (the chat UI).
+
+    The Gateway gets an HTTP listener `http-<key>` (a redirect to HTTPS; cert-manager's HTTP-01 challenges for
+    the name attach there) and an HTTPS listener `https-<key>` terminating TLS with the same Secret. The owner of
+    the name attaches its own HTTPRoute to `https-<key>` (https_listener_name); the API route, and with it the
+    API-key SecurityPolicy, stays on the `https` listener only.
+    """
+
+    key: str  # a short DNS label naming the listeners, e.g. "chat"
+    hostname: str  # the DNS name, e.g. chat.example.com
+
+
+def http_listener_name(key: str) -> str:
+    """The Gateway's HTTP listener for ExtraHostname `key` (HTTP-01 challenges and the HTTPS redirect)."""
+    return f"{HTTP_LISTENER}-{key}"
+
+
+def https_listener_name(key: str) -> str:
+    """The Gateway's HTTPS listener for ExtraHostname `key`; attach the front end's HTTPRoute here."""
+    return f"{HTTPS_LISTENER}-{key}"
+
+
 @dataclass(frozen=True, kw_only=True)
 class LoadBalancerArgs:
     """The public HTTPS endpoint in front of the model server."""
@@ -159,6 +183,17 @@ class LoadBalancerArgs:
     cloud_load_balancer_class: str | None = (
         None  # kind cloud: spec.loadBalancerClass (e.g. service.k8s.aws/nlb)
     )
+    # More hostnames on this Gateway (same TLS Secret, which must cover them): listeners and a redirect route
+    # each, no API route. Empty: the objects are exactly those of a stack without them.
+    extra_hostnames: list[ExtraHostname] = field(default_factory=list)
+    # A ClusterIP Service `<name>-internal` in ENVOY_PROXY_NAMESPACE in front of this Gateway's Envoy pods
+    # (HTTPS only), so in-cluster clients (the chat UI) reach the endpoint without leaving the cluster:
+    # `internal_address` is its ClusterIP. See internal_service_spec.
+    internal_service: bool = False
+    # In-cluster client networks (the pod CIDRs) the SecurityPolicy also admits when allowed_source_cidrs is
+    # not open: a pod reaching Envoy through the internal Service is seen with its pod address. Never written
+    # to a LoadBalancer's loadBalancerSourceRanges. Keys are still required.
+    internal_source_cidrs: list[str] = field(default_factory=list)
 
 
 def request_limit_problems(clients: list[str], requests_per_minute: int | None, field_name: str) -> list[str]:
@@ -269,6 +304,7 @@ def validate_load_balancer_args(args: LoadBalancerArgs) -> list[str]:
             problems.append(f"address: {args.address!r} is not an IP address")
         if args.kind is LoadBalancerKind.NODEPORT:
             problems.append("address: a NodePort gateway has no address of its own; remove it or change kind")
+    problems.extend(_extra_hostname_problems(args))
     if args.kind is LoadBalancerKind.NODEPORT:
         for field_name in ("http_node_port", "https_node_port"):
             port = getattr(args, field_name)
@@ -276,6 +312,38 @@ def validate_load_balancer_args(args: LoadBalancerArgs) -> list[str]:
                 problems.append(f"{field_name}: {port} is outside the node port range 30000-32767")
         if args.http_node_port == args.https_node_port:
             problems.append("http_node_port, https_node_port: must differ")
+    return problems
+
+
+def _extra_hostname_problems(args: LoadBalancerArgs) -> list[str]:
+    """extra_hostnames and internal_source_cidrs, each problem naming its field."""
+    problems: list[str] = []
+    keys = [extra.key for extra in args.extra_hostnames]
+    for i, extra in enumerate(args.extra_hostnames):
+        # The listener name `https-<key>` must stay a Gateway API SectionName (a DNS label, <= 253).
+        if not _DNS_LABEL.match(extra.key) or len(extra.key) > 40:
+            problems.append(f"extra_hostnames[{i}].key: {extra.key!r} must be a short DNS label (<= 40)")
+        if not _DNS_NAME.match(extra.hostname):
+            problems.append(
+                f"extra_hostnames[{i}].hostname: {extra.hostname!r} is not a lowercase DNS name with a domain"
+            )
+        elif extra.hostname == args.hostname:
+            problems.append(
+                f"extra_hostnames[{i}].hostname: {extra.hostname!r} is the API hostname; a front end needs "
+                "a name of its own (listeners on one port must differ by hostname)"
+            )
+    duplicate_keys = sorted({k for k in keys if keys.count(k) > 1})
+    if duplicate_keys:
+        problems.append(f"extra_hostnames: duplicate keys {duplicate_keys}")
+    names = [extra.hostname for extra in args.extra_hostnames]
+    duplicate_names = sorted({n for n in names if names.count(n) > 1})
+    if duplicate_names:
+        problems.append(f"extra_hostnames: duplicate hostnames {duplicate_names}")
+    for cidr in args.internal_source_cidrs:
+        try:
+            ipaddress.ip_network(cidr, strict=True)
+        except ValueError as err:
+            problems.append(f"internal_source_cidrs: {cidr!r} is not a network in CIDR form: {err}")
     return problems
 
 
@@ -383,6 +451,7 @@ class LoadBalancer(pulumi.ComponentResource):
                             ],
                         },
                     },
+                    *extra_listeners(args),
                 ],
             },
             opts=child(self, depends_on=[*after_crds, gateway_class]),
@@ -419,6 +488,28 @@ class LoadBalancer(pulumi.ComponentResource):
             spec=redirect_route_spec(name, args),
             opts=child(self, depends_on=[*after_crds, gateway]),
         )
+        for extra in args.extra_hostnames:
+            k8s.apiextensions.CustomResource(
+                f"{name}-redirect-route-{extra.key}",
+                api_version="gateway.networking.k8s.io/v1",
+                kind="HTTPRoute",
+                metadata=meta(f"{name}-redirect-{extra.key}"),
+                spec=extra_redirect_route_spec(name, args, extra),
+                opts=child(self, depends_on=[*after_crds, gateway]),
+            )
+        #: The ClusterIP of `<name>-internal` (internal_service), None without it.
+        self.internal_address: pulumi.Output[str] | None = None
+        if args.internal_service:
+            internal = k8s.core.v1.Service(
+                f"{name}-internal",
+                metadata=_untyped(
+                    {"name": f"{name}-internal", "namespace": ENVOY_PROXY_NAMESPACE, "labels": meta_labels}
+                ),
+                spec=_untyped(internal_service_spec(name, args.namespace)),
+                # The namespace is the release's; the proxy pods it selects exist once the Gateway does.
+                opts=child(self, depends_on=[*after_crds, gateway]),
+            )
+            self.internal_address = internal.spec.apply(lambda spec: str(spec.cluster_ip or ""))
         api_route_name = f"{name}-api"
         route_names = [args.model_route_name, api_route_name] if args.model_routing else [api_route_name]
         route_refs = [gateway_api_ref("HTTPRoute", route) for route in route_names]
@@ -474,7 +565,9 @@ class LoadBalancer(pulumi.ComponentResource):
             kind="SecurityPolicy",
             metadata=meta(f"{name}-api"),
             spec={
-                **security_policy_spec(api_route_name, key_secret_name, args.allowed_source_cidrs),
+                **security_policy_spec(
+                    api_route_name, key_secret_name, args.allowed_source_cidrs, args.internal_source_cidrs
+                ),
                 "targetRefs": route_refs,
             },
             opts=child(self, depends_on=[*after_crds, *route_deps, *key_secret_deps]),
@@ -671,6 +764,81 @@ def redirect_route_spec(gateway_name: str, args: LoadBalancerArgs) -> dict[str, 
     }
 
 
+def extra_listeners(args: LoadBalancerArgs) -> list[dict[str, Any]]:
+    """The HTTP and HTTPS listeners of every ExtraHostname (same ports and TLS Secret as the API's: Envoy
+    Gateway serves listeners of one port that differ by hostname from one Envoy listener, picking the
+    certificate by SNI and the route by Host)."""
+    listeners: list[dict[str, Any]] = []
+    for extra in args.extra_hostnames:
+        listeners.append(
+            {
+                "name": http_listener_name(extra.key),
+                "protocol": "HTTP",
+                "port": 80,
+                "hostname": extra.hostname,
+            }
+        )
+        listeners.append(
+            {
+                "name": https_listener_name(extra.key),
+                "protocol": "HTTPS",
+                "port": 443,
+                "hostname": extra.hostname,
+                "tls": {
+                    "mode": "Terminate",
+                    "certificateRefs": [{"group": "", "kind": "Secret", "name": args.tls_secret_name}],
+                },
+            }
+        )
+    return listeners
+
+
+def extra_redirect_route_spec(
+    gateway_name: str, args: LoadBalancerArgs, extra: ExtraHostname
+) -> dict[str, Any]:
+    """Plain HTTP on an extra hostname: every path redirects to HTTPS (308, as redirect_route_spec says why).
+    A browser front end is reached at `/`, so the whole name redirects, not only /v1."""
+    redirect: dict[str, Any] = {"scheme": "https", "statusCode": REDIRECT_STATUS_CODE}
+    if args.kind is LoadBalancerKind.NODEPORT:
+        redirect["port"] = args.https_node_port
+    return {
+        "parentRefs": [
+            {
+                **gateway_api_ref("Gateway", gateway_name, args.namespace),
+                "sectionName": http_listener_name(extra.key),
+            }
+        ],
+        "hostnames": [extra.hostname],
+        "rules": [
+            {
+                "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                "filters": [{"type": "RequestRedirect", "requestRedirect": redirect}],
+            }
+        ],
+    }
+
+
+def internal_service_spec(gateway_name: str, gateway_namespace: str) -> dict[str, Any]:
+    """A ClusterIP Service on one Gateway's Envoy pods, HTTPS only (443 -> 10443, the container port Envoy
+    Gateway binds for a 443 listener). Envoy Gateway's own Service for the Gateway cannot be named in advance:
+    v1.8.3 names it "envoy-" + a hash-suffixed name of the Gateway's infra (ControllerNamespace mode:
+    internal/infrastructure/kubernetes/proxy resource_provider.go ResourceRender.Name ->
+    resource.go ExpectedResourceHashedName), and with the kinds other than `cloud` it is the public
+    LoadBalancer / NodePort itself. In-cluster clients reach the public hostname
+    here by mapping it to this address (hostAliases), so SNI, Host and the certificate stay the public ones."""
+    return {
+        "type": "ClusterIP",
+        "selector": {
+            **ENVOY_PROXY_POD_LABELS,
+            OWNING_GATEWAY_NAME_LABEL: gateway_name,
+            OWNING_GATEWAY_NAMESPACE_LABEL: gateway_namespace,
+        },
+        "ports": [
+            {"name": "https", "port": 443, "targetPort": 443 + ENVOY_PRIVILEGED_PORT_SHIFT, "protocol": "TCP"}
+        ],
+    }
+
+
 def api_route_spec(gateway_name: str, args: LoadBalancerArgs) -> dict[str, Any]:
     timeout = f"{args.request_timeout_seconds}s"
     return {
@@ -702,7 +870,10 @@ def api_route_spec(gateway_name: str, args: LoadBalancerArgs) -> dict[str, Any]:
 
 
 def security_policy_spec(
-    route_name: str, key_secret_name: str, allowed_source_cidrs: list[str]
+    route_name: str,
+    key_secret_name: str,
+    allowed_source_cidrs: list[str],
+    internal_source_cidrs: list[str] | None = None,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "targetRefs": [gateway_api_ref("HTTPRoute", route_name)],
@@ -725,6 +896,16 @@ def security_policy_spec(
                 }
             ],
         }
+        if internal_source_cidrs:
+            # Pods reaching Envoy through the internal Service keep their pod address (no SNAT from a pod to
+            # a ClusterIP whose endpoint is another pod); they still need a key.
+            spec["authorization"]["rules"].append(
+                {
+                    "name": "in-cluster-clients",
+                    "action": "Allow",
+                    "principal": {"clientCIDRs": list(internal_source_cidrs)},
+                }
+            )
     return spec
 
 

@@ -73,6 +73,13 @@ class TlsCertificatesArgs:
         default_factory=dict
     )  # controller SA: IRSA role / Workload Identity for route53 and clouddns
     cert_manager_values: dict[str, Any] = field(default_factory=dict)  # escape hatch, merged over ours
+    # More DNS names on the same certificate (a front end's hostname on the same Gateway: load_balancer
+    # ExtraHostname). Empty: the objects are exactly those without them.
+    extra_hostnames: list[str] = field(default_factory=list)
+    # acme http01: the Gateway's HTTP listeners those names' challenges arrive on (load_balancer
+    # http_listener_name), besides `http`. cert-manager's solver route lists every parentRef; it attaches
+    # to the listener whose hostname matches the challenge's name.
+    extra_http01_listeners: list[str] = field(default_factory=list)
 
 
 def validate_tls_args(args: TlsCertificatesArgs) -> list[str]:
@@ -88,6 +95,16 @@ def validate_tls_args(args: TlsCertificatesArgs) -> list[str]:
         problems.append("gateway_name: the Gateway's name is needed")
     if args.certificate_duration_hours < 24:
         problems.append("certificate_duration_hours: must be at least 24")
+    for extra in args.extra_hostnames:
+        if not _DNS_NAME.match(extra):
+            problems.append(f"extra_hostnames: {extra!r} is not a lowercase DNS name (e.g. chat.example.com)")
+        elif extra == args.hostname:
+            problems.append(f"extra_hostnames: {extra!r} repeats hostname")
+    if len(set(args.extra_hostnames)) != len(args.extra_hostnames):
+        problems.append("extra_hostnames: a name is listed twice")
+    for listener in args.extra_http01_listeners:
+        if not _DNS_LABEL.match(listener):
+            problems.append(f"extra_http01_listeners: {listener!r} is not a Gateway listener name")
 
     if args.mode is TlsMode.EXISTING_SECRET:
         if not args.existing_secret:
@@ -126,6 +143,13 @@ def _acme_problems(args: TlsCertificatesArgs) -> list[str]:
     if args.acme_solver is AcmeSolver.HTTP01:
         if args.hostname.startswith("*."):
             problems.append("hostname: a wildcard name can only be proven by dns01 (acme_solver)")
+        if any(extra.startswith("*.") for extra in args.extra_hostnames):
+            problems.append("extra_hostnames: a wildcard name can only be proven by dns01 (acme_solver)")
+        if args.extra_hostnames and not args.extra_http01_listeners:
+            problems.append(
+                "extra_http01_listeners: http01 for extra_hostnames needs the Gateway listeners that answer "
+                "them (load_balancer.http_listener_name); the `http` listener only answers hostname"
+            )
         if args.dns01_provider is not None:
             problems.append("dns01_provider: only used with acme_solver dns01, not http01")
         return problems
@@ -285,8 +309,9 @@ def acme_issuer_spec(name: str, args: TlsCertificatesArgs) -> dict[str, Any]:
                             "kind": "Gateway",
                             "name": args.gateway_name,
                             "namespace": args.namespace,
-                            "sectionName": GATEWAY_HTTP_LISTENER,
+                            "sectionName": listener,
                         }
+                        for listener in [GATEWAY_HTTP_LISTENER, *args.extra_http01_listeners]
                     ]
                 }
             }
@@ -331,7 +356,7 @@ def dns01_solver(args: TlsCertificatesArgs) -> dict[str, Any]:
 def certificate_spec(secret_name: str, issuer_name: str, args: TlsCertificatesArgs) -> dict[str, Any]:
     return {
         "secretName": secret_name,
-        "dnsNames": [args.hostname],
+        "dnsNames": [args.hostname, *args.extra_hostnames],
         "duration": f"{args.certificate_duration_hours}h",
         "issuerRef": {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": issuer_name},
         # A fresh key on every renewal: a leaked key dies with its certificate.
