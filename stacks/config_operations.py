@@ -8,35 +8,61 @@ module imports nothing of the schema back.
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 
 from pydantic import Field, field_validator, model_validator
 
+from components.alert_rules import BURN_WINDOWS, TTFT_BUCKETS
 from stacks.config_base import DNS_NAME, K8sName, Quantity, Section
 
 # --- service-level objectives and alerts -----------------------------------------------------------------
 
+#: The burn rate of the fastest SLO alert (the Google SRE workbook's 14.4x over 1 h).
+FASTEST_BURN_RATE = BURN_WINDOWS[0][2]
+
 
 class SloConfig(Section):
-    """What a model promises its clients, measured at the gateway; the alerts burn against it."""
+    """What a model promises its clients; the burn-rate alerts (components/alert_rules.py) spend its error
+    budget over a 30-day window, as the Google SRE workbook's multi-window alerts are tuned for."""
 
     availability: float = Field(
         0.995,
-        gt=0.9,
         lt=1,
-        description="fraction of requests answered without a 5xx over the window (0.995: 3.6 h of errors "
-        "allowed in 30 days)",
+        description="share of requests answered without a 5xx, measured at the gateway per model (0.995: "
+        "3.6 h of errors in 30 days)",
     )
     ttft_seconds: float = Field(
         2.5,
         gt=0,
-        description="time-to-first-token threshold (seconds) a request must meet to count as fast; one of "
-        "vLLM's time_to_first_token_seconds histogram bucket bounds",
+        description="time to first token (seconds) a request must meet to count as fast: one of vLLM's "
+        "time_to_first_token_seconds bucket bounds (0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, ...)",
     )
-    latency: float = Field(
-        0.99, gt=0.5, lt=1, description="fraction of requests whose first token comes within ttft_seconds"
+    ttft_target: float = Field(
+        0.95, lt=1, description="share of requests whose first token comes within ttft_seconds"
     )
-    window_days: int = Field(30, ge=7, le=90, description="the objectives' rolling window (days)")
+
+    @field_validator("availability", "ttft_target")
+    @classmethod
+    def _fast_burn_can_fire(cls, share: float) -> float:
+        # The fastest alert fires at 14.4x the budget's burn: a budget above 1/14.4 could never burn that fast.
+        least = 1 - 1 / FASTEST_BURN_RATE
+        if share < least:
+            raise ValueError(
+                f"{share} leaves an error budget of {1 - share:.3g}, so the {FASTEST_BURN_RATE}x burn-rate alert "
+                f"could never fire: use at least {least:.4f} (e.g. 0.99)"
+            )
+        return share
+
+    @field_validator("ttft_seconds")
+    @classmethod
+    def _a_bucket_bound(cls, seconds: float) -> float:
+        if not any(math.isclose(seconds, b) for b in TTFT_BUCKETS):
+            raise ValueError(
+                f"{seconds} s is not a bucket bound of vLLM's time-to-first-token histogram, so the share "
+                f"under it cannot be counted: use one of {', '.join(f'{b:g}' for b in TTFT_BUCKETS)}"
+            )
+        return seconds
 
 
 class AlertsConfig(Section):
@@ -45,10 +71,16 @@ class AlertsConfig(Section):
         description="PrometheusRules for the SLOs and the serving path (docs/operating.md, Alerts); needs the "
         "Prometheus operator's CRDs",
     )
-    rule_labels: dict[str, str] = Field(
-        default_factory=dict,
-        description="labels put on every PrometheusRule so the Prometheus selects it; an existing "
-        "kube-prometheus-stack with default values selects release: <its Helm release name>",
+    rule_labels: dict[str, str] | None = Field(
+        None,
+        description="labels put on the PrometheusRule so the Prometheus selects it (default: "
+        "monitoring.pod_monitor_labels); an existing kube-prometheus-stack with default values selects "
+        "release: <its Helm release name>",
+    )
+    runbook_url: str = Field(
+        "docs/operating.md",
+        description="where each alert's runbook_url points (its anchor is the alert's name in lower case): "
+        "your copy of docs/operating.md, e.g. https://git.example.com/platform/inferstack/blob/main/docs/operating.md",
     )
 
 

@@ -6,12 +6,21 @@ gateway and model servers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.alert_rules import (
+    AlertRules,
+    AlertRulesArgs,
+    ModelObjectives,
+    SeriesSources,
+    ai_gateway_cluster_pattern,
+    route_cluster_pattern,
+)
+from components.alert_rules import ServedVariant as AlertedVariant
 from components.choices import GpuDriverStack
 from components.dashboards import Dashboards, DashboardsArgs
 from components.gpu_node_pool import GpuPlacement
@@ -23,6 +32,7 @@ from components.gpu_telemetry import (
 )
 from components.monitoring import Monitoring, MonitoringArgs, gateway_pod_monitors
 from stacks.config import Platform, StackConfig
+from stacks.routing import VariantRoute
 
 #: Component name of every operating piece (objects `llm-...`, as the workload's).
 NAME = "llm"
@@ -38,6 +48,12 @@ class OperationsContext:
     monitors_after: list[pulumi.Resource]  # the release that installs those CRDs, when the stack does
     monitoring: Monitoring | None = None  # the stack's Monitoring (its gateway PodMonitors are its children)
     gateway_release: pulumi.Resource | None = None  # Envoy Gateway's release: makes the proxies' namespace
+    namespace: str = "inferstack"  # the serving namespace
+    namespace_resource: pulumi.Resource | None = None  # ... and the Namespace object that makes it
+    routes: list[VariantRoute] = field(default_factory=list)  # every model/variant and how it is reached
+    model_route: str | None = None  # the AIGatewayRoute, where the stack routes by model
+    model_route_rules: list[dict[str, Any]] = field(default_factory=list)  # its spec.rules
+    api_route: str = "llm-api"  # the plain HTTPRoute of a stack that does not route by model
 
 
 def reads_gateway_series(cfg: StackConfig) -> bool:
@@ -93,6 +109,58 @@ def gpu_operator_values(cfg: StackConfig) -> dict[str, Any]:
     return gpu_operator_telemetry_values(telemetry)
 
 
+def alert_rules_args(cfg: StackConfig, ctx: OperationsContext, telemetry: bool) -> AlertRulesArgs:
+    """The alerts of the stack: every served variant, each model's objectives (its own `slo`), and only
+    the series sources the stack scrapes (an alert on a series nobody scrapes stays silent)."""
+    m = cfg.monitoring
+    gateway = ctx.monitoring is not None and reads_gateway_series(cfg)
+    objectives: dict[str, ModelObjectives] = {}
+    for route in ctx.routes:
+        v = route.variant
+        if v.model_name in objectives:
+            continue
+        slo = v.config.slo
+        clusters = None
+        if gateway:
+            # The model's share of the gateway's traffic: its route rules' Envoy clusters.
+            clusters = (
+                ai_gateway_cluster_pattern(
+                    ctx.namespace, ctx.model_route, ctx.model_route_rules, v.model_name
+                )
+                if ctx.model_route is not None
+                else route_cluster_pattern(ctx.namespace, ctx.api_route, [0])
+            )
+        holds = [r for r in ctx.routes if r.variant.model_name == v.model_name and r.hold_name]
+        objectives[v.model_name] = ModelObjectives(
+            model=v.model_name,
+            availability=slo.availability,
+            ttft_seconds=slo.ttft_seconds,
+            ttft_target=slo.ttft_target,
+            gateway_clusters=clusters,
+            interceptor_route=(ctx.namespace, holds[0].hold_name) if holds and holds[0].hold_name else None,
+        )
+    return AlertRulesArgs(
+        namespace=ctx.namespace,
+        variants=tuple(
+            AlertedVariant(
+                model=r.variant.model_name,
+                variant=r.variant.variant or "default",
+                deployment=r.variant.resource_name,
+                namespace=ctx.namespace,
+            )
+            for r in ctx.routes
+        ),
+        objectives=tuple(objectives.values()),
+        sources=SeriesSources(
+            gateway=gateway,
+            dcgm=telemetry,
+            kube_state_metrics=m.install_prometheus,
+        ),
+        rule_labels=dict(m.pod_monitor_labels if m.alerts.rule_labels is None else m.alerts.rule_labels),
+        runbook_base_url=m.alerts.runbook_url,
+    )
+
+
 def deploy_operations(cfg: StackConfig, ctx: OperationsContext) -> None:
     """Dashboards and GPU telemetry for the stack (each only where the stack file asks and it can work)."""
     m = cfg.monitoring
@@ -125,6 +193,18 @@ def deploy_operations(cfg: StackConfig, ctx: OperationsContext) -> None:
             ),
         )
     telemetry = gpu_telemetry_args(cfg, ctx.placement)
+    if m.alerts.enabled and ctx.monitors_possible:
+        AlertRules(
+            NAME,
+            alert_rules_args(cfg, ctx, telemetry is not None),
+            opts=pulumi.ResourceOptions(
+                provider=ctx.provider,
+                depends_on=[
+                    *ctx.monitors_after,
+                    *([ctx.namespace_resource] if ctx.namespace_resource else []),
+                ],
+            ),
+        )
     if telemetry is not None and telemetry.source is not GpuTelemetrySource.GPU_OPERATOR:
         GpuTelemetry(
             NAME,

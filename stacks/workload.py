@@ -36,7 +36,12 @@ from components.load_balancer import (
     join_policy_specs,
 )
 from components.metrics_server import MetricsServer, MetricsServerArgs
-from components.model_routing import ModelRouting, ModelRoutingArgs, envoy_gateway_values_for_ai_gateway
+from components.model_routing import (
+    ModelRouting,
+    ModelRoutingArgs,
+    envoy_gateway_values_for_ai_gateway,
+    route_rules,
+)
 from components.model_server import NODE_LOCAL_DNS_CIDRS, SERVING_PORT, ModelServer, ModelServerArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.network_policy import acme_http01_solver_allow, namespace_default_deny
@@ -481,27 +486,26 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
 
     held: list[pulumi.Resource] = [hold_for(name) for name in hold_args]
 
+    model_route_rules: list[dict[str, Any]] = []
     if cfg.routes_by_model:
-        ModelRouting(
-            # Its AIGatewayRoute (and the HTTPRoute AI Gateway writes from it) is the route the gateway's
-            # SecurityPolicy and BackendTrafficPolicy target.
-            MODEL_ROUTE,
-            ModelRoutingArgs(
-                namespace=ns,
-                gateway_name=NAME,
-                hostnames=[cfg.gateway.hostname],
-                models=routed_models(routes),
-                client_ids=list(cfg.serving.api_keys.clients),
-                request_timeout_seconds=route_timeout_seconds(cfg, routes),
-                # AI Gateway writes each response's usage where the token budgets' cost reads it.
-                llm_request_costs=list(LLM_REQUEST_COSTS) if cfg.gateway.token_quotas else [],
-                crd_provider=ctx.crd_provider,
-                # The stack's cert-manager (TlsCertificates installs it) renews the webhook's certificate.
-                webhook_cert_manager=True,
-                depends_on=[namespace, gateway, tls, *pools, *held],
-            ),
-            opts=pulumi.ResourceOptions(provider=provider),
+        routing_args = ModelRoutingArgs(
+            namespace=ns,
+            gateway_name=NAME,
+            hostnames=[cfg.gateway.hostname],
+            models=routed_models(routes),
+            client_ids=list(cfg.serving.api_keys.clients),
+            request_timeout_seconds=route_timeout_seconds(cfg, routes),
+            # AI Gateway writes each response's usage where the token budgets' cost reads it.
+            llm_request_costs=list(LLM_REQUEST_COSTS) if cfg.gateway.token_quotas else [],
+            crd_provider=ctx.crd_provider,
+            # The stack's cert-manager (TlsCertificates installs it) renews the webhook's certificate.
+            webhook_cert_manager=True,
+            depends_on=[namespace, gateway, tls, *pools, *held],
         )
+        # Its AIGatewayRoute (and the HTTPRoute AI Gateway writes from it) is the route the gateway's
+        # SecurityPolicy and BackendTrafficPolicy target.
+        ModelRouting(MODEL_ROUTE, routing_args, opts=pulumi.ResourceOptions(provider=provider))
+        model_route_rules = route_rules(MODEL_ROUTE, routing_args)
 
     deploy_operations(
         cfg,
@@ -513,6 +517,12 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             monitors_after=after_monitoring,
             monitoring=monitoring,
             gateway_release=gateway.envoy_gateway_release,
+            namespace=ns,
+            namespace_resource=namespace,
+            routes=routes,
+            model_route=MODEL_ROUTE if cfg.routes_by_model else None,
+            model_route_rules=model_route_rules,
+            api_route=f"{NAME}-api",
         ),
     )
 
