@@ -30,6 +30,17 @@ class Engine(StrEnum):
     TRANSFORMERS = "transformers"
 
 
+class LoadMode(StrEnum):
+    """How the engine gets its weights (the stack file's model.load_mode; docs/operating/cold-start.md)."""
+
+    #: `fetch` (the init container) downloads every file into MODEL_DIR, checks each file's sha256 against
+    #: the source's manifest and renames the folder into place; `serve` loads that verified folder.
+    COPY = "copy"
+    #: `serve` hands vLLM the s3:// or gs:// uri with `--load-format runai_streamer`: the Run:ai model
+    #: streamer reads the safetensors straight into GPU memory. No fetch, no cache, no sha256 check.
+    STREAM = "stream"
+
+
 class Dtype(StrEnum):
     AUTO = "auto"
     FLOAT16 = "float16"
