@@ -84,6 +84,11 @@ class ServeSettings(FetchSettings):
     gpu_memory_utilization: float | None = Field(None, gt=0, le=1, description="GPU memory fraction (vllm)")
     shutdown_timeout: int = Field(30, ge=1, le=3600, description="seconds to drain requests after SIGTERM")
     extra_engine_args: str = Field("", description="more engine flags, shell-quoted")
+    load_mode: LoadMode = Field(
+        LoadMode.COPY,
+        description="copy: serve the verified folder `fetch` made; stream: vLLM reads the s3:// or gs:// "
+        "MODEL_URI into GPU memory (--load-format runai_streamer), no sha256 check",
+    )
 
     @field_validator("served_model_name")
     @classmethod

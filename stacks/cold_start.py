@@ -73,7 +73,7 @@ class ColdStartBudget:
         raise KeyError(name)
 
     def terms(self) -> str:
-        """"node provisioning 480 + image pull 354 + ...": the sum as one line, for messages."""
+        """ "node provisioning 480 + image pull 354 + ...": the sum as one line, for messages."""
         return " + ".join(f"{item.name} {item.seconds}" for item in self.items if item.seconds)
 
 
@@ -122,8 +122,11 @@ def node_provisioning(platform: str, spot: bool, provisions_nodes: bool = True) 
             NODE_PROVISIONING, 0, "on-prem: the GPU nodes already exist (the stack provisions none)"
         )
     base, who = (
-        (EKS_NODE_SECONDS, "EKS with Karpenter: EC2 launch, NVIDIA AMI boot, kubelet registration (~5 min "
-         "reported for a Karpenter node)")
+        (
+            EKS_NODE_SECONDS,
+            "EKS with Karpenter: EC2 launch, NVIDIA AMI boot, kubelet registration (~5 min "
+            "reported for a Karpenter node)",
+        )
         if platform == "aws"
         else (GKE_NODE_SECONDS, "GKE cluster autoscaler: GPU nodes in 3-8 min (upper end taken)")
     )
@@ -224,9 +227,7 @@ CPU_WARM_UP_SECONDS = 30
 def stream_problem(engine: str, store: str) -> str | None:
     """Why `load_mode: stream` cannot work for this engine and store, or None where it can."""
     if engine != "vllm":
-        return (
-            "the transformers (CPU) engine has no Run:ai model streamer: use load_mode copy, or the vllm engine"
-        )
+        return "the transformers (CPU) engine has no Run:ai model streamer: use load_mode copy, or the vllm engine"
     if store not in ("s3", "gs"):
         return (
             f"the Run:ai model streamer reads s3:// and gs:// only, not {store}:// "

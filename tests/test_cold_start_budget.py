@@ -18,6 +18,7 @@ from stacks.cold_start import (
     STARTUP_ALLOWANCE,
     WARM_UP,
     WEIGHT_FETCH,
+    ColdStartBudget,
     LoadMode,
     cold_start_budget,
     engine_seconds,
@@ -34,11 +35,13 @@ from stacks.config import (
 from stacks.stack_yaml import load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-STACK_FILES = {p.name.removeprefix("Pulumi.").removesuffix(".yaml"): p for p in (ROOT / "stacks").glob("Pulumi.*.yaml")}
+STACK_FILES = {
+    p.name.removeprefix("Pulumi.").removesuffix(".yaml"): p for p in (ROOT / "stacks").glob("Pulumi.*.yaml")
+}
 GB = 1e9
 
 
-def budget(**over: Any):  # noqa: ANN202 - the tests read its fields
+def budget(**over: Any) -> ColdStartBudget:
     args: dict[str, Any] = dict(
         platform="aws",
         spot=False,
@@ -201,7 +204,9 @@ def test_the_summary_section_shows_each_item_and_both_modes() -> None:
     other = alternative_budget(cfg)
     assert other is not None
     for item in chosen.items:
-        assert f"| {item.name} | {item.seconds} | {other.item(item.name).seconds} | {item.assumption} |" in text
+        assert (
+            f"| {item.name} | {item.seconds} | {other.item(item.name).seconds} | {item.assumption} |" in text
+        )
     assert f"| **total** | **{chosen.total_seconds}** | **{other.total_seconds}** | |" in text
     assert "With load_mode stream" in text and "skips the sha256 check" in text
 

@@ -362,7 +362,10 @@ def test_the_deadline_rule_reads_the_plan_not_the_stack() -> None:
         custom=True,
         inputs={"metadata": {"name": "llm", "namespace": "ai"}},
         redacted_inputs={},
-        custom_timeouts={"create": f"{2 * cold_start}s", "update": f"{2 * cold_start // 60}m{2 * cold_start % 60}s"},
+        custom_timeouts={
+            "create": f"{2 * cold_start}s",
+            "update": f"{2 * cold_start // 60}m{2 * cold_start % 60}s",
+        },
     )
     assert deadline_outcome([deployment], [resource]).findings == []  # 2 cold starts, as minutes and seconds
     deployment["spec"]["progressDeadlineSeconds"] = cold_start - 1
