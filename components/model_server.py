@@ -22,6 +22,7 @@ import pulumi_kubernetes as k8s
 from components._common import RESTRICTED_CONTAINER_SECURITY, child, labels, reject_invalid_args
 from components.choices import Engine
 from components.monitoring import PROMETHEUS_POD_LABELS
+from model_image.settings import LoadMode
 
 SERVING_PORT = 8000
 #: The model image's non-root user (model_image/Dockerfile*); 10000+ keeps it clear of host users.
@@ -71,14 +72,21 @@ DNS_PORT = 53
 
 #: Launcher settings set only through typed fields, even when the current args leave them unset.
 _LAUNCHER_SETTINGS = frozenset(
-    {"MAX_MODEL_LEN", "GPU_MEMORY_UTILIZATION", "QUANTIZATION", "EXTRA_ENGINE_ARGS", "HF_TOKEN_PATH"}
+    {
+        "MAX_MODEL_LEN",
+        "GPU_MEMORY_UTILIZATION",
+        "QUANTIZATION",
+        "EXTRA_ENGINE_ARGS",
+        "HF_TOKEN_PATH",
+        "LOAD_MODE",
+    }
 )
 
 #: Launcher settings only `fetch` reads; the serving container does not get them (least privilege).
 FETCH_ONLY_SETTINGS = frozenset({"HF_TOKEN_PATH"})
 #: And the other way: the engine's own flags mean nothing to `fetch` (model_image/settings.py
 #: FetchSettings), so its container is not given them (nor does a policy on engine flags see them twice).
-SERVE_ONLY_SETTINGS = frozenset({"EXTRA_ENGINE_ARGS"})
+SERVE_ONLY_SETTINGS = frozenset({"EXTRA_ENGINE_ARGS", "LOAD_MODE"})
 
 # Probe cadences. The startup probe alone covers the model load; after it passes, readiness reacts
 # quickly and liveness tolerates a busy engine for 90 s before restarting it.
@@ -123,6 +131,10 @@ class ModelServerArgs:
     node_selector: dict[str, str] = field(default_factory=dict)  # where replicas may run
     tolerations: list[dict[str, Any]] = field(default_factory=list)  # camelCase Kubernetes tolerations
     startup_timeout_seconds: int = 600  # how long loading may take before a restart
+    # copy: the fetch init container downloads and sha256-checks the weights into the model cache; stream:
+    # vLLM's Run:ai streamer reads s3:// or gs:// into GPU memory itself (no init container, no cache
+    # volume, no sha256 check: docs/operating/cold-start.md).
+    load_mode: LoadMode = LoadMode.COPY
     pre_stop_seconds: int = 15  # preStop sleep while the gateway stops routing here
     drain_seconds: int = 60  # engine drain after SIGTERM (SHUTDOWN_TIMEOUT)
     termination_grace_seconds: int = 120  # must cover pre_stop + drain
@@ -208,6 +220,13 @@ def validate_model_server_args(args: ModelServerArgs) -> list[str]:
         problems.append("model_volume_claim: a file:// model needs the PersistentVolumeClaim that holds it")
     if args.model_volume_claim and not args.model_uri.startswith("file://"):
         problems.append("model_volume_claim: only used with a file:// model_uri")
+    if args.load_mode is LoadMode.STREAM:
+        if args.engine is not Engine.VLLM:
+            problems.append("load_mode: stream needs the vllm engine (the Run:ai model streamer); use copy")
+        if args.model_uri.partition("://")[0] not in ("s3", "gs"):
+            problems.append(
+                "load_mode: stream reads s3:// and gs:// model_uri only (the Run:ai model streamer); use copy"
+            )
     launcher_keys = {e["name"] for e in engine_environment(dataclasses.replace(args, extra_env={}))}
     clashes = sorted(set(args.extra_env) & (launcher_keys | _LAUNCHER_SETTINGS))
     if clashes:
@@ -291,6 +310,9 @@ def engine_environment(args: ModelServerArgs) -> list[dict[str, Any]]:
         env["EXTRA_ENGINE_ARGS"] = shlex.join(args.extra_engine_args)  # the launcher shell-splits it
     if args.hf_token_secret:
         env["HF_TOKEN_PATH"] = f"{HF_TOKEN_MOUNT}/token"
+    if args.load_mode is LoadMode.STREAM:
+        # Only where it differs from the launcher's default, so copy plans stay as they were.
+        env["LOAD_MODE"] = args.load_mode.value
     env.update({k: v for k, v in args.extra_env.items() if k not in env})
     return [{"name": k, "value": v} for k, v in env.items()]
 
@@ -457,8 +479,14 @@ class ModelServer(pulumi.ComponentResource):
             {"name": "home", "mount_path": HOME_DIR},
             {"name": "scratch", "mount_path": SCRATCH_DIR},
         ]
+        streams = args.load_mode is LoadMode.STREAM
         volumes: list[dict[str, Any]] = [
-            {"name": "model-cache", "empty_dir": {"size_limit": args.model_cache_size}},
+            # stream: the engine reads the bucket into GPU memory, so no cache volume holds the weights.
+            *(
+                []
+                if streams
+                else [{"name": "model-cache", "empty_dir": {"size_limit": args.model_cache_size}}]
+            ),
             {"name": "home", "empty_dir": {"size_limit": "10Gi"}},
             {"name": "scratch", "empty_dir": {"size_limit": "2Gi"}},
             {"name": "dshm", "empty_dir": {"medium": "Memory", "size_limit": args.shm_size}},
@@ -524,7 +552,7 @@ class ModelServer(pulumi.ComponentResource):
             "volume_mounts": [
                 *scratch_mounts,
                 # fetch wrote and verified the model; the engine only reads it.
-                {"name": "model-cache", "mount_path": MODEL_DIR, "read_only": True},
+                *([] if streams else [{"name": "model-cache", "mount_path": MODEL_DIR, "read_only": True}]),
                 *source_mounts,
                 {"name": "dshm", "mount_path": "/dev/shm"},
             ],
@@ -576,7 +604,10 @@ class ModelServer(pulumi.ComponentResource):
                         }
                         for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
                     ],
-                    "init_containers": [fetch],
+                    # stream: no fetch; vLLM reads the bucket with the pod's own identity (IRSA / Pod
+                    # Identity through boto3's credential chain, Workload Identity through the metadata
+                    # server: runai-model-streamer docs/src/usage.md).
+                    "init_containers": None if streams else [fetch],
                     "containers": [server],
                     "volumes": volumes,
                 },

@@ -46,6 +46,7 @@ VLLM_MANAGED: Mapping[str, str] = {
     "--api-key": "API_KEY_FILE (a CLI --api-key overrides the key the launcher passes in VLLM_API_KEY)",
     "--shutdown-timeout": "SHUTDOWN_TIMEOUT",
     "--model": "MODEL_URI",
+    "--load-format": "LOAD_MODE (the stack file's model.load_mode: copy or stream)",
     # A token in argv is in the pod spec and `ps`; the engine runs offline from the verified cache.
     "--hf-token": "HF_TOKEN_PATH (read by the fetch container only; the engine runs offline)",
     "--config": "nothing: vLLM splices a YAML file's flags into argv unchecked; write the flags themselves",

@@ -21,7 +21,7 @@ from model_image import cache
 from model_image.engine_flags import TRANSFORMERS_MANAGED, VLLM_MANAGED, managed_flag_problems, redacted
 from model_image.errors import FetchError, LauncherError, SettingsError
 from model_image.manifest import FileSpec
-from model_image.settings import Engine, ServeSettings
+from model_image.settings import Engine, LoadMode, ServeSettings
 
 log = logging.getLogger("model_image.serve")
 
@@ -94,14 +94,34 @@ def check_serve(s: ServeSettings, gpus: int) -> list[str]:
         else:
             if not key:
                 problems.append(f"API_KEY_FILE={s.api_key_file} is empty: put the key in the Secret")
+    if s.load_mode is LoadMode.STREAM:
+        if s.engine is not Engine.VLLM:
+            problems.append(
+                "LOAD_MODE=stream needs ENGINE=vllm (the Run:ai model streamer is vLLM's): use LOAD_MODE=copy"
+            )
+        if s.uri.scheme.value not in STREAM_SCHEMES:
+            problems.append(
+                f"LOAD_MODE=stream reads s3:// and gs:// only, and MODEL_URI is {s.uri.scheme.value}://: use "
+                "LOAD_MODE=copy (fetch downloads and verifies it)"
+            )
     # Normalised as vLLM's parser reads flags (model_image/engine_flags.py): --api_key, abbreviations, --config.
     managed = VLLM_MANAGED if s.engine is Engine.VLLM else TRANSFORMERS_MANAGED
     problems += managed_flag_problems(s.extra_args, managed, "EXTRA_ENGINE_ARGS")
     return problems
 
 
-def vllm_command(s: ServeSettings, model_path: Path, gpus: int, api_key: str | None) -> EngineCommand:
-    """`vllm serve` on the verified model folder. The API key goes in the environment, not argv (ps)."""
+#: Object stores vLLM's Run:ai streamer loader reads (vllm/transformers_utils/runai_utils.py
+#: is_runai_obj_uri: s3://, gs://, az://; we offer the two our platforms grant workload identities for).
+STREAM_SCHEMES = ("s3", "gs")
+
+#: What `--load-format` LOAD_MODE=stream passes: vLLM's RunaiModelStreamerLoader
+#: (vllm/model_executor/model_loader/runai_streamer_loader.py).
+RUNAI_STREAMER = "runai_streamer"
+
+
+def vllm_command(s: ServeSettings, model_path: Path | str, gpus: int, api_key: str | None) -> EngineCommand:
+    """`vllm serve` on the verified model folder, or (LOAD_MODE=stream) on the s3:// or gs:// uri with
+    `--load-format runai_streamer`. The API key goes in the environment, not argv (ps)."""
     argv = [
         "vllm", "serve", str(model_path),
         "--served-model-name", s.served_model_name,
@@ -119,6 +139,8 @@ def vllm_command(s: ServeSettings, model_path: Path, gpus: int, api_key: str | N
         argv += ["--quantization", s.quantization]
     if s.gpu_memory_utilization is not None:
         argv += ["--gpu-memory-utilization", str(s.gpu_memory_utilization)]
+    if s.load_mode is LoadMode.STREAM:
+        argv += ["--load-format", RUNAI_STREAMER]
     argv += s.extra_args
     env = {
         "HF_HUB_OFFLINE": "1",  # the weights are local; never reach for the hub at start
@@ -205,6 +227,11 @@ def prepare(s: ServeSettings, env: Mapping[str, str], dev: Path = Path("/dev")) 
     problems = check_serve(s, gpus)
     if problems:
         raise SettingsError(problems)
+    if s.load_mode is LoadMode.STREAM:
+        # No verified folder: the streamer reads the bucket itself (the uri without a trailing slash, as
+        # vLLM's docs write it), with the pod's own identity.
+        api_key = s.api_key_file.read_text().strip() if s.api_key_file is not None else None
+        return vllm_command(s, s.uri.canonical.rstrip("/"), gpus, api_key)
     model_path = cache.model_path(s.model_dir, s.uri)
     if not model_path.exists() and not model_path.is_symlink():
         raise LauncherError(

@@ -30,6 +30,17 @@ class Engine(StrEnum):
     TRANSFORMERS = "transformers"
 
 
+class LoadMode(StrEnum):
+    """How the engine gets its weights (the stack file's model.load_mode; docs/operating/cold-start.md)."""
+
+    #: `fetch` (the init container) downloads every file into MODEL_DIR, checks each file's sha256 against
+    #: the source's manifest and renames the folder into place; `serve` loads that verified folder.
+    COPY = "copy"
+    #: `serve` hands vLLM the s3:// or gs:// uri with `--load-format runai_streamer`: the Run:ai model
+    #: streamer reads the safetensors straight into GPU memory. No fetch, no cache, no sha256 check.
+    STREAM = "stream"
+
+
 class Dtype(StrEnum):
     AUTO = "auto"
     FLOAT16 = "float16"
@@ -73,6 +84,11 @@ class ServeSettings(FetchSettings):
     gpu_memory_utilization: float | None = Field(None, gt=0, le=1, description="GPU memory fraction (vllm)")
     shutdown_timeout: int = Field(30, ge=1, le=3600, description="seconds to drain requests after SIGTERM")
     extra_engine_args: str = Field("", description="more engine flags, shell-quoted")
+    load_mode: LoadMode = Field(
+        LoadMode.COPY,
+        description="copy: serve the verified folder `fetch` made; stream: vLLM reads the s3:// or gs:// "
+        "MODEL_URI into GPU memory (--load-format runai_streamer), no sha256 check",
+    )
 
     @field_validator("served_model_name")
     @classmethod

@@ -45,10 +45,11 @@ from model_image.engine_flags import (
     weakening_flags,
 )
 from stacks.cold_start import (
-    IMAGE_PULL_SECONDS,
-    NODE_PROVISIONING_SECONDS,
-    minimum_cooldown_seconds,
-    weight_download_seconds,
+    ColdStartBudget,
+    LoadMode,
+    cold_start_budget,
+    engine_seconds,
+    stream_problem,
 )
 from stacks.config_aws import AwsConfig, aws_problems
 from stacks.config_base import DNS_NAME, K8sName, Quantity, Section, parse_cidrs
@@ -205,6 +206,13 @@ class ModelConfig(Section):
     volume_claim: K8sName | None = Field(
         None, description="file:// models: the PersistentVolumeClaim holding them (mounted read-only)"
     )
+    load_mode: LoadMode = Field(
+        LoadMode.COPY,
+        description="copy: the fetch init container downloads the weights, checks every file's sha256 and the "
+        "engine loads the verified copy; stream: vLLM's Run:ai model streamer reads s3:// or gs:// straight "
+        "into GPU memory (faster cold start, no sha256 check; vllm engine, dev tier only): "
+        "docs/operating/cold-start.md",
+    )
 
     @field_validator("uri")
     @classmethod
@@ -263,6 +271,9 @@ class ModelConfig(Section):
             raise ValueError("model.volume_claim is only used with a file:// uri: remove it")
         if self.hf_token_secret and scheme != "hf":
             raise ValueError("model.hf_token_secret is only used with an hf:// uri: remove it")
+        if self.load_mode is LoadMode.STREAM and scheme not in ("s3", "gs"):
+            # The engine and tier rules need the serving section: stacks/config.py _load_mode_problems.
+            raise ValueError(f"model.load_mode stream: {stream_problem('vllm', scheme)}")
         return self
 
     @property
@@ -1398,17 +1409,11 @@ def _cross_field_problems(cfg: StackConfig) -> list[tuple[str, str]]:
                 (
                     "autoscaling.cooldown_seconds",
                     f"{a.cooldown_seconds} s is shorter than a cold start ({least} s = "
-                    f"serving.startup_timeout_seconds {s.startup_timeout_seconds} + image pull {IMAGE_PULL_SECONDS}"
-                    + (
-                        f" + GPU node provisioning {NODE_PROVISIONING_SECONDS}"
-                        if _provisions_nodes(cfg)
-                        else ""
-                    )
-                    + f" + weight download {weight_download_seconds(_weight_bytes(cfg))}"
-                    + "): KEDA would scale a still-loading replica back to zero; raise it to at least "
-                    f"{least} or remove it to use that minimum",
+                    f"{cold_start_budget_of(cfg).terms()}): KEDA would scale a still-loading replica back to "
+                    f"zero; raise it to at least {least} or remove it to use that minimum",
                 )
             )
+    problems.extend(_load_mode_problems(cfg))
     if s.engine is Engine.TRANSFORMERS and s.gpus_per_replica != 1:
         problems.append(
             ("serving.gpus_per_replica", "the transformers engine runs on CPU: remove gpus_per_replica")
@@ -1535,13 +1540,79 @@ def gpu_range(cfg: StackConfig) -> tuple[int, int]:
     return low, high
 
 
-def cold_start_seconds(cfg: StackConfig) -> int:
-    """One replica's cold start for this stack (seconds): GPU node, image pull, weight download and the
-    startup probe's budget (stacks/cold_start.py). The scale-to-zero cooldown's floor, and the unit of
-    the model server's rollout deadlines."""
-    return minimum_cooldown_seconds(
-        cfg.serving.startup_timeout_seconds, _provisions_nodes(cfg), _weight_bytes(cfg)
+def _spot_nodes(cfg: StackConfig) -> bool:
+    """Whether the GPU nodes are spot capacity (Karpenter launches spot first where both are allowed:
+    karpenter.sh docs, NodePools, "capacity-type")."""
+    if cfg.aws is not None:
+        return any(t.value == "spot" for t in cfg.aws.gpu_nodes.capacity_types)
+    if cfg.gcp is not None:
+        return cfg.gcp.gpu_nodes.capacity_type.value == "spot"
+    return False
+
+
+def cold_start_budget_of(cfg: StackConfig, load_mode: LoadMode | None = None) -> ColdStartBudget:
+    """One replica's itemized cold start for this stack's model (stacks/cold_start.py cold_start_budget),
+    in the model's load_mode or the `load_mode` given."""
+    return cold_start_budget(
+        platform=cfg.platform.value,
+        spot=_spot_nodes(cfg),
+        engine=cfg.serving.engine.value,
+        store=cfg.model.scheme,
+        weight_bytes=_weight_bytes(cfg),
+        startup_timeout_seconds=cfg.serving.startup_timeout_seconds,
+        load_mode=load_mode or cfg.model.load_mode,
+        provisions_nodes=_provisions_nodes(cfg),
     )
+
+
+def alternative_budget(cfg: StackConfig) -> ColdStartBudget | None:
+    """The budget in the other load mode, where that mode could work for this engine and store (the summary
+    shows both); None where only copy can work."""
+    other = LoadMode.COPY if cfg.model.load_mode is LoadMode.STREAM else LoadMode.STREAM
+    if other is LoadMode.STREAM and stream_problem(cfg.serving.engine.value, cfg.model.scheme):
+        return None
+    return cold_start_budget_of(cfg, other)
+
+
+def cold_start_seconds(cfg: StackConfig) -> int:
+    """One replica's cold start for this stack (seconds): the itemized budget's total (node, image pull,
+    weight fetch, engine load, warm-up and the startup probe's allowance: stacks/cold_start.py). The
+    scale-to-zero cooldown's floor, the gateway's hold timeout, and the unit of the model server's rollout
+    deadlines."""
+    return cold_start_budget_of(cfg).total_seconds
+
+
+def _load_mode_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    """model.load_mode stream where it cannot work, and a startup probe shorter than the engine's budget."""
+    problems: list[tuple[str, str]] = []
+    m, s = cfg.model, cfg.serving
+    if m.load_mode is LoadMode.STREAM:
+        problem = stream_problem(s.engine.value, m.scheme)
+        if problem:
+            problems.append(("model.load_mode", f"stream: {problem}"))
+        elif cfg.tier is Tier.PROD:
+            problems.append(
+                (
+                    "model.load_mode",
+                    "stream skips the sha256 check of every weight file, and a prod stack serves verified "
+                    "weights only (the policy pack refuses --load-format in prod: engine-flags-not-weakened): "
+                    "use load_mode copy (the default), or tier dev",
+                )
+            )
+    if problems:
+        return problems
+    budget = cold_start_budget_of(cfg)
+    needed = engine_seconds(budget)
+    if s.startup_timeout_seconds < needed:
+        problems.append(
+            (
+                "serving.startup_timeout_seconds",
+                f"{s.startup_timeout_seconds} s is shorter than the engine's own budget ({needed} s: "
+                f"{budget.terms()}, docs/operating/cold-start.md): the kubelet would restart a replica "
+                f"still loading; raise it to at least {needed}",
+            )
+        )
+    return problems
 
 
 def cooldown_seconds(cfg: StackConfig) -> int:

@@ -45,6 +45,7 @@ from stacks.cold_start import (
 from stacks.config import (
     ConfigError,
     StackConfig,
+    cold_start_budget_of,
     cold_start_seconds,
     config_values_from_stack_yaml,
     cooldown_seconds,
@@ -148,15 +149,13 @@ def test_the_default_cooldown_is_the_stacks_cold_start_budget(stack: str) -> Non
     assert cfg.autoscaling.cooldown_seconds is None or cfg.autoscaling.min_replicas > 0, (
         "a stack that scales to zero should take the derived cooldown"
     )
-    provisions = cfg.platform.value != "onprem"
     quant = cfg.model.quantization.value if cfg.model.quantization else None
     checkpoint = cfg.model.parameters_b * 1e9 * weight_bytes_per_parameter(cfg.model.dtype.value, quant)
-    expected = minimum_cooldown_seconds(cfg.serving.startup_timeout_seconds, provisions, checkpoint)
-    assert cooldown_seconds(cfg) == expected
-    # The fresh emptyDir cache downloads the whole checkpoint: an 8B bf16 model adds 160 s at 100 MB/s.
-    assert expected - minimum_cooldown_seconds(cfg.serving.startup_timeout_seconds, provisions) == (
-        weight_download_seconds(checkpoint)
-    )
+    budget = cold_start_budget_of(cfg)
+    assert cooldown_seconds(cfg) == budget.total_seconds
+    # The fresh emptyDir cache downloads the whole checkpoint (copy mode): an 8B bf16 model from S3 adds
+    # 160 s at 100 MB/s.
+    assert budget.item("weight fetch").seconds == weight_download_seconds(checkpoint, cfg.model.scheme)
 
 
 # --- the plans: every stack passes, the defective form of every stack fails ------------------------------
@@ -284,15 +283,7 @@ def test_the_server_deadlines_are_derived_from_the_stacks_cold_start(stack: str)
     # Every model server, from its own model's cold start (models differ in size, so in deadlines).
     for manifest, resource, cfg in _servers(stack):
         cold_start = cold_start_seconds(cfg)
-        assert cold_start == minimum_cooldown_seconds(
-            cfg.serving.startup_timeout_seconds,
-            cfg.platform.value != "onprem",
-            cfg.model.parameters_b
-            * 1e9
-            * weight_bytes_per_parameter(
-                cfg.model.dtype.value, cfg.model.quantization.value if cfg.model.quantization else None
-            ),
-        )
+        assert cold_start == cold_start_budget_of(cfg).total_seconds
         deadline = manifest["spec"]["progressDeadlineSeconds"]
         assert deadline == progress_deadline_seconds(cold_start)
         # Longer than Kubernetes' default, which the defect left in place, in every stack.
@@ -371,11 +362,14 @@ def test_the_deadline_rule_reads_the_plan_not_the_stack() -> None:
         custom=True,
         inputs={"metadata": {"name": "llm", "namespace": "ai"}},
         redacted_inputs={},
-        custom_timeouts={"create": f"{2 * cold_start}s", "update": "32m"},
+        custom_timeouts={
+            "create": f"{2 * cold_start}s",
+            "update": f"{2 * cold_start // 60}m{2 * cold_start % 60}s",
+        },
     )
-    assert deadline_outcome([deployment], [resource]).findings == []  # 32 min = 1920 s = 2 cold starts
+    assert deadline_outcome([deployment], [resource]).findings == []  # 2 cold starts, as minutes and seconds
     deployment["spec"]["progressDeadlineSeconds"] = cold_start - 1
-    resource.custom_timeouts["update"] = "31m59s"
+    resource.custom_timeouts["update"] = f"{2 * cold_start - 1}s"
     findings = deadline_outcome([deployment], [resource]).findings
     assert [f.message.split(":")[0] for f in findings] == [
         "spec.progressDeadlineSeconds",

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from inferstack.planning.plan import Plan, plan_stack
-from stacks.config import ConfigError, StackConfig, gpu_range, load_stack_file
+from stacks.config import ConfigError, StackConfig, cold_start_budget_of, gpu_range, load_stack_file
 
 #: Paths listed per changed resource before the rest are summarised (a chart's values can differ in many).
 MAX_PATHS = 12
@@ -47,6 +47,8 @@ class Side:
     cost: dict[str, Any] | None = None  # inferstack.reporting.cost's estimate, as plain data
     # Per public model with variants: {"weights": {variant: percent}, "clients": {client id: variant}}.
     traffic: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    # Per served model (or "model variant"): {"load_mode", "total", "expected", "items": {item: seconds}}.
+    cold_start: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -109,7 +111,29 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def _side(config: StackConfig, plan: Plan | None = None) -> Side:
     gpus = plan.gpus() if plan is not None else _gpus(config)
-    return Side(gpus_min=gpus[0], gpus_max=gpus[1], cost=_cost(config), traffic=traffic_of(config))
+    return Side(
+        gpus_min=gpus[0],
+        gpus_max=gpus[1],
+        cost=_cost(config),
+        traffic=traffic_of(config),
+        cold_start=cold_start_of(config),
+    )
+
+
+def cold_start_of(config: StackConfig) -> dict[str, dict[str, Any]]:
+    """Each served model's (or variant's) cold-start budget as plain data (stacks/cold_start.py), keyed by
+    "model" or "model variant"."""
+    budgets: dict[str, dict[str, Any]] = {}
+    for variant in config.served:
+        budget = cold_start_budget_of(variant.config)
+        key = variant.model_name + (f" {variant.variant}" if variant.variant else "")
+        budgets[key] = {
+            "load_mode": budget.load_mode.value,
+            "total": budget.total_seconds,
+            "expected": budget.expected_seconds,
+            "items": {item.name: item.seconds for item in budget.items},
+        }
+    return budgets
 
 
 def traffic_of(config: StackConfig) -> dict[str, dict[str, dict[str, Any]]]:
@@ -296,7 +320,40 @@ def _capacity_lines(d: StackDiff) -> list[str]:
         f"- GPUs (min-max replicas): {gpus(d.before)} -> {gpus(d.after)}",
         f"- estimated GPU cost: {cost(d.before)} -> {cost(d.after)}",
         *_traffic_lines(d),
+        *_cold_start_lines(d),
     ]
+
+
+def _cold_start_lines(d: StackDiff) -> list[str]:
+    """One line per model whose cold-start budget changed: the total (the cooldown, hold and rollout
+    deadlines follow it), the expected time to first token, and each item that moved."""
+    before = d.before.cold_start if d.before is not None else {}
+    after = d.after.cold_start if d.after is not None else {}
+    lines = []
+    for model in list(dict.fromkeys([*after, *before])):
+        old, new = before.get(model), after.get(model)
+        if old == new:
+            continue
+        if old is None or new is None:
+            was = f"{old['total']} s" if old else "none"
+            now = f"{new['total']} s" if new else "none"
+            lines.append(f"- cold start of `{model}`: {was} -> {now}")
+            continue
+        moved = [
+            f"{name} {old['items'].get(name, 0)} -> {new['items'].get(name, 0)}"
+            for name in dict.fromkeys([*new["items"], *old["items"]])
+            if old["items"].get(name, 0) != new["items"].get(name, 0)
+        ]
+        mode = (
+            f"; load_mode {old['load_mode']} -> {new['load_mode']}"
+            if old["load_mode"] != new["load_mode"]
+            else ""
+        )
+        lines.append(
+            f"- cold start of `{model}`: {old['total']} s -> {new['total']} s (to first token "
+            f"{old['expected']} s -> {new['expected']} s{mode}; {', '.join(moved) or 'same items'})"
+        )
+    return lines
 
 
 def _traffic_lines(d: StackDiff) -> list[str]:

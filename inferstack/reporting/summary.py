@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any
 from inferstack.planning.plan import is_placeholder_digest
 from inferstack.reporting.cost import estimate_cost, estimate_stack_cost
 from inferstack.reporting.diff import traffic_of
-from stacks.config import StackConfig, cold_start_seconds, cooldown_seconds
+from stacks.cold_start import ColdStartBudget
+from stacks.config import (
+    StackConfig,
+    alternative_budget,
+    cold_start_budget_of,
+    cold_start_seconds,
+    cooldown_seconds,
+)
 from stacks.rollout import stack_rollout_strategy
 from stacks.workload import NAME as WORKLOAD_NAME
 
@@ -53,7 +60,59 @@ def render_summary(plan: Plan) -> str:
     lines.append(_routing_line(cfg))
     lines.append(estimate_cost(cfg).summary_line())
     lines += _common_tail(plan)
+    lines += _cold_start_section(cfg)
     return "\n".join(lines)
+
+
+def _cold_start_section(cfg: StackConfig) -> list[str]:
+    """## Cold start: per model (or variant), each item of the budget with its assumption, the total, and
+    the same in the other load mode where it could work (stacks/cold_start.py)."""
+    lines = [
+        "## Cold start",
+        "",
+        "One new replica, from the autoscaler's request to ready (docs/operating/cold-start.md). The total "
+        "sets the scale-to-zero cooldown, the gateway's hold and the rollout deadlines; the time to first "
+        "token expected is the total less the startup probe's allowance.",
+        "",
+    ]
+    for variant in cfg.served:
+        v = variant.config
+        chosen = cold_start_budget_of(v)
+        other = alternative_budget(v)
+        name = f"`{variant.model_name}`" + (f" {variant.variant}" if variant.variant else "")
+        lines += [
+            f"### {name}: {chosen.total_seconds} s (to first token {chosen.expected_seconds} s), "
+            f"load_mode {chosen.load_mode.value}",
+            "",
+            *_budget_table(chosen, other),
+            "",
+        ]
+        if other is not None:
+            lines += [
+                f"With load_mode {other.load_mode.value}: {other.total_seconds} s (to first token "
+                f"{other.expected_seconds} s). "
+                + (
+                    "stream skips the sha256 check of the weights (docs/operating/cold-start.md)."
+                    if other.load_mode.value == "stream"
+                    else "copy checks every weight file's sha256 before the engine starts."
+                ),
+                "",
+            ]
+    return lines
+
+
+def _budget_table(chosen: ColdStartBudget, other: ColdStartBudget | None) -> list[str]:
+    alt = f" | {other.load_mode.value} (s)" if other is not None else ""
+    rows = [
+        f"| item | {chosen.load_mode.value} (s){alt} | assumption |",
+        "|---|---|" + ("---|" if other is not None else "") + "---|",
+    ]
+    for item in chosen.items:
+        also = f" | {other.item(item.name).seconds}" if other is not None else ""
+        rows.append(f"| {item.name} | {item.seconds}{also} | {item.assumption} |")
+    total = f" | **{other.total_seconds}**" if other is not None else ""
+    rows.append(f"| **total** | **{chosen.total_seconds}**{total} | |")
+    return rows
 
 
 def _routing_line(cfg: StackConfig) -> str:
@@ -197,6 +256,7 @@ def _multi_model_summary(plan: Plan) -> str:
             "",
         ]
     lines += _common_tail(plan)
+    lines += _cold_start_section(cfg)
     return "\n".join(lines)
 
 

@@ -318,3 +318,40 @@ def test_the_launcher_accepts_the_environment_the_deployment_sets(
     settings = ServeSettings()  # type: ignore[call-arg]  # every value comes from the environment
     assert settings.engine.value == engine
     assert check_serve(settings, visible_gpus) == []
+
+
+# --- load_mode stream: no fetch, no cache, the streamer's settings --------------------------------------
+
+
+def stream_args(**changes: Any) -> ModelServerArgs:
+    from model_image.settings import LoadMode
+
+    return gpu_args(model_uri="s3://models/llama-3.1-8b", load_mode=LoadMode.STREAM, **changes)
+
+
+def test_stream_mode_has_no_fetch_container_and_no_model_cache() -> None:
+    copy_spec = pod_spec(render(gpu_args(model_uri="s3://models/llama-3.1-8b")))
+    assert [c["name"] for c in copy_spec["initContainers"]] == ["fetch-model"]
+    spec = pod_spec(render(stream_args()))
+    assert not spec.get("initContainers")
+    assert "model-cache" not in [v["name"] for v in spec["volumes"]]
+    server = spec["containers"][0]
+    assert "model-cache" not in [m["name"] for m in server["volumeMounts"]]
+    env = {e["name"]: e.get("value") for e in server["env"]}
+    assert env["LOAD_MODE"] == "stream" and env["MODEL_URI"] == "s3://models/llama-3.1-8b"
+    # Copy plans carry no LOAD_MODE (the launcher's default), so they do not change.
+    assert "LOAD_MODE" not in {e["name"] for c in copy_spec["containers"] for e in c["env"]}
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"engine": Engine.TRANSFORMERS, "gpus": 0}, "needs the vllm engine"),
+        ({"model_uri": "hf://acme/chat@" + "a" * 40}, "reads s3:// and gs://"),
+    ],
+)
+def test_stream_mode_is_refused_where_the_streamer_cannot_read(changes: dict[str, Any], words: str) -> None:
+    from model_image.settings import LoadMode
+
+    args = gpu_args(load_mode=LoadMode.STREAM, **changes)
+    assert any(words in p for p in validate_model_server_args(args))
