@@ -97,7 +97,9 @@ def bootstrap(
             {"name": "envoy.filters.http.ext_proc/guardrail", "typed_config": filter_config},
             {
                 "name": "envoy.filters.http.router",
-                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+                },
             },
         ],
     }
@@ -112,7 +114,13 @@ def bootstrap(
                 "endpoints": [
                     {
                         "lb_endpoints": [
-                            {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}
+                            {
+                                "endpoint": {
+                                    "address": {
+                                        "socket_address": {"address": "127.0.0.1", "port_value": port}
+                                    }
+                                }
+                            }
                         ]
                     }
                 ],
@@ -136,7 +144,11 @@ def bootstrap(
                     "address": {"socket_address": {"address": "127.0.0.1", "port_value": listen_port}},
                     "per_connection_buffer_limit_bytes": buffer_limit_bytes,
                     "filter_chains": [
-                        {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}
+                        {
+                            "filters": [
+                                {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
+                            ]
+                        }
                     ],
                 }
             ],

