@@ -96,7 +96,9 @@ def test_bad_args_fail_before_any_resource_with_every_problem() -> None:
 
 def test_the_extension_policy_targets_the_route_and_the_processor() -> None:
     spec = default_run().one(T_EXTENSION).inputs["spec"]
-    assert spec["targetRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "llm-api"}]
+    assert spec["targetRefs"] == [
+        {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "llm-api"}
+    ]
     (ext_proc,) = spec["extProc"]
     service = default_run().one(T_SERVICE).inputs
     assert ext_proc["backendRefs"] == [
@@ -206,7 +208,9 @@ def test_pdb_only_with_more_than_one_replica() -> None:
 
 
 def _policy(rec: Recording, suffix: str) -> dict[str, Any]:
-    (found,) = [p.inputs["spec"] for p in rec.of_type(T_POLICY) if p.inputs["metadata"]["name"].endswith(suffix)]
+    (found,) = [
+        p.inputs["spec"] for p in rec.of_type(T_POLICY) if p.inputs["metadata"]["name"].endswith(suffix)
+    ]
     return dict(found)
 
 
@@ -257,12 +261,16 @@ def test_two_guardrails_do_not_collide() -> None:
 
 
 def test_core_objects_validate_against_kubernetes() -> None:
-    manifests = [manifest_of(r) for r in default_run().kubernetes_objects() if r.kind != "EnvoyExtensionPolicy"]
+    manifests = [
+        manifest_of(r) for r in default_run().kubernetes_objects() if r.kind != "EnvoyExtensionPolicy"
+    ]
     outcome = validate_core(manifests, "1.34")
     assert outcome.findings == [] and outcome.validated == len(manifests)
 
 
-@pytest.mark.skipif(find_checkov() is None, reason="checkov not installed: `make tools` puts it in .tools/checkov")
+@pytest.mark.skipif(
+    find_checkov() is None, reason="checkov not installed: `make tools` puts it in .tools/checkov"
+)
 def test_checkov_finds_nothing() -> None:
     manifests = [manifest_of(r) for r in default_run().kubernetes_objects()]
     assert run_checkov(manifests).findings == []
