@@ -151,3 +151,24 @@ def test_stream_text_across_split_chunks() -> None:
         stream.feed(events[i : i + 7])
     assert stream.text == "caf\u00e9 au lait"
     assert stream.done
+
+
+class _Safe:
+    def classify(self, prompt: str, answer: str | None = None) -> Verdict:
+        return Verdict(True)
+
+
+@pytest.mark.parametrize("log_prompts", [False, True])
+def test_prompt_text_is_logged_only_on_opt_in(log_prompts: bool, caplog: pytest.LogCaptureFixture) -> None:
+    from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
+
+    servicer = processor.GuardrailProcessor(parse_policy("{}"), _Safe(), log_prompts=log_prompts)
+    body = b'{"model": "m", "messages": [{"role": "user", "content": "secret words"}]}'
+    with caplog.at_level("INFO", logger="guardrail.audit"):
+        servicer.handle(
+            pb.ProcessingRequest(request_body=pb.HttpBody(body=body, end_of_stream=True)),
+            processor.Exchange(),
+        )
+    (line,) = [json.loads(r.getMessage()) for r in caplog.records if r.name == "guardrail.audit"]
+    assert line["decision"] == "allowed" and line["model"] == "m"
+    assert ("secret words" in caplog.text) is log_prompts
