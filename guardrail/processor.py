@@ -1,0 +1,340 @@
+"""The Envoy external processor: one gRPC stream per HTTP exchange (envoy.service.ext_proc.v3
+ExternalProcessor.Process), messages in the order Envoy sends them.
+
+Envoy's side, as Envoy Gateway v1.8.3 configures it from the EnvoyExtensionPolicy that
+components/guardrail.py writes (internal/xds/translator/extproc.go buildProcessingMode):
+- request headers SEND, request body BUFFERED (the whole body in one message; over the listener's buffer
+  limit Envoy answers 413 itself);
+- response headers SEND; response body STREAMED when some client has check_responses, else NONE; with
+  allowModeOverride, this processor then sets, per exchange, on the response headers: BUFFERED for a JSON
+  answer that is checked (so a refusal can still replace it), STREAMED for an event stream that is checked,
+  NONE for one that is not (no further round trips).
+Envoy waits for the reply to each message before it forwards what the message held, so a STREAMED chunk
+reaches the client only after this processor has answered for it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from envoy.config.core.v3 import base_pb2
+from envoy.extensions.filters.http.ext_proc.v3 import processing_mode_pb2
+from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
+from envoy.type.v3 import http_status_pb2
+
+from guardrail.categories import Verdict, describe
+from guardrail.classifier import Classifier, ClassifierError
+from guardrail.openai_text import BodyError, StreamText, request_prompt, response_text
+from guardrail.policy import ClientPolicy, FailureMode, Policy
+
+#: Set by the gateway's API-key filter from the key (components/load_balancer.py CLIENT_ID_HEADER).
+CLIENT_ID_HEADER = "x-inferstack-client-id"
+#: Added to a flagged exchange's response: "flagged".
+DECISION_HEADER = "x-inferstack-guardrail"
+#: Added beside it: the flagged codes, comma-separated ("S6,S10").
+CATEGORIES_HEADER = "x-inferstack-guardrail-categories"
+
+audit_log = logging.getLogger("guardrail.audit")
+log = logging.getLogger("guardrail")
+
+_BodyMode = processing_mode_pb2.ProcessingMode
+
+
+def error_body(message: str, error_type: str, param: str | None, code: str) -> bytes:
+    """An OpenAI-style error body: {"error": {"message", "type", "param", "code"}} (the shape the openai
+    client reads into APIStatusError.message/type/param/code)."""
+    return json.dumps(
+        {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+    ).encode()
+
+
+def refusal(categories: tuple[str, ...], param: str | None, answer: bool) -> bytes:
+    """The error body of a blocked prompt (answer False) or a blocked answer, naming the categories."""
+    what = "The model's answer" if answer else "The request"
+    return error_body(
+        f"{what} was blocked by the content filter: {describe(categories)}.",
+        "invalid_request_error",
+        param,
+        "content_filter",
+    )
+
+
+def unavailable(param: str | None) -> bytes:
+    """The error body when the classifier failed and the client's failure mode is closed."""
+    return error_body(
+        "The content filter could not check this request; try again later.",
+        "server_error",
+        param,
+        "content_filter_unavailable",
+    )
+
+
+def _immediate(status: int, body: bytes) -> pb.ProcessingResponse:
+    return pb.ProcessingResponse(
+        immediate_response=pb.ImmediateResponse(
+            status=http_status_pb2.HttpStatus(code=status),
+            headers=pb.HeaderMutation(
+                set_headers=[
+                    base_pb2.HeaderValueOption(
+                        header=base_pb2.HeaderValue(key="content-type", raw_value=b"application/json")
+                    )
+                ]
+            ),
+            body=body,
+        )
+    )
+
+
+def _headers(message: pb.HttpHeaders) -> dict[str, str]:
+    # Envoy sends raw_value (bytes) unless its send_header_raw_value runtime flag is off; then value.
+    return {
+        h.key.lower(): (h.raw_value.decode("utf-8", "replace") if h.raw_value else h.value)
+        for h in message.headers.headers
+    }
+
+
+@dataclass
+class Decision:
+    """What one check decided: allowed, flagged, blocked, error_allowed, error_blocked or skipped."""
+
+    decision: str
+    categories: tuple[str, ...] = ()
+    error: str | None = None
+
+
+@dataclass
+class Exchange:
+    """One HTTP exchange's state across its messages (lives as long as its gRPC stream)."""
+
+    client_id: str | None = None
+    path: str = ""
+    policy: ClientPolicy = field(default_factory=ClientPolicy)
+    model: str | None = None
+    param: str | None = None
+    prompt: str = ""
+    flagged: tuple[str, ...] = ()
+    check_answer: bool = False
+    stream: StreamText | None = None
+    checked_chars: int = 0
+    answer_blocked: bool = False
+    answer_json: bytearray = field(default_factory=bytearray)
+    answer: str = ""
+
+
+def decide(verdict: Verdict, policy: ClientPolicy) -> Decision:
+    """Block if a named category is in `block`, else flag if one is in `flag`, else allow. An `unsafe`
+    that names no category is blocked when the policy blocks anything (flagged otherwise): failing safe."""
+    if verdict.safe:
+        return Decision("allowed")
+    if not verdict.categories:
+        return Decision("blocked" if policy.block else "flagged")
+    blocked = tuple(c for c in verdict.categories if c in policy.block)
+    if blocked:
+        return Decision("blocked", blocked)
+    flagged = tuple(c for c in verdict.categories if c in policy.flag)
+    if flagged:
+        return Decision("flagged", flagged)
+    return Decision("allowed", verdict.categories)
+
+
+class GuardrailProcessor(pb_grpc.ExternalProcessorServicer):
+    """The servicer. `classifier` gives verdicts; `interval_chars`: a streamed answer is classified each
+    time this many characters have accumulated since the last check, and at its end; `log_prompts`: put
+    the checked text into audit lines (off by default: privacy)."""
+
+    def __init__(
+        self, policy: Policy, classifier: Classifier, *, interval_chars: int = 400, log_prompts: bool = False
+    ) -> None:
+        self.policy = policy
+        self.classifier = classifier
+        self.interval_chars = interval_chars
+        self.log_prompts = log_prompts
+
+    def Process(  # the gRPC method's name
+        self, request_iterator: Iterator[pb.ProcessingRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.ProcessingResponse]:
+        exchange = Exchange()
+        for request in request_iterator:
+            try:
+                yield self.handle(request, exchange)
+            except Exception as err:  # a processor bug must follow the client's failure mode
+                log.exception("processing failed")
+                yield self._failure(request, exchange, f"{type(err).__name__}: {err}")
+
+    def handle(self, request: pb.ProcessingRequest, exchange: Exchange) -> pb.ProcessingResponse:
+        """The reply to one message of `exchange`."""
+        kind = request.WhichOneof("request")
+        if kind == "request_headers":
+            headers = _headers(request.request_headers)
+            exchange.client_id = headers.get(CLIENT_ID_HEADER) or None
+            exchange.path = headers.get(":path", "")
+            exchange.policy = self.policy.for_client(exchange.client_id)
+            return pb.ProcessingResponse(request_headers=pb.HeadersResponse())
+        if kind == "request_body":
+            return self._request_body(request.request_body.body, exchange)
+        if kind == "response_headers":
+            return self._response_headers(_headers(request.response_headers), exchange)
+        if kind == "response_body":
+            return self._response_body(request.response_body, exchange)
+        # Trailers are not asked for (SKIP); answer anything else with "continue".
+        return _continue(kind)
+
+    def _request_body(self, body: bytes, exchange: Exchange) -> pb.ProcessingResponse:
+        cont = pb.ProcessingResponse(request_body=pb.BodyResponse())
+        if not exchange.policy.enabled:
+            self._audit(exchange, "request", Decision("skipped", error="disabled for this client"), 0.0)
+            return cont
+        try:
+            prompt = request_prompt(body)
+        except BodyError as err:
+            # Not an OpenAI body: the engine refuses it itself; nothing here to classify.
+            self._audit(exchange, "request", Decision("skipped", error=str(err)), 0.0)
+            return cont
+        exchange.model, exchange.param = prompt.model, prompt.param
+        exchange.prompt = "\n\n".join(text for _, text in prompt.turns)
+        if not exchange.prompt:
+            self._audit(exchange, "request", Decision("skipped", error="no text"), 0.0)
+            return cont
+        decision, latency = self._classify(exchange, None)
+        self._audit(exchange, "request", decision, latency)
+        if decision.decision == "blocked":
+            return _immediate(400, refusal(decision.categories, exchange.param, answer=False))
+        if decision.decision == "error_blocked":
+            return _immediate(503, unavailable(exchange.param))
+        if decision.decision == "flagged":
+            exchange.flagged = decision.categories
+        exchange.check_answer = exchange.policy.check_responses
+        return cont
+
+    def _response_headers(self, headers: dict[str, str], exchange: Exchange) -> pb.ProcessingResponse:
+        common = pb.CommonResponse()
+        if exchange.flagged:
+            common.header_mutation.set_headers.extend(
+                [
+                    base_pb2.HeaderValueOption(
+                        header=base_pb2.HeaderValue(key=DECISION_HEADER, raw_value=b"flagged")
+                    ),
+                    base_pb2.HeaderValueOption(
+                        header=base_pb2.HeaderValue(
+                            key=CATEGORIES_HEADER, raw_value=",".join(exchange.flagged).encode()
+                        )
+                    ),
+                ]
+            )
+        check = exchange.check_answer and headers.get(":status") == "200"
+        media = headers.get("content-type", "").split(";")[0].strip().lower()
+        if check and media == "text/event-stream":
+            exchange.stream = StreamText()
+            mode = _BodyMode.STREAMED
+        elif check:
+            mode = _BodyMode.BUFFERED
+        else:
+            exchange.check_answer = False
+            mode = _BodyMode.NONE
+        return pb.ProcessingResponse(
+            response_headers=pb.HeadersResponse(response=common),
+            mode_override=processing_mode_pb2.ProcessingMode(response_body_mode=mode),
+        )
+
+    def _response_body(self, message: pb.HttpBody, exchange: Exchange) -> pb.ProcessingResponse:
+        cont = pb.ProcessingResponse(response_body=pb.BodyResponse())
+        if not exchange.check_answer:
+            return cont
+        if exchange.stream is None:
+            # BUFFERED: the whole answer arrives at once (end_of_stream); keep any earlier piece anyway.
+            exchange.answer_json += message.body
+            if not message.end_of_stream:
+                return cont
+            exchange.answer = response_text(bytes(exchange.answer_json))
+            if not exchange.answer:
+                return cont
+            decision, latency = self._classify(exchange, exchange.answer)
+            self._audit(exchange, "response", decision, latency)
+            if decision.decision == "blocked":
+                return _immediate(400, refusal(decision.categories, None, answer=True))
+            if decision.decision == "error_blocked":
+                return _immediate(503, unavailable(None))
+            return cont
+        if exchange.answer_blocked:
+            return _replace_chunk(b"")
+        exchange.stream.feed(message.body)
+        text = exchange.answer = exchange.stream.text
+        at_end = message.end_of_stream or exchange.stream.done
+        if not text or (len(text) - exchange.checked_chars < self.interval_chars and not at_end):
+            return cont
+        if at_end and len(text) == exchange.checked_chars:
+            return cont
+        exchange.checked_chars = len(text)
+        decision, latency = self._classify(exchange, text)
+        self._audit(exchange, "response", decision, latency)
+        if decision.decision == "blocked":
+            exchange.answer_blocked = True
+            # The status line and the earlier chunks are already with the client: this chunk becomes an
+            # error event (the openai client raises APIError on it) and the stream ends.
+            return _replace_chunk(
+                b"data: " + refusal(decision.categories, None, answer=True) + b"\n\ndata: [DONE]\n\n"
+            )
+        if decision.decision == "error_blocked":
+            exchange.answer_blocked = True
+            return _replace_chunk(b"data: " + unavailable(None) + b"\n\ndata: [DONE]\n\n")
+        return cont
+
+    def _classify(self, exchange: Exchange, answer: str | None) -> tuple[Decision, float]:
+        began = time.monotonic()
+        try:
+            verdict = self.classifier.classify(exchange.prompt, answer)
+        except ClassifierError as err:
+            failed = "error_allowed" if exchange.policy.failure_mode is FailureMode.OPEN else "error_blocked"
+            return Decision(failed, error=str(err)), time.monotonic() - began
+        return decide(verdict, exchange.policy), time.monotonic() - began
+
+    def _failure(
+        self, request: pb.ProcessingRequest, exchange: Exchange, error: str
+    ) -> pb.ProcessingResponse:
+        kind = request.WhichOneof("request") or "unknown"
+        if exchange.policy.failure_mode is FailureMode.OPEN:
+            self._audit(exchange, kind, Decision("error_allowed", error=error), 0.0)
+            return _continue(kind)
+        self._audit(exchange, kind, Decision("error_blocked", error=error), 0.0)
+        return _immediate(503, unavailable(exchange.param))
+
+    def _audit(self, exchange: Exchange, phase: str, decision: Decision, latency_s: float) -> None:
+        line: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "client_id": exchange.client_id,
+            "model": exchange.model,
+            "path": exchange.path,
+            "phase": phase,
+            "decision": decision.decision,
+            "categories": list(decision.categories),
+            "latency_ms": round(latency_s * 1000, 1),
+        }
+        if decision.error:
+            line["error"] = decision.error
+        if self.log_prompts:
+            line["text"] = exchange.prompt if phase == "request" else exchange.answer
+        audit_log.info(json.dumps(line))
+
+
+def _continue(kind: str | None) -> pb.ProcessingResponse:
+    if kind in ("request_headers", "response_headers"):
+        return pb.ProcessingResponse(**{kind: pb.HeadersResponse()})
+    if kind in ("request_body", "response_body"):
+        return pb.ProcessingResponse(**{kind: pb.BodyResponse()})
+    if kind in ("request_trailers", "response_trailers"):
+        return pb.ProcessingResponse(**{kind: pb.TrailersResponse()})
+    return pb.ProcessingResponse()
+
+
+def _replace_chunk(body: bytes) -> pb.ProcessingResponse:
+    mutation = pb.BodyMutation(body=body) if body else pb.BodyMutation(clear_body=True)
+    return pb.ProcessingResponse(
+        response_body=pb.BodyResponse(response=pb.CommonResponse(body_mutation=mutation))
+    )

@@ -1,0 +1,149 @@
+"""Stand-ins for the guardrail test, each an HTTP server on a loopback port in a thread:
+
+- `model_server`: an OpenAI-compatible chat endpoint. It answers "echo: <last user message>", or, when
+  the message contains BAD_ANSWER_TRIGGER, an answer holding CLASSIFIER_UNSAFE_WORD (so an answer check
+  has something to find that the prompt did not hold). `stream: true` gets one SSE chunk per word, flushed
+  one at a time, then `data: [DONE]`, as vLLM's server streams.
+- `classifier`: a Llama Guard stand-in on /v1/chat/completions. It reads the last message of the
+  conversation (the turn Llama Guard classifies) and answers by rule: CLASSIFIER_UNSAFE_WORD -> "unsafe\\nS1",
+  CLASSIFIER_FLAG_WORD -> "unsafe\\nS6", CLASSIFIER_FAIL_WORD -> HTTP 500, anything else -> "safe". It
+  records every conversation it was asked about.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+CLASSIFIER_UNSAFE_WORD = "ATTACK-PLAN"
+CLASSIFIER_FLAG_WORD = "MEDICAL-DOSE"
+CLASSIFIER_FAIL_WORD = "CLASSIFIER-CRASH"
+BAD_ANSWER_TRIGGER = "tell-me-something-bad"
+#: The words the stand-in model streams before and after the unsafe word when triggered.
+BAD_ANSWER_WORDS = ["Here", "is", "a", "long", "and", "harmless", "opening", "sentence", "before",
+                    "the", "part", "that", "matters:", CLASSIFIER_UNSAFE_WORD, "and", "then", "more",
+                    "words", "that", "must", "never", "arrive", "at", "the", "client", "end."]  # fmt: skip
+
+
+def _last_user_text(body: dict[str, Any]) -> str:
+    for message in reversed(body.get("messages") or []):
+        if message.get("role") == "user":
+            content = message.get("content")
+            return content if isinstance(content, str) else json.dumps(content)
+    return ""
+
+
+def model_answer(body: dict[str, Any]) -> str:
+    """The stand-in model's answer to a chat request body."""
+    asked = _last_user_text(body)
+    if BAD_ANSWER_TRIGGER in asked:
+        return " ".join(BAD_ANSWER_WORDS)
+    return f"echo: {asked}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        self.server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+        self.server.respond(self, body)
+
+    def send_json(self, status: int, data: dict[str, Any]) -> None:
+        raw = json.dumps(data).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.requests: list[dict[str, Any]] = []
+
+    def respond(self, handler: _Handler, body: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+def _completion(model: str, text: str) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-standin",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+
+
+class ModelServer(_Server):
+    def respond(self, handler: _Handler, body: dict[str, Any]) -> None:
+        model = body.get("model", "standin")
+        text = model_answer(body)
+        if not body.get("stream"):
+            handler.send_json(200, _completion(model, text))
+            return
+        handler.send_response(200)
+        handler.send_header("content-type", "text/event-stream")
+        handler.send_header("transfer-encoding", "chunked")
+        handler.end_headers()
+
+        def chunk(data: bytes) -> None:
+            handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            handler.wfile.flush()
+
+        for i, word in enumerate(text.split(" ")):
+            delta = {"content": word if i == 0 else " " + word}
+            event = {
+                "id": "chatcmpl-standin",
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+            }
+            chunk(b"data: " + json.dumps(event).encode() + b"\n\n")
+            time.sleep(0.01)  # separate chunks, as a real engine's tokens are
+        chunk(b"data: [DONE]\n\n")
+        chunk(b"")
+
+
+class Classifier(_Server):
+    def respond(self, handler: _Handler, body: dict[str, Any]) -> None:
+        messages = body.get("messages") or []
+        last = messages[-1]["content"] if messages else ""
+        if CLASSIFIER_FAIL_WORD in last:
+            handler.send_json(500, {"error": {"message": "stand-in failure", "type": "server_error"}})
+            return
+        if CLASSIFIER_UNSAFE_WORD in last:
+            verdict = "unsafe\nS1"
+        elif CLASSIFIER_FLAG_WORD in last:
+            verdict = "unsafe\nS6"
+        else:
+            verdict = "safe"
+        handler.send_json(200, _completion(body.get("model", "llama-guard"), verdict))
+
+
+@contextmanager
+def serving(server: _Server) -> Iterator[_Server]:
+    """Serve `server` in a daemon thread; shut it down on exit. `server.server_address[1]` is its port."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()

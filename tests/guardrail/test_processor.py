@@ -1,0 +1,174 @@
+"""The processor's pure parts: Llama Guard verdicts, the policy file, decisions, error bodies, OpenAI text."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components.load_balancer import CLIENT_ID_HEADER
+from guardrail import processor
+from guardrail.categories import LLAMA_GUARD_3_CATEGORIES, Verdict, VerdictError, parse_verdict
+from guardrail.openai_text import BodyError, StreamText, request_prompt, response_text
+from guardrail.policy import ClientPolicy, FailureMode, PolicyError, parse_policy
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("safe", Verdict(True)),
+        ("  Safe \n", Verdict(True)),
+        ("safe.", Verdict(True)),
+        ("unsafe\nS1", Verdict(False, ("S1",))),
+        ("unsafe\nS10,S2", Verdict(False, ("S2", "S10"))),
+        ("unsafe\nS1, S14", Verdict(False, ("S1", "S14"))),
+        ("\n unsafe \n s3 \n", Verdict(False, ("S3",))),
+        ("unsafe", Verdict(False, ())),
+        ("unsafe\nS15,S1", Verdict(False, ("S1",))),  # no S15 in the taxonomy
+        ("unsafe\nS01", Verdict(False, ("S1",))),
+    ],
+)
+def test_llama_guard_verdicts(answer: str, expected: Verdict) -> None:
+    assert parse_verdict(answer) == expected
+
+
+@pytest.mark.parametrize("answer", ["", "I cannot help with that.", "S1", "unsafe-ish"])
+def test_answers_that_are_not_verdicts_are_refused(answer: str) -> None:
+    with pytest.raises(VerdictError, match="not 'safe' or 'unsafe'"):
+        parse_verdict(answer)
+
+
+def test_taxonomy_is_llama_guard_3s_fourteen() -> None:
+    assert list(LLAMA_GUARD_3_CATEGORIES) == [f"S{i}" for i in range(1, 15)]
+    assert LLAMA_GUARD_3_CATEGORIES["S11"] == "Suicide & Self-Harm"
+
+
+def test_policy_defaults_and_client_lookup() -> None:
+    policy = parse_policy(json.dumps({"clients": {"a": {"block": ["s2", "S1"], "failure_mode": "open"}}}))
+    assert policy.default.block == list(LLAMA_GUARD_3_CATEGORIES)
+    assert policy.default.failure_mode is FailureMode.CLOSED
+    assert policy.for_client("a").block == ["S1", "S2"]
+    assert policy.for_client("a").failure_mode is FailureMode.OPEN
+    assert policy.for_client("b") is policy.default
+    assert policy.for_client(None) is policy.default
+    assert not policy.any_checks_responses
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"default": {"block": ["S99"]}}, r"default\.block: .*'S99'.* not Llama Guard 3 categories"),
+        ({"clients": {"a": {"block": ["S1"], "flag": ["S1"]}}}, r"clients\.a: .*'S1'.* both block and flag"),
+        ({"clients": {"a": {"failure_mode": "sometimes"}}}, r"clients\.a\.failure_mode"),
+        ({"defaults": {}}, r"defaults: Extra inputs are not permitted"),
+    ],
+)
+def test_bad_policies_name_the_field(data: dict[str, object], message: str) -> None:
+    with pytest.raises(PolicyError, match=message):
+        parse_policy(json.dumps(data), "policy.json")
+
+
+def test_policy_that_is_not_json_names_the_file() -> None:
+    with pytest.raises(PolicyError, match=r"^p\.json: not JSON"):
+        parse_policy("{", "p.json")
+
+
+@pytest.mark.parametrize(
+    ("verdict", "expected"),
+    [
+        (Verdict(True), ("allowed", ())),
+        (Verdict(False, ("S1", "S6")), ("blocked", ("S1",))),
+        (Verdict(False, ("S6",)), ("flagged", ("S6",))),
+        (Verdict(False, ("S9",)), ("allowed", ("S9",))),
+        (Verdict(False, ()), ("blocked", ())),
+    ],
+)
+def test_decisions(verdict: Verdict, expected: tuple[str, tuple[str, ...]]) -> None:
+    policy = ClientPolicy(block=["S1", "S2"], flag=["S6"])
+    decision = processor.decide(verdict, policy)
+    assert (decision.decision, decision.categories) == expected
+
+
+def test_unsafe_without_category_is_flagged_when_nothing_is_blocked() -> None:
+    assert processor.decide(Verdict(False, ()), ClientPolicy(block=[], flag=[])).decision == "flagged"
+
+
+def test_refusal_is_an_openai_error_body() -> None:
+    body = json.loads(processor.refusal(("S1", "S10"), "messages", answer=False))
+    assert body == {
+        "error": {
+            "message": "The request was blocked by the content filter: S1 (Violent Crimes), S10 (Hate).",
+            "type": "invalid_request_error",
+            "param": "messages",
+            "code": "content_filter",
+        }
+    }
+    assert json.loads(processor.refusal(("S1",), None, answer=True))["error"]["message"].startswith(
+        "The model's answer"
+    )
+
+
+def test_client_id_header_is_the_gateways() -> None:
+    assert processor.CLIENT_ID_HEADER == CLIENT_ID_HEADER
+
+
+def test_request_prompt_reads_chat_and_completions() -> None:
+    chat = request_prompt(
+        json.dumps(
+            {
+                "model": "m",
+                "messages": [
+                    {"role": "system", "content": "be brief"},
+                    {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "image_url"}]},
+                ],
+            }
+        ).encode()
+    )
+    assert (chat.model, chat.turns, chat.param) == ("m", (("system", "be brief"), ("user", "hi")), "messages")
+    assert request_prompt(b'{"model": "m", "prompt": ["a", "b"]}').turns == (("user", "a"), ("user", "b"))
+    assert request_prompt(b"").turns == ()
+    with pytest.raises(BodyError):
+        request_prompt(b"not json")
+    with pytest.raises(BodyError):
+        request_prompt(b"[1]")
+
+
+def test_response_text() -> None:
+    assert response_text(b'{"choices": [{"message": {"content": "x"}}, {"text": "y"}]}') == "x\ny"
+    assert response_text(b'{"error": {"message": "no"}}') == ""
+
+
+def test_stream_text_across_split_chunks() -> None:
+    events = (
+        b"".join(
+            b"data: " + json.dumps({"choices": [{"delta": {"content": word}}]}).encode() + b"\r\n\r\n"
+            for word in ["caf\u00e9", " au", " lait"]
+        )
+        + b"data: [DONE]\n\n"
+    )
+    stream = StreamText()
+    for i in range(0, len(events), 7):  # 7-byte pieces split events and the UTF-8 'é'
+        stream.feed(events[i : i + 7])
+    assert stream.text == "caf\u00e9 au lait"
+    assert stream.done
+
+
+class _Safe:
+    def classify(self, prompt: str, answer: str | None = None) -> Verdict:
+        return Verdict(True)
+
+
+@pytest.mark.parametrize("log_prompts", [False, True])
+def test_prompt_text_is_logged_only_on_opt_in(log_prompts: bool, caplog: pytest.LogCaptureFixture) -> None:
+    from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
+
+    servicer = processor.GuardrailProcessor(parse_policy("{}"), _Safe(), log_prompts=log_prompts)
+    body = b'{"model": "m", "messages": [{"role": "user", "content": "secret words"}]}'
+    with caplog.at_level("INFO", logger="guardrail.audit"):
+        servicer.handle(
+            pb.ProcessingRequest(request_body=pb.HttpBody(body=body, end_of_stream=True)),
+            processor.Exchange(),
+        )
+    (line,) = [json.loads(r.getMessage()) for r in caplog.records if r.name == "guardrail.audit"]
+    assert line["decision"] == "allowed" and line["model"] == "m"
+    assert ("secret words" in caplog.text) is log_prompts
