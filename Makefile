@@ -153,6 +153,7 @@ lock: $(UV)
 	  -o requirements/runtime-core.txt
 	$(COMPILE) $(UNIVERSAL) policy/requirements.in -c requirements/dev.txt -o policy/requirements.txt
 	$(COMPILE) $(UNIVERSAL) requirements/checkov.in -o requirements/checkov.txt
+	$(COMPILE) $(UNIVERSAL) guardrail/requirements.in -c requirements/dev.txt -o guardrail/requirements.txt
 	$(COMPILE) $(LINUX_312) --no-generate-hashes --no-annotate requirements/vllm-image.in \
 	  -o requirements/vllm-image.txt
 	$(COMPILE) $(LINUX_312) model_image/requirements.in -c requirements/vllm-image.txt -o model_image/requirements.txt

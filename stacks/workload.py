@@ -585,6 +585,8 @@ def _model_server(
             gpu_memory_utilization=cfg.serving.gpu_memory_utilization,
             extra_engine_args=cfg.serving.extra_engine_args,
             model_cache_size=cfg.serving.model_cache_size,
+            # stream: the engine reads the bucket itself (no fetch init container); the store egress stays.
+            load_mode=cfg.model.load_mode,
             shm_size=cfg.serving.shm_size,
             model_volume_claim=cfg.model.volume_claim,
             hf_token_secret=cfg.model.hf_token_secret,

