@@ -262,7 +262,7 @@ class Guardrail(pulumi.ComponentResource):
             "name": "guardrail",
             "image": args.image,
             "image_pull_policy": "IfNotPresent",
-            "command": ["python3", "-m", "guardrail"],
+            # No command: the image's ENTRYPOINT (guardrail/Dockerfile: python3 -m guardrail) runs the processor.
             "env": processor_environment(args),
             "ports": [{"name": "grpc", "container_port": GUARDRAIL_PORT, "protocol": "TCP"}],
             "resources": {

@@ -1135,6 +1135,14 @@ def _operations_problems(cfg: StackConfig) -> list[tuple[str, str]]:
                     "moderation model to models (e.g. {name: llama-guard-3-1b, ...}) and name it here",
                 )
             )
+        elif len([v for v in cfg.served if v.model_name == g.classifier_model]) > 1:
+            problems.append(
+                (
+                    "guardrail.classifier_model",
+                    f"{g.classifier_model!r} has variants: the guardrail calls one Deployment; serve the "
+                    "classifier as a model without variants",
+                )
+            )
         elif len(names) < 2:
             problems.append(
                 (
@@ -1169,6 +1177,18 @@ def _operations_problems(cfg: StackConfig) -> list[tuple[str, str]]:
                     "chat_ui.client",
                     f"{chat.client!r} is not an API client: add it to serving.api_keys.clients (the chat UI "
                     "calls the endpoint with its own key)",
+                )
+            )
+        if (
+            cfg.platform is Platform.ONPREM
+            and chat.pod_cidrs is None
+            and "0.0.0.0/0" not in cfg.gateway.allowed_source_cidrs
+        ):
+            problems.append(
+                (
+                    "chat_ui.pod_cidrs",
+                    "gateway.allowed_source_cidrs is an allow-list, and the chat UI calls the endpoint from "
+                    "the pod network: name the cluster's pod CIDRs here (e.g. 10.244.0.0/16)",
                 )
             )
         if chat.hostname == cfg.gateway.hostname:

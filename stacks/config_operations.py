@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
+from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
 from components.alert_rules import BURN_WINDOWS, TTFT_BUCKETS
-from stacks.config_base import DNS_NAME, K8sName, Quantity, Section
+from guardrail.categories import LLAMA_GUARD_3_CATEGORIES
+from stacks.config_base import DNS_NAME, K8sName, Quantity, Section, parse_cidrs
 
 # --- service-level objectives and alerts -----------------------------------------------------------------
 
@@ -108,35 +110,64 @@ class DashboardsConfig(Section):
 
 
 class FailureMode(StrEnum):
-    OPEN = "open"  # a processor or classifier failure lets the request through (availability first)
+    OPEN = "open"  # a failure lets the request through (availability first)
     CLOSED = "closed"  # ... refuses it (safety first)
 
 
 class GuardrailPolicy(Section):
-    """What the guardrail does for one API client (or every client without its own)."""
+    """What the guardrail does for one API client; unset keys come from `guardrail.default`."""
 
+    enabled: bool | None = Field(None, description="check this client's traffic at all")
     block: list[str] | None = Field(
-        None, description="classifier categories refused with a 400 (e.g. Llama Guard's S1..S14)"
+        None,
+        description="Llama Guard 3 categories (S1..S14) refused with a 400, code content_filter (default: all)",
     )
     flag: list[str] | None = Field(
-        None, description="categories let through but marked (response header, audit log)"
+        None,
+        description="categories let through but marked (x-inferstack-guardrail response header, audit log)",
     )
     failure_mode: FailureMode | None = Field(
-        None, description="open: serve when the classifier fails; closed: refuse"
+        None,
+        description="when the classifier fails: open serves the request unchecked, closed refuses it (503)",
     )
-    check_responses: bool | None = Field(None, description="also classify the model's answers")
-    pii: bool | None = Field(None, description="also refuse prompts carrying personal data (Presidio)")
+    check_responses: bool | None = Field(
+        None,
+        description="also classify the model's answers (streamed ones every stream_check_interval_chars)",
+    )
+
+    @field_validator("block", "flag")
+    @classmethod
+    def _categories(cls, codes: list[str] | None) -> list[str] | None:
+        bad = [c for c in codes or [] if c.upper() not in LLAMA_GUARD_3_CATEGORIES]
+        if bad:
+            raise ValueError(
+                f"{bad} are not Llama Guard 3 categories: use codes among {', '.join(LLAMA_GUARD_3_CATEGORIES)}"
+            )
+        return codes
 
 
 class GuardrailConfig(Section):
     enabled: bool = Field(False, description="check prompts (and optionally answers) before the engine")
     classifier_model: str | None = Field(
         None,
-        description="the stack's model (models[].name) that classifies: a moderation model such as Llama "
-        "Guard, served like any other",
+        description="the stack's model (models[].name) that classifies: a moderation model of the Llama Guard 3 "
+        "family, served like any other",
     )
     image: str | None = Field(
-        None, description="the processor's image (guardrail/Dockerfile), pinned by digest in prod"
+        None, description="the processor's image (built from guardrail/Dockerfile), pinned by digest in prod"
+    )
+    failure_mode: FailureMode = Field(
+        FailureMode.CLOSED,
+        description="when the processor itself is down or too slow: open serves requests unchecked, closed "
+        "refuses them (Envoy's ext_proc failOpen)",
+    )
+    classifier_timeout_seconds: float = Field(
+        2.0, gt=0, le=30, description="one classifier call's limit (seconds)"
+    )
+    stream_check_interval_chars: int = Field(
+        400,
+        ge=50,
+        description="streamed answers are classified every this many new characters and at the end",
     )
     replicas: int = Field(2, ge=1, description="processor pods (2 or more keep one during node drains)")
     default: GuardrailPolicy = Field(
@@ -147,46 +178,93 @@ class GuardrailConfig(Section):
         default_factory=dict, description="per API client id: keys that differ from `default`"
     )
     log_prompts: bool = Field(
-        False, description="write prompt text into the audit log (off: client, category, decision only)"
+        False, description="write the checked text into the audit log (off: client, category, decision only)"
     )
 
     @model_validator(mode="after")
-    def _needs_classifier(self) -> GuardrailConfig:
-        if self.enabled and not self.classifier_model:
-            raise ValueError(
-                "classifier_model: the guardrail needs a moderation model of the stack, e.g. add "
-                "{name: llama-guard-3-1b, ...} to models and name it here"
-            )
+    def _needs(self) -> GuardrailConfig:
+        if self.enabled:
+            missing = [k for k in ("classifier_model", "image") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(
+                    f"{' and '.join(missing)}: the guardrail needs a moderation model of the stack (e.g. add "
+                    "{name: llama-guard-3-1b, ...} to models and name it) and the processor's image "
+                    "(docker build -f guardrail/Dockerfile)"
+                )
         return self
+
+    def policy(self) -> dict[str, Any]:
+        """The processor's policy file (guardrail/policy.py): the default and each client's, keys unset in
+        a client's entry taken from the default's."""
+        default = self.default.model_dump(exclude_none=True, mode="json")
+        return {
+            "default": default,
+            "clients": {
+                client: {**default, **policy.model_dump(exclude_none=True, mode="json")}
+                for client, policy in self.clients.items()
+            },
+        }
 
 
 # --- the chat front end --------------------------------------------------------------------------------------
 
 
 class OidcConfig(Section):
-    issuer_url: str = Field(..., pattern=r"^https://", description="the OpenID provider's issuer URL")
-    client_id: str = Field(..., min_length=1, description="the OAuth client id registered for the chat UI")
-    client_secret: K8sName = Field(
-        ..., description="Secret in the namespace holding the client secret under key client-secret"
+    provider_url: str = Field(
+        ...,
+        pattern=r"^https://.+/\.well-known/openid-configuration$",
+        description="the OpenID provider's discovery URL (https://.../.well-known/openid-configuration)",
     )
-    signup: bool = Field(True, description="create an account on a user's first sign-in")
-    login_form: bool = Field(False, description="keep Open WebUI's own e-mail/password form")
+    client_id: str = Field(
+        ...,
+        min_length=1,
+        description="the client registered at the provider (redirect URI https://<chat hostname>/oauth/oidc/callback)",
+    )
+    client_secret_name: K8sName = Field(..., description="Secret in the namespace holding the client secret")
+    client_secret_key: str = Field("client-secret", min_length=1, description="its key in that Secret")
+    issuer_cidrs: list[str] = Field(
+        ...,
+        min_length=1,
+        description="networks the provider's discovery, token and keys endpoints answer from (a NetworkPolicy "
+        "cannot name a DNS name); the chat pod may reach them on 443 only",
+    )
+    provider_name: str = Field("SSO", min_length=1, description="the sign-in button's label")
+    scopes: str = Field("openid email profile", description="space-separated scopes")
+    allow_signup: bool = Field(True, description="a first sign-in creates the account")
+    login_form: bool = Field(False, description="also keep Open WebUI's own e-mail/password form")
+
+    @field_validator("issuer_cidrs")
+    @classmethod
+    def _cidrs(cls, cidrs: list[str]) -> list[str]:
+        return parse_cidrs(cidrs)
 
 
 class ChatPersistenceConfig(Section):
-    enabled: bool = Field(True, description="keep chats and accounts on a PersistentVolumeClaim")
+    enabled: bool = Field(
+        True, description="keep accounts and chats on a PersistentVolumeClaim (off: a restart loses them)"
+    )
     size: Quantity = Field("2Gi", description="size of the claim")
     storage_class: K8sName | None = Field(None, description="StorageClass (default: the cluster's)")
 
 
 class ChatUiConfig(Section):
-    enabled: bool = Field(False, description="Open WebUI on its own hostname through the same gateway")
-    hostname: str | None = Field(None, description="DNS name of the chat UI (the certificate covers it)")
+    enabled: bool = Field(
+        False, description="Open WebUI on its own hostname through the same gateway and TLS"
+    )
+    hostname: str | None = Field(
+        None,
+        description="DNS name of the chat UI: resolves to the gateway's address; the certificate covers it",
+    )
     client: K8sName = Field(
         "open-webui", description="the API client id (serving.api_keys.clients) the chat UI calls with"
     )
     oidc: OidcConfig | None = Field(None, description="single sign-on; absent: Open WebUI's own accounts")
     persistence: ChatPersistenceConfig = Field(default_factory=ChatPersistenceConfig)  # type: ignore[arg-type]
+    pod_cidrs: list[str] | None = Field(
+        None,
+        description="on-prem, where gateway.allowed_source_cidrs is an allow-list: the cluster's pod network, "
+        "admitted for the chat UI's own calls to the endpoint (AWS: the VPC, GCP: the pods range, by default)",
+    )
 
     @field_validator("hostname")
     @classmethod
@@ -196,6 +274,11 @@ class ChatUiConfig(Section):
                 f"{hostname!r} is not a lowercase DNS name with a domain (e.g. chat.example.com)"
             )
         return hostname
+
+    @field_validator("pod_cidrs")
+    @classmethod
+    def _pod_cidrs(cls, cidrs: list[str] | None) -> list[str] | None:
+        return None if cidrs is None else parse_cidrs(cidrs)
 
     @model_validator(mode="after")
     def _needs_hostname(self) -> ChatUiConfig:

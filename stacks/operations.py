@@ -21,7 +21,8 @@ from components.alert_rules import (
     route_cluster_pattern,
 )
 from components.alert_rules import ServedVariant as AlertedVariant
-from components.choices import GpuDriverStack
+from components.chat_ui import ChatOidc, ChatPersistence, ChatUi, ChatUiArgs
+from components.choices import GpuDriverStack, TlsMode
 from components.dashboards import Dashboards, DashboardsArgs
 from components.gpu_node_pool import GpuPlacement
 from components.gpu_telemetry import (
@@ -30,12 +31,32 @@ from components.gpu_telemetry import (
     GpuTelemetrySource,
     gpu_operator_telemetry_values,
 )
+from components.guardrail import Guardrail, GuardrailArgs, GuardrailFailureMode
+from components.load_balancer import LoadBalancer
 from components.monitoring import Monitoring, MonitoringArgs, gateway_pod_monitors
+from components.tls import TlsCertificates
 from stacks.config import Platform, StackConfig
 from stacks.routing import VariantRoute
 
 #: Component name of every operating piece (objects `llm-...`, as the workload's).
 NAME = "llm"
+#: The chat UI's listeners on the Gateway: http-chat and https-chat (components/load_balancer.py).
+CHAT_LISTENER = "chat"
+
+
+def chat_pod_cidrs(cfg: StackConfig) -> list[str]:
+    """Where the chat UI's calls to the endpoint come from, for the API's address rules, when those are an
+    allow-list: the pod network (AWS VPC CNI gives pods VPC addresses; GKE the pods range; on-prem the stack
+    file names it). [] when the chat UI is off or the API is open to every address."""
+    if not cfg.chat_ui.enabled or "0.0.0.0/0" in cfg.gateway.allowed_source_cidrs:
+        return []
+    if cfg.chat_ui.pod_cidrs is not None:
+        return list(cfg.chat_ui.pod_cidrs)
+    if cfg.platform is Platform.AWS and cfg.aws is not None:
+        return [cfg.aws.network.vpc_cidr]
+    if cfg.platform is Platform.GCP and cfg.gcp is not None:
+        return [cfg.gcp.network.pods_cidr]
+    return []
 
 
 @dataclass(frozen=True)
@@ -54,6 +75,12 @@ class OperationsContext:
     model_route: str | None = None  # the AIGatewayRoute, where the stack routes by model
     model_route_rules: list[dict[str, Any]] = field(default_factory=list)  # its spec.rules
     api_route: str = "llm-api"  # the plain HTTPRoute of a stack that does not route by model
+    dns_cidrs: list[str] = field(default_factory=list)  # resolvers off the pod network (workload.dns_cidrs)
+    after_routes: list[pulumi.Resource] = field(default_factory=list)  # the gateway and its routes
+    gateway: LoadBalancer | None = None  # the stack's gateway (the chat UI's listener, internal Service)
+    tls: TlsCertificates | None = None  # its certificates (the internal CA the chat UI must trust)
+    api_key_secret: str = "llm-api-keys"  # the Secret of API keys, one per client id
+    https_port: int = 443  # where browsers reach HTTPS (a node port on a laptop cluster)
 
 
 def reads_gateway_series(cfg: StackConfig) -> bool:
@@ -161,6 +188,75 @@ def alert_rules_args(cfg: StackConfig, ctx: OperationsContext, telemetry: bool) 
     )
 
 
+def guardrail_args(cfg: StackConfig, ctx: OperationsContext) -> GuardrailArgs | None:
+    """The guardrail in front of the stack's model route, classifying with the stack's own moderation model
+    (its first Deployment), or None where the stack file leaves it off."""
+    g = cfg.guardrail
+    if not g.enabled or g.classifier_model is None or g.image is None or ctx.model_route is None:
+        return None
+    classifier = next(r.variant for r in ctx.routes if r.variant.model_name == g.classifier_model)
+    return GuardrailArgs(
+        namespace=ctx.namespace,
+        route_name=ctx.model_route,
+        classifier_model=classifier.model_name,
+        classifier_service=classifier.resource_name,
+        classifier_pod_labels={
+            "app.kubernetes.io/name": classifier.resource_name,
+            "app.kubernetes.io/component": "model-server",
+        },
+        image=g.image,
+        policy=g.policy(),
+        failure_mode=GuardrailFailureMode(g.failure_mode.value),
+        classifier_timeout_s=g.classifier_timeout_seconds,
+        stream_check_interval_chars=g.stream_check_interval_chars,
+        log_prompts=g.log_prompts,
+        replicas=g.replicas,
+        dns_cidrs=list(ctx.dns_cidrs),
+    )
+
+
+def chat_ui_args(cfg: StackConfig, ctx: OperationsContext) -> ChatUiArgs | None:
+    """Open WebUI on the chat hostname, calling the endpoint as its own API client, or None when off."""
+    chat = cfg.chat_ui
+    gateway = ctx.gateway
+    if not chat.enabled or chat.hostname is None or gateway is None or gateway.internal_address is None:
+        return None
+    oidc = chat.oidc
+    return ChatUiArgs(
+        namespace=ctx.namespace,
+        hostname=chat.hostname,
+        listener_key=CHAT_LISTENER,
+        gateway_name=NAME,
+        api_hostname=cfg.gateway.hostname,
+        endpoint_address=gateway.internal_address,
+        api_key_secret=ctx.api_key_secret,
+        api_key_client_id=chat.client,
+        https_port=ctx.https_port,
+        oidc=ChatOidc(
+            provider_url=oidc.provider_url,
+            client_id=oidc.client_id,
+            client_secret_name=oidc.client_secret_name,
+            client_secret_key=oidc.client_secret_key,
+            issuer_cidrs=list(oidc.issuer_cidrs),
+            provider_name=oidc.provider_name,
+            scopes=oidc.scopes,
+            allow_signup=oidc.allow_signup,
+            login_form=oidc.login_form,
+        )
+        if oidc is not None
+        else None,
+        persistence=ChatPersistence.VOLUME if chat.persistence.enabled else ChatPersistence.NONE,
+        storage_size=chat.persistence.size if chat.persistence.enabled else None,
+        storage_class=chat.persistence.storage_class if chat.persistence.enabled else None,
+        # The internal CA signs the endpoint's certificate: the chat pod must trust it.
+        trusted_ca_pem=ctx.tls.ca_certificate_pem.apply(lambda pem: pem or "")
+        if ctx.tls is not None and cfg.tls.mode is TlsMode.INTERNAL_CA
+        else None,
+        dns_cidrs=list(ctx.dns_cidrs),
+        depends_on=[gateway, *([ctx.tls] if ctx.tls is not None else [])],
+    )
+
+
 def deploy_operations(cfg: StackConfig, ctx: OperationsContext) -> None:
     """Dashboards and GPU telemetry for the stack (each only where the stack file asks and it can work)."""
     m = cfg.monitoring
@@ -192,6 +288,19 @@ def deploy_operations(cfg: StackConfig, ctx: OperationsContext) -> None:
                 depends_on=[*ctx.monitors_after, *([ctx.gateway_release] if ctx.gateway_release else [])],
             ),
         )
+    guard = guardrail_args(cfg, ctx)
+    if guard is not None:
+        Guardrail(
+            NAME,
+            guard,
+            opts=pulumi.ResourceOptions(
+                provider=ctx.provider,
+                depends_on=[*([ctx.namespace_resource] if ctx.namespace_resource else []), *ctx.after_routes],
+            ),
+        )
+    chat = chat_ui_args(cfg, ctx)
+    if chat is not None:
+        ChatUi(NAME, chat, opts=pulumi.ResourceOptions(provider=ctx.provider))
     telemetry = gpu_telemetry_args(cfg, ctx.placement)
     if m.alerts.enabled and ctx.monitors_possible:
         AlertRules(

@@ -31,8 +31,10 @@ from components.load_balancer import (
     ENVOY_PROXY_NAMESPACE,
     ENVOY_PROXY_POD_LABELS,
     Backend,
+    ExtraHostname,
     LoadBalancer,
     LoadBalancerArgs,
+    http_listener_name,
     join_policy_specs,
 )
 from components.metrics_server import MetricsServer, MetricsServerArgs
@@ -57,7 +59,13 @@ from components.token_quota import (
 from stacks.cold_start import progress_deadline_seconds, rollout_timeout_seconds
 from stacks.config import Platform, StackConfig, cold_start_seconds, cooldown_seconds
 from stacks.egress import ACCEPTING_FIELD, internet_egress_accepted, model_store_cidrs
-from stacks.operations import OperationsContext, deploy_operations, reads_gateway_series
+from stacks.operations import (
+    CHAT_LISTENER,
+    OperationsContext,
+    chat_pod_cidrs,
+    deploy_operations,
+    reads_gateway_series,
+)
 from stacks.rollout import most_replicas, stack_rollout_strategy
 from stacks.routing import VariantRoute, plan_routes, route_timeout_seconds, routed_models
 
@@ -309,6 +317,13 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             envoy_replicas=cfg.gateway.envoy_replicas,
             request_timeout_seconds=route_timeout_seconds(cfg, routes),
             crd_provider=ctx.crd_provider,
+            # The chat UI (stacks/operations.py): its own hostname on the same Gateway, and the in-cluster
+            # Service it reaches the endpoint through, admitted by the API's address rules.
+            extra_hostnames=[ExtraHostname(CHAT_LISTENER, cfg.chat_ui.hostname)]
+            if cfg.chat_ui.enabled and cfg.chat_ui.hostname
+            else [],
+            internal_service=cfg.chat_ui.enabled,
+            internal_source_cidrs=chat_pod_cidrs(cfg),
         ),
         # On destroy the gateway (and a cloud balancer's Service) goes before what it waited for.
         opts=pulumi.ResourceOptions(
@@ -375,6 +390,12 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             internal_ca_validity_hours=cfg.tls.internal_ca.validity_hours,
             existing_secret=cfg.tls.existing_secret,
             certificate_duration_hours=cfg.tls.certificate_duration_hours,
+            extra_hostnames=[cfg.chat_ui.hostname] if cfg.chat_ui.enabled and cfg.chat_ui.hostname else [],
+            extra_http01_listeners=[http_listener_name(CHAT_LISTENER)]
+            if cfg.chat_ui.enabled
+            and cfg.tls.mode is TlsMode.ACME
+            and cfg.tls.acme.solver is AcmeSolver.HTTP01
+            else [],
         ),
         # cert-manager's Gateway API support needs the Gateway API CRDs, which the Envoy Gateway chart
         # installs: the certificate comes after the gateway.
@@ -487,6 +508,7 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
     held: list[pulumi.Resource] = [hold_for(name) for name in hold_args]
 
     model_route_rules: list[dict[str, Any]] = []
+    model_routing: ModelRouting | None = None
     if cfg.routes_by_model:
         routing_args = ModelRoutingArgs(
             namespace=ns,
@@ -504,7 +526,9 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
         )
         # Its AIGatewayRoute (and the HTTPRoute AI Gateway writes from it) is the route the gateway's
         # SecurityPolicy and BackendTrafficPolicy target.
-        ModelRouting(MODEL_ROUTE, routing_args, opts=pulumi.ResourceOptions(provider=provider))
+        model_routing = ModelRouting(
+            MODEL_ROUTE, routing_args, opts=pulumi.ResourceOptions(provider=provider)
+        )
         model_route_rules = route_rules(MODEL_ROUTE, routing_args)
 
     deploy_operations(
@@ -514,7 +538,7 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             placement=ctx.placement,
             monitors_possible=monitoring is not None
             and (cfg.monitoring.install_prometheus or cfg.monitoring.pod_monitor),
-            monitors_after=after_monitoring,
+            monitors_after=list[pulumi.Resource](after_monitoring),
             monitoring=monitoring,
             gateway_release=gateway.envoy_gateway_release,
             namespace=ns,
@@ -523,6 +547,12 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             model_route=MODEL_ROUTE if cfg.routes_by_model else None,
             model_route_rules=model_route_rules,
             api_route=f"{NAME}-api",
+            dns_cidrs=dns_cidrs(cfg),
+            gateway=gateway,
+            tls=tls,
+            api_key_secret=cfg.serving.api_keys.existing_secret or f"{NAME}-api-keys",
+            https_port=exposure.https_node_port if exposure.kind is LoadBalancerKind.NODEPORT else 443,
+            after_routes=[gateway, *([model_routing] if model_routing is not None else [])],
         ),
     )
 
