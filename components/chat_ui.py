@@ -508,7 +508,8 @@ class ChatUi(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaArgs(name=secret_key_name, namespace=ns, labels=meta_labels),
             type="Opaque",
             string_data={WEBUI_SECRET_KEY_KEY: secret_key.result},
-            opts=child(self),
+            # Every namespaced object waits for what makes its namespace (args.depends_on).
+            opts=child(self, depends_on=list(args.depends_on)),
         )
         deps: list[pulumi.Resource] = [secret, *args.depends_on]
         ca_name: str | None = None
@@ -519,7 +520,7 @@ class ChatUi(pulumi.ComponentResource):
                     f"{name}-trusted-ca",
                     metadata=k8s.meta.v1.ObjectMetaArgs(name=ca_name, namespace=ns, labels=meta_labels),
                     data={CA_FILE: args.trusted_ca_pem},
-                    opts=child(self),
+                    opts=child(self, depends_on=list(args.depends_on)),
                 )
             )
 
@@ -527,7 +528,7 @@ class ChatUi(pulumi.ComponentResource):
             f"{name}-network-policy",
             metadata={"name": f"{release_name(name)}-allow", "namespace": ns, "labels": meta_labels},
             spec=_untyped(network_policy_spec(name, args)),
-            opts=child(self),
+            opts=child(self, depends_on=list(args.depends_on)),
         )
         release = helm_release(
             release_name(name),

@@ -694,6 +694,8 @@ PER_MODEL_SECTIONS = ("model", "serving", "autoscaling", "slo")
 PER_VARIANT_SECTIONS = ("model", "serving", "autoscaling")
 #: Fields a model may not override: the public name is the entry's `name`; API keys are the stack's.
 _NOT_PER_MODEL = {"model": {"served_name"}, "serving": {"api_keys"}, "autoscaling": set(), "slo": set()}
+#: Sections that only make sense for the whole stack, never in one model's view of it.
+STACK_WIDE_SECTIONS = ("guardrail", "chat_ui")
 #: The component name of the single-model form (stacks/workload.py NAME): its objects keep their names.
 SINGLE_MODEL_RESOURCE_NAME = "llm"
 #: Longest `id`: object names are `llm-<id>[-<variant>]` plus suffixes such as `-fetch-model-egress`,
@@ -839,7 +841,9 @@ def _variant_values(
     data: dict[str, Any], entry: dict[str, Any], variant: dict[str, Any] | None
 ) -> dict[str, Any]:
     """The stack's values as one model variant sees them (no `models` key)."""
-    values = {k: v for k, v in data.items() if k != "models"}
+    # The guardrail and the chat UI are the whole stack's (their rules name the stack's models and
+    # clients): a variant's view, validated as a stack of one model, leaves them out.
+    values = {k: v for k, v in data.items() if k not in ("models", *STACK_WIDE_SECTIONS)}
     for section in PER_MODEL_SECTIONS:
         merged = _deep_merge(_as_dict(data.get(section)), _as_dict(entry.get(section)))
         if variant is not None and section in PER_VARIANT_SECTIONS:

@@ -193,16 +193,37 @@ class GuardrailConfig(Section):
                 )
         return self
 
-    def policy(self) -> dict[str, Any]:
-        """The processor's policy file (guardrail/policy.py): the default and each client's, keys unset in
-        a client's entry taken from the default's."""
+    @model_validator(mode="after")
+    def _block_or_flag(self) -> GuardrailConfig:
+        for where, policy in self._effective().items():
+            both = sorted(set(policy.get("block", [])) & set(policy.get("flag", [])))
+            if both:
+                raise ValueError(
+                    f"{where}: {', '.join(both)} both blocked and flagged; a category is one or the other "
+                    "(drop it from block, or from flag)"
+                )
+        return self
+
+    def _effective(self) -> dict[str, dict[str, Any]]:
+        """Each policy as the processor reads it, by where it is written: a client's unset keys are the
+        default's, and a category flagged with `block` unset is taken out of the default block list (all
+        fourteen), so `flag: [S6]` alone means "let S6 through, marked"."""
         default = self.default.model_dump(exclude_none=True, mode="json")
+        out = {"default": default}
+        for client, policy in self.clients.items():
+            out[f"clients.{client}"] = {**default, **policy.model_dump(exclude_none=True, mode="json")}
+        for policy in out.values():
+            if "block" not in policy and policy.get("flag"):
+                flagged = {c.upper() for c in policy["flag"]}
+                policy["block"] = [c for c in LLAMA_GUARD_3_CATEGORIES if c not in flagged]
+        return out
+
+    def policy(self) -> dict[str, Any]:
+        """The processor's policy file (guardrail/policy.py): {"default": ..., "clients": {id: ...}}."""
+        effective = self._effective()
         return {
-            "default": default,
-            "clients": {
-                client: {**default, **policy.model_dump(exclude_none=True, mode="json")}
-                for client, policy in self.clients.items()
-            },
+            "default": effective.pop("default"),
+            "clients": {where.removeprefix("clients."): p for where, p in effective.items()},
         }
 
 

@@ -253,7 +253,11 @@ def chat_ui_args(cfg: StackConfig, ctx: OperationsContext) -> ChatUiArgs | None:
         if ctx.tls is not None and cfg.tls.mode is TlsMode.INTERNAL_CA
         else None,
         dns_cidrs=list(ctx.dns_cidrs),
-        depends_on=[gateway, *([ctx.tls] if ctx.tls is not None else [])],
+        depends_on=[
+            gateway,
+            *([ctx.tls] if ctx.tls is not None else []),
+            *([ctx.namespace_resource] if ctx.namespace_resource is not None else []),
+        ],
     )
 
 
