@@ -66,6 +66,21 @@ Timeouts (seconds) end to end
   `required_route_timeout_seconds(hold, generation)` = hold + generation + ROUTE_TIMEOUT_MARGIN_SECONDS;
 * Envoy stream idle timeout (default 5 min at the listener; EG v1.8.3 api/v1alpha1/timeout_types.go)
   is raised per route to hold + margin, or a hold longer than 5 min is cut with no byte sent.
+
+Metrics (scrape_interceptor)
+----------------------------
+The interceptor's OTel Prometheus exporter serves /metrics on 2223 by default (pkg/observability/
+config.go, interceptor/main.go). Its instruments (interceptor/metrics/instruments.go) come out as the OTel
+Prometheus exporter v0.66.0 (go.mod at v0.15.0) names them, with its default translation strategy
+UnderscoreEscapingWithSuffixes (exporters/prometheus/config.go; prometheus/otlptranslator v1.0.0
+metric_namer.go): dots become underscores, a monotonic Sum gets `_total`, unit "s" becomes `_seconds`, a
+non-monotonic Sum (UpDownCounter) is a gauge (exporter.go addSumMetric) with no suffix; WithoutScopeInfo
+drops otel_scope_* labels. So: `interceptor_request_concurrency{route_name, route_namespace}` (gauge,
+held requests included: middleware/counting.go), `interceptor_request_count_total{code, method,
+route_name, route_namespace}`, `interceptor_request_duration_seconds_{bucket,sum,count}` - the names the
+add-on's own tests expect (interceptor/metrics/prometheus_test.go, test/helpers/constants.go). The
+chart declares no container port 2223 for the interceptor, so it is scraped through a Service of ours
+(numeric targetPort) and a ServiceMonitor, with a NetworkPolicy admitting Prometheus.
 """
 
 from __future__ import annotations
@@ -80,6 +95,8 @@ import pulumi_kubernetes as k8s
 
 from components._common import KEDA_HTTP_ADD_ON, child, helm_release, labels, reject_invalid_args
 from components.model_server import SERVING_PORT
+from components.monitoring import DEFAULT_NAMESPACE as PROMETHEUS_NAMESPACE
+from components.monitoring import PROMETHEUS_POD_LABELS
 from components.network_policy import in_namespace
 
 #: Namespace of the KEDA HTTP add-on (next to KEDA, components/autoscaler.py KEDA_NAMESPACE).
@@ -97,6 +114,15 @@ INTERCEPTOR_POD_LABELS = {
     "app.kubernetes.io/name": "http-add-on",
 }
 SCALER_POD_LABELS = {"app.kubernetes.io/component": "scaler", "app.kubernetes.io/name": "http-add-on"}
+#: The interceptor's OTel Prometheus exporter: on by default, serving /metrics on 2223 (http-add-on v0.15.0
+#: pkg/observability/config.go OTEL_PROM_EXPORTER_ENABLED=true, OTEL_PROM_EXPORTER_PORT=2223;
+#: interceptor/main.go mounts promhttp.Handler() at /metrics). The chart 0.15.0 sets neither variable for
+#: the interceptor and declares no container port for it (templates/interceptor/deployment.yaml: `admin`
+#: and `proxy` only), so a PodMonitor, whose targets are declared ports, cannot reach it: a Service of ours
+#: with a numeric targetPort (which needs no declared port) and a ServiceMonitor do.
+INTERCEPTOR_METRICS_PORT = 2223
+INTERCEPTOR_METRICS_PORT_NAME = "metrics"
+INTERCEPTOR_METRICS_PATH = "/metrics"
 #: KEDA's operator pods (kedacore/charts keda 2.20.2 templates/manager/deployment.yaml, operator.name
 #: default "keda-operator"): the client of the add-on scaler's gRPC stream.
 KEDA_OPERATOR_POD_LABELS = {"app": "keda-operator"}
@@ -115,6 +141,7 @@ ROUTE_TIMEOUT_MARGIN_SECONDS = 30
 NOT_READY_CODE = "model_not_ready"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DURATION = re.compile(r"^([0-9]+(ms|s|m|h))+$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
@@ -142,16 +169,42 @@ class ColdStartHoldArgs:
     # interceptor by an Envoy Gateway Backend's FQDN (AIGatewayRoute, components/model_routing.py), which
     # needs no grant: then none is made.
     reference_grant: bool = True
+    # Scraping of the interceptor's metrics (interceptor_request_concurrency{route_name, route_namespace}:
+    # requests waiting at a model at zero, which the stuck-at-zero alert reads; components/alert_rules.py).
+    # Made where the add-on is installed (KedaHttpAddOn, or install_add_on): a Service on port 2223, a
+    # ServiceMonitor for it and a NetworkPolicy admitting the Prometheus pods, all in add_on_namespace.
+    # Off: none of them, and every other object is as before. The Prometheus operator's CRDs must exist.
+    scrape_interceptor: bool = False
+    prometheus_namespace: str = PROMETHEUS_NAMESPACE  # scrape: where the scraping Prometheus pods run
+    prometheus_pod_labels: dict[str, str] = field(default_factory=lambda: dict(PROMETHEUS_POD_LABELS))
+    # scrape: labels on the ServiceMonitor, what the Prometheus's serviceMonitorSelector matches (an
+    # existing kube-prometheus-stack: `release: <its release>`; monitoring.pod_monitor_labels).
+    pod_monitor_labels: dict[str, str] = field(default_factory=dict)
+    # scrape: what the ServiceMonitor waits for: the release that installs the Prometheus operator's CRDs
+    # (Monitoring.release) where the stack installs it.
+    monitors_after: list[pulumi.Resource] = field(default_factory=list)
+    scrape_interval: str = "15s"  # scrape: the ServiceMonitor's interval (Prometheus duration)
 
 
 def route_key(name: str, args: ColdStartHoldArgs) -> str:
     return args.route_key or name
 
 
-def validate_cold_start_hold_args(args: ColdStartHoldArgs, name: str = "hold") -> list[str]:
-    """Every problem with the args, each naming the field; empty when they are usable."""
+def validate_cold_start_hold_args(
+    args: ColdStartHoldArgs, name: str = "hold", installs: bool | None = None
+) -> list[str]:
+    """Every problem with the args, each naming the field; empty when they are usable. `installs`: whether
+    the component these args go to installs the add-on (KedaHttpAddOn always does); default
+    `args.install_add_on` (ColdStartHold)."""
+    installs = args.install_add_on if installs is None else installs
     problems: list[str] = []
-    for attr in ("namespace", "service_name", "gateway_namespace", "add_on_namespace"):
+    for attr in (
+        "namespace",
+        "service_name",
+        "gateway_namespace",
+        "add_on_namespace",
+        "prometheus_namespace",
+    ):
         value = getattr(args, attr)
         if not _DNS_LABEL.match(value or ""):
             problems.append(f"{attr}: {value!r} is not a valid Kubernetes name (lowercase, digits, '-')")
@@ -177,13 +230,29 @@ def validate_cold_start_hold_args(args: ColdStartHoldArgs, name: str = "hold") -
     # Sent as a header value and matched exactly; keep it a plain token.
     if not _LABEL_VALUE.match(key) or not key or len(key) > 63:
         problems.append(f"route_key: {key!r} must be 1-63 letters, digits, '-', '_' or '.'")
-    if args.install_add_on and args.interceptor_replicas < 1:
+    if installs and args.interceptor_replicas < 1:
         problems.append("interceptor_replicas: must be at least 1")
-    if not args.install_add_on and args.add_on_values:
+    if not installs and args.add_on_values:
         problems.append(
             "install_add_on and add_on_values: the add-on is not installed here, so add_on_values would be "
             "ignored; drop add_on_values or set install_add_on"
         )
+    if args.scrape_interceptor:
+        if not installs:
+            problems.append(
+                "install_add_on and scrape_interceptor: the add-on is not installed here, so nothing would "
+                "scrape its interceptor; set scrape_interceptor where the add-on is installed (KedaHttpAddOn, "
+                "or install_add_on)"
+            )
+        if not args.prometheus_pod_labels:
+            problems.append(
+                "prometheus_pod_labels: must not be empty with scrape_interceptor (they pick the pods allowed "
+                "to scrape the interceptor); the default is the Prometheus operator's pod labels"
+            )
+        if not _DURATION.match(args.scrape_interval):
+            problems.append(
+                f"scrape_interval: {args.scrape_interval!r} is not a Prometheus duration like 15s"
+            )
     return problems
 
 
@@ -394,6 +463,75 @@ def scaler_policy_spec() -> dict[str, Any]:
     }
 
 
+def interceptor_metrics_service_name(name: str) -> str:
+    """The metrics Service's name (and its `app.kubernetes.io/name`): after the installing component, so
+    the ServiceMonitor selects this Service alone, not the chart's admin and proxy Services, which carry
+    the interceptor's labels."""
+    return f"{name}-interceptor-metrics"
+
+
+def interceptor_metrics_service_labels(name: str) -> dict[str, str]:
+    return labels(interceptor_metrics_service_name(name), "cold-start-hold")
+
+
+def interceptor_metrics_service_spec(name: str) -> dict[str, Any]:
+    """Service (add-on namespace) over the interceptor pods' metrics port. Headless: only its
+    EndpointSlices matter (the ServiceMonitor's targets), nothing dials it. The targetPort is the number:
+    the chart declares no container port to name (see INTERCEPTOR_METRICS_PORT)."""
+    return {
+        "cluster_ip": "None",
+        "selector": dict(INTERCEPTOR_POD_LABELS),
+        "ports": [
+            {
+                "name": INTERCEPTOR_METRICS_PORT_NAME,
+                "port": INTERCEPTOR_METRICS_PORT,
+                "target_port": INTERCEPTOR_METRICS_PORT,
+                "protocol": "TCP",
+            }
+        ],
+    }
+
+
+def interceptor_service_monitor_spec(name: str, args: ColdStartHoldArgs) -> dict[str, Any]:
+    """ServiceMonitor (monitoring.coreos.com/v1) spec: the metrics Service's `metrics` port, in its own
+    namespace. Series come out as the OTel Prometheus exporter writes them (exporters/prometheus v0.66.0,
+    the version http-add-on v0.15.0's go.mod pins): `interceptor_request_concurrency` (gauge),
+    `interceptor_request_count_total`, `interceptor_request_duration_seconds_*`; the scrape adds
+    namespace=<add-on namespace>, so the model's namespace is `route_namespace`."""
+    return {
+        "selector": {"matchLabels": interceptor_metrics_service_labels(name)},
+        "endpoints": [
+            {
+                "port": INTERCEPTOR_METRICS_PORT_NAME,
+                "path": INTERCEPTOR_METRICS_PATH,
+                "interval": args.scrape_interval,
+            }
+        ],
+    }
+
+
+def interceptor_scrape_policy_spec(args: ColdStartHoldArgs) -> dict[str, Any]:
+    """NetworkPolicy (add-on namespace): the Prometheus pods reach the interceptor's metrics port. A policy
+    of its own: interceptor_policy_spec already isolates the interceptor pods for ingress (8080 from Envoy,
+    9090 from the scaler), so without this the scrape is dropped; policies are a union, so that one stays
+    as it is."""
+    return {
+        "pod_selector": {"match_labels": dict(INTERCEPTOR_POD_LABELS)},
+        "policy_types": ["Ingress"],
+        "ingress": [
+            {
+                "from": [
+                    {
+                        "namespace_selector": in_namespace(args.prometheus_namespace),
+                        "pod_selector": {"match_labels": dict(args.prometheus_pod_labels)},
+                    }
+                ],
+                "ports": [{"port": INTERCEPTOR_METRICS_PORT, "protocol": "TCP"}],
+            }
+        ],
+    }
+
+
 def reference_grant_spec(args: ColdStartHoldArgs) -> dict[str, Any]:
     """ReferenceGrant (add-on namespace): HTTPRoutes of the serving namespace may name the interceptor's
     proxy Service (Gateway API: a cross-namespace backendRef needs one in the referent's namespace).
@@ -486,19 +624,64 @@ def _install_add_on(owner: pulumi.ComponentResource, name: str, args: ColdStartH
             spec=_untyped(spec),
             opts=child(owner, depends_on=[release]),
         )
+    if args.scrape_interceptor:
+        _scrape_interceptor(owner, name, args, release)
     return release
+
+
+def _scrape_interceptor(
+    owner: pulumi.ComponentResource, name: str, args: ColdStartHoldArgs, release: pulumi.Resource
+) -> None:
+    """The metrics Service, its ServiceMonitor and the NetworkPolicy admitting Prometheus, in the add-on's
+    namespace (made by the release)."""
+    service_name = interceptor_metrics_service_name(name)
+    k8s.core.v1.Service(
+        service_name,
+        metadata={
+            "name": service_name,
+            "namespace": args.add_on_namespace,
+            "labels": interceptor_metrics_service_labels(name),
+        },
+        spec=_untyped(interceptor_metrics_service_spec(name)),
+        opts=child(owner, depends_on=[release]),
+    )
+    k8s.apiextensions.CustomResource(
+        f"{name}-interceptor-servicemonitor",
+        api_version="monitoring.coreos.com/v1",
+        kind="ServiceMonitor",
+        metadata={
+            "name": f"{name}-interceptor",
+            "namespace": args.add_on_namespace,
+            "labels": {**labels(f"{name}-interceptor", "monitoring"), **args.pod_monitor_labels},
+        },
+        spec=interceptor_service_monitor_spec(name, args),
+        opts=child(owner, depends_on=[release, *args.monitors_after]),
+    )
+    k8s.networking.v1.NetworkPolicy(
+        f"{name}-allow-interceptor-scrape",
+        metadata={
+            "name": f"{name}-allow-interceptor-scrape",
+            "namespace": args.add_on_namespace,
+            "labels": labels(name, "cold-start-hold"),
+        },
+        spec=_untyped(interceptor_scrape_policy_spec(args)),
+        opts=child(owner, depends_on=[release]),
+    )
 
 
 class KedaHttpAddOn(pulumi.ComponentResource):
     """The KEDA HTTP add-on alone, once per cluster, for a stack whose holds do not install it: its name
     does not follow any one model, so reordering or removing models does not replace the cluster's add-on.
     `args` gives the add-on's settings (add_on_namespace, gateway pods, interceptor replicas, the global
-    readiness fallback from hold_timeout_seconds, add_on_values); its per-model fields are unused."""
+    readiness fallback from hold_timeout_seconds, add_on_values, the interceptor's scrape: scrape_interceptor
+    and the prometheus_* / pod_monitor_labels / monitors_after fields); its per-model fields are unused, and
+    so is install_add_on (this component always installs)."""
 
     def __init__(
         self, name: str, args: ColdStartHoldArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        reject_invalid_args("KedaHttpAddOn", name, validate_cold_start_hold_args(args, name))
+        problems = validate_cold_start_hold_args(args, name, installs=True)
+        reject_invalid_args("KedaHttpAddOn", name, problems)
         super().__init__("inferstack:cold_start_hold:KedaHttpAddOn", name, None, opts)
         self.release = _install_add_on(self, name, args)
         self.register_outputs({"release": self.release})

@@ -80,6 +80,16 @@ class TlsCertificatesArgs:
     # http_listener_name), besides `http`. cert-manager's solver route lists every parentRef; it attaches
     # to the listener whose hostname matches the challenge's name.
     extra_http01_listeners: list[str] = field(default_factory=list)
+    # The chart's own PodMonitor over cert-manager's controller, webhook and cainjector (port `http-metrics`,
+    # 9402: chart v1.20.2 templates/podmonitor.yaml, deployment.yaml), labelled `pod_monitor_labels` for the
+    # Prometheus's podMonitorSelector. Serves certmanager_certificate_expiration_timestamp_seconds (the
+    # certificate-expiry alert, components/alert_rules.py). Needs install_cert_manager. Off: the values are
+    # exactly those without it (the chart's default prometheus.enabled stays, no PodMonitor).
+    pod_monitor: bool = False
+    pod_monitor_labels: dict[str, str] = field(default_factory=dict)
+    # pod_monitor: what the release waits for: the resource that installs the PodMonitor CRD (the
+    # Monitoring release where the stack installs it). Helm refuses a release whose kinds it cannot map.
+    monitors_after: list[pulumi.Resource] = field(default_factory=list)
 
 
 def validate_tls_args(args: TlsCertificatesArgs) -> list[str]:
@@ -102,6 +112,11 @@ def validate_tls_args(args: TlsCertificatesArgs) -> list[str]:
             problems.append(f"extra_hostnames: {extra!r} repeats hostname")
     if len(set(args.extra_hostnames)) != len(args.extra_hostnames):
         problems.append("extra_hostnames: a name is listed twice")
+    if args.pod_monitor and not args.install_cert_manager:
+        problems.append(
+            "pod_monitor: cert-manager is not installed here (install_cert_manager false), so its chart's "
+            "PodMonitor cannot be turned on; make a PodMonitor for the cert-manager you run, or drop pod_monitor"
+        )
     for listener in args.extra_http01_listeners:
         if not _DNS_LABEL.match(listener):
             problems.append(f"extra_http01_listeners: {listener!r} is not a Gateway listener name")
@@ -192,7 +207,7 @@ class TlsCertificates(pulumi.ComponentResource):
                 namespace=cm_ns,
                 values=cert_manager_values(args),
                 extra_values=args.cert_manager_values,
-                opts=child(self),
+                opts=child(self, depends_on=list(args.monitors_after) if args.pod_monitor else None),
             )
         # Issuers and Certificates need the CRDs and a running webhook: both come with the release.
         after_release: list[pulumi.Resource] = [release] if release is not None else []
@@ -282,6 +297,17 @@ def cert_manager_values(args: TlsCertificatesArgs) -> dict[str, Any]:
             "enableGatewayAPI": True,
         },
     }
+    if args.pod_monitor:
+        # The chart renders the PodMonitor when both are true (templates/podmonitor.yaml; it refuses
+        # podmonitor and servicemonitor together, and servicemonitor stays off). It scrapes the
+        # `http-metrics` container port 9402 of the controller, webhook and cainjector; the webhook and
+        # cainjector declare it only while prometheus.enabled. No NetworkPolicy selects cert-manager's pods
+        # (none of ours in its namespace; the chart's webhook.networkPolicy is off by default), so
+        # Prometheus reaches them.
+        values["prometheus"] = {
+            "enabled": True,
+            "podmonitor": {"enabled": True, "labels": dict(args.pod_monitor_labels)},
+        }
     if args.cert_manager_service_account_annotations:
         values["serviceAccount"] = {"annotations": dict(args.cert_manager_service_account_annotations)}
     return values

@@ -23,6 +23,7 @@ from components.cold_start_hold import (
     SCALER_POD_LABELS,
     ColdStartHold,
     ColdStartHoldArgs,
+    KedaHttpAddOn,
     add_on_values,
     gateway_policy_fragment,
     hold_backend,
@@ -311,3 +312,150 @@ def test_constructor_refuses_bad_args_before_making_anything() -> None:
 
 def test_scaler_address_follows_the_add_on_namespace() -> None:
     assert scaler_address("autoscaling") == "keda-add-ons-http-external-scaler.autoscaling:9090"
+
+
+# --- scraping the interceptor (KedaHttpAddOn / install_add_on, scrape_interceptor) ----------------------
+
+SERVICE = "kubernetes:core/v1:Service"
+SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
+PROMETHEUS_PODS = {
+    "app.kubernetes.io/name": "prometheus",
+    "app.kubernetes.io/managed-by": "prometheus-operator",
+}
+
+#: The labels the chart (keda-add-ons-http 0.15.0, kedacore/charts c4b92e9) renders on each Deployment's
+#: pod template for a release `llm-keda-http` (templates/interceptor/deployment.yaml,
+#: scaler/deployment.yaml, operator/deployment.yaml, with `keda-http-add-on.labels` from _helpers.tpl),
+#: written out here because CI has the chart's values, not its templates.
+_CHART_COMMON = {
+    "app.kubernetes.io/part-of": "keda-add-ons-http",
+    "app.kubernetes.io/managed-by": "Helm",
+    "app.kubernetes.io/instance": "llm-keda-http",
+    "app.kubernetes.io/version": "0.15.0",
+    "helm.sh/chart": "keda-add-ons-http-0.15.0",
+}
+CHART_POD_LABELS = {
+    role: {"app.kubernetes.io/component": role, "app.kubernetes.io/name": "http-add-on", **_CHART_COMMON}
+    for role in ("interceptor", "scaler", "operator")
+}
+
+
+def render_add_on(name: str = "llm", **changes: Any) -> tuple[Recording, str]:
+    """KedaHttpAddOn as the stack makes it (from a model's hold args, install_add_on false), plus a stand-in
+    for the release that installs the Prometheus operator's CRDs; returns the stand-in's URN too."""
+    urns: dict[str, str] = {}
+
+    def program() -> None:
+        crds = pulumi.CustomResource("test:index:CrdSource", "prometheus-operator-crds", {})
+        crds.urn.apply(lambda urn: urns.__setitem__("crds", urn))
+        scrape = {"monitors_after": [crds]} if changes.get("scrape_interceptor") else {}
+        KedaHttpAddOn(name, hold_args(**changes, **scrape))
+
+    rec = run_program(program)
+    return rec, urns["crds"]
+
+
+def _selects(selector: dict[str, str], pod_labels: dict[str, str]) -> bool:
+    return all(pod_labels.get(k) == v for k, v in selector.items())
+
+
+def test_metrics_service_selects_the_interceptor_pods_and_no_other_add_on_pod() -> None:
+    rec, _ = render_add_on(scrape_interceptor=True)
+    service = rec.one(SERVICE).inputs
+    assert service["metadata"]["namespace"] == "keda"
+    spec = service["spec"]
+    assert _selects(spec["selector"], CHART_POD_LABELS["interceptor"])
+    assert not _selects(spec["selector"], CHART_POD_LABELS["scaler"])
+    assert not _selects(spec["selector"], CHART_POD_LABELS["operator"])
+    # The exporter's port (OTEL_PROM_EXPORTER_PORT default) by number: the chart declares no such port.
+    assert spec["ports"] == [{"name": "metrics", "port": 2223, "targetPort": 2223, "protocol": "TCP"}]
+
+
+def test_service_monitor_selects_the_metrics_service_alone_and_names_its_port() -> None:
+    rec, crds = render_add_on(scrape_interceptor=True, pod_monitor_labels={"release": "kps"})
+    service = rec.one(SERVICE).inputs
+    monitor = rec.one(SERVICE_MONITOR)
+    spec = monitor.inputs["spec"]
+    assert monitor.inputs["metadata"]["namespace"] == service["metadata"]["namespace"]
+    assert monitor.inputs["metadata"]["labels"]["release"] == "kps"
+    assert _selects(spec["selector"]["matchLabels"], service["metadata"]["labels"])
+    # The chart's own Services carry the interceptor's pod labels (service-admin.yaml, service-proxy.yaml);
+    # the monitor must not pick them (they have no `metrics` port).
+    chart_service_labels = {
+        "app.kubernetes.io/component": "interceptor",
+        "app.kubernetes.io/name": "http-add-on",
+    }
+    assert not _selects(spec["selector"]["matchLabels"], {**_CHART_COMMON, **chart_service_labels})
+    (endpoint,) = spec["endpoints"]
+    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+    assert endpoint["path"] == "/metrics"
+    assert crds in monitor.dependencies  # the CRD exists before the monitor
+    assert rec.one(RELEASE).urn in monitor.dependencies  # and so does the namespace
+
+
+@needs_crds
+def test_service_monitor_is_valid_against_its_crd() -> None:
+    rec, _ = render_add_on(scrape_interceptor=True)
+    assert crd_errors(copy.deepcopy(rec.one(SERVICE_MONITOR).inputs)) == []
+    broken = copy.deepcopy(rec.one(SERVICE_MONITOR).inputs)
+    broken["spec"]["endpoints"][0]["interval"] = "soon"
+    assert crd_errors(broken) != []
+
+
+def test_prometheus_may_reach_the_interceptor_metrics_port_and_nothing_else() -> None:
+    rec, _ = render_add_on(scrape_interceptor=True, prometheus_namespace="observability")
+    policy = policies(rec)["llm-allow-interceptor-scrape"]
+    assert policy["metadata"]["namespace"] == "keda"
+    spec = policy["spec"]
+    assert _selects(spec["podSelector"]["matchLabels"], CHART_POD_LABELS["interceptor"])
+    (rule,) = spec["ingress"]
+    assert rule["from"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}},
+            "podSelector": {"matchLabels": PROMETHEUS_PODS},
+        }
+    ]
+    assert rule["ports"] == [{"port": 2223, "protocol": "TCP"}]
+    # The port the Service sends to is the one admitted.
+    assert rec.one(SERVICE).inputs["spec"]["ports"][0]["targetPort"] == 2223
+
+
+def _cluster_objects(rec: Recording) -> dict[str, dict[str, Any]]:
+    return {r.name: r.inputs for r in rec.resources if r.type.startswith("kubernetes:")}
+
+
+def test_scrape_off_makes_exactly_the_objects_it_made_before() -> None:
+    off, _ = render_add_on()
+    assert sorted((r.type, r.name) for r in off.resources if r.type.startswith("kubernetes:")) == [
+        (RELEASE, "llm-keda-http"),
+        (POLICY, "llm-allow-to-interceptor"),
+        (POLICY, "llm-allow-to-scaler"),
+    ]
+    # Scrape on adds three objects and changes none of the others.
+    on, _ = render_add_on(scrape_interceptor=True)
+    before, after = _cluster_objects(off), _cluster_objects(on)
+    assert set(after) - set(before) == {
+        "llm-interceptor-metrics",
+        "llm-interceptor-servicemonitor",
+        "llm-allow-interceptor-scrape",
+    }
+    assert {k: after[k] for k in before} == before
+
+
+def test_hold_with_install_add_on_scrapes_too() -> None:
+    rec = render(hold_args(install_add_on=True, scrape_interceptor=True))
+    assert len(rec.of_type(SERVICE_MONITOR)) == 1 and len(rec.of_type(SERVICE)) == 1
+
+
+def test_scrape_where_the_add_on_is_not_installed_is_refused() -> None:
+    problems = validate_cold_start_hold_args(hold_args(scrape_interceptor=True, prometheus_pod_labels={}))
+    assert [p.split(":")[0] for p in problems] == [
+        "install_add_on and scrape_interceptor",
+        "prometheus_pod_labels",
+    ]
+    # KedaHttpAddOn installs whatever install_add_on says.
+    assert validate_cold_start_hold_args(hold_args(scrape_interceptor=True), installs=True) == []
+    bad = validate_cold_start_hold_args(
+        hold_args(scrape_interceptor=True, prometheus_namespace="Mon", scrape_interval="15"), installs=True
+    )
+    assert [p.split(":")[0] for p in bad] == ["prometheus_namespace", "scrape_interval"]

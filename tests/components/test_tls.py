@@ -362,3 +362,52 @@ def test_helm_values_pass_the_chart_schema_and_enable_gateway_api() -> None:
     )
     assert error_paths(errors) == ["crd"]
     assert "values.schema.json" in errors[0]
+
+
+# --- cert-manager's own PodMonitor (pod_monitor) ---------------------------------------------------------
+
+
+def deploy_with_crd_source(**overrides: Any) -> tuple[Recording, str]:
+    """deploy() with a stand-in for the release that installs the PodMonitor CRD, passed as
+    monitors_after; returns its URN too."""
+    urns: dict[str, str] = {}
+
+    def program() -> None:
+        crds = pulumi.CustomResource("test:index:CrdSource", "prometheus-operator-crds", {})
+        crds.urn.apply(lambda urn: urns.__setitem__("crds", urn))
+        TlsCertificates("tls", make_args(monitors_after=[crds], **overrides))
+
+    rec = run_program(program)
+    return rec, urns["crds"]
+
+
+@needs_charts
+def test_pod_monitor_turns_on_the_charts_podmonitor_labelled_for_prometheus() -> None:
+    rec, crds = deploy_with_crd_source(pod_monitor=True, pod_monitor_labels={"release": "kps"})
+    release = rec.one(T_RELEASE)
+    prometheus = release.inputs["values"]["prometheus"]
+    # templates/podmonitor.yaml renders when prometheus.enabled and prometheus.podmonitor.enabled, and
+    # fails the install when servicemonitor is on too.
+    assert prometheus["enabled"] is True and prometheus["podmonitor"]["enabled"] is True
+    assert prometheus["podmonitor"]["labels"] == {"release": "kps"}
+    assert prometheus.get("servicemonitor", {}).get("enabled", False) is False
+    assert chart_value_errors(CERT_MANAGER.values_dir, release.inputs["values"]) == []
+    # Helm cannot map a PodMonitor before its CRD exists: the release waits for it.
+    assert crds in release.dependencies
+
+
+def test_pod_monitor_off_leaves_the_release_as_it_was() -> None:
+    rec, crds = deploy_with_crd_source()
+    release = rec.one(T_RELEASE)
+    assert "prometheus" not in release.inputs["values"]
+    assert release.inputs["values"] == cert_manager_values(make_args())
+    assert crds not in release.dependencies
+    # With it on, only the `prometheus` key is added.
+    on = deploy_with_crd_source(pod_monitor=True)[0].one(T_RELEASE).inputs["values"]
+    rec_values = {k: v for k, v in on.items() if k != "prometheus"}
+    assert rec_values == release.inputs["values"]
+
+
+def test_pod_monitor_needs_cert_manager_installed_here() -> None:
+    problems = validate_tls_args(make_args(pod_monitor=True, install_cert_manager=False))
+    assert [p.split(":")[0] for p in problems] == ["pod_monitor"]
