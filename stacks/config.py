@@ -1130,7 +1130,8 @@ def _operations_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     clients = list(cfg.serving.api_keys.clients)
     g = cfg.guardrail
     if g.enabled and g.classifier_model is not None:
-        names = cfg.model_names
+        # From the file, not from the resolved variants: a model whose own view failed is still a model.
+        names = [m.name for m in cfg.models] if cfg.models is not None else cfg.model_names
         if g.classifier_model not in names:
             problems.append(
                 (
@@ -1139,7 +1140,7 @@ def _operations_problems(cfg: StackConfig) -> list[tuple[str, str]]:
                     "moderation model to models (e.g. {name: llama-guard-3-1b, ...}) and name it here",
                 )
             )
-        elif len([v for v in cfg.served if v.model_name == g.classifier_model]) > 1:
+        elif any(m.name == g.classifier_model and m.variants for m in cfg.models or []):
             problems.append(
                 (
                     "guardrail.classifier_model",
@@ -1163,16 +1164,6 @@ def _operations_problems(cfg: StackConfig) -> list[tuple[str, str]]:
                     f"{client!r} is not an API client (serving.api_keys.clients: {', '.join(clients)})",
                 )
             )
-    m = cfg.monitoring
-    if m.dashboards.install_grafana and not m.install_prometheus:
-        problems.append(
-            (
-                "monitoring.dashboards.install_grafana",
-                "Grafana is installed with the stack's kube-prometheus-stack, which install_prometheus false "
-                "leaves out: turn install_prometheus on, or point an existing Grafana's dashboard sidecar at "
-                "monitoring.dashboards.namespace",
-            )
-        )
     chat = cfg.chat_ui
     if chat.enabled:
         if chat.client not in clients:
@@ -1394,6 +1385,16 @@ def _cross_field_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     s, a, t = cfg.serving, cfg.autoscaling, cfg.tls
 
     problems.extend(_metrics_server_problems(cfg))
+    m = cfg.monitoring
+    if m.dashboards.install_grafana and not m.install_prometheus:
+        problems.append(
+            (
+                "monitoring.dashboards.install_grafana",
+                "Grafana is installed with the stack's kube-prometheus-stack, which install_prometheus false "
+                "leaves out: turn install_prometheus on, or point an existing Grafana's dashboard sidecar at "
+                "monitoring.dashboards.namespace",
+            )
+        )
     # The launcher's own check (model_image/engine_flags.py), run at plan time: a flag the launcher sets,
     # however vLLM's parser would read it (--api_key, --api-k, --config FILE), crash-loops the pods.
     managed = VLLM_MANAGED if s.engine is Engine.VLLM else TRANSFORMERS_MANAGED

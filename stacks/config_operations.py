@@ -210,12 +210,12 @@ class GuardrailConfig(Section):
         fourteen), so `flag: [S6]` alone means "let S6 through, marked"."""
         default = self.default.model_dump(exclude_none=True, mode="json")
         out = {"default": default}
-        for client, policy in self.clients.items():
-            out[f"clients.{client}"] = {**default, **policy.model_dump(exclude_none=True, mode="json")}
-        for policy in out.values():
-            if "block" not in policy and policy.get("flag"):
-                flagged = {c.upper() for c in policy["flag"]}
-                policy["block"] = [c for c in LLAMA_GUARD_3_CATEGORIES if c not in flagged]
+        for client, own in self.clients.items():
+            out[f"clients.{client}"] = {**default, **own.model_dump(exclude_none=True, mode="json")}
+        for effective in out.values():
+            if "block" not in effective and effective.get("flag"):
+                flagged = {c.upper() for c in effective["flag"]}
+                effective["block"] = [c for c in LLAMA_GUARD_3_CATEGORIES if c not in flagged]
         return out
 
     def policy(self) -> dict[str, Any]:

@@ -182,6 +182,10 @@ def alert_rules_args(cfg: StackConfig, ctx: OperationsContext, telemetry: bool) 
             gateway=gateway,
             dcgm=telemetry,
             kube_state_metrics=m.install_prometheus,
+            # Both scraped wherever monitors can be made (stacks/workload.py: the cert-manager release's
+            # PodMonitor, the KEDA HTTP add-on's interceptor ServiceMonitor where a model is held).
+            cert_manager=ctx.monitors_possible,
+            keda_http=ctx.monitors_possible and any(r.hold_name for r in ctx.routes),
         ),
         rule_labels=dict(m.pod_monitor_labels if m.alerts.rule_labels is None else m.alerts.rule_labels),
         runbook_base_url=m.alerts.runbook_url,

@@ -9,6 +9,7 @@ platform's extras (a model store identity, cluster pieces to wait for). Names ar
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -212,8 +213,13 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             ),
             opts=on_cluster,
         )
-    after_monitoring = (
+    after_monitoring: list[pulumi.Resource] = (
         [monitoring.release] if monitoring is not None and monitoring.release is not None else []
+    )
+    # The Prometheus operator's CRDs are there (installed with the stack's Prometheus, or the cluster's):
+    # monitors and rules may be created.
+    monitors_possible = monitoring is not None and (
+        cfg.monitoring.install_prometheus or cfg.monitoring.pod_monitor
     )
 
     servers = [
@@ -390,6 +396,10 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             internal_ca_validity_hours=cfg.tls.internal_ca.validity_hours,
             existing_secret=cfg.tls.existing_secret,
             certificate_duration_hours=cfg.tls.certificate_duration_hours,
+            # cert-manager's own series (certificate expiry) for the alerts.
+            pod_monitor=monitors_possible,
+            pod_monitor_labels=dict(cfg.monitoring.pod_monitor_labels),
+            monitors_after=after_monitoring,
             extra_hostnames=[cfg.chat_ui.hostname] if cfg.chat_ui.enabled and cfg.chat_ui.hostname else [],
             extra_http01_listeners=[http_listener_name(CHAT_LISTENER)]
             if cfg.chat_ui.enabled
@@ -448,7 +458,15 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             longest = max(hold_args.values(), key=lambda h: h.hold_timeout_seconds)
             add_on = KedaHttpAddOn(
                 NAME,  # its release: llm-keda-http
-                longest,
+                # The interceptor's own series (requests held while a model wakes) for the alerts.
+                dataclasses.replace(
+                    longest,
+                    scrape_interceptor=monitors_possible,
+                    prometheus_namespace=cfg.monitoring.prometheus_namespace,
+                    prometheus_pod_labels=dict(cfg.monitoring.prometheus_pod_labels),
+                    pod_monitor_labels=dict(cfg.monitoring.pod_monitor_labels),
+                    monitors_after=after_monitoring,
+                ),
                 opts=pulumi.ResourceOptions(
                     provider=provider, depends_on=[namespace, *([installer] if installer else [])]
                 ),
@@ -536,9 +554,8 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
         OperationsContext(
             provider=provider,
             placement=ctx.placement,
-            monitors_possible=monitoring is not None
-            and (cfg.monitoring.install_prometheus or cfg.monitoring.pod_monitor),
-            monitors_after=list[pulumi.Resource](after_monitoring),
+            monitors_possible=monitors_possible,
+            monitors_after=after_monitoring,
             monitoring=monitoring,
             gateway_release=gateway.envoy_gateway_release,
             namespace=ns,

@@ -73,7 +73,9 @@ def test_no_rule_where_no_prometheus_reads_it() -> None:
 def test_the_gateway_is_scraped_for_the_alerts_after_its_release() -> None:
     plan = planned("guarded-onprem")
     monitors = {
-        r.name: r for r in plan.recording.resources if r.type == POD_MONITOR and "envoy" in r.inputs["metadata"]["namespace"]
+        r.name: r
+        for r in plan.recording.resources
+        if r.type == POD_MONITOR and "envoy" in r.inputs["metadata"]["namespace"]
     }
     assert set(monitors) == {"llm-envoy-podmonitor", "llm-ai-gateway-extproc-podmonitor"}
     (rule,) = objects(plan, RULE)
@@ -97,16 +99,25 @@ def test_a_latency_threshold_off_the_histograms_buckets_is_refused_where_it_is_w
 
 
 def test_dashboards_are_configmaps_for_the_grafana_sidecar() -> None:
-    maps = [m for m in objects(planned("guarded-onprem"), CONFIG_MAP) if m["metadata"]["name"].startswith("llm-inferstack-")]
-    assert {m["metadata"]["name"] for m in maps} == {"llm-inferstack-models", "llm-inferstack-clients", "llm-inferstack-gpus"}
+    maps = [
+        m
+        for m in objects(planned("guarded-onprem"), CONFIG_MAP)
+        if "grafana_dashboard" in m["metadata"]["labels"]
+    ]
+    assert {m["metadata"]["name"] for m in maps} == {"llm-models", "llm-clients", "llm-gpus"}
     assert all(m["metadata"]["labels"]["grafana_dashboard"] == "1" for m in maps)
+    assert {m["metadata"]["namespace"] for m in maps} == {"monitoring"}
     (stack,) = [r for r in objects(planned("guarded-onprem"), RELEASE) if r["name"] == "llm-prometheus-stack"]
     assert stack["values"]["grafana"]["enabled"] is True
 
 
 def test_grafana_needs_the_stacks_prometheus() -> None:
     values = guarded_values()
-    values["monitoring"] = {"install_prometheus": False, "prometheus_url": "http://prometheus.monitoring:9090", "dashboards": {"install_grafana": True}}
+    values["monitoring"] = {
+        "install_prometheus": False,
+        "prometheus_url": "http://prometheus.monitoring:9090",
+        "dashboards": {"install_grafana": True},
+    }
     assert "monitoring.dashboards.install_grafana" in problems_of(values)
 
 
@@ -238,4 +249,6 @@ def test_the_chat_ui_calls_from_the_pod_network_which_an_allow_list_must_admit()
 
 def test_chat_ui_off_changes_no_gateway_listener() -> None:
     (gateway,) = objects(planned("multi-onprem"), GATEWAY)
-    assert all(listener.get("hostname") in (None, "llm.example.com") for listener in gateway["spec"]["listeners"])
+    assert all(
+        listener.get("hostname") in (None, "llm.example.com") for listener in gateway["spec"]["listeners"]
+    )
