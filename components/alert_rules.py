@@ -22,7 +22,7 @@ by 2h, and 1x over 3d confirmed by 6h). The budget is over a 30-day window (the 
 1h spends 2% of it, 6x for 6h 5%, 3x for 1d 10%, 1x for 3d 10%. Each window's error ratio is a recording
 rule, so an alert reads two precomputed series.
 
-Metric sources (names as the pinned versions export them; every one is listed in docs/operating/alerts.md):
+Metric sources (names as the pinned versions export them; every one is listed in docs/operating.md#metric-sources):
 
 * vLLM v0.31.0, vllm/v1/metrics/loggers.py PrometheusStatLogger (labels `model_name` = the served model
   name, `engine`): gauges `vllm:num_requests_waiting`, `vllm:kv_cache_usage_perc` (0..1; the older

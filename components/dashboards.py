@@ -43,10 +43,9 @@ DATASOURCE_VARIABLE = "datasource"
 _DATASOURCE = gcommon.DataSourceRef(type_val="prometheus", uid="${" + DATASOURCE_VARIABLE + "}")
 #: The label AI Gateway puts the API client's id under when its controller maps the header to a metric
 #: attribute: ai-gateway-helm v1.1.0 values.yaml `controller.metricsRequestHeaderAttributes`
-#: ("header1:label1"), set to CLIENT_ID_METRICS_HEADER_ATTRIBUTES below; the OTel Prometheus exporter
+#: ("header1:label1"), set to model_routing.CLIENT_ID_METRICS_HEADER_ATTRIBUTES; the OTel Prometheus exporter
 #: writes the attribute's dots as underscores. Without that setting the per-client panels are empty.
 CLIENT_ID_LABEL = "inferstack_client_id"
-CLIENT_ID_METRICS_HEADER_ATTRIBUTES = "x-inferstack-client-id:inferstack.client_id"
 #: Grafana's interval macro; PromQL parsers do not know it (tests substitute a duration).
 RATE = "$__rate_interval"
 

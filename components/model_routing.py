@@ -542,6 +542,12 @@ def variant_header_lua(namespace: str, route_name: str, models: list[RoutedModel
     )
 
 
+#: ai-gateway-helm v1.1.0 values.yaml `controller.metricsRequestHeaderAttributes` ("header:attribute"): the
+#: client id header becomes the metric attribute `inferstack.client_id`, which the OTel Prometheus exporter
+#: writes as the label `inferstack_client_id` (dots to underscores).
+CLIENT_ID_METRICS_HEADER_ATTRIBUTES = f"{CLIENT_ID_HEADER}:inferstack.client_id"
+
+
 def ai_gateway_values(controller_replicas: int, webhook_cert_manager: bool = False) -> dict[str, Any]:
     """The ai-gateway-helm v1.1.0 values we decide; every key exists in its values.yaml."""
     # The chart's default, written out (setting it replaces the default wholesale).
@@ -561,6 +567,10 @@ def ai_gateway_values(controller_replicas: int, webhook_cert_manager: bool = Fal
             "securityContext": container_security,
             # The chart sets none; a controller without requests is the first evicted under pressure.
             "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+            # The API client's id (set by the gateway's API-key filter, which Envoy Gateway runs before any
+            # ext_proc) as an attribute of AI Gateway's GenAI metrics: the per-client request and token
+            # panels (components/dashboards.py) read it as the label `inferstack_client_id`.
+            "metricsRequestHeaderAttributes": CLIENT_ID_METRICS_HEADER_ATTRIBUTES,
         },
     }
     if controller_replicas > 1:

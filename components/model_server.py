@@ -133,7 +133,7 @@ class ModelServerArgs:
     startup_timeout_seconds: int = 600  # how long loading may take before a restart
     # copy: the fetch init container downloads and sha256-checks the weights into the model cache; stream:
     # vLLM's Run:ai streamer reads s3:// or gs:// into GPU memory itself (no init container, no cache
-    # volume, no sha256 check: docs/operating/cold-start.md).
+    # volume, no sha256 check: docs/operating.md#cold-start).
     load_mode: LoadMode = LoadMode.COPY
     pre_stop_seconds: int = 15  # preStop sleep while the gateway stops routing here
     drain_seconds: int = 60  # engine drain after SIGTERM (SHUTDOWN_TIMEOUT)

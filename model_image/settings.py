@@ -31,7 +31,7 @@ class Engine(StrEnum):
 
 
 class LoadMode(StrEnum):
-    """How the engine gets its weights (the stack file's model.load_mode; docs/operating/cold-start.md)."""
+    """How the engine gets its weights (the stack file's model.load_mode; docs/operating.md#cold-start)."""
 
     #: `fetch` (the init container) downloads every file into MODEL_DIR, checks each file's sha256 against
     #: the source's manifest and renames the folder into place; `serve` loads that verified folder.

@@ -211,7 +211,7 @@ class ModelConfig(Section):
         description="copy: the fetch init container downloads the weights, checks every file's sha256 and the "
         "engine loads the verified copy; stream: vLLM's Run:ai model streamer reads s3:// or gs:// straight "
         "into GPU memory (faster cold start, no sha256 check; vllm engine, dev tier only): "
-        "docs/operating/cold-start.md",
+        "docs/operating.md#cold-start",
     )
 
     @field_validator("uri")
@@ -1633,7 +1633,7 @@ def _load_mode_problems(cfg: StackConfig) -> list[tuple[str, str]]:
             (
                 "serving.startup_timeout_seconds",
                 f"{s.startup_timeout_seconds} s is shorter than the engine's own budget ({needed} s: "
-                f"{budget.terms()}, docs/operating/cold-start.md): the kubelet would restart a replica "
+                f"{budget.terms()}, docs/operating.md#cold-start): the kubelet would restart a replica "
                 f"still loading; raise it to at least {needed}",
             )
         )

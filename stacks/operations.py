@@ -6,6 +6,7 @@ gateway and model servers.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from components.alert_rules import (
     AlertRulesArgs,
     ModelObjectives,
     SeriesSources,
+    Thresholds,
     ai_gateway_cluster_pattern,
     route_cluster_pattern,
 )
@@ -35,7 +37,7 @@ from components.guardrail import Guardrail, GuardrailArgs, GuardrailFailureMode
 from components.load_balancer import LoadBalancer
 from components.monitoring import Monitoring, MonitoringArgs, gateway_pod_monitors
 from components.tls import TlsCertificates
-from stacks.config import Platform, StackConfig
+from stacks.config import Platform, StackConfig, cold_start_seconds
 from stacks.routing import VariantRoute
 
 #: Component name of every operating piece (objects `llm-...`, as the workload's).
@@ -136,6 +138,11 @@ def gpu_operator_values(cfg: StackConfig) -> dict[str, Any]:
     return gpu_operator_telemetry_values(telemetry)
 
 
+def _minutes(seconds: int) -> str:
+    """A Prometheus `for:` duration of at least `seconds` and at least 15 minutes, in whole minutes."""
+    return f"{max(15, math.ceil(seconds / 60))}m"
+
+
 def alert_rules_args(cfg: StackConfig, ctx: OperationsContext, telemetry: bool) -> AlertRulesArgs:
     """The alerts of the stack: every served variant, each model's objectives (its own `slo`), and only
     the series sources the stack scrapes (an alert on a series nobody scrapes stays silent)."""
@@ -181,11 +188,22 @@ def alert_rules_args(cfg: StackConfig, ctx: OperationsContext, telemetry: bool) 
         sources=SeriesSources(
             gateway=gateway,
             dcgm=telemetry,
-            kube_state_metrics=m.install_prometheus,
+            # Installed with the stack's Prometheus; an existing one must scrape it wherever a model is held
+            # (the held model's autoscaler reads it too: docs/multi-model.md).
+            kube_state_metrics=m.install_prometheus or any(r.hold_name for r in ctx.routes),
             # Both scraped wherever monitors can be made (stacks/workload.py: the cert-manager release's
             # PodMonitor, the KEDA HTTP add-on's interceptor ServiceMonitor where a model is held).
             cert_manager=ctx.monitors_possible,
             keda_http=ctx.monitors_possible and any(r.hold_name for r in ctx.routes),
+        ),
+        thresholds=Thresholds(
+            # A pod is not ready, by design, for its whole cold start (a GPU node, the image, the weights, the
+            # load), and a held request waits as long: each alert waits one cold start more than the
+            # longest the plan budgets (stacks/cold_start.py), so a normal wake-up never pages.
+            pod_not_ready_for=_minutes(max(cold_start_seconds(r.variant.config) for r in ctx.routes)),
+            stuck_at_zero_for=_minutes(
+                max((cold_start_seconds(r.variant.config) for r in ctx.routes if r.hold_name), default=0)
+            ),
         ),
         rule_labels=dict(m.pod_monitor_labels if m.alerts.rule_labels is None else m.alerts.rule_labels),
         runbook_base_url=m.alerts.runbook_url,

@@ -26,6 +26,7 @@ from stacks.config import (
     load_stack_file,
     parse_stack_config,
 )
+from stacks.operations import reads_gateway_series
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK_FILES = sorted(
@@ -179,7 +180,9 @@ def test_an_existing_prometheus_gets_labelled_pod_monitors_and_may_scrape(path: 
     plan = plan_of(path, byo=True)
     assert not [r for r in recorded(plan, "Release") if "kube-prometheus-stack" in str(r.get("chart"))]
     monitors = [m for m in plan.manifests() if m["kind"] == "PodMonitor"]
-    assert bool(monitors) == queue_scaled(plan.config)
+    # The engine's PodMonitor where the autoscaler reads the queue; the gateway's where alerts or dashboards
+    # read its series (stacks/operations.py).
+    assert bool(monitors) == (queue_scaled(plan.config) or reads_gateway_series(plan.config))
     for m in monitors:
         assert m["metadata"]["labels"].items() >= BYO_LABELS.items(), m["metadata"]
     # The engine's NetworkPolicy admits scrapes from the Prometheus's namespace, not a fixed `monitoring`.

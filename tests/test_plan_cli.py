@@ -93,12 +93,21 @@ def test_no_public_endpoint_without_tls_and_api_keys() -> None:
         # Gateway's controller writes an HTTPRoute of the same name from it (policy/rules.py AI_GATEWAY_ROUTE),
         # which the SecurityPolicy targets by that name. Either way the API route must be HTTPS-only and
         # guarded by API keys.
-        api_routes = [
+        routes = [
             m
             for m in manifests
             if m["kind"] in ("HTTPRoute", "AIGatewayRoute")
             and any("backendRefs" in rule for rule in m["spec"]["rules"])
         ]
+        # The chat UI (components/chat_ui.py) signs its users in itself: HTTPS on its own listener, no API key.
+        chat = [
+            m
+            for m in routes
+            if m["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "chat-ui"
+        ]
+        for route in chat:
+            assert [ref.get("sectionName") for ref in route["spec"]["parentRefs"]] == ["https-chat"]
+        api_routes = [m for m in routes if m not in chat]
         assert api_routes, f"{stack}: no API route"
         for route in api_routes:
             assert all(ref.get("sectionName") == "https" for ref in route["spec"]["parentRefs"])

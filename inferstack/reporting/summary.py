@@ -70,7 +70,7 @@ def _cold_start_section(cfg: StackConfig) -> list[str]:
     lines = [
         "## Cold start",
         "",
-        "One new replica, from the autoscaler's request to ready (docs/operating/cold-start.md). The total "
+        "One new replica, from the autoscaler's request to ready (docs/operating.md#cold-start). The total "
         "sets the scale-to-zero cooldown, the gateway's hold and the rollout deadlines; the time to first "
         "token expected is the total less the startup probe's allowance.",
         "",
@@ -92,7 +92,7 @@ def _cold_start_section(cfg: StackConfig) -> list[str]:
                 f"With load_mode {other.load_mode.value}: {other.total_seconds} s (to first token "
                 f"{other.expected_seconds} s). "
                 + (
-                    "stream skips the sha256 check of the weights (docs/operating/cold-start.md)."
+                    "stream skips the sha256 check of the weights (docs/operating.md#cold-start)."
                     if other.load_mode.value == "stream"
                     else "copy checks every weight file's sha256 before the engine starts."
                 ),

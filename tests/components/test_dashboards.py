@@ -9,7 +9,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import promql_parser
 import pytest
 import yaml
 
@@ -26,6 +25,7 @@ from components.dashboards import (
 )
 from components.metrics import catalogue_problems, load_catalogue
 from inferstack.planning.recording import Recording, run_program
+from tests.promql_names import metric_names
 
 T_CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 _LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.+),\s*(?P<label>[A-Za-z_][A-Za-z0-9_]*)\)$")
@@ -36,37 +36,6 @@ def promql_of(expr: str) -> str:
     expr = expr.replace(dash.RATE, "5m")
     match = _LABEL_VALUES.match(expr)
     return match.group("selector") if match else expr
-
-
-def metric_names(expr: str) -> set[str]:
-    """Every series name a PromQL expression selects, from its parse tree (raises ValueError if it does not
-    parse). A name given only as a __name__ matcher counts too."""
-    names: set[str] = set()
-
-    def visit(node: Any) -> None:
-        if isinstance(node, promql_parser.MatrixSelector):
-            visit(node.vector_selector)
-        elif isinstance(node, promql_parser.VectorSelector):
-            if node.name:
-                names.add(node.name)
-            for matcher in node.matchers.matchers:
-                if matcher.name == "__name__":
-                    names.add(matcher.value)
-        elif isinstance(node, promql_parser.AggregateExpr):
-            visit(node.expr)
-            if node.param is not None:
-                visit(node.param)
-        elif isinstance(node, promql_parser.BinaryExpr):
-            visit(node.lhs)
-            visit(node.rhs)
-        elif isinstance(node, promql_parser.Call):
-            for arg in node.args:
-                visit(arg)
-        elif isinstance(node, (promql_parser.ParenExpr, promql_parser.UnaryExpr, promql_parser.SubqueryExpr)):
-            visit(node.expr)
-
-    visit(promql_parser.parse(expr))
-    return names
 
 
 @functools.cache
