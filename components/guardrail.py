@@ -96,6 +96,12 @@ class GuardrailArgs:
     gateway_namespace: str = ENVOY_PROXY_NAMESPACE  # where Envoy's proxy pods run
     gateway_pod_labels: dict[str, str] = field(default_factory=lambda: dict(ENVOY_PROXY_POD_LABELS))
     dns_cidrs: list[str] = field(default_factory=lambda: list(NODE_LOCAL_DNS_CIDRS))  # node-local resolvers
+    # Whether this component writes the route's EnvoyExtensionPolicy. Envoy Gateway v1.8.3 attaches ONE
+    # EnvoyExtensionPolicy per route (internal/gatewayapi/envoyextensionpolicy.go,
+    # resolveEnvoyExtensionPolicyRouteTargetRef: a second is Conflicted and never translated), so where the
+    # route already has one (AI Gateway routing's Lua policy, components/model_routing.py) the caller puts
+    # guardrail_ext_proc(args) into that policy instead and passes False.
+    attach_policy: bool = True
 
 
 def validate_guardrail_args(args: GuardrailArgs) -> list[str]:
@@ -178,6 +184,12 @@ def extension_policy_spec(args: GuardrailArgs, service_name: str) -> dict[str, A
             )
         ],
     }
+
+
+def guardrail_ext_proc(args: GuardrailArgs, name: str) -> list[dict[str, Any]]:
+    """The spec.extProc entries that put the processor of Guardrail `name` in front of the route, for a
+    route's one EnvoyExtensionPolicy written elsewhere (attach_policy False)."""
+    return list(extension_policy_spec(args, f"{name}-guardrail")["extProc"])
 
 
 def processor_environment(args: GuardrailArgs) -> list[dict[str, str]]:
@@ -384,14 +396,15 @@ class Guardrail(pulumi.ComponentResource):
             spec=_untyped(classifier_ingress_spec(args, selector)),
             opts=child(self),
         )
-        k8s.apiextensions.CustomResource(
-            f"{name}-extension-policy",
-            api_version="gateway.envoyproxy.io/v1alpha1",
-            kind="EnvoyExtensionPolicy",
-            metadata={"name": workload, "namespace": ns, "labels": pod_labels},
-            spec=extension_policy_spec(args, workload),
-            opts=child(self, depends_on=[service]),
-        )
+        if args.attach_policy:
+            k8s.apiextensions.CustomResource(
+                f"{name}-extension-policy",
+                api_version="gateway.envoyproxy.io/v1alpha1",
+                kind="EnvoyExtensionPolicy",
+                metadata={"name": workload, "namespace": ns, "labels": pod_labels},
+                spec=extension_policy_spec(args, workload),
+                opts=child(self, depends_on=[service]),
+            )
 
         self.service_name = pulumi.Output.from_input(workload)
         self.register_outputs({"service_name": self.service_name})

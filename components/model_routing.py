@@ -167,6 +167,9 @@ class ModelRoutingArgs:
         None  # the "cluster-crds" provider (_common.cluster_providers)
     )
     # Resources the routed objects must wait for (the Gateway, the Envoy Gateway release).
+    # spec.extProc entries for the route's one EnvoyExtensionPolicy (Envoy Gateway v1.8.3 attaches one per
+    # route), e.g. the content-filter guardrail's (components/guardrail.py guardrail_ext_proc).
+    ext_proc: list[dict[str, Any]] = field(default_factory=list)
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
@@ -711,9 +714,12 @@ class ModelRouting(pulumi.ComponentResource):
             kind="EnvoyExtensionPolicy",
             metadata=meta(f"{name}-variant-header"),
             spec={
-                # The HTTPRoute the controller generates carries the AIGatewayRoute's name.
+                # The HTTPRoute the controller generates carries the AIGatewayRoute's name. The route's only
+                # EnvoyExtensionPolicy (Envoy Gateway v1.8.3 attaches one per route, a second is Conflicted):
+                # the variant header's Lua and any extProc (the guardrail) together.
                 "targetRefs": [gateway_api_ref("HTTPRoute", name)],
                 "lua": [{"type": "Inline", "inline": variant_header_lua(ns, name, args.models)}],
+                **({"extProc": list(args.ext_proc)} if args.ext_proc else {}),
             },
             opts=child(self, depends_on=[*after, route]),
         )

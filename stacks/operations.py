@@ -33,7 +33,7 @@ from components.gpu_telemetry import (
     GpuTelemetrySource,
     gpu_operator_telemetry_values,
 )
-from components.guardrail import Guardrail, GuardrailArgs, GuardrailFailureMode
+from components.guardrail import GuardrailArgs, GuardrailFailureMode
 from components.load_balancer import LoadBalancer
 from components.monitoring import Monitoring, MonitoringArgs, gateway_pod_monitors
 from components.tls import TlsCertificates
@@ -78,7 +78,6 @@ class OperationsContext:
     model_route_rules: list[dict[str, Any]] = field(default_factory=list)  # its spec.rules
     api_route: str = "llm-api"  # the plain HTTPRoute of a stack that does not route by model
     dns_cidrs: list[str] = field(default_factory=list)  # resolvers off the pod network (workload.dns_cidrs)
-    after_routes: list[pulumi.Resource] = field(default_factory=list)  # the gateway and its routes
     gateway: LoadBalancer | None = None  # the stack's gateway (the chat UI's listener, internal Service)
     tls: TlsCertificates | None = None  # its certificates (the internal CA the chat UI must trust)
     api_key_secret: str = "llm-api-keys"  # the Secret of API keys, one per client id
@@ -210,16 +209,19 @@ def alert_rules_args(cfg: StackConfig, ctx: OperationsContext, telemetry: bool) 
     )
 
 
-def guardrail_args(cfg: StackConfig, ctx: OperationsContext) -> GuardrailArgs | None:
+def guardrail_args(
+    cfg: StackConfig, namespace: str, model_route: str | None, routes: list[VariantRoute], dns: list[str]
+) -> GuardrailArgs | None:
     """The guardrail in front of the stack's model route, classifying with the stack's own moderation model
-    (its first Deployment), or None where the stack file leaves it off."""
+    (its Deployment), or None where the stack file leaves it off. Its extProc goes into the route's one
+    EnvoyExtensionPolicy, which AI Gateway routing writes (attach_policy False; ModelRoutingArgs.ext_proc)."""
     g = cfg.guardrail
-    if not g.enabled or g.classifier_model is None or g.image is None or ctx.model_route is None:
+    if not g.enabled or g.classifier_model is None or g.image is None or model_route is None:
         return None
-    classifier = next(r.variant for r in ctx.routes if r.variant.model_name == g.classifier_model)
+    classifier = next(r.variant for r in routes if r.variant.model_name == g.classifier_model)
     return GuardrailArgs(
-        namespace=ctx.namespace,
-        route_name=ctx.model_route,
+        namespace=namespace,
+        route_name=model_route,
         classifier_model=classifier.model_name,
         classifier_service=classifier.resource_name,
         classifier_pod_labels={
@@ -233,7 +235,8 @@ def guardrail_args(cfg: StackConfig, ctx: OperationsContext) -> GuardrailArgs | 
         stream_check_interval_chars=g.stream_check_interval_chars,
         log_prompts=g.log_prompts,
         replicas=g.replicas,
-        dns_cidrs=list(ctx.dns_cidrs),
+        dns_cidrs=list(dns),
+        attach_policy=False,
     )
 
 
@@ -284,7 +287,8 @@ def chat_ui_args(cfg: StackConfig, ctx: OperationsContext) -> ChatUiArgs | None:
 
 
 def deploy_operations(cfg: StackConfig, ctx: OperationsContext) -> None:
-    """Dashboards and GPU telemetry for the stack (each only where the stack file asks and it can work)."""
+    """Dashboards, alert rules, GPU telemetry and the chat UI (each only where the stack file asks and it can
+    work). The guardrail is made by the workload, before the model route whose policy names it."""
     m = cfg.monitoring
     opts = pulumi.ResourceOptions(provider=ctx.provider, depends_on=list(ctx.monitors_after))
     # The ConfigMaps need a namespace that exists: the installed Prometheus's (its release makes it), or
@@ -312,16 +316,6 @@ def deploy_operations(cfg: StackConfig, ctx: OperationsContext) -> None:
             pulumi.ResourceOptions(
                 parent=ctx.monitoring,
                 depends_on=[*ctx.monitors_after, *([ctx.gateway_release] if ctx.gateway_release else [])],
-            ),
-        )
-    guard = guardrail_args(cfg, ctx)
-    if guard is not None:
-        Guardrail(
-            NAME,
-            guard,
-            opts=pulumi.ResourceOptions(
-                provider=ctx.provider,
-                depends_on=[*([ctx.namespace_resource] if ctx.namespace_resource else []), *ctx.after_routes],
             ),
         )
     chat = chat_ui_args(cfg, ctx)

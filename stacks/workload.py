@@ -27,6 +27,7 @@ from components.cold_start_hold import (
     scaler_address,
 )
 from components.gpu_node_pool import GpuPlacement
+from components.guardrail import Guardrail, guardrail_ext_proc
 from components.inference_pool import InferencePoolRouting, InferencePoolRoutingArgs, inference_pool_crd
 from components.load_balancer import (
     ENVOY_PROXY_NAMESPACE,
@@ -65,6 +66,7 @@ from stacks.operations import (
     OperationsContext,
     chat_pod_cidrs,
     deploy_operations,
+    guardrail_args,
     reads_gateway_series,
 )
 from stacks.rollout import most_replicas, stack_rollout_strategy
@@ -527,6 +529,18 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
 
     model_route_rules: list[dict[str, Any]] = []
     model_routing: ModelRouting | None = None
+    # The content-filter guardrail (stacks/operations.py): its processor first, then the route's one
+    # EnvoyExtensionPolicy (ModelRouting's) names it.
+    guard = guardrail_args(cfg, ns, MODEL_ROUTE if cfg.routes_by_model else None, routes, dns_cidrs(cfg))
+    guardrail = (
+        Guardrail(
+            NAME,
+            guard,
+            opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, *servers]),
+        )
+        if guard is not None
+        else None
+    )
     if cfg.routes_by_model:
         routing_args = ModelRoutingArgs(
             namespace=ns,
@@ -540,7 +554,8 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             crd_provider=ctx.crd_provider,
             # The stack's cert-manager (TlsCertificates installs it) renews the webhook's certificate.
             webhook_cert_manager=True,
-            depends_on=[namespace, gateway, tls, *pools, *held],
+            depends_on=[namespace, gateway, tls, *pools, *held, *([guardrail] if guardrail else [])],
+            ext_proc=guardrail_ext_proc(guard, NAME) if guard is not None else [],
         )
         # Its AIGatewayRoute (and the HTTPRoute AI Gateway writes from it) is the route the gateway's
         # SecurityPolicy and BackendTrafficPolicy target.
@@ -569,7 +584,6 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             tls=tls,
             api_key_secret=cfg.serving.api_keys.existing_secret or f"{NAME}-api-keys",
             https_port=exposure.https_node_port if exposure.kind is LoadBalancerKind.NODEPORT else 443,
-            after_routes=[gateway, *([model_routing] if model_routing is not None else [])],
         ),
     )
 
