@@ -146,7 +146,11 @@ def prometheus_stack_values(name: str, args: MonitoringArgs) -> dict[str, Any]:
     return {
         "fullnameOverride": stack_fullname(name),
         "grafana": {"enabled": args.grafana},
-        "alertmanager": {"enabled": args.alertmanager},
+        # The receivers are the operator's: with useExistingSecret the chart writes no configuration and the
+        # Alertmanager reads the Secret alertmanager-<fullname>-alertmanager (kube-prometheus-stack 88.5.3
+        # values.yaml alertmanager.alertmanagerSpec.useExistingSecret) that the cluster's owner creates.
+        "alertmanager": {"enabled": args.alertmanager}
+        | ({"alertmanagerSpec": {"useExistingSecret": True}} if args.alertmanager else {}),
         "nodeExporter": {"enabled": args.node_exporter},
         "kubeStateMetrics": {"enabled": args.kube_state_metrics},
         "prometheus": {

@@ -306,7 +306,10 @@ def cert_manager_values(args: TlsCertificatesArgs) -> dict[str, Any]:
         # Prometheus reaches them.
         values["prometheus"] = {
             "enabled": True,
-            "podmonitor": {"enabled": True, "labels": dict(args.pod_monitor_labels)},
+            # honorLabels: the certificate series carry the Certificate's own `namespace` and `name`; with
+            # the chart's default (false) Prometheus renames them exported_namespace, and the expiry alert
+            # would name cert-manager's namespace instead of the certificate's.
+            "podmonitor": {"enabled": True, "labels": dict(args.pod_monitor_labels), "honorLabels": True},
         }
     if args.cert_manager_service_account_annotations:
         values["serviceAccount"] = {"annotations": dict(args.cert_manager_service_account_annotations)}

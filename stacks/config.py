@@ -1122,6 +1122,11 @@ def _validated(handler: ValidatorFunctionWrapHandler, data: Any) -> StackConfig:
     return cfg
 
 
+#: Tokens Llama Guard 3's chat template adds around the conversation it classifies (the instructions and the
+#: fourteen category definitions: about 300 to 400 with the Llama 3 tokenizer), rounded up.
+CLASSIFIER_TEMPLATE_TOKENS = 512
+
+
 def _operations_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     """Rules between the operating sections (stacks/config_operations.py) and the rest of the stack: the
     guardrail's classifier is one of the stack's models, and the clients named are the stack's API
@@ -1154,6 +1159,28 @@ def _operations_problems(cfg: StackConfig) -> list[tuple[str, str]]:
                     "guardrail.classifier_model",
                     "the classifier would classify its own requests: serve it beside the model it guards "
                     "(a models: list of two or more)",
+                )
+            )
+    classifier = next((v for v in cfg.served if v.model_name == g.classifier_model), None)
+    if g.enabled and classifier is not None and cfg.models is not None:
+        i = next(i for i, m in enumerate(cfg.models) if m.name == g.classifier_model)
+        c = classifier.config
+        if c.autoscaling.enabled and c.autoscaling.min_replicas == 0:
+            problems.append(
+                (
+                    f"models[{i}].autoscaling.min_replicas",
+                    "the guardrail's classifier may not scale to zero: the processor calls its Service directly "
+                    "(no gateway hold wakes it), so every guarded request would fail or pass unchecked; use 1",
+                )
+            )
+        longest = max((v.config.model.max_model_len for v in cfg.served if v is not classifier), default=0)
+        if c.model.max_model_len < longest + CLASSIFIER_TEMPLATE_TOKENS:
+            problems.append(
+                (
+                    f"models[{i}].model.max_model_len",
+                    f"{c.model.max_model_len} tokens cannot hold a guarded model's longest input ({longest}) "
+                    f"plus Llama Guard's prompt template (~{CLASSIFIER_TEMPLATE_TOKENS}): the classifier would "
+                    f"refuse those requests as too long; use at least {longest + CLASSIFIER_TEMPLATE_TOKENS}",
                 )
             )
     for client in g.clients:
@@ -1386,6 +1413,14 @@ def _cross_field_problems(cfg: StackConfig) -> list[tuple[str, str]]:
 
     problems.extend(_metrics_server_problems(cfg))
     m = cfg.monitoring
+    if m.alerts.alertmanager and not m.install_prometheus:
+        problems.append(
+            (
+                "monitoring.alerts.alertmanager",
+                "Alertmanager is installed with the stack's kube-prometheus-stack, which install_prometheus false "
+                "leaves out: your Prometheus sends the alerts to its own Alertmanager; drop this",
+            )
+        )
     if m.dashboards.install_grafana and not m.install_prometheus:
         problems.append(
             (

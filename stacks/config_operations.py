@@ -79,6 +79,12 @@ class AlertsConfig(Section):
         "monitoring.pod_monitor_labels); an existing kube-prometheus-stack with default values selects "
         "release: <its Helm release name>",
     )
+    alertmanager: bool = Field(
+        False,
+        description="install Alertmanager beside the stack's Prometheus (install_prometheus) so alerts reach "
+        "someone; its receivers are yours: a Secret alertmanager-llm-alertmanager (key alertmanager.yaml) in "
+        "the Prometheus namespace. Off: alerts are evaluated and shown by Prometheus, and notify no one",
+    )
     runbook_url: str = Field(
         "docs/operating.md",
         description="where each alert's runbook_url points (its anchor is the alert's name in lower case): "

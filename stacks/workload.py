@@ -210,6 +210,7 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
                 kube_state_metrics=(bool(holds) or reads_gateway_series(cfg))
                 and cfg.monitoring.install_prometheus,
                 grafana=cfg.monitoring.dashboards.install_grafana,
+                alertmanager=cfg.monitoring.alerts.enabled and cfg.monitoring.alerts.alertmanager,
                 pod_monitor_labels=cfg.monitoring.pod_monitor_labels,
                 crd_provider=ctx.crd_provider,
             ),
@@ -230,8 +231,9 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             route,
             ctx,
             monitoring is not None,
-            # Series of variants that share a model_name are told apart by this label (promotion).
-            ["app.kubernetes.io/name"] if cfg.models is not None else [],
+            # Series of variants that share a model_name are told apart by this label (promotion), and the
+            # dashboards' variant picker and replicas panel read it (components/dashboards.py).
+            ["app.kubernetes.io/name"],
             [namespace, *after_monitoring, *ctx.server_after],
         )
         for route in routes

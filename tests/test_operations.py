@@ -252,3 +252,28 @@ def test_chat_ui_off_changes_no_gateway_listener() -> None:
     assert all(
         listener.get("hostname") in (None, "llm.example.com") for listener in gateway["spec"]["listeners"]
     )
+
+
+def test_the_classifier_stays_up_and_reads_the_longest_input() -> None:
+    values = guarded_values()
+    values["models"][1]["autoscaling"] = {"min_replicas": 0}
+    values["models"][1]["model"]["max_model_len"] = 8192
+    assert problems_of(values) == ["models[1].autoscaling.min_replicas", "models[1].model.max_model_len"]
+
+
+def test_alerts_reach_an_alertmanager_only_where_the_stack_file_installs_one() -> None:
+    stacks = {r["name"]: r for r in objects(planned("guarded-onprem"), RELEASE)}
+    alertmanager = stacks["llm-prometheus-stack"]["values"]["alertmanager"]
+    # The receivers are the operator's Secret: the chart writes no configuration of its own.
+    assert alertmanager == {"enabled": True, "alertmanagerSpec": {"useExistingSecret": True}}
+    local = load_stack_file(ROOT / "stacks" / "Pulumi.onprem.yaml")
+    assert not local.monitoring.alerts.alertmanager
+    onprem = {r["name"]: r for r in objects(planned("onprem"), RELEASE)}
+    assert onprem["llm-prometheus-stack"]["values"]["alertmanager"] == {"enabled": False}
+    assert "alerts notify no one" in planned("onprem").summary()
+
+
+def test_the_guardrail_and_the_variant_header_share_the_routes_one_extension_policy() -> None:
+    policies = objects(planned("guarded-onprem"), EXTENSION)
+    targets = [tuple(sorted(r["name"] for r in p["spec"]["targetRefs"])) for p in policies]
+    assert len(targets) == len(set(targets)), targets

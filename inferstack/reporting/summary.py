@@ -60,8 +60,71 @@ def render_summary(plan: Plan) -> str:
     lines.append(_routing_line(cfg))
     lines.append(estimate_cost(cfg).summary_line())
     lines += _common_tail(plan)
+    lines += _operating_section(cfg)
     lines += _cold_start_section(cfg)
     return "\n".join(lines)
+
+
+def _operating_section(cfg: StackConfig) -> list[str]:
+    """## Operating: what an operator looks at and who hears of an outage (docs/operating.md)."""
+    m = cfg.monitoring
+    monitors = m.install_prometheus or m.pod_monitor
+    lines = [
+        "## Operating",
+        "",
+        "docs/operating.md: dashboards, alerts and their runbooks, the guardrail, the chat UI.",
+        "",
+    ]
+    if m.dashboards.enabled and (m.install_prometheus or m.dashboards.namespace):
+        where = m.dashboards.namespace or m.prometheus_namespace
+        grafana = (
+            "Grafana installed with the stack (admin password in its Secret; port-forward to reach it)"
+            if m.dashboards.install_grafana
+            else "for your Grafana's dashboard sidecar (label "
+            f"{m.dashboards.sidecar_label}={m.dashboards.sidecar_label_value})"
+        )
+        lines.append(f"- dashboards: Models, API clients, GPUs as ConfigMaps in `{where}`, {grafana}")
+    else:
+        lines.append(
+            "- dashboards: none (no Prometheus of the stack's, and no monitoring.dashboards.namespace)"
+        )
+    if m.alerts.enabled and monitors:
+        slos = "; ".join(
+            f"`{v.model_name}` {v.config.slo.availability:.2%} available, {v.config.slo.ttft_target:.0%} within "
+            f"{v.config.slo.ttft_seconds:g} s to first token"
+            for v in {v.model_name: v for v in cfg.served}.values()
+        )
+        lines.append(f"- SLOs (burn-rate alerts over 30 days): {slos}")
+        if m.install_prometheus and not m.alerts.alertmanager:
+            lines.append(
+                "- **alerts notify no one**: the stack's Prometheus evaluates them, and no Alertmanager receives "
+                "them; set monitoring.alerts.alertmanager and create its receivers' Secret"
+            )
+        elif m.alerts.alertmanager:
+            lines.append(
+                f"- alerts: to the stack's Alertmanager; its receivers come from the Secret "
+                f"`alertmanager-llm-alertmanager` (key alertmanager.yaml) in `{m.prometheus_namespace}`, yours to create"
+            )
+        else:
+            lines.append("- alerts: evaluated by your Prometheus, sent to its Alertmanager")
+    else:
+        lines.append("- alerts: none (monitoring.alerts off, or no Prometheus operator to read the rules)")
+    if any(v.config.uses_gpu for v in cfg.served) and m.gpu_telemetry.enabled and monitors:
+        lines.append("- GPU telemetry: NVIDIA DCGM exporter, scraped by the stack's Prometheus")
+    g = cfg.guardrail
+    if g.enabled:
+        own = ", ".join(sorted(g.clients)) or "none"
+        lines.append(
+            f"- guardrail: every request to the models checked by `{g.classifier_model}` "
+            f"(processor down: fail-{g.failure_mode.value}); clients with their own policy: {own}"
+        )
+    if cfg.chat_ui.enabled and cfg.chat_ui.hostname:
+        sso = "single sign-on" if cfg.chat_ui.oidc else "Open WebUI's own accounts"
+        lines.append(
+            f"- chat UI: https://{cfg.chat_ui.hostname} ({sso}; calls the API as `{cfg.chat_ui.client}`)"
+        )
+    lines.append("")
+    return lines
 
 
 def _cold_start_section(cfg: StackConfig) -> list[str]:
@@ -256,6 +319,7 @@ def _multi_model_summary(plan: Plan) -> str:
             "",
         ]
     lines += _common_tail(plan)
+    lines += _operating_section(cfg)
     lines += _cold_start_section(cfg)
     return "\n".join(lines)
 

@@ -34,6 +34,8 @@ from inferstack.validation.invokes import invoke_provider_outcome
 from inferstack.validation.metrics_api import CHECK as METRICS_API_CHECK
 from inferstack.validation.metrics_api import metrics_api_outcome
 from inferstack.validation.policies import PolicyFinding, check_policies, finding_text, policy_inputs
+from inferstack.validation.policy_attachment import CHECK as POLICY_ATTACHMENT_CHECK
+from inferstack.validation.policy_attachment import policy_attachment_outcome
 from inferstack.validation.scopes import scope_outcome
 from stacks.config import Tier
 
@@ -119,6 +121,8 @@ def check_plan(
         (ROLLOUT_CHECK, lambda: rollout_outcome(manifests, resources)),
         # neither Kubernetes nor `pulumi up` gives up on a rollout that is still doing its cold starts
         (DEADLINE_CHECK, lambda: deadline_outcome(manifests, resources)),
+        # one Envoy Gateway policy of a kind per Gateway, listener, route or rule: a second is never applied
+        (POLICY_ATTACHMENT_CHECK, lambda: policy_attachment_outcome(manifests)),
         # a CPU/memory scaler has something serving metrics.k8s.io
         (
             METRICS_API_CHECK,

@@ -66,6 +66,7 @@ CHECKS = {
     "rollout-fits-capacity": "GPU Deployments whose rollout was checked against the pool's capacity",
     "rollout-deadline-covers-cold-start": "GPU Deployments whose rollout deadlines were checked against a cold start",
     "metrics-api": "CPU/memory scalers checked for a metrics.k8s.io source",
+    "policy-attachment": "Envoy Gateway policies checked to be the only one of their kind on their target",
 }
 
 
