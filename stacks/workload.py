@@ -530,7 +530,6 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
     held: list[pulumi.Resource] = [hold_for(name) for name in hold_args]
 
     model_route_rules: list[dict[str, Any]] = []
-    model_routing: ModelRouting | None = None
     # The content-filter guardrail (stacks/operations.py): its processor first, then the route's one
     # EnvoyExtensionPolicy (ModelRouting's) names it.
     guard = guardrail_args(cfg, ns, MODEL_ROUTE if cfg.routes_by_model else None, routes, dns_cidrs(cfg))
@@ -561,9 +560,7 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
         )
         # Its AIGatewayRoute (and the HTTPRoute AI Gateway writes from it) is the route the gateway's
         # SecurityPolicy and BackendTrafficPolicy target.
-        model_routing = ModelRouting(
-            MODEL_ROUTE, routing_args, opts=pulumi.ResourceOptions(provider=provider)
-        )
+        ModelRouting(MODEL_ROUTE, routing_args, opts=pulumi.ResourceOptions(provider=provider))
         model_route_rules = route_rules(MODEL_ROUTE, routing_args)
 
     deploy_operations(
