@@ -194,6 +194,10 @@ class LoadBalancerArgs:
     # not open: a pod reaching Envoy through the internal Service is seen with its pod address. Never written
     # to a LoadBalancer's loadBalancerSourceRanges. Keys are still required.
     internal_source_cidrs: list[str] = field(default_factory=list)
+    # EnvoyProxy spec.filterOrder (Envoy Gateway v1.8.3 api/v1alpha1/envoyproxy_types.go FilterPosition):
+    # moves of filter types in the HTTP filter chain, e.g. ext_proc after the rate limits. Empty: the default
+    # order (internal/xds/translator/httpfilters.go newOrderedHTTPFilter).
+    filter_order: list[dict[str, str]] = field(default_factory=list)
 
 
 def request_limit_problems(clients: list[str], requests_per_minute: int | None, field_name: str) -> list[str]:
@@ -690,7 +694,10 @@ def envoy_proxy_spec(args: LoadBalancerArgs) -> dict[str, Any]:
     }
     if args.envoy_replicas > 1:
         kubernetes["envoyPDB"] = {"minAvailable": 1}
-    return {"provider": {"type": "Kubernetes", "kubernetes": kubernetes}}
+    spec: dict[str, Any] = {"provider": {"type": "Kubernetes", "kubernetes": kubernetes}}
+    if args.filter_order:
+        spec["filterOrder"] = [dict(position) for position in args.filter_order]
+    return spec
 
 
 def cloud_service_spec(gateway_name: str, args: LoadBalancerArgs) -> dict[str, Any]:

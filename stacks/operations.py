@@ -46,6 +46,22 @@ NAME = "llm"
 CHAT_LISTENER = "chat"
 
 
+#: Where the guardrail's ext_proc runs in the gateway's HTTP filter chain (EnvoyProxy spec.filterOrder). By
+#: default Envoy Gateway v1.8.3 runs ext_proc (order 100+) before RBAC (301, the SecurityPolicy's address rules),
+#: the local rate limit (302, requests per client) and the global one (303, token quotas)
+#: (internal/xds/translator/httpfilters.go newOrderedHTTPFilter), so a request those would refuse still costs a
+#: classifier call, and one client over its limit could saturate the classifier for everyone. Each entry moves
+#: every ext_proc after the last filter of that type, when the chain has one (sortHTTPFilters), so the three
+#: together put it after whichever of them exist. AI Gateway's own ext_proc is inserted later, before the first
+#: ext_proc, wasm, lua or rbac filter (ai-gateway v1.1.0 internal/extensionserver/post_translate_modify.go
+#: insertAIGatewayExtProcFilter), so it still reads the model before routing.
+GUARDRAIL_FILTER_ORDER: tuple[dict[str, str], ...] = (
+    {"name": "envoy.filters.http.ext_proc", "after": "envoy.filters.http.rbac"},
+    {"name": "envoy.filters.http.ext_proc", "after": "envoy.filters.http.local_ratelimit"},
+    {"name": "envoy.filters.http.ext_proc", "after": "envoy.filters.http.ratelimit"},
+)
+
+
 def chat_pod_cidrs(cfg: StackConfig) -> list[str]:
     """Where the chat UI's calls to the endpoint come from, for the API's address rules, when those are an
     allow-list: the pod network (AWS VPC CNI gives pods VPC addresses; GKE the pods range; on-prem the stack

@@ -63,6 +63,7 @@ from stacks.config import Platform, StackConfig, cold_start_seconds, cooldown_se
 from stacks.egress import ACCEPTING_FIELD, internet_egress_accepted, model_store_cidrs
 from stacks.operations import (
     CHAT_LISTENER,
+    GUARDRAIL_FILTER_ORDER,
     OperationsContext,
     chat_pod_cidrs,
     deploy_operations,
@@ -297,6 +298,7 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             traffic_policy, gateway_policy_fragment_for(list(hold_args.values()))
         )
 
+    guard = guardrail_args(cfg, ns, MODEL_ROUTE if cfg.routes_by_model else None, routes, dns_cidrs(cfg))
     exposure = ctx.exposure
     gateway = LoadBalancer(
         NAME,
@@ -334,6 +336,9 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             else [],
             internal_service=cfg.chat_ui.enabled,
             internal_source_cidrs=chat_pod_cidrs(cfg),
+            # The guardrail's ext_proc after the address rules and the rate limits: a request they refuse
+            # never costs a classifier call (stacks/operations.py GUARDRAIL_FILTER_ORDER).
+            filter_order=list(GUARDRAIL_FILTER_ORDER) if guard is not None else [],
         ),
         # On destroy the gateway (and a cloud balancer's Service) goes before what it waited for.
         opts=pulumi.ResourceOptions(
@@ -532,7 +537,6 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
     model_route_rules: list[dict[str, Any]] = []
     # The content-filter guardrail (stacks/operations.py): its processor first, then the route's one
     # EnvoyExtensionPolicy (ModelRouting's) names it.
-    guard = guardrail_args(cfg, ns, MODEL_ROUTE if cfg.routes_by_model else None, routes, dns_cidrs(cfg))
     guardrail = (
         Guardrail(
             NAME,

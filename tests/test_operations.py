@@ -277,3 +277,16 @@ def test_the_guardrail_and_the_variant_header_share_the_routes_one_extension_pol
     policies = objects(planned("guarded-onprem"), EXTENSION)
     targets = [tuple(sorted(r["name"] for r in p["spec"]["targetRefs"])) for p in policies]
     assert len(targets) == len(set(targets)), targets
+
+
+def test_the_guardrail_runs_after_the_address_rules_and_rate_limits() -> None:
+    (proxy,) = objects(planned("guarded-onprem"), "kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyProxy")
+    order = proxy["spec"]["filterOrder"]
+    assert [p["after"] for p in order] == [
+        "envoy.filters.http.rbac",
+        "envoy.filters.http.local_ratelimit",
+        "envoy.filters.http.ratelimit",
+    ]
+    assert {p["name"] for p in order} == {"envoy.filters.http.ext_proc"}
+    (unguarded,) = objects(planned("multi-onprem"), "kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyProxy")
+    assert "filterOrder" not in unguarded["spec"]
