@@ -269,4 +269,4 @@ def _mebibytes(quantity: str) -> int:
 def test_grpc_message_limit_holds_the_gateways_largest_body() -> None:
     # Envoy sends a buffered body whole, up to the listener's buffer limit; a larger gRPC message than the
     # processor takes fails the stream, and failOpen would serve the body unchecked.
-    assert MAX_MESSAGE_BYTES > _mebibytes(MODEL_ROUTING_BUFFER_LIMIT) + 64 * 1024
+    assert _mebibytes(MODEL_ROUTING_BUFFER_LIMIT) + 64 * 1024 < MAX_MESSAGE_BYTES
