@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
 
 import pytest
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
@@ -17,6 +17,8 @@ from guardrail.categories import LLAMA_GUARD_3_CATEGORIES, Verdict, VerdictError
 from guardrail.classifier import ClassifierError, ClassifierInputTooLong, OpenAIClassifier
 from guardrail.openai_text import BodyError, StreamText, request_prompt, response_text
 from guardrail.policy import ClientPolicy, FailureMode, PolicyError, parse_policy
+
+T = TypeVar("T")
 
 
 @pytest.mark.parametrize(
@@ -168,6 +170,16 @@ class _Safe:
         return Verdict(True)
 
 
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run `coroutine` on a loop of its own. Not asyncio.run: that leaves the thread's event loop unset,
+    and the Pulumi recordings of other tests in the session (tests/components) ask for the current one."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
+
+
 def _chat_body(text: str) -> bytes:
     return json.dumps({"model": "m", "messages": [{"role": "user", "content": text}]}).encode()
 
@@ -176,7 +188,7 @@ def _send_body(
     servicer: processor.GuardrailProcessor, body: bytes, exchange: processor.Exchange | None = None
 ) -> pb.ProcessingResponse:
     request = pb.ProcessingRequest(request_body=pb.HttpBody(body=body, end_of_stream=True))
-    return asyncio.run(servicer.handle(request, exchange or processor.Exchange()))
+    return _run(servicer.handle(request, exchange or processor.Exchange()))
 
 
 def _audit(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
@@ -217,7 +229,7 @@ def test_vllm_context_length_refusal_is_its_own_error(standin_classifier: str) -
         assert not isinstance(other.value, ClassifierInputTooLong)
         assert await classifier.classify("hello") == Verdict(True)
 
-    asyncio.run(check())
+    _run(check())
 
 
 def _immediate_error(response: pb.ProcessingResponse) -> tuple[int, dict[str, Any]]:
