@@ -92,7 +92,15 @@ class GuardrailArgs:
     log_prompts: bool = False  # audit lines carry the checked text (off: privacy)
     replicas: int = 2  # processor pods; more than one gets a PodDisruptionBudget
     cpu: str = "500m"  # request = limit (Guaranteed QoS: every API request waits on this pod)
-    memory: str = "256Mi"  # request = limit
+    # request = limit. A request body in flight costs the processor several times its size (the gRPC
+    # message, the parsed JSON, the joined text; roughly measured: ~250 MiB above ~60 MiB at rest for a
+    # 50 MiB body), and the gateway buffers bodies up to 50Mi (components/load_balancer.py): 512Mi holds one
+    # such body; an OOM-killed processor is failOpen's case for every exchange it held.
+    memory: str = "512Mi"
+    # The longest text checked (prompt, plus answer for an answer check), characters; longer is refused
+    # with 413 content_too_large (guardrail/settings.py max_text_chars). About 4 characters a token: set it
+    # near 4 x the classifier's max_model_len to refuse early what the classifier would refuse anyway.
+    max_text_chars: int = 500_000
     gateway_namespace: str = ENVOY_PROXY_NAMESPACE  # where Envoy's proxy pods run
     gateway_pod_labels: dict[str, str] = field(default_factory=lambda: dict(ENVOY_PROXY_POD_LABELS))
     dns_cidrs: list[str] = field(default_factory=lambda: list(NODE_LOCAL_DNS_CIDRS))  # node-local resolvers
@@ -131,6 +139,10 @@ def validate_guardrail_args(args: GuardrailArgs) -> list[str]:
         )
     if args.stream_check_interval_chars < 1:
         problems.append("stream_check_interval_chars: must be at least 1")
+    if args.max_text_chars < 1000:
+        problems.append(
+            f"max_text_chars: {args.max_text_chars} must be at least 1000 (a short conversation's length)"
+        )
     if args.replicas < 1:
         problems.append(f"replicas: {args.replicas} must be at least 1")
     for name in ("cpu", "memory"):
@@ -206,6 +218,7 @@ def processor_environment(args: GuardrailArgs) -> list[dict[str, str]]:
         {"name": "GUARDRAIL_PORT", "value": str(GUARDRAIL_PORT)},
         {"name": "GUARDRAIL_STREAM_CHECK_INTERVAL_CHARS", "value": str(args.stream_check_interval_chars)},
         {"name": "GUARDRAIL_LOG_PROMPTS", "value": "true" if args.log_prompts else "false"},
+        {"name": "GUARDRAIL_MAX_TEXT_CHARS", "value": str(args.max_text_chars)},
         # No bytecode cache on a read-only root; Python would try and fail quietly on every start.
         {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
     ]

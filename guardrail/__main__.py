@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import sys
-from concurrent import futures
 
 import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
@@ -19,48 +19,78 @@ from guardrail.settings import Settings
 
 #: The name Envoy's ext_proc calls and a probe may ask the health of.
 SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
+#: The largest gRPC message taken or sent, bytes. grpcio's default receive limit is 4 MiB
+#: (GRPC_DEFAULT_MAX_RECV_MESSAGE_LENGTH); Envoy sends a BUFFERED body whole, up to the listener's buffer
+#: limit (components/load_balancer.py MODEL_ROUTING_BUFFER_LIMIT, 50Mi), so a 5 MB body failed the stream
+#: and failOpen served it unchecked. 64 MiB holds a 50 MiB body and its message's framing; a body over the
+#: buffer limit never gets here (Envoy answers 413 itself). tests/guardrail holds the order of the two.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
-def build_server(settings: Settings) -> grpc.Server:
-    """A started-ready (not yet started) gRPC server on all addresses at settings.port."""
+async def build_server(settings: Settings) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    """A ready (not yet started) asyncio gRPC server on all addresses at settings.port, and its health
+    servicer; awaited inside the event loop that will serve it."""
     policy = load_policy(settings.policy_file)
     classifier = OpenAIClassifier(
         settings.classifier_url, settings.classifier_model, settings.classifier_timeout_s
     )
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.workers))
+    server = grpc.aio.server(
+        maximum_concurrent_rpcs=settings.max_streams,
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ],
+    )
     pb_grpc.add_ExternalProcessorServicer_to_server(
         GuardrailProcessor(
             policy,
             classifier,
             interval_chars=settings.stream_check_interval_chars,
             log_prompts=settings.log_prompts,
+            max_text_chars=settings.max_text_chars,
         ),
         server,
     )
-    checker = health.HealthServicer()
+    checker = health.aio.HealthServicer()
     for name in ("", SERVICE):
-        checker.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await checker.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
     server.add_insecure_port(f"[::]:{settings.port}")
-    return server
+    return server, checker
+
+
+async def serve(settings: Settings) -> None:
+    """Build, start and serve until SIGTERM, then stop taking streams and give open ones 10 s (the pod's
+    grace period is 30 s, its preStop sleep 5 s: components/guardrail.py)."""
+    server, checker = await build_server(settings)
+    await server.start()
+    logging.getLogger("guardrail").info(
+        "guardrail serving on port %d (at most %d streams)", settings.port, settings.max_streams
+    )
+    stopping: list[asyncio.Task[None]] = []
+
+    async def stop() -> None:
+        await checker.enter_graceful_shutdown()  # probes say NOT_SERVING while open streams finish
+        await server.stop(grace=10)
+
+    asyncio.get_running_loop().add_signal_handler(
+        signal.SIGTERM, lambda: stopping.append(asyncio.create_task(stop()))
+    )
+    await server.wait_for_termination()
 
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     try:
         settings = Settings()  # type: ignore[call-arg]  # from the environment
-        server = build_server(settings)
+        load_policy(settings.policy_file)  # its errors before the loop starts, as a message
     except ValidationError as err:
         print(f"guardrail: bad settings (GUARDRAIL_* environment):\n{err}", file=sys.stderr)
         return 2
     except PolicyError as err:
         print(f"guardrail: {err}", file=sys.stderr)
         return 2
-    server.start()
-    logging.getLogger("guardrail").info("guardrail serving on port %d", settings.port)
-    # SIGTERM (pod deletion): stop taking streams, give open ones the grace period's first seconds.
-    signal.signal(signal.SIGTERM, lambda *_: server.stop(grace=10))
-    server.wait_for_termination()
+    asyncio.run(serve(settings))
     return 0
 
 

@@ -11,6 +11,11 @@ components/guardrail.py writes (internal/xds/translator/extproc.go buildProcessi
   NONE for one that is not (no further round trips).
 Envoy waits for the reply to each message before it forwards what the message held, so a STREAMED chunk
 reaches the client only after this processor has answered for it.
+
+Envoy holds one stream open for the whole HTTP exchange, including the time the engine takes to answer, so
+the servicer is asyncio (grpc.aio): an open stream waiting on Envoy costs a coroutine, not a thread, and the
+classifier call is awaited (openai.AsyncOpenAI). With a thread pool, the pool's size was the number of
+exchanges in flight; the next one waited for a thread until messageTimeout (504, or unchecked with failOpen).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +35,7 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 from envoy.type.v3 import http_status_pb2
 
 from guardrail.categories import Verdict, describe
-from guardrail.classifier import Classifier, ClassifierError
+from guardrail.classifier import Classifier, ClassifierError, ClassifierInputTooLong
 from guardrail.openai_text import BodyError, StreamText, request_prompt, response_text
 from guardrail.policy import ClientPolicy, FailureMode, Policy
 
@@ -76,6 +81,24 @@ def unavailable(param: str | None) -> bytes:
     )
 
 
+def too_large(param: str | None, cause: str, answer: bool) -> bytes:
+    """The error body when the text to check is longer than the classifier can read (`cause` says which
+    limit). A client error, whatever the failure mode: the same input fails the same way on every retry, and
+    an input the filter cannot read is not served unchecked."""
+    what = "The model's answer" if answer else "The request"
+    return error_body(
+        f"{what} is too long for the content filter to check: {cause}. Shorten the conversation.",
+        "invalid_request_error",
+        param,
+        "content_too_large",
+    )
+
+
+#: The status of a too_large refusal: 413 Content Too Large (RFC 9110 15.5.14), the one Envoy gives a body
+#: over its buffer limit, so that "too big" reads the same from either.
+TOO_LARGE_STATUS = 413
+
+
 def _immediate(status: int, body: bytes) -> pb.ProcessingResponse:
     return pb.ProcessingResponse(
         immediate_response=pb.ImmediateResponse(
@@ -102,11 +125,14 @@ def _headers(message: pb.HttpHeaders) -> dict[str, str]:
 
 @dataclass
 class Decision:
-    """What one check decided: allowed, flagged, blocked, error_allowed, error_blocked or skipped."""
+    """What one check decided: allowed, flagged, blocked, error_allowed, error_blocked, skipped, or
+    too_large (the text is longer than the classifier can read; refused with 413 in either failure mode)."""
 
     decision: str
     categories: tuple[str, ...] = ()
     error: str | None = None
+    #: For too_large: the cause as the client is told it (no text, no classifier internals).
+    cause: str = ""
 
 
 @dataclass
@@ -147,28 +173,38 @@ def decide(verdict: Verdict, policy: ClientPolicy) -> Decision:
 class GuardrailProcessor(pb_grpc.ExternalProcessorServicer):
     """The servicer. `classifier` gives verdicts; `interval_chars`: a streamed answer is classified each
     time this many characters have accumulated since the last check, and at its end; `log_prompts`: put
-    the checked text into audit lines (off by default: privacy)."""
+    the checked text into audit lines (off by default: privacy); `max_text_chars`: a check whose text (the
+    prompt, plus the answer for an answer check) is longer than this is refused as too_large without asking
+    the classifier (the classifier's own context-length refusal covers shorter texts it cannot read)."""
 
     def __init__(
-        self, policy: Policy, classifier: Classifier, *, interval_chars: int = 400, log_prompts: bool = False
+        self,
+        policy: Policy,
+        classifier: Classifier,
+        *,
+        interval_chars: int = 400,
+        log_prompts: bool = False,
+        max_text_chars: int = 500_000,
     ) -> None:
         self.policy = policy
         self.classifier = classifier
         self.interval_chars = interval_chars
         self.log_prompts = log_prompts
+        self.max_text_chars = max_text_chars
 
-    def Process(  # the gRPC method's name
-        self, request_iterator: Iterator[pb.ProcessingRequest], context: grpc.ServicerContext
-    ) -> Iterator[pb.ProcessingResponse]:
+    async def Process(  # the gRPC method's name
+        self, request_iterator: AsyncIterator[pb.ProcessingRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ProcessingResponse]:
         exchange = Exchange()
-        for request in request_iterator:
+        async for request in request_iterator:
             try:
-                yield self.handle(request, exchange)
+                response = await self.handle(request, exchange)
             except Exception as err:  # a processor bug must follow the client's failure mode
                 log.exception("processing failed")
-                yield self._failure(request, exchange, f"{type(err).__name__}: {err}")
+                response = self._failure(request, exchange, f"{type(err).__name__}: {err}")
+            yield response
 
-    def handle(self, request: pb.ProcessingRequest, exchange: Exchange) -> pb.ProcessingResponse:
+    async def handle(self, request: pb.ProcessingRequest, exchange: Exchange) -> pb.ProcessingResponse:
         """The reply to one message of `exchange`."""
         kind = request.WhichOneof("request")
         if kind == "request_headers":
@@ -178,15 +214,15 @@ class GuardrailProcessor(pb_grpc.ExternalProcessorServicer):
             exchange.policy = self.policy.for_client(exchange.client_id)
             return pb.ProcessingResponse(request_headers=pb.HeadersResponse())
         if kind == "request_body":
-            return self._request_body(request.request_body.body, exchange)
+            return await self._request_body(request.request_body.body, exchange)
         if kind == "response_headers":
             return self._response_headers(_headers(request.response_headers), exchange)
         if kind == "response_body":
-            return self._response_body(request.response_body, exchange)
+            return await self._response_body(request.response_body, exchange)
         # Trailers are not asked for (SKIP); answer anything else with "continue".
         return _continue(kind)
 
-    def _request_body(self, body: bytes, exchange: Exchange) -> pb.ProcessingResponse:
+    async def _request_body(self, body: bytes, exchange: Exchange) -> pb.ProcessingResponse:
         cont = pb.ProcessingResponse(request_body=pb.BodyResponse())
         if not exchange.policy.enabled:
             self._audit(exchange, "request", Decision("skipped", error="disabled for this client"), 0.0)
@@ -202,10 +238,12 @@ class GuardrailProcessor(pb_grpc.ExternalProcessorServicer):
         if not exchange.prompt:
             self._audit(exchange, "request", Decision("skipped", error="no text"), 0.0)
             return cont
-        decision, latency = self._classify(exchange, None)
+        decision, latency = await self._classify(exchange, None)
         self._audit(exchange, "request", decision, latency)
         if decision.decision == "blocked":
             return _immediate(400, refusal(decision.categories, exchange.param, answer=False))
+        if decision.decision == "too_large":
+            return _immediate(TOO_LARGE_STATUS, too_large(exchange.param, decision.cause, answer=False))
         if decision.decision == "error_blocked":
             return _immediate(503, unavailable(exchange.param))
         if decision.decision == "flagged":
@@ -243,7 +281,7 @@ class GuardrailProcessor(pb_grpc.ExternalProcessorServicer):
             mode_override=processing_mode_pb2.ProcessingMode(response_body_mode=mode),
         )
 
-    def _response_body(self, message: pb.HttpBody, exchange: Exchange) -> pb.ProcessingResponse:
+    async def _response_body(self, message: pb.HttpBody, exchange: Exchange) -> pb.ProcessingResponse:
         cont = pb.ProcessingResponse(response_body=pb.BodyResponse())
         if not exchange.check_answer:
             return cont
@@ -255,10 +293,12 @@ class GuardrailProcessor(pb_grpc.ExternalProcessorServicer):
             exchange.answer = response_text(bytes(exchange.answer_json))
             if not exchange.answer:
                 return cont
-            decision, latency = self._classify(exchange, exchange.answer)
+            decision, latency = await self._classify(exchange, exchange.answer)
             self._audit(exchange, "response", decision, latency)
             if decision.decision == "blocked":
                 return _immediate(400, refusal(decision.categories, None, answer=True))
+            if decision.decision == "too_large":
+                return _immediate(TOO_LARGE_STATUS, too_large(None, decision.cause, answer=True))
             if decision.decision == "error_blocked":
                 return _immediate(503, unavailable(None))
             return cont
@@ -272,7 +312,7 @@ class GuardrailProcessor(pb_grpc.ExternalProcessorServicer):
         if at_end and len(text) == exchange.checked_chars:
             return cont
         exchange.checked_chars = len(text)
-        decision, latency = self._classify(exchange, text)
+        decision, latency = await self._classify(exchange, text)
         self._audit(exchange, "response", decision, latency)
         if decision.decision == "blocked":
             exchange.answer_blocked = True
@@ -284,12 +324,30 @@ class GuardrailProcessor(pb_grpc.ExternalProcessorServicer):
         if decision.decision == "error_blocked":
             exchange.answer_blocked = True
             return _replace_chunk(b"data: " + unavailable(None) + b"\n\ndata: [DONE]\n\n")
+        if decision.decision == "too_large":
+            # The answer grew past what the classifier reads: the rest cannot be checked, so it is not sent.
+            exchange.answer_blocked = True
+            return _replace_chunk(
+                b"data: " + too_large(None, decision.cause, answer=True) + b"\n\ndata: [DONE]\n\n"
+            )
         return cont
 
-    def _classify(self, exchange: Exchange, answer: str | None) -> tuple[Decision, float]:
+    async def _classify(self, exchange: Exchange, answer: str | None) -> tuple[Decision, float]:
         began = time.monotonic()
+        length = len(exchange.prompt) + len(answer or "")
+        if length > self.max_text_chars:
+            return Decision(
+                "too_large",
+                error=f"{length} characters, over the processor's limit of {self.max_text_chars}",
+                cause=f"{length} characters of text, over the limit of {self.max_text_chars}",
+            ), 0.0
         try:
-            verdict = self.classifier.classify(exchange.prompt, answer)
+            verdict = await self.classifier.classify(exchange.prompt, answer)
+        except ClassifierInputTooLong as err:
+            # Not a transient failure: the same text fails the same way again, so failure_mode does not apply.
+            return Decision(
+                "too_large", error=str(err), cause="longer than the classifier model's context window"
+            ), time.monotonic() - began
         except ClassifierError as err:
             failed = "error_allowed" if exchange.policy.failure_mode is FailureMode.OPEN else "error_blocked"
             return Decision(failed, error=str(err)), time.monotonic() - began

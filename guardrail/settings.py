@@ -28,5 +28,13 @@ class Settings(BaseSettings):
     """A streamed answer is classified each time this many new characters arrived, and at its end."""
     log_prompts: bool = False
     """Put the checked text into audit lines. Off by default: audit lines carry no prompt or answer text."""
-    workers: int = Field(default=16, gt=0)
-    """gRPC worker threads: one per concurrent HTTP exchange being processed."""
+    max_streams: int = Field(default=1000, gt=0)
+    """Exchanges in flight per pod (grpc.aio maximum_concurrent_rpcs): one ext_proc stream per HTTP request,
+    open from its headers to its last body chunk, the engine's answer time included. A stream costs a
+    coroutine, not a thread; past this, a new stream is refused at once (RESOURCE_EXHAUSTED), and Envoy
+    applies failOpen to it: a visible 500 or an unchecked request, never a wait."""
+    max_text_chars: int = Field(default=500_000, gt=0)
+    """A check whose text (prompt, plus the answer for an answer check) is longer is refused with 413
+    content_too_large without asking the classifier. 500,000 characters is about 125,000 tokens at ~4
+    characters a token, Llama Guard 3's whole 128K context: no Llama Guard 3 serving reads more, and a
+    classifier served with a shorter max_model_len refuses the rest itself (also a 413)."""

@@ -21,6 +21,7 @@ from components.guardrail import (
 from components.load_balancer import ENVOY_PROXY_NAMESPACE, ENVOY_PROXY_POD_LABELS
 from components.model_server import SERVING_PORT
 from guardrail.policy import parse_policy
+from guardrail.settings import Settings
 from inferstack.planning.recording import Recording, run_program
 from inferstack.validation.checkov import find_checkov, run_checkov
 from inferstack.validation.core import validate_core
@@ -80,6 +81,7 @@ def test_valid_args_have_no_problems() -> None:
         ({"policy": {"default": {"block": ["S42"]}}}, "policy: default.block"),
         ({"classifier_timeout_s": 0}, "classifier_timeout_s:"),
         ({"replicas": 0}, "replicas:"),
+        ({"max_text_chars": 10}, "max_text_chars:"),
         ({"cpu": "half"}, "cpu:"),
     ],
 )
@@ -185,6 +187,10 @@ def test_the_processor_reads_the_mounted_policy_and_the_classifier() -> None:
     assert env["GUARDRAIL_CLASSIFIER_URL"] == f"http://llama-guard.inferstack.svc:{SERVING_PORT}/v1"
     assert env["GUARDRAIL_CLASSIFIER_MODEL"] == "llama-guard"
     assert env["GUARDRAIL_LOG_PROMPTS"] == "false"
+    assert env["GUARDRAIL_MAX_TEXT_CHARS"] == "500000"
+    # Every GUARDRAIL_* variable is a setting the processor reads: pydantic-settings ignores unknown ones.
+    read = {f"GUARDRAIL_{name.upper()}" for name in Settings.model_fields}
+    assert {name for name in env if name.startswith("GUARDRAIL_")} <= read
     mount = next(m for m in container["volumeMounts"] if m["name"] == "policy")
     assert env["GUARDRAIL_POLICY_FILE"].startswith(mount["mountPath"] + "/")
     volume = next(v for v in _pod(rec)["volumes"] if v["name"] == "policy")

@@ -3,10 +3,12 @@
 - `model_server`: an OpenAI-compatible chat endpoint. It answers "echo: <last user message>", or, when
   the message contains BAD_ANSWER_TRIGGER, an answer holding CLASSIFIER_UNSAFE_WORD (so an answer check
   has something to find that the prompt did not hold). `stream: true` gets one SSE chunk per word, flushed
-  one at a time, then `data: [DONE]`, as vLLM's server streams.
+  one at a time, then `data: [DONE]`, as vLLM's server streams. A message containing SLOW_ANSWER_TRIGGER
+  is answered after SLOW_ANSWER_S seconds (an engine busy generating: the ext_proc stream stays open).
 - `classifier`: a Llama Guard stand-in on /v1/chat/completions. It reads the last message of the
   conversation (the turn Llama Guard classifies) and answers by rule: CLASSIFIER_UNSAFE_WORD -> "unsafe\\nS1",
-  CLASSIFIER_FLAG_WORD -> "unsafe\\nS6", CLASSIFIER_FAIL_WORD -> HTTP 500, anything else -> "safe". It
+  CLASSIFIER_FLAG_WORD -> "unsafe\\nS6", CLASSIFIER_FAIL_WORD -> HTTP 500, CLASSIFIER_TOO_LONG_WORD ->
+  vLLM's HTTP 400 for a prompt over max_model_len (VLLM_CONTEXT_LENGTH_ERROR), anything else -> "safe". It
   records every conversation it was asked about.
 """
 
@@ -23,7 +25,21 @@ from typing import Any
 CLASSIFIER_UNSAFE_WORD = "ATTACK-PLAN"
 CLASSIFIER_FLAG_WORD = "MEDICAL-DOSE"
 CLASSIFIER_FAIL_WORD = "CLASSIFIER-CRASH"
+CLASSIFIER_TOO_LONG_WORD = "CLASSIFIER-CONTEXT-OVERFLOW"
 BAD_ANSWER_TRIGGER = "tell-me-something-bad"
+SLOW_ANSWER_TRIGGER = "take-your-time"
+SLOW_ANSWER_S = 6.0
+#: vLLM's OpenAI server's answer to a prompt longer than max_model_len: HTTP 400, the ErrorResponse shape
+#: {"error": {"message", "type": "BadRequestError", "param", "code": 400}} and its length check's wording.
+VLLM_CONTEXT_LENGTH_ERROR = {
+    "error": {
+        "message": "This model's maximum context length is 8192 tokens. However, your request has 9013 input "
+        "tokens. Please reduce the length of the input messages.",
+        "type": "BadRequestError",
+        "param": None,
+        "code": 400,
+    }
+}
 #: The words the stand-in model streams before and after the unsafe word when triggered.
 BAD_ANSWER_WORDS = ["Here", "is", "a", "long", "and", "harmless", "opening", "sentence", "before",
                     "the", "part", "that", "matters:", CLASSIFIER_UNSAFE_WORD, "and", "then", "more",
@@ -94,6 +110,8 @@ class ModelServer(_Server):
     def respond(self, handler: _Handler, body: dict[str, Any]) -> None:
         model = body.get("model", "standin")
         text = model_answer(body)
+        if SLOW_ANSWER_TRIGGER in _last_user_text(body):
+            time.sleep(SLOW_ANSWER_S)
         if not body.get("stream"):
             handler.send_json(200, _completion(model, text))
             return
@@ -127,6 +145,9 @@ class Classifier(_Server):
         last = messages[-1]["content"] if messages else ""
         if CLASSIFIER_FAIL_WORD in last:
             handler.send_json(500, {"error": {"message": "stand-in failure", "type": "server_error"}})
+            return
+        if CLASSIFIER_TOO_LONG_WORD in last:
+            handler.send_json(400, VLLM_CONTEXT_LENGTH_ERROR)
             return
         if CLASSIFIER_UNSAFE_WORD in last:
             verdict = "unsafe\nS1"

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -307,3 +308,81 @@ def test_audit_lines_name_client_and_decision_without_text(gateway: str, process
     assert lines[0]["model"] == "m"
     assert all(isinstance(line["latency_ms"], float) for line in lines)
     assert "audit-secret-prompt-text" not in processor["log"].read_text()
+
+
+#: The thread pool the processor had (grpcio's sync server, 16 workers): one exchange per thread.
+OLD_THREAD_POOL = 16
+
+
+def test_more_slow_exchanges_than_the_old_thread_pool_all_pass(
+    gateway: str, processor: dict[str, Any], model_server: standins.ModelServer
+) -> None:
+    # Envoy keeps each exchange's ext_proc stream open while the engine answers (here SLOW_ANSWER_S, longer
+    # than messageTimeout 5 s): with one thread per stream, exchange 17 waited for a thread past
+    # messageTimeout and got 504. Every one must be classified and served.
+    count = OLD_THREAD_POOL + 8
+    texts = [f"{standins.SLOW_ANSWER_TRIGGER} concurrent-{i}" for i in range(count)]
+    results: dict[str, str] = {}
+
+    def go(text: str) -> None:
+        try:
+            results[text] = ask(client(gateway, "concurrent"), text).choices[0].message.content or ""
+        except openai.APIError as err:
+            results[text] = f"{type(err).__name__}: {err}"
+
+    began = time.monotonic()
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        list(pool.map(go, texts))
+    elapsed = time.monotonic() - began
+    assert results == {text: f"echo: {text}" for text in texts}
+    # Concurrently, not one after another: all within about one slow answer.
+    assert elapsed < 2 * standins.SLOW_ANSWER_S, elapsed
+    time.sleep(0.2)
+    decisions = [line["decision"] for line in audit_lines(processor) if line["client_id"] == "concurrent"]
+    assert decisions == ["allowed"] * count
+
+
+def big_request(base: str, client_id: str) -> Any:
+    """A 5 MB chat request: over grpcio's default 4 MiB message limit, under the gateway's 50Mi buffer."""
+    return client(base, client_id).chat.completions.create(
+        model="m",
+        messages=[
+            {"role": "system", "content": "x " * 2_500_000 + standins.CLASSIFIER_UNSAFE_WORD},
+            {"role": "user", "content": "big-body-request"},
+        ],
+    )
+
+
+@pytest.mark.parametrize("fail_open", [False, True])
+def test_five_megabyte_body_is_refused_in_either_failure_mode(
+    envoy: Callable[..., str],
+    gateway: str,
+    processor: dict[str, Any],
+    model_server: standins.ModelServer,
+    fail_open: bool,
+) -> None:
+    # Open everywhere it can be: Envoy's failOpen and the client's failure_mode. Before the gRPC limit was
+    # raised, the stream failed on the 5 MB message and failOpen served it unchecked, with no audit line.
+    base = envoy(spec(GuardrailFailureMode.OPEN), processor["port"]) if fail_open else gateway
+    client_id = "lenient" if fail_open else "team-a"
+    with pytest.raises(openai.APIStatusError) as caught:
+        big_request(base, client_id)
+    assert caught.value.status_code == 413
+    assert caught.value.code == "content_too_large"
+    assert not reached_model(model_server, "big-body-request")
+    time.sleep(0.2)
+    lines = [line for line in audit_lines(processor) if line["client_id"] == client_id]
+    assert lines[-1]["decision"] == "too_large"
+
+
+@pytest.mark.parametrize("client_id", ["team-a", "lenient"])
+def test_classifier_context_overflow_is_a_client_error_not_try_again(
+    gateway: str, model_server: standins.ModelServer, client_id: str
+) -> None:
+    text = f"{standins.CLASSIFIER_TOO_LONG_WORD} for {client_id}"
+    with pytest.raises(openai.APIStatusError) as caught:
+        ask(client(gateway, client_id), text)
+    assert caught.value.status_code == 413
+    assert caught.value.code == "content_too_large"
+    assert "context window" in caught.value.message
+    assert not reached_model(model_server, text)

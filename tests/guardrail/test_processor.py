@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
 
 import pytest
+from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 
-from components.load_balancer import CLIENT_ID_HEADER
+from components.load_balancer import CLIENT_ID_HEADER, MODEL_ROUTING_BUFFER_LIMIT
 from guardrail import processor
+from guardrail.__main__ import MAX_MESSAGE_BYTES
 from guardrail.categories import LLAMA_GUARD_3_CATEGORIES, Verdict, VerdictError, parse_verdict
+from guardrail.classifier import ClassifierError, ClassifierInputTooLong, OpenAIClassifier
 from guardrail.openai_text import BodyError, StreamText, request_prompt, response_text
 from guardrail.policy import ClientPolicy, FailureMode, PolicyError, parse_policy
+
+T = TypeVar("T")
 
 
 @pytest.mark.parametrize(
@@ -154,21 +162,123 @@ def test_stream_text_across_split_chunks() -> None:
 
 
 class _Safe:
-    def classify(self, prompt: str, answer: str | None = None) -> Verdict:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def classify(self, prompt: str, answer: str | None = None) -> Verdict:
+        self.calls += 1
         return Verdict(True)
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run `coroutine` on a loop of its own. Not asyncio.run: that leaves the thread's event loop unset,
+    and the Pulumi recordings of other tests in the session (tests/components) ask for the current one."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
+
+
+def _chat_body(text: str) -> bytes:
+    return json.dumps({"model": "m", "messages": [{"role": "user", "content": text}]}).encode()
+
+
+def _send_body(
+    servicer: processor.GuardrailProcessor, body: bytes, exchange: processor.Exchange | None = None
+) -> pb.ProcessingResponse:
+    request = pb.ProcessingRequest(request_body=pb.HttpBody(body=body, end_of_stream=True))
+    return _run(servicer.handle(request, exchange or processor.Exchange()))
+
+
+def _audit(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    return [json.loads(r.getMessage()) for r in caplog.records if r.name == "guardrail.audit"]
 
 
 @pytest.mark.parametrize("log_prompts", [False, True])
 def test_prompt_text_is_logged_only_on_opt_in(log_prompts: bool, caplog: pytest.LogCaptureFixture) -> None:
-    from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
-
     servicer = processor.GuardrailProcessor(parse_policy("{}"), _Safe(), log_prompts=log_prompts)
     body = b'{"model": "m", "messages": [{"role": "user", "content": "secret words"}]}'
     with caplog.at_level("INFO", logger="guardrail.audit"):
-        servicer.handle(
-            pb.ProcessingRequest(request_body=pb.HttpBody(body=body, end_of_stream=True)),
-            processor.Exchange(),
-        )
+        _send_body(servicer, body)
     (line,) = [json.loads(r.getMessage()) for r in caplog.records if r.name == "guardrail.audit"]
     assert line["decision"] == "allowed" and line["model"] == "m"
     assert ("secret words" in caplog.text) is log_prompts
+
+
+@pytest.fixture(scope="module")
+def standin_classifier() -> Iterator[str]:
+    """The stand-in Llama Guard (tests/guardrail/standins.py); yields its /v1 URL."""
+    from tests.guardrail import standins
+
+    with standins.serving(standins.Classifier()) as server:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+
+def test_vllm_context_length_refusal_is_its_own_error(standin_classifier: str) -> None:
+    from tests.guardrail import standins
+
+    async def check() -> None:
+        # One event loop for the client's whole life: its connection pool belongs to the loop.
+        classifier = OpenAIClassifier(standin_classifier, "llama-guard", timeout_s=5)
+        with pytest.raises(ClassifierInputTooLong, match="maximum context length is 8192 tokens"):
+            await classifier.classify(f"a long talk {standins.CLASSIFIER_TOO_LONG_WORD}")
+        # Any other failure stays a ClassifierError that the failure mode decides.
+        with pytest.raises(ClassifierError) as other:
+            await classifier.classify(standins.CLASSIFIER_FAIL_WORD)
+        assert not isinstance(other.value, ClassifierInputTooLong)
+        assert await classifier.classify("hello") == Verdict(True)
+
+    _run(check())
+
+
+def _immediate_error(response: pb.ProcessingResponse) -> tuple[int, dict[str, Any]]:
+    assert response.WhichOneof("response") == "immediate_response"
+    return response.immediate_response.status.code, json.loads(response.immediate_response.body)["error"]
+
+
+@pytest.mark.parametrize("failure_mode", ["open", "closed"])
+def test_context_length_refusal_is_413_in_either_failure_mode(
+    standin_classifier: str, failure_mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.guardrail import standins
+
+    policy = parse_policy(json.dumps({"default": {"failure_mode": failure_mode}}))
+    servicer = processor.GuardrailProcessor(policy, OpenAIClassifier(standin_classifier, "lg", timeout_s=5))
+    with caplog.at_level("INFO", logger="guardrail.audit"):
+        response = _send_body(servicer, _chat_body(f"long {standins.CLASSIFIER_TOO_LONG_WORD}"))
+    status, error = _immediate_error(response)
+    assert status == 413
+    assert error["code"] == "content_too_large"
+    assert error["param"] == "messages"
+    assert "context window" in error["message"] and "try again" not in error["message"]
+    (line,) = _audit(caplog)
+    assert line["decision"] == "too_large"
+    assert "maximum context length" in line["error"]
+
+
+@pytest.mark.parametrize("failure_mode", ["open", "closed"])
+def test_text_over_the_limit_is_413_without_asking_the_classifier(
+    failure_mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    classifier = _Safe()
+    policy = parse_policy(json.dumps({"default": {"failure_mode": failure_mode}}))
+    servicer = processor.GuardrailProcessor(policy, classifier, max_text_chars=1000)
+    with caplog.at_level("INFO", logger="guardrail.audit"):
+        assert _send_body(servicer, _chat_body("x" * 1000)).WhichOneof("response") == "request_body"
+        status, error = _immediate_error(_send_body(servicer, _chat_body("x" * 1001)))
+    assert (status, error["code"]) == (413, "content_too_large")
+    assert "1001 characters" in error["message"]
+    assert classifier.calls == 1
+    assert [line["decision"] for line in _audit(caplog)] == ["allowed", "too_large"]
+
+
+def _mebibytes(quantity: str) -> int:
+    assert quantity.endswith("Mi"), quantity
+    return int(quantity[:-2]) * 1024 * 1024
+
+
+def test_grpc_message_limit_holds_the_gateways_largest_body() -> None:
+    # Envoy sends a buffered body whole, up to the listener's buffer limit; a larger gRPC message than the
+    # processor takes fails the stream, and failOpen would serve the body unchecked.
+    assert _mebibytes(MODEL_ROUTING_BUFFER_LIMIT) + 64 * 1024 < MAX_MESSAGE_BYTES
