@@ -251,6 +251,10 @@ def guardrail_args(
         stream_check_interval_chars=g.stream_check_interval_chars,
         log_prompts=g.log_prompts,
         replicas=g.replicas,
+        # Refused early (413), without a classifier call, what the classifier could never read: English runs
+        # about 4 characters a token with the Llama 3 tokenizer, so 8 a token is above any text that fits its
+        # context; between the two the classifier's own context-length refusal gives the same 413.
+        max_text_chars=8 * classifier.config.model.max_model_len,
         dns_cidrs=list(dns),
         attach_policy=False,
     )
