@@ -33,17 +33,25 @@ Metric sources (names as the pinned versions export them; every one is listed in
   inferstack/promotion.py): check against `curl <pod>:8000/metrics` on the pinned image.
 * Envoy (Envoy Gateway v1.8.3's proxies, scraped at /stats/prometheus): cluster stats
   `envoy_cluster_upstream_rq_total`, `envoy_cluster_upstream_rq_xx{envoy_response_code_class}`,
-  `envoy_cluster_ratelimit_over_limit` (the HTTP rate-limit filter's stats live under
-  `cluster.<route target cluster>.ratelimit.`, Envoy docs "Rate limit" filter statistics), and the
-  listener's HTTP connection manager stats `envoy_http_downstream_rq_total`, `envoy_http_downstream_rq_xx`
-  with `envoy_http_conn_manager_prefix` = `http-<port>` / `https-<port>` (internal/xds/translator/
-  listener.go hcmStatPrefix at v1.8.3). Envoy's Prometheus output turns the tag-extracted names into labels
+  `envoy_cluster_ratelimit_over_limit` (the global HTTP rate-limit filter's - the token quotas' - stats live
+  under `cluster.<route target cluster>.ratelimit.`, Envoy docs "Rate limit" filter statistics), the local
+  rate-limit filter's `envoy_http_local_rate_limit_rate_limited{envoy_local_http_ratelimit_prefix=
+  "http_local_rate_limiter"}` (BackendTrafficPolicy rateLimit.type Local: Envoy Gateway v1.8.3
+  internal/xds/translator/local_ratelimit.go sets stat_prefix `http_local_rate_limiter`; the filter counts
+  under `<stat_prefix>.http_local_rate_limit.`, and Envoy's default tag extractor - source/common/config/
+  well_known_names.cc `$.http_local_rate_limit.**`, on since EG's bootstrap keeps `use_all_default_tags:
+  true` - moves the prefix into that label), and the listener's HTTP connection manager stats
+  `envoy_http_downstream_rq_total`, `envoy_http_downstream_rq_xx` with `envoy_http_conn_manager_prefix` =
+  `http-<port>` / `https-<port>` (internal/xds/translator/listener.go hcmStatPrefix at v1.8.3). Envoy's Prometheus output turns the tag-extracted names into labels
   (`envoy_cluster_name`, `envoy_response_code_class`) - Envoy docs, admin `/stats/prometheus` and
   config.metrics.v3 default tag specifiers.
 * DCGM exporter (etc/default-counters.csv, also the dcgm-exporter chart's values at 4.5.3-4.8.2):
-  `DCGM_FI_DEV_FB_USED`, `DCGM_FI_DEV_FB_FREE` (MiB), `DCGM_FI_DEV_XID_ERRORS` (gauge: the last XID seen).
-* kube-state-metrics: `kube_pod_status_ready{condition}`, `kube_pod_container_status_restarts_total`,
-  `kube_deployment_status_replicas_available`.
+  `DCGM_FI_DEV_FB_USED`, `DCGM_FI_DEV_FB_FREE` (MiB), `DCGM_FI_DEV_XID_ERRORS` (gauge: the code of the LAST
+  XID seen, held until the exporter restarts - NVIDIA/dcgm-exporter#500, NVIDIA/DCGM#277 - so only a change
+  of it is news).
+* kube-state-metrics v2.20.0 (docs/metrics/workload/pod-metrics.md, deployment-metrics.md):
+  `kube_pod_status_ready{condition}`, `kube_pod_status_phase{phase}`, `kube_pod_status_unschedulable`,
+  `kube_pod_container_status_restarts_total`, `kube_deployment_status_replicas_available`.
 * cert-manager v1.20.2 (pkg/metrics/certificates.go): `certmanager_certificate_expiration_timestamp_seconds`
   {name, namespace}.
 * KEDA HTTP add-on v0.15.0 interceptor (interceptor/metrics/instruments.go): OTel UpDownCounter
@@ -97,6 +105,13 @@ BURN_WINDOWS: tuple[tuple[str, str, float, str], ...] = (
 )
 #: Every window a recording rule is kept for.
 SLO_WINDOWS: tuple[str, ...] = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+#: The windows only the ticket alerts read. A 1d or 3d ratio moves little in a few minutes, so re-reading a
+#: day of samples every 30 s is wasted work: these are recorded in their own group every
+#: LONG_WINDOW_INTERVAL, together with the ticket alerts that read them. Rules of a group run in order at one
+#: timestamp, so those alerts always see this evaluation's ratios; an alert in another group could find the
+#: recorded series older than the query lookback (5 minutes by default) and blink out between evaluations.
+LONG_WINDOWS: tuple[str, ...] = ("1d", "3d")
+LONG_WINDOW_INTERVAL = "5m"
 
 SEVERITY_PAGE = "page"
 SEVERITY_TICKET = "ticket"
@@ -108,6 +123,17 @@ GATEWAY_HCM_PREFIX = "https?-[0-9]+"
 #: The pod label Envoy Gateway puts on each proxy pod, copied onto every Envoy series by the PodMonitor
 #: (components/monitoring.py ENVOY_GATEWAY_POD_LABELS).
 GATEWAY_NAME_LABEL = "gateway_envoyproxy_io_owning_gateway_name"
+#: The local rate-limit filter's stat_prefix (Envoy Gateway v1.8.3 internal/xds/translator/local_ratelimit.go
+#: localRateLimitFilterStatPrefix); Envoy's default tag extractor writes it as this label's value.
+LOCAL_RATE_LIMIT_PREFIX = "http_local_rate_limiter"
+LOCAL_RATE_LIMIT_PREFIX_LABEL = "envoy_local_http_ratelimit_prefix"
+#: XIDs that report a fault of the application on the GPU, not of the GPU: NVIDIA's Xid catalogue
+#: (https://docs.nvidia.com/deploy/xid-errors/analyzing-xid-catalog.html) puts 13 (graphics engine
+#: exception), 31 (GPU memory page fault), 43 (GPU stopped processing: the channel of a killed or faulting
+#: process) and 45 (preemptive cleanup after a process ends or is killed) in the RESTART_APP bucket. vLLM
+#: pods stopped on scale-down or a rollout raise 43/45; an engine bug raises 13/31 and shows as the pod's
+#: own errors and restarts, which have their alerts. None of them needs the node drained.
+APPLICATION_XIDS: tuple[int, ...] = (13, 31, 43, 45)
 #: AI Gateway's model header (components/model_routing.py MODEL_HEADER; ai-gateway internal/apischema).
 AI_GATEWAY_MODEL_HEADER = "x-ai-eg-model"
 
@@ -170,10 +196,18 @@ class Thresholds:
     pod_not_ready_for: str = "20m"  # longer than a model load: a starting pod is not ready by design
     restarts_in_30m: int = 2  # container restarts in 30 minutes above which a pod is restarting
     gateway_5xx_ratio: float = 0.05  # share of a Gateway's responses that are 5xx
-    gateway_429_ratio: float = 0.10  # share of a model's requests refused by the rate limiter
+    # Share of a Gateway's requests (at its listeners) refused with 429 by the local (requests per minute)
+    # and global (token quota) rate limits together.
+    gateway_429_ratio: float = 0.10
     gateway_for: str = "10m"
     certificate_days: float = 14.0  # days left before notAfter (cert-manager renews at 2/3 of the lifetime)
     stuck_at_zero_for: str = "15m"  # longer than a cold start (the plan's cold-start budget)
+    # Fewest requests in a fast-burn (page) alert's long window (1h, 6h) for it to fire. With fewer, one or
+    # two failures are a large share and page at night for what no user noticed. 100 keeps a page to real
+    # bursts: the default 99.5% availability objective then needs at least 8 failed requests in the hour
+    # (100 x 14.4 x 0.005 = 7.2) and 3 in six hours (100 x 6 x 0.005); the 95% latency objective 72 slow
+    # ones. At that traffic (under 2 requests a minute) the slow-burn tickets still report the trend.
+    page_min_requests: int = 100
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -315,6 +349,15 @@ def validate_alert_rules_args(args: AlertRulesArgs) -> list[str]:
         problems.append(
             "thresholds.queue_waiting_per_replica: must be above 0 (requests waiting per replica)"
         )
+    if (
+        isinstance(t.page_min_requests, bool)
+        or not isinstance(t.page_min_requests, int)
+        or t.page_min_requests < 0
+    ):
+        problems.append(
+            f"thresholds.page_min_requests: {t.page_min_requests!r} must be a whole number of requests, 0 or more "
+            "(0: page on any traffic)"
+        )
     if t.restarts_in_30m < 0:
         problems.append("thresholds.restarts_in_30m: must be 0 or more")
     if not t.certificate_days > 0:
@@ -345,8 +388,10 @@ def _q(text: str) -> str:
 
 
 def _le_matcher(bucket: float) -> str:
-    """The `le` matcher of a bucket. prometheus_client writes 1.0 as "1.0"; Prometheus 3 normalises classic
-    histogram `le` values on ingestion to "1", Prometheus 2 (promtool 2.42) keeps what was scraped: match both."""
+    """The `le` matcher of a bucket. prometheus_client (vLLM) writes 1.0 as "1.0", and Prometheus 3
+    normalises classic histogram `le` values on ingestion to that float form ("1.0"; Prometheus 3.0 migration
+    guide, "le and quantile label values"); Prometheus 2 (promtool 2.42) keeps what was scraped, and other
+    clients write "1": match both spellings."""
     canonical = f"{bucket:g}"
     python = repr(float(bucket))
     if canonical == python:
@@ -419,32 +464,55 @@ def _model_namespaces(args: AlertRulesArgs, model: str) -> str:
     return "|".join(sorted({re.escape(v.namespace) for v in args.variants if v.model == model}))
 
 
-def _availability_ratio(args: AlertRulesArgs, o: ModelObjectives, window: str) -> str:
+def _availability_series(args: AlertRulesArgs, o: ModelObjectives) -> tuple[str, str]:
+    """(5xx answers, all answers) counter selectors of a model's availability SLI."""
     if args.sources.gateway and o.gateway_clusters is not None:
         clusters = _re(o.gateway_clusters)
         bad = f"envoy_cluster_upstream_rq_xx{_sel(envoy_cluster_name=clusters, envoy_response_code_class=_eq('5'))}"
-        total = f"envoy_cluster_upstream_rq_total{_sel(envoy_cluster_name=clusters)}"
-    else:
-        # The engine's API server counter (prometheus-fastapi-instrumentator): misses every request that
-        # never reached a pod - the reason the gateway's is preferred.
-        sel = {"namespace": _re(_model_namespaces(args, o.model)), "handler": _re("/v1/.+")}
-        pods = "|".join(_pods_of(v.deployment) for v in args.variants if v.model == o.model)
-        sel["pod"] = _re(pods)
-        bad = f"http_requests_total{_sel(**sel, status=_eq('5xx'))}"
-        total = f"http_requests_total{_sel(**sel)}"
+        return bad, f"envoy_cluster_upstream_rq_total{_sel(envoy_cluster_name=clusters)}"
+    # The engine's API server counter (prometheus-fastapi-instrumentator): misses every request that never
+    # reached a pod - the reason the gateway's is preferred.
+    sel = {"namespace": _re(_model_namespaces(args, o.model)), "handler": _re("/v1/.+")}
+    sel["pod"] = _re("|".join(_pods_of(v.deployment) for v in args.variants if v.model == o.model))
+    return f"http_requests_total{_sel(**sel, status=_eq('5xx'))}", f"http_requests_total{_sel(**sel)}"
+
+
+def _latency_series(args: AlertRulesArgs, o: ModelObjectives) -> tuple[str, str]:
+    """(requests with TTFT <= the threshold, all requests) counter selectors of a model's latency SLI."""
+    sel = {"namespace": _re(_model_namespaces(args, o.model)), "model_name": _eq(o.model)}
+    fast = f"vllm:time_to_first_token_seconds_bucket{_sel(**sel)[:-1]},{_le_matcher(o.ttft_seconds)}}}"
+    return fast, f"vllm:time_to_first_token_seconds_count{_sel(**sel)}"
+
+
+def _availability_ratio(args: AlertRulesArgs, o: ModelObjectives, window: str) -> str:
+    bad, total = _availability_series(args, o)
     return f"sum(rate({bad}[{window}])) / sum(rate({total}[{window}]))"
 
 
 def _latency_ratio(args: AlertRulesArgs, o: ModelObjectives, window: str) -> str:
-    sel = {"namespace": _re(_model_namespaces(args, o.model)), "model_name": _eq(o.model)}
-    fast = f"vllm:time_to_first_token_seconds_bucket{_sel(**sel)[:-1]},{_le_matcher(o.ttft_seconds)}}}"
-    total = f"vllm:time_to_first_token_seconds_count{_sel(**sel)}"
+    fast, total = _latency_series(args, o)
     return f"1 - (sum(rate({fast}[{window}])) / sum(rate({total}[{window}])))"
 
 
+def _request_count(args: AlertRulesArgs, o: ModelObjectives, slo: str, window: str) -> str:
+    _, total = (_availability_series if slo == "availability" else _latency_series)(args, o)
+    return f"sum(increase({total}[{window}]))"
+
+
+def slo_requests_record_name(slo: str, window: str) -> str:
+    """`inferstack:slo_<slo>_requests:increase<window>`: requests the SLI counted in the window."""
+    return f"inferstack:slo_{slo}_requests:increase{window}"
+
+
 def _slo_groups(args: AlertRulesArgs) -> list[dict[str, Any]]:
+    """Four groups, in evaluation order: short-window ratios and the page alerts' request counts (every
+    30 s); the long-window ratios with the ticket alerts that read them (every LONG_WINDOW_INTERVAL); the
+    page alerts (the Prometheus's evaluation interval)."""
     recording: list[dict[str, Any]] = []
-    alerts: list[dict[str, Any]] = []
+    long_group: list[dict[str, Any]] = []
+    tickets: list[dict[str, Any]] = []
+    pages: list[dict[str, Any]] = []
+    min_requests = args.thresholds.page_min_requests
     for model, o in _objectives_by_model(args).items():
         where = "the gateway" if args.sources.gateway and o.gateway_clusters is not None else "the engine"
         slos = (
@@ -463,22 +531,45 @@ def _slo_groups(args: AlertRulesArgs) -> list[dict[str, Any]]:
         )
         for slo, target, ratio, what in slos:
             for window in SLO_WINDOWS:
+                record = _record(
+                    slo_record_name(slo, window), ratio(args, o, window), {"model": model, "slo": slo}
+                )
+                (long_group if window in LONG_WINDOWS else recording).append(record)
+            page_windows = sorted(
+                {lw for lw, _, _, sev in BURN_WINDOWS if sev == SEVERITY_PAGE}, key=SLO_WINDOWS.index
+            )
+            for window in page_windows:
                 recording.append(
                     _record(
-                        slo_record_name(slo, window), ratio(args, o, window), {"model": model, "slo": slo}
+                        slo_requests_record_name(slo, window),
+                        _request_count(args, o, slo, window),
+                        {"model": model, "slo": slo},
                     )
                 )
             budget = 1 - target
+            m = _sel(model=_eq(model))
             for severity, name_suffix in ((SEVERITY_PAGE, "Fast"), (SEVERITY_TICKET, "Slow")):
                 pairs = [(lw, sw, f) for lw, sw, f, sev in BURN_WINDOWS if sev == severity]
-                expr = " or ".join(
-                    f"(max({slo_record_name(slo, lw)}{_sel(model=_eq(model))}) > {f * budget:.6g}"
-                    f" and max({slo_record_name(slo, sw)}{_sel(model=_eq(model))}) > {f * budget:.6g})"
-                    for lw, sw, f in pairs
-                )
+                terms = []
+                for lw, sw, f in pairs:
+                    term = (
+                        f"max({slo_record_name(slo, lw)}{m}) > {f * budget:.6g}"
+                        f" and max({slo_record_name(slo, sw)}{m}) > {f * budget:.6g}"
+                    )
+                    if severity == SEVERITY_PAGE and min_requests > 0:
+                        # The traffic guard: `and` keeps the ratio (the alert's value) and drops it when the
+                        # long window counted too few requests for a share to mean anything.
+                        term += f" and max({slo_requests_record_name(slo, lw)}{m}) >= {min_requests}"
+                    terms.append(f"({term})")
+                expr = " or ".join(terms)
                 windows = ", ".join(f"{f:g}x over {lw} and {sw}" for lw, sw, f in pairs)
+                guard = (
+                    f" with at least {min_requests} requests in the long window"
+                    if severity == SEVERITY_PAGE and min_requests > 0
+                    else ""
+                )
                 title = "Availability" if slo == "availability" else "Latency"
-                alerts.append(
+                (pages if severity == SEVERITY_PAGE else tickets).append(
                     _alert(
                         f"InferStack{title}BudgetBurn{name_suffix}",
                         expr,
@@ -486,14 +577,19 @@ def _slo_groups(args: AlertRulesArgs) -> list[dict[str, Any]]:
                         severity,
                         f"{model}: {title.lower()} error budget burning {'fast' if severity == SEVERITY_PAGE else 'slowly'}",
                         f"Model {model}: {what} exceed the budget of the {target:g} objective (30 days) at "
-                        f"a burn rate of {windows}. Error ratio now: {{{{ $value | humanizePercentage }}}}.",
+                        f"a burn rate of {windows}{guard}. Error ratio now: {{{{ $value | humanizePercentage }}}}.",
                         args.runbook_base_url,
                         {"model": model, "slo": slo},
                     )
                 )
     return [
         {"name": "inferstack-slo-recording", "interval": "30s", "rules": recording},
-        {"name": "inferstack-slo-alerts", "rules": alerts},
+        {
+            "name": "inferstack-slo-long-windows",
+            "interval": LONG_WINDOW_INTERVAL,
+            "rules": long_group + tickets,
+        },
+        {"name": "inferstack-slo-alerts", "rules": pages},
     ]
 
 
@@ -536,6 +632,7 @@ def _engine_group(args: AlertRulesArgs) -> dict[str, Any]:
 def _gpu_group(args: AlertRulesArgs) -> dict[str, Any]:
     t = args.thresholds
     used = "DCGM_FI_DEV_FB_USED"
+    xid = "DCGM_FI_DEV_XID_ERRORS"
     return {
         "name": "inferstack-gpu",
         "rules": [
@@ -553,14 +650,21 @@ def _gpu_group(args: AlertRulesArgs) -> dict[str, Any]:
             ),
             _alert(
                 "InferStackGpuXidError",
-                # The gauge holds the last XID code; max_over_time catches one seen between two scrapes' rules.
-                "max_over_time(DCGM_FI_DEV_XID_ERRORS[5m]) > 0",
+                # The gauge keeps the last code until the exporter restarts, so its value alone would fire
+                # for ever after one XID: fire when it changed in the last 10 minutes to a code that is not
+                # an application's (APPLICATION_XIDS), the value being the new code. A second XID with the
+                # same code as the last one leaves the gauge unchanged and is not seen: the node's kernel
+                # log (`NVRM: Xid`) has every one.
+                f"(({xid} > 0{''.join(f' != {code}' for code in APPLICATION_XIDS)})"
+                f" and changes({xid}[10m]) > 0)",
                 "0m",
                 SEVERITY_TICKET,
                 "GPU {{ $labels.gpu }} on {{ $labels.Hostname }}: XID error {{ $value }}",
                 "The NVIDIA driver reported XID {{ $value }} on GPU {{ $labels.gpu }} ({{ $labels.UUID }}) of "
-                "node {{ $labels.Hostname }}. Look the code up in NVIDIA's XID catalogue: some (e.g. 48, 79, 94, "
-                "95) need the node drained.",
+                "node {{ $labels.Hostname }} in the last 10 minutes. Look the code up in NVIDIA's XID catalogue: "
+                "some (e.g. 48, 79, 94, 95) need the node drained. Application XIDs "
+                f"({', '.join(str(c) for c in APPLICATION_XIDS)}) are left out: a process killed or faulting "
+                "on the GPU, e.g. a vLLM pod stopped on scale-down.",
                 args.runbook_base_url,
             ),
         ],
@@ -576,12 +680,21 @@ def _pods_group(args: AlertRulesArgs) -> dict[str, Any]:
         rules.append(
             _alert(
                 "InferStackPodNotReady",
-                f"max by (namespace, pod) (kube_pod_status_ready{sel[:-1]},condition={_q('false')}}}) == 1",
+                # Ready=false alone also holds for pods that are over (evicted, Failed, Succeeded) until they
+                # are garbage-collected: count only pods that should become ready (Pending, Running, Unknown).
+                # A pod no node can take has no Ready condition at all (only PodScheduled=false), so it is
+                # added by kube_pod_status_unschedulable. Both sides are by (namespace, pod), so a pod moving
+                # from unschedulable to not ready keeps its pending `for:` clock.
+                f"(max by (namespace, pod) (kube_pod_status_ready{sel[:-1]},condition={_q('false')}}}) == 1"
+                f" and on (namespace, pod) max by (namespace, pod) "
+                f"(kube_pod_status_phase{sel[:-1]},phase=~{_q('Pending|Running|Unknown')}}}) == 1)"
+                f" or max by (namespace, pod) (kube_pod_status_unschedulable{sel}) == 1",
                 t.pod_not_ready_for,
                 SEVERITY_TICKET,
                 f"{v.model}/{v.variant}: pod {{{{ $labels.pod }}}} not ready",
                 f"Pod {{{{ $labels.namespace }}}}/{{{{ $labels.pod }}}} of Deployment {v.deployment} has not been "
-                f"ready for {t.pod_not_ready_for}, longer than a model load takes.",
+                f"ready (or could not be scheduled) for {t.pod_not_ready_for}, longer than the plan's cold "
+                "start for it.",
                 args.runbook_base_url,
                 extra,
             )
@@ -603,6 +716,27 @@ def _pods_group(args: AlertRulesArgs) -> dict[str, Any]:
     return {"name": "inferstack-pods", "rules": rules}
 
 
+def gateway_refused_share(window: str) -> str:
+    """PromQL: per Gateway (GATEWAY_NAME_LABEL), the share of its listeners' requests refused by a rate limit
+    over `window`: (local rate-limited + global over-limit) / downstream requests.
+
+    Both refusals are answered by a filter in the listener's HTTP connection manager, so they are in
+    `envoy_http_downstream_rq_total` but never reach a cluster's upstream counters. A proxy that has not
+    refused anything yet has no series of that kind at all (Envoy Gateway's bootstrap defers stat creation,
+    and the local filter exists only where a route has a local limit), so each term falls back to 0 per
+    Gateway (`or 0 * requests`) instead of blanking the sum; `or vector(0)` would not do, its 0 has no
+    Gateway label to add up with. The dashboards' 429 panel reads the same expression."""
+    by = f"sum by ({GATEWAY_NAME_LABEL})"
+    requests = f"{by} (rate(envoy_http_downstream_rq_total{_sel(envoy_http_conn_manager_prefix=_re(GATEWAY_HCM_PREFIX))}[{window}]))"
+    local = (
+        f"{by} (rate(envoy_http_local_rate_limit_rate_limited"
+        f"{_sel(**{LOCAL_RATE_LIMIT_PREFIX_LABEL: _eq(LOCAL_RATE_LIMIT_PREFIX)})}[{window}]))"
+    )
+    quota = f"{by} (rate(envoy_cluster_ratelimit_over_limit[{window}]))"
+    zero = f"0 * {requests}"
+    return f"(({local} or {zero}) + ({quota} or {zero})) / {requests}"
+
+
 def _gateway_group(args: AlertRulesArgs) -> dict[str, Any]:
     t = args.thresholds
     hcm = _sel(envoy_http_conn_manager_prefix=_re(GATEWAY_HCM_PREFIX))
@@ -622,27 +756,19 @@ def _gateway_group(args: AlertRulesArgs) -> dict[str, Any]:
             args.runbook_base_url,
         )
     ]
-    for model, o in _objectives_by_model(args).items():
-        if o.gateway_clusters is None:
-            continue
-        clusters = _sel(envoy_cluster_name=_re(o.gateway_clusters))
-        limited = f"sum(rate(envoy_cluster_ratelimit_over_limit{clusters}[5m]))"
-        # A request the rate limiter refuses never reaches the upstream, so it is not in upstream_rq_total:
-        # the share is refused / (refused + sent upstream).
-        rules.append(
-            _alert(
-                "InferStackGateway429Rate",
-                f"{limited} / ({limited} + sum(rate(envoy_cluster_upstream_rq_total{clusters}[5m]))) "
-                f"> {t.gateway_429_ratio:g}",
-                t.gateway_for,
-                SEVERITY_TICKET,
-                f"{model}: many requests refused by rate limits",
-                f"{{{{ $value | humanizePercentage }}}} of the requests for model {model} were refused with 429 by "
-                f"the gateway's rate limiter (over {t.gateway_429_ratio:g} for {t.gateway_for}).",
-                args.runbook_base_url,
-                {"model": model},
-            )
+    rules.append(
+        _alert(
+            "InferStackGateway429Rate",
+            f"{gateway_refused_share('5m')} > {t.gateway_429_ratio:g}",
+            t.gateway_for,
+            SEVERITY_TICKET,
+            f"Gateway {{{{ $labels.{GATEWAY_NAME_LABEL} }}}}: many requests refused by rate limits",
+            f"{{{{ $value | humanizePercentage }}}} of the requests to Gateway {{{{ $labels.{GATEWAY_NAME_LABEL} }}}} "
+            "were refused with 429 by its rate limits - requests per minute (local) and token quotas (global) "
+            f"together - over {t.gateway_429_ratio:g} for {t.gateway_for}.",
+            args.runbook_base_url,
         )
+    )
     return {"name": "inferstack-gateway", "rules": rules}
 
 

@@ -33,6 +33,7 @@ from grafana_foundation_sdk.models import common as gcommon
 from grafana_foundation_sdk.models import dashboard as gdashboard_model
 
 from components._common import child, labels, reject_invalid_args
+from components.alert_rules import GATEWAY_NAME_LABEL, gateway_refused_share
 
 #: kube-prometheus-stack 88.5.3 values.yaml grafana.sidecar.dashboards: label / labelValue.
 SIDECAR_LABEL = "grafana_dashboard"
@@ -46,6 +47,9 @@ _DATASOURCE = gcommon.DataSourceRef(type_val="prometheus", uid="${" + DATASOURCE
 #: ("header1:label1"), set to model_routing.CLIENT_ID_METRICS_HEADER_ATTRIBUTES; the OTel Prometheus exporter
 #: writes the attribute's dots as underscores. Without that setting the per-client panels are empty.
 CLIENT_ID_LABEL = "inferstack_client_id"
+#: The model server's container (components/model_server.py: the pod's `server` container holds vLLM and its
+#: /metrics port); prometheus-operator puts the scraped container's name in the `container` target label.
+MODEL_SERVER_CONTAINER = "server"
 #: Grafana's interval macro; PromQL parsers do not know it (tests substitute a duration).
 RATE = "$__rate_interval"
 
@@ -73,6 +77,9 @@ class DashboardSpec:
     panels: tuple[Panel, ...]
 
 
+# The variant filter reads `app_kubernetes_io_name`, which the model server's PodMonitor copies from the pod
+# label app.kubernetes.io/name (podTargetLabels, ModelServerArgs.pod_monitor_target_labels); the stack sets it
+# whenever dashboards are on.
 _MODEL = 'model_name=~"$model", app_kubernetes_io_name=~"$variant"'
 _VARIANT = 'app_kubernetes_io_name=~"$variant"'
 
@@ -216,7 +223,7 @@ MODELS = DashboardSpec(
             "short",
             (
                 (
-                    f'sum by (app_kubernetes_io_name) (up{{{_VARIANT}, container="vllm"}})',
+                    f'sum by (app_kubernetes_io_name) (up{{{_VARIANT}, container="{MODEL_SERVER_CONTAINER}"}})',
                     "{{app_kubernetes_io_name}}",
                 ),
             ),
@@ -277,24 +284,25 @@ CLIENTS = DashboardSpec(
             ),
         ),
         Panel(
-            "429s from rate limits (all clients)",
-            "Requests refused by the global (token quota) and local (requests per minute) rate limits. Envoy's "
-            "rate-limit stats carry no client label: this is the total, not per client.",
-            "reqps",
+            "Requests refused by rate limits (all clients)",
+            "Share of each Gateway's requests answered 429 by its rate limits: the local requests-per-minute "
+            "limit and the global token quotas together, over the requests its listeners received (the "
+            "InferStackGateway429Rate alert's expression). Both are refused before any backend, so route "
+            "counters do not see the local ones. Envoy's rate-limit counters carry no client label: this is "
+            "every client's, per Gateway.",
+            "percentunit",
             (
                 (
-                    f"sum by (envoy_cluster_name) (rate(envoy_cluster_ratelimit_over_limit[{RATE}]))",
-                    "quota {{envoy_cluster_name}}",
-                ),
-                (
-                    f"sum(rate(envoy_http_local_rate_limiter_http_local_rate_limit_rate_limited[{RATE}]))",
-                    "requests/minute limit",
+                    gateway_refused_share(RATE),
+                    "{{" + GATEWAY_NAME_LABEL + "}}",
                 ),
             ),
         ),
         Panel(
             "429s by route",
-            "429 responses per second per Envoy route cluster (rate-limit refusals and 429s from backends).",
+            "429 responses per second charged to each Envoy route cluster: backends' own 429s and the global "
+            "(token quota) limit's refusals. The local requests-per-minute limit answers before routing and "
+            "is not counted here; the panel above has it.",
             "reqps",
             (
                 (
@@ -367,8 +375,10 @@ GPUS = DashboardSpec(
         ),
         Panel(
             "Last XID error",
-            "The code of the last XID error each GPU reported (0: none). Any non-zero value needs a look: "
-            "see NVIDIA's XID catalogue; 48, 63, 64, 74, 79, 94, 95 usually mean draining the node.",
+            "The code of the last XID error each GPU reported (0: none). The exporter keeps it until it "
+            "restarts, so a steady value may be old: the InferStackGpuXidError alert fires on a change. 13, 31, "
+            "43, 45 are an application's (e.g. a vLLM pod stopped); see NVIDIA's XID catalogue for the rest - "
+            "48, 63, 64, 74, 79, 94, 95 usually mean draining the node.",
             "none",
             (
                 (

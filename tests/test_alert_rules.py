@@ -19,11 +19,13 @@ import pytest
 import yaml
 
 from components.alert_rules import (
+    LONG_WINDOW_INTERVAL,
     TTFT_BUCKETS,
     AlertRulesArgs,
     ModelObjectives,
     SeriesSources,
     ServedVariant,
+    Thresholds,
     _le_matcher,
     ai_gateway_cluster_pattern,
     alert_rule_groups,
@@ -107,7 +109,8 @@ def test_bad_args_raise_one_error_listing_every_problem() -> None:
 
 def test_le_matcher_matches_the_bucket_as_both_prometheus_versions_store_it() -> None:
     assert _le_matcher(2.5) == 'le="2.5"'
-    # prometheus_client writes "1.0"; Prometheus 3 normalises to "1" on ingestion.
+    # prometheus_client writes "1.0" and Prometheus 3 normalises to "1.0" on ingestion; other clients (and
+    # Prometheus 2 keeping what they scraped) give "1".
     assert _le_matcher(1.0) == 'le=~"1|1\\\\.0"'
     assert 2.5 in TTFT_BUCKETS
 
@@ -150,11 +153,56 @@ def test_every_alert_has_summary_description_runbook_severity_and_for() -> None:
 
 def test_only_groups_whose_series_are_scraped_are_emitted() -> None:
     names = {g["name"] for g in alert_rule_groups(make_args(sources=SeriesSources(gateway=False)))}
-    assert names == {"inferstack-slo-recording", "inferstack-slo-alerts", "inferstack-engine"}
+    assert names == {
+        "inferstack-slo-recording",
+        "inferstack-slo-long-windows",
+        "inferstack-slo-alerts",
+        "inferstack-engine",
+    }
     # Without the gateway the availability SLI falls back to the engine's counter.
     groups = alert_rule_groups(make_args(sources=SeriesSources(gateway=False)))
     exprs = " ".join(r["expr"] for r in groups[0]["rules"])
     assert "envoy_" not in exprs and "http_requests_total" in exprs
+
+
+def test_long_windows_are_recorded_slowly_beside_the_ticket_alerts_that_read_them() -> None:
+    """promtool evaluates every group at every step of its own evaluation_interval whatever the group's
+    `interval` (cmd/promtool/unittest.go), so the intervals are held here."""
+    groups = {g["name"]: g for g in alert_rule_groups(make_args())}
+    short, long_, pages = (
+        groups["inferstack-slo-recording"],
+        groups["inferstack-slo-long-windows"],
+        groups["inferstack-slo-alerts"],
+    )
+    assert short["interval"] == "30s" and long_["interval"] == LONG_WINDOW_INTERVAL == "5m"
+    assert "interval" not in pages
+    windows = {w for w in ("1d", "3d")}
+    long_records = [r["record"] for r in long_["rules"] if "record" in r]
+    assert long_records and all(rec.endswith(tuple(windows)) for rec in long_records)
+    assert not any(r["record"].endswith(tuple(windows)) for r in short["rules"])
+    # The tickets come after the ratios they read, in the same group (rules of a group run in order).
+    kinds = ["record" if "record" in r else "alert" for r in long_["rules"]]
+    assert kinds == sorted(kinds, key=lambda k: k == "alert") and "alert" in kinds
+    assert {r["labels"]["severity"] for r in long_["rules"] if "alert" in r} == {"ticket"}
+    assert {r["labels"]["severity"] for r in pages["rules"]} == {"page"}
+    # No page reads a long window (they would see a ratio up to 5 minutes old).
+    assert not any(f"ratio_rate{w}" in r["expr"] for r in pages["rules"] for w in windows)
+
+
+def test_pages_need_traffic_and_the_guard_can_be_turned_off() -> None:
+    fast = next(
+        r
+        for r in _alerts(alert_rule_groups(make_args()))
+        if r["alert"] == "InferStackAvailabilityBudgetBurnFast"
+    )
+    assert fast["expr"].count(">= 100") == 2  # both page pairs (1h/5m and 6h/30m)
+    off = make_args(thresholds=Thresholds(page_min_requests=0))
+    fast = next(
+        r for r in _alerts(alert_rule_groups(off)) if r["alert"] == "InferStackAvailabilityBudgetBurnFast"
+    )
+    assert "requests" not in fast["expr"]
+    problems = validate_alert_rules_args(make_args(thresholds=Thresholds(page_min_requests=-1)))
+    assert any(p.startswith("thresholds.page_min_requests") for p in problems), problems
 
 
 # --- promtool ---------------------------------------------------------------------------------------
@@ -230,6 +278,11 @@ def promtool_cases() -> list[dict[str, Any]]:
     q = "vllm:num_requests_waiting"
     kv = "vllm:kv_cache_usage_perc"
     ready = "kube_pod_status_ready"
+    phase = "kube_pod_status_phase"
+    unsched = "kube_pod_status_unschedulable"
+    xid = "DCGM_FI_DEV_XID_ERRORS"
+    local = "envoy_http_local_rate_limit_rate_limited"
+    local_l = {"envoy_local_http_ratelimit_prefix": "http_local_rate_limiter", **GATEWAY}
     restarts = "kube_pod_container_status_restarts_total"
     dsx = "envoy_http_downstream_rq_xx"
     dst = "envoy_http_downstream_rq_total"
@@ -250,6 +303,8 @@ def promtool_cases() -> list[dict[str, Any]]:
         # 10% errors against a 0.5% budget: 20x burn pages; 0.2% is within budget.
         _case(_availability(100, 10), "1h", fast, [_slo("availability", "page")]),
         _case(_availability(1000, 2), "1h", fast, []),
+        # Every request failing, but 60 an hour: under the 100-request guard, no page at night for it.
+        _case(_availability(1, 1), "1h", fast, []),
         # 2% errors: 4x burn - a ticket (over 3x), not a page (under 6x).
         _case(_availability(1000, 20), "3h", slow, [_slo("availability", "ticket")]),
         _case(_availability(1000, 20), "3h", fast, []),
@@ -257,6 +312,7 @@ def promtool_cases() -> list[dict[str, Any]]:
         # 80% of requests over 2.5 s against a 5% budget pages; 20% is a ticket only; 2% is fine.
         _case(_ttft(100, 20), "1h", lfast, [_slo("ttft", "page")]),
         _case(_ttft(100, 80), "3h", lfast, []),
+        _case(_ttft(1, 0), "1h", lfast, []),
         _case(_ttft(100, 80), "3h", lslow, [_slo("ttft", "ticket")]),
         _case(_ttft(100, 98), "3h", lslow, []),
         _case(
@@ -287,11 +343,52 @@ def promtool_cases() -> list[dict[str, Any]]:
             "InferStackGpuMemoryNearFull",
             [],
         ),
-        _case([_series("DCGM_FI_DEV_XID_ERRORS", GPU, "0 0 79 79 79")], "3m", "InferStackGpuXidError", [{**GPU, "severity": "ticket"}]),
-        _case([_series("DCGM_FI_DEV_XID_ERRORS", GPU, "0x10")], "5m", "InferStackGpuXidError", []),
-        _case([_series(ready, {**POD, "condition": "false"}, "1x40")], "30m", "InferStackPodNotReady", [{**VARIANT_V1, **POD, "severity": "ticket"}]),
+        _case([_series(xid, GPU, "0 0 79 79 79")], "3m", "InferStackGpuXidError", [{**GPU, "severity": "ticket"}]),
+        _case([_series(xid, GPU, "0x10")], "5m", "InferStackGpuXidError", []),
+        # The same 79, held by the exporter 20 minutes on: old news, the alert has resolved.
+        _case([_series(xid, GPU, "0 0 79x40")], "25m", "InferStackGpuXidError", []),
+        # An application's XID (43: a vLLM pod stopped on scale-down) is not the GPU's fault.
+        _case([_series(xid, GPU, "0 0 43 43 43")], "3m", "InferStackGpuXidError", []),
+        # A new hardware XID after an application's one is news again.
+        _case([_series(xid, GPU, "0 0 43x20 48x5")], "24m", "InferStackGpuXidError", [{**GPU, "severity": "ticket"}]),
+        _case(
+            [_series(ready, {**POD, "condition": "false"}, "1x40"), _series(phase, {**POD, "phase": "Running"}, "1x40")],
+            "30m",
+            "InferStackPodNotReady",
+            [{**VARIANT_V1, **POD, "severity": "ticket"}],
+        ),
+        # Scheduled but never started (image pull, init container): Pending and not ready.
+        _case(
+            [_series(ready, {**POD, "condition": "false"}, "1x40"), _series(phase, {**POD, "phase": "Pending"}, "1x40")],
+            "30m",
+            "InferStackPodNotReady",
+            [{**VARIANT_V1, **POD, "severity": "ticket"}],
+        ),
+        # No node can take it: no Ready condition at all, only unschedulable.
+        _case(
+            [_series(unsched, POD, "1x40"), _series(phase, {**POD, "phase": "Pending"}, "1x40")],
+            "30m",
+            "InferStackPodNotReady",
+            [{**VARIANT_V1, **POD, "severity": "ticket"}],
+        ),
         # Not ready for 10 minutes (a model loading), then ready.
-        _case([_series(ready, {**POD, "condition": "false"}, "1x10 0x30")], "30m", "InferStackPodNotReady", []),
+        _case(
+            [_series(ready, {**POD, "condition": "false"}, "1x10 0x30"), _series(phase, {**POD, "phase": "Running"}, "1x40")],
+            "30m",
+            "InferStackPodNotReady",
+            [],
+        ),
+        # Evicted (phase Failed) and waiting for garbage collection: Ready=false, but it is over, not stuck.
+        _case(
+            [
+                _series(ready, {**POD, "condition": "false"}, "1x40"),
+                _series(phase, {**POD, "phase": "Failed"}, "1x40"),
+                _series(phase, {**POD, "phase": "Running"}, "0x40"),
+            ],
+            "30m",
+            "InferStackPodNotReady",
+            [],
+        ),
         _case([_series(restarts, {**POD, "container": "vllm"}, "0+1x40")], "30m", "InferStackPodRestarting", [{**VARIANT_V1, **POD, "severity": "ticket"}]),
         _case([_series(restarts, {**POD, "container": "vllm"}, "3x40")], "30m", "InferStackPodRestarting", []),
         _case(
@@ -311,8 +408,34 @@ def promtool_cases() -> list[dict[str, Any]]:
             "InferStackGateway5xxRate",
             [],
         ),
-        _case([_series(up, cl, "0+100x40"), _series(rl, cl, "0+50x40")], "20m", "InferStackGateway429Rate", [{"model": "llama", "severity": "ticket"}]),
-        _case([_series(up, cl, "0+100x40"), _series(rl, cl, "0+1x40")], "20m", "InferStackGateway429Rate", []),
+        # 20% refused by the local limit alone: the global counter does not exist yet and must not blank the sum.
+        _case(
+            [_series(dst, hcm, "0+100x40"), _series(local, local_l, "0+20x40")],
+            "20m",
+            "InferStackGateway429Rate",
+            [{**GATEWAY, "severity": "ticket"}],
+        ),
+        # 20% refused by the token quota alone (no local limit configured).
+        _case(
+            [_series(dst, hcm, "0+100x40"), _series(rl, cl, "0+20x40"), _series(up, cl, "0+80x40")],
+            "20m",
+            "InferStackGateway429Rate",
+            [{**GATEWAY, "severity": "ticket"}],
+        ),
+        # 6% and 2%: each under, and together (8%) still under the 10% threshold.
+        _case(
+            [_series(dst, hcm, "0+100x40"), _series(local, local_l, "0+6x40"), _series(rl, cl, "0+2x40")],
+            "20m",
+            "InferStackGateway429Rate",
+            [],
+        ),
+        # 6% and 6%: neither alone, both together are over.
+        _case(
+            [_series(dst, hcm, "0+100x40"), _series(local, local_l, "0+6x40"), _series(rl, cl, "0+6x40")],
+            "20m",
+            "InferStackGateway429Rate",
+            [{**GATEWAY, "severity": "ticket"}],
+        ),
         _case(
             [_series(cert, {"namespace": NS, "name": "api-tls"}, f"{10 * 86400}x200")],
             "2h",
