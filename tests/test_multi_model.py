@@ -303,7 +303,10 @@ NAMED_CHANGES = {
 NAMED_CHANGES.update(
     {
         "llm-gpu-operator": "GPU telemetry: the GPU operator's own DCGM exporter and ServiceMonitor on",
-        "llm-prometheus-stack": "kube-state-metrics on for the alerts and dashboards (and Grafana where asked)",
+        "llm-prometheus-stack": "kube-state-metrics on for the alerts and dashboards; Grafana and Alertmanager "
+        "where the stack file asks",
+        "llm-cert-manager": "its PodMonitor on (honorLabels): the certificate-expiry alert reads its series",
+        "llm-podmonitor": "podTargetLabels app.kubernetes.io/name on every engine: the dashboards' variant picker",
     }
 )
 
