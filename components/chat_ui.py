@@ -55,7 +55,7 @@ from components.load_balancer import (
     gateway_api_ref,
     https_listener_name,
 )
-from components.model_server import NODE_LOCAL_DNS_CIDRS, dns_egress_rule
+from components.model_server import NODE_LOCAL_DNS_CIDRS, dns_egress_rule, is_cidr
 from components.network_policy import in_namespace
 
 #: Open WebUI's container port (chart values service.containerPort; the image's PORT=8080).
@@ -190,7 +190,7 @@ def validate_chat_ui_args(args: ChatUiArgs) -> list[str]:
     if not re.match(r"^[\w][\w.-]{0,127}(@sha256:[0-9a-f]{64})?$", args.image_tag):
         problems.append(f"image_tag: {args.image_tag!r} is not an image tag (optionally @sha256:<64 hex>)")
     for cidr in args.dns_cidrs:
-        if not _is_cidr(cidr):
+        if not is_cidr(cidr):
             problems.append(f"dns_cidrs: {cidr!r} is not a network in CIDR form")
     if args.oidc is not None:
         problems.extend(_oidc_problems(args.oidc))
@@ -217,7 +217,7 @@ def _oidc_problems(oidc: ChatOidc) -> list[str]:
             "provider's published ranges); the pod's egress is denied everywhere else"
         )
     for cidr in oidc.issuer_cidrs:
-        if not _is_cidr(cidr):
+        if not is_cidr(cidr):
             problems.append(f"oidc.issuer_cidrs: {cidr!r} is not a network in CIDR form")
         elif ipaddress.ip_network(cidr).prefixlen == 0:
             problems.append(
@@ -231,14 +231,6 @@ def _oidc_problems(oidc: ChatOidc) -> list[str]:
             "or keep the login form"
         )
     return problems
-
-
-def _is_cidr(cidr: str) -> bool:
-    try:
-        ipaddress.ip_network(cidr, strict=True)
-    except ValueError:
-        return False
-    return True
 
 
 def release_name(component_name: str) -> str:

@@ -236,17 +236,17 @@ def validate_model_server_args(args: ModelServerArgs) -> list[str]:
     problems += [
         f"model_store_cidrs: {cidr!r} is not a network in CIDR form (e.g. 10.0.0.0/19)"
         for cidr in args.model_store_cidrs
-        if not _is_cidr(cidr)
+        if not is_cidr(cidr)
     ]
     for cidr, port in args.extra_egress:
-        if not _is_cidr(cidr):
+        if not is_cidr(cidr):
             problems.append(f"extra_egress: {cidr!r} is not a network in CIDR form (e.g. 10.0.0.0/8)")
         if not 1 <= port <= 65535:
             problems.append(f"extra_egress: {port} is not a port (1-65535)")
     problems += [
         f"dns_cidrs: {cidr!r} is not a network in CIDR form (e.g. 169.254.20.10/32)"
         for cidr in args.dns_cidrs
-        if not _is_cidr(cidr)
+        if not is_cidr(cidr)
     ]
     if not args.gateway_pod_labels:
         problems.append(
@@ -261,7 +261,8 @@ def validate_model_server_args(args: ModelServerArgs) -> list[str]:
     return problems
 
 
-def _is_cidr(cidr: str) -> bool:
+def is_cidr(cidr: str) -> bool:
+    """Whether `cidr` is a network in CIDR form with its host bits zero (ipaddress, strict)."""
     try:
         ipaddress.ip_network(cidr, strict=True)
     except ValueError:
