@@ -54,7 +54,10 @@ CHAT_LISTENER = "chat"
 #: every ext_proc after the last filter of that type, when the chain has one (sortHTTPFilters), so the three
 #: together put it after whichever of them exist. AI Gateway's own ext_proc is inserted later, before the first
 #: ext_proc, wasm, lua or rbac filter (ai-gateway v1.1.0 internal/extensionserver/post_translate_modify.go
-#: insertAIGatewayExtProcFilter), so it still reads the model before routing.
+#: insertAIGatewayExtProcFilter), so it still reads the model before routing. That insertion point list also
+#: holds custom_response (order 0), which a BackendTrafficPolicy responseOverride adds: with one (token quotas'
+#: 429, the hold's 503) AI Gateway's ext_proc lands first in the chain, before the API-key check, and reads
+#: bodies of requests the key check then refuses (docs/operating.md, "Where it sits").
 GUARDRAIL_FILTER_ORDER: tuple[dict[str, str], ...] = (
     {"name": "envoy.filters.http.ext_proc", "after": "envoy.filters.http.rbac"},
     {"name": "envoy.filters.http.ext_proc", "after": "envoy.filters.http.local_ratelimit"},

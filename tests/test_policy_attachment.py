@@ -42,3 +42,11 @@ def test_policies_of_other_kinds_other_targets_or_sections_coexist() -> None:
         ]
     )
     assert outcome.findings == []
+
+
+def test_a_policy_that_selects_its_targets_by_label_is_noted_not_judged() -> None:
+    selecting = policy("EnvoyExtensionPolicy", "by-label", "llm-models")
+    selecting["spec"] = {"targetSelectors": [{"kind": "HTTPRoute", "matchLabels": {"app": "llm"}}]}
+    outcome = policy_attachment_outcome([selecting, policy("EnvoyExtensionPolicy", "a", "llm-models")])
+    assert outcome.findings == []
+    assert [n.split(":")[0] for n in outcome.notes] == ["EnvoyExtensionPolicy/inference/by-label"]

@@ -115,8 +115,9 @@ def _operating_section(cfg: StackConfig) -> list[str]:
     if g.enabled:
         own = ", ".join(sorted(g.clients)) or "none"
         lines.append(
-            f"- guardrail: every request to the models checked by `{g.classifier_model}` "
-            f"(processor down: fail-{g.failure_mode.value}); clients with their own policy: {own}"
+            f"- guardrail: prompts to the models (and answers, where a client's policy asks) checked by "
+            f"`{g.classifier_model}`; processor down or slow: fail-{g.failure_mode.value} for every client (a "
+            f"client's own failure_mode covers the classifier only); clients with their own policy: {own}"
         )
     if cfg.chat_ui.enabled and cfg.chat_ui.hostname:
         sso = "single sign-on" if cfg.chat_ui.oidc else "Open WebUI's own accounts"

@@ -31,6 +31,7 @@ def policy_attachment_outcome(manifests: Iterable[dict[str, Any]]) -> CheckOutco
     namespace, target kind, name and sectionName)."""
     claimed: dict[tuple[str, str, str, str, str], list[str]] = defaultdict(list)
     checked = 0
+    selected: list[str] = []
     for obj in manifests:
         kind = obj.get("kind")
         if kind not in ONE_PER_TARGET or not str(obj.get("apiVersion", "")).startswith(
@@ -41,6 +42,8 @@ def policy_attachment_outcome(manifests: Iterable[dict[str, Any]]) -> CheckOutco
         namespace = str((obj.get("metadata") or {}).get("namespace", ""))
         spec = obj.get("spec") or {}
         refs = list(spec.get("targetRefs") or []) + ([spec["targetRef"]] if spec.get("targetRef") else [])
+        if spec.get("targetSelectors"):
+            selected.append(resource_id(obj))
         for ref in refs:
             if not isinstance(ref, dict):
                 continue
@@ -67,4 +70,11 @@ def policy_attachment_outcome(manifests: Iterable[dict[str, Any]]) -> CheckOutco
                     "settings in one policy",
                 )
             )
-    return CheckOutcome(findings=findings, notes=[], validated=checked)
+    # A selector picks routes by their labels at run time (internal/gatewayapi/helpers.go resolvePolicyTargets):
+    # the plan does not know every route it will match, so those attachments are not checked.
+    notes = [
+        f"{owner}: spec.targetSelectors picks its targets by label on the cluster; its attachments were not "
+        "checked for a second policy of its kind"
+        for owner in selected
+    ]
+    return CheckOutcome(findings=findings, notes=notes, validated=checked)
