@@ -9,6 +9,8 @@ What it makes, in `namespace` (the Gateway's, the model server's):
 - an HTTPRoute for `hostname` on the Gateway's `https-<listener_key>` listener (load_balancer ExtraHostname)
   to the chart's Service. No SecurityPolicy covers it: the API-key policy targets the API route(s) only
   (load_balancer security_policy_spec); Open WebUI has its own login (form and/or OIDC);
+- with `trusted_ca_pem` (tls mode internal_ca): a ConfigMap with that CA, and an init container that writes
+  the image's CA bundle plus that CA into an emptyDir, which SSL_CERT_FILE / REQUESTS_CA_BUNDLE name;
 - NetworkPolicies: Envoy's proxy pods -> Open WebUI's port; Open WebUI -> the Envoy pods (HTTPS), DNS, and
   the OIDC issuer's networks on 443.
 
@@ -77,9 +79,28 @@ DATA_DIR = "/app/backend/data"
 TMP_DIR = "/tmp"
 #: The chart's Chart.Name, its `app.kubernetes.io/component` on the Open WebUI pods.
 CHART_COMPONENT = "open-webui"
-#: Where a trusted CA bundle is mounted (trusted_ca_pem).
+#: The image repository the chart pulls (values.yaml image.repository); the bundle-merging init container
+#: runs the very same image, so it adds no image to pull, pin or scan.
+OPEN_WEBUI_IMAGE_REPOSITORY = "ghcr.io/open-webui/open-webui"
+#: The chart's image.pullPolicy default (values.yaml), used for our init container too.
+OPEN_WEBUI_PULL_POLICY = "IfNotPresent"
+#: The image's own CA bundle. Open WebUI's Dockerfile builds its backend stage `FROM
+#: python:3.11-slim-bookworm` (open-webui/open-webui Dockerfile, "WebUI backend" stage); that Debian image
+#: installs the ca-certificates package, whose update-ca-certificates writes every trusted root into this
+#: one PEM file (Debian's ca-certificates: /etc/ssl/certs/ca-certificates.crt).
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+#: Where the internal CA (trusted_ca_pem) is mounted, in the init container only.
 CA_MOUNT_DIR = "/etc/inferstack/ca"
 CA_FILE = "ca.crt"
+#: The merged bundle (image roots + internal CA): an emptyDir the init container writes and the app reads.
+MERGED_CA_DIR = "/etc/inferstack/trust"
+MERGED_CA_FILE = "ca-bundle.crt"
+MERGED_CA_PATH = f"{MERGED_CA_DIR}/{MERGED_CA_FILE}"
+MERGE_CA_CONTAINER = "merge-ca-bundle"
+#: The init container's program: the image's bundle, a newline (a PEM file may lack its last one), then the
+#: internal CA, into the merged file. Paths are positional arguments ($1 $2 $3), not spliced into the script;
+#: `-e` fails the pod start when either input is missing instead of leaving a bundle without it.
+MERGE_CA_SCRIPT = '{ cat -- "$1"; echo; cat -- "$2"; } > "$3"'
 WEBUI_SECRET_KEY_KEY = "webui-secret-key"
 HTTPS_PORT = 443
 
@@ -142,9 +163,10 @@ class ChatUiArgs:
     image_tag: str = (
         OPEN_WEBUI_IMAGE_TAG  # ghcr.io/open-webui/open-webui:<tag>; append @sha256 to pin a digest
     )
-    # PEM the pod trusts for the endpoint (the internal CA's certificate with tls mode internal_ca): mounted
-    # and named by SSL_CERT_FILE, which replaces the image's default trust store, so an OIDC issuer must be
-    # signed by a CA in it too. None: the image's CA bundle (public ACME certificates).
+    # PEM the pod trusts for the endpoint besides the image's roots (the internal CA's certificate with tls
+    # mode internal_ca): an init container appends it to the image's CA bundle, and SSL_CERT_FILE /
+    # REQUESTS_CA_BUNDLE name the merged file, so publicly signed hosts (an OIDC issuer) still verify.
+    # None: the image's CA bundle alone (public ACME certificates).
     trusted_ca_pem: pulumi.Input[str] | None = None
     dns_cidrs: list[str] = field(default_factory=lambda: list(NODE_LOCAL_DNS_CIDRS))  # resolvers by address
     envoy_namespace: str = ENVOY_PROXY_NAMESPACE  # where the Gateway's Envoy pods run
@@ -291,12 +313,40 @@ def open_webui_environment(args: ChatUiArgs, secret_key_secret: pulumi.Input[str
         {"name": "HOME", "value": TMP_DIR},
     ]
     if args.trusted_ca_pem is not None:
-        ca_file = f"{CA_MOUNT_DIR}/{CA_FILE}"
+        # Each REPLACES its library's default roots with the file it names (OpenSSL's default verify file,
+        # which Python's ssl module loads; requests' certifi bundle), hence the merged file, never the
+        # internal CA alone: with that, every publicly signed host (the OIDC issuer) fails verification.
         env += [
-            {"name": "SSL_CERT_FILE", "value": ca_file},
-            {"name": "REQUESTS_CA_BUNDLE", "value": ca_file},
+            {"name": "SSL_CERT_FILE", "value": MERGED_CA_PATH},
+            {"name": "REQUESTS_CA_BUNDLE", "value": MERGED_CA_PATH},
         ]
     return env
+
+
+def image_reference(args: ChatUiArgs) -> str:
+    """`repository:tag` exactly as the chart writes its containers' image (workload-manager.yaml
+    `{{ .repository }}:{{ include "open-webui.tag" $ }}`, the tag being image.tag when set)."""
+    return f"{OPEN_WEBUI_IMAGE_REPOSITORY}:{args.image_tag}"
+
+
+def merge_ca_init_container(args: ChatUiArgs, security_context: dict[str, Any]) -> dict[str, Any]:
+    """The init container (a Kubernetes Container, camelCase) that writes MERGED_CA_PATH: the image's
+    SYSTEM_CA_BUNDLE followed by the internal CA. Same image and pull policy as the app, the same restricted
+    securityContext (read-only root; it writes only the `ca-bundle` emptyDir)."""
+    return {
+        "name": MERGE_CA_CONTAINER,
+        "image": image_reference(args),
+        "imagePullPolicy": OPEN_WEBUI_PULL_POLICY,
+        # sh -ec SCRIPT NAME ARGS...: NAME becomes $0, the paths $1..$3.
+        "command": ["sh", "-ec", MERGE_CA_SCRIPT, MERGE_CA_CONTAINER],
+        "args": [SYSTEM_CA_BUNDLE, f"{CA_MOUNT_DIR}/{CA_FILE}", MERGED_CA_PATH],
+        "securityContext": security_context,
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
+        "volumeMounts": [
+            {"name": "trusted-ca", "mountPath": CA_MOUNT_DIR, "readOnly": True},
+            {"name": "ca-bundle", "mountPath": MERGED_CA_DIR},
+        ],
+    }
 
 
 def open_webui_values(
@@ -318,9 +368,15 @@ def open_webui_values(
     }
     volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]
     mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": TMP_DIR}]
+    init_containers: list[dict[str, Any]] = []
     if ca_config_map is not None:
-        volumes.append({"name": "trusted-ca", "configMap": {"name": ca_config_map}})
-        mounts.append({"name": "trusted-ca", "mountPath": CA_MOUNT_DIR, "readOnly": True})
+        volumes += [
+            {"name": "trusted-ca", "configMap": {"name": ca_config_map}},
+            # Debian's bundle is about 220 KiB; the limit only bounds a runaway write.
+            {"name": "ca-bundle", "emptyDir": {"sizeLimit": "8Mi"}},
+        ]
+        mounts.append({"name": "ca-bundle", "mountPath": MERGED_CA_DIR, "readOnly": True})
+        init_containers.append(merge_ca_init_container(args, container_security))
     persistence: dict[str, Any] = {"enabled": args.persistence is ChatPersistence.VOLUME, "provider": "local"}
     if args.persistence is ChatPersistence.VOLUME:
         persistence["size"] = args.storage_size
@@ -336,7 +392,12 @@ def open_webui_values(
         # Websockets with the in-memory manager (one replica), no bundled Redis (values.yaml websocket.manager).
         "websocket": {"enabled": True, "manager": "", "redis": {"enabled": False}},
         "replicaCount": 1,
-        "image": {"repository": "ghcr.io/open-webui/open-webui", "tag": args.image_tag, "useSlim": False},
+        "image": {
+            "repository": OPEN_WEBUI_IMAGE_REPOSITORY,
+            "tag": args.image_tag,
+            "pullPolicy": OPEN_WEBUI_PULL_POLICY,
+            "useSlim": False,
+        },
         "ollamaUrls": [],
         # The stack's endpoint, with this UI's own key from the stack's API-key Secret (a secretKeyRef).
         "enableOpenaiApi": True,
@@ -384,7 +445,10 @@ def open_webui_values(
             "failureThreshold": 3,
         },
         "volumes": volumes,
+        # volumeMounts.initContainer is the chart's copy-app-data; ours carries its own (extraInitContainers,
+        # written after copy-app-data in workload-manager.yaml).
         "volumeMounts": {"initContainer": [{"name": "tmp", "mountPath": TMP_DIR}], "container": mounts},
+        "extraInitContainers": init_containers,
         "extraEnvVars": open_webui_environment(args, secret_key_secret),
     }
     if args.oidc is not None:

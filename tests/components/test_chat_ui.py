@@ -5,7 +5,13 @@ the chart's real pods, and plans without it unchanged."""
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
+import os
+import ssl
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,10 +19,16 @@ import yaml
 
 from components._common import CRD_UPGRADES, OPEN_WEBUI, CrdLocation
 from components.chat_ui import (
+    CA_FILE,
+    CA_MOUNT_DIR,
     CHART_COMPONENT,
+    MERGE_CA_CONTAINER,
+    MERGED_CA_DIR,
+    MERGED_CA_PATH,
     OPEN_WEBUI_IMAGE_TAG,
     OPEN_WEBUI_PORT,
     OPEN_WEBUI_UID,
+    SYSTEM_CA_BUNDLE,
     ChatOidc,
     ChatPersistence,
     ChatUi,
@@ -477,3 +489,187 @@ def test_pod_label_constants_are_the_charts_own() -> None:
     chart = yaml.safe_load((CHART_DIR / OPEN_WEBUI.values_dir / "Chart.yaml").read_text())
     assert chart["name"] == CHART_COMPONENT
     assert (chart["version"], chart["appVersion"]) == (OPEN_WEBUI.version, OPEN_WEBUI_IMAGE_TAG)
+
+
+# --- trust: the internal CA joins the image's roots ------------------------------------------------------
+
+
+def _ca_values(**overrides: Any) -> dict[str, Any]:
+    return open_webui_values("llm", chat_args(trusted_ca_pem="PEM", **overrides), "k", "llm-trusted-ca")
+
+
+def test_internal_ca_is_merged_with_the_images_roots_not_in_place_of_them() -> None:
+    values = _ca_values(image_tag="0.11.0@sha256:" + "a" * 64)
+    env = {e["name"]: e.get("value") for e in values["extraEnvVars"]}
+    # Both variables name the merged file, never the internal CA alone (which drops every public root).
+    assert env["SSL_CERT_FILE"] == env["REQUESTS_CA_BUNDLE"] == MERGED_CA_PATH
+    assert MERGED_CA_PATH.startswith(MERGED_CA_DIR + "/")
+    volumes = {v["name"]: v for v in values["volumes"]}
+    assert volumes["trusted-ca"] == {"name": "trusted-ca", "configMap": {"name": "llm-trusted-ca"}}
+    assert "emptyDir" in volumes["ca-bundle"]
+    app_mounts = {m["name"]: m for m in values["volumeMounts"]["container"]}
+    assert app_mounts["ca-bundle"] == {"name": "ca-bundle", "mountPath": MERGED_CA_DIR, "readOnly": True}
+    assert "trusted-ca" not in app_mounts  # the app reads the merged file only
+    (init,) = values["extraInitContainers"]
+    assert init["name"] == MERGE_CA_CONTAINER
+    # The app's own image as the chart writes it (repository:tag), digest included, and its pull policy.
+    image = values["image"]
+    assert init["image"] == f"{image['repository']}:{image['tag']}"
+    assert init["image"].endswith("@sha256:" + "a" * 64)
+    assert init["imagePullPolicy"] == image["pullPolicy"]
+    # Restricted like the app: read-only root, non-root, nothing added; it writes the emptyDir only.
+    assert init["securityContext"] == values["containerSecurityContext"]
+    assert init["securityContext"]["readOnlyRootFilesystem"] is True
+    init_mounts = {m["name"]: m for m in init["volumeMounts"]}
+    assert init_mounts["trusted-ca"] == {"name": "trusted-ca", "mountPath": CA_MOUNT_DIR, "readOnly": True}
+    assert init_mounts["ca-bundle"]["mountPath"] == MERGED_CA_DIR and not init_mounts["ca-bundle"].get(
+        "readOnly"
+    )
+    assert init["args"] == [SYSTEM_CA_BUNDLE, f"{CA_MOUNT_DIR}/{CA_FILE}", MERGED_CA_PATH]
+
+
+def test_without_an_internal_ca_the_image_trust_store_is_left_alone() -> None:
+    values = open_webui_values("llm", chat_args(), "k", None)
+    names = {e["name"] for e in values["extraEnvVars"]}
+    assert not names & {"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"}
+    assert values["extraInitContainers"] == []
+    assert {v["name"] for v in values["volumes"]} == {"tmp"}
+
+
+def test_the_pod_with_the_merge_init_container_is_valid_kubernetes() -> None:
+    """The pod as workload-manager.yaml assembles it from these values (copy-app-data, then
+    extraInitContainers; the app with volumeMounts.container; volumes after the chart's `data`)."""
+    values = _ca_values()
+    security = values["containerSecurityContext"]
+    pod: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "llm-open-webui-0", "namespace": NS},
+        "spec": {
+            "securityContext": values["podSecurityContext"],
+            "initContainers": [
+                {
+                    "name": "copy-app-data",
+                    "image": f"{values['image']['repository']}:{values['image']['tag']}",
+                    "securityContext": security,
+                    "volumeMounts": [
+                        {"name": "data", "mountPath": "/tmp/app-data"},
+                        *values["volumeMounts"]["initContainer"],
+                    ],
+                },
+                *values["extraInitContainers"],
+            ],
+            "containers": [
+                {
+                    "name": CHART_COMPONENT,
+                    "image": f"{values['image']['repository']}:{values['image']['tag']}",
+                    "env": values["extraEnvVars"],
+                    "securityContext": security,
+                    "volumeMounts": [
+                        {"name": "data", "mountPath": "/app/backend/data"},
+                        *values["volumeMounts"]["container"],
+                    ],
+                }
+            ],
+            "volumes": [{"name": "data", "emptyDir": {}}, *values["volumes"]],
+        },
+    }
+    assert validate_core([pod], "1.34").findings == []
+    declared = {v["name"] for v in pod["spec"]["volumes"]}
+    for container in [*pod["spec"]["initContainers"], *pod["spec"]["containers"]]:
+        assert {m["name"] for m in container["volumeMounts"]} <= declared, container["name"]
+
+
+def _ca_pem(common_name: str) -> bytes:
+    """A self-signed CA certificate (PEM) named `common_name`."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _common_names(certs: list[Any]) -> set[str]:
+    """The subject common names of ssl's get_ca_certs() entries (subject: tuple of RDNs of (key, value))."""
+    return {value for cert in certs for rdn in cert["subject"] for key, value in rdn if key == "commonName"}
+
+
+def _run_merge(system_bundle: Path, internal_ca: Path, merged: Path) -> subprocess.CompletedProcess[str]:
+    """The init container's own command, with its three paths pointed at `tmp_path` files."""
+    (init,) = _ca_values()["extraInitContainers"]
+    return subprocess.run(
+        [*init["command"], str(system_bundle), str(internal_ca), str(merged)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+
+
+def _default_context_roots(cert_file: Path) -> set[str]:
+    """The CA common names a Python started with SSL_CERT_FILE=`cert_file` loads as its default roots
+    (ssl.create_default_context; get_ca_certs lists what was loaded from the file)."""
+    probe = (
+        "import ssl, json; print(json.dumps([dict(x[0] for x in c['subject']).get('commonName') "
+        "for c in ssl.create_default_context().get_ca_certs()]))"
+    )
+    env = {**os.environ, "SSL_CERT_FILE": str(cert_file)}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env, timeout=60
+    )
+    return set(yaml.safe_load(out.stdout))
+
+
+def test_the_merge_command_keeps_the_public_roots_and_adds_the_internal_ca(tmp_path: Path) -> None:
+    system = tmp_path / "system.crt"
+    # Two "public" roots, the last without its final newline: the internal CA must still parse after it.
+    system.write_bytes(_ca_pem("Public Root A") + _ca_pem("Public Root B").rstrip(b"\n"))
+    internal = tmp_path / "ca.crt"
+    internal.write_bytes(_ca_pem("InferStack Internal CA"))
+    merged = tmp_path / "merged" / "ca-bundle.crt"
+    merged.parent.mkdir()
+    result = _run_merge(system, internal, merged)
+    assert result.returncode == 0, result.stderr
+    context = ssl.create_default_context(cafile=str(merged))
+    names = _common_names(context.get_ca_certs())
+    assert names == {"Public Root A", "Public Root B", "InferStack Internal CA"}
+    # What SSL_CERT_FILE loads: all three from the merged file; from the internal CA alone (the old
+    # setting) no public root at all.
+    assert _default_context_roots(merged) == names
+    assert _default_context_roots(internal) == {"InferStack Internal CA"}
+
+
+def test_the_merge_fails_the_pod_start_when_an_input_is_missing(tmp_path: Path) -> None:
+    internal = tmp_path / "ca.crt"
+    internal.write_bytes(_ca_pem("InferStack Internal CA"))
+    result = _run_merge(tmp_path / "absent.crt", internal, tmp_path / "merged.crt")
+    assert result.returncode != 0
+    result = _run_merge(internal, tmp_path / "absent.crt", tmp_path / "merged.crt")
+    assert result.returncode != 0
+
+
+@pytest.mark.skipif(not Path(SYSTEM_CA_BUNDLE).is_file(), reason="no Debian CA bundle on this machine")
+def test_the_merge_against_a_real_debian_bundle(tmp_path: Path) -> None:
+    """This machine's ca-certificates bundle stands in for the image's (both Debian's package)."""
+    internal = tmp_path / "ca.crt"
+    internal.write_bytes(_ca_pem("InferStack Internal CA"))
+    merged = tmp_path / "ca-bundle.crt"
+    assert _run_merge(Path(SYSTEM_CA_BUNDLE), internal, merged).returncode == 0
+    public = ssl.create_default_context(cafile=SYSTEM_CA_BUNDLE).get_ca_certs()
+    both = ssl.create_default_context(cafile=str(merged)).get_ca_certs()
+    assert len(public) > 50 and len(both) == len(public) + 1
