@@ -15,8 +15,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from pydantic import ValidationError
 
 from guardrail.classifier import OpenAIClassifier
+from guardrail.memory import large_body_slots
 from guardrail.policy import PolicyError, load_policy
-from guardrail.processor import GuardrailProcessor, large_body_slots
+from guardrail.processor import GuardrailProcessor
 from guardrail.settings import Settings
 
 #: The name Envoy's ext_proc calls and a probe may ask the health of.
@@ -42,7 +43,7 @@ class Servers:
 
 def slots(settings: Settings) -> int:
     """The large-body slots for the settings; at least one (with a warning when the memory limit is too
-    small for max_text_chars by the arithmetic of guardrail/processor.py large_body_slots)."""
+    small for max_text_chars by the arithmetic of guardrail/memory.py large_body_slots)."""
     count = large_body_slots(settings.memory_limit_bytes, settings.max_text_chars, settings.max_streams)
     if count < 1:
         logging.getLogger("guardrail").warning(

@@ -28,7 +28,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from components.guardrail import GuardrailFailureMode, ext_proc_spec
-from guardrail.processor import max_body_bytes
+from guardrail.memory import max_body_bytes
 from tests.guardrail import envoy_ext_proc, standins
 from tests.processes import wait_until_ready
 
@@ -405,7 +405,7 @@ def test_responses_api_request_with_blocked_content_is_refused(
         },
     ):
         with pytest.raises(openai.BadRequestError) as caught:
-            client(gateway, "team-a").responses.create(model="m", **kwargs)  # type: ignore[call-overload]
+            client(gateway, "team-a").responses.create(model="m", **kwargs)
         assert caught.value.code == "content_filter"
         assert "S1 (Violent Crimes)" in caught.value.message
     assert not any(r["path"].endswith("/responses") for r in model_server.requests)

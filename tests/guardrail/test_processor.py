@@ -11,7 +11,7 @@ import pytest
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 
 from components.load_balancer import CLIENT_ID_HEADER, MODEL_ROUTING_BUFFER_LIMIT
-from guardrail import processor
+from guardrail import memory, processor
 from guardrail.__main__ import MAX_MESSAGE_BYTES
 from guardrail.categories import LLAMA_GUARD_3_CATEGORIES, Verdict, VerdictError, parse_verdict
 from guardrail.classifier import ClassifierError, ClassifierInputTooLong, OpenAIClassifier
@@ -444,8 +444,8 @@ def test_body_over_the_byte_bound_is_refused_without_parsing(
 
     servicer = processor.GuardrailProcessor(parse_policy("{}"), _Safe(), max_text_chars=1000)
     monkeypatch.setattr("guardrail.openai_text.json.loads", counting_loads)
-    bound = processor.max_body_bytes(1000)
-    assert bound == 6 * 1000 + processor.BODY_OVERHEAD_BYTES
+    bound = memory.max_body_bytes(1000)
+    assert bound == 6 * 1000 + memory.BODY_OVERHEAD_BYTES
     # Just under the bound, mostly padding outside the text: parsed (and its short text allowed).
     under = (
         _chat_body("x" * 10)[:-1] + b', "pad": "' + b" " * (bound - len(_chat_body("x" * 10)) - 11) + b'"}'
@@ -462,20 +462,20 @@ def test_body_over_the_byte_bound_is_refused_without_parsing(
 
 
 def test_memory_arithmetic_at_the_defaults() -> None:
-    mib = processor.MiB
-    assert processor.max_body_bytes(500_000) == 4_048_576
-    assert processor.max_body_bytes(500_000) < _mebibytes(MODEL_ROUTING_BUFFER_LIMIT)
-    assert processor.large_body_slots(512 * mib, 500_000, 1000) == 8
+    mib = memory.MiB
+    assert memory.max_body_bytes(500_000) == 4_048_576
+    assert memory.max_body_bytes(500_000) < _mebibytes(MODEL_ROUTING_BUFFER_LIMIT)
+    assert memory.large_body_slots(512 * mib, 500_000, 1000) == 8
     # What the slots allow, at the worst factors, fits the planned share of the limit.
-    body = processor.max_body_bytes(500_000)
+    body = memory.max_body_bytes(500_000)
     worst = (
-        processor.REST_BYTES
-        + processor.PARSE_OVERHEAD_FACTOR * body
-        + 1000 * processor.HELD_FACTOR * processor.SMALL_BODY_BYTES
-        + 8 * processor.HELD_FACTOR * body
+        memory.REST_BYTES
+        + memory.PARSE_OVERHEAD_FACTOR * body
+        + 1000 * memory.HELD_FACTOR * memory.SMALL_BODY_BYTES
+        + 8 * memory.HELD_FACTOR * body
     )
-    assert worst <= 0.9 * 512 * mib < worst + processor.HELD_FACTOR * body
-    assert processor.large_body_slots(256 * mib, 500_000, 1000) < 1
+    assert worst <= 0.9 * 512 * mib < worst + memory.HELD_FACTOR * body
+    assert memory.large_body_slots(256 * mib, 500_000, 1000) < 1
 
 
 class _Slow:
@@ -502,7 +502,7 @@ def test_large_bodies_wait_for_a_slot_then_follow_the_failure_mode(
 ) -> None:
     classifier = _Slow(0.3)
     policy = parse_policy(json.dumps({"default": {"failure_mode": failure_mode}}))
-    large = _chat_body("y" * (processor.SMALL_BODY_BYTES + 1))
+    large = _chat_body("y" * (memory.SMALL_BODY_BYTES + 1))
     small = _chat_body("small")
 
     async def go() -> list[pb.ProcessingResponse]:
