@@ -98,10 +98,10 @@ class GuardrailArgs:
     log_prompts: bool = False  # audit lines carry the checked text (off: privacy)
     replicas: int = 2  # processor pods; more than one gets a PodDisruptionBudget
     cpu: str = "500m"  # request = limit (Guaranteed QoS: every API request waits on this pod)
-    # request = limit. A request body in flight costs the processor several times its size (the gRPC
-    # message, the parsed JSON, the joined text; roughly measured: ~250 MiB above ~60 MiB at rest for a
-    # 50 MiB body), and the gateway buffers bodies up to 50Mi (components/load_balancer.py): 512Mi holds one
-    # such body; an OOM-killed processor is failOpen's case for every exchange it held.
+    # request = limit. Bodies over max_body_bytes(max_text_chars) are refused before parsing, and the
+    # processor sizes how many large bodies it checks at once to this limit (guardrail/memory.py
+    # large_body_slots: 8 at 512Mi and the default max_text_chars); validation refuses a limit that
+    # leaves no slot. An OOM-killed processor is failOpen's case for every exchange it held.
     memory: str = "512Mi"
     # The longest text checked (prompt, plus answer for an answer check), characters; longer is refused
     # with 413 content_too_large (guardrail/settings.py max_text_chars). About 4 characters a token: set it
