@@ -3,13 +3,16 @@
 What it makes, in `namespace` (the serving namespace, where the Gateway, its routes and policies live):
 - the processor (the `guardrail/` package, its own image): ConfigMap with the per-client policy (JSON,
   guardrail/policy.py), Deployment (Pod Security "restricted", read-only root, Guaranteed QoS, gRPC
-  probes, replicas spread across zones), PodDisruptionBudget (more than one replica), Service (gRPC 9002,
-  appProtocol kubernetes.io/h2c);
+  probes on a health server of its own, port 9003, so a pod at its stream limit still answers them),
+  PodDisruptionBudget (more than one replica), Service (gRPC 9002, appProtocol kubernetes.io/h2c);
 - an EnvoyExtensionPolicy (gateway.envoyproxy.io/v1alpha1, Envoy Gateway v1.8.3) on the API's HTTPRoute
   with one extProc to that Service;
 - NetworkPolicies: Envoy's proxy pods -> the processor's port; the processor -> the classifier model's pods
   on 8000 and DNS, nothing else; and on the classifier's pods, ingress from the processor on 8000 (policies
-  add up: the model server's own allow admits only the gateway).
+  add up: the model server's own allow admits only the gateway). The kubelet's probes to port 9003 need no
+  rule: NetworkPolicy does not restrict traffic from the pod's own node on most CNIs (Kubernetes' Network
+  Policies page, "What you can't do with network policies": pods cannot block access from their resident
+  node; Calico, Cilium and the VPC CNI's policy agent admit host traffic), so 9003 is not opened to anyone else.
 
 The EnvoyExtensionPolicy, field by field (api/v1alpha1/ext_proc_types.go and internal/xds/translator/
 extproc.go at v1.8.3):
@@ -51,10 +54,13 @@ from components._common import RESTRICTED_CONTAINER_SECURITY, child, labels, rej
 from components.load_balancer import ENVOY_PROXY_NAMESPACE, ENVOY_PROXY_POD_LABELS
 from components.model_server import NODE_LOCAL_DNS_CIDRS, SERVING_PORT, dns_egress_rule
 from components.network_policy import in_namespace
+from guardrail.memory import DEFAULT_MAX_STREAMS, large_body_slots
 from guardrail.policy import PolicyError, parse_policy
 
-#: The processor's gRPC port (ExternalProcessor and grpc.health.v1.Health): guardrail/settings.py default.
+#: The processor's gRPC port (ExternalProcessor): guardrail/settings.py `port` default.
 GUARDRAIL_PORT = 9002
+#: grpc.health.v1.Health's port, its own grpc.aio server (guardrail/__main__.py): the probes' port.
+HEALTH_PORT = 9003
 #: The service name the gRPC probes ask about (guardrail/__main__.py SERVICE).
 HEALTH_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
 POLICY_DIR = "/etc/guardrail"
@@ -92,10 +98,10 @@ class GuardrailArgs:
     log_prompts: bool = False  # audit lines carry the checked text (off: privacy)
     replicas: int = 2  # processor pods; more than one gets a PodDisruptionBudget
     cpu: str = "500m"  # request = limit (Guaranteed QoS: every API request waits on this pod)
-    # request = limit. A request body in flight costs the processor several times its size (the gRPC
-    # message, the parsed JSON, the joined text; roughly measured: ~250 MiB above ~60 MiB at rest for a
-    # 50 MiB body), and the gateway buffers bodies up to 50Mi (components/load_balancer.py): 512Mi holds one
-    # such body; an OOM-killed processor is failOpen's case for every exchange it held.
+    # request = limit. Bodies over max_body_bytes(max_text_chars) are refused before parsing, and the
+    # processor sizes how many large bodies it checks at once to this limit (guardrail/memory.py
+    # large_body_slots: 8 at 512Mi and the default max_text_chars); validation refuses a limit that
+    # leaves no slot. An OOM-killed processor is failOpen's case for every exchange it held.
     memory: str = "512Mi"
     # The longest text checked (prompt, plus answer for an answer check), characters; longer is refused
     # with 413 content_too_large (guardrail/settings.py max_text_chars). About 4 characters a token: set it
@@ -148,7 +154,24 @@ def validate_guardrail_args(args: GuardrailArgs) -> list[str]:
     for name in ("cpu", "memory"):
         if not _QUANTITY.match(getattr(args, name)):
             problems.append(f"{name}: {getattr(args, name)!r} is not a Kubernetes quantity")
+    if _QUANTITY.match(args.memory) and args.max_text_chars >= 1000:
+        streams = DEFAULT_MAX_STREAMS
+        if large_body_slots(quantity_bytes(args.memory), args.max_text_chars, streams) < 1:
+            problems.append(
+                f"memory: {args.memory} cannot hold a {args.max_text_chars}-character check besides "
+                f"{streams} small ones (guardrail/memory.py large_body_slots); raise memory or lower "
+                "max_text_chars"
+            )
     return problems
+
+
+_SUFFIX_BYTES = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "m": 0.001}
+
+
+def quantity_bytes(quantity: str) -> int:
+    """A memory quantity matching _QUANTITY ("512Mi", "1G", "1.5Gi") in bytes, rounded down."""
+    number, suffix = re.fullmatch(r"([0-9.]+)([a-zA-Z]*)", quantity).groups()  # type: ignore[union-attr]
+    return int(float(number) * _SUFFIX_BYTES[suffix])
 
 
 def message_timeout(classifier_timeout_s: float) -> str:
@@ -204,7 +227,7 @@ def guardrail_ext_proc(args: GuardrailArgs, name: str) -> list[dict[str, Any]]:
     return list(extension_policy_spec(args, f"{name}-guardrail")["extProc"])
 
 
-def processor_environment(args: GuardrailArgs) -> list[dict[str, str]]:
+def processor_environment(args: GuardrailArgs) -> list[dict[str, Any]]:
     """The processor's GUARDRAIL_* settings (guardrail/settings.py)."""
     return [
         {
@@ -216,6 +239,15 @@ def processor_environment(args: GuardrailArgs) -> list[dict[str, str]]:
         {"name": "GUARDRAIL_POLICY_FILE", "value": f"{POLICY_DIR}/{POLICY_FILE}"},
         {"name": "GUARDRAIL_CLASSIFIER_TIMEOUT_S", "value": f"{args.classifier_timeout_s:g}"},
         {"name": "GUARDRAIL_PORT", "value": str(GUARDRAIL_PORT)},
+        {"name": "GUARDRAIL_HEALTH_PORT", "value": str(HEALTH_PORT)},
+        # The container's own limit, in bytes (the Downward API's default divisor 1): the processor sizes
+        # how many large bodies it checks at once to it.
+        {
+            "name": "GUARDRAIL_MEMORY_LIMIT_BYTES",
+            "value_from": {
+                "resource_field_ref": {"container_name": "guardrail", "resource": "limits.memory"}
+            },
+        },
         {"name": "GUARDRAIL_STREAM_CHECK_INTERVAL_CHARS", "value": str(args.stream_check_interval_chars)},
         {"name": "GUARDRAIL_LOG_PROMPTS", "value": "true" if args.log_prompts else "false"},
         {"name": "GUARDRAIL_MAX_TEXT_CHARS", "value": str(args.max_text_chars)},
@@ -289,7 +321,10 @@ class Guardrail(pulumi.ComponentResource):
             "image_pull_policy": "IfNotPresent",
             # No command: the image's ENTRYPOINT (guardrail/Dockerfile: python3 -m guardrail) runs the processor.
             "env": processor_environment(args),
-            "ports": [{"name": "grpc", "container_port": GUARDRAIL_PORT, "protocol": "TCP"}],
+            "ports": [
+                {"name": "grpc", "container_port": GUARDRAIL_PORT, "protocol": "TCP"},
+                {"name": "health", "container_port": HEALTH_PORT, "protocol": "TCP"},
+            ],
             "resources": {
                 "requests": {"cpu": args.cpu, "memory": args.memory},
                 "limits": {"cpu": args.cpu, "memory": args.memory},
@@ -299,18 +334,20 @@ class Guardrail(pulumi.ComponentResource):
                 {"name": "policy", "mount_path": POLICY_DIR, "read_only": True},
                 {"name": "tmp", "mount_path": "/tmp"},
             ],
-            # Kubernetes' own gRPC probe (GA in 1.27) asks grpc.health.v1.Health, which the processor serves.
+            # Kubernetes' own gRPC probe (GA in 1.27) asks grpc.health.v1.Health on the processor's health
+            # server: not the ext_proc server, whose maximum_concurrent_rpcs would refuse the probes of a pod
+            # at its stream limit (and the liveness probe would then restart a pod that is only busy).
             "startup_probe": {
-                "grpc": {"port": GUARDRAIL_PORT, "service": HEALTH_SERVICE},
+                "grpc": {"port": HEALTH_PORT, "service": HEALTH_SERVICE},
                 "period_seconds": 2,
                 "failure_threshold": 30,
             },
             "readiness_probe": {
-                "grpc": {"port": GUARDRAIL_PORT, "service": HEALTH_SERVICE},
+                "grpc": {"port": HEALTH_PORT, "service": HEALTH_SERVICE},
                 "period_seconds": 5,
             },
             "liveness_probe": {
-                "grpc": {"port": GUARDRAIL_PORT, "service": HEALTH_SERVICE},
+                "grpc": {"port": HEALTH_PORT, "service": HEALTH_SERVICE},
                 "period_seconds": 20,
                 "failure_threshold": 3,
             },

@@ -1,4 +1,5 @@
-"""`python -m guardrail`: serve ExternalProcessor and grpc.health.v1.Health on GUARDRAIL_PORT."""
+"""`python -m guardrail`: serve ExternalProcessor on GUARDRAIL_PORT and grpc.health.v1.Health on
+GUARDRAIL_HEALTH_PORT, two grpc.aio servers in one event loop."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+from dataclasses import dataclass
 
 import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
@@ -13,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from pydantic import ValidationError
 
 from guardrail.classifier import OpenAIClassifier
+from guardrail.memory import large_body_slots
 from guardrail.policy import PolicyError, load_policy
 from guardrail.processor import GuardrailProcessor
 from guardrail.settings import Settings
@@ -27,9 +30,35 @@ SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
-async def build_server(settings: Settings) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
-    """A ready (not yet started) asyncio gRPC server on all addresses at settings.port, and its health
-    servicer; awaited inside the event loop that will serve it."""
+@dataclass
+class Servers:
+    """The processor's server (Envoy's streams, at most settings.max_streams), the health server (the
+    kubelet's probes, not limited: a probe must not wait behind, or be refused by, a full stream limit),
+    and the health servicer both report through."""
+
+    processor: grpc.aio.Server
+    health: grpc.aio.Server
+    checker: health.aio.HealthServicer
+
+
+def slots(settings: Settings) -> int:
+    """The large-body slots for the settings; at least one (with a warning when the memory limit is too
+    small for max_text_chars by the arithmetic of guardrail/memory.py large_body_slots)."""
+    count = large_body_slots(settings.memory_limit_bytes, settings.max_text_chars, settings.max_streams)
+    if count < 1:
+        logging.getLogger("guardrail").warning(
+            "memory limit %d bytes is too small for max_text_chars %d and max_streams %d: "
+            "one large body at a time",
+            settings.memory_limit_bytes,
+            settings.max_text_chars,
+            settings.max_streams,
+        )
+    return max(count, 1)
+
+
+async def build_server(settings: Settings) -> Servers:
+    """The ready (not yet started) servers on all addresses at settings.port and settings.health_port;
+    awaited inside the event loop that will serve them."""
     policy = load_policy(settings.policy_file)
     classifier = OpenAIClassifier(
         settings.classifier_url, settings.classifier_model, settings.classifier_timeout_s
@@ -48,35 +77,43 @@ async def build_server(settings: Settings) -> tuple[grpc.aio.Server, health.aio.
             interval_chars=settings.stream_check_interval_chars,
             log_prompts=settings.log_prompts,
             max_text_chars=settings.max_text_chars,
+            large_body_slots=slots(settings),
         ),
         server,
     )
+    server.add_insecure_port(f"[::]:{settings.port}")
     checker = health.aio.HealthServicer()
     for name in ("", SERVICE):
         await checker.set(name, health_pb2.HealthCheckResponse.SERVING)
-    health_pb2_grpc.add_HealthServicer_to_server(checker, server)
-    server.add_insecure_port(f"[::]:{settings.port}")
-    return server, checker
+    health_server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(checker, health_server)
+    health_server.add_insecure_port(f"[::]:{settings.health_port}")
+    return Servers(server, health_server, checker)
 
 
 async def serve(settings: Settings) -> None:
     """Build, start and serve until SIGTERM, then stop taking streams and give open ones 10 s (the pod's
     grace period is 30 s, its preStop sleep 5 s: components/guardrail.py)."""
-    server, checker = await build_server(settings)
-    await server.start()
+    servers = await build_server(settings)
+    await servers.health.start()
+    await servers.processor.start()
     logging.getLogger("guardrail").info(
-        "guardrail serving on port %d (at most %d streams)", settings.port, settings.max_streams
+        "guardrail serving on port %d (at most %d streams), health on port %d",
+        settings.port,
+        settings.max_streams,
+        settings.health_port,
     )
     stopping: list[asyncio.Task[None]] = []
 
     async def stop() -> None:
-        await checker.enter_graceful_shutdown()  # probes say NOT_SERVING while open streams finish
-        await server.stop(grace=10)
+        await servers.checker.enter_graceful_shutdown()  # probes say NOT_SERVING while open streams finish
+        await servers.processor.stop(grace=10)
+        await servers.health.stop(grace=None)
 
     asyncio.get_running_loop().add_signal_handler(
         signal.SIGTERM, lambda: stopping.append(asyncio.create_task(stop()))
     )
-    await server.wait_for_termination()
+    await servers.processor.wait_for_termination()
 
 
 def main() -> int:

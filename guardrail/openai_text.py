@@ -1,9 +1,24 @@
-"""The text inside OpenAI API bodies: what a client asked (chat/completions `messages`, completions
-`prompt`) and what the model answered (a JSON response, or a `text/event-stream` of chunks).
+"""The text inside OpenAI API bodies: what a client asked and what the model answered (a JSON response, or a
+`text/event-stream` of chunks).
 
-Shapes follow the OpenAI API reference as vLLM's OpenAI server implements it: a message's `content` is a
-string or a list of parts, of which `{"type": "text", "text": ...}` carry text (image and audio parts are not
-classified); a completion's `prompt` is a string or a list of strings (token-id prompts carry no text here).
+Request shapes: every path that Envoy AI Gateway v1.1.0 routes (cmd/extproc/mainlib/main.go:326-353) and
+that carries a person's text, as AI Gateway's own schema reads it (internal/apischema at v1.1.0):
+- /v1/chat/completions `messages` (openai/openai.go ChatCompletionRequest): a message's `content` is a string
+  or a list of parts, of which `{"type": "text", "text": ...}` carry text (image, audio and file parts are
+  not classified);
+- /v1/completions `prompt` (openai/openai.go CompletionRequest, PromptUnion): a string or a list of strings
+  is read; token ids (a list of ints, or of lists of ints) are not text the processor can read;
+- /v1/responses `instructions` (a string) and `input` (openai/openai.go ResponseRequest,
+  ResponseNewParamsInputUnion): a string, or a list of items (ResponseInputItemUnionParam) whose messages
+  (EasyInputMessageParam, ResponseInputItemMessageParam) hold `content` as a string or parts
+  (ResponseInputTextParam `{"type": "input_text", "text"}`; earlier answers as `output_text`), and whose
+  tool outputs (ResponseInputItemFunctionCallOutputParam) hold `output` as a string;
+- Anthropic /v1/messages `system` and `messages` (anthropic/anthropic.go MessagesRequest, SystemPrompt,
+  MessageContent): `system` a string or text blocks, a message's `content` a string or content blocks, of
+  which `text` blocks carry text and `tool_result` blocks carry a string or blocks of their own;
+- /v1/images/generations `prompt` (ImageGenerationRequest) and /v1/audio/speech `input` (SpeechRequest):
+  strings.
+/v1/audio/transcriptions and /v1/audio/translations carry audio (multipart): nothing readable.
 """
 
 from __future__ import annotations
@@ -17,31 +32,83 @@ class BodyError(ValueError):
     """A request body that is not an OpenAI JSON object; the message says what was expected."""
 
 
+#: Paths whose requests make the model generate nothing a person reads (vectors, scores, token counts, the
+#: model list), matched at the path's end so that a gateway root prefix does not matter. Their bodies pass
+#: unchecked: embeddings and rerank inputs are often documents being indexed, whose subject (crime, medicine)
+#: is no request for harmful content, and their output is numbers.
+NON_GENERATION_PATHS = (
+    "/v1/models",
+    "/v1/embeddings",
+    "/v1/responses/input_tokens",
+    "/v1/messages/count_tokens",
+    "/tokenize",
+    "/v2/rerank",
+)
+
+#: The part types whose `text` is read: chat and Anthropic `text`, Responses `input_text` and `output_text`.
+TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
+
+
+def is_generation_path(path: str) -> bool:
+    """Whether a request to `path` (the `:path` header, query included) makes the model generate text or
+    media: every path but NON_GENERATION_PATHS, unknown ones included (checked, not waved through)."""
+    bare = path.split("?", 1)[0].rstrip("/")
+    return not bare.endswith(NON_GENERATION_PATHS)
+
+
 @dataclass(frozen=True)
 class Prompt:
     """The model name and the text of a request, as (role, text) turns; `param` is the body field the
-    text came from (messages or prompt), named in a refusal's error body."""
+    text came from (messages, input, prompt, ...), named in a refusal's error body; `unreadable` says what
+    the body holds that cannot be read as text (token ids, say), or is None."""
 
     model: str | None
     turns: tuple[tuple[str, str], ...]
     param: str | None
+    unreadable: str | None = None
 
 
 def _content_text(content: Any) -> str:
+    """A string, or the text of a list of parts/blocks (TEXT_PART_TYPES; an Anthropic tool_result's own
+    content, read the same way); other parts (images, audio, files, tool calls) give nothing."""
     if isinstance(content, str):
         return content
-    if isinstance(content, list):
-        return "\n".join(
-            p["text"]
-            for p in content
-            if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
-        )
-    return ""
+    if not isinstance(content, list):
+        return ""
+    texts = []
+    for part in content:
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") in TEXT_PART_TYPES and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif part.get("type") == "tool_result":
+            texts.append(_content_text(part.get("content")))
+    return "\n".join(t for t in texts if t)
+
+
+def _input_turns(value: Any) -> list[tuple[str, str]]:
+    """The Responses API `input` (also /v1/audio/speech's): a string, or a list of items."""
+    if isinstance(value, str):
+        return [("user", value)]
+    if not isinstance(value, list):
+        return []
+    turns = []
+    for item in value:
+        if isinstance(item, str):
+            turns.append(("user", item))
+        elif isinstance(item, dict):
+            role = str(item.get("role") or ("tool" if "output" in item else "user"))
+            text = _content_text(item.get("content"))
+            if isinstance(item.get("output"), str):
+                text = "\n".join(t for t in (text, item["output"]) if t)
+            turns.append((role, text))
+    return turns
 
 
 def request_prompt(body: bytes) -> Prompt:
-    """The prompt in a request body. An empty body gives no turns (nothing to classify). Raises BodyError
-    when the body is not a JSON object."""
+    """The text of a request body, read from every field of the shapes above that carries it (the path
+    decides only whether the body is checked at all: is_generation_path). An empty body gives no turns.
+    Raises BodyError when the body is not a JSON object."""
     if not body.strip():
         return Prompt(model=None, turns=(), param=None)
     try:
@@ -51,19 +118,39 @@ def request_prompt(body: bytes) -> Prompt:
     if not isinstance(data, dict):
         raise BodyError("the request body is not a JSON object")
     model = data.get("model") if isinstance(data.get("model"), str) else None
+    fields: list[tuple[str, list[tuple[str, str]]]] = []
+    unreadable = None
+    if "system" in data:  # Anthropic
+        fields.append(("system", [("system", _content_text(data["system"]))]))
+    if isinstance(data.get("instructions"), str):  # Responses
+        fields.append(("instructions", [("system", data["instructions"])]))
     if isinstance(data.get("messages"), list):
-        turns = tuple(
-            (str(m.get("role", "user")), _content_text(m.get("content")))
-            for m in data["messages"]
-            if isinstance(m, dict)
+        fields.append(
+            (
+                "messages",
+                [
+                    (str(m.get("role", "user")), _content_text(m.get("content")))
+                    for m in data["messages"]
+                    if isinstance(m, dict)
+                ],
+            )
         )
-        return Prompt(model, tuple(t for t in turns if t[1]), "messages")
+    if "input" in data:
+        fields.append(("input", _input_turns(data["input"])))
     prompt = data.get("prompt")
     if isinstance(prompt, str):
-        return Prompt(model, (("user", prompt),) if prompt else (), "prompt")
-    if isinstance(prompt, list) and all(isinstance(p, str) for p in prompt):
-        return Prompt(model, tuple(("user", p) for p in prompt if p), "prompt")
-    return Prompt(model, (), None)
+        fields.append(("prompt", [("user", prompt)]))
+    elif isinstance(prompt, list) and all(isinstance(p, str) for p in prompt):
+        fields.append(("prompt", [("user", p) for p in prompt]))
+    elif prompt is not None:
+        # Token ids: the text is in the engine's tokenizer, not here. Refused even beside readable text,
+        # which would otherwise carry an unread payload past the check.
+        unreadable = "prompt: token ids (or another shape than a string or a list of strings)"
+    turns = tuple((role, text) for _, found in fields for role, text in found if text)
+    texts = [name for name, found in fields if any(text for _, text in found)]
+    main = [name for name in texts if name not in ("system", "instructions")]
+    param = main[0] if main else texts[0] if texts else None
+    return Prompt(model, turns, param, unreadable)
 
 
 def response_text(body: bytes) -> str:

@@ -20,6 +20,7 @@ exchanges in flight; the next one waited for a thread until messageTimeout (504,
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -36,7 +37,14 @@ from envoy.type.v3 import http_status_pb2
 
 from guardrail.categories import Verdict, describe
 from guardrail.classifier import Classifier, ClassifierError, ClassifierInputTooLong
-from guardrail.openai_text import BodyError, StreamText, request_prompt, response_text
+from guardrail.memory import SMALL_BODY_BYTES, max_body_bytes
+from guardrail.openai_text import (
+    BodyError,
+    StreamText,
+    is_generation_path,
+    request_prompt,
+    response_text,
+)
 from guardrail.policy import ClientPolicy, FailureMode, Policy
 
 #: Set by the gateway's API-key filter from the key (components/load_balancer.py CLIENT_ID_HEADER).
@@ -94,6 +102,20 @@ def too_large(param: str | None, cause: str, answer: bool) -> bytes:
     )
 
 
+def unsupported(cause: str) -> bytes:
+    """The error body of a request on a generation path whose text the filter cannot read (token ids, only
+    images or audio, a shape it does not know), refused for a client whose policy blocks anything: serving
+    it unread would let any prompt past the filter by encoding it."""
+    return error_body(
+        f"The content filter cannot read this request's text ({cause}), and this API key's policy requires "
+        "every request to be checked. Send the text as text: chat `messages` content, a string `prompt`, "
+        "Responses `input`/`instructions`, or Anthropic `system`/`messages` text blocks.",
+        "invalid_request_error",
+        None,
+        "content_filter_unsupported_input",
+    )
+
+
 #: The status of a too_large refusal: 413 Content Too Large (RFC 9110 15.5.14), the one Envoy gives a body
 #: over its buffer limit, so that "too big" reads the same from either.
 TOO_LARGE_STATUS = 413
@@ -125,8 +147,10 @@ def _headers(message: pb.HttpHeaders) -> dict[str, str]:
 
 @dataclass
 class Decision:
-    """What one check decided: allowed, flagged, blocked, error_allowed, error_blocked, skipped, or
-    too_large (the text is longer than the classifier can read; refused with 413 in either failure mode)."""
+    """What one check decided: allowed, flagged, blocked, error_allowed, error_blocked, skipped,
+    too_large (the text is longer than the classifier can read; refused with 413 in either failure mode), or
+    unsupported (a generation request with no text the processor can read, refused for a client that blocks
+    anything)."""
 
     decision: str
     categories: tuple[str, ...] = ()
@@ -175,7 +199,11 @@ class GuardrailProcessor(pb_grpc.ExternalProcessorServicer):
     time this many characters have accumulated since the last check, and at its end; `log_prompts`: put
     the checked text into audit lines (off by default: privacy); `max_text_chars`: a check whose text (the
     prompt, plus the answer for an answer check) is longer than this is refused as too_large without asking
-    the classifier (the classifier's own context-length refusal covers shorter texts it cannot read)."""
+    the classifier (the classifier's own context-length refusal covers shorter texts it cannot read), and a
+    request body over max_body_bytes(max_text_chars) is refused the same way before it is parsed;
+    `large_body_slots`: how many bodies over SMALL_BODY_BYTES are checked at once (large_body_slots());
+    `slot_wait_s`: how long one waits for a slot before its client's failure_mode decides (kept under
+    Envoy's messageTimeout, the classifier's timeout plus 1 s, minus the classifier call itself)."""
 
     def __init__(
         self,
@@ -185,12 +213,19 @@ class GuardrailProcessor(pb_grpc.ExternalProcessorServicer):
         interval_chars: int = 400,
         log_prompts: bool = False,
         max_text_chars: int = 500_000,
+        large_body_slots: int = 8,
+        slot_wait_s: float = 0.5,
     ) -> None:
         self.policy = policy
         self.classifier = classifier
         self.interval_chars = interval_chars
         self.log_prompts = log_prompts
         self.max_text_chars = max_text_chars
+        self.max_body_bytes = max_body_bytes(max_text_chars)
+        self.large_body_slots = large_body_slots
+        self.slot_wait_s = slot_wait_s
+        # Created here, in the event loop that serves (build_server is awaited inside it).
+        self._large_bodies = asyncio.Semaphore(large_body_slots)
 
     async def Process(  # the gRPC method's name
         self, request_iterator: AsyncIterator[pb.ProcessingRequest], context: grpc.aio.ServicerContext
@@ -202,6 +237,9 @@ class GuardrailProcessor(pb_grpc.ExternalProcessorServicer):
             except Exception as err:  # a processor bug must follow the client's failure mode
                 log.exception("processing failed")
                 response = self._failure(request, exchange, f"{type(err).__name__}: {err}")
+            # Not held while Envoy waits for the engine's answer: the request body (up to the gateway's
+            # 50Mi) would otherwise stay in memory for the whole exchange.
+            del request
             yield response
 
     async def handle(self, request: pb.ProcessingRequest, exchange: Exchange) -> pb.ProcessingResponse:
@@ -227,19 +265,59 @@ class GuardrailProcessor(pb_grpc.ExternalProcessorServicer):
         if not exchange.policy.enabled:
             self._audit(exchange, "request", Decision("skipped", error="disabled for this client"), 0.0)
             return cont
+        if not is_generation_path(exchange.path):
+            self._audit(exchange, "request", Decision("skipped", error="not a generation path"), 0.0)
+            return cont
+        if len(body) > self.max_body_bytes:
+            # By length, before json.loads: a parse costs up to PARSE_OVERHEAD_FACTOR times the body.
+            decision = Decision(
+                "too_large",
+                error=f"{len(body)} bytes, over the body limit of {self.max_body_bytes} (not parsed)",
+                cause=f"a {len(body)}-byte body, over the limit of {self.max_body_bytes} bytes",
+            )
+            self._audit(exchange, "request", decision, 0.0)
+            return _immediate(TOO_LARGE_STATUS, too_large(None, decision.cause, answer=False))
+        if len(body) <= SMALL_BODY_BYTES:
+            return await self._check_request(body, exchange)
+        try:
+            async with asyncio.timeout(self.slot_wait_s):
+                await self._large_bodies.acquire()
+        except TimeoutError:
+            error = (
+                f"{self.large_body_slots} large bodies already being checked (the memory bound); "
+                f"no slot in {self.slot_wait_s} s"
+            )
+            return self._answer_request(exchange, self._failed(exchange, error), 0.0)
+        try:
+            return await self._check_request(body, exchange)
+        finally:
+            self._large_bodies.release()
+
+    async def _check_request(self, body: bytes, exchange: Exchange) -> pb.ProcessingResponse:
         try:
             prompt = request_prompt(body)
         except BodyError as err:
-            # Not an OpenAI body: the engine refuses it itself; nothing here to classify.
-            self._audit(exchange, "request", Decision("skipped", error=str(err)), 0.0)
-            return cont
+            # Multipart audio, say, or a body the engine refuses itself: nothing here reads it.
+            return self._unreadable(exchange, str(err))
         exchange.model, exchange.param = prompt.model, prompt.param
+        if prompt.unreadable:
+            return self._unreadable(exchange, prompt.unreadable)
         exchange.prompt = "\n\n".join(text for _, text in prompt.turns)
         if not exchange.prompt:
-            self._audit(exchange, "request", Decision("skipped", error="no text"), 0.0)
-            return cont
+            return self._unreadable(exchange, "no text in any field the filter reads")
         decision, latency = await self._classify(exchange, None)
-        self._audit(exchange, "request", decision, latency)
+        response = self._answer_request(exchange, decision, latency)
+        if response.WhichOneof("response") == "request_body":
+            exchange.check_answer = exchange.policy.check_responses
+        if not exchange.check_answer:
+            exchange.prompt = ""  # kept for the exchange's life only where an answer check reads it
+        return response
+
+    def _answer_request(
+        self, exchange: Exchange, decision: Decision, latency_s: float
+    ) -> pb.ProcessingResponse:
+        """Audit a request check's decision and give Envoy its reply."""
+        self._audit(exchange, "request", decision, latency_s)
         if decision.decision == "blocked":
             return _immediate(400, refusal(decision.categories, exchange.param, answer=False))
         if decision.decision == "too_large":
@@ -248,8 +326,16 @@ class GuardrailProcessor(pb_grpc.ExternalProcessorServicer):
             return _immediate(503, unavailable(exchange.param))
         if decision.decision == "flagged":
             exchange.flagged = decision.categories
-        exchange.check_answer = exchange.policy.check_responses
-        return cont
+        return pb.ProcessingResponse(request_body=pb.BodyResponse())
+
+    def _unreadable(self, exchange: Exchange, cause: str) -> pb.ProcessingResponse:
+        """A generation request without text the processor can read: refused (400) when the client's policy
+        blocks anything, else served (a flag-only policy has nothing to refuse)."""
+        if exchange.policy.block:
+            self._audit(exchange, "request", Decision("unsupported", error=cause), 0.0)
+            return _immediate(400, unsupported(cause))
+        self._audit(exchange, "request", Decision("skipped", error=f"unreadable: {cause}"), 0.0)
+        return pb.ProcessingResponse(request_body=pb.BodyResponse())
 
     def _response_headers(self, headers: dict[str, str], exchange: Exchange) -> pb.ProcessingResponse:
         common = pb.CommonResponse()
@@ -349,9 +435,14 @@ class GuardrailProcessor(pb_grpc.ExternalProcessorServicer):
                 "too_large", error=str(err), cause="longer than the classifier model's context window"
             ), time.monotonic() - began
         except ClassifierError as err:
-            failed = "error_allowed" if exchange.policy.failure_mode is FailureMode.OPEN else "error_blocked"
-            return Decision(failed, error=str(err)), time.monotonic() - began
+            return self._failed(exchange, str(err)), time.monotonic() - began
         return decide(verdict, exchange.policy), time.monotonic() - began
+
+    @staticmethod
+    def _failed(exchange: Exchange, error: str) -> Decision:
+        """The client's failure_mode applied to a check that could not run."""
+        failed = "error_allowed" if exchange.policy.failure_mode is FailureMode.OPEN else "error_blocked"
+        return Decision(failed, error=error)
 
     def _failure(
         self, request: pb.ProcessingRequest, exchange: Exchange, error: str

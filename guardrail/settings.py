@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from guardrail.memory import DEFAULT_MAX_STREAMS
+
 
 class Settings(BaseSettings):
     """Required fields have no default: a pod without them fails at start with pydantic's message."""
@@ -23,12 +25,18 @@ class Settings(BaseSettings):
     """The classifier call's limit; keep it under the EnvoyExtensionPolicy's messageTimeout, or Envoy gives
     up first and applies failOpen instead of the client's failure_mode."""
     port: int = Field(default=9002, ge=1, le=65535)
-    """The gRPC port (ExternalProcessor and grpc.health.v1.Health)."""
+    """The ExternalProcessor's gRPC port (Envoy's)."""
+    health_port: int = Field(default=9003, ge=1, le=65535)
+    """grpc.health.v1.Health's port, on a server of its own: the kubelet's probes do not count against
+    max_streams, so a pod at its stream limit still answers them (and is not restarted for being busy)."""
+    memory_limit_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    """The container's memory limit, bytes (the Downward API's limits.memory, components/guardrail.py): the
+    number of large bodies checked at once is sized to it (guardrail/memory.py large_body_slots)."""
     stream_check_interval_chars: int = Field(default=400, gt=0)
     """A streamed answer is classified each time this many new characters arrived, and at its end."""
     log_prompts: bool = False
     """Put the checked text into audit lines. Off by default: audit lines carry no prompt or answer text."""
-    max_streams: int = Field(default=1000, gt=0)
+    max_streams: int = Field(default=DEFAULT_MAX_STREAMS, gt=0)
     """Exchanges in flight per pod (grpc.aio maximum_concurrent_rpcs): one ext_proc stream per HTTP request,
     open from its headers to its last body chunk, the engine's answer time included. A stream costs a
     coroutine, not a thread; past this, a new stream is refused at once (RESOURCE_EXHAUSTED), and Envoy

@@ -12,10 +12,12 @@ import pytest
 
 from components.guardrail import (
     GUARDRAIL_PORT,
+    HEALTH_PORT,
     Guardrail,
     GuardrailArgs,
     GuardrailFailureMode,
     message_timeout,
+    quantity_bytes,
     validate_guardrail_args,
 )
 from components.load_balancer import ENVOY_PROXY_NAMESPACE, ENVOY_PROXY_POD_LABELS
@@ -83,6 +85,8 @@ def test_valid_args_have_no_problems() -> None:
         ({"replicas": 0}, "replicas:"),
         ({"max_text_chars": 10}, "max_text_chars:"),
         ({"cpu": "half"}, "cpu:"),
+        ({"memory": "256Mi"}, "memory: 256Mi cannot hold"),
+        ({"memory": "1Gi", "max_text_chars": 4_000_000}, "memory: 1Gi cannot hold"),
     ],
 )
 def test_each_invalid_input_is_named(overrides: dict[str, Any], field: str) -> None:
@@ -173,17 +177,30 @@ def test_the_processor_pod_meets_restricted_and_is_guaranteed() -> None:
     assert container["resources"]["requests"] == container["resources"]["limits"]
     assert rules.pod_qos_class(pod) == "Guaranteed"
     assert rules.images_pinned_by_digest(T_DEPLOYMENT, deployment) == []
+    # The probes ask the health server on its own port, not the ext_proc server and its stream limit.
+    assert HEALTH_PORT != GUARDRAIL_PORT
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["grpc"] == {
-            "port": GUARDRAIL_PORT,
+            "port": HEALTH_PORT,
             "service": "envoy.service.ext_proc.v3.ExternalProcessor",
         }
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "grpc": GUARDRAIL_PORT,
+        "health": HEALTH_PORT,
+    }
+    env = {e["name"]: e for e in container["env"]}
+    assert env["GUARDRAIL_HEALTH_PORT"]["value"] == str(HEALTH_PORT)
+    assert env["GUARDRAIL_PORT"]["value"] == str(GUARDRAIL_PORT)
+    # The limit the processor sizes its large-body slots to is the container's own.
+    assert env["GUARDRAIL_MEMORY_LIMIT_BYTES"]["valueFrom"] == {
+        "resourceFieldRef": {"containerName": "guardrail", "resource": "limits.memory"}
+    }
 
 
 def test_the_processor_reads_the_mounted_policy_and_the_classifier() -> None:
     rec = default_run()
     (container,) = _pod(rec)["containers"]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["GUARDRAIL_CLASSIFIER_URL"] == f"http://llama-guard.inferstack.svc:{SERVING_PORT}/v1"
     assert env["GUARDRAIL_CLASSIFIER_MODEL"] == "llama-guard"
     assert env["GUARDRAIL_LOG_PROMPTS"] == "false"
@@ -191,6 +208,7 @@ def test_the_processor_reads_the_mounted_policy_and_the_classifier() -> None:
     # Every GUARDRAIL_* variable is a setting the processor reads: pydantic-settings ignores unknown ones.
     read = {f"GUARDRAIL_{name.upper()}" for name in Settings.model_fields}
     assert {name for name in env if name.startswith("GUARDRAIL_")} <= read
+    assert env["GUARDRAIL_POLICY_FILE"] is not None
     mount = next(m for m in container["volumeMounts"] if m["name"] == "policy")
     assert env["GUARDRAIL_POLICY_FILE"].startswith(mount["mountPath"] + "/")
     volume = next(v for v in _pod(rec)["volumes"] if v["name"] == "policy")
@@ -280,3 +298,11 @@ def test_core_objects_validate_against_kubernetes() -> None:
 def test_checkov_finds_nothing() -> None:
     manifests = [manifest_of(r) for r in default_run().kubernetes_objects()]
     assert run_checkov(manifests).findings == []
+
+
+@pytest.mark.parametrize(
+    ("quantity", "expected"),
+    [("512Mi", 512 * 2**20), ("1Gi", 2**30), ("1.5Gi", 3 * 2**29), ("2G", 2 * 10**9), ("1000", 1000)],
+)
+def test_memory_quantities_in_bytes(quantity: str, expected: int) -> None:
+    assert quantity_bytes(quantity) == expected

@@ -10,6 +10,7 @@
   CLASSIFIER_FLAG_WORD -> "unsafe\\nS6", CLASSIFIER_FAIL_WORD -> HTTP 500, CLASSIFIER_TOO_LONG_WORD ->
   vLLM's HTTP 400 for a prompt over max_model_len (VLLM_CONTEXT_LENGTH_ERROR), anything else -> "safe". It
   records every conversation it was asked about.
+Both answer GET /v1/models with a one-model list (the engine's model list, a path the guardrail passes).
 """
 
 from __future__ import annotations
@@ -68,6 +69,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+    def do_GET(self) -> None:
+        self.server.requests.append({"path": self.path, "headers": dict(self.headers), "body": None})
+        if self.path.split("?")[0] == "/v1/models":
+            self.send_json(200, {"object": "list", "data": [{"id": "m", "object": "model", "owned_by": "x"}]})
+        else:
+            self.send_json(404, {"error": {"message": f"no {self.path}", "type": "not_found"}})
 
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length") or 0)

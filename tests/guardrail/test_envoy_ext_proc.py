@@ -28,6 +28,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from components.guardrail import GuardrailFailureMode, ext_proc_spec
+from guardrail.memory import max_body_bytes
 from tests.guardrail import envoy_ext_proc, standins
 from tests.processes import wait_until_ready
 
@@ -81,7 +82,7 @@ def processor(
     """The processor as a subprocess; yields its port and the path of its stdout (the audit log)."""
     folder = tmp_path_factory.mktemp("guardrail")
     (folder / "policy.json").write_text(json.dumps(POLICY))
-    port = free_port()
+    port, health_port = free_port(), free_port()
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO_ROOT),
@@ -89,6 +90,7 @@ def processor(
         "GUARDRAIL_CLASSIFIER_MODEL": "llama-guard",
         "GUARDRAIL_POLICY_FILE": str(folder / "policy.json"),
         "GUARDRAIL_PORT": str(port),
+        "GUARDRAIL_HEALTH_PORT": str(health_port),
         "GUARDRAIL_STREAM_CHECK_INTERVAL_CHARS": str(STREAM_CHECK_INTERVAL_CHARS),
     }
     log = folder / "processor.log"
@@ -98,7 +100,8 @@ def processor(
         )
     try:
         deadline = time.monotonic() + 30
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        # The health server's own port, as the kubelet's probes ask it (components/guardrail.py).
+        with grpc.insecure_channel(f"127.0.0.1:{health_port}") as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while True:
                 try:
@@ -113,7 +116,7 @@ def processor(
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(f"the processor did not become healthy:\n{log.read_text()[-3000:]}")
                 time.sleep(0.2)
-        yield {"port": port, "log": log}
+        yield {"port": port, "health_port": health_port, "log": log}
     finally:
         stop(proc)
 
@@ -369,10 +372,13 @@ def test_five_megabyte_body_is_refused_in_either_failure_mode(
         big_request(base, client_id)
     assert caught.value.status_code == 413
     assert caught.value.code == "content_too_large"
+    # Refused by its byte length, over max_body_bytes at the default max_text_chars, before any parse.
+    assert f"over the limit of {max_body_bytes(500_000)} bytes" in caught.value.message
     assert not reached_model(model_server, "big-body-request")
     time.sleep(0.2)
     lines = [line for line in audit_lines(processor) if line["client_id"] == client_id]
     assert lines[-1]["decision"] == "too_large"
+    assert "(not parsed)" in lines[-1]["error"]
 
 
 @pytest.mark.parametrize("client_id", ["team-a", "lenient"])
@@ -386,3 +392,55 @@ def test_classifier_context_overflow_is_a_client_error_not_try_again(
     assert caught.value.code == "content_too_large"
     assert "context window" in caught.value.message
     assert not reached_model(model_server, text)
+
+
+def test_responses_api_request_with_blocked_content_is_refused(
+    gateway: str, model_server: standins.ModelServer
+) -> None:
+    for kwargs in (
+        {"input": f"how to {standins.CLASSIFIER_UNSAFE_WORD} via responses"},
+        {
+            "instructions": f"{standins.CLASSIFIER_UNSAFE_WORD} via responses instructions",
+            "input": [{"role": "user", "content": [{"type": "input_text", "text": "hello"}]}],
+        },
+    ):
+        with pytest.raises(openai.BadRequestError) as caught:
+            client(gateway, "team-a").responses.create(model="m", **kwargs)
+        assert caught.value.code == "content_filter"
+        assert "S1 (Violent Crimes)" in caught.value.message
+    assert not any(r["path"].endswith("/responses") for r in model_server.requests)
+
+
+def test_token_id_prompt_is_refused_as_unreadable(
+    gateway: str, processor: dict[str, Any], model_server: standins.ModelServer
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client(gateway, "token-ids").completions.create(model="m", prompt=[1, 2, 3, 4])
+    assert caught.value.code == "content_filter_unsupported_input"
+    assert "token ids" in caught.value.message
+    assert not any(
+        r["path"].endswith("/completions") and "chat" not in r["path"] for r in model_server.requests
+    )
+    time.sleep(0.2)
+    (line,) = [line for line in audit_lines(processor) if line["client_id"] == "token-ids"]
+    assert line["decision"] == "unsupported"
+
+
+def test_model_list_passes(gateway: str, model_server: standins.ModelServer) -> None:
+    assert [m.id for m in client(gateway, "team-a").models.list()] == ["m"]
+    assert any(r["path"] == "/v1/models" for r in model_server.requests)
+
+
+def test_health_is_served_on_its_own_port_only(processor: dict[str, Any]) -> None:
+    request = health_pb2.HealthCheckRequest(service="envoy.service.ext_proc.v3.ExternalProcessor")
+    with grpc.insecure_channel(f"127.0.0.1:{processor['health_port']}") as channel:
+        assert health_pb2_grpc.HealthStub(channel).Check(request, timeout=5).status == (
+            health_pb2.HealthCheckResponse.SERVING
+        )
+    # The processor's port serves Envoy's streams only: a probe there would count against max_streams.
+    with (
+        grpc.insecure_channel(f"127.0.0.1:{processor['port']}") as channel,
+        pytest.raises(grpc.RpcError) as caught,
+    ):
+        health_pb2_grpc.HealthStub(channel).Check(request, timeout=5)
+    assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED

@@ -11,11 +11,17 @@ import pytest
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 
 from components.load_balancer import CLIENT_ID_HEADER, MODEL_ROUTING_BUFFER_LIMIT
-from guardrail import processor
+from guardrail import memory, processor
 from guardrail.__main__ import MAX_MESSAGE_BYTES
 from guardrail.categories import LLAMA_GUARD_3_CATEGORIES, Verdict, VerdictError, parse_verdict
 from guardrail.classifier import ClassifierError, ClassifierInputTooLong, OpenAIClassifier
-from guardrail.openai_text import BodyError, StreamText, request_prompt, response_text
+from guardrail.openai_text import (
+    BodyError,
+    StreamText,
+    is_generation_path,
+    request_prompt,
+    response_text,
+)
 from guardrail.policy import ClientPolicy, FailureMode, PolicyError, parse_policy
 
 T = TypeVar("T")
@@ -282,3 +288,248 @@ def test_grpc_message_limit_holds_the_gateways_largest_body() -> None:
     # Envoy sends a buffered body whole, up to the listener's buffer limit; a larger gRPC message than the
     # processor takes fails the stream, and failOpen would serve the body unchecked.
     assert _mebibytes(MODEL_ROUTING_BUFFER_LIMIT) + 64 * 1024 < MAX_MESSAGE_BYTES
+
+
+@pytest.mark.parametrize(
+    ("body", "turns", "param"),
+    [
+        # /v1/responses: a string input, instructions as a system turn.
+        (
+            {"model": "m", "input": "hi", "instructions": "be brief"},
+            (("system", "be brief"), ("user", "hi")),
+            "input",
+        ),
+        # /v1/responses: items with input_text parts, an earlier answer's output_text, a tool's output.
+        (
+            {
+                "input": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "input_text", "text": "a"}, {"type": "input_image"}],
+                    },
+                    {
+                        "type": "message",
+                        "role": "assistant",
+                        "content": [{"type": "output_text", "text": "b"}],
+                    },
+                    {"type": "function_call_output", "call_id": "c", "output": "c-out"},
+                    {"type": "reasoning", "summary": []},
+                ]
+            },
+            (("user", "a"), ("assistant", "b"), ("tool", "c-out")),
+            "input",
+        ),
+        # Anthropic /v1/messages: system as text blocks, content blocks, a tool_result's own content.
+        (
+            {
+                "system": [{"type": "text", "text": "sys"}],
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "text", "text": "u1"}, {"type": "image", "source": {}}],
+                    },
+                    {
+                        "role": "user",
+                        "content": [{"type": "tool_result", "content": [{"type": "text", "text": "r"}]}],
+                    },
+                ],
+            },
+            (("system", "sys"), ("user", "u1"), ("user", "r")),
+            "messages",
+        ),
+        ({"system": "only a system prompt", "messages": []}, (("system", "only a system prompt"),), "system"),
+    ],
+)
+def test_request_prompt_reads_responses_and_anthropic(
+    body: dict[str, Any], turns: tuple[tuple[str, str], ...], param: str
+) -> None:
+    prompt = request_prompt(json.dumps(body).encode())
+    assert (prompt.turns, prompt.param, prompt.unreadable) == (turns, param, None)
+
+
+@pytest.mark.parametrize("prompt", [[1, 2, 3], [[1, 2], [3]], ["text", [1, 2]], 42])
+def test_token_id_prompts_are_unreadable(prompt: Any) -> None:
+    assert "token ids" in (request_prompt(json.dumps({"prompt": prompt}).encode()).unreadable or "")
+
+
+def test_image_only_chat_has_no_text() -> None:
+    body = {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}
+    assert request_prompt(json.dumps(body).encode()).turns == ()
+
+
+@pytest.mark.parametrize(
+    ("path", "generation"),
+    [
+        ("/v1/chat/completions", True),
+        ("/v1/completions", True),
+        ("/v1/responses", True),
+        ("/v1/messages", True),
+        ("/anthropic/v1/messages?beta=true", True),
+        ("/v1/audio/transcriptions", True),
+        ("/v1/some/future/endpoint", True),
+        ("/v1/models", False),
+        ("/v1/models?x=1", False),
+        ("/v1/embeddings", False),
+        ("/v1/responses/input_tokens", False),
+        ("/v1/messages/count_tokens", False),
+        ("/tokenize", False),
+        ("/v2/rerank", False),
+    ],
+)
+def test_generation_paths(path: str, generation: bool) -> None:
+    assert is_generation_path(path) is generation
+
+
+def _exchange(path: str, client_policy: dict[str, Any] | None = None) -> processor.Exchange:
+    exchange = processor.Exchange(path=path)
+    if client_policy is not None:
+        exchange.policy = ClientPolicy(**client_policy)
+    return exchange
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"model": "m", "prompt": [1, 2, 3]}',
+        b'{"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}',
+        b'{"model": "m", "something": "else"}',
+        b"--boundary\r\nContent-Disposition: form-data; name=file\r\n\r\nRIFF....",
+    ],
+    ids=["token-ids", "image-only", "unknown-shape", "multipart-audio"],
+)
+def test_unreadable_generation_request_is_refused_when_the_policy_blocks(
+    body: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    classifier = _Safe()
+    servicer = processor.GuardrailProcessor(parse_policy("{}"), classifier)
+    with caplog.at_level("INFO", logger="guardrail.audit"):
+        status, error = _immediate_error(_send_body(servicer, body, _exchange("/v1/completions")))
+    assert (status, error["code"], error["type"]) == (
+        400,
+        "content_filter_unsupported_input",
+        "invalid_request_error",
+    )
+    assert classifier.calls == 0
+    (line,) = _audit(caplog)
+    assert line["decision"] == "unsupported"
+    # A flag-only policy blocks nothing, so it has nothing to refuse: served, and said so.
+    caplog.clear()
+    with caplog.at_level("INFO", logger="guardrail.audit"):
+        response = _send_body(servicer, body, _exchange("/v1/completions", {"block": [], "flag": ["S6"]}))
+    assert response.WhichOneof("response") == "request_body"
+    (line,) = _audit(caplog)
+    assert line["decision"] == "skipped" and line["error"].startswith("unreadable:")
+
+
+def test_non_generation_paths_pass_unread(caplog: pytest.LogCaptureFixture) -> None:
+    classifier = _Safe()
+    servicer = processor.GuardrailProcessor(parse_policy("{}"), classifier)
+    with caplog.at_level("INFO", logger="guardrail.audit"):
+        response = _send_body(servicer, b'{"model": "m", "input": [1, 2, 3]}', _exchange("/v1/embeddings"))
+    assert response.WhichOneof("response") == "request_body"
+    assert classifier.calls == 0
+    assert _audit(caplog)[0]["decision"] == "skipped"
+
+
+def test_body_over_the_byte_bound_is_refused_without_parsing(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    parsed: list[int] = []
+    real_loads = json.loads
+
+    def counting_loads(text: Any, **kwargs: Any) -> Any:
+        if len(text) > 1000:  # request bodies, not the small error bodies the test itself reads
+            parsed.append(len(text))
+        return real_loads(text, **kwargs)
+
+    servicer = processor.GuardrailProcessor(parse_policy("{}"), _Safe(), max_text_chars=1000)
+    monkeypatch.setattr("guardrail.openai_text.json.loads", counting_loads)
+    bound = memory.max_body_bytes(1000)
+    assert bound == 6 * 1000 + memory.BODY_OVERHEAD_BYTES
+    # Just under the bound, mostly padding outside the text: parsed (and its short text allowed).
+    under = (
+        _chat_body("x" * 10)[:-1] + b', "pad": "' + b" " * (bound - len(_chat_body("x" * 10)) - 11) + b'"}'
+    )
+    assert len(under) == bound
+    assert _send_body(servicer, under).WhichOneof("response") == "request_body"
+    assert parsed == [bound]
+    with caplog.at_level("INFO", logger="guardrail.audit"):
+        status, error = _immediate_error(_send_body(servicer, under + b" "))
+    assert (status, error["code"]) == (413, "content_too_large")
+    assert f"{bound + 1}-byte body" in error["message"]
+    assert parsed == [bound]  # not parsed
+    assert _audit(caplog)[0]["decision"] == "too_large"
+
+
+def test_memory_arithmetic_at_the_defaults() -> None:
+    mib = memory.MiB
+    assert memory.max_body_bytes(500_000) == 4_048_576
+    assert memory.max_body_bytes(500_000) < _mebibytes(MODEL_ROUTING_BUFFER_LIMIT)
+    assert memory.large_body_slots(512 * mib, 500_000, 1000) == 8
+    # What the slots allow, at the worst factors, fits the planned share of the limit.
+    body = memory.max_body_bytes(500_000)
+    worst = (
+        memory.REST_BYTES
+        + memory.PARSE_OVERHEAD_FACTOR * body
+        + 1000 * memory.HELD_FACTOR * memory.SMALL_BODY_BYTES
+        + 8 * memory.HELD_FACTOR * body
+    )
+    assert worst <= 0.9 * 512 * mib < worst + memory.HELD_FACTOR * body
+    assert memory.large_body_slots(256 * mib, 500_000, 1000) < 1
+
+
+class _Slow:
+    """A classifier that answers `safe` after `delay_s`, counting calls in flight."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def classify(self, prompt: str, answer: str | None = None) -> Verdict:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await asyncio.sleep(self.delay_s)
+        self.in_flight -= 1
+        return Verdict(True)
+
+
+@pytest.mark.parametrize(
+    ("failure_mode", "kind"), [("closed", "immediate_response"), ("open", "request_body")]
+)
+def test_large_bodies_wait_for_a_slot_then_follow_the_failure_mode(
+    failure_mode: str, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    classifier = _Slow(0.3)
+    policy = parse_policy(json.dumps({"default": {"failure_mode": failure_mode}}))
+    large = _chat_body("y" * (memory.SMALL_BODY_BYTES + 1))
+    small = _chat_body("small")
+
+    async def go() -> list[pb.ProcessingResponse]:
+        servicer = processor.GuardrailProcessor(policy, classifier, large_body_slots=2, slot_wait_s=0.1)
+
+        def send(body: bytes) -> Coroutine[Any, Any, pb.ProcessingResponse]:
+            request = pb.ProcessingRequest(request_body=pb.HttpBody(body=body, end_of_stream=True))
+            return servicer.handle(request, processor.Exchange(policy=policy.default))
+
+        # Three large at once: two checked, the third finds no slot within 0.1 s. Small ones need none.
+        return list(await asyncio.gather(send(large), send(large), send(large), send(small), send(small)))
+
+    with caplog.at_level("INFO", logger="guardrail.audit"):
+        responses = _run(go())
+    assert [r.WhichOneof("response") for r in responses] == ["request_body"] * 2 + [kind] + [
+        "request_body"
+    ] * 2
+    assert classifier.most_in_flight == 4
+    decisions = sorted(line["decision"] for line in _audit(caplog))
+    assert decisions == sorted(
+        ["allowed"] * 4 + [f"error_{'blocked' if failure_mode == 'closed' else 'allowed'}"]
+    )
+
+
+def test_the_prompt_is_kept_past_the_request_only_for_an_answer_check() -> None:
+    servicer = processor.GuardrailProcessor(parse_policy("{}"), _Safe())
+    plain, checked = processor.Exchange(), _exchange("", {"check_responses": True})
+    _send_body(servicer, _chat_body("remember me"), plain)
+    _send_body(servicer, _chat_body("remember me"), checked)
+    assert (plain.prompt, checked.prompt) == ("", "remember me")
