@@ -112,6 +112,13 @@ class Backend:
     weight: int = 1  # share of requests, relative to the other backends' weights
 
 
+#: Per-connection buffer for routed models. Envoy AI Gateway's filter reads the whole request body to find
+#: `model`; Envoy Gateway's default buffer (32 KiB, ClientTrafficPolicy CRD `connection.bufferLimit`) would
+#: refuse long prompts. 50Mi is what envoyproxy/ai-gateway v1.1.0 examples/basic/basic.yaml sets; it is a
+#: ceiling per connection, not an allocation.
+MODEL_ROUTING_BUFFER_LIMIT = "50Mi"
+
+
 @dataclass(frozen=True)
 class ExtraHostname:
     """One more DNS name served by the same Gateway and certificate, for a front end of its own (the chat UI).
@@ -198,6 +205,9 @@ class LoadBalancerArgs:
     # moves of filter types in the HTTP filter chain, e.g. ext_proc after the rate limits. Empty: the default
     # order (internal/xds/translator/httpfilters.go newOrderedHTTPFilter).
     filter_order: list[dict[str, str]] = field(default_factory=list)
+    # The ClientTrafficPolicy's connection.bufferLimit where models are routed: the largest request body a
+    # buffering filter (AI Gateway's, the guardrail's Buffered ext_proc) takes; Envoy answers 413 above it.
+    request_buffer_limit: str = MODEL_ROUTING_BUFFER_LIMIT
 
 
 def request_limit_problems(clients: list[str], requests_per_minute: int | None, field_name: str) -> list[str]:
@@ -535,7 +545,7 @@ class LoadBalancer(pulumi.ComponentResource):
                 api_version="gateway.envoyproxy.io/v1alpha1",
                 kind="ClientTrafficPolicy",
                 metadata=meta(name),
-                spec=client_traffic_spec(name),
+                spec=client_traffic_spec(name, args.request_buffer_limit),
                 opts=child(self, depends_on=[*after_crds, gateway]),
             )
 
@@ -934,19 +944,12 @@ def join_policy_specs(base: dict[str, Any], more: dict[str, Any]) -> dict[str, A
     return joined
 
 
-#: Per-connection buffer for routed models. Envoy AI Gateway's filter reads the whole request body to find
-#: `model`; Envoy Gateway's default buffer (32 KiB, ClientTrafficPolicy CRD `connection.bufferLimit`) would
-#: refuse long prompts. 50Mi is what envoyproxy/ai-gateway v1.1.0 examples/basic/basic.yaml sets; it is a
-#: ceiling per connection, not an allocation.
-MODEL_ROUTING_BUFFER_LIMIT = "50Mi"
-
-
-def client_traffic_spec(gateway_name: str) -> dict[str, Any]:
+def client_traffic_spec(gateway_name: str, buffer_limit: str = MODEL_ROUTING_BUFFER_LIMIT) -> dict[str, Any]:
     """The ClientTrafficPolicy on the Gateway when models are routed: the request buffer only (no client
     IP detection: the address rules keep reading the TCP peer, see EXTERNAL_TRAFFIC_POLICY)."""
     return {
         "targetRefs": [gateway_api_ref("Gateway", gateway_name)],
-        "connection": {"bufferLimit": MODEL_ROUTING_BUFFER_LIMIT},
+        "connection": {"bufferLimit": buffer_limit},
     }
 
 

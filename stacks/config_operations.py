@@ -176,6 +176,11 @@ class GuardrailConfig(Section):
         description="streamed answers are classified every this many new characters and at the end",
     )
     replicas: int = Field(2, ge=1, description="processor pods (2 or more keep one during node drains)")
+    memory: Quantity = Field(
+        "512Mi",
+        description="each processor pod's memory (request = limit); it sizes how many large prompts a pod checks "
+        "at once (guardrail/memory.py)",
+    )
     default: GuardrailPolicy = Field(
         default_factory=GuardrailPolicy,  # type: ignore[arg-type]
         description="the policy of every API client without its own",

@@ -40,6 +40,9 @@ from components.tls import TlsCertificates
 from stacks.config import Platform, StackConfig, cold_start_seconds
 from stacks.routing import VariantRoute
 
+#: The most characters the guardrail reads of one request, whatever the classifier's context (about Llama
+#: Guard 3's 128K tokens): GuardrailArgs' default.
+MAX_TEXT_CHARS = 500_000
 #: Component name of every operating piece (objects `llm-...`, as the workload's).
 NAME = "llm"
 #: The chat UI's listeners on the Gateway: http-chat and https-chat (components/load_balancer.py).
@@ -257,7 +260,8 @@ def guardrail_args(
         # Refused early (413), without a classifier call, what the classifier could never read: English runs
         # about 4 characters a token with the Llama 3 tokenizer, so 8 a token is above any text that fits its
         # context; between the two the classifier's own context-length refusal gives the same 413.
-        max_text_chars=8 * classifier.config.model.max_model_len,
+        max_text_chars=min(8 * classifier.config.model.max_model_len, MAX_TEXT_CHARS),
+        memory=g.memory,
         dns_cidrs=list(dns),
         attach_policy=False,
     )

@@ -10,6 +10,7 @@ platform's extras (a model store identity, cluster pieces to wait for). Names ar
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,7 @@ from components.inference_pool import InferencePoolRouting, InferencePoolRouting
 from components.load_balancer import (
     ENVOY_PROXY_NAMESPACE,
     ENVOY_PROXY_POD_LABELS,
+    MODEL_ROUTING_BUFFER_LIMIT,
     Backend,
     ExtraHostname,
     LoadBalancer,
@@ -58,6 +60,7 @@ from components.token_quota import (
     envoy_gateway_values_for_rate_limit,
     token_quota_policy_spec,
 )
+from guardrail.memory import max_body_bytes
 from stacks.cold_start import progress_deadline_seconds, rollout_timeout_seconds
 from stacks.config import Platform, StackConfig, cold_start_seconds, cooldown_seconds
 from stacks.egress import ACCEPTING_FIELD, internet_egress_accepted, model_store_cidrs
@@ -339,6 +342,11 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             # The guardrail's ext_proc after the address rules and the rate limits: a request they refuse
             # never costs a classifier call (stacks/operations.py GUARDRAIL_FILTER_ORDER).
             filter_order=list(GUARDRAIL_FILTER_ORDER) if guard is not None else [],
+            # With the guardrail, Envoy refuses (413) a body larger than the processor reads: never buffered,
+            # never sent to it (guardrail/memory.py max_body_bytes; the processor would refuse it anyway).
+            request_buffer_limit=f"{math.ceil(max_body_bytes(guard.max_text_chars) / 2**20)}Mi"
+            if guard is not None
+            else MODEL_ROUTING_BUFFER_LIMIT,
         ),
         # On destroy the gateway (and a cloud balancer's Service) goes before what it waited for.
         opts=pulumi.ResourceOptions(

@@ -290,3 +290,18 @@ def test_the_guardrail_runs_after_the_address_rules_and_rate_limits() -> None:
     assert {p["name"] for p in order} == {"envoy.filters.http.ext_proc"}
     (unguarded,) = objects(planned("multi-onprem"), "kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyProxy")
     assert "filterOrder" not in unguarded["spec"]
+
+
+def test_envoy_refuses_a_body_larger_than_the_guardrail_reads() -> None:
+    from guardrail.memory import max_body_bytes
+
+    (policy,) = objects(
+        planned("guarded-onprem"), "kubernetes:gateway.envoyproxy.io/v1alpha1:ClientTrafficPolicy"
+    )
+    limit = policy["spec"]["connection"]["bufferLimit"]
+    # The classifier's context (16384 tokens) at 8 characters a token, as JSON bytes, rounded up to MiB.
+    assert limit == "2Mi" and max_body_bytes(8 * 16384) <= 2 * 2**20
+    (unguarded,) = objects(
+        planned("multi-onprem"), "kubernetes:gateway.envoyproxy.io/v1alpha1:ClientTrafficPolicy"
+    )
+    assert unguarded["spec"]["connection"]["bufferLimit"] == "50Mi"
