@@ -294,6 +294,10 @@ def open_webui_environment(args: ChatUiArgs, secret_key_secret: pulumi.Input[str
             "valueFrom": {"secretKeyRef": {"name": secret_key_secret, "key": WEBUI_SECRET_KEY_KEY}},
         },
         {"name": "WEBUI_SESSION_COOKIE_SECURE", "value": "True"},  # served over HTTPS only
+        # The stack owns this configuration: without it Open WebUI keeps the API key, base URL and OAuth
+        # settings of its first start in its database (PersistentConfig), and a rotated key or a changed
+        # issuer would never reach it (every request then 401s).
+        {"name": "ENABLE_PERSISTENT_CONFIG", "value": "False"},
         # No calls home: no model downloads from Hugging Face, no version check, no telemetry.
         {"name": "OFFLINE_MODE", "value": "True"},
         {"name": "HF_HUB_OFFLINE", "value": "1"},
@@ -312,6 +316,9 @@ def open_webui_environment(args: ChatUiArgs, secret_key_secret: pulumi.Input[str
         # The image's HOME (/root) is not the pod user's and the root filesystem is read-only.
         {"name": "HOME", "value": TMP_DIR},
     ]
+    if args.oidc is not None:
+        # The callback the provider redirects to, written out rather than rebuilt from forwarded headers.
+        env.append({"name": "OPENID_REDIRECT_URI", "value": f"{public_url(args)}/oauth/oidc/callback"})
     if args.trusted_ca_pem is not None:
         # Each REPLACES its library's default roots with the file it names (OpenSSL's default verify file,
         # which Python's ssl module loads; requests' certifi bundle), hence the merged file, never the

@@ -152,6 +152,11 @@ def prometheus_stack_values(name: str, args: MonitoringArgs) -> dict[str, Any]:
         "alertmanager": {"enabled": args.alertmanager}
         | ({"alertmanagerSpec": {"useExistingSecret": True}} if args.alertmanager else {}),
         "nodeExporter": {"enabled": args.node_exporter},
+        # The chart's own rules (kube-prometheus's: Watchdog, KubeSchedulerDown, KubeControllerManagerDown, ...)
+        # alert on control-plane components a managed cluster does not expose and carry their own severities
+        # (critical, warning, none); with Alertmanager on they would page beside the stack's rules
+        # (components/alert_rules.py, severities page and ticket). Only the stack's rules are loaded.
+        "defaultRules": {"create": False},
         "kubeStateMetrics": {"enabled": args.kube_state_metrics},
         "prometheus": {
             "enabled": True,

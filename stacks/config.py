@@ -37,6 +37,7 @@ from components.choices import (
     TlsMode,
 )
 from components.monitoring import PROMETHEUS_POD_LABELS
+from guardrail.memory import DEFAULT_MAX_STREAMS, large_body_slots
 from model_image.engine_flags import (
     TRANSFORMERS_MANAGED,
     VLLM_MANAGED,
@@ -52,7 +53,7 @@ from stacks.cold_start import (
     stream_problem,
 )
 from stacks.config_aws import AwsConfig, aws_problems
-from stacks.config_base import DNS_NAME, K8sName, Quantity, Section, parse_cidrs
+from stacks.config_base import DNS_NAME, K8sName, Quantity, Section, parse_cidrs, quantity_bytes
 from stacks.config_errors import ConfigError, CrossFieldErrors, field_path, problems_from, unknown_key_message
 from stacks.config_gcp import GcpConfig, gcp_problems
 from stacks.config_operations import (
@@ -1122,6 +1123,9 @@ def _validated(handler: ValidatorFunctionWrapHandler, data: Any) -> StackConfig:
     return cfg
 
 
+#: The most characters the guardrail reads of one request (components/guardrail.py GuardrailArgs' default,
+#: about Llama Guard 3's 128K-token context).
+GUARDRAIL_MAX_TEXT_CHARS = 500_000
 #: Tokens Llama Guard 3's chat template adds around the conversation it classifies (the instructions and the
 #: fourteen category definitions: about 300 to 400 with the Llama 3 tokenizer), rounded up.
 CLASSIFIER_TEMPLATE_TOKENS = 512
@@ -1173,7 +1177,10 @@ def _operations_problems(cfg: StackConfig) -> list[tuple[str, str]]:
                     "(no gateway hold wakes it), so every guarded request would fail or pass unchecked; use 1",
                 )
             )
-        longest = max((v.config.model.max_model_len for v in cfg.served if v is not classifier), default=0)
+        longest = max(
+            (v.config.model.max_model_len for v in cfg.served if v.model_name != g.classifier_model),
+            default=0,
+        )
         if c.model.max_model_len < longest + CLASSIFIER_TEMPLATE_TOKENS:
             problems.append(
                 (
@@ -1181,6 +1188,19 @@ def _operations_problems(cfg: StackConfig) -> list[tuple[str, str]]:
                     f"{c.model.max_model_len} tokens cannot hold a guarded model's longest input ({longest}) "
                     f"plus Llama Guard's prompt template (~{CLASSIFIER_TEMPLATE_TOKENS}): the classifier would "
                     f"refuse those requests as too long; use at least {longest + CLASSIFIER_TEMPLATE_TOKENS}",
+                )
+            )
+    if g.enabled and classifier is not None:
+        # The processor's memory bounds how many large prompts it checks at once (guardrail/memory.py): it must
+        # hold at least one of the longest the classifier reads (stacks/operations.py guardrail_args).
+        chars = min(8 * classifier.config.model.max_model_len, GUARDRAIL_MAX_TEXT_CHARS)
+        if large_body_slots(int(quantity_bytes(g.memory)), chars, DEFAULT_MAX_STREAMS) < 1:
+            problems.append(
+                (
+                    "guardrail.memory",
+                    f"{g.memory} cannot hold one check of the longest prompt the classifier reads ({chars} "
+                    f"characters) beside {DEFAULT_MAX_STREAMS} small ones (guardrail/memory.py): raise it, "
+                    "e.g. to 1Gi",
                 )
             )
     for client in g.clients:

@@ -268,7 +268,13 @@ class OidcConfig(Section):
     @field_validator("issuer_cidrs")
     @classmethod
     def _cidrs(cls, cidrs: list[str]) -> list[str]:
-        return parse_cidrs(cidrs)
+        open_to_all = [c for c in parse_cidrs(cidrs) if c.endswith("/0")]
+        if open_to_all:
+            raise ValueError(
+                f"{', '.join(open_to_all)} would open the chat pod's egress to every address on 443; name the "
+                "provider's own networks (its discovery, token and keys endpoints), e.g. 10.0.0.20/32"
+            )
+        return cidrs
 
 
 class ChatPersistenceConfig(Section):

@@ -37,12 +37,15 @@ from components.guardrail import GuardrailArgs, GuardrailFailureMode
 from components.load_balancer import LoadBalancer
 from components.monitoring import Monitoring, MonitoringArgs, gateway_pod_monitors
 from components.tls import TlsCertificates
-from stacks.config import Platform, StackConfig, cold_start_seconds
+from stacks.config import (
+    GUARDRAIL_MAX_TEXT_CHARS,
+    Platform,
+    StackConfig,
+    cold_start_budget_of,
+    cold_start_seconds,
+)
 from stacks.routing import VariantRoute
 
-#: The most characters the guardrail reads of one request, whatever the classifier's context (about Llama
-#: Guard 3's 128K tokens): GuardrailArgs' default.
-MAX_TEXT_CHARS = 500_000
 #: Component name of every operating piece (objects `llm-...`, as the workload's).
 NAME = "llm"
 #: The chat UI's listeners on the Gateway: http-chat and https-chat (components/load_balancer.py).
@@ -159,6 +162,21 @@ def gpu_operator_values(cfg: StackConfig) -> dict[str, Any]:
     return gpu_operator_telemetry_values(telemetry)
 
 
+def stuck_at_zero_for(routes: list[VariantRoute]) -> str:
+    """The `for:` of InferStackModelStuckAtZero: past the time to first token a held model's budget expects
+    (a normal wake-up never pages), and before the gateway gives a held request up (its hold timeout, the
+    budget's total: the interceptor then answers, its held-requests gauge drops to 0 and a pending alert
+    would reset without ever firing). The shortest hold bounds it, the longest expectation sets it."""
+    held = [r for r in routes if r.hold_name and r.hold_timeout_seconds]
+    if not held:
+        return "15m"
+    expected = max(cold_start_budget_of(r.variant.config).expected_seconds for r in held)
+    hold = min(int(r.hold_timeout_seconds or 0) for r in held)
+    # At least 5 minutes; at most one minute under the hold, so the alert fires while a request still waits.
+    seconds = min(max(expected + 60, 300), hold - 60)
+    return f"{max(seconds // 60, 1)}m"
+
+
 def _minutes(seconds: int) -> str:
     """A Prometheus `for:` duration of at least `seconds` and at least 15 minutes, in whole minutes."""
     return f"{max(15, math.ceil(seconds / 60))}m"
@@ -219,12 +237,10 @@ def alert_rules_args(cfg: StackConfig, ctx: OperationsContext, telemetry: bool) 
         ),
         thresholds=Thresholds(
             # A pod is not ready, by design, for its whole cold start (a GPU node, the image, the weights, the
-            # load), and a held request waits as long: each alert waits one cold start more than the
-            # longest the plan budgets (stacks/cold_start.py), so a normal wake-up never pages.
+            # load, up to the startup probe's allowance): the alert waits the longest the plan budgets
+            # (stacks/cold_start.py), so a replica loading its model never pages.
             pod_not_ready_for=_minutes(max(cold_start_seconds(r.variant.config) for r in ctx.routes)),
-            stuck_at_zero_for=_minutes(
-                max((cold_start_seconds(r.variant.config) for r in ctx.routes if r.hold_name), default=0)
-            ),
+            stuck_at_zero_for=stuck_at_zero_for(ctx.routes),
         ),
         rule_labels=dict(m.pod_monitor_labels if m.alerts.rule_labels is None else m.alerts.rule_labels),
         runbook_base_url=m.alerts.runbook_url,
@@ -260,7 +276,7 @@ def guardrail_args(
         # Refused early (413), without a classifier call, what the classifier could never read: English runs
         # about 4 characters a token with the Llama 3 tokenizer, so 8 a token is above any text that fits its
         # context; between the two the classifier's own context-length refusal gives the same 413.
-        max_text_chars=min(8 * classifier.config.model.max_model_len, MAX_TEXT_CHARS),
+        max_text_chars=min(8 * classifier.config.model.max_model_len, GUARDRAIL_MAX_TEXT_CHARS),
         memory=g.memory,
         dns_cidrs=list(dns),
         attach_policy=False,

@@ -305,3 +305,15 @@ def test_envoy_refuses_a_body_larger_than_the_guardrail_reads() -> None:
         planned("multi-onprem"), "kubernetes:gateway.envoyproxy.io/v1alpha1:ClientTrafficPolicy"
     )
     assert unguarded["spec"]["connection"]["bufferLimit"] == "50Mi"
+
+
+def test_a_guardrail_that_cannot_hold_one_long_prompt_is_refused_at_its_memory() -> None:
+    values = guarded_values()
+    values["guardrail"]["memory"] = "128Mi"
+    assert problems_of(values) == ["guardrail.memory"]
+
+
+def test_an_issuer_network_open_to_everything_is_refused() -> None:
+    values = guarded_values()
+    values["chat_ui"]["oidc"]["issuer_cidrs"] = ["0.0.0.0/0"]
+    assert problems_of(values) == ["chat_ui.oidc.issuer_cidrs"]

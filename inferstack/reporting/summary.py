@@ -120,7 +120,12 @@ def _operating_section(cfg: StackConfig) -> list[str]:
             f"client's own failure_mode covers the classifier only); clients with their own policy: {own}"
         )
     if cfg.chat_ui.enabled and cfg.chat_ui.hostname:
-        sso = "single sign-on" if cfg.chat_ui.oidc else "Open WebUI's own accounts"
+        sso = (
+            f"single sign-on; the Secret `{cfg.chat_ui.oidc.client_secret_name}` with its client secret is yours to "
+            "create"
+            if cfg.chat_ui.oidc
+            else "Open WebUI's own accounts"
+        )
         lines.append(
             f"- chat UI: https://{cfg.chat_ui.hostname} ({sso}; calls the API as `{cfg.chat_ui.client}`)"
         )

@@ -79,7 +79,7 @@ def test_valid_args_have_no_problems() -> None:
         ({"classifier_model": ""}, "classifier_model:"),
         ({"classifier_pod_labels": {}}, "classifier_pod_labels:"),
         ({"gateway_pod_labels": {}}, "gateway_pod_labels:"),
-        ({"image": "registry.example/guardrail:latest"}, "image:"),
+        ({"image": "  "}, "image:"),
         ({"policy": {"default": {"block": ["S42"]}}}, "policy: default.block"),
         ({"classifier_timeout_s": 0}, "classifier_timeout_s:"),
         ({"replicas": 0}, "replicas:"),
@@ -96,7 +96,7 @@ def test_each_invalid_input_is_named(overrides: dict[str, Any], field: str) -> N
 
 def test_bad_args_fail_before_any_resource_with_every_problem() -> None:
     with pytest.raises(Exception, match=r"(?s)image:.*replicas: 0") as caught:
-        deploy(image="x", replicas=0)
+        deploy(image="", replicas=0)
     assert "image" in str(caught.value) and "replicas" in str(caught.value)
 
 
