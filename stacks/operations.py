@@ -194,7 +194,10 @@ def alert_rules_args(cfg: StackConfig, ctx: OperationsContext, telemetry: bool) 
             continue
         slo = v.config.slo
         clusters = None
-        if gateway:
+        # The guardrail's classifier is called by the processor straight at its Service, never through the
+        # gateway: its availability is the engine's own count (the gateway would see only direct calls).
+        classifier = cfg.guardrail.enabled and v.model_name == cfg.guardrail.classifier_model
+        if gateway and not classifier:
             # The model's share of the gateway's traffic: its route rules' Envoy clusters.
             clusters = (
                 ai_gateway_cluster_pattern(

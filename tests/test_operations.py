@@ -317,3 +317,16 @@ def test_an_issuer_network_open_to_everything_is_refused() -> None:
     values = guarded_values()
     values["chat_ui"]["oidc"]["issuer_cidrs"] = ["0.0.0.0/0"]
     assert problems_of(values) == ["chat_ui.oidc.issuer_cidrs"]
+
+
+def test_the_classifiers_availability_is_counted_where_its_callers_reach_it() -> None:
+    (rule,) = objects(planned("guarded-onprem"), RULE)
+    ratios = {
+        r["labels"]["model"]: r["expr"]
+        for g in rule["spec"]["groups"]
+        for r in g["rules"]
+        if r.get("record") == "inferstack:slo_availability_errors:ratio_rate5m"
+    }
+    # The processor calls the classifier's Service, never the gateway: the engine's own count sees it.
+    assert "http_requests_total" in ratios["llama-guard-3-1b"]
+    assert "envoy_cluster_upstream_rq_xx" in ratios["llama-3.1-8b-instruct"]
