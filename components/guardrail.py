@@ -97,16 +97,24 @@ class GuardrailArgs:
     stream_check_interval_chars: int = 400  # streamed answers: classify every this many new characters
     log_prompts: bool = False  # audit lines carry the checked text (off: privacy)
     replicas: int = 2  # processor pods; more than one gets a PodDisruptionBudget
-    cpu: str = "500m"  # request = limit (Guaranteed QoS: every API request waits on this pod)
+    # request = limit (Guaranteed QoS: every API request waits on this pod). One core: the event loop and
+    # the parse worker that takes bodies over 64 KiB off it (guardrail/memory.py OFF_LOOP_BYTES); a 4 MiB
+    # body's json.loads is ~0.15 s of a core, so 500m was saturated by a few large requests a second.
+    cpu: str = "1"
     # request = limit. Bodies over max_body_bytes(max_text_chars) are refused before parsing, and the
     # processor sizes how many large bodies it checks at once to this limit (guardrail/memory.py
-    # large_body_slots: 8 at 512Mi and the default max_text_chars); validation refuses a limit that
+    # large_body_slots: 4 at 512Mi and the default max_text_chars); validation refuses a limit that
     # leaves no slot. An OOM-killed processor is failOpen's case for every exchange it held.
     memory: str = "512Mi"
     # The longest text checked (prompt, plus answer for an answer check), characters; longer is refused
     # with 413 content_too_large (guardrail/settings.py max_text_chars). About 4 characters a token: set it
     # near 4 x the classifier's max_model_len to refuse early what the classifier would refuse anyway.
     max_text_chars: int = 500_000
+    # On a rollout or a drain, how long the processor lets open exchanges finish, seconds. Pass the route's
+    # request timeout: Envoy holds an exchange's ext_proc stream until its response headers (to the last
+    # chunk for a checked stream), and a stream cut by the processor's exit fails its exchange (failOpen's
+    # case). terminationGracePeriodSeconds is this plus PRE_STOP_SECONDS plus DRAIN_MARGIN_SECONDS.
+    drain_seconds: int = 600
     gateway_namespace: str = ENVOY_PROXY_NAMESPACE  # where Envoy's proxy pods run
     gateway_pod_labels: dict[str, str] = field(default_factory=lambda: dict(ENVOY_PROXY_POD_LABELS))
     dns_cidrs: list[str] = field(default_factory=lambda: list(NODE_LOCAL_DNS_CIDRS))  # node-local resolvers
@@ -116,6 +124,19 @@ class GuardrailArgs:
     # route already has one (AI Gateway routing's Lua policy, components/model_routing.py) the caller puts
     # guardrail_ext_proc(args) into that policy instead and passes False.
     attach_policy: bool = True
+
+
+#: The preStop sleep: the pod leaves the Service's endpoints (and Envoy's load assignment) before SIGTERM.
+PRE_STOP_SECONDS = 5
+#: After the drain: the processor's exit and the kubelet's SIGKILL timing.
+DRAIN_MARGIN_SECONDS = 5
+
+
+def termination_grace_seconds(args: GuardrailArgs) -> int:
+    """The pod's terminationGracePeriodSeconds: the preStop sleep, then the processor's drain (the grace
+    period counts from the preStop hook's start, Kubernetes pod lifecycle "Termination of Pods"), then a
+    margin."""
+    return PRE_STOP_SECONDS + args.drain_seconds + DRAIN_MARGIN_SECONDS
 
 
 def validate_guardrail_args(args: GuardrailArgs) -> list[str]:
@@ -153,6 +174,10 @@ def validate_guardrail_args(args: GuardrailArgs) -> list[str]:
         )
     if args.replicas < 1:
         problems.append(f"replicas: {args.replicas} must be at least 1")
+    if args.drain_seconds < 0:
+        problems.append(
+            f"drain_seconds: {args.drain_seconds} must be 0 or more (pass the route's request timeout)"
+        )
     for name in ("cpu", "memory"):
         if not _QUANTITY.match(getattr(args, name)):
             problems.append(f"{name}: {getattr(args, name)!r} is not a Kubernetes quantity")
@@ -253,6 +278,7 @@ def processor_environment(args: GuardrailArgs) -> list[dict[str, Any]]:
         {"name": "GUARDRAIL_STREAM_CHECK_INTERVAL_CHARS", "value": str(args.stream_check_interval_chars)},
         {"name": "GUARDRAIL_LOG_PROMPTS", "value": "true" if args.log_prompts else "false"},
         {"name": "GUARDRAIL_MAX_TEXT_CHARS", "value": str(args.max_text_chars)},
+        {"name": "GUARDRAIL_DRAIN_SECONDS", "value": str(args.drain_seconds)},
         # No bytecode cache on a read-only root; Python would try and fail quietly on every start.
         {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
     ]
@@ -354,8 +380,8 @@ class Guardrail(pulumi.ComponentResource):
                 "failure_threshold": 3,
             },
             # Out of the Service's endpoints before SIGTERM, so Envoy opens no new streams to a closing pod;
-            # the processor then gives open streams 10 s (guardrail/__main__.py).
-            "lifecycle": {"pre_stop": {"sleep": {"seconds": 5}}},
+            # the processor then gives open streams drain_seconds (guardrail/__main__.py serve).
+            "lifecycle": {"pre_stop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
         }
         k8s.apps.v1.Deployment(
             f"{name}-deployment",
@@ -381,7 +407,7 @@ class Guardrail(pulumi.ComponentResource):
                         "spec": {
                             "automount_service_account_token": False,
                             "enable_service_links": False,
-                            "termination_grace_period_seconds": 30,
+                            "termination_grace_period_seconds": termination_grace_seconds(args),
                             "security_context": {
                                 "run_as_non_root": True,
                                 "run_as_user": GUARDRAIL_UID,

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import signal
 import sys
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 
 import grpc
@@ -14,6 +16,7 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from pydantic import ValidationError
 
+from guardrail import openai_text
 from guardrail.classifier import OpenAIClassifier
 from guardrail.memory import large_body_slots
 from guardrail.policy import PolicyError, load_policy
@@ -28,6 +31,10 @@ SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
 #: and failOpen served it unchecked. 64 MiB holds a 50 MiB body and its message's framing; a body over the
 #: buffer limit never gets here (Envoy answers 413 itself). tests/guardrail holds the order of the two.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+#: The processor's deadline for one message's work, over the classifier's timeout, seconds: under the
+#: half-second left before Envoy's messageTimeout (components/guardrail.py message_timeout: the classifier's
+#: timeout plus 1 s), so the client's failure_mode decides a slow check, not Envoy's failOpen.
+DEADLINE_MARGIN_S = 0.5
 
 
 @dataclass
@@ -44,7 +51,9 @@ class Servers:
 def slots(settings: Settings) -> int:
     """The large-body slots for the settings; at least one (with a warning when the memory limit is too
     small for max_text_chars by the arithmetic of guardrail/memory.py large_body_slots)."""
-    count = large_body_slots(settings.memory_limit_bytes, settings.max_text_chars, settings.max_streams)
+    count = large_body_slots(
+        settings.memory_limit_bytes, settings.max_text_chars, settings.max_streams, settings.parse_workers
+    )
     if count < 1:
         logging.getLogger("guardrail").warning(
             "memory limit %d bytes is too small for max_text_chars %d and max_streams %d: "
@@ -54,6 +63,17 @@ def slots(settings: Settings) -> int:
             settings.max_streams,
         )
     return max(count, 1)
+
+
+def parse_pool(workers: int) -> Executor:
+    """The processes that parse large bodies. "spawn", not fork: forking a process that runs gRPC's core
+    is unsafe (grpc/docs/fork_support.md); a spawned worker imports only what the parse needs (and the
+    main module, as multiprocessing's spawn does). Started now, not at the first large body: a cold start
+    (~0.3 s) would otherwise eat into that body's deadline."""
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    for future in [pool.submit(openai_text.request_prompt, b"{}") for _ in range(workers)]:
+        future.result()
+    return pool
 
 
 async def build_server(settings: Settings) -> Servers:
@@ -78,6 +98,8 @@ async def build_server(settings: Settings) -> Servers:
             log_prompts=settings.log_prompts,
             max_text_chars=settings.max_text_chars,
             large_body_slots=slots(settings),
+            deadline_s=settings.classifier_timeout_s + DEADLINE_MARGIN_S,
+            parse_pool_factory=lambda: parse_pool(settings.parse_workers),
         ),
         server,
     )
@@ -92,8 +114,10 @@ async def build_server(settings: Settings) -> Servers:
 
 
 async def serve(settings: Settings) -> None:
-    """Build, start and serve until SIGTERM, then stop taking streams and give open ones 10 s (the pod's
-    grace period is 30 s, its preStop sleep 5 s: components/guardrail.py)."""
+    """Build, start and serve until SIGTERM; then health says NOT_SERVING, no new stream is taken, and open
+    ones get settings.drain_seconds to finish (grpc.aio Server.stop(grace): it refuses new RPCs at once and
+    cancels those still open when the grace ends). The pod's terminationGracePeriodSeconds covers the
+    preStop sleep plus this (components/guardrail.py)."""
     servers = await build_server(settings)
     await servers.health.start()
     await servers.processor.start()
@@ -107,7 +131,10 @@ async def serve(settings: Settings) -> None:
 
     async def stop() -> None:
         await servers.checker.enter_graceful_shutdown()  # probes say NOT_SERVING while open streams finish
-        await servers.processor.stop(grace=10)
+        logging.getLogger("guardrail").info(
+            "SIGTERM: draining open streams for up to %g s", settings.drain_seconds
+        )
+        await servers.processor.stop(grace=settings.drain_seconds)
         await servers.health.stop(grace=None)
 
     asyncio.get_running_loop().add_signal_handler(

@@ -153,17 +153,19 @@ def request_prompt(body: bytes) -> Prompt:
     return Prompt(model, turns, param, unreadable)
 
 
-def response_text(body: bytes) -> str:
-    """The answer text in a non-streamed response (each choice's message content or completion text,
-    joined); "" when the body is not an OpenAI response (an error body, say)."""
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return ""
-    if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
-        return ""
-    parts = []
-    for choice in data["choices"]:
+def _answer_texts(data: Any) -> list[str]:
+    """The answer text in one parsed non-streamed response, by shape (AI Gateway v1.1.0 internal/apischema):
+    - chat and completions (openai/openai.go ChatCompletionResponse, CompletionResponse): `choices[]`,
+      each with `message.content` (a string or text parts) or `text`;
+    - Responses (openai/openai.go:6384 Response, `output` of ResponseOutputItemUnion): `output[]` items of
+      type `message` whose `content` holds `output_text` parts (ResponseOutputTextParam) and `refusal` parts;
+      a top-level `output_text` string where a server adds the SDK's convenience field;
+    - Anthropic Messages (anthropic/anthropic.go:1412 MessagesResponse): `content[]` blocks of type `text`.
+    Tool calls, reasoning and images are not read (not text a person is shown as the answer)."""
+    if not isinstance(data, dict):
+        return []
+    parts: list[str] = []
+    for choice in data.get("choices") or []:
         if not isinstance(choice, dict):
             continue
         message = choice.get("message")
@@ -171,18 +173,84 @@ def response_text(body: bytes) -> str:
             parts.append(_content_text(message.get("content")))
         if isinstance(choice.get("text"), str):
             parts.append(choice["text"])
-    return "\n".join(p for p in parts if p)
+    output = data.get("output")
+    if isinstance(output, list):
+        for item in output:
+            if isinstance(item, dict) and item.get("type") == "message":
+                parts.append(_content_text(item.get("content")))
+                for part in item.get("content") or []:
+                    if isinstance(part, dict) and isinstance(part.get("refusal"), str):
+                        parts.append(part["refusal"])
+    elif isinstance(data.get("output_text"), str):
+        parts.append(data["output_text"])
+    if data.get("type") == "message" and isinstance(data.get("content"), list):
+        parts.append(_content_text(data["content"]))
+    return [p for p in parts if p]
+
+
+def response_text(body: bytes) -> str:
+    """The answer text in a non-streamed response (_answer_texts' shapes, joined); "" when the body holds
+    none (an error body, a tool call only, or not JSON)."""
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return ""
+    return "\n".join(_answer_texts(data))
+
+
+def _event_text(data: Any) -> str:
+    """The answer text one SSE event's JSON adds, by shape:
+    - chat `choices[].delta.content`, completions `choices[].text` (vLLM's chunks);
+    - Responses `{"type": "response.output_text.delta", "delta": "..."}` (openai/openai.go:8620
+      ResponseTextDeltaEvent) and `response.refusal.delta`;
+    - Anthropic `{"type": "content_block_delta", "delta": {"type": "text_delta", "text": "..."}}`
+      (anthropic/anthropic.go:1625-1660 MessagesStreamChunk).
+    Other events (created, completed, message_start, tool-call argument deltas) add nothing."""
+    if not isinstance(data, dict):
+        return ""
+    texts: list[str] = []
+    for choice in data.get("choices") or []:
+        if not isinstance(choice, dict):
+            continue
+        delta = choice.get("delta")
+        if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+            texts.append(delta["content"])
+        if isinstance(choice.get("text"), str):
+            texts.append(choice["text"])
+    kind = data.get("type")
+    if kind in ("response.output_text.delta", "response.refusal.delta") and isinstance(
+        data.get("delta"), str
+    ):
+        texts.append(data["delta"])
+    if kind == "content_block_delta":
+        delta = data.get("delta")
+        if isinstance(delta, dict) and isinstance(delta.get("text"), str):
+            texts.append(delta["text"])
+    return "".join(texts)
 
 
 @dataclass
 class StreamText:
     """Accumulates the answer text of a `text/event-stream` response as chunks arrive, across chunk
-    boundaries that may split an event or a UTF-8 character. Each event's `data:` is a JSON chunk whose
-    choices carry `delta.content` (chat) or `text` (completions); `data: [DONE]` ends the stream."""
+    boundaries that may split an event or a UTF-8 character. Each event's `data:` is JSON read by
+    _event_text (chat, completions, Responses and Anthropic streams); `data: [DONE]` ends an OpenAI chat
+    stream (Responses and Anthropic streams end with the body). `finish()` reads a last event that ends
+    without the blank line (a server that closes the stream right after it)."""
 
-    text: str = ""
     done: bool = False
+    _parts: list[str] = field(default_factory=list, repr=False)
+    _length: int = field(default=0, repr=False)
     _pending: bytes = field(default=b"", repr=False)
+
+    @property
+    def text(self) -> str:
+        """The answer so far (joined on demand: appending to one str would copy it on every delta)."""
+        if len(self._parts) > 1:
+            self._parts[:] = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
+
+    def __len__(self) -> int:
+        return self._length
 
     def feed(self, chunk: bytes) -> None:
         """Add a chunk of the body; complete events are read, a partial one waits for the next chunk."""
@@ -191,24 +259,27 @@ class StreamText:
         normalized = self._pending.replace(b"\r\n", b"\n")
         *events, self._pending = normalized.split(b"\n\n")
         for event in events:
-            for line in event.split(b"\n"):
-                if not line.startswith(b"data:"):
-                    continue
-                payload = line[5:].strip()
-                if payload == b"[DONE]":
-                    self.done = True
-                    continue
-                try:
-                    data = json.loads(payload)
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    continue
-                if not isinstance(data, dict):
-                    continue
-                for choice in data.get("choices") or []:
-                    if not isinstance(choice, dict):
-                        continue
-                    delta = choice.get("delta")
-                    if isinstance(delta, dict) and isinstance(delta.get("content"), str):
-                        self.text += delta["content"]
-                    if isinstance(choice.get("text"), str):
-                        self.text += choice["text"]
+            self._event(event)
+
+    def finish(self) -> None:
+        """The body ended: read what is pending as the last event."""
+        pending, self._pending = self._pending, b""
+        if pending.strip():
+            self._event(pending.replace(b"\r\n", b"\n"))
+
+    def _event(self, event: bytes) -> None:
+        for line in event.split(b"\n"):
+            if not line.startswith(b"data:"):
+                continue
+            payload = line[5:].strip()
+            if payload == b"[DONE]":
+                self.done = True
+                continue
+            try:
+                data = json.loads(payload)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue
+            text = _event_text(data)
+            if text:
+                self._parts.append(text)
+                self._length += len(text)

@@ -24,9 +24,10 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import BrokenExecutor, Executor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from envoy.config.core.v3 import base_pb2
@@ -37,7 +38,7 @@ from envoy.type.v3 import http_status_pb2
 
 from guardrail.categories import Verdict, describe
 from guardrail.classifier import Classifier, ClassifierError, ClassifierInputTooLong
-from guardrail.memory import SMALL_BODY_BYTES, max_body_bytes
+from guardrail.memory import OFF_LOOP_BYTES, SMALL_BODY_BYTES, max_body_bytes
 from guardrail.openai_text import (
     BodyError,
     StreamText,
@@ -58,6 +59,13 @@ audit_log = logging.getLogger("guardrail.audit")
 log = logging.getLogger("guardrail")
 
 _BodyMode = processing_mode_pb2.ProcessingMode
+_T = TypeVar("_T")
+
+#: Content codings the processor reads: none. An answer compressed by the engine or a filter before this one
+#: cannot be classified (the processor does not inflate: a small compressed body can inflate to any size),
+#: so `accept-encoding` is removed from the requests whose answers are checked, and a compressed answer that
+#: arrives anyway is "cannot check" (the client's failure_mode).
+IDENTITY_CODINGS = frozenset({"", "identity"})
 
 
 def error_body(message: str, error_type: str, param: str | None, code: str) -> bytes:
@@ -202,8 +210,16 @@ class GuardrailProcessor(pb_grpc.ExternalProcessorServicer):
     the classifier (the classifier's own context-length refusal covers shorter texts it cannot read), and a
     request body over max_body_bytes(max_text_chars) is refused the same way before it is parsed;
     `large_body_slots`: how many bodies over SMALL_BODY_BYTES are checked at once (large_body_slots());
-    `slot_wait_s`: how long one waits for a slot before its client's failure_mode decides (kept under
-    Envoy's messageTimeout, the classifier's timeout plus 1 s, minus the classifier call itself)."""
+    `slot_wait_s`: how long one waits for a slot before its client's failure_mode decides; `deadline_s`:
+    the whole work on one message (slot wait, parse, classifier call) in seconds, after which the client's
+    failure_mode decides: kept under Envoy's messageTimeout (components/guardrail.py message_timeout, the
+    classifier's timeout plus 1 s; the processor's default is the classifier's timeout plus 0.5 s), so that
+    the processor answers before Envoy gives up and applies failOpen. The classifier's httpx timeouts are per
+    phase (connect, each read), so a classifier that dribbles its answer outlives them; this one does not.
+    `parse_pool_factory`: makes the executor where bodies over OFF_LOOP_BYTES are parsed (a
+    ProcessPoolExecutor: json.loads of a body at the byte bound holds the GIL for ~0.15 s, during which every
+    other exchange stalls; a thread would hold the same GIL), called at start and again when the pool broke
+    (a worker killed); None parses on the event loop."""
 
     def __init__(
         self,
@@ -215,6 +231,8 @@ class GuardrailProcessor(pb_grpc.ExternalProcessorServicer):
         max_text_chars: int = 500_000,
         large_body_slots: int = 8,
         slot_wait_s: float = 0.5,
+        deadline_s: float = 2.5,
+        parse_pool_factory: Callable[[], Executor] | None = None,
     ) -> None:
         self.policy = policy
         self.classifier = classifier
@@ -224,6 +242,9 @@ class GuardrailProcessor(pb_grpc.ExternalProcessorServicer):
         self.max_body_bytes = max_body_bytes(max_text_chars)
         self.large_body_slots = large_body_slots
         self.slot_wait_s = slot_wait_s
+        self.deadline_s = deadline_s
+        self._parse_pool_factory = parse_pool_factory
+        self.parse_pool = parse_pool_factory() if parse_pool_factory else None
         # Created here, in the event loop that serves (build_server is awaited inside it).
         self._large_bodies = asyncio.Semaphore(large_body_slots)
 
@@ -231,26 +252,32 @@ class GuardrailProcessor(pb_grpc.ExternalProcessorServicer):
         self, request_iterator: AsyncIterator[pb.ProcessingRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ProcessingResponse]:
         exchange = Exchange()
-        async for request in request_iterator:
-            try:
-                response = await self.handle(request, exchange)
-            except Exception as err:  # a processor bug must follow the client's failure mode
-                log.exception("processing failed")
-                response = self._failure(request, exchange, f"{type(err).__name__}: {err}")
-            # Not held while Envoy waits for the engine's answer: the request body (up to the gateway's
-            # 50Mi) would otherwise stay in memory for the whole exchange.
-            del request
-            yield response
+        try:
+            async for request in request_iterator:
+                try:
+                    response = await self.handle(request, exchange)
+                except Exception as err:  # a processor bug must follow the client's failure mode
+                    log.exception("processing failed")
+                    response = self._failure(request, exchange, f"{type(err).__name__}: {err}")
+                # Not held while Envoy waits for the engine's answer: the request body (up to the gateway's
+                # 50Mi) would otherwise stay in memory for the whole exchange.
+                del request
+                yield response
+        except asyncio.CancelledError:
+            # Envoy closed the stream (the client went away, or the route's timeout): gRPC cancels the
+            # handler. An expected end, not a fault: one line, no traceback.
+            log.info(
+                json.dumps(
+                    {"event": "stream_cancelled", "client_id": exchange.client_id, "path": exchange.path}
+                )
+            )
+            raise
 
     async def handle(self, request: pb.ProcessingRequest, exchange: Exchange) -> pb.ProcessingResponse:
         """The reply to one message of `exchange`."""
         kind = request.WhichOneof("request")
         if kind == "request_headers":
-            headers = _headers(request.request_headers)
-            exchange.client_id = headers.get(CLIENT_ID_HEADER) or None
-            exchange.path = headers.get(":path", "")
-            exchange.policy = self.policy.for_client(exchange.client_id)
-            return pb.ProcessingResponse(request_headers=pb.HeadersResponse())
+            return self._request_headers(_headers(request.request_headers), exchange)
         if kind == "request_body":
             return await self._request_body(request.request_body.body, exchange)
         if kind == "response_headers":
@@ -259,6 +286,34 @@ class GuardrailProcessor(pb_grpc.ExternalProcessorServicer):
             return await self._response_body(request.response_body, exchange)
         # Trailers are not asked for (SKIP); answer anything else with "continue".
         return _continue(kind)
+
+    def _request_headers(self, headers: dict[str, str], exchange: Exchange) -> pb.ProcessingResponse:
+        exchange.client_id = headers.get(CLIENT_ID_HEADER) or None
+        exchange.path = headers.get(":path", "")
+        exchange.policy = self.policy.for_client(exchange.client_id)
+        common = pb.CommonResponse()
+        policy = exchange.policy
+        if policy.enabled and policy.check_responses and is_generation_path(exchange.path):
+            # The answer is read here, so it must come uncompressed (IDENTITY_CODINGS). ext_proc's header
+            # mutation may remove any header but pseudo-headers and host (Envoy's HeaderMutationRules
+            # defaults; Envoy Gateway sets none).
+            common.header_mutation.remove_headers.append("accept-encoding")
+        return pb.ProcessingResponse(request_headers=pb.HeadersResponse(response=common))
+
+    async def _off_loop(self, size: int, parse: Callable[[bytes], _T], body: bytes) -> _T:
+        """parse(body), in parse_pool when the body is over OFF_LOOP_BYTES, else here."""
+        pool = self.parse_pool
+        if pool is None or size <= OFF_LOOP_BYTES:
+            return parse(body)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, parse, body)
+        except BrokenExecutor:
+            # A worker died (killed at its memory limit, say): this check fails by the failure mode (the
+            # caller's exception handler), and the next one gets a new pool.
+            if self._parse_pool_factory and self.parse_pool is pool:
+                pool.shutdown(wait=False, cancel_futures=True)
+                self.parse_pool = self._parse_pool_factory()
+            raise
 
     async def _request_body(self, body: bytes, exchange: Exchange) -> pb.ProcessingResponse:
         cont = pb.ProcessingResponse(request_body=pb.BodyResponse())
@@ -277,25 +332,33 @@ class GuardrailProcessor(pb_grpc.ExternalProcessorServicer):
             )
             self._audit(exchange, "request", decision, 0.0)
             return _immediate(TOO_LARGE_STATUS, too_large(None, decision.cause, answer=False))
-        if len(body) <= SMALL_BODY_BYTES:
-            return await self._check_request(body, exchange)
+        began = time.monotonic()
         try:
-            async with asyncio.timeout(self.slot_wait_s):
-                await self._large_bodies.acquire()
+            # One deadline for the slot wait, the parse and the classifier call together (deadline_s).
+            async with asyncio.timeout(self.deadline_s):
+                if len(body) <= SMALL_BODY_BYTES:
+                    return await self._check_request(body, exchange)
+                try:
+                    async with asyncio.timeout(self.slot_wait_s):
+                        await self._large_bodies.acquire()
+                except TimeoutError:
+                    error = (
+                        f"{self.large_body_slots} large bodies already being checked (the memory bound); "
+                        f"no slot in {self.slot_wait_s} s"
+                    )
+                    return self._answer_request(exchange, self._failed(exchange, error), 0.0)
+                try:
+                    return await self._check_request(body, exchange)
+                finally:
+                    self._large_bodies.release()
         except TimeoutError:
-            error = (
-                f"{self.large_body_slots} large bodies already being checked (the memory bound); "
-                f"no slot in {self.slot_wait_s} s"
-            )
-            return self._answer_request(exchange, self._failed(exchange, error), 0.0)
-        try:
-            return await self._check_request(body, exchange)
-        finally:
-            self._large_bodies.release()
+            error = f"the check took over its deadline of {self.deadline_s} s"
+            exchange.prompt = ""
+            return self._answer_request(exchange, self._failed(exchange, error), time.monotonic() - began)
 
     async def _check_request(self, body: bytes, exchange: Exchange) -> pb.ProcessingResponse:
         try:
-            prompt = request_prompt(body)
+            prompt = await self._off_loop(len(body), request_prompt, body)
         except BodyError as err:
             # Multipart audio, say, or a body the engine refuses itself: nothing here reads it.
             return self._unreadable(exchange, str(err))
@@ -303,6 +366,7 @@ class GuardrailProcessor(pb_grpc.ExternalProcessorServicer):
         if prompt.unreadable:
             return self._unreadable(exchange, prompt.unreadable)
         exchange.prompt = "\n\n".join(text for _, text in prompt.turns)
+        del prompt
         if not exchange.prompt:
             return self._unreadable(exchange, "no text in any field the filter reads")
         decision, latency = await self._classify(exchange, None)
@@ -354,13 +418,25 @@ class GuardrailProcessor(pb_grpc.ExternalProcessorServicer):
             )
         check = exchange.check_answer and headers.get(":status") == "200"
         media = headers.get("content-type", "").split(";")[0].strip().lower()
-        if check and media == "text/event-stream":
+        coding = headers.get("content-encoding", "").strip().lower()
+        if check and coding not in IDENTITY_CODINGS:
+            # Compressed although accept-encoding was removed (a filter or an engine that compresses
+            # anyway): the answer cannot be read, so it is not checked; the client's failure_mode decides.
+            exchange.check_answer = False
+            exchange.prompt = ""
+            decision = self._failed(exchange, f"the answer is compressed ({coding}); cannot check it")
+            self._audit(exchange, "response", decision, 0.0)
+            if decision.decision == "error_blocked":
+                return _immediate(503, unavailable(None))
+            mode = _BodyMode.NONE
+        elif check and media == "text/event-stream":
             exchange.stream = StreamText()
             mode = _BodyMode.STREAMED
         elif check:
             mode = _BodyMode.BUFFERED
         else:
             exchange.check_answer = False
+            exchange.prompt = ""
             mode = _BodyMode.NONE
         return pb.ProcessingResponse(
             response_headers=pb.HeadersResponse(response=common),
@@ -376,11 +452,22 @@ class GuardrailProcessor(pb_grpc.ExternalProcessorServicer):
             exchange.answer_json += message.body
             if not message.end_of_stream:
                 return cont
-            exchange.answer = response_text(bytes(exchange.answer_json))
-            if not exchange.answer:
-                return cont
-            decision, latency = await self._classify(exchange, exchange.answer)
+            body = bytes(exchange.answer_json)
+            exchange.answer_json = bytearray()
+            began = time.monotonic()
+            try:
+                async with asyncio.timeout(self.deadline_s):
+                    exchange.answer = await self._off_loop(len(body), response_text, body)
+                    del body
+                    if not exchange.answer:
+                        decision = self._failed(exchange, "a checked answer with no text the filter reads")
+                    else:
+                        decision = await self._classify_answer(exchange, exchange.answer)
+            except TimeoutError:
+                decision = self._failed(exchange, f"the check took over its deadline of {self.deadline_s} s")
+            latency = time.monotonic() - began
             self._audit(exchange, "response", decision, latency)
+            exchange.prompt = exchange.answer = ""
             if decision.decision == "blocked":
                 return _immediate(400, refusal(decision.categories, None, answer=True))
             if decision.decision == "too_large":
@@ -390,33 +477,67 @@ class GuardrailProcessor(pb_grpc.ExternalProcessorServicer):
             return cont
         if exchange.answer_blocked:
             return _replace_chunk(b"")
-        exchange.stream.feed(message.body)
-        text = exchange.answer = exchange.stream.text
-        at_end = message.end_of_stream or exchange.stream.done
-        if not text or (len(text) - exchange.checked_chars < self.interval_chars and not at_end):
+        stream = exchange.stream
+        stream.feed(message.body)
+        if message.end_of_stream:
+            stream.finish()  # a last event without its blank line
+        length = len(stream)
+        at_end = message.end_of_stream or stream.done
+        if length - exchange.checked_chars < self.interval_chars and not at_end:
             return cont
-        if at_end and len(text) == exchange.checked_chars:
+        if at_end and length == exchange.checked_chars:
+            if length == 0 and message.end_of_stream:
+                return self._stream_decided(
+                    exchange, self._failed(exchange, "a checked answer with no text the filter reads"), 0.0
+                )
             return cont
-        exchange.checked_chars = len(text)
-        decision, latency = await self._classify(exchange, text)
-        self._audit(exchange, "response", decision, latency)
+        exchange.checked_chars = length
+        text = exchange.answer = stream.text
+        began = time.monotonic()
+        try:
+            async with asyncio.timeout(self.deadline_s):
+                decision = await self._classify_answer(exchange, text)
+        except TimeoutError:
+            decision = self._failed(exchange, f"the check took over its deadline of {self.deadline_s} s")
+        return self._stream_decided(exchange, decision, time.monotonic() - began)
+
+    def _stream_decided(
+        self, exchange: Exchange, decision: Decision, latency_s: float
+    ) -> pb.ProcessingResponse:
+        """Audit a streamed answer check and give Envoy the chunk's reply: unchanged, or (blocked,
+        error_blocked, too_large) an error event that ends the stream."""
+        self._audit(exchange, "response", decision, latency_s)
         if decision.decision == "blocked":
-            exchange.answer_blocked = True
-            # The status line and the earlier chunks are already with the client: this chunk becomes an
-            # error event (the openai client raises APIError on it) and the stream ends.
-            return _replace_chunk(
-                b"data: " + refusal(decision.categories, None, answer=True) + b"\n\ndata: [DONE]\n\n"
-            )
-        if decision.decision == "error_blocked":
-            exchange.answer_blocked = True
-            return _replace_chunk(b"data: " + unavailable(None) + b"\n\ndata: [DONE]\n\n")
-        if decision.decision == "too_large":
+            body = refusal(decision.categories, None, answer=True)
+        elif decision.decision == "error_blocked":
+            body = unavailable(None)
+        elif decision.decision == "too_large":
             # The answer grew past what the classifier reads: the rest cannot be checked, so it is not sent.
-            exchange.answer_blocked = True
-            return _replace_chunk(
-                b"data: " + too_large(None, decision.cause, answer=True) + b"\n\ndata: [DONE]\n\n"
+            body = too_large(None, decision.cause, answer=True)
+        else:
+            return pb.ProcessingResponse(response_body=pb.BodyResponse())
+        exchange.answer_blocked = True
+        # The status line and the earlier chunks are already with the client: this chunk becomes an error
+        # event (the openai client raises APIError on it) and the stream ends.
+        return _replace_chunk(b"data: " + body + b"\n\ndata: [DONE]\n\n")
+
+    async def _classify_answer(self, exchange: Exchange, answer: str) -> Decision:
+        """An answer check; one of a prompt over SMALL_BODY_BYTES characters takes a large-body slot (the
+        prompt is written into the classifier's request again: guardrail/memory.py HELD_FACTOR)."""
+        if len(exchange.prompt) <= SMALL_BODY_BYTES:
+            return (await self._classify(exchange, answer))[0]
+        try:
+            async with asyncio.timeout(self.slot_wait_s):
+                await self._large_bodies.acquire()
+        except TimeoutError:
+            return self._failed(
+                exchange,
+                f"{self.large_body_slots} large checks already running; no slot in {self.slot_wait_s} s",
             )
-        return cont
+        try:
+            return (await self._classify(exchange, answer))[0]
+        finally:
+            self._large_bodies.release()
 
     async def _classify(self, exchange: Exchange, answer: str | None) -> tuple[Decision, float]:
         began = time.monotonic()

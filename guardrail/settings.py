@@ -24,6 +24,14 @@ class Settings(BaseSettings):
     classifier_timeout_s: float = Field(default=2.0, gt=0)
     """The classifier call's limit; keep it under the EnvoyExtensionPolicy's messageTimeout, or Envoy gives
     up first and applies failOpen instead of the client's failure_mode."""
+    drain_seconds: float = Field(default=600.0, ge=0)
+    """On SIGTERM, how long open exchanges may take to finish, seconds: the route's request timeout (an
+    ext_proc stream lasts as long as its HTTP exchange: to the response headers, or to the last chunk of a
+    checked stream). The pod's terminationGracePeriodSeconds is this plus the preStop sleep and a margin
+    (components/guardrail.py)."""
+    parse_workers: int = Field(default=1, ge=1)
+    """Processes that parse bodies over OFF_LOOP_BYTES (guardrail/memory.py) off the event loop; each costs
+    WORKER_REST_BYTES plus one parse at a time (the memory arithmetic counts them)."""
     port: int = Field(default=9002, ge=1, le=65535)
     """The ExternalProcessor's gRPC port (Envoy's)."""
     health_port: int = Field(default=9003, ge=1, le=65535)

@@ -83,6 +83,7 @@ def test_valid_args_have_no_problems() -> None:
         ({"policy": {"default": {"block": ["S42"]}}}, "policy: default.block"),
         ({"classifier_timeout_s": 0}, "classifier_timeout_s:"),
         ({"replicas": 0}, "replicas:"),
+        ({"drain_seconds": -1}, "drain_seconds:"),
         ({"max_text_chars": 10}, "max_text_chars:"),
         ({"cpu": "half"}, "cpu:"),
         ({"memory": "256Mi"}, "memory: 256Mi cannot hold"),
@@ -195,6 +196,19 @@ def test_the_processor_pod_meets_restricted_and_is_guaranteed() -> None:
     assert env["GUARDRAIL_MEMORY_LIMIT_BYTES"]["valueFrom"] == {
         "resourceFieldRef": {"containerName": "guardrail", "resource": "limits.memory"}
     }
+
+
+def test_a_rollout_lets_the_longest_exchange_finish() -> None:
+    # The processor drains for the route's request timeout; the pod's grace period covers the preStop sleep
+    # before it and a margin after (a 30 s grace killed 600 s exchanges mid-answer).
+    pod = _pod(deploy(drain_seconds=900))
+    (container,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["GUARDRAIL_DRAIN_SECONDS"] == "900"
+    pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pod["terminationGracePeriodSeconds"] > pre_stop + 900
+    assert pod["terminationGracePeriodSeconds"] <= pre_stop + 900 + 30
+    assert container["resources"]["limits"]["cpu"] == "1"
 
 
 def test_the_processor_reads_the_mounted_policy_and_the_classifier() -> None:

@@ -120,6 +120,9 @@ class ModelServer(_Server):
         text = model_answer(body)
         if SLOW_ANSWER_TRIGGER in _last_user_text(body):
             time.sleep(SLOW_ANSWER_S)
+        if handler.path.split("?")[0].endswith("/v1/responses"):
+            self.respond_responses(handler, body, model)
+            return
         if not body.get("stream"):
             handler.send_json(200, _completion(model, text))
             return
@@ -145,6 +148,39 @@ class ModelServer(_Server):
             time.sleep(0.01)  # separate chunks, as a real engine's tokens are
         chunk(b"data: [DONE]\n\n")
         chunk(b"")
+
+    def respond_responses(self, handler: _Handler, body: dict[str, Any], model: str) -> None:
+        """The Responses API (`input` a string): the answer as one `output_text` message, or streamed as
+        `response.output_text.delta` events (one per word) between response.created and response.completed,
+        as OpenAI's Responses stream is shaped."""
+        asked = body.get("input") if isinstance(body.get("input"), str) else ""
+        text = model_answer({"messages": [{"role": "user", "content": asked}]})
+        if not body.get("stream"):
+            message = {
+                "type": "message",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": text}],
+            }
+            handler.send_json(200, {"id": "resp", "object": "response", "model": model, "output": [message]})
+            return
+        handler.send_response(200)
+        handler.send_header("content-type", "text/event-stream")
+        handler.send_header("transfer-encoding", "chunked")
+        handler.end_headers()
+
+        def event(data: dict[str, Any]) -> None:
+            raw = f"event: {data['type']}\ndata: {json.dumps(data)}\n\n".encode()
+            handler.wfile.write(b"%x\r\n%s\r\n" % (len(raw), raw))
+            handler.wfile.flush()
+
+        event({"type": "response.created", "response": {"id": "resp", "status": "in_progress"}})
+        for i, word in enumerate(text.split(" ")):
+            event({"type": "response.output_text.delta", "item_id": "msg", "output_index": 0,
+                   "content_index": 0, "delta": word if i == 0 else " " + word})  # fmt: skip
+            time.sleep(0.01)
+        event({"type": "response.completed", "response": {"id": "resp", "status": "completed"}})
+        handler.wfile.write(b"0\r\n\r\n")
+        handler.wfile.flush()
 
 
 class Classifier(_Server):

@@ -11,14 +11,17 @@ not by a model. Envoy is required: the wheel is in the dev lock, so a missing on
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +83,16 @@ def processor(
     classifier: standins.Classifier, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
     """The processor as a subprocess; yields its port and the path of its stdout (the audit log)."""
+    with running_processor(classifier, tmp_path_factory) as running:
+        yield running
+
+
+@contextmanager
+def running_processor(
+    classifier: standins.Classifier, tmp_path_factory: pytest.TempPathFactory, **env_extra: str
+) -> Iterator[dict[str, Any]]:
+    """Start `python -m guardrail` and wait until its health says SERVING; yields port, health_port, log
+    and proc; stops it on exit."""
     folder = tmp_path_factory.mktemp("guardrail")
     (folder / "policy.json").write_text(json.dumps(POLICY))
     port, health_port = free_port(), free_port()
@@ -92,6 +105,7 @@ def processor(
         "GUARDRAIL_PORT": str(port),
         "GUARDRAIL_HEALTH_PORT": str(health_port),
         "GUARDRAIL_STREAM_CHECK_INTERVAL_CHARS": str(STREAM_CHECK_INTERVAL_CHARS),
+        **env_extra,
     }
     log = folder / "processor.log"
     with log.open("wb") as out:
@@ -116,7 +130,7 @@ def processor(
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(f"the processor did not become healthy:\n{log.read_text()[-3000:]}")
                 time.sleep(0.2)
-        yield {"port": port, "health_port": health_port, "log": log}
+        yield {"port": port, "health_port": health_port, "log": log, "proc": proc}
     finally:
         stop(proc)
 
@@ -444,3 +458,60 @@ def test_health_is_served_on_its_own_port_only(processor: dict[str, Any]) -> Non
     ):
         health_pb2_grpc.HealthStub(channel).Check(request, timeout=5)
     assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_streamed_responses_api_answer_is_blocked_midway(gateway: str, processor: dict[str, Any]) -> None:
+    # /v1/responses streams `response.output_text.delta` events, not chat chunks: they are read and checked.
+    host, port = gateway.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    body = {"model": "m", "input": f"{standins.BAD_ANSWER_TRIGGER} responses", "stream": True}
+    connection.request(
+        "POST",
+        "/v1/responses",
+        body=json.dumps(body),
+        headers={CLIENT_ID_HEADER: "answers-checked", "content-type": "application/json"},
+    )
+    response = connection.getresponse()
+    assert response.status == 200
+    received = response.read()
+    connection.close()
+    assert b"response.output_text.delta" in received  # the opening words did arrive
+    assert standins.CLASSIFIER_UNSAFE_WORD.encode() not in received
+    assert b"content_filter" in received
+    time.sleep(0.2)
+    lines = [line for line in audit_lines(processor) if line["path"] == "/v1/responses"]
+    assert [line["decision"] for line in lines if line["phase"] == "response"][-1] == "blocked"
+
+
+def test_sigterm_lets_an_open_checked_stream_finish(
+    envoy: Callable[..., str], classifier: standins.Classifier, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # A rollout's SIGTERM while an answer is being generated (SLOW_ANSWER_S before its headers, then a
+    # checked stream): the processor stops taking streams, says NOT_SERVING, and lets this one finish.
+    with running_processor(classifier, tmp_path_factory, GUARDRAIL_DRAIN_SECONDS="30") as running:
+        base = envoy(spec(GuardrailFailureMode.CLOSED), running["port"])
+        text = f"{standins.SLOW_ANSWER_TRIGGER} draining"
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(
+                lambda: "".join(
+                    chunk.choices[0].delta.content or ""
+                    for chunk in ask(client(base, "answers-checked"), text, stream=True)
+                    if chunk.choices
+                )
+            )
+            time.sleep(1.5)
+            running["proc"].send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            with grpc.insecure_channel(f"127.0.0.1:{running['health_port']}") as channel:
+                status = (
+                    health_pb2_grpc.HealthStub(channel)
+                    .Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+                    .status
+                )
+            assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert running["proc"].poll() is None  # still draining
+            assert answer.result(timeout=30) == f"echo: {text}"
+        # Done with its last stream, the processor exits well before the drain time.
+        assert running["proc"].wait(10) == 0
+        decisions = [(line["phase"], line["decision"]) for line in audit_lines(running)]
+        assert ("response", "allowed") in decisions

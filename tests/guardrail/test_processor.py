@@ -465,14 +465,16 @@ def test_memory_arithmetic_at_the_defaults() -> None:
     mib = memory.MiB
     assert memory.max_body_bytes(500_000) == 4_048_576
     assert memory.max_body_bytes(500_000) < _mebibytes(MODEL_ROUTING_BUFFER_LIMIT)
-    assert memory.large_body_slots(512 * mib, 500_000, 1000) == 8
+    assert memory.large_body_slots(512 * mib, 500_000, 1000) == 4
     # What the slots allow, at the worst factors, fits the planned share of the limit.
     body = memory.max_body_bytes(500_000)
     worst = (
         memory.REST_BYTES
-        + memory.PARSE_OVERHEAD_FACTOR * body
+        + memory.WORKER_REST_BYTES
+        + memory.PARSE_OVERHEAD_FACTOR * body  # the one worker's parse
+        + memory.PARSE_OVERHEAD_FACTOR * memory.OFF_LOOP_BYTES  # a parse on the loop
         + 1000 * memory.HELD_FACTOR * memory.SMALL_BODY_BYTES
-        + 8 * memory.HELD_FACTOR * body
+        + 4 * memory.HELD_FACTOR * body
     )
     assert worst <= 0.9 * 512 * mib < worst + memory.HELD_FACTOR * body
     assert memory.large_body_slots(256 * mib, 500_000, 1000) < 1
