@@ -44,7 +44,7 @@ from stacks.config import (
     cold_start_budget_of,
     cold_start_seconds,
 )
-from stacks.routing import VariantRoute
+from stacks.routing import VariantRoute, route_timeout_seconds
 
 #: Component name of every operating piece (objects `llm-...`, as the workload's).
 NAME = "llm"
@@ -281,6 +281,9 @@ def guardrail_args(
         # context; between the two the classifier's own context-length refusal gives the same 413.
         max_text_chars=min(8 * classifier.config.model.max_model_len, GUARDRAIL_MAX_TEXT_CHARS),
         memory=g.memory,
+        # Envoy holds a guarded exchange's ext_proc stream as long as the route lets it run: a processor pod
+        # going away drains that long before it stops.
+        drain_seconds=route_timeout_seconds(cfg, routes),
         dns_cidrs=list(dns),
         attach_policy=False,
     )
