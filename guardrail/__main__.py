@@ -141,6 +141,11 @@ async def serve(settings: Settings) -> None:
         signal.SIGTERM, lambda: stopping.append(asyncio.create_task(stop()))
     )
     await servers.processor.wait_for_termination()
+    # The processor has stopped; stop() may still be stopping the health server. Returning now would let
+    # asyncio.run cancel it and close the loop under grpc's servers, whose finalizers then need the closed
+    # loop and leave the process hung until the kubelet's SIGKILL (review, 2 of 10 runs): finish it first.
+    if stopping:
+        await asyncio.gather(*stopping)
 
 
 def main() -> int:

@@ -308,11 +308,15 @@ class GuardrailProcessor(pb_grpc.ExternalProcessorServicer):
         try:
             return await asyncio.get_running_loop().run_in_executor(pool, parse, body)
         except BrokenExecutor:
-            # A worker died (killed at its memory limit, say): this check fails by the failure mode (the
-            # caller's exception handler), and the next one gets a new pool.
+            # A worker died (killed, say): this check fails by the failure mode (the caller's exception
+            # handler), and the next one gets a new pool, started in a thread: the factory waits for its
+            # workers (about 0.5 s), which on the loop would stall every other stream past its deadline.
+            # Under cgroup v2 Kubernetes (1.28+) sets memory.oom.group, so a worker over the container's
+            # memory takes the whole container with it; this path is for a worker that dies alone.
             if self._parse_pool_factory and self.parse_pool is pool:
                 pool.shutdown(wait=False, cancel_futures=True)
-                self.parse_pool = self._parse_pool_factory()
+                self.parse_pool = None  # large bodies parse here until the new pool is ready
+                self.parse_pool = await asyncio.to_thread(self._parse_pool_factory)
             raise
 
     async def _request_body(self, body: bytes, exchange: Exchange) -> pb.ProcessingResponse:
