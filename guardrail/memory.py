@@ -29,8 +29,9 @@ PARSE_OVERHEAD_FACTOR = 26
 HELD_FACTOR = 7
 #: The processor at rest: Python, grpcio, protobuf, openai and httpx imported (~60 MiB measured).
 REST_BYTES = 64 * MiB
-#: A parse worker at rest (settings.parse_workers): a spawned interpreter that imports the main module
-#: (guardrail.__main__: grpcio, protobuf, openai), as multiprocessing's spawn does.
+#: A parse worker at rest (settings.parse_workers): a spawned interpreter (17 MB measured under
+#: `python -m guardrail`: spawn skips re-importing a `__main__` module, so no grpcio or openai), plus
+#: spawn's resource tracker (13 MB): 64 MiB leaves room.
 WORKER_REST_BYTES = 64 * MiB
 #: The parse workers by default (guardrail/settings.py parse_workers).
 DEFAULT_PARSE_WORKERS = 1
