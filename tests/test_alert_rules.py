@@ -166,6 +166,13 @@ def test_every_alert_has_summary_description_runbook_severity_and_for() -> None:
         assert ann["runbook_url"] == f"docs/operating.md#{rule['alert'].lower()}"
 
 
+def test_every_alert_has_a_runbook_heading_in_the_operating_guide() -> None:
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "operating.md").read_text()
+    headings = {line.removeprefix("#### ").strip() for line in guide.splitlines() if line.startswith("#### ")}
+    names = {r["alert"] for r in _alerts(alert_rule_groups(make_args()))}
+    assert names - headings == set(), "alerts whose runbook_url anchor has no heading"
+
+
 def test_only_groups_whose_series_are_scraped_are_emitted() -> None:
     names = {g["name"] for g in alert_rule_groups(make_args(sources=SeriesSources(gateway=False)))}
     assert names == {
