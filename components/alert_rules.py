@@ -12,7 +12,8 @@ forever, which is worse than no alert: it reads as "all is well"). `SeriesSource
 * `gateway` (the Envoy PodMonitor of components/monitoring.py): the availability SLO measured at the
   gateway, the gateway's 5xx and 429 rates;
 * `dcgm` (DCGM exporter): GPU memory near full, XID errors;
-* `kube_state_metrics`: pods not ready, pods restarting;
+* `kube_state_metrics`: pods not ready, pods restarting (the models' and the guardrail processor's), the
+  guardrail processor with no available replica;
 * `cert_manager` (its controller's /metrics scraped): certificates near expiry;
 * `keda_http` and `kube_state_metrics`: a model held at zero while requests wait in the interceptor.
 
@@ -170,6 +171,17 @@ class ModelObjectives:
 
 
 @dataclass(frozen=True, kw_only=True)
+class GuardrailProcessor:
+    """The content-filter guardrail's processor (components/guardrail.py): one Deployment, its pods
+    `<deployment>-<pod-template-hash>-<suffix>`, called by Envoy for every guarded request. Down, it fails
+    every request open (served unchecked) or closed (a 5xx), so it is watched like a model server."""
+
+    deployment: str  # the Deployment's name: `<component name>-guardrail`, e.g. `llm-guardrail`
+    namespace: str  # the Deployment's namespace (the serving namespace)
+    fail_open: bool  # the EnvoyExtensionPolicy's failOpen: what its being down does to traffic
+
+
+@dataclass(frozen=True, kw_only=True)
 class SeriesSources:
     """Which exporters the Prometheus that loads these rules scrapes. vLLM's is always assumed (the model
     server makes its own PodMonitor)."""
@@ -194,6 +206,12 @@ class Thresholds:
     gpu_memory_usage: float = 0.97
     gpu_memory_for: str = "15m"
     pod_not_ready_for: str = "20m"  # longer than a model load: a starting pod is not ready by design
+    # The guardrail processor loads no model: its gRPC readiness probe passes within seconds of the start
+    # (components/guardrail.py), so a pod not ready for minutes is stuck, not starting.
+    guardrail_not_ready_for: str = "5m"
+    # No processor replica available: every guarded request fails (open or closed). Past a rollout's or a
+    # node's hiccup (the rollout surges before it removes a pod: maxUnavailable 0).
+    guardrail_down_for: str = "2m"
     restarts_in_30m: int = 2  # container restarts in 30 minutes above which a pod is restarting
     gateway_5xx_ratio: float = 0.05  # share of a Gateway's responses that are 5xx
     # Share of a Gateway's requests (at its listeners) refused with 429 by the local (requests per minute)
@@ -226,6 +244,9 @@ class AlertRulesArgs:
     rule_labels: dict[str, str] = field(default_factory=dict)
     # Where the runbooks are; each alert links `<runbook_base_url>#<alert name in lower case>`.
     runbook_base_url: str = "docs/operating.md"
+    # The guardrail processor, where the stack has one: its pods join the pod alerts and its having no
+    # available replica pages (InferStackGuardrailDown). Needs sources.kube_state_metrics; None: no guardrail.
+    guardrail: GuardrailProcessor | None = None
 
 
 def route_cluster_pattern(route_namespace: str, route_name: str, rule_indices: Sequence[int]) -> str:
@@ -334,6 +355,8 @@ def validate_alert_rules_args(args: AlertRulesArgs) -> list[str]:
         "kv_cache_for",
         "gpu_memory_for",
         "pod_not_ready_for",
+        "guardrail_not_ready_for",
+        "guardrail_down_for",
         "gateway_for",
         "stuck_at_zero_for",
     ):
@@ -365,6 +388,17 @@ def validate_alert_rules_args(args: AlertRulesArgs) -> list[str]:
     for key, value in args.rule_labels.items():
         if not _K8S_LABEL_KEY.match(key) or len(value) > 63:
             problems.append(f"rule_labels: {key!r}: {value!r} is not a Kubernetes label")
+    g = args.guardrail
+    if g is not None:
+        if not _DNS_LABEL.match(g.deployment) or len(g.deployment) > 253:
+            problems.append(f"guardrail.deployment: {g.deployment!r} is not a Deployment name")
+        if not _DNS_LABEL.match(g.namespace) or len(g.namespace) > 63:
+            problems.append(f"guardrail.namespace: {g.namespace!r} is not a Kubernetes namespace name")
+        if (g.namespace, g.deployment) in seen:
+            problems.append(
+                f"guardrail.deployment: {g.namespace}/{g.deployment} is also a model's Deployment in variants; "
+                "name the processor's own Deployment (`<name>-guardrail`)"
+            )
     if not args.runbook_base_url:
         problems.append("runbook_base_url: must not be empty (where docs/operating.md is published)")
     if (
@@ -671,6 +705,34 @@ def _gpu_group(args: AlertRulesArgs) -> dict[str, Any]:
     }
 
 
+def _not_ready_expr(sel: str) -> str:
+    """PromQL: the pods of `sel` (a {namespace, pod} selector) that should be ready and are not, by
+    (namespace, pod). Ready=false alone also holds for pods that are over (evicted, Failed, Succeeded) until
+    they are garbage-collected: only pods that should become ready (Pending, Running, Unknown) count. A pod
+    no node can take has no Ready condition at all (only PodScheduled=false), so it is added by
+    kube_pod_status_unschedulable. Both sides are by (namespace, pod), so a pod moving from unschedulable to
+    not ready keeps its pending `for:` clock."""
+    return (
+        f"(max by (namespace, pod) (kube_pod_status_ready{sel[:-1]},condition={_q('false')}}}) == 1"
+        f" and on (namespace, pod) max by (namespace, pod) "
+        f"(kube_pod_status_phase{sel[:-1]},phase=~{_q('Pending|Running|Unknown')}}}) == 1)"
+        f" or max by (namespace, pod) (kube_pod_status_unschedulable{sel}) == 1"
+    )
+
+
+def _restarts_expr(sel: str, restarts: int) -> str:
+    return (
+        f"sum by (namespace, pod) (increase(kube_pod_container_status_restarts_total{sel}[30m])) > {restarts}"
+    )
+
+
+def _guardrail_traffic(g: GuardrailProcessor) -> str:
+    """What the processor being unreachable does to guarded requests (Envoy ext_proc failure_mode_allow)."""
+    if g.fail_open:
+        return "failOpen is true: Envoy serves every guarded request UNCHECKED while no processor answers"
+    return "failOpen is false: Envoy answers every guarded request with a 5xx while no processor answers"
+
+
 def _pods_group(args: AlertRulesArgs) -> dict[str, Any]:
     t = args.thresholds
     rules: list[dict[str, Any]] = []
@@ -680,15 +742,7 @@ def _pods_group(args: AlertRulesArgs) -> dict[str, Any]:
         rules.append(
             _alert(
                 "InferStackPodNotReady",
-                # Ready=false alone also holds for pods that are over (evicted, Failed, Succeeded) until they
-                # are garbage-collected: count only pods that should become ready (Pending, Running, Unknown).
-                # A pod no node can take has no Ready condition at all (only PodScheduled=false), so it is
-                # added by kube_pod_status_unschedulable. Both sides are by (namespace, pod), so a pod moving
-                # from unschedulable to not ready keeps its pending `for:` clock.
-                f"(max by (namespace, pod) (kube_pod_status_ready{sel[:-1]},condition={_q('false')}}}) == 1"
-                f" and on (namespace, pod) max by (namespace, pod) "
-                f"(kube_pod_status_phase{sel[:-1]},phase=~{_q('Pending|Running|Unknown')}}}) == 1)"
-                f" or max by (namespace, pod) (kube_pod_status_unschedulable{sel}) == 1",
+                _not_ready_expr(sel),
                 t.pod_not_ready_for,
                 SEVERITY_TICKET,
                 f"{v.model}/{v.variant}: pod {{{{ $labels.pod }}}} not ready",
@@ -702,8 +756,7 @@ def _pods_group(args: AlertRulesArgs) -> dict[str, Any]:
         rules.append(
             _alert(
                 "InferStackPodRestarting",
-                f"sum by (namespace, pod) (increase(kube_pod_container_status_restarts_total{sel}[30m])) "
-                f"> {t.restarts_in_30m}",
+                _restarts_expr(sel, t.restarts_in_30m),
                 "1m",
                 SEVERITY_TICKET,
                 f"{v.model}/{v.variant}: pod {{{{ $labels.pod }}}} restarting",
@@ -713,7 +766,64 @@ def _pods_group(args: AlertRulesArgs) -> dict[str, Any]:
                 extra,
             )
         )
+    g = args.guardrail
+    if g is not None:
+        rules.extend(_guardrail_rules(args, g))
     return {"name": "inferstack-pods", "rules": rules}
+
+
+def _guardrail_rules(args: AlertRulesArgs, g: GuardrailProcessor) -> list[dict[str, Any]]:
+    """The processor's pods in the pod alerts (labelled `component: guardrail`, no model), and the page when
+    none of its replicas is available."""
+    t = args.thresholds
+    sel = _sel(namespace=_eq(g.namespace), pod=_re(_pods_of(g.deployment)))
+    extra = {"component": "guardrail", "deployment": g.deployment}
+    traffic = _guardrail_traffic(g)
+    deployment = _sel(namespace=_eq(g.namespace), deployment=_eq(g.deployment))
+    by = "max by (namespace, deployment)"
+    return [
+        _alert(
+            "InferStackPodNotReady",
+            _not_ready_expr(sel),
+            t.guardrail_not_ready_for,
+            SEVERITY_TICKET,
+            "guardrail: pod {{ $labels.pod }} not ready",
+            f"Pod {{{{ $labels.namespace }}}}/{{{{ $labels.pod }}}} of the guardrail processor (Deployment "
+            f"{g.deployment}) has not been ready (or could not be scheduled) for {t.guardrail_not_ready_for}; "
+            "it starts in seconds. The other replicas carry its share; with none, "
+            f"{traffic} (InferStackGuardrailDown).",
+            args.runbook_base_url,
+            extra,
+        ),
+        _alert(
+            "InferStackPodRestarting",
+            _restarts_expr(sel, t.restarts_in_30m),
+            "1m",
+            SEVERITY_TICKET,
+            "guardrail: pod {{ $labels.pod }} restarting",
+            f"Pod {{{{ $labels.namespace }}}}/{{{{ $labels.pod }}}} of the guardrail processor (Deployment "
+            f'{g.deployment}) restarted {{{{ $value | printf "%.0f" }}}} times in 30 minutes (more than '
+            f"{t.restarts_in_30m}): each exit fails the exchanges it held; {traffic}.",
+            args.runbook_base_url,
+            extra,
+        ),
+        _alert(
+            "InferStackGuardrailDown",
+            # The Deployment exists (its spec series is there) and no replica is available: 0, or no
+            # series of it. Any spec count: the stack never runs it at 0 (GuardrailArgs.replicas >= 1, no
+            # autoscaler), so 0 is a hand scale-down that leaves the route's ext_proc in place - as down as a
+            # crash loop. The value is the spec's replica count.
+            f"{by} (kube_deployment_spec_replicas{deployment}) unless on (namespace, deployment) "
+            f"({by} (kube_deployment_status_replicas_available{deployment}) > 0)",
+            t.guardrail_down_for,
+            SEVERITY_PAGE,
+            "guardrail: no processor replica available",
+            f"Deployment {g.namespace}/{g.deployment} (the guardrail processor) has had 0 of {{{{ $value }}}} "
+            f"replicas available for {t.guardrail_down_for}: {traffic}.",
+            args.runbook_base_url,
+            {"component": "guardrail"},
+        ),
+    ]
 
 
 def gateway_refused_share(window: str) -> str:

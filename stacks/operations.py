@@ -16,6 +16,7 @@ import pulumi_kubernetes as k8s
 from components.alert_rules import (
     AlertRules,
     AlertRulesArgs,
+    GuardrailProcessor,
     ModelObjectives,
     SeriesSources,
     Thresholds,
@@ -247,6 +248,15 @@ def alert_rules_args(cfg: StackConfig, ctx: OperationsContext, telemetry: bool) 
         ),
         rule_labels=dict(m.pod_monitor_labels if m.alerts.rule_labels is None else m.alerts.rule_labels),
         runbook_base_url=m.alerts.runbook_url,
+        # The processor's Deployment, `<NAME>-guardrail` (components/guardrail.py), made exactly where
+        # guardrail_args gives args: the guardrail on, in front of the model route.
+        guardrail=GuardrailProcessor(
+            deployment=f"{NAME}-guardrail",
+            namespace=ctx.namespace,
+            fail_open=GuardrailFailureMode(cfg.guardrail.failure_mode.value) is GuardrailFailureMode.OPEN,
+        )
+        if cfg.guardrail.enabled and ctx.model_route is not None
+        else None,
     )
 
 

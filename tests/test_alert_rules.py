@@ -22,6 +22,7 @@ from components.alert_rules import (
     LONG_WINDOW_INTERVAL,
     TTFT_BUCKETS,
     AlertRulesArgs,
+    GuardrailProcessor,
     ModelObjectives,
     SeriesSources,
     ServedVariant,
@@ -70,6 +71,7 @@ def make_args(**overrides: Any) -> AlertRulesArgs:
             gateway=True, dcgm=True, kube_state_metrics=True, cert_manager=True, keda_http=True
         ),
         "rule_labels": {"release": "kps"},
+        "guardrail": GuardrailProcessor(deployment="llm-guardrail", namespace=NS, fail_open=True),
     }
     base.update(overrides)
     return AlertRulesArgs(**base)
@@ -93,6 +95,19 @@ def test_valid_args_have_no_problems() -> None:
         ({"objectives": (ModelObjectives(model="llama", ttft_target=0.9),)}, "objectives[0].ttft_target"),
         ({"objectives": (ModelObjectives(model="mistral"),)}, "objectives[0].model"),
         ({"rule_labels": {"bad key!": "x"}}, "rule_labels"),
+        (
+            {"guardrail": GuardrailProcessor(deployment="LLM_guardrail", namespace=NS, fail_open=True)},
+            "guardrail.deployment",
+        ),
+        (
+            {"guardrail": GuardrailProcessor(deployment="llama-v1", namespace=NS, fail_open=True)},
+            "guardrail.deployment",
+        ),
+        (
+            {"guardrail": GuardrailProcessor(deployment="g", namespace="Bad_NS", fail_open=True)},
+            "guardrail.namespace",
+        ),
+        ({"thresholds": Thresholds(guardrail_down_for="2 minutes")}, "thresholds.guardrail_down_for"),
     ],
 )
 def test_each_problem_names_its_field(overrides: dict[str, Any], field: str) -> None:
@@ -151,6 +166,13 @@ def test_every_alert_has_summary_description_runbook_severity_and_for() -> None:
         assert ann["runbook_url"] == f"docs/operating.md#{rule['alert'].lower()}"
 
 
+def test_every_alert_has_a_runbook_heading_in_the_operating_guide() -> None:
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "operating.md").read_text()
+    headings = {line.removeprefix("#### ").strip() for line in guide.splitlines() if line.startswith("#### ")}
+    names = {r["alert"] for r in _alerts(alert_rule_groups(make_args()))}
+    assert names - headings == set(), "alerts whose runbook_url anchor has no heading"
+
+
 def test_only_groups_whose_series_are_scraped_are_emitted() -> None:
     names = {g["name"] for g in alert_rule_groups(make_args(sources=SeriesSources(gateway=False)))}
     assert names == {
@@ -203,6 +225,38 @@ def test_pages_need_traffic_and_the_guard_can_be_turned_off() -> None:
     assert "requests" not in fast["expr"]
     problems = validate_alert_rules_args(make_args(thresholds=Thresholds(page_min_requests=-1)))
     assert any(p.startswith("thresholds.page_min_requests") for p in problems), problems
+
+
+def _guardrail_alerts(args: AlertRulesArgs) -> list[dict[str, Any]]:
+    return [r for r in _alerts(alert_rule_groups(args)) if r["labels"].get("component") == "guardrail"]
+
+
+def test_the_guardrail_down_page_says_what_its_fail_mode_does_to_traffic() -> None:
+    def down(fail_open: bool) -> dict[str, Any]:
+        g = GuardrailProcessor(deployment="llm-guardrail", namespace=NS, fail_open=fail_open)
+        (rule,) = [
+            r for r in _guardrail_alerts(make_args(guardrail=g)) if r["alert"] == "InferStackGuardrailDown"
+        ]
+        return rule
+
+    opened, closed = down(True), down(False)
+    assert opened["labels"]["severity"] == "page" and opened["for"] == "2m"
+    assert "UNCHECKED" in opened["annotations"]["description"]
+    assert (
+        "5xx" in closed["annotations"]["description"]
+        and "UNCHECKED" not in closed["annotations"]["description"]
+    )
+    assert 'deployment="llm-guardrail"' in opened["expr"] and 'namespace="serving"' in opened["expr"]
+
+
+def test_guardrail_alerts_only_with_a_guardrail_and_kube_state_metrics() -> None:
+    names = sorted(r["alert"] for r in _guardrail_alerts(make_args()))
+    assert names == ["InferStackGuardrailDown", "InferStackPodNotReady", "InferStackPodRestarting"]
+    not_ready = next(r for r in _guardrail_alerts(make_args()) if r["alert"] == "InferStackPodNotReady")
+    assert not_ready["for"] == "5m" and "model" not in not_ready["labels"]
+    assert _guardrail_alerts(make_args(guardrail=None)) == []
+    no_ksm = SeriesSources(gateway=True, kube_state_metrics=False)
+    assert _guardrail_alerts(make_args(sources=no_ksm)) == []
 
 
 # --- promtool ---------------------------------------------------------------------------------------
@@ -269,6 +323,8 @@ def _slo(slo: str, severity: str) -> dict[str, str]:
 
 VARIANT_V1 = {"model": "llama", "variant": "v1", "deployment": "llama-v1"}
 POD = {"namespace": NS, "pod": POD_V1}
+GUARD_POD = {"namespace": NS, "pod": "llm-guardrail-6b7c9d8f5-k2m4p"}
+GUARD = {"component": "guardrail", "deployment": "llm-guardrail"}
 GPU = {"gpu": "0", "UUID": "GPU-1", "Hostname": "node-a", "modelName": "NVIDIA L4"}
 
 
@@ -297,6 +353,8 @@ def promtool_cases() -> list[dict[str, Any]]:
     avail = "kube_deployment_status_replicas_available"
     d1 = {"namespace": NS, "deployment": "llama-v1"}
     d2 = {"namespace": NS, "deployment": "llama-v2"}
+    dg = {"namespace": NS, "deployment": "llm-guardrail"}
+    spec = "kube_deployment_spec_replicas"
     fast, slow = "InferStackAvailabilityBudgetBurnFast", "InferStackAvailabilityBudgetBurnSlow"
     lfast, lslow = "InferStackLatencyBudgetBurnFast", "InferStackLatencyBudgetBurnSlow"
     return [
@@ -391,6 +449,46 @@ def promtool_cases() -> list[dict[str, Any]]:
         ),
         _case([_series(restarts, {**POD, "container": "vllm"}, "0+1x40")], "30m", "InferStackPodRestarting", [{**VARIANT_V1, **POD, "severity": "ticket"}]),
         _case([_series(restarts, {**POD, "container": "vllm"}, "3x40")], "30m", "InferStackPodRestarting", []),
+        # The guardrail processor: not ready past its short start (5m), labelled as the guardrail, no model.
+        _case(
+            [_series(ready, {**GUARD_POD, "condition": "false"}, "1x10"), _series(phase, {**GUARD_POD, "phase": "Running"}, "1x10")],
+            "6m",
+            "InferStackPodNotReady",
+            [{**GUARD, **GUARD_POD, "severity": "ticket"}],
+        ),
+        # ... not ready for 3 minutes, then ready: quiet (a model's 20 minutes would hide a real one).
+        _case(
+            [_series(ready, {**GUARD_POD, "condition": "false"}, "1x3 0x10"), _series(phase, {**GUARD_POD, "phase": "Running"}, "1x13")],
+            "10m",
+            "InferStackPodNotReady",
+            [],
+        ),
+        # A crash-looping processor (a restart every 5 minutes).
+        _case(
+            [_series(restarts, {**GUARD_POD, "container": "guardrail"}, "0 0 0 0 0 1 1 1 1 1 2 2 2 2 2 3 3 3 3 3 4x20")],
+            "20m",
+            "InferStackPodRestarting",
+            [{**GUARD, **GUARD_POD, "severity": "ticket"}],
+        ),
+        _case([_series(restarts, {**GUARD_POD, "container": "guardrail"}, "1x40")], "30m", "InferStackPodRestarting", []),
+        # No processor replica available for 2 minutes: a page; the value is the spec's count.
+        _case(
+            [_series(spec, dg, "2x10"), _series(avail, dg, "2 2 0x8")],
+            "5m",
+            "InferStackGuardrailDown",
+            [{**dg, "component": "guardrail", "severity": "page"}],
+        ),
+        # The available series missing while the Deployment exists is down too.
+        _case([_series(spec, dg, "2x10")], "5m", "InferStackGuardrailDown", [{**dg, "component": "guardrail", "severity": "page"}]),
+        # Scaled to 0 by hand: the route's ext_proc is still there, so still down.
+        _case([_series(spec, dg, "0x10"), _series(avail, dg, "0x10")], "5m", "InferStackGuardrailDown", [{**dg, "component": "guardrail", "severity": "page"}]),
+        # One of two available (a rolling restart): quiet; and down for one minute only: quiet.
+        _case([_series(spec, dg, "2x10"), _series(avail, dg, "1x10")], "5m", "InferStackGuardrailDown", []),
+        _case([_series(spec, dg, "2x10"), _series(avail, dg, "2 2 2 0 2x6")], "5m", "InferStackGuardrailDown", []),
+        # A model's Deployment at zero is not the guardrail's (that is InferStackModelStuckAtZero's business).
+        _case([_series(spec, d1, "1x10"), _series(avail, d1, "0x10"), _series(spec, dg, "2x10"), _series(avail, dg, "2x10")], "5m", "InferStackGuardrailDown", []),
+        # No Deployment at all (no guardrail series): quiet.
+        _case([_series(avail, d1, "1x10")], "5m", "InferStackGuardrailDown", []),
         _case(
             [_series(dst, hcm, "0+100x40"), _series(dsx, {**hcm, "envoy_response_code_class": "5"}, "0+10x40")],
             "20m",

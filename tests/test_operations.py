@@ -330,3 +330,40 @@ def test_the_classifiers_availability_is_counted_where_its_callers_reach_it() ->
     # The processor calls the classifier's Service, never the gateway: the engine's own count sees it.
     assert "http_requests_total" in ratios["llama-guard-3-1b"]
     assert "envoy_cluster_upstream_rq_xx" in ratios["llama-3.1-8b-instruct"]
+
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+
+
+def _guardrail_rules(stack: str) -> list[dict[str, Any]]:
+    return [
+        r
+        for rule in objects(planned(stack), RULE)
+        for g in rule["spec"]["groups"]
+        for r in g["rules"]
+        if r.get("labels", {}).get("component") == "guardrail"
+    ]
+
+
+def test_the_guardrail_processor_is_alerted_on_by_the_deployment_the_stack_makes() -> None:
+    rules = {r["alert"]: r for r in _guardrail_rules("guarded-onprem")}
+    assert set(rules) == {"InferStackGuardrailDown", "InferStackPodNotReady", "InferStackPodRestarting"}
+    (processor,) = [
+        d["metadata"]
+        for d in objects(planned("guarded-onprem"), DEPLOYMENT)
+        if d["metadata"]["name"].endswith("-guardrail")
+    ]
+    down = rules["InferStackGuardrailDown"]
+    assert f'deployment="{processor["name"]}"' in down["expr"]
+    assert f'namespace="{processor["namespace"]}"' in down["expr"]
+    assert down["labels"]["severity"] == "page"
+    # guardrail.failure_mode closed: down, the processor costs every guarded request a 5xx.
+    assert "5xx" in down["annotations"]["description"]
+    assert "UNCHECKED" not in down["annotations"]["description"]
+    # It starts in seconds, not a model's cold start.
+    assert rules["InferStackPodNotReady"]["for"] == "5m"
+
+
+def test_no_guardrail_alert_without_a_guardrail() -> None:
+    assert objects(planned("multi-onprem"), RULE) != []
+    assert _guardrail_rules("multi-onprem") == []
