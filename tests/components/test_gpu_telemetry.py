@@ -98,6 +98,7 @@ def test_nvidia_runtime_keeps_the_charts_security_context_and_no_host_driver() -
     assert with_class["runtimeClassName"] == "nvidia"
 
 
+@needs_charts
 def test_gke_mounts_the_driver_runs_privileged_and_names_gpus_by_device() -> None:
     values = dcgm_exporter_values(args_for(GpuTelemetrySource.GKE))
     assert values["extraHostVolumes"] == [
@@ -117,6 +118,7 @@ def test_gke_mounts_the_driver_runs_privileged_and_names_gpus_by_device() -> Non
     assert merged["privileged"] is True and merged["allowPrivilegeEscalation"] is True
 
 
+@needs_charts
 def test_gke_gets_a_quota_for_the_charts_critical_priority_class() -> None:
     rec = render(args_for(GpuTelemetrySource.GKE))
     quota = rec.one(QUOTA)
