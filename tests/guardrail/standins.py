@@ -20,8 +20,10 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.processes import LoopbackHTTPServer
 
 CLASSIFIER_UNSAFE_WORD = "ATTACK-PLAN"
 CLASSIFIER_FLAG_WORD = "MEDICAL-DOSE"
@@ -92,9 +94,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(raw)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _Server(LoopbackHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.requests: list[dict[str, Any]] = []
