@@ -36,6 +36,7 @@ class Dns01Provider(StrEnum):
     RFC2136 = "rfc2136"
     ROUTE53 = "route53"
     CLOUDDNS = "clouddns"
+    AZUREDNS = "azuredns"
 
 
 class GpuDriverStack(StrEnum):

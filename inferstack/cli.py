@@ -96,12 +96,13 @@ def _load(args: argparse.Namespace) -> tuple[str, StackConfig]:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from inferstack.planning.plan import plan_stack
+    from inferstack.reporting.summary import render_summary
 
     started = time.perf_counter()
     name, config = _load(args)
     plan = plan_stack(config, name)
     out = Path(args.out) if args.out else _default_out(name)
-    written = plan.write(out)
+    written = plan.write(out, render_summary(plan))
     elapsed = time.perf_counter() - started
     print(f"planned stack {name}: {plan.counts()} in {elapsed:.2f}s")
     for path in written:
@@ -138,13 +139,14 @@ def _env_dir(flag: str | None, variable: str) -> Path | None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from inferstack.planning.plan import plan_stack
+    from inferstack.reporting.summary import render_summary
     from inferstack.validation.check import check_plan
     from inferstack.validation.policies import check_policies, render_policies
 
     name, config = _load(args)
     plan = plan_stack(config, name)
     out = Path(args.out) if args.out else _default_out(name)
-    plan.write(out)
+    plan.write(out, render_summary(plan))
     policy_findings = check_policies(plan)
     report = check_plan(
         plan,

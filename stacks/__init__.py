@@ -12,6 +12,10 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+# The modules that register rules with the core schema (stacks/config.py register_platform_rules,
+# register_stack_rules), imported here so that every StackConfig is validated by them however it is made:
+# `import stacks.config` runs this file first. The core never imports them back.
+from stacks import egress, rules_aws, rules_azure, rules_gcp  # noqa: F401
 from stacks.config import Platform, StackConfig
 
 # Thresholds for the cyclic garbage collector in a process that runs one stack and exits.

@@ -34,8 +34,9 @@ from components.clusters.aws.model_store import ModelStore, ModelStoreArgs
 from components.clusters.aws.network import Network, NetworkArgs
 from components.tls import CERT_MANAGER_NAMESPACE, cert_manager_service_account
 from stacks.config import StackConfig
-from stacks.config_aws import AwsConfig, gpu_limit
+from stacks.config_aws import AwsConfig
 from stacks.egress import builds_private_path
+from stacks.rules_aws import gpu_limit
 from stacks.workload import NAME, ClusterContext, GatewayExposure, deploy_workload
 
 #: The EKS Pod Identity agent: pods fetch their role's credentials from it (port 80, link-local).

@@ -94,6 +94,11 @@ STARTUP_ALLOWANCE = "startup probe allowance"
 #: the upper end of GKE's range.
 GKE_NODE_SECONDS = 480
 
+#: Seconds for a new GPU node on AKS, from the cluster autoscaler's scale-up of the GPU agent pool to a
+#: schedulable `nvidia.com/gpu` (VM create, boot, AKS's NVIDIA driver install on the node image, the device
+#: plugin). The AKS report above sees 5-10 minutes for A100 nodes end to end; we take the upper end, as for GKE.
+AKS_NODE_SECONDS = 600
+
 #: Seconds for a new GPU node on EKS through Karpenter (EC2 CreateFleet, boot of the EKS-optimized NVIDIA
 #: AMI, which ships the driver and the device plugin, kubelet registration). A report of Karpenter-launched
 #: nodes measures "~5 minutes" from pending pod to running pod including the node (news.ycombinator.com
@@ -113,7 +118,7 @@ NODE_PROVISIONING_SECONDS = GKE_NODE_SECONDS
 
 
 def node_provisioning(platform: str, spot: bool, provisions_nodes: bool = True) -> BudgetItem:
-    """The node item for a platform (`aws`, `gcp`, `onprem`) and capacity type (spot or on-demand).
+    """The node item for a platform (`aws`, `gcp`, `azure`, `onprem`) and capacity type (spot or on-demand).
 
     provisions_nodes: False where the node already exists (on-prem fixed pools): 0 s.
     """
@@ -121,15 +126,18 @@ def node_provisioning(platform: str, spot: bool, provisions_nodes: bool = True) 
         return BudgetItem(
             NODE_PROVISIONING, 0, "on-prem: the GPU nodes already exist (the stack provisions none)"
         )
-    base, who = (
-        (
+    base, who = {
+        "aws": (
             EKS_NODE_SECONDS,
             "EKS with Karpenter: EC2 launch, NVIDIA AMI boot, kubelet registration (~5 min "
             "reported for a Karpenter node)",
-        )
-        if platform == "aws"
-        else (GKE_NODE_SECONDS, "GKE cluster autoscaler: GPU nodes in 3-8 min (upper end taken)")
-    )
+        ),
+        "azure": (
+            AKS_NODE_SECONDS,
+            "AKS cluster autoscaler: GPU VM create, boot, AKS's driver install (5-10 min reported for "
+            "A100 nodes; upper end taken)",
+        ),
+    }.get(platform, (GKE_NODE_SECONDS, "GKE cluster autoscaler: GPU nodes in 3-8 min (upper end taken)"))
     if not spot:
         return BudgetItem(NODE_PROVISIONING, base, who + ", on-demand")
     return BudgetItem(
@@ -178,12 +186,20 @@ IMAGE_PULL_SECONDS = math.ceil(VLLM_IMAGE_BYTES / IMAGE_PULL_BYTES_PER_SECOND)
 #: downloads in parallel (model_image/fetch.py DEFAULT_WORKERS), but hashing every byte and the node's disk
 #: bound it: 100 MB/s (Llama-3.1-8B, 16 GB in bf16, in 160 s).
 #: gs: Cloud Storage documents no per-connection figure; the same 100 MB/s, an assumption.
+#: az: Azure Blob Storage's scalability targets are per account (Gbps of egress), not per connection; the
+#: same 100 MB/s, an assumption.
 #: hf: the Hugging Face hub over the internet through a NAT gateway: 50 MB/s, an assumption (the hub's CDN
 #: serves more; the NAT, the hub's rate limits and the path do not promise it).
 #: file: an on-prem PersistentVolumeClaim (NFS or a network block device) read by `fetch`: 100 MB/s, an
 #: assumption (a 1 Gbit/s NFS link gives about 110 MB/s).
-STORE_BYTES_PER_SECOND: dict[str, float] = {"s3": 100e6, "gs": 100e6, "hf": 50e6, "file": 100e6}
-_STORE_NAMES = {"s3": "Amazon S3", "gs": "Cloud Storage", "hf": "the Hugging Face hub", "file": "the claim"}
+STORE_BYTES_PER_SECOND: dict[str, float] = {"s3": 100e6, "gs": 100e6, "az": 100e6, "hf": 50e6, "file": 100e6}
+_STORE_NAMES = {
+    "s3": "Amazon S3",
+    "gs": "Cloud Storage",
+    "az": "Azure Blob Storage",
+    "hf": "the Hugging Face hub",
+    "file": "the claim",
+}
 
 #: The s3 figure, kept for callers that take one rate for every store.
 WEIGHT_DOWNLOAD_BYTES_PER_SECOND = STORE_BYTES_PER_SECOND["s3"]

@@ -12,6 +12,7 @@ import difflib
 import ipaddress
 import json
 import re
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Optional
@@ -52,10 +53,20 @@ from stacks.cold_start import (
     engine_seconds,
     stream_problem,
 )
-from stacks.config_aws import AwsConfig, aws_problems
-from stacks.config_base import DNS_NAME, K8sName, Quantity, Section, parse_cidrs, quantity_bytes
+from stacks.config_aws import AwsConfig
+from stacks.config_azure import AzureConfig
+from stacks.config_base import (
+    DNS_NAME,
+    K8sName,
+    Platform,
+    Quantity,
+    Section,
+    Tier,
+    parse_cidrs,
+    quantity_bytes,
+)
 from stacks.config_errors import ConfigError, CrossFieldErrors, field_path, problems_from, unknown_key_message
-from stacks.config_gcp import GcpConfig, gcp_problems
+from stacks.config_gcp import GcpConfig
 from stacks.config_operations import (
     AlertsConfig,
     ChatUiConfig,
@@ -64,7 +75,6 @@ from stacks.config_operations import (
     GuardrailConfig,
     SloConfig,
 )
-from stacks.egress import model_store_egress_problems
 from stacks.gpus import (
     DTYPE_BYTES,
     GIB,
@@ -91,17 +101,6 @@ _LABEL_VALUE = re.compile(rf"^({_LABEL_NAME})?$")
 # --- closed choices -------------------------------------------------------------------------------
 
 
-class Platform(StrEnum):
-    ONPREM = "onprem"  # any existing cluster reached through a kubeconfig: on-prem, kind, k3d, minikube
-    AWS = "aws"  # a VPC and an EKS cluster made by the stack (the `aws` section)
-    GCP = "gcp"  # a VPC and a GKE cluster made by the stack (the `gcp` section)
-
-
-class Tier(StrEnum):
-    DEV = "dev"
-    PROD = "prod"
-
-
 class Dtype(StrEnum):
     AUTO = "auto"
     BFLOAT16 = "bfloat16"
@@ -118,6 +117,11 @@ class Quantization(StrEnum):
 
 # --- sections ---------------------------------------------------------------------------------------
 
+
+#: Platforms whose clusters run metrics-server themselves, in kube-system: GKE ("metrics-server is
+#: deployed in all GKE clusters") and AKS ("Metrics Server is by default deployed in AKS clusters", AKS docs
+#: "Metrics Server VPA throttling").
+MANAGED_METRICS_SERVER = {Platform.GCP: "GKE", Platform.AZURE: "AKS"}
 
 #: The oldest Kubernetes minor a stack may target (see ClusterConfig._supported_kubernetes_version).
 MIN_KUBERNETES_VERSION = (1, 30)
@@ -219,10 +223,10 @@ class ModelConfig(Section):
     @classmethod
     def _uri_is_pinned(cls, uri: str) -> str:
         scheme, sep, rest = uri.partition("://")
-        if not sep or scheme not in {"hf", "s3", "gs", "file"}:
+        if not sep or scheme not in {"hf", "s3", "gs", "az", "file"}:
             raise ValueError(
                 f"unsupported model uri {uri!r}: use hf://org/name@<commit>, s3://bucket/prefix, "
-                "gs://bucket/prefix or file:///path"
+                "gs://bucket/prefix, az://account/container/prefix or file:///path"
             )
         hf_credentials = scheme == "hf" and (":" in rest or rest.count("@") > 1)
         if hf_credentials or (scheme != "hf" and "@" in rest.partition("/")[0]):
@@ -252,14 +256,23 @@ class ModelConfig(Section):
 
     @property
     def scheme(self) -> str:
-        """The uri's scheme: hf, s3, gs or file."""
+        """The uri's scheme: hf, s3, gs, az or file."""
         return self.uri.partition("://")[0]
 
     @property
     def bucket_and_prefix(self) -> tuple[str, str]:
-        """For s3:// and gs:// uris: the bucket and the key prefix under it ("" when there is none)."""
+        """For s3:// and gs:// uris: the bucket and the key prefix under it ("" when there is none). For
+        az:// uris the "bucket" is the storage account (az://<account>/<container>/<prefix>):
+        `azure_blob_location` splits the rest."""
         bucket, _, prefix = self.uri.partition("://")[2].strip("/").partition("/")
         return bucket, prefix
+
+    @property
+    def azure_blob_location(self) -> tuple[str, str, str]:
+        """For az:// uris: (storage account, container, blob name prefix); "" for a missing part."""
+        account, rest = self.bucket_and_prefix
+        container, _, prefix = rest.partition("/")
+        return account, container, prefix
 
     @model_validator(mode="after")
     def _source_fields(self) -> ModelConfig:
@@ -631,6 +644,7 @@ class Dns01Config(Section):
             Dns01Provider.RFC2136: ("rfc2136_nameserver", "rfc2136_tsig_key_name", "rfc2136_tsig_secret"),
             Dns01Provider.ROUTE53: ("route53_region",),
             Dns01Provider.CLOUDDNS: ("clouddns_project",),
+            Dns01Provider.AZUREDNS: (),  # the zone is azure.dns_zone (stacks/rules_azure.py)
         }[self.provider]
         missing = [f for f in needed if getattr(self, f) is None]
         if missing:
@@ -858,8 +872,8 @@ def _variant_values(
 def _shared_pool_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     """Several models on one cloud GPU pool: a gpu_limit the stack file sets must hold every model at its
     min_replicas together (each model alone is checked against it as a stack of its own)."""
-    section = cfg.aws if cfg.platform is Platform.AWS else cfg.gcp if cfg.platform is Platform.GCP else None
-    limit = section.gpu_nodes.gpu_limit if section is not None else None
+    section = cfg.platform_section
+    limit = section.gpu_nodes.gpu_limit if section is not None else None  # type: ignore[attr-defined]
     if not limit:
         return []
     needed = sum(
@@ -958,6 +972,10 @@ class StackConfig(Section):
     )
     gcp: GcpConfig | None = Field(
         None, description="platform gcp: project, region, network, GKE, GPU nodes, model bucket"
+    )
+    azure: AzureConfig | None = Field(
+        None,
+        description="platform azure: subscription, location, VNet, AKS, GPU nodes, Blob model store",
     )
     models: list[ModelEntry] | None = Field(
         None,
@@ -1098,15 +1116,20 @@ class StackConfig(Section):
         return any(v.config is not self and v.config.uses_cpu_trigger for v in self._served)
 
     @property
+    def platform_section(self) -> Section | None:
+        """The cloud platform's own section (`aws`, `gcp`), or None on-prem (PLATFORM_SECTIONS)."""
+        return getattr(self, self.platform.value) if self.platform in PLATFORM_SECTIONS else None
+
+    @property
     def metrics_api_provider(self) -> str | None:
         """Who serves metrics.k8s.io to the cpu trigger: "stack" (the stack installs metrics-server),
-        "platform" (GKE runs its own), "cluster" (the stack file says the cluster has one), or None when
-        nothing reads it."""
+        "platform" (GKE and AKS run their own: MANAGED_METRICS_SERVER), "cluster" (the stack file says the
+        cluster has one), or None when nothing reads it."""
         if not self.uses_cpu_trigger:
             return None
         install = self.cluster.metrics_server.install
         if install is None:
-            return "platform" if self.platform is Platform.GCP else "stack"
+            return "platform" if self.platform in MANAGED_METRICS_SERVER else "stack"
         return "stack" if install else "cluster"
 
 
@@ -1299,7 +1322,7 @@ def _models_problems(cfg: StackConfig) -> list[tuple[str, str]]:
         problems.extend(_shared_pool_problems(cfg))
         for variant in cfg.served[1:]:
             v = variant.config
-            if v.model.scheme in {"s3", "gs"} and v.platform is not Platform.ONPREM:
+            if v.model.scheme in {"s3", "gs", "az"} and v.platform is not Platform.ONPREM:
                 problems.append(
                     (
                         f"{variant.path}.model.uri",
@@ -1370,12 +1393,12 @@ def _token_quota_problems(cfg: StackConfig) -> list[tuple[str, str]]:
 def _metrics_server_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     ms = cfg.cluster.metrics_server
     problems: list[tuple[str, str]] = []
-    if cfg.platform is Platform.GCP and ms.install:
+    if cfg.platform in MANAGED_METRICS_SERVER and ms.install:
         problems.append(
             (
                 "cluster.metrics_server.install",
-                "GKE runs metrics-server itself (kube-system) and owns the v1beta1.metrics.k8s.io APIService; a "
-                "second one would take it over: remove install",
+                f"{MANAGED_METRICS_SERVER[cfg.platform]} runs metrics-server itself (kube-system) and owns the "
+                "v1beta1.metrics.k8s.io APIService; a second one would take it over: remove install",
             )
         )
     if cfg.platform is not Platform.ONPREM and ms.kubelet_insecure_tls:
@@ -1424,6 +1447,36 @@ def _reviewed_flag_problems(cfg: StackConfig) -> list[tuple[str, str]]:
             )
         )
     return problems
+
+
+#: Rules that read the whole stack: (field path, message with the fix) for each violation.
+StackRules = Callable[["StackConfig"], list[tuple[str, str]]]
+#: Each cloud platform's section, by the platform that reads it; the StackConfig field is named after the
+#: platform's value. The section modules import only stacks/config_base.py.
+PLATFORM_SECTIONS: dict[Platform, type[Section]] = {
+    Platform.AWS: AwsConfig,
+    Platform.GCP: GcpConfig,
+    Platform.AZURE: AzureConfig,
+}
+# Rules between a platform's section and the rest of the stack, and rules of other concerns that read the
+# whole stack, registered by the modules that hold them (stacks/rules_aws.py, stacks/rules_gcp.py,
+# stacks/egress.py) when the `stacks` package loads (stacks/__init__.py imports them). They import this
+# module; this module never imports them back, so a platform plugs in without touching the core schema.
+_PLATFORM_RULES: dict[Platform, StackRules] = {}
+_STACK_RULES: list[StackRules] = []
+
+
+def register_platform_rules(platform: Platform, rules: StackRules) -> None:
+    """Run `rules` on every stack of `platform` (after its section is known to be there). Once per platform."""
+    if platform in _PLATFORM_RULES and _PLATFORM_RULES[platform] is not rules:
+        raise RuntimeError(f"platform {platform.value} already has rules: {_PLATFORM_RULES[platform]}")
+    _PLATFORM_RULES[platform] = rules
+
+
+def register_stack_rules(rules: StackRules) -> None:
+    """Run `rules` on every stack, in registration order."""
+    if rules not in _STACK_RULES:
+        _STACK_RULES.append(rules)
 
 
 def _cross_field_problems(cfg: StackConfig) -> list[tuple[str, str]]:
@@ -1581,14 +1634,48 @@ def _cross_field_problems(cfg: StackConfig) -> list[tuple[str, str]]:
             )
         )
 
-    problems.extend(model_store_egress_problems(cfg))
+    for rules in _STACK_RULES:
+        problems.extend(rules(cfg))
     problems.extend(_memory_problems(cfg))
     problems.extend(_token_quota_problems(cfg))
     problems.extend(_prefix_routing_problems(cfg))
     problems.extend(_model_cache_problems(cfg))
     problems.extend(_managed_cluster_problems(cfg))
-    problems.extend(aws_problems(cfg))
-    problems.extend(gcp_problems(cfg))
+    problems.extend(_platform_section_problems(cfg))
+    return problems
+
+
+def _platform_section_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    """The platform's own section is there and no other platform's is; then the platform's registered
+    rules (register_platform_rules)."""
+    problems: list[tuple[str, str]] = []
+    for platform, section_type in PLATFORM_SECTIONS.items():
+        section = getattr(cfg, platform.value)
+        if platform is cfg.platform and section is None:
+            required = [name for name, f in section_type.model_fields.items() if f.is_required()]
+            return [
+                (
+                    platform.value,
+                    f"platform {platform.value} needs {'an' if platform.value[0] in 'aeiou' else 'a'} "
+                    f"{platform.value} section with at least "
+                    f"{' and '.join(required)}",
+                )
+            ]
+        if platform is not cfg.platform and section is not None:
+            problems.append(
+                (
+                    platform.value,
+                    f"only used with platform {platform.value} (this stack is {cfg.platform.value}): remove it",
+                )
+            )
+    if cfg.platform in PLATFORM_SECTIONS:
+        if (
+            cfg.platform not in _PLATFORM_RULES
+        ):  # pragma: no cover - stacks/__init__.py imports every rules module
+            raise RuntimeError(
+                f"no rules registered for platform {cfg.platform.value}: stacks/__init__.py imports its rules module"
+            )
+        problems.extend(_PLATFORM_RULES[cfg.platform](cfg))
     return problems
 
 
@@ -1627,6 +1714,8 @@ def _spot_nodes(cfg: StackConfig) -> bool:
         return any(t.value == "spot" for t in cfg.aws.gpu_nodes.capacity_types)
     if cfg.gcp is not None:
         return cfg.gcp.gpu_nodes.capacity_type.value == "spot"
+    if cfg.azure is not None:
+        return cfg.azure.gpu_nodes.capacity_type.value == "spot"
     return False
 
 

@@ -1,37 +1,28 @@
-"""The `inferstack:aws` section of a stack file, and the rules that tie it to the rest of the stack.
+"""The `inferstack:aws` section of a stack file: its fields, defaults and the rules within it.
 
 Only read when `platform: aws`. Defaults are the production-safe ones (three zones, a NAT per zone, a
-private API endpoint, an internal NLB, on-demand GPUs); a dev stack file relaxes what it needs.
+private API endpoint, an internal NLB, on-demand GPUs); a dev stack file relaxes what it needs. The rules
+that tie it to the rest of the stack are in stacks/rules_aws.py; this module imports nothing of the
+schema but stacks/config_base.py, so the core schema (stacks/config.py) can read it without a circle.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 from pydantic import Field, field_validator
 
-from components.address_space import internet_exposure
 from components.choices import (
     AwsLoadBalancerScheme,
     CapacityType,
-    Dns01Provider,
-    Engine,
     GpuAmiFamily,
     GpuProvisioner,
-    TlsMode,
 )
 from stacks.config_base import (
-    NODE_DISK_OVERHEAD_GIB,
     Section,
     parse_cidrs,
-    pool_gpus_with_surge,
-    quantity_bytes,
 )
 from stacks.gpus import GpuType
-
-if TYPE_CHECKING:
-    from stacks.config import StackConfig
 
 #: Which NVIDIA GPU each EC2 GPU instance family carries (AWS's accelerated-computing instance pages).
 AWS_GPU_FAMILIES: dict[str, GpuType] = {
@@ -203,165 +194,3 @@ class AwsConfig(Section):
         "(AWSServiceRoleForEC2Spot) when an IAM lookup at `pulumi up` finds none (the deployer needs "
         "iam:ListRoles); false never looks up or creates it (the role is someone else's to make)",
     )
-
-
-def gpu_limit(cfg: StackConfig) -> int:
-    """The pool's GPU ceiling: the configured one, or max_replicas + 1 replicas' GPUs (of every model).
-
-    The extra replica is room for a rolling update's surge pod at max_replicas (stacks/rollout.py); the
-    autoscaler never asks for more than max_replicas, so only a rollout uses it, for as long as it runs.
-    """
-    assert cfg.aws is not None
-    return cfg.aws.gpu_nodes.gpu_limit or pool_gpus_with_surge(cfg)
-
-
-def aws_problems(cfg: StackConfig) -> list[tuple[str, str]]:
-    """Rules between the aws section and the rest of the stack. (field path, message with the fix)."""
-    from stacks.config import Platform, Tier
-
-    problems: list[tuple[str, str]] = []
-    if cfg.platform is not Platform.AWS:
-        if cfg.aws is not None:
-            problems.append(
-                ("aws", f"only used with platform aws (this stack is {cfg.platform.value}): remove it")
-            )
-        return problems
-    if cfg.aws is None:
-        return [("aws", "platform aws needs an aws section with at least region")]
-
-    aws, prod = cfg.aws, cfg.tier is Tier.PROD
-    endpoint, nodes = aws.api_endpoint, aws.gpu_nodes
-    if prod and aws.network.availability_zones < 3:
-        problems.append(
-            (
-                "aws.network.availability_zones",
-                f"a prod stack spans 3 zones so losing one keeps the endpoint up (got {aws.network.availability_zones})",
-            )
-        )
-    # Measured, not compared with "0.0.0.0/0": [0.0.0.0/1, 128.0.0.0/1] is the same internet.
-    for field_name in ("public_access_cidrs", "private_access_cidrs"):
-        exposure = internet_exposure(getattr(endpoint, field_name))
-        if exposure:
-            problems.append(
-                (
-                    f"aws.api_endpoint.{field_name}",
-                    f"opens the Kubernetes API to the internet: the list {exposure}; list your own networks"
-                    + (
-                        ", or leave it empty for a private endpoint"
-                        if field_name.startswith("public")
-                        else ""
-                    ),
-                )
-            )
-
-    scheme = cfg.model.scheme
-    if scheme == "gs":
-        problems.append(("model.uri", "a gs:// model on AWS: copy the weights to an s3:// bucket"))
-    if scheme == "file":
-        problems.append(
-            ("model.uri", "file:// models need a volume the cluster already has; on AWS use an s3:// uri")
-        )
-    if scheme != "s3" and "model_store" in aws.model_fields_set:
-        problems.append(("aws.model_store", "only used with an s3:// model.uri: remove it"))
-    if aws.model_store.existing_kms_key_arn and aws.model_store.create_bucket:
-        problems.append(
-            (
-                "aws.model_store.existing_kms_key_arn",
-                "the stack creates the bucket with its own key: remove it, or set create_bucket: false",
-            )
-        )
-    if scheme == "s3" and not cfg.model.bucket_and_prefix[1]:
-        problems.append(
-            (
-                "model.uri",
-                "give the model's prefix (s3://bucket/models/name): the serving role may read only under it",
-            )
-        )
-
-    if "kind" in cfg.gateway.load_balancer.model_fields_set:
-        problems.append(
-            (
-                "gateway.load_balancer.kind",
-                "on AWS the gateway is an NLB made by the AWS Load Balancer Controller: remove kind "
-                "(aws.load_balancer_scheme picks internal or internet-facing)",
-            )
-        )
-
-    dns01 = cfg.tls.acme.dns01
-    if cfg.tls.mode is TlsMode.ACME and dns01 is not None:
-        if dns01.provider is Dns01Provider.CLOUDDNS:
-            problems.append(("tls.acme.dns01.provider", "clouddns is GCP's: use route53 on AWS"))
-        if dns01.provider is Dns01Provider.ROUTE53 and not (
-            dns01.route53_hosted_zone_id or aws.route53_zone_id
-        ):
-            problems.append(
-                (
-                    "tls.acme.dns01.route53_hosted_zone_id",
-                    "name the hosted zone (or set aws.route53_zone_id): cert-manager's role may change "
-                    "records in that zone only",
-                )
-            )
-
-    if cfg.serving.engine is Engine.VLLM:
-        carried = {AWS_GPU_FAMILIES[f] for f in nodes.instance_families}
-        if nodes.provisioner is GpuProvisioner.KARPENTER and carried != {cfg.serving.gpu_type}:
-            wanted = [f for f, gpu in AWS_GPU_FAMILIES.items() if gpu is cfg.serving.gpu_type]
-            problems.append(
-                (
-                    "aws.gpu_nodes.instance_families",
-                    f"serving.gpu_type is {cfg.serving.gpu_type.value} (the memory check assumes it), but "
-                    f"{', '.join(nodes.instance_families)} carry {', '.join(sorted(g.value for g in carried))}: "
-                    f"use {', '.join(wanted) or 'another gpu_type'}",
-                )
-            )
-        if nodes.provisioner is GpuProvisioner.MANAGED_NODE_GROUP:
-            if not nodes.managed_instance_types:
-                problems.append(
-                    (
-                        "aws.gpu_nodes.managed_instance_types",
-                        "managed_node_group needs instance types, e.g. [g6.xlarge]",
-                    )
-                )
-            if len(nodes.capacity_types) != 1:
-                problems.append(
-                    (
-                        "aws.gpu_nodes.capacity_types",
-                        "a managed node group buys one capacity type: pick on-demand or spot",
-                    )
-                )
-            if cfg.autoscaling.enabled and cfg.autoscaling.min_replicas == 0:
-                problems.append(
-                    (
-                        "aws.gpu_nodes.provisioner",
-                        "a managed node group has a fixed size, so GPU nodes never scale to zero: use karpenter, "
-                        "or autoscaling.min_replicas >= 1",
-                    )
-                )
-        limit = gpu_limit(cfg)
-        per_replica = cfg.serving.gpus_per_replica
-        if limit < per_replica * max(1, cfg.autoscaling.min_replicas):
-            problems.append(
-                (
-                    "aws.gpu_nodes.gpu_limit",
-                    f"{limit} GPUs cannot hold min_replicas x gpus_per_replica = "
-                    f"{max(1, cfg.autoscaling.min_replicas)} x {per_replica}: raise it",
-                )
-            )
-        needed_gib = quantity_bytes(cfg.serving.model_cache_size) / 2**30 + NODE_DISK_OVERHEAD_GIB
-        if nodes.volume_size_gib < needed_gib:
-            problems.append(
-                (
-                    "aws.gpu_nodes.volume_size_gib",
-                    f"{nodes.volume_size_gib} GiB cannot hold the model cache ({cfg.serving.model_cache_size}) "
-                    f"plus image and OS (~{NODE_DISK_OVERHEAD_GIB} GiB): use at least {int(needed_gib + 0.999)}",
-                )
-            )
-    if prod and CapacityType.SPOT in nodes.capacity_types and cfg.autoscaling.min_replicas < 2:
-        problems.append(
-            (
-                "aws.gpu_nodes.capacity_types",
-                "spot GPUs can be reclaimed at 2 minutes' notice: a prod stack on spot needs "
-                "autoscaling.min_replicas >= 2, or on-demand only",
-            )
-        )
-    return problems

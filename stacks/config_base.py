@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,6 +30,18 @@ _QUANTITY_FACTORS = {
     "Gi": 2**30,
     "Ti": 2**40,
 }
+
+
+class Platform(StrEnum):
+    ONPREM = "onprem"  # any existing cluster reached through a kubeconfig: on-prem, kind, k3d, minikube
+    AWS = "aws"  # a VPC and an EKS cluster made by the stack (the `aws` section)
+    GCP = "gcp"  # a VPC and a GKE cluster made by the stack (the `gcp` section)
+    AZURE = "azure"  # a VNet and an AKS cluster made by the stack (the `azure` section)
+
+
+class Tier(StrEnum):
+    DEV = "dev"
+    PROD = "prod"
 
 
 class Section(BaseModel):
@@ -78,7 +91,7 @@ NODE_DISK_OVERHEAD_GIB = 60
 def pool_gpus_with_surge(cfg: Any) -> int:
     """GPUs the stack's GPU pool must hold for every model server at max_replicas plus one surge replica
     each (a rolling update's extra pod; Pulumi may update several Deployments at once): the default pool
-    ceiling (stacks/config_aws.gpu_limit, stacks/config_gcp.gcp_gpu_limit; stacks/rollout.py).
+    ceiling (stacks/rules_aws.gpu_limit, stacks/rules_gcp.gcp_gpu_limit; stacks/rollout.py).
 
     `cfg` is a StackConfig (typed Any: this module is imported by the schema). One model:
     (max_replicas + 1) x gpus_per_replica. Several models (`cfg.served`, resolved once the whole stack is

@@ -11,6 +11,10 @@ stack therefore limits that egress to the model store's own addresses, per platf
   (components/clusters/gcp/network.py); egress = 199.36.153.8/30 on 443. Workload Identity's tokens come
   from the GKE metadata server on the node (components/clusters/gcp/workload_identity.py
   WORKLOAD_IDENTITY_EGRESS), which is allowed apart;
+- azure + az://: a private endpoint of the storage account in the VNet's endpoints subnet, with the
+  privatelink.blob.core.windows.net zone linked to the VNet (components/clusters/azure/network.py); egress
+  = that subnet on 443. Workload Identity's token exchange goes to Entra ID itself (no node-local broker on
+  AKS), allowed apart on Entra ID's published login ranges (stacks/azure.py ENTRA_ID_LOGIN_EGRESS);
 - file://: a mounted claim, no egress at all;
 - hf://, or a bucket on another cloud, or on-prem s3:// / gs://: no narrow range exists (the Hub and its
   CDN, or a store the stack does not know). A prod stack names the store's network in
@@ -26,12 +30,8 @@ endpoint costs an hourly fee per zone, and `egress-not-open-to-internet` is advi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from components.address_space import internet_exposure
-
-if TYPE_CHECKING:
-    from stacks.config import StackConfig
+from stacks.config import StackConfig, register_stack_rules
 
 #: What "the internet on 443" is written as where no narrower range is known or wanted.
 INTERNET = ("0.0.0.0/0",)
@@ -43,12 +43,19 @@ ACCEPTING_FIELD = "network.allow_internet_egress"
 PRIVATE_PATHS = {
     ("aws", "s3"): "an S3 interface endpoint in the private subnets",
     ("gcp", "gs"): "Private Google Access through private.googleapis.com (199.36.153.8/30)",
+    ("azure", "az"): "a private endpoint of the storage account in azure.network.endpoints_subnet_cidr",
 }
 
 
 def builds_private_path(cfg: StackConfig) -> bool:
-    """True where the stack makes the private path to its model store (prod, and a store it knows)."""
-    return cfg.tier.value == "prod" and (cfg.platform.value, cfg.model.scheme) in PRIVATE_PATHS
+    """True where the stack makes the private path to its model store: a store it knows, in prod (on
+    Azure: where azure.model_store.private_endpoint, prod's default, asks for the private endpoint)."""
+    if (cfg.platform.value, cfg.model.scheme) not in PRIVATE_PATHS:
+        return False
+    if cfg.azure is not None:
+        from_file = cfg.azure.model_store.private_endpoint
+        return cfg.tier.value == "prod" if from_file is None else from_file
+    return cfg.tier.value == "prod"
 
 
 def model_store_egress_problems(cfg: StackConfig) -> list[tuple[str, str]]:
@@ -86,7 +93,7 @@ def model_store_egress_problems(cfg: StackConfig) -> list[tuple[str, str]]:
             )
         return problems
     if prod and not builds_private_path(cfg) and not net.allow_internet_egress:
-        where = {"aws": "s3://", "gcp": "gs://"}.get(cfg.platform.value)
+        where = {"aws": "s3://", "gcp": "gs://", "azure": "az://"}.get(cfg.platform.value)
         mirror = f"copy the model to a {where} bucket (the stack reaches it privately), " if where else ""
         problems.append(
             (
@@ -148,3 +155,8 @@ def model_store_cidrs(cfg: StackConfig, private_cidrs: list[str]) -> list[str]:
 def internet_egress_accepted(cfg: StackConfig, cidrs: list[str]) -> bool:
     """True when a prod stack's model-store egress admits the internet because the stack file says so."""
     return cfg.tier.value == "prod" and cfg.network.allow_internet_egress and bool(internet_exposure(cidrs))
+
+
+# A rule of every stack: the core schema runs it (stacks/config.py), this module registers it (the core
+# never imports it back); stacks/__init__.py imports this module.
+register_stack_rules(model_store_egress_problems)

@@ -36,8 +36,9 @@ from components.clusters.gcp.network import Network, NetworkArgs
 from components.clusters.gcp.workload_identity import WORKLOAD_IDENTITY_EGRESS, workload_identity_principal
 from components.tls import CERT_MANAGER_NAMESPACE, cert_manager_service_account
 from stacks.config import StackConfig
-from stacks.config_gcp import GcpConfig, gcp_max_gpu_nodes
+from stacks.config_gcp import GcpConfig
 from stacks.egress import builds_private_path
+from stacks.rules_gcp import gcp_max_gpu_nodes
 from stacks.workload import NAME, ClusterContext, GatewayExposure, deploy_workload
 
 #: cert-manager's Cloud DNS rights, granted on one managed zone only.

@@ -12,7 +12,7 @@ the surge pod stays Pending, the Deployment never progresses and `pulumi up` tim
   maxUnavailable 1: the update replaces one replica at a time, so it always fits, and runs one replica
   short while it does (with one replica, the endpoint is down while the new one loads).
 
-Elastic cloud pools get the room by default (stacks/config_aws.gpu_limit, config_gcp.gcp_gpu_limit): a
+Elastic cloud pools get the room by default (stacks/rules_aws.gpu_limit, rules_gcp.gcp_gpu_limit): a
 ceiling costs nothing until a pod uses it.
 """
 
@@ -23,8 +23,9 @@ from dataclasses import dataclass
 
 from components.choices import GpuProvisioner
 from stacks.config import Platform, StackConfig
-from stacks.config_aws import gpu_limit
-from stacks.config_gcp import GCP_GPU_MACHINES, gcp_max_gpu_nodes, machines_per_replica
+from stacks.config_gcp import GCP_GPU_MACHINES
+from stacks.rules_aws import gpu_limit
+from stacks.rules_gcp import gcp_max_gpu_nodes, machines_per_replica
 
 
 @dataclass(frozen=True)

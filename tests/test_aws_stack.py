@@ -13,7 +13,7 @@ import pytest
 from components.load_balancer import ENVOY_PRIVILEGED_PORT_SHIFT
 from inferstack.planning.plan import Plan, plan_stack
 from stacks.config import load_stack_file, parse_stack_config
-from stacks.config_aws import gpu_limit
+from stacks.rules_aws import gpu_limit
 from tests.model_servers import model_server_allow, model_server_deployments
 from tests.stack_graph import ancestors_and_dependencies, covers
 

@@ -11,9 +11,10 @@ import pytest
 from components.address_space import internet_exposure
 from components.choices import CapacityType, GpuProvisioner, LoadBalancerKind
 from stacks.config import Platform, Tier, load_stack_file, parse_stack_config
-from stacks.config_aws import AWS_GPU_FAMILIES, gpu_limit
+from stacks.config_aws import AWS_GPU_FAMILIES
 from stacks.config_base import NODE_DISK_OVERHEAD_GIB
 from stacks.gpus import GpuType
+from stacks.rules_aws import gpu_limit
 from tests.test_config import minimal, problems_of, with_sections
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,8 +13,8 @@ from components.choices import CapacityType, GcpLoadBalancerScheme
 from components.clusters.gcp.gpu_machines import GCP_GPU_MACHINES
 from stacks.config import Platform, Tier, load_stack_file, parse_stack_config
 from stacks.config_base import NODE_DISK_OVERHEAD_GIB
-from stacks.config_gcp import gcp_gpu_limit, gcp_max_gpu_nodes
 from stacks.gpus import GpuType
+from stacks.rules_gcp import gcp_gpu_limit, gcp_max_gpu_nodes
 from tests.test_config import minimal, problems_of, with_sections
 
 ROOT = Path(__file__).resolve().parents[1]

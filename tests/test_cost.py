@@ -25,6 +25,7 @@ from inferstack.reporting.cost import (
     load_price_table,
     parse_price_table,
 )
+from inferstack.reporting.summary import render_summary
 from stacks.config import Platform, StackConfig, load_stack_file, parse_stack_config
 from stacks.config_aws import AWS_GPU_FAMILIES
 from tests.test_config import minimal
@@ -351,7 +352,7 @@ def test_every_repository_stack_gets_an_estimate(path: Path) -> None:
 def test_the_dev_aws_plan_summary_has_the_cost_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     cfg = load_stack_file(ROOT / "stacks" / "Pulumi.dev-aws.yaml")
-    summary = plan_stack(cfg, "dev-aws").summary()
+    summary = render_summary(plan_stack(cfg, "dev-aws"))
     line = next(line for line in summary.splitlines() if line.startswith("- cost (GPU nodes): $"))
     assert "at min_replicas" in line and "at max_replicas" in line
     assert "on g6." in line and "typical spot price: on-demand less the family's median spot discount" in line

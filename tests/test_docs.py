@@ -132,8 +132,8 @@ def gpu_quota_section(page: str) -> str:
     ("page", "stacks"), [("aws.md", ["dev-aws", "prod-aws"]), ("gcp.md", ["dev-gcp", "prod-gcp"])]
 )
 def test_gpu_quota_asks_for_the_pools_ceiling_with_rollout_headroom(page: str, stacks: list[str]) -> None:
-    from stacks.config_aws import gpu_limit
-    from stacks.config_gcp import gcp_gpu_limit
+    from stacks.rules_aws import gpu_limit
+    from stacks.rules_gcp import gcp_gpu_limit
 
     section = gpu_quota_section(page)
     assert QUOTA_FORMULA.search(section), (

@@ -12,8 +12,8 @@ import yaml
 from components.clusters.gcp.gpu_machines import GCP_GPU_MACHINES
 from inferstack.planning.plan import Plan, plan_stack
 from stacks.config import load_stack_file, parse_stack_config
-from stacks.config_gcp import gcp_max_gpu_nodes
 from stacks.gcp import REQUIRED_APIS
+from stacks.rules_gcp import gcp_max_gpu_nodes
 from tests.model_servers import model_server_allow, model_server_deployments
 from tests.stack_graph import ancestors_and_dependencies, covers
 

@@ -24,6 +24,7 @@ from components.load_balancer import CLIENT_ID_HEADER
 from components.model_routing import MODEL_HEADER, assign_variants
 from inferstack.cli import EXIT_BAD_INPUT, main
 from inferstack.planning.plan import Plan, plan_stack
+from inferstack.reporting.summary import render_summary
 from stacks.config import (
     ConfigError,
     StackConfig,
@@ -370,10 +371,10 @@ def test_a_weight_change_shows_in_diff_with_the_clients_it_moves() -> None:
 
 def test_the_summary_names_each_variants_clients_and_warns_of_an_idle_canary() -> None:
     _, plan = example()
-    summary = plan.summary()
+    summary = render_summary(plan)
     assert "| `llama-3.1-8b-instruct` | v2 | 10 % | batch-jobs |" in summary
     assert "No API client lands" not in summary
-    idle = plan_stack(_with_weights(95, 5), "multi-onprem").summary()
+    idle = render_summary(plan_stack(_with_weights(95, 5), "multi-onprem"))
     assert "**No API client lands on llama-3.1-8b-instruct v2**" in idle
 
 
@@ -500,7 +501,7 @@ def test_a_pool_capped_below_both_models_and_a_surge_replaces_one_at_a_time() ->
 def test_a_variant_at_zero_percent_that_still_runs_is_named_in_the_summary() -> None:
     values = example_values()
     values["models"][0]["variants"][0]["weight"], values["models"][0]["variants"][1]["weight"] = 100, 0
-    summary = plan_stack(parse_stack_config(values), "multi-onprem").summary()
+    summary = render_summary(plan_stack(parse_stack_config(values), "multi-onprem"))
     assert "**At 0 % but running**: llama-3.1-8b-instruct v2 (1 x 1 GPU)" in summary
     values["models"][0]["variants"][1]["autoscaling"] = {"min_replicas": 0}  # a variant sizes itself
     cfg = parse_stack_config(values)
@@ -508,7 +509,7 @@ def test_a_variant_at_zero_percent_that_still_runs_is_named_in_the_summary() -> 
         cfg.served[1].config.autoscaling.min_replicas == 0
         and cfg.served[0].config.autoscaling.min_replicas == 1
     )
-    assert "At 0 % but running" not in plan_stack(cfg, "multi-onprem").summary()
+    assert "At 0 % but running" not in render_summary(plan_stack(cfg, "multi-onprem"))
 
 
 def test_the_clusters_keda_and_http_add_on_follow_no_model() -> None:
@@ -585,7 +586,8 @@ def _two_models_on_prod_gcp(**gpu_nodes: Any) -> dict[str, Any]:
 
 
 def test_several_models_on_a_gke_pool_get_one_machine_per_replica() -> None:
-    from stacks.config_gcp import GCP_GPU_MACHINES, gcp_max_gpu_nodes
+    from stacks.config_gcp import GCP_GPU_MACHINES
+    from stacks.rules_gcp import gcp_max_gpu_nodes
 
     values = _two_models_on_prod_gcp(gpu_limit=None)
     cfg = parse_stack_config(values)

@@ -15,6 +15,7 @@ import yaml
 from components.alert_rules import TTFT_BUCKETS
 from components.gpu_telemetry import GpuTelemetrySource
 from inferstack.planning.plan import Plan, plan_stack
+from inferstack.reporting.summary import render_summary
 from stacks.config import ConfigError, config_values_from_stack_yaml, load_stack_file, parse_stack_config
 from stacks.operations import chat_pod_cidrs, gpu_operator_values, gpu_telemetry_args, telemetry_source
 
@@ -270,7 +271,7 @@ def test_alerts_reach_an_alertmanager_only_where_the_stack_file_installs_one() -
     assert not local.monitoring.alerts.alertmanager
     onprem = {r["name"]: r for r in objects(planned("onprem"), RELEASE)}
     assert onprem["llm-prometheus-stack"]["values"]["alertmanager"] == {"enabled": False}
-    assert "alerts notify no one" in planned("onprem").summary()
+    assert "alerts notify no one" in render_summary(planned("onprem"))
 
 
 def test_the_guardrail_and_the_variant_header_share_the_routes_one_extension_policy() -> None:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from inferstack.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from inferstack.planning.plan import plan_stack
+from inferstack.reporting.summary import render_summary
 from stacks.config import load_stack_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +58,7 @@ def test_generated_api_keys_never_reach_the_plan_files(tmp_path: Path) -> None:
     plan = plan_stack(config, "onprem")
     keys = [r.outputs["result"] for r in plan.recording.of_type("random:index/randomPassword:RandomPassword")]
     assert len(keys) == len(config.serving.api_keys.clients)
-    plan.write(tmp_path)
+    plan.write(tmp_path, render_summary(plan))
     written = "".join(p.read_text() for p in tmp_path.iterdir())
     for key in keys:
         assert key not in written

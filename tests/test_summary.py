@@ -11,7 +11,7 @@ import pytest
 
 from inferstack.planning.plan import Plan, plan_stack
 from inferstack.planning.recording import RecordedResource, Recording, made_up_outputs
-from inferstack.reporting.summary import PLACEHOLDER_LABEL
+from inferstack.reporting.summary import PLACEHOLDER_LABEL, render_summary
 from stacks.cold_start import progress_deadline_seconds, rollout_timeout_seconds
 from stacks.config import cold_start_seconds, load_stack_file
 from stacks.rollout import most_replicas
@@ -31,13 +31,13 @@ def planned(stack: str) -> Plan:
 @pytest.fixture(scope="module")
 def local() -> Iterator[tuple[Plan, str]]:
     plan = planned("local")
-    yield plan, plan.summary()
+    yield plan, render_summary(plan)
 
 
 @pytest.fixture(scope="module")
 def dev_aws() -> Iterator[tuple[Plan, str]]:
     plan = planned("dev-aws")
-    yield plan, plan.summary()
+    yield plan, render_summary(plan)
 
 
 def bullet(summary: str, start: str) -> str:

@@ -161,19 +161,15 @@ class Plan:
         """GPUs the model servers use at their fewest and most replicas, all models together."""
         return gpu_range(self.config)
 
-    def summary(self) -> str:
-        """summary.md: what the stack creates, in a page a reviewer reads (inferstack.reporting.summary)."""
-        from inferstack.reporting.summary import render_summary
-
-        return render_summary(self)
-
-    def write(self, out_dir: Path) -> list[Path]:
+    def write(self, out_dir: Path, summary: str) -> list[Path]:
+        """resources.json, manifests.yaml and `summary` (inferstack.reporting.summary.render_summary) as
+        summary.md in `out_dir` (made if missing); returns the paths written."""
         out_dir.mkdir(parents=True, exist_ok=True)
         files = {
             "resources.json": json.dumps(self.resources(), indent=2, sort_keys=True) + "\n",
             "manifests.yaml": MANIFESTS_HEADER
             + yaml.safe_dump_all(self.manifests(), sort_keys=False, default_flow_style=False),
-            "summary.md": self.summary(),
+            "summary.md": summary,
         }
         written = []
         for filename, text in files.items():
