@@ -142,12 +142,12 @@ LINUX_312 = --python-platform x86_64-manylinux_2_28 --python-version 3.12
 lock: $(UV)
 	$(COMPILE) $(UNIVERSAL) requirements/uv.in -o requirements/uv.txt
 	$(COMPILE) $(LINUX_311_DEV) $(LOCK_TORCH) pyproject.toml requirements/build.in model_image/requirements-cpu.in \
-	  --extra aws --extra gcp --extra dev -o requirements/dev.txt
+	  --extra aws --extra gcp --extra azure --extra dev -o requirements/dev.txt
 	$(COMPILE) $(LINUX_311) $(LOCK_TORCH) model_image/requirements-cpu.in -c requirements/dev.txt \
 	  -o model_image/requirements-cpu-amd64.txt
 	$(COMPILE) $(LINUX_311_ARM64) $(LOCK_TORCH) model_image/requirements-cpu.in -c requirements/dev.txt \
 	  -o model_image/requirements-cpu-arm64.txt
-	$(COMPILE) $(UNIVERSAL) pyproject.toml requirements/build.in --extra aws --extra gcp -c requirements/dev.txt \
+	$(COMPILE) $(UNIVERSAL) pyproject.toml requirements/build.in --extra aws --extra gcp --extra azure -c requirements/dev.txt \
 	  -o requirements/runtime.txt
 	$(COMPILE) $(UNIVERSAL) pyproject.toml requirements/build.in -c requirements/runtime.txt \
 	  -o requirements/runtime-core.txt

@@ -37,7 +37,7 @@ LOCKS = [
     *CPU_IMAGE_LOCKS.values(),
     GPU_IMAGE_LOCK,
 ]
-CLOUD_SDKS = {"pulumi-aws", "pulumi-gcp"}
+CLOUD_SDKS = {"pulumi-aws", "pulumi-gcp", "pulumi-azure-native"}
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """A stack imports only its own platform's cloud SDK.
 
-An onprem or local stack, planned or deployed, imports neither pulumi_aws nor pulumi_gcp; an AWS stack not
-pulumi_gcp; a GCP stack not pulumi_aws. This is what lets a laptop install (`make up STACK=local`) leave
+An onprem or local stack, planned or deployed, imports no cloud SDK (pulumi_aws, pulumi_gcp,
+pulumi_azure_native); an AWS, GCP or Azure stack only its own. This is what lets a laptop install (`make up STACK=local`) leave
 the cloud SDKs out, and it keeps `inferstack plan` of a small stack from paying for their import.
 
 Each case runs in a fresh interpreter: in this one, other tests have long since imported every SDK.
@@ -20,12 +20,13 @@ import pytest
 from stacks.config import Platform, load_stack_file
 
 ROOT = Path(__file__).resolve().parents[1]
-CLOUD_SDKS = frozenset({"pulumi_aws", "pulumi_gcp"})
+CLOUD_SDKS = frozenset({"pulumi_aws", "pulumi_gcp", "pulumi_azure_native"})
 # The one cloud SDK each platform's composition may import.
 PLATFORM_SDKS: dict[Platform, frozenset[str]] = {
     Platform.ONPREM: frozenset(),
     Platform.AWS: frozenset({"pulumi_aws"}),
     Platform.GCP: frozenset({"pulumi_gcp"}),
+    Platform.AZURE: frozenset({"pulumi_azure_native"}),
 }
 
 # Run in the child: plan through the CLI, as a user does, then report which cloud SDKs got imported.
@@ -85,6 +86,7 @@ def test_every_platform_names_its_sdks() -> None:
         pytest.param("local", DEPLOY, id="deploy-local"),
         pytest.param("prod-aws", PLAN, id="plan-prod-aws"),
         pytest.param("prod-gcp", PLAN, id="plan-prod-gcp"),
+        pytest.param("prod-azure", PLAN, id="plan-prod-azure"),
     ],
 )
 def test_a_stack_imports_only_its_platforms_cloud_sdk(stack: str, probe: str, tmp_path: Path) -> None:
