@@ -8,6 +8,7 @@ deployed: an onprem or local stack never imports pulumi_aws or pulumi_gcp, an AW
 from __future__ import annotations
 
 import gc
+import importlib
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,6 +62,14 @@ def _platform_sdk(platform: Platform, module: str, distribution: str) -> Iterato
         ) from None
 
 
+#: Each cloud platform's composition: (module, function, its SDK's module, the distribution that has it).
+CLOUD_COMPOSITIONS: dict[Platform, tuple[str, str, str, str]] = {
+    Platform.AWS: ("stacks.aws", "deploy_aws", "pulumi_aws", "pulumi-aws"),
+    Platform.GCP: ("stacks.gcp", "deploy_gcp", "pulumi_gcp", "pulumi-gcp"),
+    Platform.AZURE: ("stacks.azure", "deploy_azure", "pulumi_azure_native", "pulumi-azure-native"),
+}
+
+
 def deploy(config: StackConfig) -> None:
     """Create every resource of the stack (inside a Pulumi program, or under the recording mock).
 
@@ -71,13 +80,10 @@ def deploy(config: StackConfig) -> None:
         from stacks.onprem import deploy_onprem
 
         deploy_onprem(config)
-    elif config.platform is Platform.AWS:
-        with _platform_sdk(Platform.AWS, "pulumi_aws", "pulumi-aws"):
-            from stacks.aws import deploy_aws
-        deploy_aws(config)
-    elif config.platform is Platform.GCP:
-        with _platform_sdk(Platform.GCP, "pulumi_gcp", "pulumi-gcp"):
-            from stacks.gcp import deploy_gcp
-        deploy_gcp(config)
-    else:  # pragma: no cover - the schema admits only platforms that have a composition
+        return
+    if config.platform not in CLOUD_COMPOSITIONS:  # pragma: no cover - the schema admits only composed platforms
         raise ValueError(f"platform: no composition for {config.platform.value}")
+    module, function, sdk, distribution = CLOUD_COMPOSITIONS[config.platform]
+    with _platform_sdk(config.platform, sdk, distribution):
+        composition = importlib.import_module(module)
+    getattr(composition, function)(config)
