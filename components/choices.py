@@ -36,6 +36,7 @@ class Dns01Provider(StrEnum):
     RFC2136 = "rfc2136"
     ROUTE53 = "route53"
     CLOUDDNS = "clouddns"
+    AZUREDNS = "azuredns"
 
 
 class GpuDriverStack(StrEnum):
@@ -118,3 +119,5 @@ class GpuType(StrEnum):
     H100_80GB = "nvidia-h100-80gb"
     H200 = "nvidia-h200"
     B200 = "nvidia-b200"
+    A10 = "nvidia-a10"  # Azure NVads A10 v5 (the A10G is AWS's variant of the same GA102 board)
+    H100_NVL = "nvidia-h100-nvl"  # Azure NCads H100 v5: 94 GB HBM3 PCIe boards
