@@ -506,7 +506,13 @@ def _price_pool(name: str, inputs: Mapping[str, Any], prices: AzurePrices) -> Az
     low, high = _pool_counts(inputs)
     # scaleSetPriority is the ARM enum "Spot" | "Regular" (containerservice ScaleSetPriority).
     spot = inputs.get("scaleSetPriority") == "Spot"
-    common = {"name": name, "vm_size": size, "nodes_min": low, "nodes_max": high, "spot": spot}
+    common: dict[str, Any] = {
+        "name": name,
+        "vm_size": size,
+        "nodes_min": low,
+        "nodes_max": high,
+        "spot": spot,
+    }
     if size in prices.machines:
         machine = prices.machines[size]
         price, estimated = machine.on_demand_per_hour, machine.basis is PriceBasis.ESTIMATE
