@@ -4,7 +4,8 @@ Per mode:
 
 - `acme`: a ClusterIssuer for an ACME CA (Let's Encrypt by default), proving control of the hostname by
   HTTP-01 through the Gateway's `http` listener (cert-manager adds an HTTPRoute for the challenge) or by
-  DNS-01 (RFC 2136 with a TSIG key, or Route53 / Cloud DNS through the pod's cloud identity — no keys);
+  DNS-01 (RFC 2136 with a TSIG key, or Route53 / Cloud DNS / Azure DNS through the pod's cloud identity —
+  no keys);
 - `internal_ca`: a CA key and self-signed CA certificate made with pulumi-tls, stored as a
   kubernetes.io/tls Secret in cert-manager's namespace and used by a CA ClusterIssuer; clients trust
   `ca_certificate_pem`;
@@ -39,6 +40,17 @@ GATEWAY_HTTP_LISTENER = "http"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_NAME = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+#: Azure resource group names: 1-90 letters, digits, '_', '-', '.', '(' and ')', not ending in '.'.
+_RESOURCE_GROUP = re.compile(r"^[-\w.()]{0,89}[-\w()]$")
+
+#: The clouds cert-manager's azureDNS solver knows (ClusterIssuer CRD, acme.solvers.dns01.azureDNS.environment).
+AZURE_ENVIRONMENTS = ("AzurePublicCloud", "AzureChinaCloud", "AzureGermanCloud", "AzureUSGovernmentCloud")
+#: Azure Workload Identity (azure-workload-identity docs, "Quick start" / "Service Account Labels and
+#: Annotations"): the mutating webhook projects a token into pods with this label, and the client id
+#: annotation on their ServiceAccount names the managed identity the token is exchanged for.
+AZURE_WORKLOAD_IDENTITY_USE_LABEL = "azure.workload.identity/use"
+AZURE_WORKLOAD_IDENTITY_CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +75,16 @@ class TlsCertificatesArgs:
     clouddns_hosted_zone_name: str | None = (
         None  # clouddns: managed zone to write in (default: found by name)
     )
+    # azuredns (cert-manager docs "AzureDNS", "Managed Identity Using AAD Workload Identity"): the zone's
+    # subscription, resource group and name, and the client id of the user-assigned managed identity that
+    # has "DNS Zone Contributor" on the zone and a federated credential for cert-manager's ServiceAccount
+    # (cert_manager_service_account). The component labels cert-manager's controller pods and annotates
+    # its ServiceAccount for Workload Identity itself; no secret is involved.
+    azuredns_subscription_id: str | None = None  # azuredns: subscription GUID of the DNS zone
+    azuredns_resource_group: str | None = None  # azuredns: resource group the zone is in
+    azuredns_hosted_zone_name: str | None = None  # azuredns: the zone, e.g. example.com
+    azuredns_managed_identity_client_id: pulumi.Input[str] | None = None  # azuredns: identity's client id
+    azuredns_environment: str = "AzurePublicCloud"  # azuredns: the Azure cloud the zone is in
     internal_ca_common_name: str = "InferStack internal CA"  # internal_ca: the CA certificate's CN
     internal_ca_validity_hours: int = 24 * 365 * 5  # internal_ca: lifetime of the CA certificate
     existing_secret: str | None = None  # existing_secret: kubernetes.io/tls Secret in `namespace`
@@ -170,19 +192,75 @@ def _acme_problems(args: TlsCertificatesArgs) -> list[str]:
         return problems
 
     if args.dns01_provider is None:
-        problems.append("dns01_provider: acme_solver dns01 needs a provider (rfc2136, route53 or clouddns)")
+        problems.append(
+            "dns01_provider: acme_solver dns01 needs a provider (rfc2136, route53, clouddns or azuredns)"
+        )
         return problems
     needed = {
         Dns01Provider.RFC2136: ("rfc2136_nameserver", "rfc2136_tsig_key_name", "rfc2136_tsig_secret"),
         Dns01Provider.ROUTE53: ("route53_region",),
         Dns01Provider.CLOUDDNS: ("clouddns_project",),
+        Dns01Provider.AZUREDNS: (
+            "azuredns_subscription_id",
+            "azuredns_resource_group",
+            "azuredns_hosted_zone_name",
+            "azuredns_managed_identity_client_id",
+        ),
     }[args.dns01_provider]
     for name in needed:
         if not getattr(args, name):
             problems.append(f"{name}: dns01 provider {args.dns01_provider.value} needs it")
     if args.rfc2136_tsig_secret and not _DNS_LABEL.match(args.rfc2136_tsig_secret):
         problems.append(f"rfc2136_tsig_secret: {args.rfc2136_tsig_secret!r} is not a Secret name")
+    if args.dns01_provider is Dns01Provider.AZUREDNS:
+        problems.extend(_azuredns_problems(args))
     return problems
+
+
+def _azuredns_problems(args: TlsCertificatesArgs) -> list[str]:
+    """Shapes of the azuredns fields that are set (missing ones are reported by _acme_problems)."""
+    problems: list[str] = []
+    if args.azuredns_subscription_id and not _GUID.match(args.azuredns_subscription_id):
+        problems.append(
+            f"azuredns_subscription_id: {args.azuredns_subscription_id!r} is not a subscription id (a GUID, "
+            "e.g. 00000000-0000-0000-0000-000000000000; `az account show --query id`)"
+        )
+    if args.azuredns_resource_group and not _RESOURCE_GROUP.match(args.azuredns_resource_group):
+        problems.append(
+            f"azuredns_resource_group: {args.azuredns_resource_group!r} is not a resource group name "
+            "(1-90 letters, digits, '_', '-', '.', '(' or ')', not ending in '.')"
+        )
+    zone = args.azuredns_hosted_zone_name
+    if zone and not _DNS_NAME.match(zone):
+        problems.append(f"azuredns_hosted_zone_name: {zone!r} is not a lowercase DNS zone name")
+    elif zone and not _in_zone(args.hostname, zone):
+        problems.append(
+            f"azuredns_hosted_zone_name: {zone!r} does not contain hostname {args.hostname!r}; cert-manager "
+            "writes the _acme-challenge record in this zone, so it must be the hostname's zone or a parent"
+        )
+    elif zone:
+        outside = [extra for extra in args.extra_hostnames if not _in_zone(extra, zone)]
+        if outside:
+            problems.append(
+                f"azuredns_hosted_zone_name: {zone!r} does not contain extra_hostnames {', '.join(outside)}"
+            )
+    client_id = args.azuredns_managed_identity_client_id
+    # An Output (the identity made in the same stack) is checked by Azure; a literal is checked here.
+    if isinstance(client_id, str) and client_id and not _GUID.match(client_id):
+        problems.append(
+            f"azuredns_managed_identity_client_id: {client_id!r} is not a client id (a GUID: the managed "
+            "identity's clientId, not its principalId or resource id)"
+        )
+    if args.azuredns_environment not in AZURE_ENVIRONMENTS:
+        problems.append(
+            f"azuredns_environment: {args.azuredns_environment!r} is not one of {', '.join(AZURE_ENVIRONMENTS)}"
+        )
+    return problems
+
+
+def _in_zone(name: str, zone: str) -> bool:
+    bare = name.removeprefix("*.")
+    return bare == zone or bare.endswith("." + zone)
 
 
 class TlsCertificates(pulumi.ComponentResource):
@@ -311,8 +389,17 @@ def cert_manager_values(args: TlsCertificatesArgs) -> dict[str, Any]:
             # would name cert-manager's namespace instead of the certificate's.
             "podmonitor": {"enabled": True, "labels": dict(args.pod_monitor_labels), "honorLabels": True},
         }
-    if args.cert_manager_service_account_annotations:
-        values["serviceAccount"] = {"annotations": dict(args.cert_manager_service_account_annotations)}
+    annotations: dict[str, Any] = dict(args.cert_manager_service_account_annotations)
+    if args.acme_solver is AcmeSolver.DNS01 and args.dns01_provider is Dns01Provider.AZUREDNS:
+        # Workload Identity for the controller only (the webhook and cainjector call no Azure API): the
+        # label makes the azure-workload-identity webhook project a token and set AZURE_CLIENT_ID,
+        # AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE, which cert-manager's azureDNS solver reads
+        # (cert-manager docs "AzureDNS", "Reconfigure cert-manager": podLabels and serviceAccount
+        # annotations; chart values `podLabels`, `serviceAccount.annotations`).
+        values["podLabels"] = {AZURE_WORKLOAD_IDENTITY_USE_LABEL: "true"}
+        annotations[AZURE_WORKLOAD_IDENTITY_CLIENT_ID_ANNOTATION] = args.azuredns_managed_identity_client_id
+    if annotations:
+        values["serviceAccount"] = {"annotations": annotations}
     return values
 
 
@@ -379,6 +466,20 @@ def dns01_solver(args: TlsCertificatesArgs) -> dict[str, Any]:
         if args.clouddns_hosted_zone_name:
             cloud_dns["hostedZoneName"] = args.clouddns_hosted_zone_name
         return {"cloudDNS": cloud_dns}
+    if args.dns01_provider is Dns01Provider.AZUREDNS:
+        # managedIdentity.clientID with no secret: cert-manager uses the Workload Identity token when the
+        # controller pod has one (cert-manager docs "AzureDNS", "Managed Identity Using AAD Workload
+        # Identity"). The CRD requires subscriptionID and resourceGroupName; naming the zone spares a
+        # list call, so the identity's role can be on that one zone.
+        return {
+            "azureDNS": {
+                "subscriptionID": args.azuredns_subscription_id,
+                "resourceGroupName": args.azuredns_resource_group,
+                "hostedZoneName": args.azuredns_hosted_zone_name,
+                "environment": args.azuredns_environment,
+                "managedIdentity": {"clientID": args.azuredns_managed_identity_client_id},
+            }
+        }
     raise AssertionError(f"unhandled dns01 provider {args.dns01_provider!r}")  # validation prevents this
 
 

@@ -51,6 +51,8 @@ GPU_MEMORY_GB: dict[GpuType, float] = {
     GpuType.H100_80GB: 80,
     GpuType.H200: 141,
     GpuType.B200: 180,
+    GpuType.A10: 24,  # 24 GB GDDR6 (NVIDIA A10 data sheet)
+    GpuType.H100_NVL: 94,  # 94 GB HBM3 per GPU (NVIDIA H100 NVL data sheet; Azure NCads H100 v5)
 }
 
 #: Memory per GPU in GiB as CUDA reports it (``torch.cuda.get_device_properties().total_memory``, the
@@ -61,7 +63,12 @@ GPU_MEMORY_GB: dict[GpuType, float] = {
 #: T4 14.74 (Colab T4 reports; 15360 MiB in nvidia-smi), L4 22.03 (L4 / g2-standard reports: 23.65 GB,
 #: the "about 23.6 GB" of issue 13), A10G 21.98 (24 GB GA102 boards report 21.96-22.18), L40S 44.34
 #: (L40/L40S boards report 44.34-44.52; QwenLM/Qwen3-VL#2097: 44.40 on an L40), A100-40GB 39.39 (SXM4; PCIe 39.49-39.56),
-#: A100-80GB 79.15, H100-80GB 79.10 (79.10-79.19), H200 139.72 (139.72-139.81), B200 178.35.
+#: A100-80GB 79.15, H100-80GB 79.10 (79.10-79.19), H200 139.72 (139.72-139.81), B200 178.35,
+#: H100 NVL 93.02 (PyTorch reports on H100 NVL / "H100 96GB" boards: 93.09-93.11 GiB, and 93.02 for
+#: GPU 1 of a two-GPU vLLM host in a vLLM issue; the lowest taken).
+#: A10: the A10G figure (21.98). No PyTorch report for the A10 was found; it is the same GA102 die with
+#: the same 24 GB GDDR6 (the A10G is the A10's AWS variant, differing in clocks, not memory), so the
+#: driver reserves the same share. A reported A10 figure should replace it.
 GPU_USABLE_MEMORY_GIB: dict[GpuType, float] = {
     GpuType.T4: 14.74,
     GpuType.L4: 22.03,
@@ -72,6 +79,8 @@ GPU_USABLE_MEMORY_GIB: dict[GpuType, float] = {
     GpuType.H100_80GB: 79.10,
     GpuType.H200: 139.72,
     GpuType.B200: 178.35,
+    GpuType.A10: 21.98,
+    GpuType.H100_NVL: 93.02,
 }
 
 #: Bytes per weight for each dtype / quantization. "auto" loads the checkpoint's dtype: bf16 for the

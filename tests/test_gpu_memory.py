@@ -214,3 +214,18 @@ def test_stack_files_read_here_are_the_ones_check_reads() -> None:
     for path in ALL_STACK_FILES:
         values = config_values_from_stack_yaml(yaml.safe_load(path.read_text()), str(path))
         assert "model" in values
+
+
+def test_azure_gpus_are_sized_from_their_own_boards() -> None:
+    # A10: same GA102 and 24 GB GDDR6 as the A10G, so the same CUDA total; H100 NVL: 94 GB HBM3 boards
+    # report about 93 GiB, more than the 80 GB H100 and less than the H200.
+    assert (
+        GPU_MEMORY_GB[GpuType.A10] == 24
+        and GPU_USABLE_MEMORY_GIB[GpuType.A10] == GPU_USABLE_MEMORY_GIB[GpuType.A10G]
+    )
+    assert GPU_MEMORY_GB[GpuType.H100_NVL] == 94
+    assert (
+        GPU_USABLE_MEMORY_GIB[GpuType.H100_80GB]
+        < GPU_USABLE_MEMORY_GIB[GpuType.H100_NVL]
+        < GPU_USABLE_MEMORY_GIB[GpuType.H200]
+    )

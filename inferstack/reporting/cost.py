@@ -18,6 +18,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -110,9 +112,44 @@ class CloudPrices(_Strict):
     spot_discounts: dict[str, SpotDiscount] = Field(..., description="by family: g6, p5, g2, a3, ...")
 
 
+class PricedSystemMachine(_Sourced):
+    """A VM size without GPUs (an AKS system pool) and its on-demand price in the table's region."""
+
+    vcpus: int = Field(..., ge=1)
+    memory_gib: float = Field(..., gt=0)
+    on_demand_per_hour: float = Field(..., gt=0, description="USD per hour, Linux, on-demand")
+
+
+class PricedService(_Sourced):
+    """An hourly charge for one unit of a managed service (a cluster's tier, a NAT gateway, an address)."""
+
+    per_hour: float = Field(..., ge=0, description="USD per hour per unit")
+    unit: str = Field(..., min_length=1, description="what one unit is: cluster, gateway, address, ...")
+
+
+class AzurePrices(CloudPrices):
+    """Azure: GPU sizes as for the other clouds (spot only where the source had a real spot price), plus
+    the system pool's sizes and the hourly services an Azure stack makes."""
+
+    system_machines: dict[str, PricedSystemMachine]
+    services: dict[str, PricedService]
+
+
+#: The `services` entries the Azure plan reader needs (azure_plan_cost).
+AZURE_SERVICES = (
+    "aks_free_tier",
+    "aks_standard_tier",
+    "aks_premium_tier",
+    "nat_gateway",
+    "public_ip_standard",
+    "load_balancer_standard",
+)
+
+
 class PriceTable(_Strict):
     aws: CloudPrices
     gcp: CloudPrices
+    azure: AzurePrices
 
 
 class PriceTableError(ValueError):
@@ -127,6 +164,15 @@ def aws_family(instance_type: str) -> str:
 def gcp_family(machine_type: str) -> str:
     """g2-standard-8 -> g2; a3-highgpu-8g -> a3."""
     return machine_type.split("-", 1)[0]
+
+
+_AZURE_SIZE = re.compile(r"^Standard_([A-Z]+)\d+(?:-\d+)?[a-z]*_(.+)$")
+
+
+def azure_family(vm_size: str) -> str:
+    """Standard_NC24ads_A100_v4 -> NC_A100_v4; Standard_NV72ads_A10_v5 -> NV_A10_v5 (the series)."""
+    match = _AZURE_SIZE.match(vm_size)
+    return f"{match.group(1)}_{match.group(2)}" if match else vm_size
 
 
 def parse_price_table(document: Any, source: str = "prices.yaml") -> PriceTable:
@@ -146,6 +192,19 @@ def parse_price_table(document: Any, source: str = "prices.yaml") -> PriceTable:
         )
         for name in prices.machines
         if (family := family_of(name)) not in prices.spot_discounts
+    ]
+    missing += [
+        f"azure.services: no {name!r} entry (the Azure plan reader prices it)"
+        for name in AZURE_SERVICES
+        if name not in table.azure.services
+    ]
+    # Azure spot entries are optional (a size with no real spot price gets none; see prices.yaml), but one
+    # that names no listed series is a typo.
+    azure_series = {azure_family(name) for name in table.azure.machines}
+    missing += [
+        f"azure.spot_discounts.{family}: no machine of this series is listed"
+        for family in table.azure.spot_discounts
+        if family not in azure_series
     ]
     if missing:
         raise PriceTableError(f"{source}: " + "; ".join(missing))
@@ -381,4 +440,156 @@ def estimate_stack_cost(cfg: StackConfig, table: PriceTable | None = None) -> Co
         per_month_min=total("per_month_min"),
         per_month_max=total("per_month_max"),
         problem="; ".join(problems) or None,
+    )
+
+
+# --- Azure, from the plan -------------------------------------------------------------------------
+
+T_AGENT_POOL = "azure-native:containerservice:AgentPool"
+T_MANAGED_CLUSTER = "azure-native:containerservice:ManagedCluster"
+T_NAT_GATEWAY = "azure-native:network:NatGateway"
+T_PUBLIC_IP = "azure-native:network:PublicIPAddress"
+T_LOAD_BALANCER = "azure-native:network:LoadBalancer"
+
+
+@dataclass(frozen=True)
+class AzurePoolCost:
+    """One AKS node pool priced at its fewest and most nodes (minCount / maxCount, or count twice)."""
+
+    name: str  # the pool's name input (agentPoolName), or the resource name
+    vm_size: str
+    nodes_min: int
+    nodes_max: int
+    spot: bool
+    gpus_per_node: int  # 0 for a system pool
+    per_hour: float | None  # per node, after any spot discount; None when the table has no price
+    estimated: bool = False
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class AzurePlanCost:
+    """What an Azure plan costs per hour: node pools at min and max, plus the hourly services."""
+
+    pools: tuple[AzurePoolCost, ...]
+    services_per_hour: float  # control plane tier, NAT gateways, public IPs, load balancers
+    services: tuple[str, ...]  # "nat_gateway x1", ... what services_per_hour is made of
+    estimated: bool
+    problems: tuple[str, ...]
+
+    @property
+    def per_hour_min(self) -> float | None:
+        return self._total("nodes_min")
+
+    @property
+    def per_hour_max(self) -> float | None:
+        return self._total("nodes_max")
+
+    def _total(self, nodes: str) -> float | None:
+        if any(pool.per_hour is None for pool in self.pools):
+            return None
+        return self.services_per_hour + sum(
+            pool.per_hour * getattr(pool, nodes) for pool in self.pools if pool.per_hour is not None
+        )
+
+
+def _pool_counts(inputs: Mapping[str, Any]) -> tuple[int, int]:
+    """(fewest, most) nodes of an AgentPool or a ManagedCluster agentPoolProfiles entry."""
+    if inputs.get("enableAutoScaling"):
+        return int(inputs.get("minCount") or 0), int(inputs.get("maxCount") or 0)
+    count = int(inputs.get("count") or 0)
+    return count, count
+
+
+def _price_pool(name: str, inputs: Mapping[str, Any], prices: AzurePrices) -> AzurePoolCost:
+    size = str(inputs.get("vmSize") or "")
+    low, high = _pool_counts(inputs)
+    # scaleSetPriority is the ARM enum "Spot" | "Regular" (containerservice ScaleSetPriority).
+    spot = inputs.get("scaleSetPriority") == "Spot"
+    common: dict[str, Any] = {
+        "name": name,
+        "vm_size": size,
+        "nodes_min": low,
+        "nodes_max": high,
+        "spot": spot,
+    }
+    if size in prices.machines:
+        machine = prices.machines[size]
+        price, estimated = machine.on_demand_per_hour, machine.basis is PriceBasis.ESTIMATE
+        if spot:
+            family = azure_family(size)
+            if family not in prices.spot_discounts:
+                return AzurePoolCost(
+                    **common,
+                    gpus_per_node=machine.gpus,
+                    per_hour=None,
+                    problem=f"no spot price for {size} (series {family}) in the price table",
+                )
+            entry = prices.spot_discounts[family]
+            price *= 1 - entry.discount
+            estimated = estimated or entry.basis is PriceBasis.ESTIMATE
+        return AzurePoolCost(**common, gpus_per_node=machine.gpus, per_hour=price, estimated=estimated)
+    if size in prices.system_machines:
+        system = prices.system_machines[size]
+        problem = f"no spot price for {size} in the price table" if spot else None
+        return AzurePoolCost(
+            **common,
+            gpus_per_node=0,
+            per_hour=None if spot else system.on_demand_per_hour,
+            estimated=system.basis is PriceBasis.ESTIMATE,
+            problem=problem,
+        )
+    return AzurePoolCost(
+        **common,
+        gpus_per_node=0,
+        per_hour=None,
+        problem=f"no price for VM size {size or '(none)'} in the price table",
+    )
+
+
+def azure_plan_cost(
+    resources: Iterable[tuple[str, Mapping[str, Any]]], table: PriceTable | None = None
+) -> AzurePlanCost:
+    """Price an Azure plan from its resources' (type token, inputs), as the recording mock has them.
+
+    Reads: AgentPool `vmSize`, `count` or `enableAutoScaling` + `minCount`/`maxCount`, `scaleSetPriority`
+    (and the same fields in a ManagedCluster's `agentPoolProfiles`, the system pool made with the
+    cluster); ManagedCluster `sku.tier` ("Free" | "Standard" | "Premium"; ARM's default is Free);
+    one unit per NatGateway, PublicIPAddress (Standard SKU assumed) and LoadBalancer. Never raises for a
+    plan: what it cannot price is in `problems`.
+    """
+    prices = (table or load_price_table()).azure
+    pools: list[AzurePoolCost] = []
+    units: dict[str, int] = {}
+    for type_token, inputs in resources:
+        if type_token == T_AGENT_POOL:
+            pools.append(_price_pool(str(inputs.get("agentPoolName") or "agent pool"), inputs, prices))
+        elif type_token == T_MANAGED_CLUSTER:
+            tier = str((inputs.get("sku") or {}).get("tier") or "Free").lower()
+            key = f"aks_{tier}_tier"
+            units[key] = units.get(key, 0) + 1
+            for profile in inputs.get("agentPoolProfiles") or []:
+                pools.append(_price_pool(str(profile.get("name") or "system"), profile, prices))
+        elif type_token == T_NAT_GATEWAY:
+            units["nat_gateway"] = units.get("nat_gateway", 0) + 1
+        elif type_token == T_PUBLIC_IP:
+            units["public_ip_standard"] = units.get("public_ip_standard", 0) + 1
+        elif type_token == T_LOAD_BALANCER:
+            units["load_balancer_standard"] = units.get("load_balancer_standard", 0) + 1
+    problems = [pool.problem for pool in pools if pool.problem]
+    per_hour, estimated, described = 0.0, any(pool.estimated for pool in pools), []
+    for key, count in sorted(units.items()):
+        service = prices.services.get(key)
+        if service is None:
+            problems.append(f"no price for {key} in the price table")
+            continue
+        per_hour += service.per_hour * count
+        estimated = estimated or service.basis is PriceBasis.ESTIMATE
+        described.append(f"{key} x{count}")
+    return AzurePlanCost(
+        pools=tuple(pools),
+        services_per_hour=per_hour,
+        services=tuple(described),
+        estimated=estimated,
+        problems=tuple(problems),
     )

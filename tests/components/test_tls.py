@@ -22,6 +22,7 @@ from components.tls import (
 )
 from inferstack.planning.recording import SECRET_PLACEHOLDER, Recording, run_program
 from tests.components.schemas import (
+    CHART_DIR,
     chart_value_errors,
     crd_errors,
     error_paths,
@@ -44,6 +45,20 @@ RFC2136 = {
     "rfc2136_tsig_key_name": "inferstack-acme",
     "rfc2136_tsig_secret": "acme-tsig",
 }
+
+
+SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"
+CLIENT_ID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+AZUREDNS = {
+    "acme_solver": AcmeSolver.DNS01,
+    "dns01_provider": Dns01Provider.AZUREDNS,
+    "azuredns_subscription_id": SUBSCRIPTION,
+    "azuredns_resource_group": "dns-rg",
+    "azuredns_hosted_zone_name": "example.com",
+    "azuredns_managed_identity_client_id": CLIENT_ID,
+}
+WI_LABEL = "azure.workload.identity/use"
+WI_CLIENT_ID = "azure.workload.identity/client-id"
 
 
 def make_args(mode: TlsMode = TlsMode.INTERNAL_CA, **overrides: Any) -> TlsCertificatesArgs:
@@ -93,6 +108,9 @@ def deploy(
             clouddns_project="p",
         ),
         make_args(TlsMode.ACME, hostname="*.example.com", **RFC2136),
+        make_args(TlsMode.ACME, **AZUREDNS),
+        make_args(TlsMode.ACME, **{**AZUREDNS, "azuredns_hosted_zone_name": "llm.example.com"}),
+        make_args(TlsMode.ACME, hostname="*.example.com", **AZUREDNS),
     ],
 )
 def test_valid_args_have_no_problems(args: TlsCertificatesArgs) -> None:
@@ -119,6 +137,30 @@ def test_valid_args_have_no_problems(args: TlsCertificatesArgs) -> None:
             {"acme_solver": AcmeSolver.DNS01, "dns01_provider": Dns01Provider.CLOUDDNS},
             "clouddns_project",
         ),
+        *[
+            (TlsMode.ACME, {**AZUREDNS, field: None}, field)
+            for field in (
+                "azuredns_subscription_id",
+                "azuredns_resource_group",
+                "azuredns_hosted_zone_name",
+                "azuredns_managed_identity_client_id",
+            )
+        ],
+        (TlsMode.ACME, {**AZUREDNS, "azuredns_subscription_id": "my-sub"}, "azuredns_subscription_id"),
+        (TlsMode.ACME, {**AZUREDNS, "azuredns_resource_group": "rg."}, "azuredns_resource_group"),
+        (TlsMode.ACME, {**AZUREDNS, "azuredns_hosted_zone_name": "other.org"}, "azuredns_hosted_zone_name"),
+        (TlsMode.ACME, {**AZUREDNS, "azuredns_hosted_zone_name": "Example.COM"}, "azuredns_hosted_zone_name"),
+        (
+            TlsMode.ACME,
+            {**AZUREDNS, "extra_hostnames": ["chat.other.org"]},
+            "azuredns_hosted_zone_name",
+        ),
+        (
+            TlsMode.ACME,
+            {**AZUREDNS, "azuredns_managed_identity_client_id": "/subscriptions/x/resourceGroups/y"},
+            "azuredns_managed_identity_client_id",
+        ),
+        (TlsMode.ACME, {**AZUREDNS, "azuredns_environment": "AzureCloud"}, "azuredns_environment"),
         (TlsMode.ACME, {"dns01_provider": Dns01Provider.ROUTE53}, "dns01_provider"),  # with http01
         (TlsMode.ACME, {"hostname": "*.example.com"}, "hostname"),  # wildcard needs dns01
         (TlsMode.EXISTING_SECRET, {"existing_secret": None}, "existing_secret"),
@@ -257,6 +299,59 @@ def test_cloud_dns01_uses_ambient_identity_not_static_keys(
     assert rec.one(T_RELEASE).inputs["values"]["serviceAccount"]["annotations"] == annotations
 
 
+def test_azure_dns01_uses_workload_identity_for_the_controller_only() -> None:
+    rec, _ = deploy(TlsMode.ACME, **AZUREDNS)
+    [solver] = rec.one(T_ISSUER).inputs["spec"]["acme"]["solvers"]
+    assert solver["dns01"] == {
+        "azureDNS": {
+            "subscriptionID": SUBSCRIPTION,
+            "resourceGroupName": "dns-rg",
+            "hostedZoneName": "example.com",
+            "environment": "AzurePublicCloud",
+            "managedIdentity": {"clientID": CLIENT_ID},
+        }
+    }
+    values = rec.one(T_RELEASE).inputs["values"]
+    # The controller (top-level chart values) gets the label and its ServiceAccount the client id; the
+    # webhook and cainjector call no Azure API and get no token.
+    assert values["podLabels"] == {WI_LABEL: "true"}
+    assert values["serviceAccount"]["annotations"] == {WI_CLIENT_ID: CLIENT_ID}
+    assert "podLabels" not in values.get("webhook", {}) and "podLabels" not in values.get("cainjector", {})
+
+
+def test_azure_client_id_from_the_stack_flows_into_issuer_and_service_account() -> None:
+    def program() -> None:
+        identity_client_id = pulumi.Output.from_input("99999999-8888-7777-6666-555555555555")
+        TlsCertificates(
+            "tls",
+            make_args(
+                TlsMode.ACME, **{**AZUREDNS, "azuredns_managed_identity_client_id": identity_client_id}
+            ),
+        )
+
+    rec = run_program(program)
+    [solver] = rec.one(T_ISSUER).inputs["spec"]["acme"]["solvers"]
+    assert solver["dns01"]["azureDNS"]["managedIdentity"] == {
+        "clientID": "99999999-8888-7777-6666-555555555555"
+    }
+    annotations = rec.one(T_RELEASE).inputs["values"]["serviceAccount"]["annotations"]
+    assert annotations == {WI_CLIENT_ID: "99999999-8888-7777-6666-555555555555"}
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        RFC2136,
+        {"acme_solver": AcmeSolver.DNS01, "dns01_provider": Dns01Provider.CLOUDDNS, "clouddns_project": "p"},
+    ],
+    ids=["http01", "rfc2136", "clouddns"],
+)
+def test_other_solvers_get_no_workload_identity_values(overrides: dict[str, Any]) -> None:
+    values = cert_manager_values(make_args(TlsMode.ACME, **overrides))
+    assert "podLabels" not in values and "serviceAccount" not in values
+
+
 def test_existing_secret_issues_nothing() -> None:
     rec, out = deploy(TlsMode.EXISTING_SECRET, install_cert_manager=False)
     assert rec.of_type(T_ISSUER) == [] and rec.of_type(T_CERT) == [] and rec.of_type(T_RELEASE) == []
@@ -334,8 +429,9 @@ def test_gateway_serves_the_certificate_and_hosts_the_challenge() -> None:
                 "clouddns_project": "p",
             },
         ),
+        (TlsMode.ACME, AZUREDNS),
     ],
-    ids=["internal-ca", "acme-http01", "acme-rfc2136", "acme-route53", "acme-clouddns"],
+    ids=["internal-ca", "acme-http01", "acme-rfc2136", "acme-route53", "acme-clouddns", "acme-azuredns"],
 )
 def test_every_custom_resource_validates_against_its_crd(mode: TlsMode, overrides: dict[str, Any]) -> None:
     rec, _ = deploy(mode, **overrides)
@@ -362,6 +458,19 @@ def test_helm_values_pass_the_chart_schema_and_enable_gateway_api() -> None:
     )
     assert error_paths(errors) == ["crd"]
     assert "values.schema.json" in errors[0]
+
+
+@needs_charts
+def test_azure_workload_identity_values_pass_the_chart_schema() -> None:
+    rec, _ = deploy(TlsMode.ACME, **AZUREDNS)
+    errors = chart_value_errors(CERT_MANAGER.values_dir, rec.one(T_RELEASE).inputs["values"])
+    # serviceAccount.annotations is a documented chart value (values.yaml lists it commented out as a
+    # `+docs:property`, and values.schema.json defines it), so only the "not in values.yaml" note may
+    # appear for it; the schema itself (which would catch a misspelt key or a non-string value) passes.
+    assert errors in ([], ["serviceAccount.annotations: not in the values.yaml of chart cert-manager"])
+    schema = json.loads((CHART_DIR / CERT_MANAGER.values_dir / "values.schema.json").read_text())
+    assert "annotations" in schema["$defs"]["helm-values.serviceAccount"]["properties"]
+    assert "podLabels" in schema["$defs"]["helm-values"]["properties"]
 
 
 # --- cert-manager's own PodMonitor (pod_monitor) ---------------------------------------------------------
