@@ -81,7 +81,9 @@ def deploy(config: StackConfig) -> None:
 
         deploy_onprem(config)
         return
-    if config.platform not in CLOUD_COMPOSITIONS:  # pragma: no cover - the schema admits only composed platforms
+    if (
+        config.platform not in CLOUD_COMPOSITIONS
+    ):  # pragma: no cover - the schema admits only composed platforms
         raise ValueError(f"platform: no composition for {config.platform.value}")
     module, function, sdk, distribution = CLOUD_COMPOSITIONS[config.platform]
     with _platform_sdk(config.platform, sdk, distribution):

@@ -37,6 +37,8 @@ from components.choices import (
     TaintEffect,
     TlsMode,
 )
+from components.clusters.azure.gpu_vm_sizes import AZURE_GPU_VM_SIZES
+from components.clusters.gcp.gpu_machines import GCP_GPU_MACHINES
 from components.monitoring import PROMETHEUS_POD_LABELS
 from guardrail.memory import DEFAULT_MAX_STREAMS, large_body_slots
 from model_image.engine_flags import (
@@ -53,7 +55,7 @@ from stacks.cold_start import (
     engine_seconds,
     stream_problem,
 )
-from stacks.config_aws import AwsConfig
+from stacks.config_aws import AWS_GPU_FAMILIES, AwsConfig
 from stacks.config_azure import AzureConfig
 from stacks.config_base import (
     DNS_NAME,
@@ -1707,6 +1709,17 @@ def gpu_range(cfg: StackConfig) -> tuple[int, int]:
     return low, high
 
 
+def platform_gpu_types(platform: Platform) -> frozenset[GpuType] | None:
+    """The GPU types a cloud platform's GPU machines carry (its machine tables), or None on-prem (any)."""
+    if platform is Platform.AWS:
+        return frozenset(AWS_GPU_FAMILIES.values())
+    if platform is Platform.GCP:
+        return frozenset(m.gpu for m in GCP_GPU_MACHINES.values())
+    if platform is Platform.AZURE:
+        return frozenset(size.gpu for size in AZURE_GPU_VM_SIZES.values())
+    return None
+
+
 def _spot_nodes(cfg: StackConfig) -> bool:
     """Whether the GPU nodes are spot capacity (Karpenter launches spot first where both are allowed:
     karpenter.sh docs, NodePools, "capacity-type")."""
@@ -1854,7 +1867,7 @@ def _memory_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     more = smallest_gpu_count_that_fits(est)
     if more and more != s.gpus_per_replica:
         ways.append(f"gpus_per_replica: {more} (tensor parallel)")
-    bigger = smallest_gpu_type_that_fits(est)
+    bigger = smallest_gpu_type_that_fits(est, platform_gpu_types(cfg.platform))
     if bigger:
         ways.append(f"gpu_type: {bigger.value}")
     if not quant:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from components.choices import GpuType
@@ -242,9 +243,12 @@ def smallest_gpu_count_that_fits(estimate: MemoryEstimate) -> int | None:
     return next((n for n in (1, 2, 4, 8) if estimate.with_gpus(n).fits), None)
 
 
-def smallest_gpu_type_that_fits(estimate: MemoryEstimate) -> GpuType | None:
-    """The GPU type with the least memory that holds the model at the same tensor-parallel size."""
-    candidates = [g for g in GpuType if estimate.with_gpu_type(g).fits]
+def smallest_gpu_type_that_fits(
+    estimate: MemoryEstimate, among: Collection[GpuType] | None = None
+) -> GpuType | None:
+    """The GPU type with the least memory that holds the model at the same tensor-parallel size, of
+    `among` (the GPU types the stack's platform sells; None: every GpuType)."""
+    candidates = [g for g in (among or GpuType) if estimate.with_gpu_type(g).fits]
     return min(candidates, key=lambda g: GPU_USABLE_MEMORY_GIB[g]) if candidates else None
 
 

@@ -369,6 +369,13 @@ def estimate_cost(cfg: StackConfig, table: PriceTable | None = None) -> CostEsti
             return CostEstimate(**base, problem=chosen)
         name, machine = chosen
         family = aws_family(name)
+    elif cfg.platform is Platform.AZURE:
+        assert cfg.azure is not None
+        prices, capacity, stack_region = table.azure, cfg.azure.gpu_nodes.capacity_type, cfg.azure.location
+        name = cfg.azure.gpu_nodes.vm_size
+        if name not in prices.machines:
+            return CostEstimate(**base, problem=f"no price for VM size {name} in the price table")
+        machine, family = prices.machines[name], azure_family(name)
     else:
         assert cfg.gcp is not None
         prices, capacity, stack_region = table.gcp, cfg.gcp.gpu_nodes.capacity_type, cfg.gcp.region
@@ -379,6 +386,13 @@ def estimate_cost(cfg: StackConfig, table: PriceTable | None = None) -> CostEsti
 
     price, used = machine.on_demand_per_hour, list[_Sourced]([machine])
     if capacity is CapacityType.SPOT:
+        if family not in prices.spot_discounts:
+            # The Azure table lists spot only where its source had a real spot price (not for H100).
+            return CostEstimate(
+                **base,
+                machine=name,
+                problem=f"no spot price for {name} ({family}) in the price table: use on-demand, or add one",
+            )
         spot = prices.spot_discounts[family]
         price *= 1 - spot.discount
         used.append(spot)
