@@ -118,3 +118,5 @@ class GpuType(StrEnum):
     H100_80GB = "nvidia-h100-80gb"
     H200 = "nvidia-h200"
     B200 = "nvidia-b200"
+    A10 = "nvidia-a10"  # Azure NVads A10 v5: the full-GPU A10 24 GB (not AWS's A10G)
+    H100_NVL = "nvidia-h100-nvl"  # Azure NCads H100 v5: H100 NVL, 94 GB (PCIe, not the 80 GB SXM)
