@@ -410,7 +410,7 @@ def kubeconfig_from_credentials(context: str, credential_kubeconfig: str) -> str
     listClusterUserCredential returns it): same server and CA, our exec user. Raises ValueError when the
     credential holds no cluster with a server and CA."""
     try:
-        parsed: Any = yaml.safe_load(base64.b64decode(credential_kubeconfig))
+        parsed: Any = yaml.safe_load(base64.b64decode(credential_kubeconfig, validate=True))
     except (ValueError, yaml.YAMLError) as error:
         raise ValueError(f"AKS user credential is not a base64 kubeconfig: {error}") from error
     clusters = parsed.get("clusters") if isinstance(parsed, dict) else None
@@ -419,6 +419,12 @@ def kubeconfig_from_credentials(context: str, credential_kubeconfig: str) -> str
     if not server or not ca:
         raise ValueError("AKS user credential has no cluster server and certificate-authority-data")
     return kubeconfig(context, str(server), str(ca))
+
+
+def _kubelet_object_id(profiles: Any) -> str:
+    """The kubelet identity's object id from the cluster's identityProfile ("" until AKS reports it)."""
+    kubelet = (profiles or {}).get("kubeletidentity")
+    return str(getattr(kubelet, "object_id", None) or "")
 
 
 class AksCluster(pulumi.ComponentResource):
@@ -458,7 +464,7 @@ class AksCluster(pulumi.ComponentResource):
             location=args.location,
             properties=keyvault.VaultPropertiesArgs(
                 tenant_id=args.tenant_id,
-                sku=keyvault.SkuArgs(family="A", name="standard"),
+                sku=keyvault.SkuArgs(family="A", name=keyvault.SkuName.STANDARD),
                 # Data-plane access by Azure RBAC only; access policies are ignored.
                 enable_rbac_authorization=True,
                 enable_soft_delete=True,
@@ -499,7 +505,7 @@ class AksCluster(pulumi.ComponentResource):
                 principal_id=identity.principal_id,
                 principal_type="ServicePrincipal",
                 description="InferStack: AKS control plane encrypts/decrypts etcd Secrets (KMS)",
-                opts=child(self),
+                opts=child(self, depends_on=[identity]),
             )
         ]
         if private_vault:
@@ -511,7 +517,7 @@ class AksCluster(pulumi.ComponentResource):
                     principal_id=identity.principal_id,
                     principal_type="ServicePrincipal",
                     description="InferStack: AKS makes the private endpoint of the KMS key vault",
-                    opts=child(self),
+                    opts=child(self, depends_on=[identity]),
                 )
             )
         # A bring-your-own subnet: the control plane joins nodes (and, private, the API server) to it.
@@ -527,7 +533,7 @@ class AksCluster(pulumi.ComponentResource):
                     principal_id=identity.principal_id,
                     principal_type="ServicePrincipal",
                     description="InferStack: AKS control plane manages its bring-your-own subnet",
-                    opts=child(self),
+                    opts=child(self, depends_on=[identity]),
                 )
             )
 
@@ -671,11 +677,7 @@ class AksCluster(pulumi.ComponentResource):
         self.oidc_issuer_url = self.cluster.oidc_issuer_profile.apply(
             lambda profile: (profile.issuer_url if profile else None) or ""
         )
-        self.kubelet_identity_object_id = self.cluster.identity_profile.apply(
-            lambda profiles: (
-                ((profiles or {}).get("kubeletidentity") and profiles["kubeletidentity"].object_id) or ""
-            )
-        )
+        self.kubelet_identity_object_id = self.cluster.identity_profile.apply(_kubelet_object_id)
         self.control_plane_identity_principal_id = identity.principal_id
         self.kms_key_id = key.key_uri_with_version
         self.key_vault_id = vault.id

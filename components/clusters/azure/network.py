@@ -273,7 +273,6 @@ def _rule(
     protocol: str = "*",
 ) -> network.SecurityRuleArgs:
     """One inbound NSG rule; `source` is a CIDR, a service tag, or a list of CIDRs."""
-    many = isinstance(source, list)
     port_list = ports or ["*"]
     return network.SecurityRuleArgs(
         name=name,
@@ -282,8 +281,8 @@ def _rule(
         access=access,
         protocol=protocol,
         source_port_range="*",
-        source_address_prefix=None if many else source,
-        source_address_prefixes=source if many else None,
+        source_address_prefix=source if isinstance(source, str) else None,
+        source_address_prefixes=source if isinstance(source, list) else None,
         destination_address_prefix=destination,
         destination_port_range=port_list[0] if len(port_list) == 1 else None,
         destination_port_ranges=port_list if len(port_list) > 1 else None,

@@ -93,8 +93,8 @@ def subnet(rec: Recording, suffix: str) -> dict[str, Any]:
 
 
 def test_vnet_holds_the_three_subnets_and_not_the_pod_or_service_ranges(internal: Recording) -> None:
-    vnet = ipaddress.ip_network(internal.one(VNET).inputs["addressSpace"]["addressPrefixes"][0])
-    prefixes = {s.name: ipaddress.ip_network(s.inputs["addressPrefix"]) for s in internal.of_type(SUBNET)}
+    vnet = ipaddress.IPv4Network(internal.one(VNET).inputs["addressSpace"]["addressPrefixes"][0])
+    prefixes = {s.name: ipaddress.IPv4Network(s.inputs["addressPrefix"]) for s in internal.of_type(SUBNET)}
     assert set(prefixes) == {"net-nodes", "net-endpoints", "net-apiserver"}
     assert all(p.subnet_of(vnet) for p in prefixes.values())
     for outside in ("192.168.0.0/16", "172.16.0.0/16"):
