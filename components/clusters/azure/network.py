@@ -443,7 +443,7 @@ class AzureNetwork(pulumi.ComponentResource):
             location=args.location,
             address_space=network.AddressSpaceArgs(address_prefixes=[args.vnet_cidr]),
             tags=tags,
-            # Subnets are separate resources below; the provider leaves them alone on VNet updates.
+            # Subnets are separate resources below; the VNet must not plan to remove them on a refresh.
             opts=child(self, ignore_changes=["subnets"]),
         )
         # Subnets of one VNet are created one after another: Azure refuses concurrent subnet writes on a
