@@ -121,3 +121,44 @@ class GpuType(StrEnum):
     B200 = "nvidia-b200"
     A10 = "nvidia-a10"  # Azure NVads A10 v5: the full-GPU A10 24 GB (not AWS's A10G)
     H100_NVL = "nvidia-h100-nvl"  # Azure NCads H100 v5: H100 NVL, 94 GB (PCIe, not the 80 GB SXM)
+
+
+# --- Azure (AKS) ---------------------------------------------------------------------------------
+
+
+class UpgradeChannel(StrEnum):
+    """AKS cluster auto-upgrade channel (autoUpgradeProfile.upgradeChannel), as the API spells it.
+
+    `patch` keeps the pinned minor (cluster.kubernetes_version) and takes its newest patch as AKS releases
+    it: fixes without an unreviewed minor bump (AKS docs, "Automatically upgrade an Azure Kubernetes Service
+    cluster"); components/clusters/azure/aks.py explains the choice."""
+
+    PATCH = "patch"
+    STABLE = "stable"
+    RAPID = "rapid"
+    NODE_IMAGE = "node-image"
+    NONE = "none"
+
+
+class NodeOsUpgradeChannel(StrEnum):
+    """autoUpgradeProfile.nodeOSUpgradeChannel, as the API spells it."""
+
+    NODE_IMAGE = "NodeImage"
+    SECURITY_PATCH = "SecurityPatch"
+    UNMANAGED = "Unmanaged"
+    NONE = "None"
+
+
+class AksSkuTier(StrEnum):
+    """Free: no uptime SLA (dev). Standard: financially backed API server SLA (prod)."""
+
+    FREE = "Free"
+    STANDARD = "Standard"
+    PREMIUM = "Premium"
+
+
+class AzureOsDiskType(StrEnum):
+    """An AKS node pool's OS disk (osDiskType)."""
+
+    EPHEMERAL = "Ephemeral"  # on the VM's local disk: faster, no storage cost, reimaged with the node
+    MANAGED = "Managed"  # a managed disk, for sizes without a large enough local disk

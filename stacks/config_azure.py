@@ -8,12 +8,13 @@ are in stacks/rules_azure.py; this module imports nothing of the schema but stac
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from enum import StrEnum
 
 from pydantic import Field, field_validator
 
-from components.choices import CapacityType
+from components.choices import AksSkuTier, AzureOsDiskType, CapacityType, UpgradeChannel
 from components.clusters.azure.gpu_vm_sizes import AZURE_GPU_VM_SIZES
 from stacks.config_base import Section, parse_cidrs
 
@@ -28,30 +29,6 @@ _RESOURCE_GROUP = r"^[-\w\.\(\)]{0,89}[-\w\(\)]$"
 _VM_SIZE = re.compile(r"^Standard_[A-Za-z0-9_]+$")
 # Availability zones are logical numbers per subscription and region.
 _ZONE = re.compile(r"^[123]$")
-
-
-class AksUpgradeChannel(StrEnum):
-    """AKS cluster auto-upgrade channels (ManagedCluster autoUpgradeProfile.upgradeChannel).
-
-    `patch` keeps the pinned minor (cluster.kubernetes_version) and takes its newest patch as AKS
-    releases it: fixes without an unreviewed minor bump, which is what a pinned version means. `stable`
-    and `rapid` move minors; `none` leaves CVE fixes to whoever remembers (AKS docs, "Automatically
-    upgrade an Azure Kubernetes Service cluster").
-    """
-
-    NONE = "none"
-    PATCH = "patch"
-    STABLE = "stable"
-    RAPID = "rapid"
-
-
-class AksSkuTier(StrEnum):
-    """AKS control-plane tiers: Free (no SLA, dev), Standard (financially backed uptime SLA, recommended
-    for production; AKS docs, "Free, Standard, and Premium pricing tiers")."""
-
-    FREE = "Free"
-    STANDARD = "Standard"
-    PREMIUM = "Premium"
 
 
 class AzureLoadBalancerScheme(StrEnum):
@@ -79,16 +56,33 @@ class AzureNetworkConfig(Section):
         "10.0.16.0/24",
         description="private endpoints of the model store and the Key Vault (inside vnet_cidr)",
     )
+    api_server_subnet_cidr: str = Field(
+        "10.0.17.0/28",
+        description="a /28 (or larger) delegated to AKS for the private API server (API Server VNet "
+        "Integration, used by private clusters; inside vnet_cidr)",
+    )
     pod_cidr: str = Field(
         "10.244.0.0/16",
         description="Azure CNI overlay's pod range: outside the VNet, never routed off the cluster",
     )
     service_cidr: str = Field("10.245.0.0/16", description="Services' ClusterIPs (outside the VNet)")
 
-    @field_validator("vnet_cidr", "node_subnet_cidr", "endpoints_subnet_cidr", "pod_cidr", "service_cidr")
+    @field_validator(
+        "vnet_cidr",
+        "node_subnet_cidr",
+        "endpoints_subnet_cidr",
+        "api_server_subnet_cidr",
+        "pod_cidr",
+        "service_cidr",
+    )
     @classmethod
     def _cidr(cls, cidr: str) -> str:
         return parse_cidrs([cidr])[0]
+
+    @property
+    def dns_service_ip(self) -> str:
+        """kube-dns's ClusterIP: the tenth address of service_cidr, as AKS's default (10.0.0.10 in 10.0.0.0/16)."""
+        return str(ipaddress.ip_network(self.service_cidr)[10])
 
 
 class AzureApiServerConfig(Section):
@@ -116,8 +110,14 @@ class AzureSystemNodesConfig(Section):
         pattern=_VM_SIZE.pattern,
         description="system pool (CriticalAddonsOnly: CoreDNS, konnectivity, metrics); 4 vCPU, 16 GiB",
     )
-    min_count: int = Field(1, ge=1, le=100, description="fewest system nodes (AKS needs one)")
-    max_count: int = Field(3, ge=1, le=100, description="most system nodes")
+    min_count: int = Field(
+        2, ge=1, le=100, description="fewest system nodes: two, so a node upgrade or loss keeps CoreDNS up"
+    )
+    max_count: int = Field(4, ge=1, le=100, description="most system nodes")
+    os_disk_type: AzureOsDiskType = Field(
+        AzureOsDiskType.EPHEMERAL,
+        description="Ephemeral: on the VM's local disk (must fit it: Standard_D4ds_v5 has 150 GiB); Managed",
+    )
 
 
 class AzureUserNodesConfig(Section):
@@ -126,6 +126,9 @@ class AzureUserNodesConfig(Section):
     vm_size: str = Field("Standard_D4ds_v5", pattern=_VM_SIZE.pattern, description="general-purpose pool")
     min_count: int = Field(1, ge=1, le=100, description="fewest nodes")
     max_count: int = Field(4, ge=1, le=100, description="most nodes")
+    os_disk_type: AzureOsDiskType = Field(
+        AzureOsDiskType.EPHEMERAL, description="Ephemeral (on the VM's local disk) or Managed"
+    )
 
 
 class AzureGpuNodesConfig(Section):
@@ -150,6 +153,10 @@ class AzureGpuNodesConfig(Section):
         "replica for a rolling update's surge pod",
     )
     os_disk_gib: int = Field(256, ge=128, le=2048, description="OS disk per GPU node: images + model cache")
+    os_disk_type: AzureOsDiskType = Field(
+        AzureOsDiskType.MANAGED,
+        description="Managed (any size) or Ephemeral (must fit the size's local disk: 64 GiB on NC24ads A100 v4)",
+    )
 
     @field_validator("vm_size")
     @classmethod
@@ -178,12 +185,22 @@ class AzureModelStoreConfig(Section):
         "network access; default: true in prod, false in dev (the deployer uploads weights over the "
         "public endpoint, with Entra ID)",
     )
+    uploader_cidrs: list[str] = Field(
+        default_factory=list,
+        description="with the public endpoint (no private endpoint): public networks allowed through the "
+        "account's firewall to upload weights (the nodes reach it through a service endpoint)",
+    )
     customer_managed_key: bool = Field(
         False, description="encrypt the created account with a Key Vault key the stack makes (CMK)"
     )
     force_destroy: bool = Field(
         False, description="let `pulumi destroy` delete a created account that still holds weights"
     )
+
+    @field_validator("uploader_cidrs")
+    @classmethod
+    def _cidrs(cls, cidrs: list[str]) -> list[str]:
+        return parse_cidrs(cidrs)
 
 
 class AzureDnsZoneConfig(Section):
@@ -198,6 +215,11 @@ class AzureDnsZoneConfig(Section):
 
 class AzureConfig(Section):
     subscription_id: str = Field(..., pattern=_GUID, description="the Azure subscription everything goes in")
+    tenant_id: str = Field(
+        ...,
+        pattern=_GUID,
+        description="the Microsoft Entra tenant of the subscription (cluster sign-in, Key Vault)",
+    )
     location: str = Field(..., pattern=_LOCATION, description="Azure region, e.g. westeurope, swedencentral")
     resource_group: str | None = Field(
         None,
@@ -213,8 +235,8 @@ class AzureConfig(Section):
         description="Entra ID groups given cluster-admin through Azure RBAC for Kubernetes (the deployer "
         "gets it apart); local accounts are off, so these and Azure role assignments are the only way in",
     )
-    upgrade_channel: AksUpgradeChannel = Field(
-        AksUpgradeChannel.PATCH,
+    upgrade_channel: UpgradeChannel = Field(
+        UpgradeChannel.PATCH,
         description="AKS auto-upgrade: patch keeps cluster.kubernetes_version's minor and takes its patches",
     )
     sku_tier: AksSkuTier | None = Field(

@@ -12,10 +12,9 @@ import math
 import re
 
 from components.address_space import internet_exposure
-from components.choices import CapacityType, Dns01Provider, Engine, TlsMode
+from components.choices import AksSkuTier, CapacityType, Dns01Provider, Engine, TlsMode
 from components.clusters.azure.gpu_vm_sizes import AZURE_GPU_VM_SIZES
 from stacks.config import Platform, StackConfig, Tier, register_platform_rules
-from stacks.config_azure import AksSkuTier
 from stacks.config_base import NODE_DISK_OVERHEAD_GIB, pool_gpus_with_surge, quantity_bytes
 
 #: Storage account names: 3-24 lower-case letters and digits, unique in Azure (learn.microsoft.com,
@@ -231,7 +230,11 @@ def _network_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     net = cfg.azure.network
     vnet = ipaddress.ip_network(net.vnet_cidr)
     problems: list[tuple[str, str]] = []
-    subnets = {"node_subnet_cidr": net.node_subnet_cidr, "endpoints_subnet_cidr": net.endpoints_subnet_cidr}
+    subnets = {
+        "node_subnet_cidr": net.node_subnet_cidr,
+        "endpoints_subnet_cidr": net.endpoints_subnet_cidr,
+        "api_server_subnet_cidr": net.api_server_subnet_cidr,
+    }
     for field, cidr in subnets.items():
         if not ipaddress.ip_network(cidr).subnet_of(vnet):  # type: ignore[arg-type]
             problems.append(
@@ -243,6 +246,7 @@ def _network_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     ranges = {
         "node_subnet_cidr": net.node_subnet_cidr,
         "endpoints_subnet_cidr": net.endpoints_subnet_cidr,
+        "api_server_subnet_cidr": net.api_server_subnet_cidr,
         "pod_cidr": net.pod_cidr,
         "service_cidr": net.service_cidr,
     }

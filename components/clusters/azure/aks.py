@@ -58,7 +58,6 @@ import base64
 import json
 import re
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import pulumi
@@ -69,6 +68,7 @@ import pulumi_azure_native.managedidentity as managedidentity
 import yaml
 
 from components._common import child, reject_invalid_args
+from components.choices import AksSkuTier, AzureOsDiskType, NodeOsUpgradeChannel, UpgradeChannel
 from components.clusters.api_access import api_cidr_problems
 from components.clusters.azure.network import overlay_ranges_problems
 
@@ -127,38 +127,6 @@ _VAULT_ROLE = "-kv"
 _AUTONAME_SUFFIX = 8
 
 
-class UpgradeChannel(StrEnum):
-    """AKS cluster auto-upgrade channel (autoUpgradeProfile.upgradeChannel), as the API spells it."""
-
-    PATCH = "patch"
-    STABLE = "stable"
-    RAPID = "rapid"
-    NODE_IMAGE = "node-image"
-    NONE = "none"
-
-
-class NodeOsUpgradeChannel(StrEnum):
-    """autoUpgradeProfile.nodeOSUpgradeChannel, as the API spells it."""
-
-    NODE_IMAGE = "NodeImage"
-    SECURITY_PATCH = "SecurityPatch"
-    UNMANAGED = "Unmanaged"
-    NONE = "None"
-
-
-class AksSkuTier(StrEnum):
-    """Free: no uptime SLA (dev). Standard: financially backed API server SLA (prod)."""
-
-    FREE = "Free"
-    STANDARD = "Standard"
-    PREMIUM = "Premium"
-
-
-class OsDiskType(StrEnum):
-    EPHEMERAL = "Ephemeral"  # on the VM's local disk: faster, no storage cost, reimaged with the node
-    MANAGED = "Managed"  # a managed disk, for sizes without a large enough local disk
-
-
 _VERSION_CHANNELS = (UpgradeChannel.PATCH, UpgradeChannel.STABLE, UpgradeChannel.RAPID)
 
 
@@ -187,7 +155,7 @@ class AksClusterArgs:
     sku_tier: AksSkuTier = AksSkuTier.FREE  # Free for dev, Standard for prod (API server SLA)
     node_resource_group: str = ""  # the AKS-managed resource group for nodes; "" -> "<cluster_name>-nodes"
     system_vm_size: str = "Standard_D4ds_v5"  # 4 vCPU / 16 GiB, 150 GiB local disk (Ephemeral OS fits)
-    system_os_disk_type: OsDiskType = OsDiskType.EPHEMERAL
+    system_os_disk_type: AzureOsDiskType = AzureOsDiskType.EPHEMERAL
     system_os_disk_gib: int = 64
     system_nodes_min: int = 2  # two, so a node upgrade or loss keeps CoreDNS and the controllers up
     system_nodes_max: int = 4
@@ -262,7 +230,7 @@ def _system_pool_problems(args: AksClusterArgs) -> list[str]:
         problems.append(
             f"system_vm_size: {args.system_vm_size!r} is not an Azure VM size like Standard_D4ds_v5"
         )
-    elif args.system_os_disk_type is OsDiskType.EPHEMERAL:
+    elif args.system_os_disk_type is AzureOsDiskType.EPHEMERAL:
         local_disk = TEMP_DISK_GIB.get(args.system_vm_size)
         if "d" not in size.group(1):
             problems.append(

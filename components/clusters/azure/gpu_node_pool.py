@@ -50,14 +50,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import pulumi
 import pulumi_azure_native.containerservice as containerservice
 
 from components._common import NVIDIA_DEVICE_PLUGIN, child, helm_release, reject_invalid_args
-from components.choices import CapacityType, GpuDriverStack, TaintEffect
+from components.choices import AzureOsDiskType, CapacityType, GpuDriverStack, TaintEffect
 from components.clusters.azure.gpu_vm_sizes import AZURE_GPU_VM_SIZES, find_vm_size
 from components.gpu_node_pool import (
     DEFAULT_GPU_RESOURCE,
@@ -95,13 +94,6 @@ _POOL_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _ZONE = re.compile(r"^[1-3]$")
 # Label domains Kubernetes and AKS keep for themselves (AKS rejects kubernetes.azure.com labels it does not own).
 _RESERVED_LABEL_DOMAINS = ("kubernetes.io", "k8s.io", "kubernetes.azure.com")
-
-
-class AzureOsDiskType(StrEnum):
-    """Where a node's OS disk lives."""
-
-    MANAGED = "Managed"  # a Premium SSD managed disk: any size up to 2 TiB
-    EPHEMERAL = "Ephemeral"  # on the VM's local temp disk: faster, free, lost on reimage; must fit the disk
 
 
 @dataclass(frozen=True, kw_only=True)
