@@ -97,6 +97,8 @@ ID_FORMATS = {
     "azure-native:storage:StorageAccount": _P + r"Microsoft\.Storage/storageAccounts/" + _ACCOUNT,
     "azure-native:storage:BlobContainer": _P
     + rf"Microsoft\.Storage/storageAccounts/{_ACCOUNT}/blobServices/default/containers/{_CONTAINER}",
+    "azure-native:storage:BlobServiceProperties": _P
+    + rf"Microsoft\.Storage/storageAccounts/{_ACCOUNT}/blobServices/default",
 }
 
 
@@ -168,6 +170,14 @@ def azure_program(*, private: bool = True, provider_location: str | None = LOCAT
         kind="StorageV2",
         sku={"name": "Standard_ZRS"},
         allow_blob_public_access=False,
+        opts=opts,
+    )
+    storage.BlobServiceProperties(
+        "blob-service",
+        blob_services_name="default",
+        account_name=account.name,
+        resource_group_name=rg.name,
+        delete_retention_policy={"enabled": True, "days": 7},
         opts=opts,
     )
     container = storage.BlobContainer(

@@ -79,6 +79,7 @@ NAME_INPUT: dict[str, str] = {
     "azure-native:authorization:RoleAssignment": "roleAssignmentName",
     "azure-native:storage:StorageAccount": "accountName",
     "azure-native:storage:BlobContainer": "containerName",
+    "azure-native:storage:BlobServiceProperties": "blobServicesName",
 }
 
 #: The ARM API version each type's module uses by default at pulumi-azure-native 3.29.0 (the SDK's docstrings:
@@ -105,6 +106,7 @@ API_VERSION: dict[str, str] = {
     "azure-native:authorization:RoleAssignment": "2022-04-01",
     "azure-native:storage:StorageAccount": "2024-01-01",
     "azure-native:storage:BlobContainer": "2024-01-01",
+    "azure-native:storage:BlobServiceProperties": "2024-01-01",
 }
 
 #: Resource provider namespace per SDK module, for ids of types without their own branch below.
@@ -476,6 +478,13 @@ def outputs_for(
         out["hasImmutabilityPolicy"] = False
         out["hasLegalHold"] = False
         out["deleted"] = False
+    elif type_token == "azure-native:storage:BlobServiceProperties":
+        # A storage account's one blob service: ARM accepts only the name "default" (the SDK's docstring).
+        account = str(inputs.get("accountName") or "account")
+        out["name"] = "default"
+        out["id"] = rid("Microsoft.Storage", f"storageAccounts/{account}/blobServices/default")
+        out["type"] = "Microsoft.Storage/storageAccounts/blobServices"
+        out.pop("provisioningState", None)
     else:
         # A type without its own branch: an id of the usual ARM shape, so nothing downstream reads a None.
         namespace = _NAMESPACE.get(module, f"Microsoft.{module[:1].upper()}{module[1:]}")
