@@ -90,9 +90,9 @@ ID_FORMATS = {
     + _IDENTITY,
     "azure-native:managedidentity:FederatedIdentityCredential": _P
     + rf"Microsoft\.ManagedIdentity/userAssignedIdentities/{_IDENTITY}/federatedIdentityCredentials/{_CREDENTIAL}",
-    # A role assignment lives under its scope (any ARM id): <scope>/providers/Microsoft.Authorization/
-    # roleAssignments/<GUID>.
-    "azure-native:authorization:RoleAssignment": r"/subscriptions/{s}(/\S+)?/providers/Microsoft\.Authorization/"
+    # A role assignment lives under its scope (any ARM id, in any subscription): <scope>/providers/
+    # Microsoft.Authorization/roleAssignments/<GUID>.
+    "azure-native:authorization:RoleAssignment": rf"/subscriptions/{GUID}(/\S+)?/providers/Microsoft\.Authorization/"
     + rf"roleAssignments/{GUID}",
     "azure-native:storage:StorageAccount": _P + r"Microsoft\.Storage/storageAccounts/" + _ACCOUNT,
     "azure-native:storage:BlobContainer": _P
