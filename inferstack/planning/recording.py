@@ -218,7 +218,11 @@ class _RecordingMocks(pulumi_mocks.Mocks):
                 gcp_project=str(inputs.get("project") or "") or None,
                 gcp_region=str(inputs.get("region") or "") or None,
             )
-        outputs = fakes.outputs_for(args.typ, args.name, inputs, self.stack, self._clouds)
+        if args.typ == "pulumi:providers:azure-native":
+            self._clouds = dataclasses.replace(self._clouds, **_azure_settings(inputs))
+        outputs = fakes.outputs_for(
+            args.typ, args.name, inputs, self.stack, self._clouds, self._outputs_by_id
+        )
         resource_id = fakes.resource_id(args.typ, args.name, outputs) if args.custom else None
         record = RecordedResource(
             urn=urn,
@@ -252,7 +256,18 @@ class _RecordingMocks(pulumi_mocks.Mocks):
             self.recording.invokes.append(
                 RecordedInvoke(token=args.token, provider=str(args.provider or ""), args=redacted)
             )
-        return fakes.invoke_result(args.token, plain, self._clouds_of(str(args.provider or ""))), []
+        clouds = self._clouds_of(str(args.provider or ""))
+        return fakes.invoke_result(args.token, plain, clouds, self._outputs_by_id), []
+
+    def _outputs_by_id(self, resource_id: str) -> dict[str, Any] | None:
+        """The outputs of the custom resource registered so far with this id (ARM ids compare without case,
+        as ARM does), or None. Fakes read what a resource refers to through it (a subnet's prefix)."""
+        key = resource_id.lower()
+        with self._lock:
+            for r in self.recording.resources:
+                if r.custom and r.id is not None and r.id.lower() == key:
+                    return r.outputs
+        return None
 
     def _clouds_of(self, provider: str) -> fakes.CloudDefaults:
         """The settings of the provider that answers a call: the explicit provider's own inputs, or, for the
@@ -268,7 +283,19 @@ class _RecordingMocks(pulumi_mocks.Mocks):
         if found[0].type == "pulumi:providers:gcp":
             project = str(found[0].inputs.get("project") or "") or None
             return fakes.CloudDefaults(gcp_project=project, gcp_region=region)
+        if found[0].type == "pulumi:providers:azure-native":
+            return fakes.CloudDefaults(**_azure_settings(found[0].inputs))
         return fakes.CloudDefaults()
+
+
+def _azure_settings(inputs: dict[str, Any]) -> dict[str, str | None]:
+    """The azure-native provider's settings that ids and endpoints carry (its `subscriptionId`, `location`,
+    `tenantId` inputs: the stack's azure-native:subscriptionId / azure-native:location config)."""
+    return {
+        "azure_subscription_id": str(inputs.get("subscriptionId") or "") or None,
+        "azure_location": str(inputs.get("location") or "") or None,
+        "azure_tenant_id": str(inputs.get("tenantId") or "") or None,
+    }
 
 
 class _RecordingMonitor(pulumi_mocks.MockMonitor):

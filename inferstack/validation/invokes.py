@@ -1,12 +1,15 @@
 """The plan-level rule `invoke-provider`: every data-source call runs on the stack's own provider.
 
-A data source (an invoke: `aws.lb.get_hosted_zone_id_output`, `gcp.organizations.get_project_output`)
-called without `opts=pulumi.InvokeOutputOptions(provider=...)`, and without a `parent` that carries a
-provider, is answered by the package's default provider. That provider is configured from the environment
-(AWS_REGION / AWS_PROFILE, GOOGLE_PROJECT / CLOUDSDK_CORE_PROJECT) or from `aws:region` style stack config
-that InferStack never writes, not from the stack file's `aws.region` / `gcp.project`. The answer then
-belongs to another region or project, or the call fails for lack of one; for the NLB hosted-zone id, Route53
-rejects the alias record at the last step of `pulumi up` when AWS_REGION differs from `aws.region`.
+A data source (an invoke: `aws.lb.get_hosted_zone_id_output`, `gcp.organizations.get_project_output`,
+`azure_native.authorization.get_client_config_output`) called without
+`opts=pulumi.InvokeOutputOptions(provider=...)`, and without a `parent` that carries a provider, is answered
+by the package's default provider. That provider is configured from the environment (AWS_REGION /
+AWS_PROFILE, GOOGLE_PROJECT / CLOUDSDK_CORE_PROJECT, ARM_SUBSCRIPTION_ID or the Azure CLI's active
+subscription) or from `aws:region` style stack config that InferStack never writes, not from the stack
+file's `aws.region` / `gcp.project` / Azure subscription. The answer then belongs to another region, project
+or subscription, or the call fails for lack of one; for the NLB hosted-zone id, Route53 rejects the alias
+record at the last step of `pulumi up` when AWS_REGION differs from `aws.region`. The package of a token is
+its first part ("aws", "gcp", "azure-native"); its provider's type is `pulumi:providers:<package>`.
 
 How the SDK picks the provider (pulumi 3.272.0, sdk/python/lib/pulumi/runtime/invoke.py `_invoke`): an
 explicit `opts.provider` wins; else, with `opts.parent`, the parent's provider for the token's package

@@ -15,13 +15,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from inferstack.planning.fakes import aws as fakes_aws
+from inferstack.planning.fakes import azure as fakes_azure
 from inferstack.planning.fakes import gcp as fakes_gcp
 from inferstack.validation.scopes import Scope, load_scope_table
 
 #: Address the fake LoadBalancer implementation hands out (TEST-NET-3, RFC 5737).
 FAKE_LOAD_BALANCER_IP = "203.0.113.10"
-#: What an internal GKE load balancer gets instead: an address from the cluster's subnet.
+#: What an internal GKE or AKS load balancer gets instead: an address from the cluster's subnet.
 FAKE_INTERNAL_LOAD_BALANCER_IP = "10.0.0.100"
+
+#: The Service annotations that make the cloud's controller build an internal load balancer: GKE's, and
+#: cloud-provider-azure's (docs "Azure LoadBalancer annotations": azure-load-balancer-internal "true").
+_INTERNAL_LOAD_BALANCER_ANNOTATIONS = (
+    ("networking.gke.io/load-balancer-type", "Internal"),
+    ("service.beta.kubernetes.io/azure-load-balancer-internal", "true"),
+)
 
 _NAMESPACED_DEFAULT = "default"
 
@@ -34,6 +42,10 @@ class CloudDefaults:
     aws_region: str | None = None
     gcp_project: str | None = None
     gcp_region: str | None = None
+    #: The azure-native provider's `subscriptionId`, `location` and `tenantId` (azure-native:subscriptionId ...).
+    azure_subscription_id: str | None = None
+    azure_location: str | None = None
+    azure_tenant_id: str | None = None
 
 
 def _digest(*parts: str) -> str:
@@ -82,8 +94,9 @@ def _kubernetes_outputs(
             hostname = f"k8s-{metadata['namespace'][:8]}-{name[:8]}-{_digest('nlb', name)[:10]}.elb.{aws_region or fakes_aws.DEFAULT_REGION}.amazonaws.com"
             outputs["status"] = {"loadBalancer": {"ingress": [{"hostname": hostname}]}}
         else:
-            internal = (
-                metadata.get("annotations", {}).get("networking.gke.io/load-balancer-type") == "Internal"
+            annotations = metadata.get("annotations") or {}
+            internal = any(
+                annotations.get(key) == value for key, value in _INTERNAL_LOAD_BALANCER_ANNOTATIONS
             )
             ip = FAKE_INTERNAL_LOAD_BALANCER_IP if internal else FAKE_LOAD_BALANCER_IP
             outputs["status"] = {"loadBalancer": {"ingress": [{"ip": ip}]}}
@@ -106,21 +119,40 @@ def _helm_release_outputs(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def resource_id(type_token: str, name: str, outputs: dict[str, Any]) -> str:
-    """The id a provider would assign: the cloud's own (vpc-..., a role's name, a GKE cluster's path)."""
-    if type_token.startswith(("aws:", "gcp:")) and outputs.get("id"):
+    """The id a provider would assign: the cloud's own (vpc-..., a role's name, a GKE cluster's path, an ARM id)."""
+    if type_token.startswith(("aws:", "gcp:", "azure-native:")) and outputs.get("id"):
         return str(outputs["id"])
     return f"{name}-{hashlib.sha256(type_token.encode()).hexdigest()[:8]}"
 
 
 def outputs_for(
-    type_token: str, name: str, inputs: dict[str, Any], stack: str, clouds: CloudDefaults = CloudDefaults()
+    type_token: str,
+    name: str,
+    inputs: dict[str, Any],
+    stack: str,
+    clouds: CloudDefaults = CloudDefaults(),
+    lookup: fakes_azure.Lookup | None = None,
 ) -> dict[str, Any]:
-    """Outputs for one registration: the inputs plus what the provider would compute."""
+    """Outputs for one registration: the inputs plus what the provider would compute.
+
+    `lookup` (ARM id -> outputs of a resource registered earlier in the run) lets an Azure resource read what
+    it refers to, as ARM does: a private endpoint's address comes from its subnet's prefix.
+    """
     seed = _digest(stack, type_token, name)
     if type_token.startswith("aws:"):
         return fakes_aws.outputs_for(type_token, name, inputs, clouds.aws_region)
     if type_token.startswith("gcp:"):
         return fakes_gcp.outputs_for(type_token, name, inputs, clouds.gcp_project, clouds.gcp_region)
+    if type_token.startswith("azure-native:"):
+        return fakes_azure.outputs_for(
+            type_token,
+            name,
+            inputs,
+            clouds.azure_subscription_id,
+            clouds.azure_location,
+            clouds.azure_tenant_id,
+            lookup,
+        )
     if type_token.startswith("kubernetes:helm.sh/"):
         return _helm_release_outputs(name, inputs)
     if type_token.startswith("kubernetes:") and not type_token.startswith("pulumi:providers:"):
@@ -143,7 +175,10 @@ def outputs_for(
 
 
 def invoke_result(
-    token: str, args: dict[str, Any], clouds: CloudDefaults = CloudDefaults()
+    token: str,
+    args: dict[str, Any],
+    clouds: CloudDefaults = CloudDefaults(),
+    lookup: fakes_azure.Lookup | None = None,
 ) -> dict[str, Any]:
     """Data-source answers, per cloud; an unknown data source is a gap in the fakes, said loudly."""
     answer = None
@@ -151,6 +186,10 @@ def invoke_result(
         answer = fakes_aws.invoke_result(token, args, clouds.aws_region)
     elif token.startswith("gcp:"):
         answer = fakes_gcp.invoke_result(token, args, clouds.gcp_project, clouds.gcp_region)
+    elif token.startswith("azure-native:"):
+        answer = fakes_azure.invoke_result(
+            token, args, clouds.azure_subscription_id, clouds.azure_location, clouds.azure_tenant_id, lookup
+        )
     if answer is not None:
         return answer
     raise NotImplementedError(
