@@ -30,7 +30,8 @@ import ipaddress
 
 import pulumi
 import pulumi_azure_native as azure_native
-import pulumi_azure_native.network as network
+import pulumi_azure_native.dns as dns
+import pulumi_azure_native.keyvault as keyvault
 import pulumi_azure_native.resources as resources
 
 from components._common import cluster_providers
@@ -60,6 +61,8 @@ from stacks.config_azure import AzureConfig, AzureLoadBalancerScheme
 from stacks.rules_azure import azure_max_gpu_nodes, sku_tier, store_private_endpoint
 from stacks.workload import NAME, ClusterContext, GatewayExposure, deploy_workload
 
+#: The model store's customer-managed key, in the stack's Key Vault.
+MODEL_STORE_KEY_NAME = "model-store"
 #: The gateway's listener ports opened in the node subnet's NSG for an external load balancer.
 GATEWAY_PORTS = [443]
 
@@ -80,7 +83,9 @@ def deploy_azure(cfg: StackConfig) -> None:
     project, stack = pulumi.get_project(), pulumi.get_stack()
     cluster_name = cluster_name_for(project, stack)
     tags = {"inferstack-stack": stack.lower(), "inferstack-cluster": cluster_name}
-    provider = azure_native.Provider("azure-native", subscription_id=az.subscription_id, location=az.location)
+    provider = azure_native.Provider(
+        "azure-native", subscription_id=az.subscription_id, tenant_id=az.tenant_id, location=az.location
+    )
     on_azure = pulumi.ResourceOptions(provider=provider)
 
     group = resources.ResourceGroup(
@@ -269,14 +274,14 @@ def deploy_azure(cfg: StackConfig) -> None:
     if az.dns_zone is not None and address is not None:
         zone = az.dns_zone
         relative = cfg.gateway.hostname.removesuffix(zone.name).rstrip(".") or "@"
-        network.RecordSet(
+        dns.RecordSet(
             "hostname",
             resource_group_name=zone.resource_group,
             zone_name=zone.name,
             relative_record_set_name=relative,
             record_type="A",
             ttl=300,
-            a_records=[network.ARecordArgs(ipv4_address=address)],
+            a_records=[dns.ARecordArgs(ipv4_address=address)],
             opts=pulumi.ResourceOptions(
                 provider=provider
                 if zone.subscription_id in (None, az.subscription_id)
@@ -312,11 +317,31 @@ def _model_store(
 ) -> AzureBlobModelStore:
     account, container, prefix = cfg.model.azure_blob_location
     private = store_private_endpoint(cfg)
-    key = (
-        CustomerManagedKey(key_vault_id=aks.key_vault_id, key_vault_uri=aks.key_vault_uri, key_name="model-store")
-        if az.model_store.customer_managed_key
-        else None
-    )
+    key: CustomerManagedKey | None = None
+    if az.model_store.customer_managed_key and az.model_store.create_account:
+        # A key of its own in the stack's Key Vault (the one AKS's KMS key is in: RBAC, purge protection,
+        # trusted Azure services admitted through its firewall, which Storage's CMK access needs).
+        store_key = keyvault.Key(
+            "model-store-key",
+            resource_group_name=rg,
+            vault_name=aks.key_vault_name,
+            key_name=MODEL_STORE_KEY_NAME,
+            properties=keyvault.KeyPropertiesArgs(
+                kty="RSA",
+                key_size=3072,
+                # Storage wraps and unwraps its account encryption key with it (Storage CMK docs).
+                key_ops=["wrapKey", "unwrapKey"],
+                attributes=keyvault.KeyAttributesArgs(enabled=True, exportable=False),
+            ),
+            tags=tags,
+            opts=on_azure,
+        )
+        key = CustomerManagedKey(
+            key_vault_id=aks.key_vault_id,
+            key_vault_uri=aks.key_vault_uri,
+            key_name=MODEL_STORE_KEY_NAME,
+        )
+        on_azure = pulumi.ResourceOptions.merge(on_azure, pulumi.ResourceOptions(depends_on=[store_key]))
     store = AzureBlobModelStore(
         "model-store",
         AzureBlobModelStoreArgs(
@@ -328,7 +353,9 @@ def _model_store(
             resource_group_name=rg,
             location=az.location,
             reader_principal_id=reader_principal_id,
-            network_access=StoreNetworkAccess.PRIVATE_ENDPOINT if private else StoreNetworkAccess.ALLOW_LISTED,
+            network_access=StoreNetworkAccess.PRIVATE_ENDPOINT
+            if private
+            else StoreNetworkAccess.ALLOW_LISTED,
             allowed_ip_ranges=[] if private else list(az.model_store.uploader_cidrs),
             allowed_subnet_ids=[] if private else [net.node_subnet_id],
             customer_managed_key=key,
@@ -338,7 +365,9 @@ def _model_store(
         opts=pulumi.ResourceOptions.merge(on_azure, pulumi.ResourceOptions(depends_on=[aks])),
     )
     if private and az.model_store.create_account:
-        net.private_endpoint("model-store", resource_id=store.account_id, group=PrivateLinkGroup.BLOB, parent=store)
+        net.private_endpoint(
+            "model-store", resource_id=store.account_id, group=PrivateLinkGroup.BLOB, parent=store
+        )
     return store
 
 

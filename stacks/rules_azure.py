@@ -96,6 +96,16 @@ def azure_problems(cfg: StackConfig) -> list[tuple[str, str]]:
                 "the Free tier has no uptime SLA and is meant for dev/test (AKS pricing tiers): use Standard",
             )
         )
+    if not az.admin_group_object_ids:
+        problems.append(
+            (
+                "azure.admin_group_object_ids",
+                "local accounts are off, so an Entra ID group must hold cluster-admin (Azure RBAC for "
+                "Kubernetes); the deployer who runs `pulumi up` must be in it too, since the stack's own "
+                "kubeconfig signs in as them (kubelogin, azurecli): give its object id (`az ad group show "
+                "-g <name> --query id -o tsv`)",
+            )
+        )
     foreign = [z for z in az.gpu_nodes.zones if az.zones and z not in az.zones]
     if foreign:
         problems.append(("azure.gpu_nodes.zones", f"{', '.join(foreign)} not in azure.zones {az.zones}"))

@@ -19,7 +19,7 @@ import pulumi_kubernetes as k8s
 
 from components._common import KEDA, deep_merge, helm_release, labels
 from components.autoscaler import KEDA_NAMESPACE, Autoscaler, AutoscalerArgs, ColdStartHoldRef, keda_values
-from components.choices import AcmeSolver, Engine, LoadBalancerKind, ScalingSignal, TlsMode
+from components.choices import AcmeSolver, Dns01Provider, Engine, LoadBalancerKind, ScalingSignal, TlsMode
 from components.cold_start_hold import (
     ColdStartHold,
     ColdStartHoldArgs,
@@ -117,6 +117,12 @@ class ClusterContext:
     api_server_cidrs: list[str] = field(default_factory=list)
     # The provider CRD charts go through (components/_common.py crd_provider: adopts existing CRDs).
     crd_provider: k8s.Provider | None = None
+    # The store-reading model server's identity where the platform federates one to its ServiceAccount
+    # (AKS Workload ID: the SA annotation naming the identity, the pod label AKS's webhook acts on).
+    model_service_account_annotations: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+    model_pod_labels: dict[str, str] = field(default_factory=dict)
+    # cert-manager's managed identity for Azure DNS (DNS-01 through Workload ID), when the stack uses it.
+    cert_manager_client_id: pulumi.Input[str] | None = None
 
 
 #: The kube-dns Service IP of the common self-managed distributions, for on-prem stacks that do not set
@@ -151,6 +157,22 @@ def extra_egress(cfg: StackConfig, ctx: ClusterContext) -> list[tuple[str, int]]
     """The platform's egress (e.g. the credentials agent), then the stack file's `network.extra_egress`."""
     from_file = [(rule.cidr, port) for rule in cfg.network.extra_egress for port in rule.ports]
     return [*ctx.model_extra_egress, *from_file]
+
+
+def _azuredns_args(cfg: StackConfig, ctx: ClusterContext) -> dict[str, Any]:
+    """TlsCertificatesArgs' azuredns_* fields: the stack's Azure DNS zone and cert-manager's identity
+    (stacks/azure.py makes it), where DNS-01 goes through Azure DNS; {} otherwise."""
+    dns01 = cfg.tls.acme.dns01
+    if dns01 is None or dns01.provider is not Dns01Provider.AZUREDNS or cfg.azure is None:
+        return {}
+    zone = cfg.azure.dns_zone
+    assert zone is not None  # stacks/rules_azure.py requires it for azuredns
+    return {
+        "azuredns_subscription_id": zone.subscription_id or cfg.azure.subscription_id,
+        "azuredns_resource_group": zone.resource_group,
+        "azuredns_hosted_zone_name": zone.name,
+        "azuredns_managed_identity_client_id": ctx.cert_manager_client_id,
+    }
 
 
 def tls_secret_name(cfg: StackConfig) -> str:
@@ -409,6 +431,7 @@ def deploy_workload(cfg: StackConfig, ctx: ClusterContext) -> Workload:
             # The zone cert-manager's grant is on (gcp.dns_zone unless named): naming it spares a list call.
             clouddns_hosted_zone_name=(dns01.clouddns_hosted_zone_name if dns01 else None)
             or (cfg.gcp.dns_zone if cfg.gcp and dns01 else None),
+            **_azuredns_args(cfg, ctx),
             internal_ca_common_name=cfg.tls.internal_ca.common_name,
             internal_ca_validity_hours=cfg.tls.internal_ca.validity_hours,
             existing_secret=cfg.tls.existing_secret,

@@ -89,7 +89,7 @@ class CustomerManagedKey:
     """An existing Key Vault key the account is encrypted with (RBAC-mode vault, purge protection on)."""
 
     key_vault_id: pulumi.Input[str]  # the vault's resource id (the grant is scoped to the key inside it)
-    key_vault_uri: str  # https://<vault>.vault.azure.net/
+    key_vault_uri: pulumi.Input[str]  # https://<vault>.vault.azure.net/ (checked when known)
     key_name: str  # the key's name; used versionless, so rotation is followed
 
 
@@ -200,7 +200,7 @@ def validate_azure_blob_model_store_args(args: AzureBlobModelStoreArgs) -> list[
         problems.append(f"sku: {args.sku!r} is not one of {', '.join(SKUS)}")
     key = args.customer_managed_key
     if key is not None:
-        if not _KEY_VAULT_URI.match(key.key_vault_uri):
+        if isinstance(key.key_vault_uri, str) and not _KEY_VAULT_URI.match(key.key_vault_uri):
             problems.append(
                 f"customer_managed_key.key_vault_uri: {key.key_vault_uri!r} is not a vault URI "
                 "(https://<vault>.vault.azure.net/)"

@@ -109,6 +109,10 @@ class AzureNetworkArgs:
     ingress_source_cidrs: list[str] = field(default_factory=list)  # [] with public_ingress: everyone
     ingress_ports: list[int] = field(default_factory=lambda: [443])  # the gateway's listener ports
     nat_idle_timeout_minutes: int = 4  # outbound flow idle timeout, 4..120 (Azure's default is 4)
+    # A Microsoft.Storage service endpoint on the node subnet: nodes then reach storage accounts in the
+    # region over the Azure backbone with the subnet's identity, which a storage firewall can admit
+    # (virtualNetworkRules) where the account keeps its public endpoint (a dev model store).
+    storage_service_endpoint: bool = False
     tags: dict[str, str] = field(default_factory=dict)  # Azure tags on every resource
 
 
@@ -456,6 +460,11 @@ class AzureNetwork(pulumi.ComponentResource):
             network_security_group=network.NetworkSecurityGroupArgs(id=node_nsg.id),
             nat_gateway=network.SubResourceArgs(id=nat.id),
             default_outbound_access=False,
+            service_endpoints=(
+                [network.ServiceEndpointPropertiesFormatArgs(service="Microsoft.Storage")]
+                if args.storage_service_endpoint
+                else None
+            ),
             opts=child(self),
         )
         endpoint_subnet = network.Subnet(

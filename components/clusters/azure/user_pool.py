@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_azure_native.containerservice as containerservice
@@ -68,7 +69,7 @@ class AksUserPool(pulumi.ComponentResource):
     def __init__(self, name: str, args: AksUserPoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         reject_invalid_args("AksUserPool", name, validate_aks_user_pool_args(args))
         super().__init__("inferstack:azure:AksUserPool", name, None, opts)
-        inputs: dict[str, object] = {
+        inputs: dict[str, Any] = {
             "agent_pool_name": args.agent_pool_name,
             "mode": containerservice.AgentPoolMode.USER,
             "type": containerservice.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
@@ -97,7 +98,7 @@ class AksUserPool(pulumi.ComponentResource):
             f"{name}-pool",
             resource_group_name=args.resource_group_name,
             resource_name_=args.cluster_name,
-            **inputs,  # type: ignore[arg-type]
+            **inputs,
             opts=child(self, delete_before_replace=True),
         )
         self.register_outputs({"agent_pool_name": args.agent_pool_name})

@@ -11,12 +11,16 @@ AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE, AZURE_AUTHORITY_HOST) for pods labe
 `azure.workload.identity/use: "true"` whose ServiceAccount is annotated with the identity's client id.
 No secret or key exists anywhere.
 
-The network: the token exchange is an HTTPS call to login.microsoftonline.com (AZURE_AUTHORITY_HOST). There
-is no narrow CIDR for it: Entra ID is served from Microsoft's global front ends, published only as the
-AzureActiveDirectory service tag (large, changing ranges usable in NSGs and Azure Firewall, not in a
-Kubernetes NetworkPolicy). A default-deny egress NetworkPolicy must therefore leave TCP 443 open to any
-address for pods that use Workload ID (or use an FQDN-aware policy, e.g. Cilium's with AKS Advanced
-Container Networking Services, to name the host).
+The network: the token exchange is an HTTPS call to login.microsoftonline.com (AZURE_AUTHORITY_HOST), from
+the pod itself (AKS has no node-local broker like EKS Pod Identity's agent or GKE's metadata server).
+Microsoft publishes the addresses of that endpoint: "Microsoft 365 URLs and IP address ranges"
+(learn.microsoft.com, endpoint set 56, Microsoft 365 Common, `login.microsoftonline.com` on TCP 443/80:
+20.20.32.0/19, 20.190.128.0/18, 20.231.128.0/19, 40.126.0.0/18, plus IPv6), and Azure AD's August 2018
+change notice ("Changes to Azure Active Directory IP address ranges") moved sign-in to 20.190.128.0/18 and
+40.126.0.0/18 precisely so firewalls need no change as endpoints are added. ENTRA_ID_LOGIN_EGRESS is those
+four IPv4 ranges on 443: a default-deny egress NetworkPolicy names them instead of the internet. Should
+Microsoft add a range (the web service at endpoints.office.com versions the list), a stack adds it with
+network.extra_egress until this table follows.
 """
 
 from __future__ import annotations
@@ -37,8 +41,10 @@ POD_LABEL = {"azure.workload.identity/use": "true"}
 CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
 #: Where the pod exchanges its token: Entra ID's login endpoint (AZURE_AUTHORITY_HOST), HTTPS.
 ENTRA_LOGIN_HOST = "login.microsoftonline.com"
-#: (CIDR, TCP port) a NetworkPolicy must allow for the token exchange: any address, 443 (see module doc).
-WORKLOAD_IDENTITY_EGRESS: list[tuple[str, int]] = [("0.0.0.0/0", 443)]
+#: (CIDR, TCP port) a NetworkPolicy allows for the token exchange: Entra ID's published sign-in ranges on
+#: 443 (see the module docstring for the sources).
+ENTRA_ID_LOGIN_CIDRS = ("20.20.32.0/19", "20.190.128.0/18", "20.231.128.0/19", "40.126.0.0/18")
+ENTRA_ID_LOGIN_EGRESS: list[tuple[str, int]] = [(cidr, 443) for cidr in ENTRA_ID_LOGIN_CIDRS]
 #: A role assignment's principalType for a managed identity. Setting it lets ARM accept the assignment
 #: before Entra ID has replicated a just-created identity ("PrincipalNotFound" otherwise).
 SERVICE_PRINCIPAL = "ServicePrincipal"

@@ -491,7 +491,22 @@ def outputs_for(
         plural = f"{kind[:1].lower()}{kind[1:]}s"
         out["id"] = rid(namespace, f"{plural}/{physical}")
         out["type"] = f"{namespace}/{plural}"
+    _user_assigned_identities(out, tenant)
     return out
+
+
+def _user_assigned_identities(out: dict[str, Any], tenant: str) -> None:
+    """A resource's managed identities as ARM answers them, for every type (a storage account's for its
+    customer-managed key, a cluster's control plane): `identity.userAssignedIdentities` goes in as a list
+    of identity ids (the SDK's input) and comes back as a map of id -> {principalId, clientId}."""
+    identity = out.get("identity")
+    if not isinstance(identity, dict):
+        return
+    assigned = identity.get("userAssignedIdentities")
+    if isinstance(assigned, list):
+        identity["userAssignedIdentities"] = {
+            key: {k: v for k, v in identity_ids(str(key), tenant).items() if k != "tenantId"} for key in assigned
+        }
 
 
 def _node_image(os_sku: Any) -> str:

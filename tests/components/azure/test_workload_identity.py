@@ -9,14 +9,15 @@ from typing import Any
 import pulumi
 import pytest
 
+from components.address_space import internet_exposure
 from components.clusters.azure.workload_identity import (
     CLIENT_ID_ANNOTATION,
     DNS_ZONE_CONTRIBUTOR,
+    ENTRA_ID_LOGIN_EGRESS,
     ENTRA_LOGIN_HOST,
     KEY_VAULT_CRYPTO_USER,
     POD_LABEL,
     STORAGE_BLOB_DATA_READER,
-    WORKLOAD_IDENTITY_EGRESS,
     federated_identity,
     federated_identity_problems,
     role_assignment,
@@ -98,9 +99,12 @@ def test_pod_and_service_account_carry_what_the_webhook_reads() -> None:
     assert service_account_annotations("abc") == {"azure.workload.identity/client-id": "abc"}
 
 
-def test_the_token_exchange_egress_is_https_to_any_address() -> None:
+def test_the_token_exchange_egress_is_https_to_entra_ids_sign_in_ranges_only() -> None:
     assert ENTRA_LOGIN_HOST == "login.microsoftonline.com"
-    assert WORKLOAD_IDENTITY_EGRESS == [("0.0.0.0/0", 443)]
+    # Entra ID's sign-in ranges only, on 443: never the internet.
+    assert {port for _, port in ENTRA_ID_LOGIN_EGRESS} == {443}
+    assert not internet_exposure([cidr for cidr, _ in ENTRA_ID_LOGIN_EGRESS])
+    assert ("20.190.128.0/18", 443) in ENTRA_ID_LOGIN_EGRESS
 
 
 # --- role assignments --------------------------------------------------------------------------------
