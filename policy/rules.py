@@ -336,6 +336,9 @@ def startup_probe_and_drain(type_token: str, props: Props) -> list[str]:
     return problems
 
 
+AKS_CLUSTER = "azure-native:containerservice:ManagedCluster"
+
+
 def cluster_endpoint_not_open(type_token: str, props: Props) -> list[str]:
     """The Kubernetes API endpoint is private or allow-listed, never open to 0.0.0.0/0."""
     if type_token == "aws:eks/cluster:Cluster":
@@ -372,7 +375,98 @@ def cluster_endpoint_not_open(type_token: str, props: Props) -> list[str]:
                 "addresses than a /8); list your networks instead, or set "
                 "privateClusterConfig.enablePrivateEndpoint true"
             ]
+    if type_token == AKS_CLUSTER:
+        who = f"AKS cluster {props.get('resourceName') or '?'}"
+        access = _dict(props.get("apiServerAccessProfile"))
+        if access.get("enablePrivateCluster") is True:
+            return []
+        # AKS gives the API server a public address unless the cluster is private, and with no
+        # authorizedIPRanges every address may reach it (AKS docs, "Secure access to the API server using
+        # authorized IP address ranges": "By default, the API server is assigned a public IP address").
+        ranges = _list(access.get("authorizedIPRanges"))
+        if not ranges:
+            return [
+                f"{who}: public API server with no apiServerAccessProfile.authorizedIPRanges (open to everyone); "
+                "set apiServerAccessProfile.enablePrivateCluster true, or list your networks in "
+                "authorizedIPRanges (stack file: azure.api_server)"
+            ]
+        if covers_internet(ranges):
+            return [
+                f"{who}: apiServerAccessProfile.authorizedIPRanges {ranges} admit the internet (more public "
+                "addresses than a /8); list your networks instead, or set "
+                "apiServerAccessProfile.enablePrivateCluster true"
+            ]
     return []
+
+
+# --- AKS cluster hardening -------------------------------------------------------------------------------
+# Field names are pulumi-azure-native 3.29.0's inputs for ManagedCluster (ARM API 2025-09-01), camelCase as
+# the engine hands them to a policy. Each setting must be explicit: where the API's default is the weak
+# value (local accounts on, no network policy, KMS off) a missing field fails like a wrong one.
+
+
+def aks_cluster_hardened(type_token: str, props: Props) -> list[str]:
+    """An AKS cluster: local accounts off with Microsoft Entra ID and Azure RBAC for Kubernetes (so every
+    caller is an Entra identity and every grant an Azure role assignment), the OIDC issuer and Workload
+    Identity on (pods get Entra tokens, no stored secret), etcd secrets encrypted with a Key Vault key (KMS),
+    and a network policy engine, without which NetworkPolicies are stored but never enforced."""
+    if type_token != AKS_CLUSTER:
+        return []
+    who = f"AKS cluster {props.get('resourceName') or '?'}"
+    problems = []
+    if props.get("disableLocalAccounts") is not True:
+        # Local accounts (the static cluster-admin kubeconfig of `az aks get-credentials --admin`) bypass
+        # Entra ID and Azure RBAC; the API's default keeps them.
+        problems.append(
+            f"{who}: set disableLocalAccounts true: local accounts give a static admin credential that "
+            "bypasses Entra ID and Azure RBAC"
+        )
+    aad = _dict(props.get("aadProfile"))
+    missing_aad = [f"aadProfile.{f}" for f in ("managed", "enableAzureRBAC") if aad.get(f) is not True]
+    if missing_aad:
+        problems.append(
+            f"{who}: set {' and '.join(missing_aad)} true: Microsoft Entra ID sign-in with Azure RBAC for "
+            "Kubernetes authorization (AKS refuses disableLocalAccounts without managed Entra integration)"
+        )
+    security = _dict(props.get("securityProfile"))
+    missing_wi = [
+        field
+        for field, on in (
+            ("oidcIssuerProfile.enabled", _dict(props.get("oidcIssuerProfile")).get("enabled")),
+            (
+                "securityProfile.workloadIdentity.enabled",
+                _dict(security.get("workloadIdentity")).get("enabled"),
+            ),
+        )
+        if on is not True
+    ]
+    if missing_wi:
+        problems.append(
+            f"{who}: set {' and '.join(missing_wi)} true: Workload Identity (on the OIDC issuer) lets the "
+            "serving pod read the model store with a federated Entra token instead of a stored key"
+        )
+    kms = _dict(security.get("azureKeyVaultKms"))
+    if kms.get("enabled") is not True:
+        # AzureKeyVaultKms.enabled: "The default is false": etcd then holds Secrets under the platform's key
+        # only, not one the stack controls and can revoke.
+        problems.append(
+            f"{who}: set securityProfile.azureKeyVaultKms.enabled true with keyId (a Key Vault key's versioned "
+            "URI): Kubernetes Secrets in etcd are then encrypted with a key the stack controls (KMS)"
+        )
+    elif not kms.get("keyId"):
+        problems.append(
+            f"{who}: securityProfile.azureKeyVaultKms is enabled without keyId; set it to the Key Vault key's "
+            "versioned URI (AKS requires it when KMS is on)"
+        )
+    policy = _dict(props.get("networkProfile")).get("networkPolicy")
+    if not policy or str(policy).lower() == "none":
+        # ContainerServiceNetworkProfile.networkPolicy: "none" is "the default value when NetworkPolicy is
+        # not specified": the stack's NetworkPolicies (default deny, model-store egress) would do nothing.
+        problems.append(
+            f"{who}: networkProfile.networkPolicy is {repr(policy) if policy else 'unset'}, so NetworkPolicies are not "
+            'enforced; set it to "cilium" (with networkDataplane "cilium"), "calico" or "azure"'
+        )
+    return problems
 
 
 # --- engine flags (issue 15 kind 4) ----------------------------------------------------------------------
@@ -692,7 +786,9 @@ def _sse_rules_set(props: Props) -> bool:
 
 def model_bucket_private_and_encrypted(resources: Sequence[tuple[str, Props]]) -> list[str]:
     """S3: a public access block with all four flags on, and a server-side encryption configuration.
-    GCS: uniform bucket-level access and public access prevention enforced."""
+    GCS: uniform bucket-level access and public access prevention enforced.
+    Azure: storage accounts as `_storage_account_problems` says; blob containers with publicAccess "None"
+    (or unset: the API's default is no anonymous access)."""
     problems = []
     blocks = [p for t, p in resources if t == _S3_PUBLIC_ACCESS_BLOCK]
     encryption = [p for t, p in resources if t in _S3_ENCRYPTION]
@@ -718,7 +814,104 @@ def model_bucket_private_and_encrypted(resources: Sequence[tuple[str, Props]]) -
                 problems.append(f"{who}: set uniformBucketLevelAccess true (no per-object ACLs)")
             if bucket.get("publicAccessPrevention") != "enforced":
                 problems.append(f'{who}: set publicAccessPrevention "enforced"')
+        elif type_token == AZURE_STORAGE_ACCOUNT:
+            problems += _storage_account_problems(bucket)
+        elif type_token == AZURE_BLOB_CONTAINER:
+            access = bucket.get("publicAccess")
+            if access is not None and access != "None":
+                who = (
+                    f"Blob container {bucket.get('accountName') or '?'}/{bucket.get('containerName') or '?'}"
+                )
+                problems.append(
+                    f'{who}: publicAccess is {access!r}, so anyone may read its blobs without signing in; set "None"'
+                )
     return problems
+
+
+# --- Azure Storage: the model store ----------------------------------------------------------------------
+# pulumi-azure-native 3.29.0 storage (ARM API 2024-01-01) input names; the defaults quoted are the SDK's
+# (the API's) own field docs. Azure encrypts every account at rest (256-bit AES, "Azure Storage encryption
+# cannot be disabled": learn.microsoft.com, "Azure Storage encryption for data at rest"), so what is left to
+# demand is anonymous access off, Entra ID only, TLS 1.2+ and HTTPS, set explicitly, and the network.
+
+AZURE_STORAGE_ACCOUNT = "azure-native:storage:StorageAccount"
+AZURE_BLOB_CONTAINER = "azure-native:storage:BlobContainer"
+#: minimumTlsVersion values at TLS 1.2 or newer (MinimumTlsVersion: TLS1_0 is the API's default; TLS1_3 is
+#: in the enum though the field's doc says the service does not take it yet).
+AZURE_TLS_1_2_OR_NEWER = frozenset({"TLS1_2", "TLS1_3"})
+
+
+def _storage_account_name(props: Props) -> str:
+    return f"Storage account {props.get('accountName') or '?'}"
+
+
+def _storage_public_rules(props: Props) -> tuple[str, list[str]]:
+    """The account's firewall when its public endpoint is on: (defaultAction, ipRules' iPAddressOrRange)."""
+    rules = _dict(props.get("networkRuleSet"))
+    ips = [str(_dict(r).get("iPAddressOrRange")) for r in _list(rules.get("ipRules"))]
+    # NetworkRuleSet.defaultAction is required inside a networkRuleSet; with none at all the account takes
+    # traffic from every network (the API's "Allow").
+    return str(rules.get("defaultAction") or "Allow"), ips
+
+
+def _storage_account_problems(props: Props) -> list[str]:
+    """A model store account: no anonymous blob access, no shared keys (so no SAS either), HTTPS and TLS 1.2+,
+    each set explicitly, and a public endpoint, if any, closed to all but an allow-list."""
+    who = _storage_account_name(props)
+    problems = []
+    if props.get("allowBlobPublicAccess") is not False:
+        problems.append(
+            f"{who}: set allowBlobPublicAccess false, so no container can be made readable without signing in"
+        )
+    if props.get("allowSharedKeyAccess") is not False:
+        # "The default value is null, which is equivalent to true": account keys and the SAS tokens signed
+        # with them keep working beside Entra ID.
+        problems.append(
+            f"{who}: set allowSharedKeyAccess false: otherwise the account keys, and every SAS signed with them, "
+            "read the weights past Entra ID and the reader role"
+        )
+    if props.get("enableHttpsTrafficOnly") is not True:
+        # ARM's supportsHttpsTrafficOnly, named enableHttpsTrafficOnly by pulumi-azure-native. True is the
+        # API's default since 2019-04-01, but a default is not a decision: set it.
+        problems.append(
+            f"{who}: set enableHttpsTrafficOnly true (ARM supportsHttpsTrafficOnly), so plain HTTP is refused"
+        )
+    tls = props.get("minimumTlsVersion")
+    if tls not in AZURE_TLS_1_2_OR_NEWER:
+        problems.append(
+            f'{who}: minimumTlsVersion is {repr(tls) if tls else "unset (the API takes TLS 1.0)"}; set "TLS1_2"'
+        )
+    if props.get("publicNetworkAccess") != "Disabled":
+        default_action, ips = _storage_public_rules(props)
+        if default_action != "Deny":
+            problems.append(
+                f'{who}: its public endpoint admits every network (networkRuleSet.defaultAction "{default_action}"); '
+                'set publicNetworkAccess "Disabled" and reach it through a private endpoint, or set '
+                'networkRuleSet.defaultAction "Deny" and list your networks in ipRules'
+            )
+        elif covers_internet(ips):
+            problems.append(
+                f"{who}: networkRuleSet.ipRules {ips} admit the internet (more public addresses than a /8); "
+                'list your networks instead, or set publicNetworkAccess "Disabled"'
+            )
+    return problems
+
+
+def model_store_network_private(type_token: str, props: Props) -> list[str]:
+    """A model store's storage account takes no traffic from public networks (publicNetworkAccess "Disabled"):
+    the serving pods reach it through a private endpoint in the VNet. Advisory in dev, where the deployer
+    uploads weights over an allow-listed public endpoint; the allow-list itself is checked, in every tier, by
+    model-bucket-private-and-encrypted."""
+    if type_token != AZURE_STORAGE_ACCOUNT:
+        return []
+    access = props.get("publicNetworkAccess")
+    if access == "Disabled":
+        return []
+    return [
+        f"{_storage_account_name(props)}: publicNetworkAccess is {repr(access) if access else 'unset (Enabled)'}; "
+        'set "Disabled" and reach the account through a private endpoint in the VNet (stack file: '
+        "azure.model_store.private_endpoint: true, the prod default)"
+    ]
 
 
 # --- client-address rules need the client's address ----------------------------------------------------
@@ -1365,17 +1558,34 @@ POLICIES: tuple[Policy, ...] = (
     ),
     Policy(
         "cluster-endpoint-not-open",
-        "The EKS / GKE API endpoint is private or allow-listed, never open to 0.0.0.0/0.",
+        "The EKS / GKE / AKS API endpoint is private or allow-listed, never open to 0.0.0.0/0.",
         "resource",
         cluster_endpoint_not_open,
         mandatory_in_dev=True,
     ),
     Policy(
+        "aks-cluster-hardened",
+        "AKS clusters: local accounts off, Entra ID with Azure RBAC, OIDC issuer and Workload Identity on, "
+        "etcd encrypted with a Key Vault key (KMS), a network policy engine.",
+        "resource",
+        aks_cluster_hardened,
+        mandatory_in_dev=True,
+    ),
+    Policy(
         "model-bucket-private-and-encrypted",
-        "Model buckets block public access and are encrypted (S3) / uniform access and public access prevention (GCS).",
+        "Model buckets block public access and are encrypted (S3) / uniform access and public access prevention "
+        "(GCS) / Azure Storage: no anonymous access, no shared keys, HTTPS with TLS 1.2+, a public endpoint "
+        "closed or allow-listed, containers not public.",
         "stack",
         model_bucket_private_and_encrypted,
         mandatory_in_dev=True,
+    ),
+    Policy(
+        "model-store-network-private",
+        'Azure model store accounts set publicNetworkAccess "Disabled" and are reached through a private endpoint.',
+        "resource",
+        model_store_network_private,
+        mandatory_in_dev=False,
     ),
     Policy(
         "containers-run-image-entrypoint",

@@ -163,6 +163,100 @@ def test_cluster_endpoint_gke() -> None:
     assert rules.cluster_endpoint_not_open("aws:s3/bucket:Bucket", {}) == []
 
 
+AKS = "azure-native:containerservice:ManagedCluster"
+
+
+def aks_cluster(**changes: Any) -> dict[str, Any]:
+    """A ManagedCluster's inputs as components/clusters/azure/aks.py sets them (camelCase, pulumi-azure-native
+    3.29.0), public with an allow-list; keyword arguments replace top-level fields."""
+    cluster: dict[str, Any] = {
+        "resourceName": "inferstack",
+        "apiServerAccessProfile": {"enablePrivateCluster": False, "authorizedIPRanges": ["198.51.100.0/24"]},
+        "disableLocalAccounts": True,
+        "aadProfile": {"managed": True, "enableAzureRBAC": True},
+        "oidcIssuerProfile": {"enabled": True},
+        "securityProfile": {
+            "workloadIdentity": {"enabled": True},
+            "azureKeyVaultKms": {
+                "enabled": True,
+                "keyId": "https://kv-inferstack.vault.azure.net/keys/etcd/0123456789abcdef0123456789abcdef",
+                "keyVaultNetworkAccess": "Public",
+            },
+        },
+        "networkProfile": {"networkPlugin": "azure", "networkDataplane": "cilium", "networkPolicy": "cilium"},
+    }
+    cluster.update(changes)
+    return cluster
+
+
+def test_cluster_endpoint_aks() -> None:
+    private = aks_cluster(apiServerAccessProfile={"enablePrivateCluster": True})
+    assert rules.cluster_endpoint_not_open(AKS, private) == []
+    assert rules.cluster_endpoint_not_open(AKS, aks_cluster()) == []
+    for ranges in (
+        ["0.0.0.0/0"],
+        ["0.0.0.0/1", "128.0.0.0/1"],
+        ["198.51.100.0/24", "0.0.0.0/2", "64.0.0.0/2"],
+    ):
+        open_ = aks_cluster(
+            apiServerAccessProfile={"enablePrivateCluster": False, "authorizedIPRanges": ranges}
+        )
+        [problem] = rules.cluster_endpoint_not_open(AKS, open_)
+        assert "AKS cluster inferstack" in problem and "authorizedIPRanges" in problem
+        assert "admit the internet" in problem
+    # Public with an empty list, or no access profile at all (AKS's default): open to everyone.
+    for access in ({"enablePrivateCluster": False, "authorizedIPRanges": []}, None):
+        [problem] = rules.cluster_endpoint_not_open(AKS, aks_cluster(apiServerAccessProfile=access))
+        assert "open to everyone" in problem and "enablePrivateCluster" in problem
+
+
+def test_hardened_aks_cluster_passes() -> None:
+    assert rules.aks_cluster_hardened(AKS, aks_cluster()) == []
+    assert rules.aks_cluster_hardened("gcp:container/cluster:Cluster", {}) == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "needles"),
+    [
+        ({"disableLocalAccounts": False}, ["disableLocalAccounts"]),
+        ({"disableLocalAccounts": None}, ["disableLocalAccounts"]),
+        ({"aadProfile": {"managed": True}}, ["aadProfile.enableAzureRBAC"]),
+        ({"aadProfile": None}, ["aadProfile.managed and aadProfile.enableAzureRBAC"]),
+        ({"oidcIssuerProfile": {"enabled": False}}, ["oidcIssuerProfile.enabled"]),
+        (
+            {"securityProfile": {"azureKeyVaultKms": {"enabled": True, "keyId": "https://k/keys/e/1"}}},
+            ["securityProfile.workloadIdentity.enabled"],
+        ),
+        ({"securityProfile": {"workloadIdentity": {"enabled": True}}}, ["azureKeyVaultKms.enabled"]),
+        (
+            {
+                "securityProfile": {
+                    "workloadIdentity": {"enabled": True},
+                    "azureKeyVaultKms": {"enabled": True},
+                }
+            },
+            ["without keyId"],
+        ),
+        (
+            {"networkProfile": {"networkPlugin": "azure", "networkPolicy": "none"}},
+            ["networkPolicy is 'none'"],
+        ),
+        ({"networkProfile": {"networkPlugin": "azure"}}, ["networkPolicy is unset"]),
+    ],
+)
+def test_each_aks_hardening_gap_is_named(changes: dict[str, Any], needles: list[str]) -> None:
+    [problem] = rules.aks_cluster_hardened(AKS, aks_cluster(**changes))
+    assert problem.startswith("AKS cluster inferstack: ")
+    for needle in needles:
+        assert needle in problem
+
+
+def test_bare_aks_cluster_fails_every_hardening_rule() -> None:
+    # Every weak setting is the API's default, so a cluster that sets nothing fails each one.
+    problems = rules.aks_cluster_hardened(AKS, {"resourceName": "bare"})
+    assert len(problems) == 5
+
+
 # --- stack policies ------------------------------------------------------------------------------------
 
 
@@ -348,15 +442,108 @@ def test_gcs_bucket_needs_uniform_access_and_public_access_prevention() -> None:
     assert len(rules.model_bucket_private_and_encrypted([("gcp:storage/bucket:Bucket", bad)])) == 2
 
 
+STORAGE_ACCOUNT = "azure-native:storage:StorageAccount"
+BLOB_CONTAINER = "azure-native:storage:BlobContainer"
+
+
+def storage_account(**changes: Any) -> dict[str, Any]:
+    """A StorageAccount's inputs as components/clusters/azure/model_store.py sets them for prod (private
+    endpoint); keyword arguments replace top-level fields."""
+    account: dict[str, Any] = {
+        "accountName": "inferstackmodels",
+        "kind": "StorageV2",
+        "allowBlobPublicAccess": False,
+        "allowSharedKeyAccess": False,
+        "enableHttpsTrafficOnly": True,
+        "minimumTlsVersion": "TLS1_2",
+        "publicNetworkAccess": "Disabled",
+        "networkRuleSet": {"defaultAction": "Deny", "bypass": "None", "ipRules": []},
+    }
+    account.update(changes)
+    return account
+
+
+def dev_storage_account(ip_rules: list[str], default_action: str = "Deny") -> dict[str, Any]:
+    """The dev shape: the public endpoint on, closed to all but ipRules."""
+    rules_ = [{"iPAddressOrRange": ip, "action": "Allow"} for ip in ip_rules]
+    return storage_account(
+        publicNetworkAccess="Enabled",
+        networkRuleSet={"defaultAction": default_action, "bypass": "None", "ipRules": rules_},
+    )
+
+
+def test_private_azure_storage_account_passes() -> None:
+    assert rules.model_bucket_private_and_encrypted([(STORAGE_ACCOUNT, storage_account())]) == []
+    assert rules.model_store_network_private(STORAGE_ACCOUNT, storage_account()) == []
+    # TLS 1.3 is newer than 1.2, so it passes too.
+    newer = storage_account(minimumTlsVersion="TLS1_3")
+    assert rules.model_bucket_private_and_encrypted([(STORAGE_ACCOUNT, newer)]) == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"allowBlobPublicAccess": True}, "allowBlobPublicAccess false"),
+        ({"allowBlobPublicAccess": None}, "allowBlobPublicAccess false"),
+        ({"allowSharedKeyAccess": True}, "allowSharedKeyAccess false"),
+        ({"allowSharedKeyAccess": None}, "allowSharedKeyAccess false"),  # null is equivalent to true
+        ({"enableHttpsTrafficOnly": False}, "enableHttpsTrafficOnly true"),
+        ({"enableHttpsTrafficOnly": None}, "enableHttpsTrafficOnly true"),  # the default is not a decision
+        ({"minimumTlsVersion": "TLS1_1"}, "minimumTlsVersion is 'TLS1_1'"),
+        ({"minimumTlsVersion": None}, "unset (the API takes TLS 1.0)"),
+    ],
+)
+def test_each_azure_storage_account_gap_is_named(changes: dict[str, Any], needle: str) -> None:
+    [problem] = rules.model_bucket_private_and_encrypted([(STORAGE_ACCOUNT, storage_account(**changes))])
+    assert problem.startswith("Storage account inferstackmodels: ") and needle in problem
+
+
+def test_azure_storage_public_endpoint_must_be_allow_listed() -> None:
+    listed = dev_storage_account(["198.51.100.0/24", "203.0.113.7"])
+    assert rules.model_bucket_private_and_encrypted([(STORAGE_ACCOUNT, listed)]) == []
+    [everyone] = rules.model_bucket_private_and_encrypted(
+        [(STORAGE_ACCOUNT, dev_storage_account(["198.51.100.0/24"], default_action="Allow"))]
+    )
+    assert 'defaultAction "Allow"' in everyone and 'publicNetworkAccess "Disabled"' in everyone
+    # No firewall at all and no publicNetworkAccess: the API's defaults admit every network.
+    bare = storage_account(publicNetworkAccess=None, networkRuleSet=None)
+    [problem] = rules.model_bucket_private_and_encrypted([(STORAGE_ACCOUNT, bare)])
+    assert "admits every network" in problem
+    for ips in (["0.0.0.0/0"], ["0.0.0.0/1", "128.0.0.0/1"]):
+        [wide] = rules.model_bucket_private_and_encrypted([(STORAGE_ACCOUNT, dev_storage_account(ips))])
+        assert "ipRules" in wide and "admit the internet" in wide
+
+
+def test_azure_store_network_private_wants_the_public_endpoint_off() -> None:
+    for account, shown in (
+        (dev_storage_account(["198.51.100.0/24"]), "'Enabled'"),
+        (storage_account(publicNetworkAccess=None), "unset (Enabled)"),
+    ):
+        [problem] = rules.model_store_network_private(STORAGE_ACCOUNT, account)
+        assert f"publicNetworkAccess is {shown}" in problem and "private endpoint" in problem
+    assert rules.model_store_network_private("aws:s3/bucket:Bucket", {}) == []
+
+
+def test_azure_blob_container_must_not_be_public() -> None:
+    for access in ("None", None):
+        container = {"accountName": "inferstackmodels", "containerName": "models", "publicAccess": access}
+        assert rules.model_bucket_private_and_encrypted([(BLOB_CONTAINER, container)]) == []
+    for access in ("Blob", "Container"):
+        container = {"accountName": "inferstackmodels", "containerName": "models", "publicAccess": access}
+        [problem] = rules.model_bucket_private_and_encrypted([(BLOB_CONTAINER, container)])
+        assert problem.startswith("Blob container inferstackmodels/models: ") and f"{access!r}" in problem
+
+
 # --- registry, enforcement, pack config ----------------------------------------------------------------
 
 
 def test_registry_names_are_unique_and_prod_makes_everything_mandatory() -> None:
     names = [p.name for p in rules.POLICIES]
-    assert len(names) == len(set(names)) == 19
+    assert len(names) == len(set(names)) == 21
     assert all(p.mandatory("prod") for p in rules.POLICIES)
     advisory_in_dev = {p.name for p in rules.POLICIES if not p.mandatory("dev")}
     assert advisory_in_dev == {
+        "model-store-network-private",
         "images-pinned-by-digest",
         "startup-probe-and-drain",
         "pdb-when-replicas-gt-1",
