@@ -505,7 +505,8 @@ def _user_assigned_identities(out: dict[str, Any], tenant: str) -> None:
     assigned = identity.get("userAssignedIdentities")
     if isinstance(assigned, list):
         identity["userAssignedIdentities"] = {
-            key: {k: v for k, v in identity_ids(str(key), tenant).items() if k != "tenantId"} for key in assigned
+            key: {k: v for k, v in identity_ids(str(key), tenant).items() if k != "tenantId"}
+            for key in assigned
         }
 
 
