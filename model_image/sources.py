@@ -345,7 +345,13 @@ class AzureBlobSource:
                     from azure.identity import WorkloadIdentityCredential
 
                     try:
-                        self._credential = WorkloadIdentityCredential()
+                        # From our environment mapping, which is os.environ in the pod (read here rather than
+                        # by the SDK so that a test can hand one in).
+                        self._credential = WorkloadIdentityCredential(
+                            tenant_id=self.env.get("AZURE_TENANT_ID"),
+                            client_id=self.env.get("AZURE_CLIENT_ID"),
+                            token_file_path=self.env.get("AZURE_FEDERATED_TOKEN_FILE"),
+                        )
                     except ValueError as e:
                         raise FetchError(
                             f"{self.description}: Azure Workload Identity is half set up ({e}); the webhook "
@@ -388,11 +394,24 @@ class AzureBlobSource:
                 "the launcher then reads with the pod's workload identity"
             )
         if status == 403 and code == "AuthorizationFailure":
-            return FetchError(
-                f"{where}: the account refused this caller's network ({code}): with public network access "
-                "off, reach it through its private endpoint (the pod must resolve "
-                f"{self.account}.blob.core.windows.net to the endpoint's private address)"
+            # What Azure answers a caller its network rules refuse; Azurite answers a wrong key so too.
+            key = (
+                f", or the key in {AZURE_CONNECTION_STRING_ENV} is wrong"
+                if self.env.get(AZURE_CONNECTION_STRING_ENV)
+                else ""
             )
+            return FetchError(
+                f"{where}: the account refused the request ({code}): its network rules refuse this caller "
+                "(with public network access off, reach it through its private endpoint: the pod must "
+                f"resolve {self.account}.blob.core.windows.net to the endpoint's private address){key}"
+            )
+        if status == 403 and code == "AuthenticationFailed":
+            refused = (
+                f"the key in {AZURE_CONNECTION_STRING_ENV}"
+                if self.env.get(AZURE_CONNECTION_STRING_ENV)
+                else "the pod's Entra ID token (issued for another tenant than the account's?)"
+            )
+            return FetchError(f"{where}: the account refused {refused} ({code})")
         if status is not None:
             return FetchError(f"{where}: {status} {code or _first_line(e)}")
         if isinstance(e, ClientAuthenticationError):
