@@ -35,7 +35,7 @@ PIP_LOCKED := --quiet --require-hashes --no-deps --only-binary :all:
 # index. The hash pins the file whichever index serves it.
 TORCH_FROM = $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 
-.PHONY: help runtime runtime-core venv tools policy-pack lock test e2e e2e-host lint plan check validate schema fetch-schemas up destroy bench clean
+.PHONY: help runtime runtime-core venv tools azurite policy-pack lock test e2e e2e-host lint plan check validate schema fetch-schemas up destroy bench clean
 
 help:
 	@echo "make up STACK=local     check prerequisites, create a kind cluster if needed, build + load the image,"
@@ -53,6 +53,7 @@ help:
 	@echo "make schema             write stack-file.schema.json (what editors validate stack files with)"
 	@echo "make policy-pack        policy/venv, for pulumi preview/up --policy-pack policy"
 	@echo "make bench              plan and model-fetch benchmarks (docs/benchmarks.md)"
+	@echo "make azurite            Azurite (Azure Storage emulator) for the az:// fetch tests, npm ci from tools/azurite"
 	@echo "make lock               rewrite every lock file from its inputs (uv pip compile)"
 	@echo "make clean              remove build/, policy/venv and tool caches"
 	@echo "Any target: PYTHON=python3.12 picks the interpreter for the venvs (3.11 or newer)."
@@ -112,6 +113,19 @@ $(CHECKOV_VENV)/bin/checkov: requirements/checkov.txt
 
 tools: $(CHECKOV_VENV)/bin/checkov
 
+# Azurite, Microsoft's Azure Storage emulator, for the az:// fetch tests (tests/model_image/conftest.py runs
+# azurite-blob on loopback). From its npm lock, like the Python tools: `npm ci` installs exactly
+# package-lock.json (integrity-checked) and never rewrites it; --ignore-scripts: no install script runs
+# (Azurite needs none). Needs node and npm (20 or newer: 3.37.0 declares node >= 22, but its blob service
+# runs on 20, which the tests check on every run; see tools/azurite/package.json).
+AZURITE_BLOB := tools/azurite/node_modules/.bin/azurite-blob
+$(AZURITE_BLOB): tools/azurite/package-lock.json tools/azurite/package.json
+	@command -v npm >/dev/null || { echo "make azurite: npm is not on PATH; install Node.js 20 or newer with npm (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+	cd tools/azurite && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+azurite: $(AZURITE_BLOB)
+
 $(UV): requirements/uv.txt
 	$(call new_venv,$(UV_VENV))
 	$(UV_VENV)/bin/pip install $(PIP_LOCKED) -r requirements/uv.txt
@@ -165,7 +179,7 @@ lint: venv
 	$(BIN)/mypy
 	$(BIN)/mypy policy/__main__.py
 
-test: venv tools lint
+test: venv tools azurite lint
 	$(BIN)/pytest -q
 
 # The images built from model_image/Dockerfile.cpu and Dockerfile, and the planned pods run in them under

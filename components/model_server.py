@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import math
+import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
@@ -173,11 +174,65 @@ class ModelServerArgs:
     dns_cidrs: list[str] = field(default_factory=lambda: list(NODE_LOCAL_DNS_CIDRS))
     # Environment for the storage SDKs, e.g. AWS_REGION; never a launcher setting (those are typed above).
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Annotations on the ServiceAccount the component makes, for a workload identity that is bound through
+    # it: Azure Workload Identity's `azure.workload.identity/client-id` (the managed identity's client id,
+    # which the webhook injects as AZURE_CLIENT_ID), GKE's `iam.gke.io/gcp-service-account`, IRSA's
+    # `eks.amazonaws.com/role-arn`.
+    service_account_annotations: dict[str, str] = field(default_factory=dict)
+    # Extra labels on the pod template only, e.g. Azure Workload Identity's `azure.workload.identity/use:
+    # "true"` (the webhook mutates only pods that carry it). Never on the Deployment's selector, which is
+    # immutable: a changed selector makes Pulumi replace the Deployment.
+    pod_labels: dict[str, str] = field(default_factory=dict)
+
+
+# Kubernetes' syntax for label and annotation keys and label values (k8s.io/apimachinery
+# pkg/util/validation/validation.go: IsQualifiedName, IsDNS1123Subdomain, IsValidLabelValue).
+_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def is_qualified_name(key: str) -> bool:
+    """Whether `key` is a valid label or annotation key: [prefix/]name, prefix a DNS subdomain <= 253
+    characters, name <= 63 characters of alphanumerics, '-', '_', '.' starting and ending alphanumeric."""
+    prefix, slash, name = key.rpartition("/")
+    if slash and not (len(prefix) <= 253 and _DNS1123_SUBDOMAIN.match(prefix)):
+        return False
+    return len(name) <= 63 and bool(_QUALIFIED_NAME.match(name))
+
+
+def is_label_value(value: str) -> bool:
+    """Whether `value` is a valid label value: empty, or a name as above of at most 63 characters."""
+    if not isinstance(value, str):  # a YAML `true` unquoted arrives as a bool
+        return False
+    return value == "" or (len(value) <= 63 and bool(_QUALIFIED_NAME.match(value)))
 
 
 def validate_model_server_args(args: ModelServerArgs) -> list[str]:
     """Every problem with the args, each naming the field; empty when they are usable."""
     problems: list[str] = []
+    problems += [
+        f"service_account_annotations: {key!r} is not an annotation key ([prefix/]name, e.g. "
+        "azure.workload.identity/client-id)"
+        for key in args.service_account_annotations
+        if not is_qualified_name(key)
+    ]
+    problems += [
+        f'service_account_annotations: {key}: the value must be a string (quote it: {key}: "{value}")'
+        for key, value in args.service_account_annotations.items()
+        if not isinstance(value, str)
+    ]
+    own = labels("x", "model-server")
+    for key, value in args.pod_labels.items():
+        if key in own:
+            problems.append(
+                f"pod_labels: {key!r} is the component's own label (the Service, PDB and NetworkPolicies "
+                "select on it); use another key"
+            )
+        elif not is_qualified_name(key) or not is_label_value(value):
+            problems.append(
+                f"pod_labels: {key}={value!r} is not a label (key [prefix/]name, value at most 63 "
+                "alphanumerics, '-', '_', '.'; e.g. azure.workload.identity/use=true)"
+            )
     if args.engine is Engine.VLLM and args.gpus < 1:
         problems.append(
             "gpus: the vllm engine needs at least one GPU per replica (or use engine transformers)"
@@ -393,9 +448,13 @@ class ModelServer(pulumi.ComponentResource):
             """One shape for every child's metadata (Any: the SDK's TypedDicts do not take plain dicts)."""
             return {"name": f"{name}{suffix}", "namespace": args.namespace, "labels": self.pod_labels}
 
+        account_metadata = metadata()
+        if args.service_account_annotations:
+            # Only when given, so that a stack without them plans exactly as before.
+            account_metadata["annotations"] = dict(args.service_account_annotations)
         account = k8s.core.v1.ServiceAccount(
             f"{name}-sa",
-            metadata=metadata(),
+            metadata=account_metadata,
             # The engine never talks to the Kubernetes API.
             automount_service_account_token=False,
             opts=child(self),
@@ -580,7 +639,9 @@ class ModelServer(pulumi.ComponentResource):
                 "rolling_update": {"max_surge": args.max_surge, "max_unavailable": args.max_unavailable},
             },
             "template": {
-                "metadata": {"labels": self.pod_labels},
+                # The extra labels after the component's own, which validate_model_server_args keeps them
+                # from overriding: the selector above must still match.
+                "metadata": {"labels": {**self.pod_labels, **args.pod_labels}},
                 "spec": {
                     "service_account_name": account,
                     "automount_service_account_token": False,

@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    for noisy in ("botocore", "boto3", "urllib3", "google", "huggingface_hub", "filelock"):
+    # azure-core logs every request and response at INFO (azure.core.pipeline.policies.http_logging_policy).
+    for noisy in ("botocore", "boto3", "urllib3", "google", "azure", "huggingface_hub", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:

@@ -54,7 +54,8 @@ class FetchSettings(BaseSettings):
     model_config = SettingsConfigDict(env_ignore_empty=True, extra="forbid", case_sensitive=False)
 
     model_uri: str = Field(
-        description="where the model is: file:///path, s3://bucket/prefix, gs://bucket/prefix, hf://org/name@rev"
+        description="where the model is: file:///path, s3://bucket/prefix, gs://bucket/prefix, "
+        "az://account/container/prefix, hf://org/name@rev"
     )
     model_dir: Path = Field(description="the model cache folder (a volume shared by fetch and serve)")
 

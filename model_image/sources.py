@@ -1,10 +1,11 @@
-"""Where model files are read from: a folder, S3, GCS or the Hugging Face hub.
+"""Where model files are read from: a folder, S3, GCS, Azure Blob Storage or the Hugging Face hub.
 
 Each source answers two questions: which files make up the model (with their expected digests),
 and the bytes of one file (a byte range where the store allows it, so big shards download in parts).
-Credentials are never settings: boto3, google-cloud-storage and huggingface_hub find the pod's own
-(IRSA / EKS Pod Identity, GKE Workload Identity, HF_TOKEN_PATH), and emulators through their usual
-variables (AWS_ENDPOINT_URL, STORAGE_EMULATOR_HOST).
+Credentials are never settings: boto3, google-cloud-storage, azure-identity and huggingface_hub find the
+pod's own (IRSA / EKS Pod Identity, GKE Workload Identity, Azure Workload Identity, HF_TOKEN_PATH), and
+emulators through their usual variables (AWS_ENDPOINT_URL, STORAGE_EMULATOR_HOST,
+AZURE_STORAGE_CONNECTION_STRING).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 import re
 import stat
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -52,6 +53,9 @@ def open_source(uri: ModelURI, workers: int) -> Source:
         return S3Source(uri.location, uri.path, workers)
     if uri.scheme is Scheme.GS:
         return GCSSource(uri.location, uri.path)
+    if uri.scheme is Scheme.AZ:
+        account, _, container = uri.location.partition("/")
+        return AzureBlobSource(account, container, uri.path)
     assert uri.revision is not None
     return HFSource(uri.location, uri.revision)
 
@@ -245,6 +249,221 @@ class GCSSource:
         blob = self._bucket().blob(self.prefix + path)
         # We verify sha256 ourselves; raw_download keeps the stored bytes (no transcoding) for ranges.
         blob.download_to_file(_RangeWriter(sink), start=start, end=end - 1, checksum=None, raw_download=True)
+
+    def download_file(self, path: str, root: Path) -> None:  # pragma: no cover - ranged source
+        raise NotImplementedError
+
+
+#: Where `fetch` reads an az:// model: the account's blob endpoint in Azure's public cloud (learn.microsoft.com,
+#: "Storage account overview", standard endpoints: https://<account>.blob.core.windows.net). A private
+#: endpoint keeps this name (it resolves through privatelink.blob.core.windows.net), so the pod needs no
+#: other setting to use one.
+AZURE_BLOB_ENDPOINT = "https://{account}.blob.core.windows.net"
+#: The emulator override, as the Azure CLI and Azurite's docs name it. A connection string carries the
+#: endpoint and a shared key together: Azurite accepts OAuth tokens over HTTPS only, and the SDK refuses to
+#: send a bearer token over plain HTTP, so an emulator on loopback is reached with its documented dev key.
+#: A production store has shared-key access off (the key is refused: KeyBasedAuthenticationNotPermitted).
+AZURE_CONNECTION_STRING_ENV = "AZURE_STORAGE_CONNECTION_STRING"
+#: What Azure Workload Identity's mutating webhook sets in every container of a pod labelled
+#: azure.workload.identity/use: "true" whose ServiceAccount is annotated azure.workload.identity/client-id
+#: (azure-workload-identity docs, "Mutating Admission Webhook"; AZURE_AUTHORITY_HOST too).
+WORKLOAD_IDENTITY_ENV = ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE")
+# Each GET at most 4 MiB: a 16 MiB part streams in 4 MiB responses rather than one body held whole in
+# memory per worker (the SDK's first GET is 32 MiB by default: BlobClient's max_single_get_size).
+AZURE_GET_SIZE = 4 * 1024 * 1024
+
+
+def _azure_code(e: BaseException) -> str:
+    """The storage service's x-ms-error-code (AuthorizationPermissionMismatch, BlobNotFound...), or ""."""
+    code = getattr(e, "error_code", None)
+    return str(getattr(code, "value", code) or "")
+
+
+def _first_line(e: BaseException, limit: int = 400) -> str:
+    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+class AzureBlobSource:
+    """az://<account>/<container>/<prefix> through azure-storage-blob.
+
+    Credentials: the pod's Azure Workload Identity (WorkloadIdentityCredential, from the variables the
+    webhook injects); elsewhere (a build machine baking an image) DefaultAzureCredential without managed
+    identity: from a pod, IMDS would hand out the node's kubelet identity, which must never be what reads
+    the model. AZURE_STORAGE_CONNECTION_STRING (endpoint and key) is for emulators such as Azurite.
+    """
+
+    ranged = True
+
+    def __init__(
+        self, account: str, container: str, prefix: str, env: Mapping[str, str] | None = None
+    ) -> None:
+        self.account = account
+        self.container = container
+        self.prefix = f"{prefix}/" if prefix else ""
+        self.description = f"az://{account}/{container}/{self.prefix}"
+        self.env = os.environ if env is None else env
+        self.endpoint = AZURE_BLOB_ENDPOINT.format(account=account)
+        self._credential: Any = None
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def _container(self) -> Any:
+        # One client per thread, as for GCS, over one credential (it caches the token for all of them).
+        if not hasattr(self._local, "container"):
+            from azure.storage.blob import BlobServiceClient
+
+            sizes: dict[str, Any] = {
+                "max_single_get_size": AZURE_GET_SIZE,
+                "max_chunk_get_size": AZURE_GET_SIZE,
+            }
+            connection = self.env.get(AZURE_CONNECTION_STRING_ENV)
+            if connection:
+                try:
+                    service = BlobServiceClient.from_connection_string(connection, **sizes)
+                except ValueError:
+                    # Never the string itself: it holds the key.
+                    raise FetchError(
+                        f"{AZURE_CONNECTION_STRING_ENV} is not a storage connection string; unset it (the pod "
+                        "reads with its workload identity) or write AccountName=...;AccountKey=...;BlobEndpoint=..."
+                    ) from None
+                if service.account_name != self.account:
+                    raise FetchError(
+                        f"{self.description}: {AZURE_CONNECTION_STRING_ENV} is for the account "
+                        f"{service.account_name!r}, not {self.account!r}; name the same account in both"
+                    )
+                self.endpoint = service.url.rstrip("/")
+            else:
+                service = BlobServiceClient(self.endpoint, credential=self._token_credential(), **sizes)
+            self._local.container = service.get_container_client(self.container)
+        return self._local.container
+
+    def _token_credential(self) -> Any:
+        with self._lock:
+            if self._credential is None:
+                if self.env.get("AZURE_FEDERATED_TOKEN_FILE"):
+                    from azure.identity import WorkloadIdentityCredential
+
+                    try:
+                        # From our environment mapping, which is os.environ in the pod (read here rather than
+                        # by the SDK so that a test can hand one in).
+                        self._credential = WorkloadIdentityCredential(
+                            tenant_id=self.env.get("AZURE_TENANT_ID"),
+                            client_id=self.env.get("AZURE_CLIENT_ID"),
+                            token_file_path=self.env.get("AZURE_FEDERATED_TOKEN_FILE"),
+                        )
+                    except ValueError as e:
+                        raise FetchError(
+                            f"{self.description}: Azure Workload Identity is half set up ({e}); the webhook "
+                            f"sets {', '.join(WORKLOAD_IDENTITY_ENV)} together"
+                        ) from None
+                else:
+                    from azure.identity import DefaultAzureCredential
+
+                    self._credential = DefaultAzureCredential(exclude_managed_identity_credential=True)
+            return self._credential
+
+    def _error(self, e: Exception, key: str) -> FetchError:
+        """One line naming the blob and what to change, for an azure-core error while planning."""
+        from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
+
+        where = f"{SUMS_NAME}: cannot read az://{self.account}/{self.container}/{key}"
+        status = getattr(e, "status_code", None)
+        code = _azure_code(e)
+        if status == 404 and code == "ContainerNotFound":
+            return FetchError(
+                f"{where}: the storage account {self.account!r} has no container {self.container!r}; "
+                "check the container in MODEL_URI"
+            )
+        if status == 404:
+            return FetchError(
+                f"{where}: no such blob ({code or 'not found'}); check the prefix {self.prefix!r} in MODEL_URI "
+                f"and that the model was uploaded there with its {SUMS_NAME}"
+            )
+        if status == 403 and code == "AuthorizationPermissionMismatch":
+            who = self.env.get("AZURE_CLIENT_ID")
+            return FetchError(
+                f"{where}: the pod's identity{f' (client id {who})' if who else ''} may not read it "
+                f"({code}): give it the 'Storage Blob Data Reader' role on the container, and make the "
+                f"role assignment's condition, if any, admit reading blobs under {self.prefix!r} and listing "
+                "with that prefix"
+            )
+        if status == 403 and code == "KeyBasedAuthenticationNotPermitted":
+            return FetchError(
+                f"{where}: the account refuses shared keys ({code}): unset {AZURE_CONNECTION_STRING_ENV}; "
+                "the launcher then reads with the pod's workload identity"
+            )
+        if status == 403 and code == "AuthorizationFailure":
+            # What Azure answers a caller its network rules refuse; Azurite answers a wrong key so too.
+            key = (
+                f", or the key in {AZURE_CONNECTION_STRING_ENV} is wrong"
+                if self.env.get(AZURE_CONNECTION_STRING_ENV)
+                else ""
+            )
+            return FetchError(
+                f"{where}: the account refused the request ({code}): its network rules refuse this caller "
+                "(with public network access off, reach it through its private endpoint: the pod must "
+                f"resolve {self.account}.blob.core.windows.net to the endpoint's private address){key}"
+            )
+        if status == 403 and code == "AuthenticationFailed":
+            refused = (
+                f"the key in {AZURE_CONNECTION_STRING_ENV}"
+                if self.env.get(AZURE_CONNECTION_STRING_ENV)
+                else "the pod's Entra ID token (issued for another tenant than the account's?)"
+            )
+            return FetchError(f"{where}: the account refused {refused} ({code})")
+        if status is not None:
+            return FetchError(f"{where}: {status} {code or _first_line(e)}")
+        if isinstance(e, ClientAuthenticationError):
+            return FetchError(
+                f"{where}: no Entra ID token for the pod ({_first_line(e)}); check its workload identity: the "
+                "ServiceAccount's annotation azure.workload.identity/client-id, the pod label "
+                'azure.workload.identity/use: "true", and a federated credential on that identity whose '
+                "issuer is the cluster's OIDC issuer and whose subject is "
+                "system:serviceaccount:<namespace>:<service account>"
+            )
+        if isinstance(e, ServiceRequestError):
+            return FetchError(
+                f"{where}: cannot reach {self.endpoint} ({_first_line(e)}); check the pod's DNS and its egress "
+                "to the blob endpoint on port 443"
+            )
+        return FetchError(f"{where}: {_first_line(e)}")
+
+    def plan(self) -> list[FileSpec]:
+        from azure.core.exceptions import AzureError
+
+        key = self.prefix + SUMS_NAME
+        try:
+            container = self._container()
+            raw = container.download_blob(key, decompress=False).readall()
+            sizes: dict[str, int] = {}
+            for blob in container.list_blobs(name_starts_with=self.prefix, include=["metadata"]):
+                # An account with a hierarchical namespace (Data Lake Storage) lists each folder as an
+                # empty blob marked hdi_isfolder=true: a folder, not a file of the model.
+                if (blob.metadata or {}).get("hdi_isfolder") == "true":
+                    continue
+                sizes[blob.name[len(self.prefix) :]] = int(blob.size)
+        except AzureError as e:
+            raise self._error(e, key) from None
+        origin = f"az://{self.account}/{self.container}/{key}"
+        return plan_from_listing(_parse_sums(raw, origin), sizes, self.description)
+
+    def read_range(self, path: str, start: int, end: int, sink: Sink) -> None:
+        from azure.core.exceptions import AzureError
+
+        try:
+            # decompress=False: the stored bytes, whatever Content-Encoding says (sha256 is over those).
+            # The SDK pins later GETs of one download to the first response's ETag, so a blob replaced
+            # meanwhile fails the part (412) instead of mixing two versions.
+            stream = self._container().download_blob(
+                self.prefix + path, offset=start, length=end - start, max_concurrency=1, decompress=False
+            )
+            for block in stream.chunks():
+                sink(block)
+        except AzureError as e:
+            # An OSError is retried by fetch (a dropped connection); the status and code say why it failed.
+            status = getattr(e, "status_code", None)
+            raise OSError(f"{status or ''} {_azure_code(e) or _first_line(e)}".strip()) from None
 
     def download_file(self, path: str, root: Path) -> None:  # pragma: no cover - ranged source
         raise NotImplementedError

@@ -10,24 +10,33 @@ from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
 SCHEMES_HELP = (
-    "file:///path (or /path), s3://bucket/prefix, gs://bucket/prefix, hf://org/name@<40-hex commit>"
+    "file:///path (or /path), s3://bucket/prefix, gs://bucket/prefix, az://account/container/prefix, "
+    "hf://org/name@<40-hex commit>"
 )
 
 _HF_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# Azure's naming rules (learn.microsoft.com, "Naming and referencing containers, blobs, and metadata" and
+# "Storage account overview: Storage account name"): an account is 3-24 lowercase letters and digits; a
+# container 3-63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit.
+_AZ_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
+_AZ_CONTAINER = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
 
 
 class Scheme(StrEnum):
     FILE = "file"
     S3 = "s3"
     GS = "gs"
+    #: Azure Blob Storage: az://<account>/<container>/<prefix> (model_image/README.md, "Azure Blob").
+    AZ = "az"
     HF = "hf"
 
 
 @dataclass(frozen=True)
 class ModelURI:
-    """A parsed MODEL_URI. `location` is a bucket, a hub repository, or empty for files."""
+    """A parsed MODEL_URI. `location` is a bucket, `<account>/<container>` for az://, a hub repository,
+    or empty for files."""
 
     scheme: Scheme
     location: str
@@ -59,7 +68,7 @@ def redact(raw: str) -> str:
     """`raw` fit for a message or a log line: any userinfo (`user:secret@`) replaced by `***@`, and any
     query or fragment by `***`.
 
-    Only s3://, gs:// and file:// have an authority that can carry one; an hf:// URI with a ':' or a
+    Only s3://, gs://, az:// and file:// have an authority that can carry one; an hf:// URI with a ':' or a
     second '@' in it is hidden whole, since its one '@' separates the revision and a token could sit
     anywhere before it.
     """
@@ -97,10 +106,11 @@ def parse_model_uri(raw: str) -> ModelURI:
     shown = redact(raw)
     parts = urlsplit(raw)
     scheme = parts.scheme.lower()
-    if scheme in ("file", "s3", "gs") and "@" in parts.netloc:
+    if scheme in ("file", "s3", "gs", "az") and "@" in parts.netloc:
         raise ValueError(
             f"{shown!r} carries credentials (user:secret@) in the URI: remove them; the launcher reads "
-            "the pod's own identity (IRSA / EKS Pod Identity, GKE Workload Identity), never URI credentials"
+            "the pod's own identity (IRSA / EKS Pod Identity, GKE or Azure Workload Identity), never URI "
+            "credentials"
         )
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
@@ -115,6 +125,8 @@ def parse_model_uri(raw: str) -> ModelURI:
         if any(seg in ("", ".", "..") for seg in prefix.split("/")) and prefix:
             raise ValueError(f"{shown!r}: the prefix may not contain empty, '.' or '..' segments")
         return ModelURI(Scheme(scheme), parts.netloc, prefix)
+    if scheme == "az":
+        return _az_uri(raw, shown)
     if scheme == "hf":
         return _hf_uri(raw)
     named = f"scheme {scheme!r}" if scheme else "no scheme"
@@ -126,6 +138,40 @@ def _file_uri(path: str) -> ModelURI:
     if not p.is_absolute() or ".." in p.parts:
         raise ValueError(f"{path!r}: a local model folder must be an absolute path without '..'")
     return ModelURI(Scheme.FILE, "", str(p))
+
+
+def _az_uri(raw: str, shown: str) -> ModelURI:
+    """az://<account>/<container>/<prefix>: the account first, so that the URI alone names the blob
+    endpoint (https://<account>.blob.core.windows.net) and two accounts' models never share a cache key.
+
+    Not the az:// of adlfs and vLLM's Run:ai streamer (az://<container>/<path>, the account given apart
+    as AZURE_STORAGE_ACCOUNT_NAME): model_image/README.md says why.
+    """
+    parts = urlsplit(raw)
+    if parts.query or parts.fragment:
+        raise ValueError(
+            f"{shown!r}: query strings and fragments (a SAS token) are not supported in az:// URIs"
+        )
+    account = parts.netloc
+    container, _, prefix = parts.path.strip("/").partition("/")
+    problems = []
+    if not _AZ_ACCOUNT.match(account):
+        problems.append(
+            f"the storage account {account!r} is not an account name (3-24 lowercase letters and digits)"
+        )
+    if not container:
+        problems.append("it names no container")
+    elif not _AZ_CONTAINER.match(container):
+        problems.append(
+            f"the container {container!r} is not a container name (3-63 lowercase letters, digits and "
+            "single hyphens)"
+        )
+    if problems:
+        raise ValueError(f"{shown!r}: {'; '.join(problems)}; write az://<account>/<container>/<prefix>")
+    prefix = prefix.strip("/")
+    if prefix and any(seg in ("", ".", "..") for seg in prefix.split("/")):
+        raise ValueError(f"{shown!r}: the prefix may not contain empty, '.' or '..' segments")
+    return ModelURI(Scheme.AZ, f"{account}/{container}", prefix)
 
 
 def _hf_uri(raw: str) -> ModelURI:

@@ -355,3 +355,76 @@ def test_stream_mode_is_refused_where_the_streamer_cannot_read(changes: dict[str
 
     args = gpu_args(load_mode=LoadMode.STREAM, **changes)
     assert any(words in p for p in validate_model_server_args(args))
+
+
+# --- workload identity hooks (Azure Workload Identity: the SA annotation and the pod label) -----------
+
+WI_CLIENT_ID = "00000000-0000-0000-0000-0000000000c1"
+
+
+def wi_args(**changes: Any) -> ModelServerArgs:
+    return gpu_args(
+        model_uri="az://acmemodels/weights/llama/v1",
+        service_account_annotations={"azure.workload.identity/client-id": WI_CLIENT_ID},
+        pod_labels={"azure.workload.identity/use": "true"},
+        **changes,
+    )
+
+
+def test_workload_identity_annotation_lands_on_the_pods_service_account() -> None:
+    rec = render(wi_args())
+    account = rec.one("kubernetes:core/v1:ServiceAccount").inputs
+    assert account["metadata"]["annotations"] == {"azure.workload.identity/client-id": WI_CLIENT_ID}
+    # The webhook finds the SA by the pod's serviceAccountName: it must be this one.
+    assert pod_spec(rec)["serviceAccountName"] == account["metadata"]["name"]
+    # The webhook projects its own token volume; the Kubernetes API token stays unmounted.
+    assert account["automountServiceAccountToken"] is False
+    assert pod_spec(rec)["automountServiceAccountToken"] is False
+
+
+def test_pod_labels_reach_the_pod_template_but_never_the_selector() -> None:
+    rec = render(wi_args())
+    deployment = rec.one(DEPLOYMENT).inputs
+    template_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert template_labels["azure.workload.identity/use"] == "true"
+    assert "azure.workload.identity/use" not in deployment["spec"]["selector"]["matchLabels"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= template_labels.items()
+    # Only the pods: the Deployment, Service, PDB and the ServiceAccount keep the component's labels.
+    for r in rec.kubernetes_objects():
+        assert "azure.workload.identity/use" not in r.inputs["metadata"].get("labels", {}), r.type
+
+
+def test_without_the_hooks_the_plan_is_unchanged() -> None:
+    # What the component emitted before the two arguments existed: no annotations on the ServiceAccount,
+    # the component's own labels alone on the pods.
+    plain, empty = render(gpu_args()), render(gpu_args(service_account_annotations={}, pod_labels={}))
+    assert [(r.type, r.name, r.inputs) for r in plain.resources] == [
+        (r.type, r.name, r.inputs) for r in empty.resources
+    ]
+    assert "annotations" not in plain.one("kubernetes:core/v1:ServiceAccount").inputs["metadata"]
+    deployment = plain.one(DEPLOYMENT).inputs
+    assert deployment["spec"]["template"]["metadata"]["labels"] == deployment["metadata"]["labels"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        (
+            {"pod_labels": {"app.kubernetes.io/name": "other"}},
+            "pod_labels: 'app.kubernetes.io/name' is the component's own",
+        ),
+        ({"pod_labels": {"azure.workload.identity/use": True}}, "is not a label"),
+        ({"pod_labels": {"bad key!": "x"}}, "is not a label"),
+        ({"pod_labels": {"ok": "x" * 64}}, "is not a label"),
+        ({"service_account_annotations": {"Not_A.Prefix/client-id": "x"}}, "is not an annotation key"),
+    ],
+)
+def test_bad_hooks_are_refused_naming_the_field(changes: dict[str, Any], words: str) -> None:
+    problems = validate_model_server_args(gpu_args(**changes))
+
+    assert any(words in p for p in problems), problems
+
+
+def test_a_non_string_annotation_value_is_refused() -> None:
+    problems = validate_model_server_args(gpu_args(service_account_annotations={"a.b/c": 1}))
+    assert any("service_account_annotations: a.b/c: the value must be a string" in p for p in problems)
