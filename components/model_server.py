@@ -178,7 +178,8 @@ class ModelServerArgs:
     # it: Azure Workload Identity's `azure.workload.identity/client-id` (the managed identity's client id,
     # which the webhook injects as AZURE_CLIENT_ID), GKE's `iam.gke.io/gcp-service-account`, IRSA's
     # `eks.amazonaws.com/role-arn`.
-    service_account_annotations: dict[str, str] = field(default_factory=dict)
+    # Values may be Outputs (an identity's client id known only once it exists); plain ones are checked.
+    service_account_annotations: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     # Extra labels on the pod template only, e.g. Azure Workload Identity's `azure.workload.identity/use:
     # "true"` (the webhook mutates only pods that carry it). Never on the Deployment's selector, which is
     # immutable: a changed selector makes Pulumi replace the Deployment.
@@ -219,7 +220,7 @@ def validate_model_server_args(args: ModelServerArgs) -> list[str]:
     problems += [
         f'service_account_annotations: {key}: the value must be a string (quote it: {key}: "{value}")'
         for key, value in args.service_account_annotations.items()
-        if not isinstance(value, str)
+        if not isinstance(value, (str, pulumi.Output))
     ]
     own = labels("x", "model-server")
     for key, value in args.pod_labels.items():

@@ -657,6 +657,7 @@ def _model_server(
     rollout = stack_rollout_strategy(stack, cfg)
     cold_start = cold_start_seconds(cfg)
     store_cidrs = model_store_cidrs(cfg, ctx.model_store_private_cidrs)
+    reads_store = cfg.model.scheme in ("s3", "gs", "az")
     return ModelServer(
         variant.resource_name,
         ModelServerArgs(
@@ -702,6 +703,10 @@ def _model_server(
             pod_monitor_target_labels=target_labels,
             endpoint_picker_pod_labels=route.epp_pod_labels,
             extra_env=ctx.model_extra_env,
+            # The platform's identity for the store goes to the one model that reads it (az:// on Azure:
+            # its federated credential trusts this model's ServiceAccount only).
+            service_account_annotations=dict(ctx.model_service_account_annotations) if reads_store else {},
+            pod_labels=dict(ctx.model_pod_labels) if reads_store else {},
             extra_egress=extra_egress(cfg, ctx),
             model_store_cidrs=store_cidrs,
             internet_egress_accepted_by=(

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from pulumi.runtime.sync_await import _sync_await
 
+from components.choices import AksSkuTier, AzureOsDiskType, NodeOsUpgradeChannel, UpgradeChannel
 from components.clusters.azure.aks import (
     AKS_AAD_SERVER_ID,
     KEY_VAULT_CONTRIBUTOR,
@@ -23,10 +24,6 @@ from components.clusters.azure.aks import (
     SYSTEM_POOL_TAINT,
     AksCluster,
     AksClusterArgs,
-    AksSkuTier,
-    NodeOsUpgradeChannel,
-    OsDiskType,
-    UpgradeChannel,
     component_name_problems,
     kubeconfig_from_credentials,
     validate_aks_cluster_args,
@@ -466,7 +463,7 @@ def test_each_bad_arg_is_named(args: AksClusterArgs, expected: str) -> None:
 
 def test_managed_os_disk_lifts_the_local_disk_rules() -> None:
     args = cluster_args(
-        system_vm_size="Standard_D4s_v5", system_os_disk_type=OsDiskType.MANAGED, system_os_disk_gib=200
+        system_vm_size="Standard_D4s_v5", system_os_disk_type=AzureOsDiskType.MANAGED, system_os_disk_gib=200
     )
     assert validate_aks_cluster_args(args) == []
 
