@@ -10,10 +10,11 @@ be found out after that). Steps of `up`:
    stack also kubectl, and, when its image is side-loaded (`serving.image: localhost/...`, in no
    registry), Docker with a reachable daemon and BuildKit (`docker buildx`), and kind (or k3d / minikube
    where such a context is already chosen); aws stacks the AWS CLI and credentials, gcp stacks gcloud,
-   gke-gcloud-auth-plugin and Application Default Credentials. Every missing one is listed with a
+   gke-gcloud-auth-plugin and Application Default Credentials, azure stacks the Azure CLI signed in and
+   kubelogin. Every missing one is listed with a
    one-line install hint for Linux and macOS; exit 2.
-2. the venv: `make runtime-core PYTHON=<that Python>` for onprem stacks (no AWS/GCP SDKs), `make runtime`
-   for aws and gcp.
+2. the venv: `make runtime-core PYTHON=<that Python>` for onprem stacks (no cloud SDKs), `make runtime`
+   for aws, gcp and azure.
 3. the stack file, validated offline (`inferstack plan`, exit 2 with every problem).
 4. side-loaded image only: the memory and CPU the plan requests against what Docker's VM has (exit 2
    before anything is created when it does not fit); the cluster (an existing kind cluster "inferstack" whose
@@ -146,6 +147,16 @@ INSTALL: dict[str, tuple[str, str, str]] = {
         "https://cloud.google.com/sdk/docs/install",
         "brew install --cask google-cloud-sdk",
     ),
+    "az": (
+        "the Azure CLI (`pulumi up` signs in with it, and kubelogin takes its tokens)",
+        "https://learn.microsoft.com/cli/azure/install-azure-cli-linux",
+        "brew install azure-cli",
+    ),
+    "kubelogin": (
+        "kubelogin (the AKS kubeconfig runs `kubelogin get-token`; local accounts are off)",
+        "az aks install-cli, or https://github.com/Azure/kubelogin/releases",
+        "brew install Azure/kubelogin/kubelogin",
+    ),
     "gke-gcloud-auth-plugin": (
         "gke-gcloud-auth-plugin (the GKE kubeconfig runs it)",
         "gcloud components install gke-gcloud-auth-plugin (apt: google-cloud-cli-gke-gcloud-auth-plugin)",
@@ -251,7 +262,7 @@ def scan_stack_file(text: str) -> dict[str, str]:
 class StackFacts:
     """What `up` needs to know about a stack: from the scan first, then from the validated config."""
 
-    platform: str  # onprem | aws | gcp
+    platform: str  # onprem | aws | gcp | azure
     image: str  # serving.image
     kube_context: str | None = None  # cluster.kube_context
     engine: str = "vllm"  # serving.engine
@@ -353,6 +364,14 @@ def prerequisite_problems(facts: StackFacts, sh: Shell) -> list[str]:
             and sh.probe(["gcloud", "auth", "application-default", "print-access-token"])[0]
         ):
             problems.append("no Application Default Credentials: run gcloud auth application-default login")
+        return problems
+
+    if facts.platform == "azure":
+        for tool in ("az", "kubelogin"):
+            if not sh.which(tool):
+                problems.append(missing(tool))
+        if sh.which("az") and sh.probe(["az", "account", "show", "--output", "none"])[0] != 0:
+            problems.append("no Azure CLI sign-in: run az login (and az account set --subscription <id>)")
         return problems
 
     # onprem: the cluster is reached through a kube context
@@ -479,8 +498,8 @@ def check_prerequisites(facts: StackFacts, sh: Shell, stack: str) -> str:
 
 
 def venv_target(platform_name: str) -> str:
-    """On-prem and local stacks need neither the AWS nor the GCP SDK (the lock's runtime-core)."""
-    return "runtime" if platform_name in ("aws", "gcp") else "runtime-core"
+    """On-prem and local stacks need no cloud SDK (the lock's runtime-core)."""
+    return "runtime" if platform_name in ("aws", "gcp", "azure") else "runtime-core"
 
 
 def build_venv(platform_name: str, sh: Shell, python: str) -> None:

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from inferstack.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from inferstack.reporting.diff import changed_paths, compare
@@ -105,3 +106,53 @@ def test_a_new_stack_file_is_all_additions(repo: Path, capsys: pytest.CaptureFix
 def test_an_unknown_base_is_a_clear_error(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["diff", "local", "--base", "no-such-ref"]) == EXIT_BAD_INPUT
     assert "--base no-such-ref: no such commit" in capsys.readouterr().err
+
+
+def test_an_edited_azure_stack_shows_the_gpu_pool_and_its_cost(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack_file = repo / "stacks" / "Pulumi.dev-azure.yaml"
+    text = stack_file.read_text()
+    assert "    max_replicas: 2\n" in text
+    stack_file.write_text(text.replace("    max_replicas: 2\n", "    max_replicas: 4\n"))
+
+    assert main(["diff", "dev-azure", "--base", "base", "--format", "json"]) == EXIT_OK
+    [stack] = json.loads(capsys.readouterr().out)["stacks"]
+    changed = {(c["action"], c["name"]): c["paths"] for c in stack["changes"]}
+    # KEDA's ceiling and the AKS GPU pool's cluster-autoscaler ceiling (maxCount) move together.
+    assert changed == {
+        ("change", "llm-scaledobject"): ["spec.maxReplicaCount"],
+        ("change", "llm-pool"): ["maxCount"],
+    }
+    before, after = stack["before"], stack["after"]
+    assert (before["gpus_max"], after["gpus_max"]) == (2, 4)
+    assert before["cost"]["machine"] == "Standard_NV36ads_A10_v5"
+    assert after["cost"]["per_hour_max"] == pytest.approx(2 * before["cost"]["per_hour_max"])
+
+
+def test_moving_a_stack_from_aws_to_azure_prices_both_sides(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """dev-aws's stack file given dev-azure's platform sections: the diff prices the EKS side and the AKS
+    side alike (GPU machine, $/hour), so a team sees what moving clouds costs before it moves."""
+    aws_file = repo / "stacks" / "Pulumi.dev-aws.yaml"
+    aws = yaml.safe_load(aws_file.read_text())
+    azure = yaml.safe_load((repo / "stacks" / "Pulumi.dev-azure.yaml").read_text())["config"]
+    config = {k: v for k, v in aws["config"].items() if k not in ("inferstack:aws", "inferstack:platform")}
+    config.update({k: azure[k] for k in ("inferstack:platform", "inferstack:azure")})
+    config["inferstack:model"] = {**config["inferstack:model"], "uri": azure["inferstack:model"]["uri"]}
+    config["inferstack:serving"] = {**config["inferstack:serving"], "gpu_type": "nvidia-a10"}
+    aws_file.write_text(yaml.safe_dump({**aws, "config": config}, sort_keys=False))
+
+    assert main(["diff", "dev-aws", "--base", "base", "--format", "json"]) == EXIT_OK
+    [stack] = json.loads(capsys.readouterr().out)["stacks"]
+    before, after = stack["before"], stack["after"]
+    assert before["cost"]["platform"] == "aws" and after["cost"]["platform"] == "azure"
+    assert after["cost"]["machine"] == "Standard_NV36ads_A10_v5"
+    assert after["cost"]["per_hour_max"] > 0 and before["cost"]["per_hour_max"] > 0
+    kinds = {(c["action"], c["type"]) for c in stack["changes"]}
+    assert ("add", "azure-native:containerservice:ManagedCluster") in kinds
+    assert ("delete", "aws:eks/cluster:Cluster") in kinds
+
+    assert main(["diff", "dev-aws", "--base", "base"]) == EXIT_OK
+    assert "Standard_NV36ads_A10_v5" in capsys.readouterr().out

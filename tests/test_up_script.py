@@ -219,6 +219,22 @@ def test_a_gcp_stack_needs_gcloud_its_auth_plugin_and_adc(bench: Bench) -> None:
     ]
 
 
+def test_an_azure_stack_needs_the_azure_cli_kubelogin_and_a_sign_in(bench: Bench) -> None:
+    bench.tool("pulumi")
+    sh = up.Shell(cwd=bench.repo, env=bench.env())
+    facts = up.scanned_facts(bench.repo / "stacks/Pulumi.dev-azure.yaml")
+    assert up.runtime_target(facts.platform) == "runtime"
+    problems = up.prerequisite_problems(facts, sh)
+    assert any("`az` is not on PATH" in p for p in problems)
+    assert any("`kubelogin` is not on PATH" in p and "az aks install-cli" in p for p in problems)
+    bench.tool("az", [["account", "show"], "", 1])
+    bench.tool("kubelogin")
+    sh = up.Shell(cwd=bench.repo, env=bench.env())
+    assert up.prerequisite_problems(facts, sh) == [
+        "no Azure CLI sign-in: run az login (and az account set --subscription <id>)"
+    ]
+
+
 def test_an_onprem_stack_with_a_registry_image_needs_its_named_context_not_docker(bench: Bench) -> None:
     bench.tool("pulumi")
     bench.tool("kubectl", [["config", "get-contexts", "onprem-gpu"], "", 1])
