@@ -21,7 +21,9 @@ whose Azure load-balancer rule and public IP AKS's cloud controller removes whil
 goes before the pools and the cluster; the role assignments and federated credentials before their
 identities; the cluster before its grants, its Key Vault key and the subnets; the private endpoints before
 the storage account and the subnet; the subnets before the NAT gateway and the VNet; the resource group
-last. The Key Vault stays soft-deleted for its retention (purge protection: docs/azure.md, "Destroy").
+last. The model store lives in a resource group of its own, kept on destroy unless
+azure.model_store.force_destroy (deleting the stack's group deletes all in it), with its key's vault. The
+stack's Key Vault stays soft-deleted for its retention (docs/azure.md, "Destroying cleanly").
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from components.clusters.azure.model_store import (
 from components.clusters.azure.network import AzureNetwork, AzureNetworkArgs, PrivateLinkGroup
 from components.clusters.azure.user_pool import AksUserPool, AksUserPoolArgs
 from components.clusters.azure.workload_identity import (
+    ACR_PULL,
     DNS_ZONE_CONTRIBUTOR,
     ENTRA_ID_LOGIN_EGRESS,
     POD_LABEL,
@@ -88,9 +91,10 @@ def deploy_azure(cfg: StackConfig) -> None:
     )
     on_azure = pulumi.ResourceOptions(provider=provider)
 
+    resource_group_name = az.resource_group or resource_group_name_for(project, stack)
     group = resources.ResourceGroup(
         "resource-group",
-        resource_group_name=az.resource_group or resource_group_name_for(project, stack),
+        resource_group_name=resource_group_name,
         location=az.location,
         tags=tags,
         opts=on_azure,
@@ -185,6 +189,19 @@ def deploy_azure(cfg: StackConfig) -> None:
         )
 
     server_after: list[pulumi.Resource] = [pool] if pool is not None else []
+    if az.container_registry_id is not None:
+        # What `az aks update --attach-acr` does: the nodes' kubelet identity pulls serving.image.
+        server_after.append(
+            role_assignment(
+                "acr-pull",
+                subscription_id=az.container_registry_id.split("/")[2],
+                scope=az.container_registry_id,
+                role_guid=ACR_PULL,
+                principal_id=aks.kubelet_identity_object_id,
+                description="the AKS nodes pull the model server's image",
+                opts=pulumi.ResourceOptions(provider=provider, depends_on=[aks]),
+            )
+        )
     model_sa_annotations: dict[str, pulumi.Input[str]] = {}
     store_private_cidrs: list[str] = []
     if cfg.model.scheme == "az":
@@ -201,7 +218,7 @@ def deploy_azure(cfg: StackConfig) -> None:
             opts=on_azure,
         )
         model_sa_annotations = service_account_annotations(reader.client_id)
-        store = _model_store(cfg, az, rg, net, aks, reader.principal_id, on_azure, tags)
+        store = _model_store(cfg, az, resource_group_name, net, aks, reader.principal_id, provider, tags)
         server_after += [store, credential]
         if store_private_endpoint(cfg):
             store_private_cidrs = [az.network.endpoints_subnet_cidr]
@@ -308,67 +325,113 @@ def _store_public(cfg: StackConfig) -> bool:
 def _model_store(
     cfg: StackConfig,
     az: AzureConfig,
-    rg: pulumi.Input[str],
+    stack_group: str,
     net: AzureNetwork,
     aks: AksCluster,
     reader_principal_id: pulumi.Input[str],
-    on_azure: pulumi.ResourceOptions,
+    provider: azure_native.Provider,
     tags: dict[str, str],
 ) -> AzureBlobModelStore:
+    """The Blob model store, in a resource group of its own: `pulumi destroy` deletes the stack's group and
+    everything in it (ARM's resource group delete; the provider does not refuse a non-empty group,
+    pulumi/pulumi-azure-native#2522), so weights kept on destroy (force_destroy false) must live apart, and
+    so must a customer-managed key's vault, or a kept account could not be read."""
+    store_cfg = az.model_store
     account, container, prefix = cfg.model.azure_blob_location
     private = store_private_endpoint(cfg)
-    key: CustomerManagedKey | None = None
-    if az.model_store.customer_managed_key and az.model_store.create_account:
-        # A key of its own in the stack's Key Vault (the one AKS's KMS key is in: RBAC, purge protection,
-        # trusted Azure services admitted through its firewall, which Storage's CMK access needs).
-        store_key = keyvault.Key(
-            "model-store-key",
-            resource_group_name=rg,
-            vault_name=aks.key_vault_name,
-            key_name=MODEL_STORE_KEY_NAME,
-            properties=keyvault.KeyPropertiesArgs(
-                kty="RSA",
-                key_size=3072,
-                # Storage wraps and unwraps its account encryption key with it (Storage CMK docs).
-                key_ops=["wrapKey", "unwrapKey"],
-                attributes=keyvault.KeyAttributesArgs(enabled=True, exportable=False),
-            ),
+    kept = not store_cfg.force_destroy
+    group_name = store_cfg.resource_group or f"{stack_group}-models"[:90]
+    on_azure = pulumi.ResourceOptions(provider=provider, depends_on=[aks])
+    if store_cfg.create_account:
+        group = resources.ResourceGroup(
+            "model-store-group",
+            resource_group_name=group_name,
+            location=az.location,
             tags=tags,
-            opts=on_azure,
+            opts=pulumi.ResourceOptions(provider=provider, retain_on_delete=kept),
         )
-        key = CustomerManagedKey(
-            key_vault_id=aks.key_vault_id,
-            key_vault_uri=aks.key_vault_uri,
-            key_name=MODEL_STORE_KEY_NAME,
-        )
-        on_azure = pulumi.ResourceOptions.merge(on_azure, pulumi.ResourceOptions(depends_on=[store_key]))
+        on_azure = pulumi.ResourceOptions(provider=provider, depends_on=[aks, group])
+    key: CustomerManagedKey | None = None
+    if store_cfg.customer_managed_key and store_cfg.create_account:
+        key, key_resource = _store_key(az, group_name, kept, on_azure, tags)
+        on_azure = pulumi.ResourceOptions.merge(on_azure, pulumi.ResourceOptions(depends_on=[key_resource]))
     store = AzureBlobModelStore(
         "model-store",
         AzureBlobModelStoreArgs(
             account_name=account,
             container_name=container,
             prefix=prefix.strip("/"),
-            create_account=az.model_store.create_account,
+            create_account=store_cfg.create_account,
             subscription_id=az.subscription_id,
-            resource_group_name=rg,
+            resource_group_name=group_name,
             location=az.location,
             reader_principal_id=reader_principal_id,
             network_access=StoreNetworkAccess.PRIVATE_ENDPOINT
             if private
             else StoreNetworkAccess.ALLOW_LISTED,
-            allowed_ip_ranges=[] if private else list(az.model_store.uploader_cidrs),
+            allowed_ip_ranges=[] if private else list(store_cfg.uploader_cidrs),
             allowed_subnet_ids=[] if private else [net.node_subnet_id],
             customer_managed_key=key,
-            force_destroy=az.model_store.force_destroy,
+            force_destroy=store_cfg.force_destroy,
             tags=tags,
         ),
-        opts=pulumi.ResourceOptions.merge(on_azure, pulumi.ResourceOptions(depends_on=[aks])),
+        opts=on_azure,
     )
-    if private and az.model_store.create_account:
+    if private and store_cfg.create_account:
         net.private_endpoint(
             "model-store", resource_id=store.account_id, group=PrivateLinkGroup.BLOB, parent=store
         )
     return store
+
+
+def _store_key(
+    az: AzureConfig, group_name: str, kept: bool, on_azure: pulumi.ResourceOptions, tags: dict[str, str]
+) -> tuple[CustomerManagedKey, keyvault.Key]:
+    """A Key Vault and key for the model store's customer-managed key, in the store's own group and kept
+    with it. Storage requires soft delete and purge protection on the vault (Storage docs, "Customer-managed
+    keys for account encryption"); RBAC authorization; the firewall denies all but trusted Azure services,
+    which Azure Storage is for this (Key Vault docs, "Trusted services")."""
+    keep = pulumi.ResourceOptions.merge(on_azure, pulumi.ResourceOptions(retain_on_delete=kept))
+    vault = keyvault.Vault(
+        "model-store-kv",
+        resource_group_name=group_name,
+        location=az.location,
+        properties=keyvault.VaultPropertiesArgs(
+            tenant_id=az.tenant_id,
+            sku=keyvault.SkuArgs(family="A", name=keyvault.SkuName.STANDARD),
+            enable_rbac_authorization=True,
+            enable_soft_delete=True,
+            soft_delete_retention_in_days=90,
+            enable_purge_protection=True,
+            public_network_access="Enabled",
+            network_acls=keyvault.NetworkRuleSetArgs(default_action="Deny", bypass="AzureServices"),
+        ),
+        tags=tags,
+        opts=keep,
+    )
+    key = keyvault.Key(
+        "model-store-key",
+        resource_group_name=group_name,
+        vault_name=vault.name,
+        key_name=MODEL_STORE_KEY_NAME,
+        properties=keyvault.KeyPropertiesArgs(
+            kty="RSA",
+            key_size=3072,
+            # Storage wraps and unwraps its account encryption key with it (Storage CMK docs).
+            key_ops=["wrapKey", "unwrapKey"],
+            attributes=keyvault.KeyAttributesArgs(enabled=True, exportable=False),
+        ),
+        tags=tags,
+        opts=keep,
+    )
+    return (
+        CustomerManagedKey(
+            key_vault_id=vault.id,
+            key_vault_uri=vault.properties.apply(lambda props: props.vault_uri or ""),
+            key_name=MODEL_STORE_KEY_NAME,
+        ),
+        key,
+    )
 
 
 def _dns_zone_id(subscription_id: str, resource_group: str, zone: str) -> str:

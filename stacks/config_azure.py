@@ -179,6 +179,13 @@ class AzureModelStoreConfig(Section):
         description="create the storage account and container of model.uri (az://<account>/<container>/...); "
         "false: they exist, and the stack only grants its readers",
     )
+    resource_group: str | None = Field(
+        None,
+        pattern=_RESOURCE_GROUP,
+        description="the account's resource group: an existing account's (required with create_account "
+        "false); a created one's, default <azure.resource_group>-models. Apart from the stack's group, so "
+        "`pulumi destroy` (which deletes the stack's group and all in it) keeps the weights",
+    )
     private_endpoint: bool | None = Field(
         None,
         description="reach the account through a private endpoint in the VNet and close its public "
@@ -191,10 +198,14 @@ class AzureModelStoreConfig(Section):
         "account's firewall to upload weights (the nodes reach it through a service endpoint)",
     )
     customer_managed_key: bool = Field(
-        False, description="encrypt the created account with a Key Vault key the stack makes (CMK)"
+        False,
+        description="encrypt the created account with a key the stack makes (CMK), in a Key Vault of the "
+        "store's own resource group, kept with the account",
     )
     force_destroy: bool = Field(
-        False, description="let `pulumi destroy` delete a created account that still holds weights"
+        False,
+        description="let `pulumi destroy` delete the created account, its weights and its resource group "
+        "(default: they are left, and `pulumi destroy` forgets them)",
     )
 
     @field_validator("uploader_cidrs")
@@ -215,6 +226,12 @@ class AzureDnsZoneConfig(Section):
 
 class AzureConfig(Section):
     subscription_id: str = Field(..., pattern=_GUID, description="the Azure subscription everything goes in")
+    container_registry_id: str | None = Field(
+        None,
+        pattern=r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.ContainerRegistry/registries/[^/]+$",
+        description="the Azure Container Registry serving.image comes from (its resource id): the nodes' "
+        "kubelet identity gets AcrPull on it, as `az aks update --attach-acr` would",
+    )
     tenant_id: str = Field(
         ...,
         pattern=_GUID,

@@ -19,12 +19,15 @@ ceiling costs nothing until a pod uses it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from components.choices import GpuProvisioner
+from components.clusters.azure.gpu_vm_sizes import AZURE_GPU_VM_SIZES
 from stacks.config import Platform, StackConfig
 from stacks.config_gcp import GCP_GPU_MACHINES
 from stacks.rules_aws import gpu_limit
+from stacks.rules_azure import azure_max_gpu_nodes, azure_vms_per_replica
 from stacks.rules_gcp import gcp_max_gpu_nodes, machines_per_replica
 
 
@@ -58,7 +61,20 @@ def pool_gpu_capacity(cfg: StackConfig) -> int | None:
     if cfg.platform is Platform.GCP:
         assert cfg.gcp is not None
         return gcp_max_gpu_nodes(cfg) * GCP_GPU_MACHINES[cfg.gcp.gpu_nodes.machine_type].count
+    if cfg.platform is Platform.AZURE:
+        assert cfg.azure is not None
+        return azure_max_gpu_nodes(cfg) * AZURE_GPU_VM_SIZES[cfg.azure.gpu_nodes.vm_size].gpus
     return None  # on-prem: the nodes exist already and the stack file does not say how many GPUs
+
+
+def _machine_counted_pool(cfg: StackConfig) -> tuple[int, Callable[[StackConfig], int]] | None:
+    """(most machines, machines one replica of a model takes) of a GKE or AKS GPU pool whose size the stack
+    chose (no gpu_limit in the stack file), or None."""
+    if cfg.platform is Platform.GCP and cfg.gcp is not None and not cfg.gcp.gpu_nodes.gpu_limit:
+        return gcp_max_gpu_nodes(cfg), lambda model: machines_per_replica(cfg, model)
+    if cfg.platform is Platform.AZURE and cfg.azure is not None and not cfg.azure.gpu_nodes.gpu_limit:
+        return azure_max_gpu_nodes(cfg), lambda model: azure_vms_per_replica(cfg, model)
+    return None
 
 
 def most_replicas(cfg: StackConfig) -> int:
@@ -81,21 +97,18 @@ def stack_rollout_strategy(cfg: StackConfig, variant: StackConfig | None = None)
     stack's own model). The pool is shared: the room for its surge pod is what the other GPU model servers
     leave at their max_replicas."""
     own = variant if variant is not None else cfg
-    if (
-        cfg.platform is Platform.GCP
-        and len(cfg.served) > 1
-        and own.uses_gpu
-        and cfg.gcp is not None
-        and not cfg.gcp.gpu_nodes.gpu_limit
-    ):
-        # Several models on a GKE pool sized by the stack: counted in machines, one replica per machine
-        # (gcp_max_gpu_nodes); a gpu_limit from the stack file is counted in GPUs, as below.
-        room = gcp_max_gpu_nodes(cfg) - sum(
-            most_replicas(v.config) * machines_per_replica(cfg, v.config)
+    machines = _machine_counted_pool(cfg)
+    if machines is not None and len(cfg.served) > 1 and own.uses_gpu:
+        # Several models on a GKE or AKS pool sized by the stack: counted in machines, one replica per
+        # machine (gcp_max_gpu_nodes, azure_max_gpu_nodes); a gpu_limit from the stack file is counted in
+        # GPUs, as below.
+        most_nodes, per_replica = machines
+        room = most_nodes - sum(
+            most_replicas(v.config) * per_replica(v.config)
             for v in cfg.served
             if v.config is not own and v.config.uses_gpu
         )
-        return SURGE if room >= (most_replicas(own) + 1) * machines_per_replica(cfg, own) else ONE_AT_A_TIME
+        return SURGE if room >= (most_replicas(own) + 1) * per_replica(own) else ONE_AT_A_TIME
     capacity = pool_gpu_capacity(cfg)
     if capacity is not None:
         capacity -= sum(

@@ -179,6 +179,26 @@ def azure_problems(cfg: StackConfig) -> list[tuple[str, str]]:
             )
         )
 
+    registry = cfg.serving.image.partition("/")[0]
+    if registry.endswith(".azurecr.io") and az.container_registry_id is None:
+        problems.append(
+            (
+                "azure.container_registry_id",
+                f"serving.image comes from {registry}, which the nodes cannot pull from until their kubelet "
+                "identity has AcrPull on it: give the registry's resource id (`az acr show -n "
+                f"{registry.removesuffix('.azurecr.io')} --query id -o tsv`) and the stack grants it",
+            )
+        )
+    elif az.container_registry_id is not None:
+        name = az.container_registry_id.rsplit("/", 1)[-1].lower()
+        if registry != f"{name}.azurecr.io":
+            problems.append(
+                (
+                    "azure.container_registry_id",
+                    f"names registry {name}, but serving.image comes from {registry}: give that registry's id, "
+                    "or remove the field",
+                )
+            )
     if cfg.serving.engine is Engine.VLLM:
         problems.extend(_gpu_problems(cfg))
     return problems
@@ -321,6 +341,14 @@ def _model_store_problems(cfg: StackConfig) -> list[tuple[str, str]]:
                     "read only under it",
                 )
             )
+    if not store.create_account and scheme == "az" and store.resource_group is None:
+        problems.append(
+            (
+                "azure.model_store.resource_group",
+                "an existing storage account: name its resource group (`az storage account show -n "
+                "<account> --query resourceGroup`), so the reader's grant can be scoped to its container",
+            )
+        )
     if store.customer_managed_key and not store.create_account:
         problems.append(
             (

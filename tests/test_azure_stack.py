@@ -353,3 +353,34 @@ def test_dns_service_ip_is_inside_the_service_range() -> None:
     net = cluster(plan)["networkProfile"]
     assert ipaddress.ip_address(net["dnsServiceIP"]) in ipaddress.ip_network(net["serviceCidr"])
     assert not ipaddress.ip_network(net["podCidr"]).overlaps(ipaddress.ip_network("10.40.0.0/16"))
+
+
+@pytest.mark.parametrize("stack", AZURE_STACKS)
+def test_destroy_keeps_the_weights_in_a_resource_group_of_their_own(stack: str) -> None:
+    """`pulumi destroy` deletes the stack's resource group and everything in it, so a store kept on destroy
+    (force_destroy false) must live in another group, itself kept, and so must its key's vault."""
+    plan = planned(stack)
+    groups = {g.name: g for g in plan.recording.of_type("azure-native:resources:ResourceGroup")}
+    stack_group, store_group = groups["resource-group"], groups["model-store-group"]
+    assert store_group.inputs["resourceGroupName"] == f"{stack_group.inputs['resourceGroupName']}-models"
+    assert store_group.retain_on_delete and not stack_group.retain_on_delete
+    account = plan.recording.one(ACCOUNT)
+    assert account.inputs["resourceGroupName"] == store_group.inputs["resourceGroupName"]
+    assert account.retain_on_delete
+    for vault in plan.recording.of_type("azure-native:keyvault:Vault"):
+        if vault.name == "model-store-kv":
+            assert vault.inputs["resourceGroupName"] == store_group.inputs["resourceGroupName"]
+            assert vault.retain_on_delete and vault.inputs["properties"]["enablePurgeProtection"] is True
+
+
+@pytest.mark.parametrize("stack", AZURE_STACKS)
+def test_the_nodes_may_pull_the_model_servers_image_and_nothing_more(stack: str) -> None:
+    plan = planned(stack)
+    assert plan.config.azure is not None
+    [grant] = [g for g in plan.recording.of_type(ROLE) if g.name == "acr-pull"]
+    assert role_guid(grant.inputs) == "7f951dda-4ed3-4680-a7ca-43fe172d538d"  # AcrPull: pull only
+    assert grant.inputs["scope"] == plan.config.azure.container_registry_id
+    kubelet = plan.recording.one(CLUSTER).outputs["identityProfile"]["kubeletidentity"]["objectId"]
+    assert grant.inputs["principalId"] == kubelet
+    for deployment in model_server_deployments(plan.recording):
+        assert grant.urn in ancestors_and_dependencies(plan, deployment)  # no pull before the grant

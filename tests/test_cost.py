@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from components.choices import CapacityType, GpuType
+from components.clusters.azure.gpu_vm_sizes import AZURE_GPU_VM_SIZES
 from components.clusters.gcp.gpu_machines import GCP_GPU_MACHINES
 from inferstack.planning.plan import plan_stack
 from inferstack.reporting.cost import (
@@ -57,6 +58,13 @@ def test_every_gcp_machine_type_has_a_price_for_its_gpu() -> None:
     for name, spec in GCP_GPU_MACHINES.items():
         priced = TABLE.gcp.machines[name]
         assert (priced.gpu, priced.gpus) == (spec.gpu, spec.count), name
+
+
+def test_every_azure_gpu_vm_size_has_a_price_for_its_gpus() -> None:
+    table = load_price_table()
+    for size, spec in AZURE_GPU_VM_SIZES.items():
+        assert size in table.azure.machines, f"{size} is accepted (gpu_vm_sizes.py) but has no price"
+        assert table.azure.machines[size].gpus == spec.gpus, size
 
 
 def test_every_aws_family_has_a_priced_instance_with_its_gpu() -> None:

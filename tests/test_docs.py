@@ -129,10 +129,16 @@ def gpu_quota_section(page: str) -> str:
 
 
 @pytest.mark.parametrize(
-    ("page", "stacks"), [("aws.md", ["dev-aws", "prod-aws"]), ("gcp.md", ["dev-gcp", "prod-gcp"])]
+    ("page", "stacks"),
+    [
+        ("aws.md", ["dev-aws", "prod-aws"]),
+        ("gcp.md", ["dev-gcp", "prod-gcp"]),
+        ("azure.md", ["dev-azure", "prod-azure"]),
+    ],
 )
 def test_gpu_quota_asks_for_the_pools_ceiling_with_rollout_headroom(page: str, stacks: list[str]) -> None:
     from stacks.rules_aws import gpu_limit
+    from stacks.rules_azure import azure_gpu_limit
     from stacks.rules_gcp import gcp_gpu_limit
 
     section = gpu_quota_section(page)
@@ -141,7 +147,7 @@ def test_gpu_quota_asks_for_the_pools_ceiling_with_rollout_headroom(page: str, s
     )
     assert not re.search(r"`max_replicas x", section)  # the old count, one replica short
     assert "rollout" in section  # and say why the extra replica
-    ceiling = gpu_limit if page == "aws.md" else gcp_gpu_limit
+    ceiling = {"aws.md": gpu_limit, "gcp.md": gcp_gpu_limit, "azure.md": azure_gpu_limit}[page]
     for stack in stacks:
         cfg = load_stack_file(ROOT / "stacks" / f"Pulumi.{stack}.yaml")
         # QUOTA_FORMULA, evaluated: the ceiling the stack builds (its default, or a shipped stack's own

@@ -223,7 +223,7 @@ def test_an_azure_stack_needs_the_azure_cli_kubelogin_and_a_sign_in(bench: Bench
     bench.tool("pulumi")
     sh = up.Shell(cwd=bench.repo, env=bench.env())
     facts = up.scanned_facts(bench.repo / "stacks/Pulumi.dev-azure.yaml")
-    assert up.runtime_target(facts.platform) == "runtime"
+    assert up.venv_target(facts.platform) == "runtime"  # the cloud SDKs' venv
     problems = up.prerequisite_problems(facts, sh)
     assert any("`az` is not on PATH" in p for p in problems)
     assert any("`kubelogin` is not on PATH" in p and "az aks install-cli" in p for p in problems)

@@ -245,6 +245,8 @@ def test_every_policy_either_runs_on_manifests_or_says_why_not() -> None:
         "cluster-endpoint-not-open",
         "model-bucket-private-and-encrypted",
         "pod-monitors-selected",
+        "aks-cluster-hardened",
+        "model-store-network-private",
     }
 
 

@@ -409,4 +409,9 @@ def _load_balancer(cfg: StackConfig) -> str:
             f"GCP L4 load balancer ({cfg.gcp.load_balancer_scheme.value}) in {cfg.gcp.region}, "
             f"GKE {cfg.cluster.kubernetes_version}+ ({cfg.gcp.release_channel.value} channel)"
         )
+    if cfg.azure is not None:
+        return (
+            f"Azure Standard load balancer ({cfg.azure.load_balancer_scheme.value}) in {cfg.azure.location}, "
+            f"AKS {cfg.cluster.kubernetes_version} ({cfg.azure.upgrade_channel.value} upgrades)"
+        )
     return cfg.gateway.load_balancer.kind.value

@@ -42,8 +42,10 @@ SUFFIXES = (".yaml", ".yml")
 #: reads Kubernetes objects and runs. tests/test_validate_manifests.py holds every policy to one of the two
 #: sides, so a new policy is placed deliberately.
 NOT_ON_MANIFESTS: dict[str, str] = {
-    "cluster-endpoint-not-open": "reads the EKS / GKE cluster resource, not a Kubernetes object",
-    "model-bucket-private-and-encrypted": "reads the S3 / GCS bucket resources, not Kubernetes objects",
+    "cluster-endpoint-not-open": "reads the EKS / GKE / AKS cluster resource, not a Kubernetes object",
+    "model-bucket-private-and-encrypted": "reads the S3 / GCS bucket and Azure storage resources, not Kubernetes objects",
+    "aks-cluster-hardened": "reads the AKS cluster resource, not a Kubernetes object",
+    "model-store-network-private": "reads the Azure storage account resource, not a Kubernetes object",
     "pod-monitors-selected": "reads the kube-prometheus-stack Helm release's values, which rendered objects do not carry",
 }
 

@@ -649,9 +649,6 @@ class AksCluster(pulumi.ComponentResource):
         self.control_plane_identity_principal_id = identity.principal_id
         self.kms_key_id = key.key_uri_with_version
         self.key_vault_id = vault.id
-        # For other keys of the stack in the same vault (the model store's customer-managed key).
-        self.key_vault_name = vault.name
-        self.key_vault_uri = vault.properties.apply(lambda props: props.vault_uri or "")
         self.register_outputs(
             {
                 "cluster_name": self.cluster_name,

@@ -10,7 +10,7 @@ MicrosoftDocs/azure-compute-docs articles/virtual-machines/sizes/gpu-accelerated
   188 GB, 80 vCPUs, 640 GB (ncadsh100v5-series). The GPU is the H100 NVL (PCIe, 94 GB).
 - NC_A100_v4: Standard_NC24ads/48ads/96ads_A100_v4 with 1/2/4 A100 80 GB PCIe, 24/48/96 vCPUs,
   220/440/880 GB (nca100v4-series).
-- NVadsA10_v5: Standard_NV36ads_A10_v5 1 GPU 24 GB, 36 vCPUs, 440 GiB; Standard_NV36adms_A10_v5 the same
+- NVadsA10_v5: Standard_NV36ads_A10_v5 1 GPU 24 GB, 36 vCPUs, 440 GiB; Standard_NV36adms_A10_v5 (the same GPU, 880 GiB) is left out: no price in the table's source
   GPU with 880 GiB; Standard_NV72ads_A10_v5 2 GPUs 48 GB, 72 vCPUs, 880 GiB (nvadsa10v5-series).
 - ND-H100-v5: Standard_ND96isr_H100_v5 8 H100 80 GB (SXM, NVLink), 96 vCPUs, 1900 GB (ndh100v5-series).
 - Temp disk sizes: each page's Local Storage tab (GiB).
@@ -79,9 +79,6 @@ def _sizes() -> dict[str, AzureGpuVmSize]:
         ),
         "Standard_NV36ads_A10_v5": AzureGpuVmSize(
             GpuType.A10, 1, 24, 36, 440, 1440, "StandardNVADSA10v5Family", True, True, a10
-        ),
-        "Standard_NV36adms_A10_v5": AzureGpuVmSize(
-            GpuType.A10, 1, 24, 36, 880, 2880, "StandardNVADSA10v5Family", True, True, a10
         ),
         "Standard_NV72ads_A10_v5": AzureGpuVmSize(
             GpuType.A10, 2, 24, 72, 880, 2880, "StandardNVADSA10v5Family", True, True, a10

@@ -53,6 +53,8 @@ CONDITION_VERSION = "2.0"
 
 # Built-in role definition GUIDs: the same in every tenant ("Azure built-in roles", learn.microsoft.com/
 # azure/role-based-access-control/built-in-roles).
+#: AcrPull: pull images from a container registry (what `az aks update --attach-acr` grants the kubelet).
+ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 #: Storage Blob Data Reader: read and list blobs and containers; no write, delete or permission changes.
 STORAGE_BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
 #: Key Vault Crypto User: cryptographic operations with keys (e.g. the cluster's KMS wrap/unwrap).

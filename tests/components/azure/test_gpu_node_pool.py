@@ -68,7 +68,6 @@ def test_the_table_holds_the_full_gpu_sizes_asked_for_and_no_partition() -> None
         "Standard_NC48ads_A100_v4",
         "Standard_NC96ads_A100_v4",
         "Standard_NV36ads_A10_v5",
-        "Standard_NV36adms_A10_v5",
         "Standard_NV72ads_A10_v5",
         "Standard_ND96isr_H100_v5",
     }
@@ -101,7 +100,6 @@ def test_aks_installs_the_driver_on_every_size_and_grid_only_on_the_a10s() -> No
     assert all(s.aks_installs_driver for s in AZURE_GPU_VM_SIZES.values())
     assert {n for n, s in AZURE_GPU_VM_SIZES.items() if s.grid_driver} == {
         "Standard_NV36ads_A10_v5",
-        "Standard_NV36adms_A10_v5",
         "Standard_NV72ads_A10_v5",
     }
 
