@@ -116,8 +116,9 @@ tools: $(CHECKOV_VENV)/bin/checkov
 # Azurite, Microsoft's Azure Storage emulator, for the az:// fetch tests (tests/model_image/conftest.py runs
 # azurite-blob on loopback). From its npm lock, like the Python tools: `npm ci` installs exactly
 # package-lock.json (integrity-checked) and never rewrites it; --ignore-scripts: no install script runs
-# (Azurite needs none). Needs node and npm (20 or newer: 3.37.0 declares node >= 22, but its blob service
-# runs on 20, which the tests check on every run; see tools/azurite/package.json).
+# (Azurite needs none). Needs node and npm: 3.37.0 declares node >= 22 (npm ci only warns on 20), and its
+# blob service, the one part the tests start, runs on Node 20.20 (the tests pass there; a Node older than
+# 20 is refused by tests/model_image/conftest.py before Azurite starts). See tools/azurite/package.json.
 AZURITE_BLOB := tools/azurite/node_modules/.bin/azurite-blob
 $(AZURITE_BLOB): tools/azurite/package-lock.json tools/azurite/package.json
 	@command -v npm >/dev/null || { echo "make azurite: npm is not on PATH; install Node.js 20 or newer with npm (Debian: apt-get install nodejs npm)" >&2; exit 1; }

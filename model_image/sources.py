@@ -360,7 +360,12 @@ class AzureBlobSource:
                 else:
                     from azure.identity import DefaultAzureCredential
 
-                    self._credential = DefaultAzureCredential(exclude_managed_identity_credential=True)
+                    try:
+                        self._credential = DefaultAzureCredential(exclude_managed_identity_credential=True)
+                    except ValueError as e:  # e.g. an AZURE_TOKEN_CREDENTIALS value it does not know
+                        raise FetchError(
+                            f"{self.description}: no Azure credential can be made ({e})"
+                        ) from None
             return self._credential
 
     def _error(self, e: Exception, key: str) -> FetchError:
@@ -412,8 +417,22 @@ class AzureBlobSource:
                 else "the pod's Entra ID token (issued for another tenant than the account's?)"
             )
             return FetchError(f"{where}: the account refused {refused} ({code})")
+        if status == 401:
+            # A bearer token the service refuses (InvalidAuthenticationInfo: issuer or audience): most often
+            # a token from another tenant than the account's.
+            return FetchError(
+                f"{where}: the account refused the pod's Entra ID token ({code or 'unauthorized'}): the token's "
+                f"tenant (AZURE_TENANT_ID={self.env.get('AZURE_TENANT_ID', 'unset')}) must be the storage "
+                "account's tenant"
+            )
         if status is not None:
             return FetchError(f"{where}: {status} {code or _first_line(e)}")
+        if isinstance(e, ClientAuthenticationError) and "tenant" in str(e).lower():
+            return FetchError(
+                f"{where}: no Entra ID token for the account's tenant ({_first_line(e)}): the pod's identity "
+                f"is in tenant {self.env.get('AZURE_TENANT_ID', '(unset)')}; the account must be in the same "
+                "tenant"
+            )
         if isinstance(e, ClientAuthenticationError):
             return FetchError(
                 f"{where}: no Entra ID token for the pod ({_first_line(e)}); check its workload identity: the "

@@ -58,6 +58,7 @@ from components.clusters.azure.workload_identity import (
     role_assignment,
     service_account_annotations,
 )
+from components.load_balancer import is_open
 from components.tls import CERT_MANAGER_NAMESPACE, cert_manager_service_account
 from stacks.config import StackConfig
 from stacks.config_azure import AzureConfig, AzureLoadBalancerScheme
@@ -66,8 +67,9 @@ from stacks.workload import NAME, ClusterContext, GatewayExposure, deploy_worklo
 
 #: The model store's customer-managed key, in the stack's Key Vault.
 MODEL_STORE_KEY_NAME = "model-store"
-#: The gateway's listener ports opened in the node subnet's NSG for an external load balancer.
-GATEWAY_PORTS = [443]
+#: The gateway's listener ports opened in the node subnet's NSG for an external load balancer: HTTPS, and
+#: HTTP for the redirect listener and ACME HTTP-01 challenges.
+GATEWAY_PORTS = [80, 443]
 
 
 def resource_group_name_for(project: str, stack: str) -> str:
@@ -114,9 +116,15 @@ def deploy_azure(cfg: StackConfig) -> None:
             service_cidr=az.network.service_cidr,
             dns_service_ip=az.network.dns_service_ip,
             public_ingress=external,
-            ingress_source_cidrs=list(cfg.gateway.allowed_source_cidrs) if external else [],
+            # [] means everyone to the component (a 0.0.0.0/0 list it refuses as a spelled-out internet).
+            ingress_source_cidrs=(
+                []
+                if not external or is_open(cfg.gateway.allowed_source_cidrs)
+                else list(cfg.gateway.allowed_source_cidrs)
+            ),
             ingress_ports=GATEWAY_PORTS,
             storage_service_endpoint=_store_public(cfg),
+            public_api_server=not az.api_server.private,
             tags=tags,
         ),
         opts=on_azure,
@@ -137,6 +145,10 @@ def deploy_azure(cfg: StackConfig) -> None:
             dns_service_ip=az.network.dns_service_ip,
             private_cluster=az.api_server.private,
             authorized_ip_ranges=list(az.api_server.authorized_ip_ranges),
+            egress_ip=net.nat_public_ip,
+            vault_private_endpoint=lambda vault_id, parent: net.private_endpoint(
+                "aks-kv", resource_id=vault_id, group=PrivateLinkGroup.VAULT, parent=parent
+            ),
             admin_group_object_ids=list(az.admin_group_object_ids),
             upgrade_channel=az.upgrade_channel,
             sku_tier=sku_tier(cfg),
@@ -276,12 +288,12 @@ def deploy_azure(cfg: StackConfig) -> None:
             model_extra_egress=list(ENTRA_ID_LOGIN_EGRESS) if model_sa_annotations else [],
             model_store_private_cidrs=store_private_cidrs,
             cert_manager_client_id=cert_manager_client_id,
-            # The API server as pods reach it: a private cluster's API server answers on an internal load
-            # balancer in its delegated subnet (API Server VNet Integration); and the `kubernetes` Service's
-            # ClusterIP (the first address of the Services range) for a dataplane that matches before DNAT.
-            # A public cluster's API server has a public address only AKS knows (docs/azure.md).
+            # The API server as pods reach it: an internal load balancer in its delegated subnet (API Server
+            # VNet Integration, on public and private clusters alike: components/clusters/azure/aks.py); and
+            # the `kubernetes` Service's ClusterIP (the first address of the Services range) for a dataplane
+            # that matches before DNAT.
             api_server_cidrs=[
-                *([az.network.api_server_subnet_cidr] if az.api_server.private else []),
+                az.network.api_server_subnet_cidr,
                 f"{ipaddress.ip_network(az.network.service_cidr)[1]}/32",
             ],
         ),

@@ -57,9 +57,10 @@ class AzureNetworkConfig(Section):
         description="private endpoints of the model store and the Key Vault (inside vnet_cidr)",
     )
     api_server_subnet_cidr: str = Field(
-        "10.0.17.0/28",
-        description="a /28 (or larger) delegated to AKS for the private API server (API Server VNet "
-        "Integration, used by private clusters; inside vnet_cidr)",
+        "10.0.17.0/27",
+        description="delegated to AKS for the API server's internal load balancer (API Server VNet "
+        "Integration; inside vnet_cidr). AKS reserves at least 9 of its addresses and needs room for "
+        "upgrades: a /27, at least a /28",
     )
     pod_cidr: str = Field(
         "10.244.0.0/16",
@@ -225,7 +226,9 @@ class AzureDnsZoneConfig(Section):
 
 
 class AzureConfig(Section):
-    subscription_id: str = Field(..., pattern=_GUID, description="the Azure subscription everything goes in")
+    subscription_id: str = Field(
+        ..., pattern=_GUID, description="an Azure subscription id (a GUID): everything goes in it"
+    )
     container_registry_id: str | None = Field(
         None,
         pattern=r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.ContainerRegistry/registries/[^/]+$",
@@ -235,9 +238,13 @@ class AzureConfig(Section):
     tenant_id: str = Field(
         ...,
         pattern=_GUID,
-        description="the Microsoft Entra tenant of the subscription (cluster sign-in, Key Vault)",
+        description="a Microsoft Entra tenant id (a GUID): the subscription's (cluster sign-in, Key Vault)",
     )
-    location: str = Field(..., pattern=_LOCATION, description="Azure region, e.g. westeurope, swedencentral")
+    location: str = Field(
+        ...,
+        pattern=_LOCATION,
+        description="an Azure region's name as `az account list-locations` prints it, e.g. westeurope",
+    )
     resource_group: str | None = Field(
         None,
         pattern=_RESOURCE_GROUP,

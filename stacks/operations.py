@@ -74,8 +74,8 @@ GUARDRAIL_FILTER_ORDER: tuple[dict[str, str], ...] = (
 
 def chat_pod_cidrs(cfg: StackConfig) -> list[str]:
     """Where the chat UI's calls to the endpoint come from, for the API's address rules, when those are an
-    allow-list: the pod network (AWS VPC CNI gives pods VPC addresses; GKE the pods range; AKS overlay the
-    node subnet; on-prem the stack file names it). [] when the chat UI is off or the API is open to every address."""
+    allow-list: the pod network (AWS VPC CNI gives pods VPC addresses; GKE the pods range; AKS overlay its
+    pod range; on-prem the stack file names it). [] when the chat UI is off or the API is open to every address."""
     if not cfg.chat_ui.enabled or "0.0.0.0/0" in cfg.gateway.allowed_source_cidrs:
         return []
     if cfg.chat_ui.pod_cidrs is not None:
@@ -85,10 +85,9 @@ def chat_pod_cidrs(cfg: StackConfig) -> list[str]:
     if cfg.platform is Platform.GCP and cfg.gcp is not None:
         return [cfg.gcp.network.pods_cidr]
     if cfg.platform is Platform.AZURE and cfg.azure is not None:
-        # Azure CNI overlay SNATs pod traffic to the node's address for any destination outside the pod
-        # range, the VNet's internal load balancer included (AKS docs, "Azure CNI Overlay networking":
-        # "Outbound traffic from pods ... is SNATed to the node's IP address"): the node subnet.
-        return [cfg.azure.network.node_subnet_cidr]
+        # The chat UI reaches Envoy through the internal ClusterIP Service, pod to pod inside the overlay:
+        # no SNAT (overlay SNATs only traffic leaving for the VNet), so Envoy sees the pod range.
+        return [cfg.azure.network.pod_cidr]
     return []
 
 

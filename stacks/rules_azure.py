@@ -13,10 +13,13 @@ import re
 
 from components.address_space import internet_exposure
 from components.choices import AksSkuTier, CapacityType, Dns01Provider, Engine, TlsMode
+from components.clusters.azure.blob_names import ip_range_problems, prefix_problems
 from components.clusters.azure.gpu_vm_sizes import AZURE_GPU_VM_SIZES
 from stacks.config import Platform, StackConfig, Tier, register_platform_rules
 from stacks.config_base import NODE_DISK_OVERHEAD_GIB, pool_gpus_with_surge, quantity_bytes
 
+#: Address ranges AKS refuses for a cluster's VNet, pod and Service ranges.
+AKS_RESERVED_RANGES = ("169.254.0.0/16", "172.30.0.0/16", "172.31.0.0/16", "192.0.2.0/24")
 #: Storage account names: 3-24 lower-case letters and digits, unique in Azure (learn.microsoft.com,
 #: "Storage account overview", Storage account name).
 STORAGE_ACCOUNT_NAME = re.compile(r"^[a-z0-9]{3,24}$")
@@ -287,6 +290,19 @@ def _network_problems(cfg: StackConfig) -> list[tuple[str, str]]:
                 problems.append(
                     (f"azure.network.{other}", f"{two} overlaps {field} {one}: pick a disjoint range")
                 )
+    # AKS refuses these for the Service, pod and VNet ranges (AKS docs, "Azure CNI networking overview",
+    # prerequisites: "AKS clusters can't use 169.254.0.0/16, 172.30.0.0/16, 172.31.0.0/16, or 192.0.2.0/24").
+    for field, cidr in {"vnet_cidr": net.vnet_cidr, **ranges}.items():
+        taken = [
+            r for r in AKS_RESERVED_RANGES if ipaddress.ip_network(cidr).overlaps(ipaddress.ip_network(r))
+        ]
+        if taken:
+            problems.append(
+                (
+                    f"azure.network.{field}",
+                    f"{cidr} overlaps {', '.join(taken)}, which AKS reserves: pick another range",
+                )
+            )
     for field in ("pod_cidr", "service_cidr"):
         if ipaddress.ip_network(ranges[field]).overlaps(vnet):
             problems.append(
@@ -341,12 +357,34 @@ def _model_store_problems(cfg: StackConfig) -> list[tuple[str, str]]:
                     "read only under it",
                 )
             )
+        else:
+            for problem in prefix_problems(prefix.strip("/")):
+                problems.append(("model.uri", f"the prefix {problem.removeprefix('prefix: ')}"))
     if not store.create_account and scheme == "az" and store.resource_group is None:
         problems.append(
             (
                 "azure.model_store.resource_group",
                 "an existing storage account: name its resource group (`az storage account show -n "
                 "<account> --query resourceGroup`), so the reader's grant can be scoped to its container",
+            )
+        )
+    if store.uploader_cidrs and store_private_endpoint(cfg):
+        problems.append(
+            (
+                "azure.model_store.uploader_cidrs",
+                "the account has no public endpoint with a private endpoint (prod's default): upload from the "
+                "VNet, or set azure.model_store.private_endpoint: false",
+            )
+        )
+    # The component's own checks (components/clusters/azure/blob_names.py), here with the stack file's names.
+    for problem in ip_range_problems(list(store.uploader_cidrs)):
+        problems.append(("azure.model_store.uploader_cidrs", problem.removeprefix("allowed_ip_ranges: ")))
+    exposure = internet_exposure(list(store.uploader_cidrs))
+    if exposure:
+        problems.append(
+            (
+                "azure.model_store.uploader_cidrs",
+                f"opens the model store to the internet: the list {exposure}",
             )
         )
     if store.customer_managed_key and not store.create_account:

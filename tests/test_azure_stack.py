@@ -57,14 +57,22 @@ def role_guid(assignment: dict[str, Any]) -> str:
 def test_prod_api_server_is_private_and_dev_is_public_only_to_the_listed_networks() -> None:
     prod = cluster(planned("prod-azure"))["apiServerAccessProfile"]
     assert prod["enablePrivateCluster"] is True
-    assert prod["enablePrivateClusterPublicFQDN"] is False
+    # Its name in public DNS resolves to the private address: peered runners need no VNet link to a zone.
+    assert (prod["enablePrivateClusterPublicFQDN"], prod["privateDNSZone"]) == (True, "none")
     assert not prod.get("authorizedIPRanges")
     dev_plan = planned("dev-azure")
     assert dev_plan.config.azure is not None
     dev = cluster(dev_plan)["apiServerAccessProfile"]
     assert dev["enablePrivateCluster"] is False
-    assert dev["authorizedIPRanges"] == dev_plan.config.azure.api_server.authorized_ip_ranges
-    assert dev["authorizedIPRanges"] and not internet_exposure(dev["authorizedIPRanges"])
+    # The listed networks, and the cluster's own NAT address (AKS admits only a load balancer's by itself).
+    nat_ip = dev_plan.recording.one("azure-native:network:PublicIPAddress", "network-nat-ip").outputs[
+        "ipAddress"
+    ]
+    assert dev["authorizedIPRanges"] == [
+        *dev_plan.config.azure.api_server.authorized_ip_ranges,
+        f"{nat_ip}/32",
+    ]
+    assert not internet_exposure(dev["authorizedIPRanges"])
 
 
 @pytest.mark.parametrize("stack", AZURE_STACKS)
@@ -89,12 +97,8 @@ def test_the_kubeconfig_signs_in_with_kubelogin_and_holds_no_credential(stack: s
     )
     outputs = plan.recording.one(CLUSTER).outputs
     [cluster_entry] = kubeconfig["clusters"]
-    fqdn = (
-        outputs["privateFQDN"]
-        if cluster(plan)["apiServerAccessProfile"]["enablePrivateCluster"]
-        else outputs["fqdn"]
-    )
-    assert cluster_entry["cluster"]["server"] == f"https://{fqdn}:443"
+    # The public FQDN on both: a private cluster's resolves to its private address (privateDNSZone none).
+    assert cluster_entry["cluster"]["server"] == f"https://{outputs['fqdn']}:443"
     [user] = kubeconfig["users"]
     assert set(user["user"]) == {"exec"}  # no token, password or client key in the file
     exec_ = user["user"]["exec"]
@@ -199,8 +203,8 @@ def test_prod_store_is_private_and_encrypted_with_the_stacks_key_dev_store_admit
     prod = planned("prod-azure")
     account = prod.recording.one(ACCOUNT).inputs
     assert account["publicNetworkAccess"] == "Disabled"
-    [endpoint] = prod.recording.of_type("azure-native:network:PrivateEndpoint")
-    assert endpoint.inputs["privateLinkServiceConnections"][0]["groupIds"] == ["blob"]
+    endpoints = {e.name: e.inputs for e in prod.recording.of_type("azure-native:network:PrivateEndpoint")}
+    assert endpoints["model-store-pe"]["privateLinkServiceConnections"][0]["groupIds"] == ["blob"]
     assert account["encryption"]["keySource"] == "Microsoft.Keyvault"
     assert account["encryption"]["keyVaultProperties"]["keyName"] == "model-store"
     dev = planned("dev-azure").recording.one(ACCOUNT).inputs
@@ -346,6 +350,20 @@ def test_teardown_removes_kubernetes_objects_and_pools_before_the_cluster_and_th
         g for g in plan.recording.of_type(ROLE) if g.inputs["principalId"] == reader.outputs["principalId"]
     ]
     assert reader.urn in ancestors_and_dependencies(plan, grant)
+
+
+def test_a_private_clusters_key_vault_gets_its_keys_through_a_private_endpoint() -> None:
+    """AKS's KMS docs: creating keys in a private key vault without a private endpoint is not supported."""
+    plan = planned("prod-azure")
+    [vault] = [v for v in plan.recording.of_type("azure-native:keyvault:Vault") if v.name == "aks-kv"]
+    assert vault.inputs["properties"]["publicNetworkAccess"] == "Disabled"
+    [endpoint] = [
+        e for e in plan.recording.of_type("azure-native:network:PrivateEndpoint") if e.name == "aks-kv-pe"
+    ]
+    connection = endpoint.inputs["privateLinkServiceConnections"][0]
+    assert connection["groupIds"] == ["vault"] and connection["privateLinkServiceId"] == vault.outputs["id"]
+    key = plan.recording.one(KEY, "aks-etcd-key")
+    assert endpoint.urn in ancestors_and_dependencies(plan, key)
 
 
 def test_dns_service_ip_is_inside_the_service_range() -> None:

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 import stacks
-from stacks.config import _PLATFORM_RULES, PLATFORM_SECTIONS
+from stacks.config import _PLATFORM_RULES, _STACK_RULES, PLATFORM_SECTIONS
+from stacks.egress import model_store_egress_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("stacks", "components", "inferstack", "model_image", "guardrail")
@@ -103,3 +104,5 @@ def test_every_cloud_platform_has_its_rules_registered_when_stacks_loads() -> No
     assert set(_PLATFORM_RULES) == set(PLATFORM_SECTIONS)
     for platform, rules in _PLATFORM_RULES.items():
         assert rules.__module__ == f"stacks.rules_{platform.value}"
+    # And the rules of every stack (the model server's egress to its store).
+    assert model_store_egress_problems in _STACK_RULES

@@ -141,6 +141,9 @@ def az_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     if not AZURITE_BLOB.exists():
         # A failure, not a skip: the az:// fetch is tested only here (as `make test` installs it).
         pytest.fail(f"Azurite is not installed at {AZURITE_BLOB.relative_to(REPO_ROOT)}: run `make azurite`")
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    if not node.startswith("v") or int(node[1:].split(".")[0]) < 20:
+        pytest.fail(f"Azurite's blob service needs Node.js 20 or newer (this machine: {node or 'no node'})")
     port = free_port()
     proc = subprocess.Popen(
         [

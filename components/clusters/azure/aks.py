@@ -57,6 +57,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,12 +144,24 @@ class AksClusterArgs:
         str  # "1.34" (a minor, with a version upgrade channel) or "1.34.3" (channel none / node-image)
     )
     node_subnet_id: pulumi.Input[str]  # AzureNetwork.node_subnet_id (NAT gateway attached)
-    api_server_subnet_id: pulumi.Input[str] | None  # AzureNetwork.api_server_subnet_id; used when private
+    api_server_subnet_id: (
+        pulumi.Input[str] | None
+    )  # AzureNetwork.api_server_subnet_id: API Server VNet Integration
     pod_cidr: str  # AzureNetwork.pod_cidr
     service_cidr: str  # AzureNetwork.service_cidr
     dns_service_ip: str  # AzureNetwork.dns_service_ip
     private_cluster: bool  # True: no public API endpoint (prod); False: public, authorized_ip_ranges only
     authorized_ip_ranges: list[str] = field(default_factory=list)  # public API server allow-list (IPv4)
+    # The cluster's own egress address (the NAT gateway's public IP): a public API server admits only the
+    # Standard load balancer's outbound IP by itself, so nodes and in-cluster clients leaving through a NAT
+    # gateway must be listed (AKS docs, "API server authorized IP ranges": add "the cluster egress IP
+    # address (firewall, NAT gateway ...)").
+    egress_ip: pulumi.Input[str] | None = None
+    # A private cluster's Key Vault has no public access, and AKS's KMS docs: "Creating or updating keys in a
+    # private key vault that doesn't have a private endpoint isn't supported". This makes one (the network's
+    # AzureNetwork.private_endpoint with group "vault", which also writes its privatelink A record):
+    # (vault resource id, parent) -> the endpoint; the key waits for it.
+    vault_private_endpoint: Callable[[pulumi.Input[str], pulumi.Resource], pulumi.Resource] | None = None
     admin_group_object_ids: list[str] = field(default_factory=list)  # Entra groups bound to cluster-admin
     upgrade_channel: UpgradeChannel = UpgradeChannel.PATCH
     node_os_upgrade_channel: NodeOsUpgradeChannel = NodeOsUpgradeChannel.NODE_IMAGE
@@ -203,6 +216,11 @@ def _api_server_problems(args: AksClusterArgs) -> list[str]:
             problems.append(
                 "api_server_subnet_id: a private cluster here uses API Server VNet Integration (needed for "
                 "the private KMS key vault); pass AzureNetwork.api_server_subnet_id"
+            )
+        if args.vault_private_endpoint is None:
+            problems.append(
+                "vault_private_endpoint: a private cluster's Key Vault has no public access, and keys are made "
+                "in it only through a private endpoint; pass a maker (AzureNetwork.private_endpoint, group vault)"
             )
         return problems
     if not args.authorized_ip_ranges:
@@ -451,6 +469,9 @@ class AksCluster(pulumi.ComponentResource):
             tags=tags,
             opts=child(self),
         )
+        key_after: list[pulumi.Resource] = []
+        if private_vault and args.vault_private_endpoint is not None:
+            key_after.append(args.vault_private_endpoint(vault.id, self))
         key = keyvault.Key(
             f"{name}-etcd-key",
             resource_group_name=rg,
@@ -463,7 +484,7 @@ class AksCluster(pulumi.ComponentResource):
                 attributes=keyvault.KeyAttributesArgs(enabled=True, exportable=False),
             ),
             tags=tags,
-            opts=child(self),
+            opts=child(self, depends_on=key_after),
         )
         grants: list[pulumi.Resource] = [
             authorization.RoleAssignment(
@@ -490,7 +511,7 @@ class AksCluster(pulumi.ComponentResource):
             )
         # A bring-your-own subnet: the control plane joins nodes (and, private, the API server) to it.
         subnets: list[tuple[str, pulumi.Input[str]]] = [("nodes", args.node_subnet_id)]
-        if args.private_cluster and args.api_server_subnet_id is not None:
+        if args.api_server_subnet_id is not None:
             subnets.append(("apiserver", args.api_server_subnet_id))
         for role, subnet_id in subnets:
             grants.append(
@@ -506,10 +527,15 @@ class AksCluster(pulumi.ComponentResource):
             )
 
         if args.private_cluster:
+            # privateDNSZone "none" with the public FQDN on: the API server's name is in public DNS and
+            # resolves to its private address (AKS docs, "Create a private AKS cluster": "--private-dns-zone
+            # none" needs "--enable-public-fqdn"). A runner in a peered network or over VPN reaches it with
+            # no VNet link to a zone AKS would keep in the node resource group, which the ReadOnly lockdown
+            # below lets no one edit. The name is public; the address is not reachable from outside.
             api_access = containerservice.ManagedClusterAPIServerAccessProfileArgs(
                 enable_private_cluster=True,
-                enable_private_cluster_public_fqdn=False,
-                private_dns_zone="system",
+                enable_private_cluster_public_fqdn=True,
+                private_dns_zone="none",
                 enable_vnet_integration=True,
                 subnet_id=args.api_server_subnet_id,
                 # `az aks command invoke` stays available: it is authorized by Entra ID + Azure RBAC and
@@ -517,10 +543,19 @@ class AksCluster(pulumi.ComponentResource):
                 disable_run_command=False,
             )
         else:
+            # API Server VNet Integration on a public cluster too (AKS docs, "API Server VNet Integration":
+            # public or private clusters): the API server also gets an internal load balancer in its
+            # delegated subnet, and nodes and pods reach it there. Without it, the `kubernetes` Service of a
+            # public cluster leads to the API server's public address, which a pod's egress NetworkPolicy
+            # (Cilium applies it after service translation) cannot name: the endpoint picker could not start.
             api_access = containerservice.ManagedClusterAPIServerAccessProfileArgs(
                 enable_private_cluster=False,
-                enable_vnet_integration=False,
-                authorized_ip_ranges=list(args.authorized_ip_ranges),
+                enable_vnet_integration=args.api_server_subnet_id is not None,
+                subnet_id=args.api_server_subnet_id,
+                authorized_ip_ranges=[
+                    *args.authorized_ip_ranges,
+                    *([pulumi.Output.concat(args.egress_ip, "/32")] if args.egress_ip is not None else []),
+                ],
                 disable_run_command=True,
             )
         self.node_resource_group = args.node_resource_group or f"{args.cluster_name}-nodes"
@@ -634,6 +669,8 @@ class AksCluster(pulumi.ComponentResource):
             # The cluster's id resolves once it exists, so the credential is read after creation.
             resource_name=self.cluster.id.apply(lambda _: args.cluster_name),
             format="exec",
+            # The public FQDN (a private address for a private cluster: see api_access above).
+            server_fqdn="public",
             opts=pulumi.InvokeOutputOptions(parent=self),
         )
         context = args.cluster_name

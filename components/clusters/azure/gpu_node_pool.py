@@ -284,7 +284,9 @@ class AzureGpuNodePool(pulumi.ComponentResource):
             resource_group_name=args.resource_group_name,
             resource_name_=args.cluster_name,
             **agent_pool_inputs(name, args),
-            opts=child(self, delete_before_replace=True),
+            # The cluster autoscaler owns `count` once the pool exists: sending the creation count again on a
+            # later update would scale a busy pool down, or be refused while autoscaling is on.
+            opts=child(self, delete_before_replace=True, ignore_changes=["count"]),
         )
 
         helm_release(

@@ -39,7 +39,6 @@ unreadable. The reader's grant is the stack's either way.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -50,6 +49,7 @@ import pulumi_azure_native.managedidentity as managedidentity
 import pulumi_azure_native.storage as storage
 
 from components._common import child, reject_invalid_args
+from components.clusters.azure.blob_names import ip_range_problems, prefix_problems
 from components.clusters.azure.workload_identity import (
     KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER,
     STORAGE_BLOB_DATA_READER,
@@ -67,14 +67,9 @@ SKUS = ("Standard_LRS", "Standard_ZRS", "Standard_GRS", "Standard_GZRS")
 _ACCOUNT_NAME = re.compile(r"^[a-z0-9]{3,24}$")
 # Container names: 3-63 lower-case letters, digits and single hyphens, starting and ending alphanumeric.
 _CONTAINER_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
-# Characters that would end or change the condition's string literal ('...'), or that a model's folder
-# never needs; the condition language has no escape inside a literal.
-_PREFIX_FORBIDDEN = set("'\"\\*?[]#%")
 _KEY_NAME = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 _KEY_VAULT_URI = re.compile(r"^https://[0-9a-zA-Z-]{3,24}\.vault\.azure\.net/?$")
 _TAG_KEY_FORBIDDEN = set("<>%&\\?/")
-# Storage's firewall refuses IP rules for the RFC 1918 ranges (they never reach a public endpoint).
-_RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 
 
 class StoreNetworkAccess(StrEnum):
@@ -112,53 +107,6 @@ class AzureBlobModelStoreArgs:
     customer_managed_key: CustomerManagedKey | None = None  # None: Microsoft-managed keys
     force_destroy: bool = False  # created account only: let `pulumi destroy` delete it and its weights
     tags: dict[str, str] = field(default_factory=dict)  # Azure tags on what is created
-
-
-def prefix_problems(prefix: str) -> list[str]:
-    """What makes `prefix` unusable as the one folder the reader may read."""
-    if not prefix:
-        return [
-            "prefix: empty would let the reader read the whole container, which is too broad; give the "
-            "model's folder, e.g. models/llama-3.1-8b"
-        ]
-    problems: list[str] = []
-    if prefix.startswith("/") or prefix.endswith("/"):
-        problems.append(f"prefix: {prefix!r}: drop the leading and trailing '/' (write models/name)")
-    bad = sorted({c for c in prefix if c in _PREFIX_FORBIDDEN or ord(c) < 0x20 or ord(c) == 0x7F})
-    if bad:
-        problems.append(
-            f"prefix: {prefix!r} holds {''.join(bad)!r}: quotes, backslashes, wildcards, '%' and control "
-            "characters would change the role assignment condition's meaning; name the folder literally"
-        )
-    if any(seg in ("", ".", "..") for seg in prefix.strip("/").split("/")):
-        problems.append(f"prefix: {prefix!r} has an empty, '.' or '..' segment; the launcher refuses those")
-    if len(prefix) > 1000:
-        problems.append(f"prefix: {len(prefix)} characters; a blob name has at most 1024")
-    return problems
-
-
-def ip_range_problems(ranges: list[str]) -> list[str]:
-    """Azure Storage IP rules take public IPv4 addresses or ranges, but no /31 or /32 range and no RFC 1918
-    range ("Configure Azure Storage firewalls and virtual networks"). A /32 is written as its address."""
-    problems: list[str] = []
-    for value in ranges:
-        try:
-            network = ipaddress.ip_network(value, strict=True)
-        except ValueError:
-            problems.append(f"allowed_ip_ranges: {value!r} is not an IP address or CIDR range")
-            continue
-        if not isinstance(network, ipaddress.IPv4Network):
-            problems.append(f"allowed_ip_ranges: {value} is IPv6; Storage IP rules take IPv4 only")
-        elif any(network.subnet_of(private) for private in _RFC1918):
-            problems.append(
-                f"allowed_ip_ranges: {value} is not a public range; reach the account from private networks "
-                "through allowed_subnet_ids or a private endpoint"
-            )
-        elif network.prefixlen == 31:
-            problems.append(
-                f"allowed_ip_ranges: {value}: Storage rejects /31 ranges; list the two addresses themselves"
-            )
-    return problems
 
 
 def validate_azure_blob_model_store_args(args: AzureBlobModelStoreArgs) -> list[str]:

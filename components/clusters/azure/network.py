@@ -81,8 +81,10 @@ NAT_IDLE_TIMEOUT_MINUTES = (4, 120)  # Azure NAT gateway's allowed range
 PRIORITY_NODE_TO_NODE = 100
 PRIORITY_NODE_TO_POD = 110
 PRIORITY_POD_TO_POD = 120
+PRIORITY_API_SERVER_TO_POD = 130
 PRIORITY_GATEWAY = 200
 PRIORITY_PRIVATE_ENDPOINT_HTTPS = 100
+PRIORITY_LOAD_BALANCER_PROBES = 4000
 PRIORITY_DENY_INTERNET = 4096
 
 _LOCATION = re.compile(r"^[a-z]+[a-z0-9]*$")  # westeurope, eastus2, swedencentral
@@ -109,6 +111,8 @@ class AzureNetworkArgs:
     ingress_source_cidrs: list[str] = field(default_factory=list)  # [] with public_ingress: everyone
     ingress_ports: list[int] = field(default_factory=lambda: [443])  # the gateway's listener ports
     nat_idle_timeout_minutes: int = 4  # outbound flow idle timeout, 4..120 (Azure's default is 4)
+    # A public API server (API Server VNet Integration on a public cluster): HTTPS into its subnet.
+    public_api_server: bool = False
     # A Microsoft.Storage service endpoint on the node subnet: nodes then reach storage accounts in the
     # region over the Azure backbone with the subnet's identity, which a storage firewall can admit
     # (virtualNetworkRules) where the account keeps its public endpoint (a dev model store).
@@ -317,6 +321,15 @@ def node_subnet_rules(args: AzureNetworkArgs) -> list[network.SecurityRuleArgs]:
             source=args.pod_cidr,
             destination=args.pod_cidr,
         ),
+        # The VNet-integrated API server calls webhooks and aggregated APIs on pod addresses (the KEDA
+        # metrics server, cert-manager's webhook) from its delegated subnet.
+        _rule(
+            "allow-api-server-to-pod",
+            priority=PRIORITY_API_SERVER_TO_POD,
+            access="Allow",
+            source=args.api_server_subnet_cidr,
+            destination=args.pod_cidr,
+        ),
     ]
     if args.public_ingress:
         # Destination "*": a public load balancer keeps its frontend IP as the destination (floating IP),
@@ -332,6 +345,18 @@ def node_subnet_rules(args: AzureNetworkArgs) -> list[network.SecurityRuleArgs]:
                 protocol="Tcp",
             )
         )
+    # The load balancer's health probes come from 168.63.129.16 (the AzureLoadBalancer tag). Azure's default
+    # AllowAzureLoadBalancerInBound (65001) admits them, but only if no rule before it denies them: allowed
+    # here, ahead of the internet deny, so a probe is never caught by whatever "Internet" covers.
+    rules.append(
+        _rule(
+            "allow-azure-load-balancer",
+            priority=PRIORITY_LOAD_BALANCER_PROBES,
+            access="Allow",
+            source="AzureLoadBalancer",
+            destination="*",
+        )
+    )
     rules.append(
         _rule(
             "deny-internet-inbound",
@@ -422,22 +447,45 @@ class AzureNetwork(pulumi.ComponentResource):
             tags=tags,
             opts=child(self),
         )
-        # The API server subnet keeps Azure's default rules (node subnet -> 443/4443 and Azure Load
-        # Balancer probes are what API Server VNet Integration needs; both are VirtualNetwork /
-        # AzureLoadBalancer traffic) plus the explicit internet deny: it only serves private clusters.
+        # The API server subnet keeps Azure's default rules (node subnet -> 443/4443 is VirtualNetwork
+        # traffic) plus the explicit internet deny, with the internal load balancer's probes (TCP 9988,
+        # from AzureLoadBalancer: AKS docs, "API Server VNet Integration", network security groups) allowed
+        # ahead of it; and, for a public API server, HTTPS from anywhere: AKS's authorizedIPRanges decide
+        # who gets in, and they follow the stack file where an NSG rule here would have to be kept in step.
+        api_rules = [
+            _rule(
+                "allow-azure-load-balancer",
+                priority=PRIORITY_LOAD_BALANCER_PROBES,
+                access="Allow",
+                source="AzureLoadBalancer",
+                destination="*",
+            ),
+            _rule(
+                "deny-internet-inbound",
+                priority=PRIORITY_DENY_INTERNET,
+                access="Deny",
+                source="Internet",
+                destination="*",
+            ),
+        ]
+        if args.public_api_server:
+            api_rules.insert(
+                0,
+                _rule(
+                    "allow-api-server-https",
+                    priority=PRIORITY_GATEWAY,
+                    access="Allow",
+                    source="Internet",
+                    destination="*",
+                    ports=["443"],
+                    protocol="Tcp",
+                ),
+            )
         api_nsg = network.NetworkSecurityGroup(
             f"{name}-apiserver-nsg",
             resource_group_name=rg,
             location=args.location,
-            security_rules=[
-                _rule(
-                    "deny-internet-inbound",
-                    priority=PRIORITY_DENY_INTERNET,
-                    access="Deny",
-                    source="Internet",
-                    destination="*",
-                )
-            ],
+            security_rules=api_rules,
             tags=tags,
             opts=child(self),
         )

@@ -99,6 +99,7 @@ class AksUserPool(pulumi.ComponentResource):
             resource_group_name=args.resource_group_name,
             resource_name_=args.cluster_name,
             **inputs,
-            opts=child(self, delete_before_replace=True),
+            # The cluster autoscaler owns `count` once the pool exists (as for the GPU pool).
+            opts=child(self, delete_before_replace=True, ignore_changes=["count"]),
         )
         self.register_outputs({"agent_pool_name": args.agent_pool_name})

@@ -731,10 +731,14 @@ def invoke_result(
         cluster = str(args.get("resourceName") or "")
         found = find(arm_id(sub, rg, "Microsoft.ContainerService", f"managedClusters/{cluster}")) or {}
         region = _location(found.get("location") or location or DEFAULT_LOCATION)
+        # serverFqdn is which name to return ("public" or "private"), as the REST API's server-fqdn query
+        # parameter; without it AKS returns the private FQDN of a private cluster.
+        wanted = str(args.get("serverFqdn") or "").lower()
+        names = [found.get("fqdn"), found.get("privateFQDN")]
+        if wanted != "public":
+            names.reverse()
         server = str(
-            args.get("serverFqdn")
-            or found.get("privateFQDN")
-            or found.get("fqdn")
+            next((n for n in names if n), None)
             or f"{cluster}-{_digest('fqdn', rg, cluster)[:8]}.hcp.{region}.azmk8s.io"
         )
         config = kubeconfig(cluster, rg, server, tenant, _digest("ca", rg, cluster))

@@ -12,6 +12,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import pulumi
+import pulumi_azure_native.network as network
 import pytest
 from pulumi.runtime.sync_await import _sync_await
 
@@ -109,8 +111,23 @@ def azure_provider_shapes() -> Iterator[None]:
         yield
 
 
+def vault_endpoint(vault_id: Any, parent: pulumi.Resource) -> pulumi.Resource:
+    """A stand-in for AzureNetwork.private_endpoint(group vault): the endpoint the key must wait for."""
+    return network.PrivateEndpoint(
+        "aks-kv-pe",
+        resource_group_name="rg-inferstack",
+        private_link_service_connections=[
+            network.PrivateLinkServiceConnectionArgs(
+                name="vault", private_link_service_id=vault_id, group_ids=["vault"]
+            )
+        ],
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
 def cluster_args(**changes: Any) -> AksClusterArgs:
     base = AksClusterArgs(
+        vault_private_endpoint=vault_endpoint,
         cluster_name="inferstack-prod",
         resource_group_name="rg-inferstack",
         location="westeurope",
@@ -179,9 +196,9 @@ def roles(rec: Recording) -> dict[str, dict[str, Any]]:
 def test_prod_api_server_is_private_in_the_vnet(prod: tuple[Recording, AksCluster]) -> None:
     access = cluster(prod[0])["apiServerAccessProfile"]
     assert access["enablePrivateCluster"] is True
-    assert access["enablePrivateClusterPublicFQDN"] is False
+    # The name is public and resolves to the private address: no zone to link for peered runners.
+    assert access["enablePrivateClusterPublicFQDN"] is True and access["privateDNSZone"] == "none"
     assert access["enableVnetIntegration"] is True and access["subnetId"] == API_SUBNET
-    assert access["privateDNSZone"] == "system"
     assert not access.get("authorizedIPRanges")
 
 
@@ -189,6 +206,8 @@ def test_dev_api_server_is_public_for_the_allow_list_only(dev: tuple[Recording, 
     access = cluster(dev[0])["apiServerAccessProfile"]
     assert access["enablePrivateCluster"] is False
     assert access["authorizedIPRanges"] == ALLOWED
+    # VNet integration on a public cluster too: pods reach the API server on its subnet.
+    assert access["enableVnetIntegration"] is True and access["subnetId"] == API_SUBNET
     assert access["disableRunCommand"] is True
 
 
@@ -307,9 +326,9 @@ def test_dev_key_vault_is_public_and_needs_no_vault_contributor(dev: tuple[Recor
     kms = cluster(rec)["securityProfile"]["azureKeyVaultKms"]
     assert kms["keyVaultNetworkAccess"] == "Public" and not kms.get("keyVaultResourceId")
     assert not [r for r in roles(rec).values() if r["roleDefinitionId"].endswith(KEY_VAULT_CONTRIBUTOR)]
-    # No API server subnet in use: only the node subnet is granted.
+    # Both subnets AKS joins: the nodes' and the API server's (VNet integration on a public cluster too).
     network = [r["scope"] for r in roles(rec).values() if r["roleDefinitionId"].endswith(NETWORK_CONTRIBUTOR)]
-    assert network == [NODE_SUBNET]
+    assert sorted(network) == sorted([NODE_SUBNET, API_SUBNET])
 
 
 # --- system pool and lifecycle -----------------------------------------------------------------------
