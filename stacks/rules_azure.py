@@ -192,16 +192,6 @@ def azure_problems(cfg: StackConfig) -> list[tuple[str, str]]:
                 f"{registry.removesuffix('.azurecr.io')} --query id -o tsv`) and the stack grants it",
             )
         )
-    elif az.container_registry_id is not None:
-        name = az.container_registry_id.rsplit("/", 1)[-1].lower()
-        if registry != f"{name}.azurecr.io":
-            problems.append(
-                (
-                    "azure.container_registry_id",
-                    f"names registry {name}, but serving.image comes from {registry}: give that registry's id, "
-                    "or remove the field",
-                )
-            )
     if cfg.serving.engine is Engine.VLLM:
         problems.extend(_gpu_problems(cfg))
     return problems

@@ -95,12 +95,13 @@ def test_a_cpu_trigger_needs_a_metrics_api_source(
 @pytest.mark.parametrize("path", STACK_FILES, ids=lambda p: p.name)
 def test_every_stack_in_cpu_form_installs_metrics_server_unless_its_platform_runs_one(path: Path) -> None:
     cfg = cpu_engine_form(path)
-    expected = "platform" if cfg.platform.value == "gcp" else "stack"
+    # GKE and AKS run metrics-server themselves.
+    expected = "platform" if cfg.platform.value in ("gcp", "azure") else "stack"
     assert cfg.metrics_api_provider == expected
     # As written (vLLM, or autoscaling off), nothing reads the metrics API and nothing is installed.
     values = config_values_from_stack_yaml(yaml.safe_load(path.read_text(encoding="utf-8")), path.name)
     assert parse_stack_config(values, path.name).metrics_api_provider is None
-    if cfg.platform.value != "gcp":
+    if cfg.platform.value not in ("gcp", "azure"):
         assert cpu_engine_form(path, install=False).metrics_api_provider == "cluster"
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from components.clusters.azure.gpu_vm_sizes import find_vm_size
 from inferstack.planning.plan import Plan, plan_stack
 from inferstack.planning.recording import RecordedResource
 from inferstack.validation.capacity import (
@@ -231,6 +232,15 @@ def _exact_capacity(stack: str, manifests: Manifests) -> list[RecordedResource]:
             inputs = copy.deepcopy(r.inputs)
             per_node = sum(a["count"] for a in inputs["nodeConfig"]["guestAccelerators"])
             inputs["autoscaling"]["totalMaxNodeCount"] = math.ceil(exact / per_node)
+            r = dataclasses.replace(r, inputs=inputs)
+        found = find_vm_size(str(r.inputs.get("vmSize") or ""))
+        if (
+            r.type == "azure-native:containerservice:AgentPool"
+            and r.inputs.get("enableAutoScaling")
+            and found
+        ):
+            inputs = copy.deepcopy(r.inputs)
+            inputs["maxCount"] = math.ceil(exact / found[1].gpus)
             r = dataclasses.replace(r, inputs=inputs)
         resources.append(r)
     return resources

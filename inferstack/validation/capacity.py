@@ -3,14 +3,14 @@
 `scale-to-zero-after-cold-start`: a ScaledObject that may scale to zero (minReplicaCount 0) keeps a
 woken replica for at least its cold start: cooldownPeriod >= the target Deployment's startup-probe budget
 (initialDelaySeconds + periodSeconds x failureThreshold) + an image pull + a GPU node's provisioning where
-the plan provisions GPU nodes (a Karpenter NodePool or a GKE node pool with autoscaling). KEDA v2.20.2
-scales to zero once no trigger has been active for cooldownPeriod, whether or not the replica is ready yet
+the plan provisions GPU nodes (a Karpenter NodePool, a GKE node pool or an AKS agent pool with
+autoscaling). KEDA v2.20.2 scales to zero once no trigger has been active for cooldownPeriod, whether or not the replica is ready yet
 (stacks/cold_start.py has the source and the figures).
 
 `rollout-fits-capacity`: a Deployment that requests GPUs and surges during a rolling update (maxSurge > 0)
 needs room for one replica beyond its ceiling (the ScaledObject's maxReplicaCount, else spec.replicas) in
-the GPU capacity the plan caps: a Karpenter NodePool's `spec.limits`, or a GKE node pool's
-totalMaxNodeCount x accelerators per node. Where the plan caps nothing we know (fixed on-prem nodes, a
+the GPU capacity the plan caps: a Karpenter NodePool's `spec.limits`, an AKS agent pool's maxCount x its
+VM size's GPUs, or a GKE node pool's totalMaxNodeCount x accelerators per node. Where the plan caps nothing we know (fixed on-prem nodes, a
 managed node group) a surge cannot be shown to fit, so it is a finding too; maxSurge 0 with
 maxUnavailable 1 always fits (stacks/rollout.py).
 
@@ -31,6 +31,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from components.clusters.azure.gpu_vm_sizes import find_vm_size
 from inferstack.planning.recording import RecordedResource
 from inferstack.validation.common import CheckOutcome, Finding, resource_id
 from stacks.cold_start import IMAGE_PULL_SECONDS, NODE_PROVISIONING_SECONDS
@@ -42,6 +43,7 @@ DEADLINE_CHECK = "rollout-deadline-covers-cold-start"
 #: KEDA's cooldownPeriod when the ScaledObject omits it (v2.20.2 pkg/scaling/executor/scale_executor.go).
 KEDA_DEFAULT_COOLDOWN_SECONDS = 300
 _GKE_NODE_POOL = "gcp:container/nodePool:NodePool"
+_AKS_AGENT_POOL = "azure-native:containerservice:AgentPool"
 _DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 #: spec.progressDeadlineSeconds when absent (kubernetes pkg/apis/apps/v1/defaults.go,
 #: SetDefaults_Deployment).
@@ -127,11 +129,17 @@ def _provisions_gpu_nodes(manifests: Sequence[dict[str, Any]], resources: Iterab
     ):
         return True
     return any(
-        r.type == _GKE_NODE_POOL and r.inputs.get("autoscaling") and _accelerators(r) for r in resources
+        (r.type == _GKE_NODE_POOL and r.inputs.get("autoscaling") and _accelerators(r))
+        or (r.type == _AKS_AGENT_POOL and r.inputs.get("enableAutoScaling") and _accelerators(r))
+        for r in resources
     )
 
 
 def _accelerators(pool: RecordedResource) -> int:
+    """GPUs per node of a GKE node pool (its guest accelerators) or an AKS agent pool (its VM size)."""
+    if pool.type == _AKS_AGENT_POOL:
+        found = find_vm_size(str(pool.inputs.get("vmSize") or ""))
+        return found[1].gpus if found else 0
     accelerators = (pool.inputs.get("nodeConfig") or {}).get("guestAccelerators") or []
     return sum(int(a.get("count", 0)) for a in accelerators)
 
@@ -147,10 +155,15 @@ def gpu_capacity(manifests: Sequence[dict[str, Any]], resources: Iterable[Record
             if gpu:
                 found, total = True, total + sum(gpu)
     for r in resources:
-        per_node = _accelerators(r) if r.type == _GKE_NODE_POOL else 0
-        scaling = r.inputs.get("autoscaling") or {} if r.type == _GKE_NODE_POOL else {}
-        if per_node and scaling.get("totalMaxNodeCount") is not None:
-            found, total = True, total + per_node * int(scaling["totalMaxNodeCount"])
+        per_node = _accelerators(r) if r.type in (_GKE_NODE_POOL, _AKS_AGENT_POOL) else 0
+        if r.type == _GKE_NODE_POOL:
+            most = (r.inputs.get("autoscaling") or {}).get("totalMaxNodeCount")
+        elif r.type == _AKS_AGENT_POOL and r.inputs.get("enableAutoScaling"):
+            most = r.inputs.get("maxCount")  # the cluster autoscaler's ceiling for the pool
+        else:
+            most = None
+        if per_node and most is not None:
+            found, total = True, total + per_node * int(most)
     return total if found else None
 
 

@@ -12,9 +12,11 @@ NetworkPolicies); egress only through the network's NAT gateway; Kubernetes Secr
 with a Key Vault key of ours (KMS); a system pool tainted CriticalAddonsOnly so workloads never land on
 it, with no node public IPs.
 
-API server. `private_cluster` (prod): no public endpoint; the API server is projected into the VNet's
-delegated subnet (API Server VNet Integration) and resolved through AKS's private DNS zone. Otherwise
-(dev): a public endpoint open only to `authorized_ip_ranges` (never empty, never the internet).
+API server. Projected into the VNet's delegated subnet (API Server VNet Integration) on every cluster, so
+nodes and pods reach it on a private address. `private_cluster` (prod): no public endpoint; its name is in
+public DNS (privateDNSZone "none" with the public FQDN) and resolves to the private address, so a runner in
+a peered network needs no link to a private zone. Otherwise (dev): a public endpoint open only to
+`authorized_ip_ranges` (never empty, never the internet) plus the cluster's own NAT address (`egress_ip`).
 
 KMS (learn.microsoft.com, "Add Key Management Service etcd encryption to an AKS cluster"):
   - the control plane must run as a user-assigned identity: "KMS etcd encryption doesn't work with
@@ -27,8 +29,10 @@ KMS (learn.microsoft.com, "Add Key Management Service etcd encryption to an AKS 
   - network access: a public key vault works with the plugin's default path, but the docs list a vault
     firewall limited to "specific virtual networks and IP addresses" as unsupported, so a Public vault is
     open at the network layer and guarded by Entra ID + RBAC alone. A Private vault "disables public
-    access and enables private link" (AKS makes the private endpoint) and is supported only with API
-    Server VNet Integration; the identity then also needs "Key Vault Contributor" on the vault.
+    access and enables private link" and is supported only with API
+    Server VNet Integration; the identity then also needs "Key Vault Contributor" on the vault, and keys
+    are made in it only through a private endpoint ("Creating or updating keys in a private key vault that
+    doesn't have a private endpoint isn't supported"), which `vault_private_endpoint` makes first.
     We choose: dev (public cluster) -> Public vault; prod (private cluster, which has VNet integration
     here) -> Private vault. The mode cannot change while KMS is on, so switching a stack between private
     and public replaces the cluster;

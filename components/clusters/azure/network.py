@@ -2,7 +2,7 @@
 
 Address plan. The VNet holds three subnets: nodes (and internal load balancers), private endpoints (the
 model store's Blob endpoint, Key Vault), and a small one delegated to AKS for API Server VNet Integration
-(private clusters put their API server's internal load balancer there). Pods and Services are NOT in the
+(every cluster puts its API server's internal load balancer there). Pods and Services are NOT in the
 VNet: with Azure CNI Overlay "pods are assigned IP addresses from a private CIDR logically different from
 the VNet hosting the nodes", each node takes a /24 of it, and pod traffic leaving the cluster is NATed to
 the node's IP (learn.microsoft.com, "Azure CNI Overlay networking in AKS", Overview). The Service CIDR
@@ -100,7 +100,9 @@ class AzureNetworkArgs:
     vnet_cidr: str  # the VNet's address space, e.g. 10.40.0.0/16
     node_subnet_cidr: str  # nodes and internal load balancers, e.g. 10.40.0.0/22
     private_endpoint_subnet_cidr: str  # private endpoints (Blob, Key Vault), e.g. 10.40.4.0/24
-    api_server_subnet_cidr: str  # API Server VNet Integration, a /28 or larger, e.g. 10.40.5.0/28
+    api_server_subnet_cidr: (
+        str  # API Server VNet Integration, a /28 or larger (a /27 advised), e.g. 10.40.5.0/27
+    )
     pod_cidr: str  # overlay pod CIDR, outside the VNet, e.g. 192.168.0.0/16 (a /24 per node)
     service_cidr: str  # Kubernetes Services, outside the VNet and the pod CIDR, e.g. 172.16.0.0/16
     dns_service_ip: str  # kube-dns ClusterIP, inside service_cidr, e.g. 172.16.0.10
