@@ -40,6 +40,7 @@ from components._common import cluster_providers
 from components.choices import Dns01Provider, LoadBalancerKind, TlsMode
 from components.clusters.azure.aks import AksCluster, AksClusterArgs
 from components.clusters.azure.gpu_node_pool import AzureGpuNodePool, AzureGpuNodePoolArgs
+from components.clusters.azure.key_vault import hardened_vault, rsa_key
 from components.clusters.azure.load_balancer import aks_service_exposure
 from components.clusters.azure.model_store import (
     AzureBlobModelStore,
@@ -365,7 +366,7 @@ def _model_store(
         on_azure = pulumi.ResourceOptions(provider=provider, depends_on=[aks, group])
     key: CustomerManagedKey | None = None
     if store_cfg.customer_managed_key and store_cfg.create_account:
-        key, key_resource = _store_key(az, group_name, kept, on_azure, tags)
+        key, key_resource = _store_key(az, group_name, kept, private, net, on_azure, tags)
         on_azure = pulumi.ResourceOptions.merge(on_azure, pulumi.ResourceOptions(depends_on=[key_resource]))
     store = AzureBlobModelStore(
         "model-store",
@@ -397,42 +398,41 @@ def _model_store(
 
 
 def _store_key(
-    az: AzureConfig, group_name: str, kept: bool, on_azure: pulumi.ResourceOptions, tags: dict[str, str]
+    az: AzureConfig,
+    group_name: str,
+    kept: bool,
+    private: bool,
+    net: AzureNetwork,
+    on_azure: pulumi.ResourceOptions,
+    tags: dict[str, str],
 ) -> tuple[CustomerManagedKey, keyvault.Key]:
     """A Key Vault and key for the model store's customer-managed key, in the store's own group and kept
-    with it. Storage requires soft delete and purge protection on the vault (Storage docs, "Customer-managed
-    keys for account encryption"); RBAC authorization; the firewall denies all but trusted Azure services,
-    which Azure Storage is for this (Key Vault docs, "Trusted services")."""
+    with it (components/clusters/azure/key_vault.py says how the vault is hardened). A private store's vault
+    is private too, reached through its own private endpoint (keys are made in a private vault only through
+    one: AKS KMS docs); Storage reaches it as a trusted Azure service."""
     keep = pulumi.ResourceOptions.merge(on_azure, pulumi.ResourceOptions(retain_on_delete=kept))
-    vault = keyvault.Vault(
+    vault = hardened_vault(
         "model-store-kv",
         resource_group_name=group_name,
         location=az.location,
-        properties=keyvault.VaultPropertiesArgs(
-            tenant_id=az.tenant_id,
-            sku=keyvault.SkuArgs(family="A", name=keyvault.SkuName.STANDARD),
-            enable_rbac_authorization=True,
-            enable_soft_delete=True,
-            soft_delete_retention_in_days=90,
-            enable_purge_protection=True,
-            public_network_access="Enabled",
-            network_acls=keyvault.NetworkRuleSetArgs(default_action="Deny", bypass="AzureServices"),
-        ),
+        tenant_id=az.tenant_id,
+        private=private,
         tags=tags,
         opts=keep,
     )
-    key = keyvault.Key(
+    if private:
+        endpoint = net.private_endpoint(
+            "model-store-kv", resource_id=vault.id, group=PrivateLinkGroup.VAULT, parent=net
+        )
+        keep = pulumi.ResourceOptions.merge(keep, pulumi.ResourceOptions(depends_on=[endpoint]))
+    # Storage wraps and unwraps its account encryption key with it (Storage CMK docs).
+    key = rsa_key(
         "model-store-key",
         resource_group_name=group_name,
         vault_name=vault.name,
         key_name=MODEL_STORE_KEY_NAME,
-        properties=keyvault.KeyPropertiesArgs(
-            kty="RSA",
-            key_size=3072,
-            # Storage wraps and unwraps its account encryption key with it (Storage CMK docs).
-            key_ops=["wrapKey", "unwrapKey"],
-            attributes=keyvault.KeyAttributesArgs(enabled=True, exportable=False),
-        ),
+        size=3072,
+        operations=["wrapKey", "unwrapKey"],
         tags=tags,
         opts=keep,
     )

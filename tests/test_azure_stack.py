@@ -366,6 +366,23 @@ def test_a_private_clusters_key_vault_gets_its_keys_through_a_private_endpoint()
     assert endpoint.urn in ancestors_and_dependencies(plan, key)
 
 
+def test_the_prod_stores_key_vault_is_private_and_its_endpoint_goes_with_the_network() -> None:
+    """The store's vault is kept on destroy; its private endpoint sits in the stack's subnet, so it must not
+    be kept with the vault (a kept endpoint would block the subnet's delete)."""
+    plan = planned("prod-azure")
+    [vault] = [v for v in plan.recording.of_type("azure-native:keyvault:Vault") if v.name == "model-store-kv"]
+    assert vault.inputs["properties"]["publicNetworkAccess"] == "Disabled" and vault.retain_on_delete
+    [endpoint] = [
+        e
+        for e in plan.recording.of_type("azure-native:network:PrivateEndpoint")
+        if e.name == "model-store-kv-pe"
+    ]
+    assert not endpoint.retain_on_delete
+    assert endpoint.parent == plan.recording.one("inferstack:azure:Network").urn
+    key = plan.recording.one(KEY, "model-store-key")
+    assert endpoint.urn in ancestors_and_dependencies(plan, key)
+
+
 def test_dns_service_ip_is_inside_the_service_range() -> None:
     plan = planned("prod-azure")
     net = cluster(plan)["networkProfile"]

@@ -66,26 +66,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-import pulumi_azure_native.authorization as authorization
 import pulumi_azure_native.containerservice as containerservice
-import pulumi_azure_native.keyvault as keyvault
 import pulumi_azure_native.managedidentity as managedidentity
 import yaml
 
 from components._common import child, reject_invalid_args
 from components.choices import AksSkuTier, AzureOsDiskType, NodeOsUpgradeChannel, UpgradeChannel
 from components.clusters.api_access import api_cidr_problems
+from components.clusters.azure.key_vault import hardened_vault, rsa_key
 from components.clusters.azure.network import overlay_ranges_problems
+from components.clusters.azure.workload_identity import (
+    KEY_VAULT_CONTRIBUTOR,
+    KEY_VAULT_CRYPTO_USER,
+    NETWORK_CONTRIBUTOR,
+    role_assignment,
+)
 
 #: The AKS Microsoft Entra server application id (the `--server-id` kubelogin asks a token for).
 AKS_AAD_SERVER_ID = "6dae42f8-4368-4678-94ff-3960e28e3630"
 KUBELOGIN = "kubelogin"
 EXEC_API_VERSION = "client.authentication.k8s.io/v1beta1"
 
-# Azure built-in role definition ids (learn.microsoft.com, "Azure built-in roles").
-KEY_VAULT_CRYPTO_USER = "12338af0-0e69-4776-bea7-57ae8d297424"
-KEY_VAULT_CONTRIBUTOR = "f25e0fa2-a7c8-4377-a976-54943a77a395"
-NETWORK_CONTRIBUTOR = "4d97b98b-1d4f-4787-a291-c67861a3b1b7"
 
 SYSTEM_POOL_NAME = "system"  # AKS pool names: 1-12 lowercase alphanumerics (Linux)
 #: Keeps everything but critical add-ons (CoreDNS, metrics-server, konnectivity, CSI) off the system
@@ -357,10 +358,6 @@ def component_name_problems(name: str) -> list[str]:
     return []
 
 
-def role_definition_id(subscription_id: str, role: str) -> str:
-    return f"/subscriptions/{subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{role}"
-
-
 def kubeconfig(context: str, server: str, ca_certificate: str) -> str:
     """A kubeconfig (JSON, which is YAML) for `server` whose user runs kubelogin with the caller's Azure CLI
     login: a short-lived Entra token for the AKS server application, no credential stored.
@@ -448,83 +445,64 @@ class AksCluster(pulumi.ComponentResource):
             tags=tags,
             opts=child(self),
         )
-        vault = keyvault.Vault(
+        vault = hardened_vault(
             f"{name}{_VAULT_ROLE}",
             resource_group_name=rg,
             location=args.location,
-            properties=keyvault.VaultPropertiesArgs(
-                tenant_id=args.tenant_id,
-                sku=keyvault.SkuArgs(family="A", name=keyvault.SkuName.STANDARD),
-                # Data-plane access by Azure RBAC only; access policies are ignored.
-                enable_rbac_authorization=True,
-                enable_soft_delete=True,
-                soft_delete_retention_in_days=args.soft_delete_retention_days,
-                enable_purge_protection=True,
-                enabled_for_deployment=False,
-                enabled_for_disk_encryption=False,
-                enabled_for_template_deployment=False,
-                public_network_access="Disabled" if private_vault else "Enabled",
-                network_acls=keyvault.NetworkRuleSetArgs(
-                    # Public mode: the KMS docs call a vault firewall limited to networks unsupported.
-                    default_action="Deny" if private_vault else "Allow",
-                    bypass="AzureServices",
-                ),
-            ),
+            tenant_id=args.tenant_id,
+            private=private_vault,
+            retention_days=args.soft_delete_retention_days,
             tags=tags,
             opts=child(self),
         )
         key_after: list[pulumi.Resource] = []
         if private_vault and args.vault_private_endpoint is not None:
             key_after.append(args.vault_private_endpoint(vault.id, self))
-        key = keyvault.Key(
+        key = rsa_key(
             f"{name}-etcd-key",
             resource_group_name=rg,
             vault_name=vault.name,
             key_name=ETCD_KEY_NAME,
-            properties=keyvault.KeyPropertiesArgs(
-                kty="RSA",
-                key_size=args.kms_key_size,
-                key_ops=list(ETCD_KEY_OPERATIONS),
-                attributes=keyvault.KeyAttributesArgs(enabled=True, exportable=False),
-            ),
+            size=args.kms_key_size,
+            operations=ETCD_KEY_OPERATIONS,
             tags=tags,
             opts=child(self, depends_on=key_after),
         )
         grants: list[pulumi.Resource] = [
-            authorization.RoleAssignment(
+            role_assignment(
                 f"{name}-kms-crypto-user",
+                subscription_id=args.subscription_id,
                 scope=key.id,
-                role_definition_id=role_definition_id(args.subscription_id, KEY_VAULT_CRYPTO_USER),
+                role_guid=KEY_VAULT_CRYPTO_USER,
                 principal_id=identity.principal_id,
-                principal_type="ServicePrincipal",
                 description="InferStack: AKS control plane encrypts/decrypts etcd Secrets (KMS)",
                 opts=child(self, depends_on=[identity]),
             )
         ]
         if private_vault:
             grants.append(
-                authorization.RoleAssignment(
+                role_assignment(
                     f"{name}-kms-vault-contributor",
+                    subscription_id=args.subscription_id,
                     scope=vault.id,
-                    role_definition_id=role_definition_id(args.subscription_id, KEY_VAULT_CONTRIBUTOR),
+                    role_guid=KEY_VAULT_CONTRIBUTOR,
                     principal_id=identity.principal_id,
-                    principal_type="ServicePrincipal",
                     description="InferStack: AKS makes the private endpoint of the KMS key vault",
                     opts=child(self, depends_on=[identity]),
                 )
             )
-        # A bring-your-own subnet: the control plane joins nodes (and, private, the API server) to it.
+        # Bring-your-own subnets: the control plane joins the nodes and the API server (VNet Integration) to them.
         subnets: list[tuple[str, pulumi.Input[str]]] = [("nodes", args.node_subnet_id)]
         if args.api_server_subnet_id is not None:
             subnets.append(("apiserver", args.api_server_subnet_id))
         for role, subnet_id in subnets:
             grants.append(
-                authorization.RoleAssignment(
+                role_assignment(
                     f"{name}-{role}-subnet-network",
+                    subscription_id=args.subscription_id,
                     scope=subnet_id,
-                    role_definition_id=role_definition_id(args.subscription_id, NETWORK_CONTRIBUTOR),
+                    role_guid=NETWORK_CONTRIBUTOR,
                     principal_id=identity.principal_id,
-                    principal_type="ServicePrincipal",
                     description="InferStack: AKS control plane manages its bring-your-own subnet",
                     opts=child(self, depends_on=[identity]),
                 )

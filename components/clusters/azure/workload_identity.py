@@ -62,6 +62,11 @@ KEY_VAULT_CRYPTO_USER = "12338af0-0e69-4776-bea7-57ae8d297424"
 #: Key Vault Crypto Service Encryption User: read a key and wrap/unwrap with it; what Azure Storage's
 #: customer-managed key identity needs ("Configure customer-managed keys ... for a new storage account").
 KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER = "e147488a-f6f5-4113-8e2d-b22465e65bf6"
+#: Key Vault Contributor: manage a vault (not its keys' material); what AKS needs on a private KMS vault to
+#: make its private endpoint ("Add KMS etcd encryption to an AKS cluster").
+KEY_VAULT_CONTRIBUTOR = "f25e0fa2-a7c8-4377-a976-54943a77a395"
+#: Network Contributor: what AKS's control-plane identity needs on a bring-your-own subnet.
+NETWORK_CONTRIBUTOR = "4d97b98b-1d4f-4787-a291-c67861a3b1b7"
 #: DNS Zone Contributor: manage record sets in Azure DNS zones (cert-manager's DNS-01 and the A record).
 DNS_ZONE_CONTRIBUTOR = "befefa01-2a29-4197-83a8-272ff33ce314"
 
