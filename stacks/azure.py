@@ -390,7 +390,8 @@ def _model_store(
         ),
         opts=on_azure,
     )
-    if private and store_cfg.create_account:
+    if private:
+        # An existing account too: the model server's egress goes to the endpoints subnet only.
         net.private_endpoint(
             "model-store", resource_id=store.account_id, group=PrivateLinkGroup.BLOB, parent=store
         )

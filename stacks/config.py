@@ -225,6 +225,12 @@ class ModelConfig(Section):
     @classmethod
     def _uri_is_pinned(cls, uri: str) -> str:
         scheme, sep, rest = uri.partition("://")
+        blob = re.match(r"^https://([a-z0-9]{3,24})\.blob\.core\.windows\.net/(.+)$", uri)
+        if blob:
+            raise ValueError(
+                f"an Azure Blob URL: write it as az://{blob.group(1)}/{blob.group(2).strip('/')} "
+                "(az://<account>/<container>/<prefix>)"
+            )
         if not sep or scheme not in {"hf", "s3", "gs", "az", "file"}:
             raise ValueError(
                 f"unsupported model uri {uri!r}: use hf://org/name@<commit>, s3://bucket/prefix, "

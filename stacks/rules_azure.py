@@ -12,12 +12,22 @@ import math
 import re
 
 from components.address_space import internet_exposure
-from components.choices import AksSkuTier, CapacityType, Dns01Provider, Engine, TlsMode
+from components.choices import AksSkuTier, AzureOsDiskType, CapacityType, Dns01Provider, Engine, TlsMode
 from components.clusters.azure.blob_names import ip_range_problems, prefix_problems
 from components.clusters.azure.gpu_vm_sizes import AZURE_GPU_VM_SIZES
 from stacks.config import Platform, StackConfig, Tier, register_platform_rules
 from stacks.config_base import NODE_DISK_OVERHEAD_GIB, pool_gpus_with_surge, quantity_bytes
 
+#: Ranges no client of a public endpoint comes from: RFC 1918, shared address space (RFC 6598), loopback,
+#: link-local.
+NON_PUBLIC_RANGES = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+)
 #: Address ranges AKS refuses for a cluster's VNet, pod and Service ranges.
 AKS_RESERVED_RANGES = ("169.254.0.0/16", "172.30.0.0/16", "172.31.0.0/16", "192.0.2.0/24")
 #: Storage account names: 3-24 lower-case letters and digits, unique in Azure (learn.microsoft.com,
@@ -130,6 +140,20 @@ def azure_problems(cfg: StackConfig) -> list[tuple[str, str]]:
                 "ranges'); a private cluster is reached from the VNet: remove them, or set private: false",
             )
         )
+    private_ranges = [
+        c
+        for c in api.authorized_ip_ranges
+        if any(ipaddress.ip_network(c).subnet_of(ipaddress.ip_network(r)) for r in NON_PUBLIC_RANGES)  # type: ignore[arg-type]
+    ]
+    if private_ranges and not api.private:
+        problems.append(
+            (
+                "azure.api_server.authorized_ip_ranges",
+                f"{', '.join(private_ranges)}: authorized IP ranges filter the public API server's clients by "
+                "their public address, so a private range admits no one (and `pulumi up` from there is shut "
+                "out): list the public egress addresses of your office or runners",
+            )
+        )
     if not api.private and not api.authorized_ip_ranges:
         problems.append(
             (
@@ -183,6 +207,19 @@ def azure_problems(cfg: StackConfig) -> list[tuple[str, str]]:
         )
 
     registry = cfg.serving.image.partition("/")[0]
+    named = (az.container_registry_id or "").rsplit("/", 1)[-1].lower()
+    if (
+        registry.endswith(".azurecr.io")
+        and az.container_registry_id is not None
+        and registry != f"{named}.azurecr.io"
+    ):
+        problems.append(
+            (
+                "azure.container_registry_id",
+                f"names registry {named}, but serving.image comes from {registry}: the nodes would get AcrPull "
+                f"on the wrong registry; give {registry.removesuffix('.azurecr.io')}'s id",
+            )
+        )
     if registry.endswith(".azurecr.io") and az.container_registry_id is None:
         problems.append(
             (
@@ -228,6 +265,15 @@ def _gpu_problems(cfg: StackConfig) -> list[tuple[str, str]]:
                 f"{max(1, cfg.autoscaling.min_replicas)} x {per_replica}: raise it",
             )
         )
+    if nodes.os_disk_type is AzureOsDiskType.EPHEMERAL and nodes.os_disk_gib > size.temp_disk_gib:
+        problems.append(
+            (
+                "azure.gpu_nodes.os_disk_type",
+                f"an Ephemeral OS disk lives on the VM's temporary disk, and {nodes.vm_size} has "
+                f"{size.temp_disk_gib} GiB for the {nodes.os_disk_gib} GiB asked: use Managed, or a smaller "
+                "os_disk_gib",
+            )
+        )
     needed_gib = quantity_bytes(cfg.serving.model_cache_size) / 2**30 + NODE_DISK_OVERHEAD_GIB
     if nodes.os_disk_gib < needed_gib:
         problems.append(
@@ -263,6 +309,14 @@ def _network_problems(cfg: StackConfig) -> list[tuple[str, str]]:
             problems.append(
                 (f"azure.network.{field}", f"{cidr} is not inside vnet_cidr {vnet}: pick a range in it")
             )
+    if ipaddress.ip_network(net.api_server_subnet_cidr).prefixlen > 28:
+        problems.append(
+            (
+                "azure.network.api_server_subnet_cidr",
+                f"{net.api_server_subnet_cidr} is smaller than the /28 API Server VNet Integration needs (AKS "
+                "reserves at least 9 addresses): use a /27",
+            )
+        )
     # Azure CNI overlay: the pod and Service ranges must not overlap the VNet or each other (AKS docs,
     # "Configure Azure CNI Overlay networking": "the pod CIDR space must not overlap with the cluster
     # subnet range" and on-premises/peered networks).

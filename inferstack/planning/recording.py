@@ -218,11 +218,21 @@ class _RecordingMocks(pulumi_mocks.Mocks):
                 gcp_project=str(inputs.get("project") or "") or None,
                 gcp_region=str(inputs.get("region") or "") or None,
             )
-        if args.typ == "pulumi:providers:azure-native":
+        if args.typ == "pulumi:providers:azure-native" and self._clouds.azure_subscription_id is None:
+            # The stack's first Azure provider sets the defaults; a second one (an Azure DNS zone in another
+            # subscription) answers for its own resources only, below.
             self._clouds = dataclasses.replace(self._clouds, **_azure_settings(inputs))
-        outputs = fakes.outputs_for(
-            args.typ, args.name, inputs, self.stack, self._clouds, self._outputs_by_id
-        )
+        clouds = self._clouds
+        own = self._clouds_of(provider) if args.typ.startswith("azure-native:") and provider else None
+        if own is not None and own.azure_subscription_id is not None:
+            # An Azure resource's ids carry its own provider's subscription and location.
+            clouds = dataclasses.replace(
+                clouds,
+                azure_subscription_id=own.azure_subscription_id,
+                azure_location=own.azure_location or clouds.azure_location,
+                azure_tenant_id=own.azure_tenant_id or clouds.azure_tenant_id,
+            )
+        outputs = fakes.outputs_for(args.typ, args.name, inputs, self.stack, clouds, self._outputs_by_id)
         resource_id = fakes.resource_id(args.typ, args.name, outputs) if args.custom else None
         record = RecordedResource(
             urn=urn,
