@@ -19,7 +19,7 @@ from components.clusters.azure.workload_identity import (
     TOKEN_EXCHANGE_AUDIENCE,
 )
 from inferstack.planning.plan import Plan, plan_stack
-from stacks.config import load_stack_file
+from stacks.config import load_stack_file, parse_stack_config
 from stacks.rules_azure import azure_max_gpu_nodes
 from tests.model_servers import model_server_allow, model_server_deployments
 from tests.stack_graph import ancestors_and_dependencies, covers
@@ -419,3 +419,20 @@ def test_the_nodes_may_pull_the_model_servers_image_and_nothing_more(stack: str)
     assert grant.inputs["principalId"] == kubelet
     for deployment in model_server_deployments(plan.recording):
         assert grant.urn in ancestors_and_dependencies(plan, deployment)  # no pull before the grant
+
+
+def test_a_dns_zone_in_another_subscription_is_written_there_and_only_the_zone_is() -> None:
+    """The A record goes through a provider of the zone's subscription; every other resource stays in the
+    stack's (in the offline plan too: each Azure resource's id carries its own provider's subscription)."""
+    path = ROOT / "stacks" / "Pulumi.prod-azure.yaml"
+    document = yaml.safe_load(path.read_text())
+    other = "99999999-8888-7777-6666-555555555555"
+    document["config"]["inferstack:azure"]["dns_zone"]["subscription_id"] = other
+    values = {k.split(":", 1)[1]: v for k, v in document["config"].items()}
+    plan = plan_stack(parse_stack_config(values, path.name), "prod-azure")
+    main = plan.config.azure.subscription_id if plan.config.azure else ""
+    record = plan.recording.one("azure-native:dns:RecordSet", "hostname")
+    assert f"/subscriptions/{other}/" in record.outputs["id"]
+    assert f"/subscriptions/{main}/" in plan.recording.one(CLUSTER).outputs["id"]
+    [grant] = [g for g in plan.recording.of_type(ROLE) if g.name == "cert-manager-dns"]
+    assert grant.inputs["scope"].startswith(f"/subscriptions/{other}/")
