@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / ".github" / "workflows"
 OPERATOR_EXAMPLE = ROOT / "deploy" / "gitops" / "pulumi-operator-stack.yaml"
 WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.yml")) + sorted(WORKFLOWS.glob("*.yaml"))
-CLOUD_PLATFORMS = {"aws", "gcp"}
+CLOUD_PLATFORMS = {"aws", "gcp", "azure"}
 
 PINNED_USES = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[A-Za-z0-9_./-]+)?@[0-9a-f]{40}$")
 USES_LINE = re.compile(r"^\s*(?:-\s*)?uses:\s*(\S+)\s*(#.*)?$")
@@ -188,7 +188,7 @@ def test_preview_runs_only_for_same_repository_prs_with_oidc_and_the_policy_pack
 def test_cloud_stacks_are_previewed_and_deployed_dev_before_prod() -> None:
     platforms = stack_platforms()
     cloud = {name for name, platform in platforms.items() if platform in CLOUD_PLATFORMS}
-    assert {"dev-aws", "prod-aws", "dev-gcp", "prod-gcp"} <= cloud
+    assert {"dev-aws", "prod-aws", "dev-gcp", "prod-gcp", "dev-azure", "prod-azure"} <= cloud
 
     (preview,) = workflow("preview.yml")["jobs"].values()
     assert set(matrix_stacks(preview)) == cloud
@@ -220,7 +220,16 @@ def test_deploy_binds_every_job_to_its_stack_environment_one_at_a_time() -> None
 def test_cloud_credentials_come_from_oidc_never_from_stored_keys(name: str) -> None:
     doc = workflow(name)
     text = (WORKFLOWS / name).read_text(encoding="utf-8")
-    for key in ("aws-access-key-id", "aws-secret-access-key", "credentials_json", "AWS_SECRET_ACCESS_KEY"):
+    stored_keys = ["aws-access-key-id", "aws-secret-access-key", "credentials_json", "AWS_SECRET_ACCESS_KEY"]
+    # azure/login's `creds` (a service principal's JSON with its secret) and client secrets for the SDKs.
+    stored_keys += [
+        "creds:",
+        "client-secret",
+        "AZURE_CLIENT_SECRET",
+        "ARM_CLIENT_SECRET",
+        "ARM_CLIENT_CERTIFICATE",
+    ]
+    for key in stored_keys:
         assert key not in text
     for job in doc["jobs"].values():
         aws = next(
@@ -232,6 +241,27 @@ def test_cloud_credentials_come_from_oidc_never_from_stored_keys(name: str) -> N
         assert gcp["with"]["workload_identity_provider"].startswith("${{ vars.")
         assert gcp["with"]["service_account"].startswith("${{ vars.")
         assert gcp["if"] == "matrix.cloud == 'gcp'"
+        azure = next(s for s in steps(job) if s.get("uses", "").startswith("azure/login@"))
+        assert set(azure["with"]) == {"client-id", "tenant-id", "subscription-id"}
+        assert all(value.startswith("${{ vars.") for value in azure["with"].values())
+        assert azure["if"] == "matrix.cloud == 'azure'"
+
+
+#: Which identity each workflow signs in as: previews read-only, deployments the deploy identity.
+IDENTITY_VARIABLES = {
+    "preview.yml": {"AWS_PREVIEW_ROLE_ARN", "GCP_PREVIEW_SERVICE_ACCOUNT", "AZURE_PREVIEW_CLIENT_ID"},
+    "deploy.yml": {"AWS_DEPLOY_ROLE_ARN", "GCP_DEPLOY_SERVICE_ACCOUNT", "AZURE_DEPLOY_CLIENT_ID"},
+}
+
+
+@pytest.mark.parametrize("name", ["preview.yml", "deploy.yml"])
+def test_previews_sign_in_as_the_read_only_identities_and_deployments_as_the_deploy_ones(name: str) -> None:
+    text = (WORKFLOWS / name).read_text(encoding="utf-8")
+    (other,) = set(IDENTITY_VARIABLES) - {name}
+    for variable in IDENTITY_VARIABLES[name]:
+        assert f"vars.{variable} }}}}" in text, f"{name} does not sign in with {variable}"
+    for variable in IDENTITY_VARIABLES[other]:
+        assert not re.search(rf"\b{variable}\b", text), f"{name} names {other}'s identity {variable}"
 
 
 def test_every_make_target_used_by_workflows_and_the_readme_exists() -> None:
@@ -368,13 +398,19 @@ def api_reachable_from_github_hosted_runners(stack: str) -> bool:
     limited to those networks: never reachable. GKE: the kubeconfig uses the DNS endpoint whenever it is
     on (components/clusters/gcp/gke.py api_server_url), which takes calls from anywhere and checks IAM;
     without it, the IP endpoints are limited to listed networks. On-prem stacks are not in the workflows.
+    AKS: a private cluster's API server has only a private address in the VNet (and its peers); a public
+    one admits `azure.api_server.authorized_ip_ranges` (plus the cluster's NAT address), and only an empty
+    list would admit everyone, which stacks/rules_azure.py refuses.
     """
     cfg = load_stack_file(ROOT / "stacks" / f"Pulumi.{stack}.yaml")
     if cfg.aws is not None:
         return False
     if cfg.gcp is not None:
         return cfg.gcp.api_endpoint.dns_endpoint
-    raise AssertionError(f"{stack}: not a cloud stack; the workflows deploy aws and gcp stacks only")
+    if cfg.azure is not None:
+        api = cfg.azure.api_server
+        return not api.private and not api.authorized_ip_ranges
+    raise AssertionError(f"{stack}: not a cloud stack; the workflows deploy aws, gcp and azure stacks only")
 
 
 def stack_jobs() -> list[tuple[str, str, dict[str, Any]]]:
@@ -479,11 +515,14 @@ KNOWN_RELEASES = {
     "actions/setup-python": ("ece7cb06caefa5fff74198d8649806c4678c61a1", "v6.3.0"),
     "actions/download-artifact": ("3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c", "v8.0.1"),
     "actions/upload-artifact": ("043fb46d1a93c77aae656e7c1c64a875d1fc6a0a", "v7.0.1"),
+    # Azure/login: `git rev-parse v2.3.1^{commit}` in the upstream repository (its newest v2 tag; the
+    # floating v2 tag points at the same commit).
+    "azure/login": ("7184910d9eb2b1c5e48f7073824a90609bb9b6d6", "v2.3.1"),
     "aws-actions/configure-aws-credentials": ("e6de054238d6b7531b4efff3b6587d9aade6a06c", "v6.2.3"),
     "google-github-actions/auth": ("7c6bc770dae815cd3e89ee6cdf493a5fab2cc093", "v3.0.0"),
     "pulumi/actions": ("8e5e406f4007fca908480587cb9893c07090f58d", "v7.0.0"),
 }
-CREDENTIAL_ACTIONS = ("aws-actions/configure-aws-credentials@", "google-github-actions/auth@")
+CREDENTIAL_ACTIONS = ("aws-actions/configure-aws-credentials@", "google-github-actions/auth@", "azure/login@")
 #: Commands that install software; in a workflow only `make` targets may install (from the locks, with hashes).
 UNLOCKED_INSTALL = re.compile(
     r"\b(apt-get|apt|yum|dnf|apk|brew|snap)\s+install\b|\bpip3?\s+install\b|\bnpm\s+(install|i|ci)\b"
@@ -571,7 +610,7 @@ def test_cloud_credentials_are_obtained_after_every_install_and_check(name: str)
         first_credential = min(
             i for i, s in enumerate(job_steps) if s.get("uses", "").startswith(CREDENTIAL_ACTIONS)
         )
-        installs = [i for i, s in enumerate(job_steps) if re.search(r"\bmake\b", s.get("run", ""))]
+        installs = [i for i, s in enumerate(job_steps) if re.search(r"\b(make|curl)\b", s.get("run", ""))]
         assert installs and max(installs) < first_credential, f"{name} {job_name}"
 
 
@@ -768,6 +807,132 @@ def test_the_pr_comment_is_written_by_the_renderer_and_matched_by_its_marker() -
     assert 'python3 - "$DIR/report.md" "$body" "$marker" "$HEAD_SHA" <<\'PY\'' in script
     assert script.index("<<'PY'") < script.index('-F "body=@$body"')
     assert "^[0-9a-f]{40}$" in script, "the head SHA is printed in the comment: it must be a SHA"
+
+
+# --- Azure: kubelogin, and OIDC that outlives azure/login's one GitHub token -------------------------------
+
+#: What only an Azure job may run or set: the login action, kubelogin, and the variables that the azure-native
+#: provider (ARM_*) and kubelogin (AZURE_*, AAD_LOGIN_METHOD) read.
+AZURE_ONLY = re.compile(r"azure/login@|kubelogin|\bARM_[A-Z_]+|\bAZURE_[A-Z_]+|\bAAD_LOGIN_METHOD\b")
+AZURE_IF = "matrix.cloud == 'azure'"
+GUIDS = {
+    "CLIENT_ID": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+    "TENANT_ID": "11111111-2222-3333-4444-555555555555",
+    "SUBSCRIPTION_ID": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+}
+
+
+def azure_oidc_step(job: dict[str, Any]) -> dict[str, Any]:
+    (step,) = [s for s in steps(job) if "AAD_LOGIN_METHOD" in s.get("run", "")]
+    return step
+
+
+def run_azure_oidc_step(
+    tmp_path: Path, step: dict[str, Any], **values: str
+) -> tuple[int, str, dict[str, str]]:
+    github_env = tmp_path / "github_env"
+    github_env.write_text("")
+    env = {
+        "PATH": os.environ["PATH"],
+        "GITHUB_ENV": str(github_env),
+        "AZURE_CLIENT_ID_VARIABLE": step["env"]["AZURE_CLIENT_ID_VARIABLE"],
+        **GUIDS,
+        **values,
+    }
+    result = subprocess.run(["bash", "-c", step["run"]], env=env, capture_output=True, text=True, timeout=30)
+    written = dict(line.split("=", 1) for line in github_env.read_text().splitlines())
+    return result.returncode, result.stdout, written
+
+
+@pytest.mark.parametrize(("workflow_name", "job_name"), [(w, j) for w, j, _ in stack_jobs()])
+def test_azure_steps_run_only_for_azure_stacks(workflow_name: str, job_name: str) -> None:
+    job = workflow(workflow_name)["jobs"][job_name]
+    assert any(e["cloud"] == "azure" for e in job["strategy"]["matrix"]["include"]), "no azure stack"
+    azure = [s for s in steps(job) if AZURE_ONLY.search(yaml.safe_dump(s))]
+    assert len(azure) == 3, [s.get("name", s.get("uses")) for s in azure]  # kubelogin, login, OIDC env
+    for step in azure:
+        assert step.get("if") == AZURE_IF, step.get("name", step.get("uses"))
+
+
+@pytest.mark.parametrize(("workflow_name", "job_name"), [(w, j) for w, j, _ in stack_jobs()])
+def test_azure_native_and_kubelogin_get_the_oidc_environment_they_read(
+    tmp_path: Path, workflow_name: str, job_name: str
+) -> None:
+    job = workflow(workflow_name)["jobs"][job_name]
+    job_steps = steps(job)
+    step = azure_oidc_step(job)
+    (login,) = [s for s in job_steps if s.get("uses", "").startswith("azure/login@")]
+    pulumi = next(s for s in job_steps if s.get("uses", "").startswith("pulumi/actions@"))
+    assert job_steps.index(login) < job_steps.index(step) < job_steps.index(pulumi)
+    # The same identity as azure/login, named by the variable the error message gives.
+    assert step["env"]["CLIENT_ID"] == login["with"]["client-id"]
+    assert step["env"]["CLIENT_ID"] == f"${{{{ vars.{step['env']['AZURE_CLIENT_ID_VARIABLE']} }}}}"
+    assert step["env"]["TENANT_ID"] == login["with"]["tenant-id"]
+    assert step["env"]["SUBSCRIPTION_ID"] == login["with"]["subscription-id"]
+
+    rc, _, written = run_azure_oidc_step(tmp_path, step)
+    assert rc == 0
+    # pulumi-azure-native (provider/pkg/provider/auth_azidentity.go readAuthConfig): ARM_USE_OIDC and the ids,
+    # the GitHub token fetched from ACTIONS_ID_TOKEN_REQUEST_URL for each Entra token. kubelogin v0.2.13
+    # (pkg/internal/token/options.go UpdateFromEnv): AAD_LOGIN_METHOD overrides the kubeconfig's --login.
+    assert written == {
+        "ARM_USE_OIDC": "true",
+        "ARM_CLIENT_ID": GUIDS["CLIENT_ID"],
+        "ARM_TENANT_ID": GUIDS["TENANT_ID"],
+        "ARM_SUBSCRIPTION_ID": GUIDS["SUBSCRIPTION_ID"],
+        "AAD_LOGIN_METHOD": "workloadidentity",
+        "AZURE_CLIENT_ID": GUIDS["CLIENT_ID"],
+        "AZURE_TENANT_ID": GUIDS["TENANT_ID"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("CLIENT_ID", ""), ("TENANT_ID", "contoso.onmicrosoft.com"), ("SUBSCRIPTION_ID", "x\nARM_USE_MSI=true")],
+)
+def test_the_azure_oidc_step_refuses_a_missing_or_malformed_variable_naming_it(
+    tmp_path: Path, field: str, value: str
+) -> None:
+    for workflow_name, job_name, job in stack_jobs():
+        step = azure_oidc_step(job)
+        rc, stdout, written = run_azure_oidc_step(tmp_path, step, **{field: value})
+        variable = {"CLIENT_ID": step["env"]["AZURE_CLIENT_ID_VARIABLE"]}.get(field, f"AZURE_{field}")
+        assert rc != 0, f"{workflow_name} {job_name}"
+        assert f"::error title={variable} is not set::" in stdout, stdout
+        assert written == {}, "nothing reaches GITHUB_ENV from a refused variable"
+
+
+def test_the_azure_identity_variables_are_the_preview_and_deploy_ones() -> None:
+    for workflow_name, job_name, job in stack_jobs():
+        variable = azure_oidc_step(job)["env"]["AZURE_CLIENT_ID_VARIABLE"]
+        kind = "PREVIEW" if workflow_name == "preview.yml" else "DEPLOY"
+        assert variable == f"AZURE_{kind}_CLIENT_ID", f"{workflow_name} {job_name}"
+
+
+def kubelogin_steps() -> list[dict[str, Any]]:
+    return [s for _, _, job in stack_jobs() for s in steps(job) if "kubelogin.zip" in s.get("run", "")]
+
+
+def test_kubelogin_is_pinned_verified_before_it_is_made_executable_and_the_same_everywhere() -> None:
+    from components.clusters.azure.aks import KUBELOGIN
+
+    found = kubelogin_steps()
+    assert len(found) == len(stack_jobs())
+    assert all(s == found[0] for s in found), "every job installs the same kubelogin"
+    step = found[0]
+    assert re.fullmatch(r"v\d+\.\d+\.\d+", step["env"]["KUBELOGIN_VERSION"])
+    assert SHA256.match(step["env"]["KUBELOGIN_SHA256"])
+    script = step["run"]
+    assert "set -euo pipefail" in script
+    url = (
+        "https://github.com/Azure/kubelogin/releases/download/${KUBELOGIN_VERSION}/kubelogin-linux-amd64.zip"
+    )
+    download = script.index(f'-o "$RUNNER_TEMP/kubelogin.zip" "{url}"')
+    check = script.index(
+        'echo "${KUBELOGIN_SHA256}  $RUNNER_TEMP/kubelogin.zip" | sha256sum --check --strict'
+    )
+    extract = script.index('"$bin/' + KUBELOGIN + '"')
+    assert download < check < extract < script.index("chmod +x") < script.index('>> "$GITHUB_PATH"')
 
 
 # --- e2e.yml: the local stack on a kind cluster -----------------------------------------------------------
