@@ -1,8 +1,8 @@
 """deploy/bootstrap: who may assume each deploy and preview identity, rendered and checked.
 
-The trust documents are evaluated here the way AWS STS and GCP's token exchange match them (exact string
-conditions on the token's claims), so a test fails when a preview token could act as a deploy identity, or
-any other repository's token could act at all.
+The trust documents are evaluated here the way AWS STS, GCP's token exchange and Entra ID's federated
+credentials match them (exact string conditions on the token's claims), so a test fails when a preview
+token could act as a deploy identity, or any other repository's token could act at all.
 """
 
 from __future__ import annotations
@@ -21,11 +21,18 @@ from deploy.bootstrap.program import build
 from deploy.bootstrap.trust import (
     AWS_AUD_KEY,
     AWS_SUB_KEY,
+    AZURE_AKS_CLUSTER_USER,
+    AZURE_CONTRIBUTOR,
+    AZURE_READER,
+    AZURE_USER_ACCESS_ADMINISTRATOR,
+    AZURE_WRITE_ROLES,
+    CLOUDS,
     BootstrapConfigError,
     Environment,
     GitHubRepository,
     Kind,
     aws_trust_policy,
+    azure_federated_credential,
     environments,
     gcp_attribute_condition,
     gcp_principal,
@@ -86,6 +93,25 @@ def cel_admits(condition: str, claims: dict[str, str]) -> bool:
     return True
 
 
+def entra_admits(credential: dict[str, Any], claims: dict[str, str]) -> bool:
+    """Entra ID's check of a federated identity credential: issuer and subject equal the token's `iss` and
+    `sub` exactly, and the token's `aud` is one of the audiences (no wildcards exist)."""
+    return (
+        credential["issuer"] == claims["iss"]
+        and credential["subject"] == claims["sub"]
+        and claims["aud"] in credential["audiences"]
+    )
+
+
+def azure_token(env_name: str | None, repo: str = "acme/inferstack") -> dict[str, str]:
+    """A GitHub token as azure/login, azure-native and kubelogin ask for it (api://AzureADTokenExchange)."""
+    return {
+        **token(env_name, repo),
+        "iss": "https://token.actions.githubusercontent.com",
+        "aud": "api://AzureADTokenExchange",
+    }
+
+
 def test_every_cloud_stack_has_a_deploy_and_a_preview_environment_as_the_workflows_name_them() -> None:
     names = {e.name for e in ENVS}
     workflows = ROOT / ".github" / "workflows"
@@ -100,6 +126,9 @@ def test_every_cloud_stack_has_a_deploy_and_a_preview_environment_as_the_workflo
     assert by_name["dev-gcp"].main_only and not by_name["dev-gcp"].needs_reviewer
     assert not by_name["preview-prod-gcp"].main_only and by_name["preview-prod-gcp"].needs_reviewer
     assert not by_name["preview-dev-aws"].main_only and not by_name["preview-dev-aws"].needs_reviewer
+    assert by_name["prod-azure"].main_only and by_name["prod-azure"].needs_reviewer
+    assert by_name["prod-azure"].variable == "AZURE_DEPLOY_CLIENT_ID"
+    assert by_name["preview-dev-azure"].variable == "AZURE_PREVIEW_CLIENT_ID"
 
 
 @pytest.mark.parametrize("env", [e for e in ENVS if e.cloud == "aws"], ids=lambda e: e.name)
@@ -135,6 +164,61 @@ def test_each_gcp_service_account_is_bound_to_one_environment_subject(env: Envir
     assert "principalSet" not in member and "attribute." not in member
 
 
+@pytest.mark.parametrize("env", [e for e in ENVS if e.cloud == "azure"], ids=lambda e: e.name)
+def test_each_azure_identity_trusts_its_own_environment_and_nothing_else(env: Environment) -> None:
+    credential = azure_federated_credential(REPO, env)
+    assert entra_admits(credential, azure_token(env.name))
+    for other in ENVS:
+        if other.name != env.name:
+            assert not entra_admits(credential, azure_token(other.name)), (
+                f"{other.name} could act as {env.name}"
+            )
+    assert not entra_admits(credential, azure_token(None)), "a job outside any environment (a pull request)"
+    assert not entra_admits(credential, azure_token(env.name, repo="acme/inferstack-fork"))
+    assert not entra_admits(credential, {**azure_token(env.name), "aud": "sts.amazonaws.com"})
+    assert not entra_admits(credential, {**azure_token(env.name), "iss": "https://evil.example"})
+
+
+@pytest.mark.parametrize(
+    ("roles", "message"),
+    [
+        ([AZURE_READER, AZURE_CONTRIBUTOR], "read roles only"),
+        (["8E3AF657-A8FF-443C-A75C-2FE8C4BCB635"], "read roles only"),  # Owner, in capitals
+        (["Reader"], "not role definition GUIDs"),
+        ([AZURE_READER, AZURE_READER], "twice"),
+    ],
+)
+def test_azure_preview_roles_must_be_read_role_guids(roles: list[str], message: str) -> None:
+    azure = {
+        "subscription_id": "00000000-0000-0000-0000-000000000000",
+        "tenant_id": "00000000-0000-0000-0000-000000000000",
+        "location": "swedencentral",
+        "preview_roles": roles,
+    }
+    with pytest.raises(BootstrapConfigError, match=rf"settings\.azure\.preview_roles: .*{message}"):
+        load_settings({"github": {"owner": "acme", "name": "inferstack"}, "azure": azure})
+
+
+def test_azure_defaults_are_the_documented_built_in_roles() -> None:
+    settings = load_settings(
+        {
+            "github": {"owner": "acme", "name": "inferstack"},
+            "azure": {
+                "subscription_id": "00000000-0000-0000-0000-000000000000",
+                "tenant_id": "00000000-0000-0000-0000-000000000000",
+                "location": "swedencentral",
+            },
+        }
+    )
+    assert settings.azure is not None
+    assert settings.azure.deploy_roles == [AZURE_CONTRIBUTOR, AZURE_USER_ACCESS_ADMINISTRATOR]
+    assert settings.azure.preview_roles == [AZURE_READER, AZURE_AKS_CLUSTER_USER]
+    with pytest.raises(BootstrapConfigError, match=r"settings\.azure\.tenant_id"):
+        load_settings(
+            {**settings.model_dump(), "azure": {**settings.azure.model_dump(), "tenant_id": "acme"}}
+        )
+
+
 @pytest.mark.parametrize("owner", ["acme'", "ac me", "-acme", "a" * 40, "acme/x"])
 def test_names_that_could_escape_the_condition_or_subject_are_refused(owner: str) -> None:
     with pytest.raises(BootstrapConfigError, match=r"settings\.github\.owner"):
@@ -161,7 +245,7 @@ def test_settings_errors_name_every_field_and_the_fix() -> None:
 def test_the_example_config_is_valid_and_covers_every_cloud_in_stacks() -> None:
     example = yaml.safe_load((ROOT / "deploy" / "bootstrap" / "Pulumi.example.yaml").read_text())
     settings = load_settings(example["config"]["inferstack-bootstrap:settings"])
-    assert {e.cloud for e in ENVS} <= {c for c in ("aws", "gcp") if getattr(settings, c) is not None}
+    assert {e.cloud for e in ENVS} <= {c for c in CLOUDS if getattr(settings, c) is not None}
 
 
 def settings_for_program() -> Any:
@@ -201,6 +285,51 @@ def test_the_program_makes_one_identity_per_environment_trusting_only_it() -> No
     assert set(variables["preview-prod-gcp"]) == {
         "GCP_WORKLOAD_IDENTITY_PROVIDER",
         "GCP_PREVIEW_SERVICE_ACCOUNT",
+    }
+
+
+def test_the_program_gives_each_azure_environment_one_identity_trusting_only_it() -> None:
+    settings = settings_for_program()
+    assert settings.azure is not None
+    recording = run_program(lambda: build(settings, ENVS), project="inferstack-bootstrap")
+    azure_envs = {e.name: e for e in ENVS if e.cloud == "azure"}
+    identities = {
+        r.name.removesuffix("-identity"): r
+        for r in recording.of_type("azure-native:managedidentity:UserAssignedIdentity")
+    }
+    assert set(identities) == set(azure_envs)
+    credentials = recording.of_type("azure-native:managedidentity:FederatedIdentityCredential")
+    assert len(credentials) == len(azure_envs)  # one each: a second would widen who may act as it
+    for credential in credentials:
+        name = credential.name.removesuffix("-github")
+        assert credential.inputs["resourceName"] == identities[name].outputs["name"]
+        assert credential.inputs["issuer"] == "https://token.actions.githubusercontent.com"
+        assert credential.inputs["subject"] == f"repo:acme/inferstack:environment:{name}"
+        assert credential.inputs["audiences"] == ["api://AzureADTokenExchange"]
+    by_principal = {r.outputs["principalId"]: name for name, r in identities.items()}
+    granted: dict[str, set[str]] = {name: set() for name in azure_envs}
+    for assignment in recording.of_type("azure-native:authorization:RoleAssignment"):
+        subscription = f"/subscriptions/{settings.azure.subscription_id}"
+        assert assignment.inputs["scope"] == subscription
+        assert assignment.inputs["principalType"] == "ServicePrincipal"
+        role = assignment.inputs["roleDefinitionId"]
+        assert role.startswith(f"{subscription}/providers/Microsoft.Authorization/roleDefinitions/")
+        granted[by_principal[assignment.inputs["principalId"]]].add(role.rsplit("/", 1)[-1])
+    for name, env in azure_envs.items():
+        if env.kind is Kind.DEPLOY:
+            assert granted[name] == {AZURE_CONTRIBUTOR, AZURE_USER_ACCESS_ADMINISTRATOR}, name
+        else:  # a branch pusher runs previews unreviewed: read roles only
+            assert granted[name] == {AZURE_READER, AZURE_AKS_CLUSTER_USER}, name
+            assert not granted[name] & AZURE_WRITE_ROLES
+    variables = recording.exports["variables"]
+    for name, env in azure_envs.items():
+        assert variables[name] == {
+            env.variable: identities[name].outputs["clientId"],
+            "AZURE_TENANT_ID": settings.azure.tenant_id,
+            "AZURE_SUBSCRIPTION_ID": settings.azure.subscription_id,
+        }
+    assert recording.exports["azure_principal_ids"] == {
+        name: identities[name].outputs["principalId"] for name in azure_envs
     }
 
 

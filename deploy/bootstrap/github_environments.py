@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             raise BootstrapConfigError(f"--repo {args.repo!r}: write owner/name")
         envs = environments(args.stacks)
         if not envs:
-            raise BootstrapConfigError(f"--stacks {args.stacks}: no aws or gcp stack file")
+            raise BootstrapConfigError(f"--stacks {args.stacks}: no aws, gcp or azure stack file")
         for spec in args.reviewer:
             parse_reviewer(spec)
         if any(e.needs_reviewer for e in envs) and not args.reviewer:

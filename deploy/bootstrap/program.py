@@ -3,7 +3,10 @@
 Run once, by an administrator, before the first push that runs deploy.yml (docs/gitops.md, "Identities and
 environments"). `build` is the whole program; `__main__.py` only reads the config. Outputs:
 `variables` = {environment name: {variable name: value}}, what github_environments.py sets on each
-environment (AWS_DEPLOY_ROLE_ARN, GCP_PREVIEW_SERVICE_ACCOUNT, GCP_WORKLOAD_IDENTITY_PROVIDER, ...).
+environment (AWS_DEPLOY_ROLE_ARN, GCP_PREVIEW_SERVICE_ACCOUNT, GCP_WORKLOAD_IDENTITY_PROVIDER,
+AZURE_DEPLOY_CLIENT_ID, AZURE_TENANT_ID, AZURE_SUBSCRIPTION_ID, ...); `azure_principal_ids` = {environment
+name: object id of its managed identity's service principal}, for the Entra group membership that Microsoft
+Graph, not azure-native, manages (docs/gitops.md: `az ad group member add`).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import urllib.parse
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_aws as aws
@@ -22,6 +26,7 @@ from deploy.bootstrap.trust import (
     GCP_PREVIEW_DENIED_PERMISSIONS,
     GITHUB_OIDC_ISSUER,
     AwsSettings,
+    AzureSettings,
     Environment,
     GcpSettings,
     GitHubRepository,
@@ -29,12 +34,17 @@ from deploy.bootstrap.trust import (
     Settings,
     aws_preview_deny_policy,
     aws_trust_policy,
+    azure_federated_credential,
+    azure_identity_name,
     check_clouds,
     gcp_account_id,
     gcp_attribute_condition,
     gcp_deny_principal,
     gcp_principal,
 )
+
+if TYPE_CHECKING:
+    from pulumi_azure_native.managedidentity import UserAssignedIdentity
 
 
 def build(settings: Settings, envs: list[Environment]) -> None:
@@ -44,9 +54,13 @@ def build(settings: Settings, envs: list[Environment]) -> None:
         if env.cloud == "gcp":
             gcp_account_id(env)
             gcp_principal("projects/0/locations/global/workloadIdentityPools/p", settings.github, env)
+        if env.cloud == "azure":
+            azure_identity_name(env)
+            azure_federated_credential(settings.github, env)
     variables: dict[str, dict[str, pulumi.Input[str]]] = {e.name: {} for e in envs}
     aws_envs = [e for e in envs if e.cloud == "aws"]
     gcp_envs = [e for e in envs if e.cloud == "gcp"]
+    azure_envs = [e for e in envs if e.cloud == "azure"]
     if aws_envs and settings.aws is not None:
         arns = _aws(settings.github, settings.aws, aws_envs)
         for env in aws_envs:
@@ -56,6 +70,13 @@ def build(settings: Settings, envs: list[Environment]) -> None:
         for env in gcp_envs:
             variables[env.name]["GCP_WORKLOAD_IDENTITY_PROVIDER"] = provider
             variables[env.name][env.variable] = accounts[env.name]
+    if azure_envs and settings.azure is not None:
+        identities = _azure(settings.github, settings.azure, azure_envs)
+        for env in azure_envs:
+            variables[env.name][env.variable] = identities[env.name].client_id
+            variables[env.name]["AZURE_TENANT_ID"] = settings.azure.tenant_id
+            variables[env.name]["AZURE_SUBSCRIPTION_ID"] = settings.azure.subscription_id
+        pulumi.export("azure_principal_ids", {n: i.principal_id for n, i in identities.items()})
     pulumi.export("variables", variables)
 
 
@@ -161,3 +182,58 @@ def _gcp(
             ],
         )
     return provider.name, accounts
+
+
+def _azure(
+    repo: GitHubRepository, settings: AzureSettings, envs: list[Environment]
+) -> dict[str, UserAssignedIdentity]:
+    """One user-assigned managed identity per environment ({name: UserAssignedIdentity}), each with one
+    federated credential (trust.azure_federated_credential) and its tier's roles on the subscription.
+
+    A managed identity rather than an Entra app registration: azure-native manages it through ARM, with no
+    Microsoft Graph rights, and it can carry no secret or certificate that someone could add later.
+    """
+    # Submodules only, and only here: the top-level pulumi_azure_native package loads every module.
+    import pulumi_azure_native.authorization as authorization
+    import pulumi_azure_native.managedidentity as managedidentity
+    import pulumi_azure_native.resources as resources
+
+    group = resources.ResourceGroup(
+        "github-identities", resource_group_name=settings.resource_group, location=settings.location
+    )
+    subscription = f"/subscriptions/{settings.subscription_id}"
+    identities = {}
+    for env in envs:
+        identity = managedidentity.UserAssignedIdentity(
+            f"{env.name}-identity",
+            resource_name_=azure_identity_name(env),
+            resource_group_name=group.name,
+            location=settings.location,
+            tags={"github-repository": repo.full_name, "github-environment": env.name},
+        )
+        credential = azure_federated_credential(repo, env)
+        managedidentity.FederatedIdentityCredential(
+            f"{env.name}-github",
+            federated_identity_credential_resource_name=f"github-{env.name}",
+            resource_group_name=group.name,
+            resource_name_=identity.name,
+            issuer=credential["issuer"],
+            subject=credential["subject"],
+            audiences=credential["audiences"],
+        )
+        roles = settings.deploy_roles if env.kind is Kind.DEPLOY else settings.preview_roles
+        for role in roles:
+            authorization.RoleAssignment(
+                f"{env.name}-{role}",
+                scope=subscription,
+                # The subscription-scoped form, the one ARM reads back (the tenant-level
+                # /providers/... form would show a diff on every refresh).
+                role_definition_id=f"{subscription}/providers/Microsoft.Authorization/roleDefinitions/{role}",
+                principal_id=identity.principal_id,
+                # Lets ARM accept the assignment before Entra ID has replicated the new identity
+                # (PrincipalNotFound otherwise); a managed identity is a service principal.
+                principal_type="ServicePrincipal",
+                description=f"GitHub Actions, {repo.full_name} environment {env.name} ({env.kind.value})",
+            )
+        identities[env.name] = identity
+    return identities

@@ -1,10 +1,11 @@
-"""Who may assume the deploy and preview identities: GitHub environments, AWS trust policies, GCP conditions.
+"""Who may assume the deploy and preview identities: GitHub environments, AWS trust policies, GCP conditions,
+Azure federated identity credentials.
 
 Pure functions, no cloud calls: `program.py` turns them into resources, `github_environments.py` into GitHub
 API calls, and tests/test_bootstrap.py checks the rendered documents.
 
-The model. Every cloud stack file (`stacks/Pulumi.<stack>.yaml` with `inferstack:platform` aws or gcp) gets
-two GitHub environments, and one cloud identity for each:
+The model. Every cloud stack file (`stacks/Pulumi.<stack>.yaml` with `inferstack:platform` aws, gcp or
+azure) gets two GitHub environments, and one cloud identity for each:
 
 - `<stack>`: deploy.yml's `pulumi up`. Admits the `main` branch only; with `inferstack:tier: prod`, also a
   required reviewer (who may not approve their own run).
@@ -49,7 +50,37 @@ GCP_ATTRIBUTE_MAPPING = {
 _OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 _NUMERIC_ID = re.compile(r"^[0-9]{1,20}$")
-CLOUDS = ("aws", "gcp")
+_GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+CLOUDS = ("aws", "gcp", "azure")
+
+#: The audience Entra ID accepts in a federated identity credential, and the one azure/login, azure-native
+#: (ARM_USE_OIDC) and kubelogin ask GitHub for (Entra docs, "Workload identity federation", and
+#: components/clusters/azure/workload_identity.TOKEN_EXCHANGE_AUDIENCE).
+AZURE_AUDIENCE = "api://AzureADTokenExchange"
+#: A federated credential's subject holds at most 600 characters (Entra docs, "Important considerations and
+#: restrictions for federated identity credentials").
+AZURE_SUBJECT_MAX_CHARS = 600
+# Built-in role definition GUIDs, the same in every tenant (learn.microsoft.com/azure/role-based-access-
+# control/built-in-roles, "General" and "Containers": each role's JSON `name`).
+#: Contributor: manage every resource, assign no roles.
+AZURE_CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
+#: User Access Administrator: manage role assignments (the stack assigns roles to its identities).
+AZURE_USER_ACCESS_ADMINISTRATOR = "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9"
+#: Reader: `*/read` on the control plane; no data actions (blob contents, Key Vault keys and secrets).
+AZURE_READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+#: Azure Kubernetes Service Cluster User Role: listClusterUserCredential only, which the stack's kubeconfig
+#: output needs and Reader lacks. With local accounts off it returns an exec (kubelogin) config, no secret.
+AZURE_AKS_CLUSTER_USER = "4abbcc35-e782-43d8-92c5-2d3f1bd2253f"
+#: Roles that write or hand out rights: never on a preview identity, which a branch pusher runs unreviewed.
+#: Owner and Role Based Access Control Administrator besides the two deploy roles.
+AZURE_WRITE_ROLES = frozenset(
+    {
+        AZURE_CONTRIBUTOR,
+        AZURE_USER_ACCESS_ADMINISTRATOR,
+        "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",  # Owner
+        "f58310d9-a9f6-439a-9e8d-f62e7b41a168",  # Role Based Access Control Administrator
+    }
+)
 
 
 class BootstrapConfigError(ValueError):
@@ -109,7 +140,7 @@ class Environment:
     """One GitHub environment and the cloud identity bound to it."""
 
     stack: str
-    cloud: str  # "aws" | "gcp"
+    cloud: str  # "aws" | "gcp" | "azure"
     tier: str  # the stack file's inferstack:tier
     kind: Kind
 
@@ -131,7 +162,9 @@ class Environment:
         """The environment variable deploy.yml / preview.yml read the identity from."""
         if self.cloud == "aws":
             return "AWS_DEPLOY_ROLE_ARN" if self.kind is Kind.DEPLOY else "AWS_PREVIEW_ROLE_ARN"
-        return "GCP_DEPLOY_SERVICE_ACCOUNT" if self.kind is Kind.DEPLOY else "GCP_PREVIEW_SERVICE_ACCOUNT"
+        if self.cloud == "gcp":
+            return "GCP_DEPLOY_SERVICE_ACCOUNT" if self.kind is Kind.DEPLOY else "GCP_PREVIEW_SERVICE_ACCOUNT"
+        return "AZURE_DEPLOY_CLIENT_ID" if self.kind is Kind.DEPLOY else "AZURE_PREVIEW_CLIENT_ID"
 
 
 def environments(stacks_dir: Path) -> list[Environment]:
@@ -218,6 +251,34 @@ def gcp_principal(pool_name: str, repo: GitHubRepository, environment: Environme
             f"{GCP_SUBJECT_MAX_BYTES}; use a shorter repository or stack name"
         )
     return f"principal://iam.googleapis.com/{pool_name}/subject/{sub}"
+
+
+def azure_identity_name(environment: Environment) -> str:
+    """The user-assigned managed identity's name: `inferstack-<environment>`, 3-128 of [A-Za-z0-9_-] starting
+    with a letter or digit (Microsoft.ManagedIdentity naming rules). Raises BootstrapConfigError otherwise."""
+    name = f"inferstack-{environment.name}"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{2,127}", name):
+        raise BootstrapConfigError(
+            f"stacks/Pulumi.{environment.stack}.yaml: the managed identity name {name!r} must be at most 128 "
+            "letters, digits, hyphens and underscores; rename the stack"
+        )
+    return name
+
+
+def azure_federated_credential(repo: GitHubRepository, environment: Environment) -> dict[str, Any]:
+    """The federated identity credential of one environment's managed identity: {issuer, subject, audiences}.
+
+    Entra ID matches issuer and subject exactly (no wildcards) against the GitHub token's `iss` and `sub`, and
+    the token's `aud` against audiences, so only jobs of this environment of this repository get a token.
+    Raises BootstrapConfigError when the subject exceeds Entra's 600 characters.
+    """
+    sub = subject(repo, environment)
+    if len(sub) > AZURE_SUBJECT_MAX_CHARS:
+        raise BootstrapConfigError(
+            f"github: the subject {sub!r} is over Entra ID's {AZURE_SUBJECT_MAX_CHARS} characters; "
+            "use a shorter repository or stack name"
+        )
+    return {"issuer": GITHUB_OIDC_ISSUER, "subject": sub, "audiences": [AZURE_AUDIENCE]}
 
 
 #: What a preview identity may not read, though its read-only policy would allow it: the data, not the
@@ -340,6 +401,65 @@ class GcpSettings(BaseModel):
     )
 
 
+class AzureSettings(BaseModel):
+    """One subscription for every azure stack: the identities live there and get their roles on it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    subscription_id: str = Field(
+        pattern=_GUID,
+        description="the subscription the identities are made in and given roles on: the azure stacks' "
+        "azure.subscription_id (az account show --query id)",
+    )
+    tenant_id: str = Field(
+        pattern=_GUID, description="the Entra tenant: the azure stacks' azure.tenant_id (az account show)"
+    )
+    location: str = Field(
+        pattern=r"^[a-z0-9]{2,40}$",
+        description="region of the resource group and identities, e.g. swedencentral",
+    )
+    resource_group: str = Field(
+        "inferstack-github",
+        pattern=r"^[-\w._()]{0,89}[-\w_()]$",
+        description="resource group the bootstrap creates for the identities (1-90 characters, no final .)",
+    )
+    deploy_roles: list[str] = Field(
+        default_factory=lambda: [AZURE_CONTRIBUTOR, AZURE_USER_ACCESS_ADMINISTRATOR],
+        min_length=1,
+        description="built-in role GUIDs of the deploy identities on the subscription (docs/azure.md, "
+        "Roles and the admin group)",
+    )
+    preview_roles: list[str] = Field(
+        default_factory=lambda: [AZURE_READER, AZURE_AKS_CLUSTER_USER],
+        description="built-in role GUIDs of the read-only preview identities on the subscription",
+    )
+
+    @field_validator("deploy_roles", "preview_roles")
+    @classmethod
+    def _guids(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not re.match(_GUID, v)]
+        if bad:
+            raise ValueError(
+                f"{bad} are not role definition GUIDs; give the role's name GUID, e.g. "
+                "az role definition list --name Reader --query [].name"
+            )
+        lowered = [v.lower() for v in value]  # ARM writes role GUIDs in lowercase
+        if len(set(lowered)) != len(lowered):
+            raise ValueError("a role is listed twice; list each role once")
+        return lowered
+
+    @field_validator("preview_roles")
+    @classmethod
+    def _read_only(cls, value: list[str]) -> list[str]:
+        writes = sorted(set(value) & AZURE_WRITE_ROLES)
+        if writes:
+            raise ValueError(
+                f"{writes} write or grant access; preview jobs run a branch's code without a reviewer, so "
+                "give them read roles only (Reader, Azure Kubernetes Service Cluster User Role)"
+            )
+        return value
+
+
 class Settings(BaseModel):
     """The bootstrap stack's one config key, `inferstack-bootstrap:settings`."""
 
@@ -348,6 +468,7 @@ class Settings(BaseModel):
     github: GitHubRepository
     aws: AwsSettings | None = None
     gcp: GcpSettings | None = None
+    azure: AzureSettings | None = None
 
 
 def load_settings(raw: Any) -> Settings:
