@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from components.address_space import internet_exposure
 from stacks.config import StackConfig, register_stack_rules
+from stacks.rules_azure import store_private_endpoint
 
 #: What "the internet on 443" is written as where no narrower range is known or wanted.
 INTERNET = ("0.0.0.0/0",)
@@ -53,8 +54,7 @@ def builds_private_path(cfg: StackConfig) -> bool:
     if (cfg.platform.value, cfg.model.scheme) not in PRIVATE_PATHS:
         return False
     if cfg.azure is not None:
-        from_file = cfg.azure.model_store.private_endpoint
-        return cfg.tier.value == "prod" if from_file is None else from_file
+        return store_private_endpoint(cfg)
     return cfg.tier.value == "prod"
 
 

@@ -503,7 +503,7 @@ def _user_assigned_identities(out: dict[str, Any], tenant: str) -> None:
     if not isinstance(identity, dict):
         return
     assigned = identity.get("userAssignedIdentities")
-    if isinstance(assigned, list):
+    if isinstance(assigned, (list, dict)):  # ids as a list, or a map of id -> {} (either input form)
         identity["userAssignedIdentities"] = {
             key: {k: v for k, v in identity_ids(str(key), tenant).items() if k != "tenantId"}
             for key in assigned
@@ -634,11 +634,6 @@ def _managed_cluster(
     if identity.get("type") == "SystemAssigned":
         identity["principalId"] = guid("principal", out["id"].lower())
         identity["tenantId"] = tenant
-    elif identity.get("type") == "UserAssigned":
-        identity["userAssignedIdentities"] = {
-            key: {k: v for k, v in identity_ids(key, tenant).items() if k != "tenantId"}
-            for key in (identity.get("userAssignedIdentities") or {})
-        }
     if identity:
         out["identity"] = identity
     version = _kubernetes_version(inputs.get("kubernetesVersion"))
